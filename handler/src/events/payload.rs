@@ -1,0 +1,68 @@
+//! Validated events: what decoding an incoming message yields and what the mapping table produces.
+
+use super::catalog::EventSpec;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+/// The fields of an event's payload, in the order the producer sent them (or the mapping table built them).
+/// Holds only fields the catalog documents: internal fields never reach an integrator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Payload(Vec<(&'static str, Value)>);
+
+impl Payload {
+    pub fn new(fields: Vec<(&'static str, Value)>) -> Self {
+        Payload(fields)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// An event that passed validation: a catalog event and its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub spec: &'static EventSpec,
+    pub payload: Payload,
+}
+
+impl Event {
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("name", self.spec.name)?;
+        map.serialize_entry("payload", &self.payload)?;
+        map.end()
+    }
+}

@@ -1,0 +1,357 @@
+//! A webhook's configuration as integrators write it: the original system's JSON shape, unchanged, so an
+//! existing configuration imports as it is.
+
+use crate::events::catalog;
+use crate::validation::{join, quote, wrong_type, Problem, Report};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A webhook registration: where to deliver, which public events, and the attributes that route them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Webhook registration", extend("additionalProperties" = false))]
+pub struct WebhookConfig {
+    /// Where deliveries are POSTed: an absolute http or https URL.
+    #[schemars(url, extend("examples" = ["https://example.com/webhooks/io"]))]
+    pub url: String,
+    /// The public events this webhook receives: an array of names, or one comma-separated string as in the original configuration.
+    #[schemars(with = "SubscriptionsShape")]
+    pub subscriptions: Vec<String>,
+    /// Routing attributes: a public event reaches this webhook only when every payload field that is also an attribute has the attribute's value; those fields are then left out of the payload delivered.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// HTTP headers sent with every delivery (e.g. an API key for the receiver).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A disabled webhook receives nothing.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+// Only for the schema: the two shapes `subscriptions` accepts.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum SubscriptionsShape {
+    List(Vec<PublicEventName>),
+    /// Comma-separated names, e.g. `"ping,service:subscribed"`.
+    CommaSeparated(String),
+}
+
+// Only for the schema: a public event name.
+struct PublicEventName;
+
+impl JsonSchema for PublicEventName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PublicEventName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "enum": catalog::names(true)})
+    }
+}
+
+/// Headers the dispatcher sets itself on every delivery; a webhook cannot override them.
+pub const RESERVED_HEADERS: [&str; 8] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-correlation-id",
+];
+
+const FIELDS: [&str; 5] = ["url", "subscriptions", "attributes", "headers", "disabled"];
+
+impl WebhookConfig {
+    /// Decodes a registration body, reporting every problem with its path.
+    pub fn decode(value: &Value) -> Result<WebhookConfig, Report> {
+        let Value::Object(body) = value else {
+            return Err(Report::single("body", wrong_type(value, "an object")));
+        };
+        let mut problems = Vec::new();
+        for key in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+            problems.push(Problem::new(
+                key.as_str(),
+                format!(
+                    "is not a webhook field; known fields: {}",
+                    FIELDS.join(", ")
+                ),
+            ));
+        }
+        let config = WebhookConfig {
+            url: decode_url(body.get("url"), "url", &mut problems),
+            subscriptions: decode_subscriptions(body.get("subscriptions"), &mut problems),
+            attributes: decode_string_map(body, "attributes", &mut problems),
+            headers: decode_string_map(body, "headers", &mut problems),
+            disabled: decode_bool(body.get("disabled"), "disabled", &mut problems),
+        };
+        check_headers(&config.headers, &mut problems);
+        Report::check(problems).map(|()| config)
+    }
+
+    /// Whether this webhook takes this public event at all (before attribute matching).
+    pub fn subscribes_to(&self, event: &str) -> bool {
+        self.subscriptions.iter().any(|s| s == event)
+    }
+}
+
+/// An absolute http(s) URL with a host; anything else is reported at `path`.
+pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> String {
+    let text = match value {
+        Some(Value::String(text)) => text,
+        None => {
+            problems.push(Problem::new(
+                path,
+                "is missing, expected an http or https URL",
+            ));
+            return String::new();
+        }
+        Some(other) => {
+            problems.push(Problem::new(
+                path,
+                wrong_type(other, "an http or https URL"),
+            ));
+            return String::new();
+        }
+    };
+    match url::Url::parse(text) {
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => problems.push(Problem::new(
+            path,
+            format!(
+                "{} is not an http or https URL",
+                quote(value.unwrap_or(&Value::Null))
+            ),
+        )),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => problems.push(Problem::new(
+            path,
+            format!("{} has no host", quote(value.unwrap_or(&Value::Null))),
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(Problem::new(
+            path,
+            format!(
+                "{} is not a valid URL ({e})",
+                quote(value.unwrap_or(&Value::Null))
+            ),
+        )),
+    }
+    text.clone()
+}
+
+fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
+    let entries: Vec<(String, &str)> = match value {
+        None => {
+            problems.push(Problem::new(
+                "subscriptions",
+                "is missing, expected an array of public event names",
+            ));
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => {
+            let mut names = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) => names.push((format!("subscriptions[{i}]"), name)),
+                    None => problems.push(Problem::new(
+                        format!("subscriptions[{i}]"),
+                        wrong_type(item, "a public event name"),
+                    )),
+                }
+            }
+            names
+        }
+        Some(Value::String(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| ("subscriptions".to_owned(), name))
+            .collect(),
+        Some(other) => {
+            problems.push(Problem::new(
+                "subscriptions",
+                wrong_type(
+                    other,
+                    "an array of public event names or a comma-separated string",
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut subscriptions: Vec<String> = Vec::with_capacity(entries.len());
+    for (path, name) in entries {
+        if catalog::public_event(name).is_none() {
+            problems.push(Problem::new(
+                path,
+                format!(
+                    "{} is not a public event; public events: {}",
+                    quote(&Value::String(name.into())),
+                    catalog::names(true).join(", ")
+                ),
+            ));
+        } else if !subscriptions.iter().any(|s| s == name) {
+            subscriptions.push(name.to_owned());
+        }
+    }
+    subscriptions
+}
+
+fn decode_string_map(
+    body: &Map<String, Value>,
+    field: &str,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    match body.get(field) {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(entries)) => entries
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Value::String(text) => Some((key.clone(), text.clone())),
+                other => {
+                    problems.push(Problem::new(
+                        join(field, key),
+                        wrong_type(other, "a string"),
+                    ));
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.push(Problem::new(
+                field,
+                wrong_type(other, "an object of strings"),
+            ));
+            BTreeMap::new()
+        }
+    }
+}
+
+fn decode_bool(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "true or false")));
+            false
+        }
+    }
+}
+
+fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    for (name, value) in headers {
+        let path = join("headers", name);
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(Problem::new(
+                path,
+                format!(
+                    "{} is not a valid HTTP header name",
+                    quote(&Value::String(name.clone()))
+                ),
+            ));
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            problems.push(Problem::new(
+                path,
+                "is set by the dispatcher on every delivery and cannot be configured",
+            ));
+        } else if http::HeaderValue::from_str(value).is_err() {
+            // The value may be a credential: say what is wrong without repeating it.
+            problems.push(Problem::new(path, "has a value that is not a valid HTTP header value (control characters or non-ASCII)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(body: Value) -> Vec<String> {
+        WebhookConfig::decode(&body)
+            .unwrap_err()
+            .problems()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_original_shape_decodes_with_its_defaults() {
+        let config = WebhookConfig::decode(&json!({"url": "https://example.com/hook", "subscriptions": "ping, service:subscribed"})).unwrap();
+        assert_eq!(
+            config,
+            WebhookConfig {
+                url: "https://example.com/hook".into(),
+                subscriptions: vec!["ping".into(), "service:subscribed".into()],
+                attributes: BTreeMap::new(),
+                headers: BTreeMap::new(),
+                disabled: false,
+            }
+        );
+        let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
+            "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "k"}, "disabled": true});
+        let config = WebhookConfig::decode(&full).unwrap();
+        assert_eq!(
+            config.subscriptions,
+            ["ping", "service:subscribed"],
+            "duplicates are dropped"
+        );
+        assert_eq!(config.attributes["serviceId"], "aServiceId12345");
+        assert_eq!(config.headers["x-api-key"], "k");
+        assert!(config.disabled);
+        // What is stored serializes back to a body that decodes to the same configuration.
+        assert_eq!(
+            WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn every_problem_of_a_registration_is_reported() {
+        let cases = [
+            (json!([]), vec!["body: [] is an array, expected an object"]),
+            (json!({}), vec!["url: is missing, expected an http or https URL", "subscriptions: is missing, expected an array of public event names"]),
+            (
+                json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
+                vec![
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled",
+                    "url: \"ftp://example.com\" is not an http or https URL",
+                    "subscriptions[2]: 3 is a number, expected a public event name",
+                    "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
+                ],
+            ),
+            (json!({"url": "not a url", "subscriptions": "ping,nope"}), vec![
+                "url: \"not a url\" is not a valid URL (relative URL without a base)",
+                "subscriptions: \"nope\" is not a public event; public events: ping, service:subscribed",
+            ]),
+            (json!({"url": "https://", "subscriptions": 5}), vec![
+                "url: \"https://\" is not a valid URL (empty host)",
+                "subscriptions: 5 is a number, expected an array of public event names or a comma-separated string",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "attributes": {"serviceId": 5}, "headers": [], "disabled": "no"}), vec![
+                "attributes.serviceId: 5 is a number, expected a string",
+                "headers: [] is an array, expected an object of strings",
+                "disabled: \"no\" is a string, expected true or false",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "headers": {"bad header": "v", "Webhook-Signature": "v", "x-key": "line\nbreak"}}), vec![
+                "headers.Webhook-Signature: is set by the dispatcher on every delivery and cannot be configured",
+                "headers.bad header: \"bad header\" is not a valid HTTP header name",
+                "headers.x-key: has a value that is not a valid HTTP header value (control characters or non-ASCII)",
+            ]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(problems(body.clone()), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_never_repeated_in_reports() {
+        let report = problems(
+            json!({"url": "https://a.example", "subscriptions": [], "headers": {"x-api-key": "s3cret\u{7}"}}),
+        );
+        assert!(report.iter().all(|p| !p.contains("s3cret")), "{report:?}");
+    }
+}
