@@ -9,18 +9,12 @@ use dispatcher::webhooks::{Webhook, WebhookConfig, WebhookIndex};
 use serde_json::{json, Value};
 
 fn webhook(id: String, config: Value) -> Webhook {
-    Webhook {
-        id,
-        config: WebhookConfig::decode(&config).unwrap(),
-    }
+    Webhook { id: id.into(), config: WebhookConfig::decode(&config).unwrap() }
 }
 
 fn original_webhooks() -> WebhookIndex {
     WebhookIndex::new(vec![
-        webhook(
-            "wh1".into(),
-            json!({"url": "http://a/wh1", "subscriptions": ["ping"], "attributes": {"name": "wh1"}}),
-        ),
+        webhook("wh1".into(), json!({"url": "http://a/wh1", "subscriptions": ["ping"], "attributes": {"name": "wh1"}})),
         webhook(
             "wh2".into(),
             json!({"url": "http://a/wh2", "subscriptions": ["ping", "service:subscribed"], "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}}),
@@ -83,7 +77,8 @@ fn original_mix(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     let webhooks = thousand_services();
-    let input = json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}}).to_string();
+    let input = json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}})
+        .to_string();
     let mut group = c.benchmark_group("profile:completed AUTO to 1,000 webhooks");
     group.throughput(Throughput::Elements(1000));
     group.bench_function("decode + dispatch (1,000 deliveries)", |b| {
@@ -101,22 +96,22 @@ fn routing(c: &mut Criterion) {
     let webhooks = thousand_services();
     let inputs: Vec<String> = (0..1000)
         .step_by(7)
-        .map(|i| json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": format!("service-{i:04}")}}).to_string())
+        .map(|i| {
+            json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": format!("service-{i:04}")}})
+                .to_string()
+        })
         .collect();
     let mut group = c.benchmark_group("service:subscribed among 1,000 webhooks");
     group.throughput(Throughput::Elements(inputs.len() as u64));
-    group.bench_function(
-        format!("decode + dispatch ({} events)", inputs.len()),
-        |b| {
-            b.iter(|| {
-                for input in &inputs {
-                    let event = decode(black_box(input.as_bytes())).unwrap();
-                    let deliveries = dispatch("message-id", &event, &webhooks);
-                    assert_eq!(deliveries.len(), 1);
-                }
-            })
-        },
-    );
+    group.bench_function(format!("decode + dispatch ({} events)", inputs.len()), |b| {
+        b.iter(|| {
+            for input in &inputs {
+                let event = decode(black_box(input.as_bytes())).unwrap();
+                let deliveries = dispatch("message-id", &event, &webhooks);
+                assert_eq!(deliveries.len(), 1);
+            }
+        })
+    });
     group.finish();
 }
 

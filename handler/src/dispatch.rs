@@ -5,91 +5,141 @@
 //! headers and integrators can deduplicate.
 
 use crate::events::{public_events, Event};
-use crate::webhooks::body::event_json;
 use crate::webhooks::{delivery_body, WebhookIndex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::Arc;
 
 /// One HTTP request to make: which webhook, which public event, and the exact body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub id: DeliveryId,
-    pub webhook_id: String,
+    pub webhook_id: Arc<str>,
     pub event: &'static str,
     pub body: Vec<u8>,
 }
 
-/// A delivery's id: `dlv_` and 32 hex digits, derived from the source message id, the public event (name and
-/// payload) and the webhook id. Sent as `webhook-id`, the receiver's idempotency key; contains no `.` as
-/// Standard Webhooks requires.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeliveryId(String);
+/// A delivery's id: `dlv_` and 32 hex digits, derived from the source message id, the webhook id and the body
+/// it receives (which, for one webhook, tells its public events apart). Sent as `webhook-id`, the receiver's
+/// idempotency key; contains no `.` as Standard Webhooks requires. Held inline: making one allocates nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId([u8; DeliveryId::LEN]);
 
 impl DeliveryId {
+    const PREFIX: &'static str = "dlv_";
+    const LEN: usize = 36;
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only built from ASCII: by `IdSeed::for_webhook` and by `parse`, which checks.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Reads an id back (from a URL, a store, a queue message); `None` when it is not one of ours.
+    pub fn parse(text: &str) -> Option<DeliveryId> {
+        let hex = text.strip_prefix(Self::PREFIX)?;
+        let valid = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        valid.then(|| DeliveryId(text.as_bytes().try_into().unwrap_or([0; Self::LEN])))
     }
 }
 
 impl fmt::Display for DeliveryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
-impl From<String> for DeliveryId {
-    fn from(id: String) -> Self {
-        DeliveryId(id)
+impl fmt::Debug for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for DeliveryId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeliveryId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        DeliveryId::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a delivery id (dlv_ and 32 hex digits)")))
     }
 }
 
 /// The deliveries `event` (from the message `source_id`) makes to `webhooks`: for each public event it stands
 /// for, one delivery to each webhook that receives it, in webhook order.
 pub fn dispatch(source_id: &str, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
+    let ids = IdSeed::new(source_id);
     let mut deliveries = Vec::new();
     for public in public_events(event, |attribute| webhooks.attribute_values(attribute)) {
-        let ids = IdSeed::new(source_id, &public);
-        deliveries.extend(webhooks.recipients(&public).map(|webhook| Delivery {
-            id: ids.for_webhook(&webhook.id),
-            webhook_id: webhook.id.clone(),
-            event: public.name(),
-            body: delivery_body(&public, &webhook.config.attributes),
+        deliveries.extend(webhooks.recipients(&public).map(|webhook| {
+            let body = delivery_body(&public, &webhook.config.attributes);
+            Delivery {
+                id: ids.delivery_id(&webhook.id, &body),
+                webhook_id: webhook.id.clone(),
+                event: public.name(),
+                body,
+            }
         }));
     }
     deliveries
 }
 
-/// The hash of everything but the webhook id, computed once per public event and extended per webhook.
+/// SHA-256 over parts each preceded by its length as u32 LE (so ("ab", "c") and ("a", "bc") differ): the version
+/// tag `dlv1` and the source message id once per event, then the webhook id and the body per delivery. Kept short
+/// so that a typical delivery hashes two blocks.
 struct IdSeed(Sha256);
 
 impl IdSeed {
-    fn new(source_id: &str, event: &Event) -> Self {
+    fn new(source_id: &str) -> Self {
         let mut hash = Sha256::new();
-        for part in [
-            b"dispatcher-delivery-v1".as_slice(),
-            source_id.as_bytes(),
-            &event_json(event),
-        ] {
-            // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-            hash.update((part.len() as u64).to_le_bytes());
+        for part in [b"dlv1".as_slice(), source_id.as_bytes()] {
+            hash.update((part.len() as u32).to_le_bytes());
             hash.update(part);
         }
         IdSeed(hash)
     }
 
-    fn for_webhook(&self, webhook_id: &str) -> DeliveryId {
+    fn delivery_id(&self, webhook_id: &str, body: &[u8]) -> DeliveryId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hash = self.0.clone();
-        hash.update((webhook_id.len() as u64).to_le_bytes());
-        hash.update(webhook_id.as_bytes());
+        for part in [webhook_id.as_bytes(), body] {
+            hash.update((part.len() as u32).to_le_bytes());
+            hash.update(part);
+        }
         let digest = hash.finalize();
-        let mut id = String::with_capacity(36);
-        id.push_str("dlv_");
-        for byte in &digest[..16] {
-            id.push(char::from(b"0123456789abcdef"[(byte >> 4) as usize]));
-            id.push(char::from(b"0123456789abcdef"[(byte & 0xf) as usize]));
+        let mut id = [0u8; DeliveryId::LEN];
+        id[..4].copy_from_slice(DeliveryId::PREFIX.as_bytes());
+        for (i, byte) in digest[..16].iter().enumerate() {
+            id[4 + 2 * i] = HEX[(byte >> 4) as usize];
+            id[5 + 2 * i] = HEX[(byte & 0xf) as usize];
         }
         DeliveryId(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_only_when_they_are_ours() {
+        let id = IdSeed::new("m").delivery_id("w", b"{}");
+        assert_eq!(DeliveryId::parse(id.as_str()), Some(id));
+        assert_eq!(serde_json::from_value::<DeliveryId>(serde_json::to_value(id).unwrap()).unwrap(), id);
+        for bad in [
+            "",
+            "dlv_",
+            "dlv_0240E71360DE434C9D3BCA3460D5C243",
+            "msg_0240e71360de434c9d3bca3460d5c243",
+            "dlv_0240e71360de434c9d3bca3460d5c2430",
+        ] {
+            assert_eq!(DeliveryId::parse(bad), None, "{bad}");
+        }
+        let error = serde_json::from_value::<DeliveryId>(serde_json::json!("nope")).unwrap_err().to_string();
+        assert_eq!(error, "\"nope\" is not a delivery id (dlv_ and 32 hex digits)");
     }
 }

@@ -6,11 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "handler",
-    version,
-    about = "Public event dispatcher for webhooks"
-)]
+#[command(name = "handler", version, about = "Public event dispatcher for webhooks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,18 +40,12 @@ fn main() -> ExitCode {
 
 fn schemas(root: PathBuf, check: bool) -> anyhow::Result<()> {
     if !root.join("README.md").is_file() {
-        bail!(
-            "{} has no README.md: run from the repository root or pass --root",
-            root.display()
-        );
+        bail!("{} has no README.md: run from the repository root or pass --root", root.display());
     }
     if check {
         let stale = dispatcher::schemas::stale(&root).context("reading the generated files")?;
         if !stale.is_empty() {
-            bail!(
-                "stale generated files (run `cargo run -p handler -- schemas`): {}",
-                stale.join(", ")
-            );
+            bail!("stale generated files (run `cargo run -p handler -- schemas`): {}", stale.join(", "));
         }
         println!("schemas/ and the README tables are up to date");
     } else {

@@ -18,22 +18,13 @@ pub const README_END: &str = "<!-- END GENERATED event tables -->";
 pub fn files() -> Vec<(String, String)> {
     let mut files = vec![
         ("catalog.json".to_owned(), pretty(&catalog())),
-        (
-            "catalog.md".to_owned(),
-            format!("# Event catalog\n\n{}", event_tables()),
-        ),
-        (
-            "incoming-event.json".to_owned(),
-            pretty(&incoming_event_schema()),
-        ),
+        ("catalog.md".to_owned(), format!("# Event catalog\n\n{}", event_tables())),
+        ("incoming-event.json".to_owned(), pretty(&incoming_event_schema())),
         ("webhook.json".to_owned(), pretty(&webhook_schema())),
     ];
-    files.extend(CATALOG.iter().map(|e| {
-        (
-            format!("events/{}.json", file_stem(e.name)),
-            pretty(&payload_schema(e, true)),
-        )
-    }));
+    files.extend(
+        CATALOG.iter().map(|e| (format!("events/{}.json", file_stem(e.name)), pretty(&payload_schema(e, true)))),
+    );
     files
 }
 
@@ -99,10 +90,7 @@ pub fn incoming_event_schema() -> Value {
             })
         })
         .collect();
-    let defs: Map<String, Value> = CATALOG
-        .iter()
-        .map(|e| (file_stem(e.name), payload_schema(e, false)))
-        .collect();
+    let defs: Map<String, Value> = CATALOG.iter().map(|e| (file_stem(e.name), payload_schema(e, false))).collect();
     json!({
         "$schema": DRAFT,
         "title": "Incoming event",
@@ -122,31 +110,15 @@ pub fn event_tables() -> String {
     md.push_str("### Public events\n\nDelivered to the webhooks subscribed to them.\n\n");
     md.push_str("| Event | Payload | Description | Required attributes |\n|---|---|---|---|\n");
     for e in CATALOG.iter().filter(|e| e.is_public()) {
-        let required = e
-            .required_attributes()
-            .iter()
-            .map(|a| format!("`{a}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = writeln!(
-            md,
-            "| `{}` | {} | {} | {} |",
-            e.name,
-            fields_cell(e),
-            e.description,
-            required
-        );
+        let required = e.required_attributes().iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(md, "| `{}` | {} | {} | {} |", e.name, fields_cell(e), e.description, required);
     }
-    md.push_str("\n### Non-public events\n\nAccepted from internal services, never delivered as they are: the mapping ");
+    md.push_str(
+        "\n### Non-public events\n\nAccepted from internal services, never delivered as they are: the mapping ",
+    );
     md.push_str("below turns them into public events.\n\n| Event | Payload | Description |\n|---|---|---|\n");
     for e in CATALOG.iter().filter(|e| !e.is_public()) {
-        let _ = writeln!(
-            md,
-            "| `{}` | {} | {} |",
-            e.name,
-            fields_cell(e),
-            e.description
-        );
+        let _ = writeln!(md, "| `{}` | {} | {} |", e.name, fields_cell(e), e.description);
     }
     md.push_str("\n### Mapping\n\nEach emitted event is then routed like any public event.\n\n");
     md.push_str("| From | When | Emits | Once for each | Payload |\n|---|---|---|---|---|\n");
@@ -168,11 +140,8 @@ fn fields_cell(event: &EventSpec) -> String {
     if event.fields.is_empty() {
         return "-".to_owned();
     }
-    let fields: Vec<String> = event
-        .fields
-        .iter()
-        .map(|f| format!("`{}` ({}): {}", f.name, f.ty.label(), f.description))
-        .collect();
+    let fields: Vec<String> =
+        event.fields.iter().map(|f| format!("`{}` ({}): {}", f.name, f.ty.label(), f.description)).collect();
     fields.join("<br>")
 }
 
@@ -202,19 +171,12 @@ fn payload_cell(mapping: &Mapping) -> String {
 
 /// `readme` with the part between the markers replaced by the current event tables.
 pub fn splice_readme(readme: &str) -> Result<String, String> {
-    let start = readme
-        .find(README_BEGIN)
-        .ok_or_else(|| format!("README.md has no line {README_BEGIN}"))?;
+    let start = readme.find(README_BEGIN).ok_or_else(|| format!("README.md has no line {README_BEGIN}"))?;
     let end = readme
         .find(README_END)
         .filter(|&end| end > start)
         .ok_or_else(|| format!("README.md has no line {README_END} after the start marker"))?;
-    Ok(format!(
-        "{}{README_BEGIN}\n\n{}\n{}",
-        &readme[..start],
-        event_tables(),
-        &readme[end..]
-    ))
+    Ok(format!("{}{README_BEGIN}\n\n{}\n{}", &readme[..start], event_tables(), &readme[end..]))
 }
 
 /// Writes `schemas/` and the README tables under the repository root `root`; removes stale generated files.
@@ -239,10 +201,8 @@ pub fn write(root: &Path) -> io::Result<()> {
 /// `schemas/` that the code no longer generates. Empty when everything is fresh.
 pub fn stale(root: &Path) -> io::Result<Vec<String>> {
     let dir = root.join("schemas");
-    let mut stale: Vec<String> = unexpected_files(&dir)?
-        .into_iter()
-        .map(|f| format!("schemas/{f} (no longer generated)"))
-        .collect();
+    let mut stale: Vec<String> =
+        unexpected_files(&dir)?.into_iter().map(|f| format!("schemas/{f} (no longer generated)")).collect();
     for (path, contents) in files() {
         if fs::read_to_string(dir.join(&path)).ok().as_deref() != Some(contents.as_str()) {
             stale.push(format!("schemas/{path}"));
@@ -265,10 +225,7 @@ fn unexpected_files(dir: &Path) -> io::Result<Vec<String>> {
         for entry in entries {
             let entry = entry?;
             if entry.file_type()?.is_file() {
-                let path = Path::new(sub)
-                    .join(entry.file_name())
-                    .to_string_lossy()
-                    .into_owned();
+                let path = Path::new(sub).join(entry.file_name()).to_string_lossy().into_owned();
                 if !expected.contains(&path) {
                     found.push(path);
                 }

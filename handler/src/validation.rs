@@ -16,10 +16,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
+        Problem { path: path.into(), message: message.into() }
     }
 }
 
@@ -43,9 +40,7 @@ impl Report {
     }
 
     pub fn single(path: impl Into<String>, message: impl Into<String>) -> Report {
-        Report {
-            problems: vec![Problem::new(path, message)],
-        }
+        Report { problems: vec![Problem::new(path, message)] }
     }
 
     pub fn problems(&self) -> &[Problem] {
@@ -84,11 +79,7 @@ pub fn quote(value: &Value) -> String {
 pub fn wrong_type(value: &Value, expected: &str) -> String {
     match value {
         Value::Null => format!("is null, expected {expected}"),
-        _ => format!(
-            "{} is {}, expected {expected}",
-            quote(value),
-            kind_of(value)
-        ),
+        _ => format!("{} is {}, expected {expected}", quote(value), kind_of(value)),
     }
 }
 
@@ -124,10 +115,7 @@ mod tests {
             Problem::new("payload.fiscalCode", "\"abc\" is not a valid fiscal code"),
         ])
         .unwrap();
-        assert_eq!(
-            report.to_string(),
-            "name: is missing; payload.fiscalCode: \"abc\" is not a valid fiscal code"
-        );
+        assert_eq!(report.to_string(), "name: is missing; payload.fiscalCode: \"abc\" is not a valid fiscal code");
         assert_eq!(Report::of(vec![]), None);
     }
 
@@ -138,10 +126,6 @@ mod tests {
         assert_eq!(quoted.chars().count(), 81);
         assert!(quoted.ends_with('…'));
         assert_eq!(quote(&json!("abc")), "\"abc\"");
-        assert_eq!(
-            quote(&json!("é".repeat(100))).chars().count(),
-            81,
-            "cuts on a char boundary"
-        );
+        assert_eq!(quote(&json!("é".repeat(100))).chars().count(), 81, "cuts on a char boundary");
     }
 }

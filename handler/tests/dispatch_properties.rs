@@ -52,7 +52,9 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             json!({"name": "service:subscribed", "payload": payload})
         }),
         Just(json!({"name": "ping:all"})),
-        (fc.clone(), mode.clone()).prop_map(|(f, m)| json!({"name": "profile:completed", "payload": {"fiscalCode": f, "servicePreferencesMode": m}})),
+        (fc.clone(), mode.clone()).prop_map(
+            |(f, m)| json!({"name": "profile:completed", "payload": {"fiscalCode": f, "servicePreferencesMode": m}})
+        ),
         (fc, mode.clone(), mode).prop_map(|(f, m, o)| json!({"name": "profile:service-preferences-changed",
             "payload": {"fiscalCode": f, "servicePreferencesMode": m, "oldServicePreferencesMode": o, "internal": 1}})),
     ]
@@ -61,14 +63,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
 
 fn index(configs: &[WebhookConfig]) -> WebhookIndex {
     WebhookIndex::new(
-        configs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Webhook {
-                id: format!("w{i}"),
-                config: c.clone(),
-            })
-            .collect(),
+        configs.iter().enumerate().map(|(i, c)| Webhook { id: format!("w{i}").into(), config: c.clone() }).collect(),
     )
 }
 
@@ -107,12 +102,12 @@ proptest! {
         let webhooks = index(&configs);
         let mut expected = Vec::new();
         for public in public_events(&event, |a| webhooks.attribute_values(a)) {
-            let by_index: Vec<&str> = webhooks.recipients(&public).map(|w| w.id.as_str()).collect();
-            let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| w.id.as_str()).collect();
+            let by_index: Vec<&str> = webhooks.recipients(&public).map(|w| &*w.id).collect();
+            let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| &*w.id).collect();
             prop_assert_eq!(&by_index, &by_scan);
-            expected.extend(by_scan.into_iter().map(|id| (id.to_owned(), public.name())));
+            expected.extend(by_scan.into_iter().map(|id| (std::sync::Arc::from(id), public.name())));
         }
-        let made: Vec<(String, &str)> = dispatch("m", &event, &webhooks).into_iter().map(|d| (d.webhook_id, d.event)).collect();
+        let made: Vec<(std::sync::Arc<str>, &str)> = dispatch("m", &event, &webhooks).into_iter().map(|d| (d.webhook_id, d.event)).collect();
         prop_assert_eq!(made, expected);
     }
 

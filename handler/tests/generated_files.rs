@@ -10,10 +10,7 @@ fn repository_root() -> &'static Path {
 #[test]
 fn committed_schemas_and_readme_tables_are_fresh() {
     let stale = dispatcher::schemas::stale(repository_root()).unwrap();
-    assert!(
-        stale.is_empty(),
-        "stale generated files, run `cargo run -p handler -- schemas`: {stale:?}"
-    );
+    assert!(stale.is_empty(), "stale generated files, run `cargo run -p handler -- schemas`: {stale:?}");
 }
 
 #[test]
@@ -23,42 +20,25 @@ fn the_schemas_command_detects_and_repairs_stale_files() {
     std::fs::create_dir_all(dir.join("schemas/events")).unwrap();
     std::fs::write(
         dir.join("README.md"),
-        format!(
-            "# x\n{}\nold table\n{}\nafter\n",
-            dispatcher::schemas::README_BEGIN,
-            dispatcher::schemas::README_END
-        ),
+        format!("# x\n{}\nold table\n{}\nafter\n", dispatcher::schemas::README_BEGIN, dispatcher::schemas::README_END),
     )
     .unwrap();
     std::fs::write(dir.join("schemas/events/removed.event.json"), "{}").unwrap();
     let handler = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_handler"))
-            .args(args)
-            .arg("--root")
-            .arg(&dir)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_handler")).args(args).arg("--root").arg(&dir).output().unwrap()
     };
 
     let check = handler(&["schemas", "--check"]);
     assert!(!check.status.success());
     let stderr = String::from_utf8_lossy(&check.stderr);
-    assert!(
-        stderr.contains("schemas/events/removed.event.json (no longer generated)"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("schemas/catalog.json") && stderr.contains("README.md (event tables)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("schemas/events/removed.event.json (no longer generated)"), "{stderr}");
+    assert!(stderr.contains("schemas/catalog.json") && stderr.contains("README.md (event tables)"), "{stderr}");
 
     assert!(handler(&["schemas"]).status.success());
     assert!(handler(&["schemas", "--check"]).status.success());
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
-        readme.contains("| `service:subscribed` |")
-            && readme.ends_with("after\n")
-            && !readme.contains("old table")
+        readme.contains("| `service:subscribed` |") && readme.ends_with("after\n") && !readme.contains("old table")
     );
     assert!(!dir.join("schemas/events/removed.event.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -86,10 +66,7 @@ fn the_incoming_event_schema_names_every_event_and_its_payload_fields() {
 fn the_webhook_schema_lists_the_fields_the_decoder_accepts() {
     let schema = dispatcher::schemas::webhook_schema();
     let properties: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
-    assert_eq!(
-        properties,
-        ["url", "subscriptions", "attributes", "headers", "disabled"]
-    );
+    assert_eq!(properties, ["url", "subscriptions", "attributes", "headers", "disabled"]);
     // Every property the schema names is accepted by the decoder.
     let body = serde_json::json!({"url": "https://a.example", "subscriptions": ["ping"], "attributes": {}, "headers": {}, "disabled": false});
     assert!(dispatcher::webhooks::WebhookConfig::decode(&body).is_ok());

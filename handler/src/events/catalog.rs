@@ -33,7 +33,8 @@ pub static CATALOG: &[EventSpec] = &[
     EventSpec {
         name: "profile:completed",
         audience: Audience::NonPublic,
-        description: "A citizen completed their onboarding. May emit `service:subscribed` for every registered service.",
+        description:
+            "A citizen completed their onboarding. May emit `service:subscribed` for every registered service.",
         fields: &[
             Field { name: "fiscalCode", ty: FiscalCode, description: "the citizen's fiscal code" },
             Field {
@@ -74,9 +75,7 @@ pub struct EventSpec {
 pub enum Audience {
     /// Delivered to webhooks subscribed to it that carry every required attribute.
     #[serde(rename_all = "camelCase")]
-    Public {
-        required_attributes: &'static [&'static str],
-    },
+    Public { required_attributes: &'static [&'static str] },
     /// Never delivered as is: the mapping table turns it into public events.
     NonPublic,
 }
@@ -98,9 +97,7 @@ impl EventSpec {
     /// The webhook attributes a webhook must have to receive this event (none for non-public events).
     pub fn required_attributes(&self) -> &'static [&'static str] {
         match self.audience {
-            Audience::Public {
-                required_attributes,
-            } => required_attributes,
+            Audience::Public { required_attributes } => required_attributes,
             Audience::NonPublic => &[],
         }
     }
@@ -122,11 +119,7 @@ pub fn public_event(name: &str) -> Option<&'static EventSpec> {
 
 /// Names of the catalog's events, in catalog order, for "known events are ..." messages.
 pub fn names(public_only: bool) -> Vec<&'static str> {
-    CATALOG
-        .iter()
-        .filter(|e| !public_only || e.is_public())
-        .map(|e| e.name)
-        .collect()
+    CATALOG.iter().filter(|e| !public_only || e.is_public()).map(|e| e.name).collect()
 }
 
 #[cfg(test)]
@@ -166,19 +159,10 @@ mod tests {
         assert_eq!(names(true), ["ping", "service:subscribed"]);
         assert_eq!(
             names(false),
-            [
-                "ping",
-                "service:subscribed",
-                "ping:all",
-                "profile:completed",
-                "profile:service-preferences-changed"
-            ]
+            ["ping", "service:subscribed", "ping:all", "profile:completed", "profile:service-preferences-changed"]
         );
         assert_eq!(event("ping").unwrap().required_attributes(), ["name"]);
-        assert_eq!(
-            event("service:subscribed").unwrap().required_attributes(),
-            ["serviceId"]
-        );
+        assert_eq!(event("service:subscribed").unwrap().required_attributes(), ["serviceId"]);
         assert!(public_event("ping:all").is_none());
         assert!(event("nope").is_none());
     }

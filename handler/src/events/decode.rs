@@ -14,24 +14,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, Report> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(Report::single(
             "body",
-            format!(
-                "is {} bytes, over the limit of {MAX_EVENT_BYTES} bytes (256 KiB)",
-                bytes.len()
-            ),
+            format!("is {} bytes, over the limit of {MAX_EVENT_BYTES} bytes (256 KiB)", bytes.len()),
         ));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Report::single("body", format!("is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| Report::single("body", format!("is not valid JSON: {e}")))?;
     decode_value(value)
 }
 
 /// Decodes an event that is already parsed JSON.
 pub fn decode_value(value: Value) -> Result<Event, Report> {
     let Value::Object(mut body) = value else {
-        return Err(Report::single(
-            "body",
-            wrong_type(&value, r#"an object {"name": ..., "payload": {...}}"#),
-        ));
+        return Err(Report::single("body", wrong_type(&value, r#"an object {"name": ..., "payload": {...}}"#)));
     };
     let mut problems = Vec::new();
     let spec = decode_name(body.get("name"), &mut problems);
@@ -62,11 +56,7 @@ fn decode_name(name: Option<&Value>, problems: &mut Vec<Problem>) -> Option<&'st
         None => format!("is missing; known events: {}", known()),
         Some(Value::String(text)) => match catalog::event(text) {
             Some(spec) => return Some(spec),
-            None => format!(
-                "{} is not a known event; known events: {}",
-                quote(&Value::String(text.clone())),
-                known()
-            ),
+            None => format!("{} is not a known event; known events: {}", quote(&Value::String(text.clone())), known()),
         },
         Some(other) => wrong_type(other, "an event name"),
     };
@@ -83,10 +73,7 @@ fn decode_payload(
     for field in spec.fields {
         let path = join("payload", field.name);
         match fields.get(field.name) {
-            None => problems.push(Problem::new(
-                path,
-                format!("is missing, expected {}", field.ty.expected()),
-            )),
+            None => problems.push(Problem::new(path, format!("is missing, expected {}", field.ty.expected()))),
             Some(value) => {
                 if let Err(reason) = field.ty.check(value) {
                     problems.push(Problem::new(path, reason));
@@ -98,10 +85,7 @@ fn decode_payload(
         return None;
     }
     // Keep the producer's key order: integrators see the fields as they were sent.
-    let kept = fields
-        .iter_mut()
-        .filter_map(|(key, value)| spec.field(key).map(|f| (f.name, value.take())))
-        .collect();
+    let kept = fields.iter_mut().filter_map(|(key, value)| spec.field(key).map(|f| (f.name, value.take()))).collect();
     Some(Payload::new(kept))
 }
 
@@ -111,12 +95,7 @@ mod tests {
     use serde_json::json;
 
     fn problems(input: &[u8]) -> Vec<String> {
-        decode(input)
-            .unwrap_err()
-            .problems()
-            .iter()
-            .map(|p| p.to_string())
-            .collect()
+        decode(input).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
     }
 
     #[test]
@@ -146,12 +125,7 @@ mod tests {
             ]),
         ];
         for (input, expected) in cases {
-            assert_eq!(
-                problems(input),
-                *expected,
-                "input: {}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(problems(input), *expected, "input: {}", String::from_utf8_lossy(input));
         }
     }
 
@@ -160,24 +134,14 @@ mod tests {
         let mut big = br#"{"name":"ping","payload":{"name":""#.to_vec();
         big.resize(MAX_EVENT_BYTES + 1 - 3, b'a');
         big.extend_from_slice(br#""}}"#);
-        assert_eq!(
-            problems(&big),
-            ["body: is 262145 bytes, over the limit of 262144 bytes (256 KiB)"]
-        );
+        assert_eq!(problems(&big), ["body: is 262145 bytes, over the limit of 262144 bytes (256 KiB)"]);
         big.remove(40);
-        assert_eq!(
-            decode(&big).unwrap().name(),
-            "ping",
-            "exactly 256 KiB is accepted"
-        );
+        assert_eq!(decode(&big).unwrap().name(), "ping", "exactly 256 KiB is accepted");
     }
 
     #[test]
     fn a_missing_or_null_payload_is_an_empty_one() {
-        for input in [
-            &br#"{"name":"ping:all"}"#[..],
-            br#"{"name":"ping:all","payload":null}"#,
-        ] {
+        for input in [&br#"{"name":"ping:all"}"#[..], br#"{"name":"ping:all","payload":null}"#] {
             let event = decode(input).unwrap();
             assert_eq!(event.name(), "ping:all");
             assert!(event.payload.is_empty());

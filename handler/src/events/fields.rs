@@ -148,14 +148,8 @@ mod tests {
             check(FieldType::FiscalCode, json!("abc")),
             "\"abc\" is not a valid fiscal code (e.g. \"AAABBB00A00A000B\")"
         );
-        assert_eq!(
-            check(FieldType::NonEmptyString, json!("")),
-            "\"\" is not a non-empty string"
-        );
-        assert_eq!(
-            check(FieldType::NonEmptyString, json!(42)),
-            "42 is a number, expected a non-empty string"
-        );
+        assert_eq!(check(FieldType::NonEmptyString, json!("")), "\"\" is not a non-empty string");
+        assert_eq!(check(FieldType::NonEmptyString, json!(42)), "42 is a number, expected a non-empty string");
         assert_eq!(
             check(FieldType::ServicePreferencesMode, json!("auto")),
             "\"auto\" is not one of \"LEGACY\", \"AUTO\", \"MANUAL\""
@@ -165,10 +159,7 @@ mod tests {
             "is null, expected one of \"LEGACY\", \"AUTO\", \"MANUAL\""
         );
         for mode in SERVICE_PREFERENCES_MODES {
-            assert_eq!(
-                FieldType::ServicePreferencesMode.check(&json!(mode)),
-                Ok(())
-            );
+            assert_eq!(FieldType::ServicePreferencesMode.check(&json!(mode)), Ok(()));
         }
     }
 }

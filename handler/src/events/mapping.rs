@@ -22,20 +22,14 @@ pub static MAPPINGS: &[Mapping] = &[
         when: Condition::FieldEquals("servicePreferencesMode", "AUTO"),
         to: "service:subscribed",
         for_each: ForEach::WebhookAttribute("serviceId"),
-        payload: &[
-            ("fiscalCode", Source::Field("fiscalCode")),
-            ("serviceId", Source::WebhookAttribute("serviceId")),
-        ],
+        payload: &[("fiscalCode", Source::Field("fiscalCode")), ("serviceId", Source::WebhookAttribute("serviceId"))],
     },
     Mapping {
         from: "profile:service-preferences-changed",
         when: Condition::FieldEquals("servicePreferencesMode", "AUTO"),
         to: "service:subscribed",
         for_each: ForEach::WebhookAttribute("serviceId"),
-        payload: &[
-            ("fiscalCode", Source::Field("fiscalCode")),
-            ("serviceId", Source::WebhookAttribute("serviceId")),
-        ],
+        payload: &[("fiscalCode", Source::Field("fiscalCode")), ("serviceId", Source::WebhookAttribute("serviceId"))],
     },
 ];
 
@@ -96,23 +90,17 @@ impl Condition {
 
 /// The public events an event stands for: itself when it is public, otherwise what the mapping table makes of it.
 /// `attribute_values(a)` gives the distinct non-empty values of attribute `a` among the enabled webhooks.
-pub fn public_events<'w>(
-    event: &Event,
-    attribute_values: impl Fn(&str) -> &'w [String],
-) -> Vec<Event> {
-    if event.spec.is_public() {
-        return vec![event.clone()];
-    }
-    MAPPINGS
-        .iter()
-        .filter(|m| m.from == event.name() && m.when.holds(event))
-        .flat_map(|m| {
-            let ForEach::WebhookAttribute(attribute) = m.for_each;
-            attribute_values(attribute)
-                .iter()
-                .filter_map(move |value| m.emit(event, value))
-        })
-        .collect()
+pub fn public_events<'a>(
+    event: &'a Event,
+    attribute_values: impl Fn(&str) -> &'a [String] + 'a,
+) -> impl Iterator<Item = Event> + 'a {
+    // Mappings only start from non-public events (a test checks the table), so at most one part yields.
+    let itself = event.spec.is_public().then(|| event.clone());
+    let mapped = MAPPINGS.iter().filter(move |m| m.from == event.name() && m.when.holds(event)).flat_map(move |m| {
+        let ForEach::WebhookAttribute(attribute) = m.for_each;
+        attribute_values(attribute).iter().filter_map(move |value| m.emit(event, value))
+    });
+    itself.into_iter().chain(mapped)
 }
 
 impl Mapping {
@@ -129,10 +117,7 @@ impl Mapping {
                 Some((*field, value))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Event {
-            spec,
-            payload: Payload::new(fields),
-        })
+        Some(Event { spec, payload: Payload::new(fields) })
     }
 }
 
@@ -147,27 +132,13 @@ mod tests {
     #[test]
     fn every_row_is_consistent_with_the_catalog() {
         for m in MAPPINGS {
-            let from = catalog::event(m.from)
-                .unwrap_or_else(|| panic!("{}: unknown source event", m.from));
-            let to = catalog::public_event(m.to)
-                .unwrap_or_else(|| panic!("{}: target must be public", m.to));
-            assert_eq!(
-                from.audience,
-                Audience::NonPublic,
-                "{}: only non-public events are mapped",
-                m.from
-            );
+            let from = catalog::event(m.from).unwrap_or_else(|| panic!("{}: unknown source event", m.from));
+            let to = catalog::public_event(m.to).unwrap_or_else(|| panic!("{}: target must be public", m.to));
+            assert_eq!(from.audience, Audience::NonPublic, "{}: only non-public events are mapped", m.from);
             if let Condition::FieldEquals(field, value) = m.when {
-                let ty = from
-                    .field(field)
-                    .unwrap_or_else(|| panic!("{}: condition on unknown field {field}", m.from))
-                    .ty;
-                assert_eq!(
-                    ty.check(&Value::String(value.into())),
-                    Ok(()),
-                    "{}: {value} can never match",
-                    m.from
-                );
+                let ty =
+                    from.field(field).unwrap_or_else(|| panic!("{}: condition on unknown field {field}", m.from)).ty;
+                assert_eq!(ty.check(&Value::String(value.into())), Ok(()), "{}: {value} can never match", m.from);
             }
             let ForEach::WebhookAttribute(attribute) = m.for_each;
             let built: Vec<&str> = m.payload.iter().map(|(field, _)| *field).collect();
@@ -181,22 +152,11 @@ mod tests {
                 let target_type = to.field(field).unwrap().ty;
                 match source {
                     Source::Field(name) => {
-                        let source_type = from
-                            .field(name)
-                            .unwrap_or_else(|| panic!("{}: no field {name}", m.from))
-                            .ty;
-                        assert_eq!(
-                            source_type, target_type,
-                            "{} -> {}.{field}: types differ",
-                            m.from, m.to
-                        );
+                        let source_type = from.field(name).unwrap_or_else(|| panic!("{}: no field {name}", m.from)).ty;
+                        assert_eq!(source_type, target_type, "{} -> {}.{field}: types differ", m.from, m.to);
                     }
                     Source::WebhookAttribute(name) => {
-                        assert_eq!(
-                            *name, attribute,
-                            "{}: only the fanned-out attribute has a value",
-                            m.from
-                        );
+                        assert_eq!(*name, attribute, "{}: only the fanned-out attribute has a value", m.from);
                         assert_eq!(
                             target_type,
                             FieldType::NonEmptyString,
@@ -222,24 +182,15 @@ mod tests {
 
     fn names_and_payloads(input: &str, values: &[(&str, Vec<String>)]) -> Vec<String> {
         let event = decode(input.as_bytes()).unwrap();
-        public_events(&event, |a| {
-            values
-                .iter()
-                .find(|(k, _)| *k == a)
-                .map(|(_, v)| v.as_slice())
-                .unwrap_or(&[])
-        })
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect()
+        public_events(&event, |a| values.iter().find(|(k, _)| *k == a).map(|(_, v)| v.as_slice()).unwrap_or(&[]))
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .collect()
     }
 
     #[test]
     fn the_table_maps_as_the_original_system_did() {
-        let values = [
-            ("name", vec!["wh1".to_owned(), "wh2".to_owned()]),
-            ("serviceId", vec!["S1".to_owned(), "S2".to_owned()]),
-        ];
+        let values =
+            [("name", vec!["wh1".to_owned(), "wh2".to_owned()]), ("serviceId", vec!["S1".to_owned(), "S2".to_owned()])];
         let fc = "AAABBB00A00A000B";
         let cases: Vec<(String, Vec<String>)> = vec![
             (
@@ -254,12 +205,8 @@ mod tests {
                     r#"{{"name":"profile:completed","payload":{{"fiscalCode":"{fc}","servicePreferencesMode":"AUTO"}}}}"#
                 ),
                 vec![
-                    format!(
-                        r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S1"}}}}"#
-                    ),
-                    format!(
-                        r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S2"}}}}"#
-                    ),
+                    format!(r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S1"}}}}"#),
+                    format!(r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S2"}}}}"#),
                 ],
             ),
             (
@@ -279,12 +226,8 @@ mod tests {
                     r#"{{"name":"profile:service-preferences-changed","payload":{{"fiscalCode":"{fc}","servicePreferencesMode":"AUTO","oldServicePreferencesMode":"MANUAL"}}}}"#
                 ),
                 vec![
-                    format!(
-                        r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S1"}}}}"#
-                    ),
-                    format!(
-                        r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S2"}}}}"#
-                    ),
+                    format!(r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S1"}}}}"#),
+                    format!(r#"{{"name":"service:subscribed","payload":{{"fiscalCode":"{fc}","serviceId":"S2"}}}}"#),
                 ],
             ),
             (
@@ -301,9 +244,6 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(names_and_payloads(&input, &values), expected, "{input}");
         }
-        assert!(
-            names_and_payloads(r#"{"name":"ping:all"}"#, &[]).is_empty(),
-            "no webhooks, no pings"
-        );
+        assert!(names_and_payloads(r#"{"name":"ping:all"}"#, &[]).is_empty(), "no webhooks, no pings");
     }
 }

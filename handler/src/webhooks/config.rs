@@ -77,10 +77,7 @@ impl WebhookConfig {
         for key in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
             problems.push(Problem::new(
                 key.as_str(),
-                format!(
-                    "is not a webhook field; known fields: {}",
-                    FIELDS.join(", ")
-                ),
+                format!("is not a webhook field; known fields: {}", FIELDS.join(", ")),
             ));
         }
         let config = WebhookConfig {
@@ -105,40 +102,23 @@ pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>
     let text = match value {
         Some(Value::String(text)) => text,
         None => {
-            problems.push(Problem::new(
-                path,
-                "is missing, expected an http or https URL",
-            ));
+            problems.push(Problem::new(path, "is missing, expected an http or https URL"));
             return String::new();
         }
         Some(other) => {
-            problems.push(Problem::new(
-                path,
-                wrong_type(other, "an http or https URL"),
-            ));
+            problems.push(Problem::new(path, wrong_type(other, "an http or https URL")));
             return String::new();
         }
     };
     match url::Url::parse(text) {
-        Ok(url) if !matches!(url.scheme(), "http" | "https") => problems.push(Problem::new(
-            path,
-            format!(
-                "{} is not an http or https URL",
-                quote(value.unwrap_or(&Value::Null))
-            ),
-        )),
-        Ok(url) if url.host_str().is_none_or(str::is_empty) => problems.push(Problem::new(
-            path,
-            format!("{} has no host", quote(value.unwrap_or(&Value::Null))),
-        )),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => problems
+            .push(Problem::new(path, format!("{} is not an http or https URL", quote(value.unwrap_or(&Value::Null))))),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            problems.push(Problem::new(path, format!("{} has no host", quote(value.unwrap_or(&Value::Null)))))
+        }
         Ok(_) => {}
-        Err(e) => problems.push(Problem::new(
-            path,
-            format!(
-                "{} is not a valid URL ({e})",
-                quote(value.unwrap_or(&Value::Null))
-            ),
-        )),
+        Err(e) => problems
+            .push(Problem::new(path, format!("{} is not a valid URL ({e})", quote(value.unwrap_or(&Value::Null))))),
     }
     text.clone()
 }
@@ -146,10 +126,7 @@ pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>
 fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
     let entries: Vec<(String, &str)> = match value {
         None => {
-            problems.push(Problem::new(
-                "subscriptions",
-                "is missing, expected an array of public event names",
-            ));
+            problems.push(Problem::new("subscriptions", "is missing, expected an array of public event names"));
             return Vec::new();
         }
         Some(Value::Array(items)) => {
@@ -157,10 +134,8 @@ fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> V
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
                     Some(name) => names.push((format!("subscriptions[{i}]"), name)),
-                    None => problems.push(Problem::new(
-                        format!("subscriptions[{i}]"),
-                        wrong_type(item, "a public event name"),
-                    )),
+                    None => problems
+                        .push(Problem::new(format!("subscriptions[{i}]"), wrong_type(item, "a public event name"))),
                 }
             }
             names
@@ -174,10 +149,7 @@ fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> V
         Some(other) => {
             problems.push(Problem::new(
                 "subscriptions",
-                wrong_type(
-                    other,
-                    "an array of public event names or a comma-separated string",
-                ),
+                wrong_type(other, "an array of public event names or a comma-separated string"),
             ));
             return Vec::new();
         }
@@ -200,11 +172,7 @@ fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> V
     subscriptions
 }
 
-fn decode_string_map(
-    body: &Map<String, Value>,
-    field: &str,
-    problems: &mut Vec<Problem>,
-) -> BTreeMap<String, String> {
+fn decode_string_map(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
     match body.get(field) {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(entries)) => entries
@@ -212,19 +180,13 @@ fn decode_string_map(
             .filter_map(|(key, value)| match value {
                 Value::String(text) => Some((key.clone(), text.clone())),
                 other => {
-                    problems.push(Problem::new(
-                        join(field, key),
-                        wrong_type(other, "a string"),
-                    ));
+                    problems.push(Problem::new(join(field, key), wrong_type(other, "a string")));
                     None
                 }
             })
             .collect(),
         Some(other) => {
-            problems.push(Problem::new(
-                field,
-                wrong_type(other, "an object of strings"),
-            ));
+            problems.push(Problem::new(field, wrong_type(other, "an object of strings")));
             BTreeMap::new()
         }
     }
@@ -247,19 +209,16 @@ fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             problems.push(Problem::new(
                 path,
-                format!(
-                    "{} is not a valid HTTP header name",
-                    quote(&Value::String(name.clone()))
-                ),
+                format!("{} is not a valid HTTP header name", quote(&Value::String(name.clone()))),
             ));
         } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            problems.push(Problem::new(
-                path,
-                "is set by the dispatcher on every delivery and cannot be configured",
-            ));
+            problems.push(Problem::new(path, "is set by the dispatcher on every delivery and cannot be configured"));
         } else if http::HeaderValue::from_str(value).is_err() {
             // The value may be a credential: say what is wrong without repeating it.
-            problems.push(Problem::new(path, "has a value that is not a valid HTTP header value (control characters or non-ASCII)"));
+            problems.push(Problem::new(
+                path,
+                "has a value that is not a valid HTTP header value (control characters or non-ASCII)",
+            ));
         }
     }
 }
@@ -270,17 +229,15 @@ mod tests {
     use serde_json::json;
 
     fn problems(body: Value) -> Vec<String> {
-        WebhookConfig::decode(&body)
-            .unwrap_err()
-            .problems()
-            .iter()
-            .map(|p| p.to_string())
-            .collect()
+        WebhookConfig::decode(&body).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
     }
 
     #[test]
     fn the_original_shape_decodes_with_its_defaults() {
-        let config = WebhookConfig::decode(&json!({"url": "https://example.com/hook", "subscriptions": "ping, service:subscribed"})).unwrap();
+        let config = WebhookConfig::decode(
+            &json!({"url": "https://example.com/hook", "subscriptions": "ping, service:subscribed"}),
+        )
+        .unwrap();
         assert_eq!(
             config,
             WebhookConfig {
@@ -294,19 +251,12 @@ mod tests {
         let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
             "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "k"}, "disabled": true});
         let config = WebhookConfig::decode(&full).unwrap();
-        assert_eq!(
-            config.subscriptions,
-            ["ping", "service:subscribed"],
-            "duplicates are dropped"
-        );
+        assert_eq!(config.subscriptions, ["ping", "service:subscribed"], "duplicates are dropped");
         assert_eq!(config.attributes["serviceId"], "aServiceId12345");
         assert_eq!(config.headers["x-api-key"], "k");
         assert!(config.disabled);
         // What is stored serializes back to a body that decodes to the same configuration.
-        assert_eq!(
-            WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(),
-            config
-        );
+        assert_eq!(WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(), config);
     }
 
     #[test]
@@ -349,9 +299,8 @@ mod tests {
 
     #[test]
     fn header_values_are_never_repeated_in_reports() {
-        let report = problems(
-            json!({"url": "https://a.example", "subscriptions": [], "headers": {"x-api-key": "s3cret\u{7}"}}),
-        );
+        let report =
+            problems(json!({"url": "https://a.example", "subscriptions": [], "headers": {"x-api-key": "s3cret\u{7}"}}));
         assert!(report.iter().all(|p| !p.contains("s3cret")), "{report:?}");
     }
 }

@@ -9,11 +9,13 @@ pub use config::WebhookConfig;
 pub use routing::{receives, WebhookIndex};
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A registered webhook: its id and its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Webhook {
-    pub id: String,
+    /// Shared: every delivery names its webhook, and cloning the id must not cost an allocation.
+    pub id: Arc<str>,
     #[serde(flatten)]
     pub config: WebhookConfig,
 }

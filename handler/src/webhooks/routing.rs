@@ -2,8 +2,9 @@
 //! it without scanning every webhook.
 
 use super::Webhook;
+use crate::events::catalog::{self, EventSpec, CATALOG};
 use crate::events::Event;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// The routing rule, for one webhook and one public event. A webhook receives the event when
 /// 1. it is enabled and subscribed to the event,
@@ -13,24 +14,22 @@ pub fn receives(webhook: &Webhook, event: &Event) -> bool {
     let config = &webhook.config;
     !config.disabled
         && config.subscribes_to(event.name())
-        && event
-            .spec
-            .required_attributes()
-            .iter()
-            .all(|a| config.attributes.contains_key(*a))
-        && event.payload.iter().all(|(key, value)| {
-            config
-                .attributes
-                .get(key)
-                .is_none_or(|expected| value.as_str() == Some(expected))
-        })
+        && event.spec.required_attributes().iter().all(|a| config.attributes.contains_key(*a))
+        && attributes_match(webhook, event)
+}
+
+/// Rule 3 alone: the webhook's attributes agree with the payload fields of the same name.
+fn attributes_match(webhook: &Webhook, event: &Event) -> bool {
+    let attributes = &webhook.config.attributes;
+    event.payload.iter().all(|(key, value)| attributes.get(key).is_none_or(|expected| value.as_str() == Some(expected)))
 }
 
 /// A set of webhooks, indexed for routing. Build it once per change of the webhooks, route many events with it.
 #[derive(Debug, Default)]
 pub struct WebhookIndex {
     webhooks: Vec<Webhook>,
-    routes: HashMap<&'static str, Routes>,
+    /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
+    routes: Vec<Routes>,
     attribute_values: HashMap<String, Vec<String>>,
 }
 
@@ -44,13 +43,9 @@ struct Routes {
 
 impl WebhookIndex {
     pub fn new(webhooks: Vec<Webhook>) -> Self {
-        let mut routes: HashMap<&'static str, Routes> = HashMap::new();
-        let mut attribute_values: HashMap<String, Vec<String>> = HashMap::new();
-        for (i, webhook) in webhooks
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| !w.config.disabled)
-        {
+        let mut routes: Vec<Routes> = CATALOG.iter().map(|_| Routes::default()).collect();
+        let mut attribute_values: HashMap<String, Vec<String>> = HashMap::default();
+        for (i, webhook) in webhooks.iter().enumerate().filter(|(_, w)| !w.config.disabled) {
             let attributes = &webhook.config.attributes;
             for (key, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
                 let values = attribute_values.entry(key.clone()).or_default();
@@ -58,28 +53,19 @@ impl WebhookIndex {
                     values.push(value.clone());
                 }
             }
-            for spec in webhook
-                .config
-                .subscriptions
-                .iter()
-                .filter_map(|s| crate::events::catalog::public_event(s))
-            {
+            for spec in webhook.config.subscriptions.iter().filter_map(|s| catalog::public_event(s)) {
                 let required = spec.required_attributes();
+                let Some(route) = catalog_position(spec).map(|p| &mut routes[p]) else { continue };
                 if !required.iter().all(|a| attributes.contains_key(*a)) {
                     continue;
                 }
-                let route = routes.entry(spec.name).or_default();
                 route.all.push(i);
                 if let Some(value) = required.first().and_then(|a| attributes.get(*a)) {
                     route.by_value.entry(value.clone()).or_default().push(i);
                 }
             }
         }
-        WebhookIndex {
-            webhooks,
-            routes,
-            attribute_values,
-        }
+        WebhookIndex { webhooks, routes, attribute_values }
     }
 
     pub fn webhooks(&self) -> &[Webhook] {
@@ -88,28 +74,24 @@ impl WebhookIndex {
 
     /// The webhooks that receive `event`, in the order they were given.
     pub fn recipients<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Webhook> + 'a {
-        let candidates: &[usize] = match self.routes.get(event.name()) {
-            None => &[],
-            Some(route) => match event
-                .spec
-                .required_attributes()
-                .first()
-                .and_then(|a| event.payload.get_str(a))
-            {
-                Some(value) => route.by_value.get(value).map_or(&[], Vec::as_slice),
-                None => &route.all,
-            },
+        let route = catalog_position(event.spec).map(|p| &self.routes[p]);
+        let key = event.spec.required_attributes().first().and_then(|a| event.payload.get_str(a));
+        let candidates: &[usize] = match (route, key) {
+            (None, _) => &[],
+            (Some(route), Some(value)) => route.by_value.get(value).map_or(&[], Vec::as_slice),
+            (Some(route), None) => &route.all,
         };
-        candidates
-            .iter()
-            .map(|&i| &self.webhooks[i])
-            .filter(move |w| receives(w, event))
+        // Candidates pass rules 1 and 2 by construction.
+        candidates.iter().map(|&i| &self.webhooks[i]).filter(move |w| attributes_match(w, event))
     }
 
     /// The distinct non-empty values of an attribute among the enabled webhooks, in the order first seen.
     pub fn attribute_values(&self, attribute: &str) -> &[String] {
-        self.attribute_values
-            .get(attribute)
-            .map_or(&[], Vec::as_slice)
+        self.attribute_values.get(attribute).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Where an event is in the catalog (by address: specs are references into [`CATALOG`]).
+fn catalog_position(spec: &EventSpec) -> Option<usize> {
+    CATALOG.iter().position(|e| std::ptr::eq(e, spec))
 }
