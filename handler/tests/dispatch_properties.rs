@@ -120,7 +120,7 @@ proptest! {
         let webhooks = index(&configs);
         let first = dispatch(&source, &event, &webhooks);
         prop_assert_eq!(&first, &dispatch(&source, &event, &index(&configs)));
-        let ids: HashSet<_> = first.iter().map(|d| d.id.clone()).collect();
+        let ids: HashSet<_> = first.iter().map(|d| d.id).collect();
         prop_assert_eq!(ids.len(), first.len());
         let other: HashSet<_> = dispatch(&format!("{source}-again"), &event, &webhooks).into_iter().map(|d| d.id).collect();
         prop_assert!(ids.is_disjoint(&other));

@@ -112,7 +112,7 @@ fn ping_to_several_and_bursts_give_one_delivery_each_with_distinct_ids() {
                 let made = dispatch(&format!("burst-{burst}-{i}-{name}"), &event, &webhooks);
                 assert_eq!(made.len(), 1);
                 assert_eq!(&*made[0].webhook_id, name);
-                assert!(ids.insert(made[0].id.clone()), "ids repeat within a burst");
+                assert!(ids.insert(made[0].id), "ids repeat within a burst");
             }
         }
         assert_eq!(ids.len(), 2 * burst);
