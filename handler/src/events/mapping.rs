@@ -8,6 +8,7 @@ use super::catalog;
 use super::payload::{Event, Payload};
 use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 pub static MAPPINGS: &[Mapping] = &[
     Mapping {
@@ -93,12 +94,12 @@ impl Condition {
 pub fn public_events<'a>(
     event: &'a Event,
     attribute_values: impl Fn(&str) -> &'a [String] + 'a,
-) -> impl Iterator<Item = Event> + 'a {
+) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
     // Mappings only start from non-public events (a test checks the table), so at most one part yields.
-    let itself = event.spec.is_public().then(|| event.clone());
+    let itself = event.spec.is_public().then_some(Cow::Borrowed(event));
     let mapped = MAPPINGS.iter().filter(move |m| m.from == event.name() && m.when.holds(event)).flat_map(move |m| {
         let ForEach::WebhookAttribute(attribute) = m.for_each;
-        attribute_values(attribute).iter().filter_map(move |value| m.emit(event, value))
+        attribute_values(attribute).iter().filter_map(move |value| m.emit(event, value)).map(Cow::Owned)
     });
     itself.into_iter().chain(mapped)
 }
