@@ -88,6 +88,11 @@ pub fn dispatch(source_id: &str, event: &Event, webhooks: &WebhookIndex) -> Vec<
     deliveries
 }
 
+/// The id of a delivery of `body` to one webhook, for deliveries made outside [`dispatch`] (a ping).
+pub fn delivery_id(source_id: &str, webhook_id: &str, body: &[u8]) -> DeliveryId {
+    IdSeed::new(source_id).delivery_id(webhook_id, body)
+}
+
 /// SHA-256 over parts each preceded by its length as u32 LE (so ("ab", "c") and ("a", "bc") differ): the version
 /// tag `dlv1` and the source message id once per event, then the webhook id and the body per delivery. Kept short
 /// so that a typical delivery hashes two blocks.

@@ -7,8 +7,13 @@
 //! Those modules are the functional core: plain functions over plain data, no I/O, no clock. [`schemas`]
 //! generates the documentation and JSON Schemas from them.
 
+pub mod api;
+pub mod config;
+pub mod delivery;
 pub mod dispatch;
 pub mod events;
+pub mod local;
 pub mod schemas;
+pub mod store;
 pub mod validation;
 pub mod webhooks;

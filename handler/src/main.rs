@@ -2,6 +2,8 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use dispatcher::config::LocalArgs;
+use dispatcher::local::App;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +16,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Regenerate schemas/ (JSON Schemas, catalog) and the README's event tables from the event catalog.
+    /// Run the whole dispatcher in this process: API, delivery workers, SQLite queue and store.
+    Local(Box<LocalArgs>),
+    /// Regenerate schemas/ (JSON Schemas, catalog, OpenAPI) and the README's event tables from the code.
     Schemas {
         /// The repository root, holding README.md and schemas/.
         #[arg(long, default_value = ".")]
@@ -27,6 +31,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Local(args) => local(*args),
         Command::Schemas { root, check } => schemas(root, check),
     };
     match result {
@@ -35,6 +40,69 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn local(args: LocalArgs) -> anyhow::Result<()> {
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
+    };
+    init_logs();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let app = App::open(config).await?;
+        let address = std::net::SocketAddr::new(app.config.bind, app.config.port);
+        let listener =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        let address = listener.local_addr()?;
+        println!(
+            "dispatcher ready: API http://{address}/api/v1, data {}, {} webhooks",
+            app.store.path().display(),
+            app.webhooks().by_id.len()
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = tokio::spawn(app.clone().run_deliveries(stopped));
+        let server = axum::serve(listener, dispatcher::api::router(app.clone())).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new requests; in-flight deliveries may finish");
+            let _ = stop.send(true);
+        });
+        server.await.context("serving the API")?;
+        workers.await.context("stopping the delivery workers")?;
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = interrupt => {}, _ = terminate.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Logs to stderr: readable text, or JSON lines with `DISPATCHER_LOG_FORMAT=json`; level from `DISPATCHER_LOG`
+/// (`info` by default, e.g. `debug` or `dispatcher=debug,info`).
+fn init_logs() {
+    let filter: tracing_subscriber::filter::Targets = std::env::var("DISPATCHER_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| "info".parse().unwrap_or_default());
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let json = std::env::var("DISPATCHER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
     }
 }
 

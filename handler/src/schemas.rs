@@ -21,6 +21,7 @@ pub fn files() -> Vec<(String, String)> {
         ("catalog.md".to_owned(), format!("# Event catalog\n\n{}", event_tables())),
         ("incoming-event.json".to_owned(), pretty(&incoming_event_schema())),
         ("webhook.json".to_owned(), pretty(&webhook_schema())),
+        ("openapi.json".to_owned(), pretty(&crate::api::openapi())),
     ];
     files.extend(
         CATALOG.iter().map(|e| (format!("events/{}.json", file_stem(e.name)), pretty(&payload_schema(e, true)))),
@@ -79,25 +80,38 @@ fn json_object(value: Value) -> Map<String, Value> {
 
 /// The JSON Schema of a message the dispatcher accepts: one of the catalog's events.
 pub fn incoming_event_schema() -> Value {
+    incoming_event_schema_with(true)
+}
+
+/// With `standalone` false, payload schemas are inlined rather than in `$defs`, for embedding in OpenAPI.
+pub fn incoming_event_schema_with(standalone: bool) -> Value {
     let variants: Vec<Value> = CATALOG
         .iter()
         .map(|e| {
             let required: &[&str] = if e.fields.is_empty() { &["name"] } else { &["name", "payload"] };
             json!({
                 "type": "object",
-                "properties": {"name": {"const": e.name}, "payload": {"$ref": format!("#/$defs/{}", file_stem(e.name))}},
+                "properties": {
+                    "name": {"const": e.name},
+                    "payload": if standalone { json!({"$ref": format!("#/$defs/{}", file_stem(e.name))}) } else { payload_schema(e, false) },
+                },
                 "required": required,
             })
         })
         .collect();
-    let defs: Map<String, Value> = CATALOG.iter().map(|e| (file_stem(e.name), payload_schema(e, false))).collect();
-    json!({
-        "$schema": DRAFT,
+    let mut schema = json!({
         "title": "Incoming event",
         "description": "A message sent to the dispatcher: an event name and its payload (a missing payload is `{}`).",
         "oneOf": variants,
-        "$defs": defs,
-    })
+    });
+    if standalone {
+        let defs: Map<String, Value> = CATALOG.iter().map(|e| (file_stem(e.name), payload_schema(e, false))).collect();
+        schema["$defs"] = Value::Object(defs);
+        let mut with_draft = Map::from_iter([("$schema".to_owned(), Value::from(DRAFT))]);
+        with_draft.extend(json_object(schema));
+        return Value::Object(with_draft);
+    }
+    schema
 }
 
 pub fn webhook_schema() -> Value {

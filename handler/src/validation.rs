@@ -1,12 +1,12 @@
 //! Reports of what is wrong with a piece of input: every problem, each with the JSON path where it was found
 //! and the offending value, so a producer or an integrator can fix everything in one go.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
 /// One thing wrong with an input, at one place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Problem {
     /// Where: a JSON path such as `payload.fiscalCode` or `subscriptions[1]`; `body` for the input as a whole.
     pub path: String,

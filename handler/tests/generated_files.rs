@@ -66,7 +66,10 @@ fn the_incoming_event_schema_names_every_event_and_its_payload_fields() {
 fn the_webhook_schema_lists_the_fields_the_decoder_accepts() {
     let schema = dispatcher::schemas::webhook_schema();
     let properties: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
-    assert_eq!(properties, ["url", "subscriptions", "attributes", "headers", "disabled"]);
+    assert_eq!(
+        properties,
+        ["url", "subscriptions", "attributes", "headers", "disabled", "description", "failureCallbackUrl", "auth"]
+    );
     // Every property the schema names is accepted by the decoder.
     let body = serde_json::json!({"url": "https://a.example", "subscriptions": ["ping"], "attributes": {}, "headers": {}, "disabled": false});
     assert!(dispatcher::webhooks::WebhookConfig::decode(&body).is_ok());

@@ -28,6 +28,35 @@ pub struct WebhookConfig {
     /// A disabled webhook receives nothing.
     #[serde(default)]
     pub disabled: bool,
+    /// What this webhook is for, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where a signed `DeliveryFailure` callback is POSTed when a delivery to this webhook is given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(url)]
+    pub failure_callback_url: Option<String>,
+    /// How the dispatcher authenticates to the receiver, besides signing every delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<TargetAuth>,
+}
+
+/// Credentials sent to the receiver in `Authorization`. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TargetAuth {
+    /// HTTP Basic authentication.
+    Basic { username: String, password: String },
+    /// A bearer token.
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for TargetAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            TargetAuth::Bearer { .. } => f.write_str("Bearer(***)"),
+        }
+    }
 }
 
 // Only for the schema: the two shapes `subscriptions` accepts.
@@ -65,7 +94,8 @@ pub const RESERVED_HEADERS: [&str; 8] = [
     "x-correlation-id",
 ];
 
-const FIELDS: [&str; 5] = ["url", "subscriptions", "attributes", "headers", "disabled"];
+const FIELDS: [&str; 8] =
+    ["url", "subscriptions", "attributes", "headers", "disabled", "description", "failureCallbackUrl", "auth"];
 
 impl WebhookConfig {
     /// Decodes a registration body, reporting every problem with its path.
@@ -86,6 +116,12 @@ impl WebhookConfig {
             attributes: decode_string_map(body, "attributes", &mut problems),
             headers: decode_string_map(body, "headers", &mut problems),
             disabled: decode_bool(body.get("disabled"), "disabled", &mut problems),
+            description: decode_optional_string(body.get("description"), "description", &mut problems),
+            failure_callback_url: match body.get("failureCallbackUrl") {
+                None | Some(Value::Null) => None,
+                url => Some(decode_url(url, "failureCallbackUrl", &mut problems)),
+            },
+            auth: decode_auth(body.get("auth"), &mut problems),
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -192,6 +228,75 @@ fn decode_string_map(body: &Map<String, Value>, field: &str, problems: &mut Vec<
     }
 }
 
+fn decode_optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "a string")));
+            None
+        }
+    }
+}
+
+/// `{"type": "basic", "username", "password"}` or `{"type": "bearer", "token"}`. Credentials are never quoted.
+fn decode_auth(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
+    const EXPECTED: &str = r#"{"type": "basic", "username": ..., "password": ...} or {"type": "bearer", "token": ...}"#;
+    let fields = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            problems.push(Problem::new(
+                "auth",
+                format!("is {}, expected {EXPECTED}", if other.is_string() { "a string" } else { "not an object" }),
+            ));
+            return None;
+        }
+    };
+    let mut text = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        _ => {
+            problems.push(Problem::new(join("auth", name), "is missing or not a non-empty string"));
+            None
+        }
+    };
+    match fields.get("type").and_then(Value::as_str) {
+        Some("basic") => {
+            let (username, password) = (text("username"), text("password"));
+            Some(TargetAuth::Basic { username: username?, password: password? })
+        }
+        Some("bearer") => text("token").map(|token| TargetAuth::Bearer { token }),
+        _ => {
+            problems.push(Problem::new("auth.type", "must be \"basic\" or \"bearer\""));
+            None
+        }
+    }
+}
+
+/// A registration body that may also name the webhook's id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
+pub fn decode_registration(value: &Value) -> Result<(Option<String>, WebhookConfig), Report> {
+    let mut body = value.clone();
+    let id = body.as_object_mut().and_then(|fields| fields.remove("id"));
+    let id_problem = match &id {
+        None => None,
+        Some(Value::String(id)) if is_valid_id(id) => None,
+        Some(other) => {
+            Some(Problem::new("id", format!("{} is not an id: 1 to 64 letters, digits, _ or -", quote(other))))
+        }
+    };
+    match (WebhookConfig::decode(&body), id_problem) {
+        (Ok(config), None) => Ok((id.and_then(|v| v.as_str().map(str::to_owned)), config)),
+        (Ok(_), Some(problem)) => Err(Report::single(problem.path, problem.message)),
+        (Err(report), problem) => {
+            Err(Report::of(problem.into_iter().chain(report.problems().iter().cloned()).collect()).unwrap_or(report))
+        }
+    }
+}
+
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn decode_bool(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> bool {
     match value {
         None | Some(Value::Null) => false,
@@ -246,6 +351,9 @@ mod tests {
                 attributes: BTreeMap::new(),
                 headers: BTreeMap::new(),
                 disabled: false,
+                description: None,
+                failure_callback_url: None,
+                auth: None,
             }
         );
         let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
@@ -267,7 +375,7 @@ mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
@@ -295,6 +403,40 @@ mod tests {
         for (body, expected) in cases {
             assert_eq!(problems(body.clone()), expected, "{body}");
         }
+    }
+
+    #[test]
+    fn our_optional_fields_decode_and_report() {
+        let body = json!({"url": "https://a.example", "subscriptions": ["ping"], "description": "CRM",
+            "failureCallbackUrl": "https://a.example/failed", "auth": {"type": "bearer", "token": "t0ken"}});
+        let config = WebhookConfig::decode(&body).unwrap();
+        assert_eq!(config.description.as_deref(), Some("CRM"));
+        assert_eq!(config.failure_callback_url.as_deref(), Some("https://a.example/failed"));
+        assert_eq!(config.auth, Some(TargetAuth::Bearer { token: "t0ken".into() }));
+        assert_eq!(format!("{:?}", config.auth), "Some(Bearer(***))");
+        let bad = json!({"url": "https://a.example", "subscriptions": [], "description": 1, "failureCallbackUrl": "mailto:x",
+            "auth": {"type": "basic", "username": "u", "password": ""}});
+        assert_eq!(
+            problems(bad),
+            [
+                "description: 1 is a number, expected a string",
+                "failureCallbackUrl: \"mailto:x\" is not an http or https URL",
+                "auth.password: is missing or not a non-empty string",
+            ]
+        );
+        assert_eq!(
+            problems(json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "digest"}})),
+            ["auth.type: must be \"basic\" or \"bearer\"",]
+        );
+    }
+
+    #[test]
+    fn a_registration_may_name_its_id() {
+        let body = json!({"id": "crm-prod_1", "url": "https://a.example", "subscriptions": "ping"});
+        let (id, config) = decode_registration(&body).unwrap();
+        assert_eq!((id.as_deref(), config.subscriptions.as_slice()), (Some("crm-prod_1"), &["ping".to_owned()][..]));
+        let report = decode_registration(&json!({"id": "a b", "url": "x", "subscriptions": []})).unwrap_err();
+        assert_eq!(report.to_string(), "id: \"a b\" is not an id: 1 to 64 letters, digits, _ or -; url: \"x\" is not a valid URL (relative URL without a base)");
     }
 
     #[test]

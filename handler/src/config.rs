@@ -1,0 +1,187 @@
+//! `handler local`'s settings: flags, each also read from an environment variable, validated together so that
+//! every problem is reported at once. Secrets are never printed.
+
+use crate::delivery::retry::RetrySchedule;
+use crate::local::{ApiKey, LocalConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The flags of `handler local`, as text; [`LocalArgs::validate`] turns them into a [`LocalConfig`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "DISPATCHER_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Port the API listens on (0: any free port, printed at start).
+    #[arg(long, env = "DISPATCHER_PORT", default_value = "7071")]
+    pub port: String,
+    /// Where the SQLite file (queue and store) lives.
+    #[arg(long, env = "DISPATCHER_DATA_DIR", default_value = "./.dispatcher")]
+    pub data_dir: PathBuf,
+    /// A JSON array of webhooks in the original configuration shape, upserted at start.
+    #[arg(long, env = "DISPATCHER_WEBHOOKS_FILE")]
+    pub webhooks: Option<PathBuf>,
+    /// How many deliveries may be in flight at once.
+    #[arg(long, env = "DISPATCHER_CONCURRENCY", default_value = "64")]
+    pub concurrency: String,
+    /// Delays between attempts; a delivery gets one attempt more than there are delays.
+    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
+    pub retry_schedule: String,
+    /// How long one delivery attempt may take.
+    #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
+    pub request_timeout: String,
+    /// On SIGINT/SIGTERM, how long in-flight deliveries may take to finish.
+    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "10s")]
+    pub shutdown_grace: String,
+    /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
+    #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "true")]
+    pub allow_private_targets: String,
+    /// When set, every API call needs it in the `x-functions-key` header.
+    #[arg(long, env = "DISPATCHER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+impl LocalArgs {
+    pub fn validate(self) -> Result<LocalConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut check = |result: Result<(), String>| {
+            if let Err(problem) = result {
+                problems.push(problem);
+            }
+        };
+        let mut bind = None;
+        check(
+            self.bind
+                .parse()
+                .map(|ip| bind = Some(ip))
+                .map_err(|_| format!("--bind / DISPATCHER_BIND: {:?} is not an IP address", self.bind)),
+        );
+        let mut port = None;
+        check(
+            self.port
+                .parse::<u16>()
+                .map(|p| port = Some(p))
+                .map_err(|_| format!("--port / DISPATCHER_PORT: {:?} is not a port number (0-65535)", self.port)),
+        );
+        let mut concurrency = None;
+        check(match self.concurrency.parse::<usize>() {
+            Ok(n @ 1..=4096) => {
+                concurrency = Some(n);
+                Ok(())
+            }
+            _ => Err(format!(
+                "--concurrency / DISPATCHER_CONCURRENCY: {:?} is not a number from 1 to 4096",
+                self.concurrency
+            )),
+        });
+        let mut retry_schedule = None;
+        check(
+            self.retry_schedule
+                .parse::<RetrySchedule>()
+                .map(|s| retry_schedule = Some(s))
+                .map_err(|e| format!("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: {e}")),
+        );
+        let mut duration = |flag: &str, text: &str, max: Duration| match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() && d <= max => Some(d),
+            _ => {
+                problems.push(format!(
+                    "{flag}: {text:?} is not a duration from 1ms to {}",
+                    humantime::format_duration(max)
+                ));
+                None
+            }
+        };
+        let request_timeout =
+            duration("--request-timeout / DISPATCHER_REQUEST_TIMEOUT", &self.request_timeout, Duration::from_secs(300));
+        let shutdown_grace =
+            duration("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE", &self.shutdown_grace, Duration::from_secs(600));
+        let allow_private_targets = match self.allow_private_targets.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(true),
+            "false" | "0" | "no" => Some(false),
+            other => {
+                problems.push(format!(
+                    "--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS: {other:?} is not true or false"
+                ));
+                None
+            }
+        };
+        if let Some(key) = &self.api_key {
+            if key.len() < 16 {
+                // Say what is wrong without repeating the key.
+                problems.push("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
+            }
+        }
+        match (bind, port, concurrency, retry_schedule, request_timeout, shutdown_grace, allow_private_targets) {
+            (
+                Some(bind),
+                Some(port),
+                Some(concurrency),
+                Some(retry_schedule),
+                Some(request_timeout),
+                Some(shutdown_grace),
+                Some(allow),
+            ) if problems.is_empty() => Ok(LocalConfig {
+                bind,
+                port,
+                data_dir: self.data_dir,
+                webhooks_file: self.webhooks,
+                concurrency,
+                retry_schedule,
+                request_timeout,
+                api_key: self.api_key.map(ApiKey),
+                allow_private_targets: allow,
+                shutdown_grace,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        local: LocalArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<LocalConfig, Vec<String>> {
+        Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap().local.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse(&[]).unwrap();
+        assert_eq!((config.port, config.concurrency, config.allow_private_targets), (7071, 64, true));
+        assert_eq!(config.retry_schedule, RetrySchedule::default());
+        assert_eq!(config.request_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_keys_are_never_repeated() {
+        let problems = parse(&[
+            "--bind",
+            "localhost",
+            "--port",
+            "70000",
+            "--concurrency",
+            "0",
+            "--retry-schedule",
+            "5s,soon",
+            "--request-timeout",
+            "0s",
+            "--allow-private-targets",
+            "maybe",
+            "--api-key",
+            "short-s3cret",
+        ])
+        .unwrap_err();
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert!(problems[0].starts_with("--bind / DISPATCHER_BIND: \"localhost\""));
+        assert!(problems.iter().any(|p| p.starts_with("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: \"soon\"")));
+        assert!(problems.iter().all(|p| !p.contains("short-s3cret")));
+    }
+}

@@ -1,0 +1,134 @@
+//! When to try again: the retry schedule, its jitter, and `Retry-After`.
+
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// The longest wait before a retry, whatever the receiver asks for in `Retry-After`.
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Delays between attempts: after attempt n (1-based) comes delay n-1; when they run out the delivery is dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+impl Default for RetrySchedule {
+    /// 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h, 24h: eleven attempts over about two days.
+    fn default() -> Self {
+        const MINUTE: u64 = 60;
+        const HOUR: u64 = 60 * MINUTE;
+        RetrySchedule(
+            [5, 30, 2 * MINUTE, 10 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR]
+                .map(Duration::from_secs)
+                .to_vec(),
+        )
+    }
+}
+
+impl std::str::FromStr for RetrySchedule {
+    type Err = String;
+
+    /// `5s,30s,2m` (humantime durations); an empty string means no retries.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let delays = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| match humantime::parse_duration(part) {
+                Ok(delay) if delay <= MAX_DELAY => Ok(delay),
+                Ok(_) => Err(format!("{part:?} is longer than 24h")),
+                Err(e) => Err(format!("{part:?} is not a duration like 5s, 2m or 1h ({e})")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RetrySchedule(delays))
+    }
+}
+
+impl RetrySchedule {
+    pub fn delays(&self) -> &[Duration] {
+        &self.0
+    }
+
+    /// How many attempts a delivery gets in all.
+    pub fn max_attempts(&self) -> u32 {
+        self.0.len() as u32 + 1
+    }
+
+    /// The wait after failed attempt `attempt` (1-based), or `None` when it was the last. The scheduled delay gets
+    /// ±20 % jitter derived from `seed` (the delivery id), so retries of many deliveries spread out and a given
+    /// delivery always gets the same delays. A longer `Retry-After` wins, up to [`MAX_DELAY`].
+    pub fn delay_after(&self, attempt: u32, seed: &str, retry_after: Option<Duration>) -> Option<Duration> {
+        let base = *self.0.get(attempt.checked_sub(1)? as usize)?;
+        let jittered = base.mul_f64(0.8 + 0.4 * unit_interval(seed, attempt));
+        Some(retry_after.map_or(jittered, |asked| jittered.max(asked)).min(MAX_DELAY))
+    }
+}
+
+/// A number in [0, 1) determined by the seed and the attempt.
+fn unit_interval(seed: &str, attempt: u32) -> f64 {
+    let digest = Sha256::new().chain_update(seed.as_bytes()).chain_update(attempt.to_le_bytes()).finalize();
+    let bits = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Reads `Retry-After`: delay-seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    httpdate::parse_http_date(value).ok().map(|at| at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_default_schedule_gives_eleven_attempts() {
+        let schedule = RetrySchedule::default();
+        assert_eq!(schedule.max_attempts(), 11);
+        assert_eq!(schedule, "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h".parse().unwrap());
+        assert_eq!(schedule.delay_after(11, "d", None), None, "exhausted");
+        assert_eq!(schedule.delay_after(0, "d", None), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent_and_is_stable() {
+        let schedule = RetrySchedule::default();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..500 {
+            let seed = format!("dlv_{i}");
+            for (n, base) in schedule.delays().iter().enumerate() {
+                let delay = schedule.delay_after(n as u32 + 1, &seed, None).unwrap();
+                assert!(delay >= base.mul_f64(0.8) && delay <= base.mul_f64(1.2), "{delay:?} vs {base:?}");
+                assert_eq!(Some(delay), schedule.delay_after(n as u32 + 1, &seed, None));
+                seen.insert(delay);
+            }
+        }
+        assert!(seen.len() > 4000, "jitter spreads retries out: {} distinct delays", seen.len());
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_a_day() {
+        let schedule: RetrySchedule = "1s".parse().unwrap();
+        assert_eq!(schedule.delay_after(1, "d", Some(Duration::from_secs(120))), Some(Duration::from_secs(120)));
+        assert!(schedule.delay_after(1, "d", Some(Duration::from_millis(1))).unwrap() >= Duration::from_millis(800));
+        assert_eq!(schedule.delay_after(1, "d", Some(Duration::from_secs(10 * 86400))), Some(MAX_DELAY));
+        let now = UNIX_EPOCH + Duration::from_secs(784111777);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::from_secs(0)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
+    }
+
+    #[test]
+    fn schedules_are_read_from_flags_with_clear_errors() {
+        assert_eq!(
+            "100ms, 2s".parse::<RetrySchedule>().unwrap().delays(),
+            [Duration::from_millis(100), Duration::from_secs(2)]
+        );
+        assert_eq!("".parse::<RetrySchedule>().unwrap().max_attempts(), 1);
+        assert!("5s,later".parse::<RetrySchedule>().unwrap_err().starts_with("\"later\" is not a duration"));
+        assert_eq!("48h".parse::<RetrySchedule>().unwrap_err(), "\"48h\" is longer than 24h");
+    }
+}

@@ -1,0 +1,220 @@
+//! The HTTP side of a delivery: one signed POST, its timing and what came back.
+
+use super::outcome::Response;
+use super::retry::parse_retry_after;
+use super::signing::{signature_header, Secret};
+use super::ssrf;
+use crate::webhooks::config::TargetAuth;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How much of a response is read (the rest is not waited for).
+pub const MAX_RESPONSE_READ: usize = 64 * 1024;
+/// How much of a response the attempt log keeps.
+pub const RESPONSE_LOGGED: usize = 1024;
+
+/// Sends deliveries. One per process: it holds the connection pool.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+/// Everything one request needs.
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub delivery_id: &'a str,
+    pub body: &'a [u8],
+    pub headers: &'a BTreeMap<String, String>,
+    pub secrets: Vec<&'a Secret>,
+    pub auth: Option<&'a TargetAuth>,
+    pub correlation_id: Option<&'a str>,
+}
+
+/// What the attempt log keeps of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRecord {
+    /// When the request started, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    #[serde(default)]
+    pub response: String,
+}
+
+impl Sender {
+    pub fn new(request_timeout: Duration, allow_private: bool) -> Result<Sender, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Sender { client: builder.build()?, allow_private })
+    }
+
+    /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.
+    pub async fn send(&self, request: Request<'_>) -> (Response, AttemptRecord) {
+        let at_ms = now_ms();
+        let started = Instant::now();
+        let (response, status_code, error, text) = match self.try_send(&request).await {
+            Ok((code, retry_after, text)) => (Response::Status { code, retry_after }, Some(code), None, text),
+            Err((error, transient)) => {
+                (Response::Failed { error: error.clone(), transient }, None, Some(error), String::new())
+            }
+        };
+        let record = AttemptRecord {
+            at_ms,
+            duration_ms: started.elapsed().as_millis() as u64,
+            status_code,
+            error,
+            response: text,
+        };
+        (response, record)
+    }
+
+    async fn try_send(&self, request: &Request<'_>) -> Result<(u16, Option<Duration>, String), (String, bool)> {
+        let url = reqwest::Url::parse(request.url).map_err(|e| (format!("invalid URL: {e}"), false))?;
+        if !self.allow_private {
+            check_literal_host(&url)?;
+        }
+        let timestamp = now_ms() / 1000;
+        let mut builder = self.client.post(url);
+        for (name, value) in request.headers {
+            builder = builder.header(name, value);
+        }
+        builder = builder
+            .header("content-type", "application/json")
+            .header("webhook-id", request.delivery_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature_header(request.secrets.iter().copied(), request.delivery_id, timestamp, request.body),
+            );
+        if let Some(correlation_id) = request.correlation_id {
+            builder = builder.header("x-correlation-id", correlation_id);
+        }
+        builder = match request.auth {
+            Some(TargetAuth::Basic { username, password }) => builder.basic_auth(username, Some(password)),
+            Some(TargetAuth::Bearer { token }) => builder.bearer_auth(token),
+            None => builder,
+        };
+        let mut response = builder.body(request.body.to_vec()).send().await.map_err(describe)?;
+        let code = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut head = Vec::new();
+        let mut read = 0;
+        // A receiver that streams forever must not hold the delivery: read at most 64 KiB, within the timeout.
+        while read < MAX_RESPONSE_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    let room = RESPONSE_LOGGED.saturating_sub(head.len());
+                    head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok((code, retry_after, String::from_utf8_lossy(&head).into_owned()))
+    }
+}
+
+/// A readable reason for a failed request, and whether trying again can help. Never includes the URL, which
+/// may carry credentials in its query.
+fn describe(error: reqwest::Error) -> (String, bool) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return (refused.to_string(), false);
+        }
+        source = e.source();
+    }
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        detail = e.to_string();
+        source = e.source();
+    }
+    if detail.is_empty() {
+        (kind.to_owned(), true)
+    } else {
+        (format!("{kind}: {detail}"), true)
+    }
+}
+
+fn check_literal_host(url: &reqwest::Url) -> Result<(), (String, bool)> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    match ssrf::forbidden(ip) {
+        Some(why) => Err((Refused { host: ip.to_string(), ip, why }.to_string(), false)),
+        None => Ok(()),
+    }
+}
+
+/// A target refused by the SSRF guard.
+#[derive(Debug)]
+struct Refused {
+    host: String,
+    ip: IpAddr,
+    why: &'static str,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {} resolves to {}, {} (private targets are not allowed)", self.host, self.ip, self.why)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Resolves host names, then drops the addresses the SSRF guard forbids; refuses when none is left.
+struct GuardedResolver;
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                resolved.iter().copied().filter(|a| ssrf::forbidden(a.ip()).is_none()).collect();
+            if allowed.is_empty() {
+                if let Some(first) = resolved.first() {
+                    let why = ssrf::forbidden(first.ip()).unwrap_or("forbidden");
+                    return Err(
+                        Box::new(Refused { host, ip: first.ip(), why }) as Box<dyn std::error::Error + Send + Sync>
+                    );
+                }
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,151 @@
+//! What the dispatcher keeps: webhooks, the delivery log with every attempt, and rejected events.
+//! `sqlite.rs` keeps them in one local file (and doubles as the local delivery queue).
+
+pub mod sqlite;
+
+use crate::delivery::sender::AttemptRecord;
+use crate::delivery::signing::Secret;
+use crate::dispatch::DeliveryId;
+use crate::validation::Problem;
+use crate::webhooks::{Webhook, WebhookConfig};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How long a rotated-out secret keeps signing alongside the new one.
+pub const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// A registered webhook with what only the dispatcher sees: its signing secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredWebhook {
+    pub id: Arc<str>,
+    #[serde(flatten)]
+    pub config: WebhookConfig,
+    pub secret: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Why the dispatcher disabled it (a 410 answer), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub expires_at_ms: i64,
+}
+
+impl StoredWebhook {
+    /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
+    pub fn signing_secrets(&self, now_ms: i64) -> Vec<&Secret> {
+        let previous = self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms).map(|p| &p.secret);
+        std::iter::once(&self.secret).chain(previous).collect()
+    }
+
+    /// What routing needs.
+    pub fn routing(&self) -> Webhook {
+        Webhook { id: self.id.clone(), config: self.config.clone() }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not attempted yet.
+    Pending,
+    /// Attempted, failed, and due again at `nextAttemptAt`.
+    Retrying,
+    Succeeded,
+    /// Given up: see `deadReason`.
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Retrying => "retrying",
+            Status::Succeeded => "succeeded",
+            Status::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A delivery to make, as the dispatcher accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub webhook_id: Arc<str>,
+    pub event: String,
+    pub body: Vec<u8>,
+    pub source_id: String,
+    pub correlation_id: Option<String>,
+}
+
+/// A delivery leased for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub delivery: NewDelivery,
+    /// Attempts made before this one.
+    pub attempts_made: u32,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    RetryAt { at_ms: i64 },
+    Dead { reason: String },
+}
+
+/// A delivery with its whole attempt log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub webhook_id: String,
+    pub event: String,
+    pub status: Status,
+    /// The exact body sent (and to be sent).
+    pub payload: Box<serde_json::value::RawValue>,
+    pub source_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub created_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_reason: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// An event that was refused, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejected {
+    pub id: String,
+    pub received_at_ms: i64,
+    pub problems: Vec<Problem>,
+    /// The start of what was received (at most 4 KiB).
+    pub body: String,
+}
+
+pub const REJECTED_BODY_KEPT: usize = 4096;

@@ -1,0 +1,512 @@
+//! The local store and delivery queue: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread, which applies every write waiting for it in one transaction (group commit)
+//! and answers each caller only after the commit: an answer means the data is on disk, in the sense that a
+//! killed process does not lose it (WAL with `synchronous=NORMAL`). Reads use their own connections.
+//! The deliveries table is also the queue: a delivery is due when `next_attempt_at` has passed; leasing it
+//! pushes `next_attempt_at` past the attempt's timeout, so a delivery whose attempt never reports back is due
+//! again later, and a restart makes every leased delivery due at once.
+
+use super::{DeliveryRecord, Job, NewDelivery, Next, Rejected, Status, StoreError, StoredWebhook};
+use crate::delivery::sender::AttemptRecord;
+use crate::dispatch::DeliveryId;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// Told the commit outcome (an error text, or `None` when committed), answers the caller.
+type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
+type WriteOp = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+/// The most writes one transaction takes.
+const MAX_BATCH: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    webhook_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    body BLOB NOT NULL,
+    source_id TEXT NOT NULL,
+    correlation_id TEXT,
+    status TEXT NOT NULL,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    leased INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    dead_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries(webhook_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (delivery_id, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    problems TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+";
+
+pub struct SqliteStore {
+    writer: mpsc::UnboundedSender<WriteOp>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+    _lock: File,
+}
+
+fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(error.to_string())
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) `dispatcher.db` in `data_dir`. Only one process may use a data dir at a time.
+    pub fn open(data_dir: &Path, now_ms: i64) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| storage(format!("cannot create {}: {e}", data_dir.display())))?;
+        let lock =
+            File::create(data_dir.join("lock")).map_err(|e| storage(format!("cannot create the lock file: {e}")))?;
+        lock.try_lock().map_err(|_| storage(format!("{} is in use by another handler process", data_dir.display())))?;
+        let path = data_dir.join("dispatcher.db");
+        let connection = open_connection(&path).map_err(storage)?;
+        connection.execute_batch(SCHEMA).map_err(storage)?;
+        // This process holds the lock, so whatever is leased was leased by a process that is gone.
+        connection
+            .execute("UPDATE deliveries SET leased = 0, next_attempt_at = ?1 WHERE leased = 1", [now_ms])
+            .map_err(storage)?;
+        let (writer, receiver) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(connection, receiver))
+            .map_err(storage)?;
+        Ok(SqliteStore { writer, readers: Arc::default(), path, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the writer's current transaction; answers after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let op: WriteOp = Box::new(move |connection| {
+            let result = in_savepoint(connection, f);
+            Box::new(move |commit_error: Option<&str>| {
+                let _ = answer.send(match (result, commit_error) {
+                    (Ok(value), None) => Ok(value),
+                    (Ok(_), Some(error)) => Err(storage(error)),
+                    (Err(error), _) => Err(error),
+                });
+            })
+        });
+        self.writer.send(op).map_err(|_| StoreError::Closed)?;
+        answered.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (readers, path) = (self.readers.clone(), self.path.clone());
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(|_| StoreError::Closed)?.pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => open_connection(&path).map_err(storage)?,
+            };
+            let result = f(&connection);
+            if let Ok(mut pool) = readers.lock() {
+                pool.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    // Webhooks.
+
+    pub async fn put_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO webhooks (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = ?2",
+                params![id, doc],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM webhooks WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            doc.map(|doc| parse_webhook(&doc)).transpose()
+        })
+        .await
+    }
+
+    pub async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached("SELECT doc FROM webhooks ORDER BY rowid").map_err(storage)?;
+            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
+            docs.map(|doc| parse_webhook(&doc.map_err(storage)?)).collect()
+        })
+        .await
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            // Its pending deliveries go with it: nobody is left to receive them.
+            c.execute(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = 'webhook deleted'
+                 WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
+                [&id],
+            )
+            .map_err(storage)?;
+            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)
+        })
+        .await
+    }
+
+    // Deliveries and the queue.
+
+    /// Stores new deliveries, due now. A delivery id seen before is left as it is, so accepting the same
+    /// source message twice delivers once.
+    pub async fn accept(&self, deliveries: Vec<NewDelivery>, now_ms: i64) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c| {
+            let mut insert = c
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
+                     next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                )
+                .map_err(storage)?;
+            for d in &deliveries {
+                insert
+                    .execute(params![
+                        d.id.as_str(),
+                        &*d.webhook_id,
+                        d.event,
+                        d.body,
+                        d.source_id,
+                        d.correlation_id,
+                        now_ms
+                    ])
+                    .map_err(storage)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Leases up to `limit` due deliveries (oldest due first) for `lease_ms`, skipping the webhooks in `skip`.
+    pub async fn lease(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        lease_ms: i64,
+        skip: Vec<String>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let skip = serde_json::to_string(&skip).map_err(storage)?;
+        self.write(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "UPDATE deliveries SET leased = 1, next_attempt_at = ?2
+                     WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?1
+                                  AND webhook_id NOT IN (SELECT value FROM json_each(?4))
+                                  ORDER BY next_attempt_at LIMIT ?3)
+                     RETURNING id, webhook_id, event, body, source_id, correlation_id, attempt_count",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![now_ms, now_ms + lease_ms, limit as i64, skip], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, u32>(6)?,
+                    ))
+                })
+                .map_err(storage)?;
+            rows.map(|row| {
+                let (id, webhook_id, event, body, source_id, correlation_id, attempts_made) = row.map_err(storage)?;
+                let id = DeliveryId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("delivery id {id:?}")))?;
+                let delivery =
+                    NewDelivery { id, webhook_id: webhook_id.into(), event, body, source_id, correlation_id };
+                Ok(Job { delivery, attempts_made })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// Logs attempt number `n` (1-based) of a delivery and moves it on.
+    pub async fn record_attempt(
+        &self,
+        id: DeliveryId,
+        n: u32,
+        attempt: AttemptRecord,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        let record = serde_json::to_string(&attempt).map_err(storage)?;
+        self.write(move |c| {
+            c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, n, record) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id.as_str(), n, record]))
+                .map_err(storage)?;
+            let (status, next_at, reason) = match next {
+                Next::Succeeded => (Status::Succeeded, None, None),
+                Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
+                Next::Dead { reason } => (Status::Dead, None, Some(reason)),
+            };
+            c.prepare_cached(
+                "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id.as_str(), status.as_str(), n, next_at, reason]))
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives a leased delivery back without an attempt (e.g. its webhook is gone), due at `at_ms`.
+    pub async fn release(&self, id: DeliveryId, next: Next) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let (status, next_at, reason) = match next {
+                Next::Succeeded => (Status::Succeeded, None, None),
+                Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
+                Next::Dead { reason } => (Status::Dead, None, Some(reason)),
+            };
+            c.execute(
+                "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE id = ?1",
+                params![id.as_str(), status.as_str(), next_at, reason],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes a delivery due now again, whatever its status, keeping its id and attempt log.
+    pub async fn retry_now(&self, id: DeliveryId, now_ms: i64) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'pending' ELSE 'retrying' END,
+                     next_attempt_at = ?2, dead_reason = NULL WHERE id = ?1 AND leased = 0",
+                    params![id.as_str(), now_ms],
+                )
+                .map_err(storage)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    /// When the next delivery is due, if any is waiting.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL", [], |r| {
+                r.get(0)
+            })
+            .map_err(storage)
+        })
+        .await
+    }
+
+    pub async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.read(move |c| {
+            let mut statement = c.prepare_cached(&format!("{SELECT_DELIVERY} WHERE id = ?1")).map_err(storage)?;
+            let record = statement.query_row([id.as_str()], delivery_row).optional().map_err(storage)?;
+            record.map(|r| with_attempts(c, r)).transpose()
+        })
+        .await
+    }
+
+    /// A webhook's deliveries, newest first: `limit` of them before the cursor, and the cursor of the next page.
+    pub async fn list_deliveries(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<(Vec<DeliveryRecord>, Option<i64>), StoreError> {
+        let webhook_id = webhook_id.to_owned();
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "{SELECT_DELIVERY} WHERE webhook_id = ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3"
+                ))
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1], delivery_row)
+                .map_err(storage)?;
+            let mut page = rows.collect::<Result<Vec<_>, _>>().map_err(storage)?;
+            let next = if page.len() > limit {
+                page.truncate(limit);
+                page.last().map(|(seq, _)| *seq)
+            } else {
+                None
+            };
+            let records = page.into_iter().map(|r| with_attempts(c, r)).collect::<Result<_, _>>()?;
+            Ok((records, next))
+        })
+        .await
+    }
+
+    // Rejected events.
+
+    pub async fn reject(&self, rejected: Rejected) -> Result<(), StoreError> {
+        let problems = serde_json::to_string(&rejected.problems).map_err(storage)?;
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO rejected_events (id, received_at, problems, body) VALUES (?1, ?2, ?3, ?4)",
+                params![rejected.id, rejected.received_at_ms, problems, rejected.body],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Rejected events, newest first, with the cursor of the next page.
+    pub async fn list_rejected(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<(Vec<Rejected>, Option<i64>), StoreError> {
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT seq, id, received_at, problems, body FROM rejected_events WHERE seq < ?1
+                     ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![before.unwrap_or(i64::MAX), limit as i64 + 1], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?))
+                })
+                .map_err(storage)?;
+            let mut page = Vec::new();
+            for row in rows {
+                let (seq, id, received_at_ms, problems, body) = row.map_err(storage)?;
+                let problems = serde_json::from_str(&problems).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                page.push((seq, Rejected { id, received_at_ms, problems, body }));
+            }
+            let next = if page.len() > limit {
+                page.truncate(limit);
+                page.last().map(|(seq, _)| *seq)
+            } else {
+                None
+            };
+            Ok((page.into_iter().map(|(_, r)| r).collect(), next))
+        })
+        .await
+    }
+}
+
+const SELECT_DELIVERY: &str =
+    "SELECT rowid, id, webhook_id, event, status, body, source_id, correlation_id, created_at,
+    next_attempt_at, dead_reason FROM deliveries";
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DeliveryRecord)> {
+    let id: String = r.get(1)?;
+    let status: String = r.get(4)?;
+    let body: Vec<u8> = r.get(5)?;
+    let conversion = |e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into());
+    let payload = String::from_utf8(body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::value::RawValue::from_string(text).map_err(|e| e.to_string()))
+        .map_err(conversion)?;
+    Ok((
+        r.get(0)?,
+        DeliveryRecord {
+            id: DeliveryId::parse(&id).ok_or_else(|| conversion(format!("delivery id {id:?}")))?,
+            webhook_id: r.get(2)?,
+            event: r.get(3)?,
+            status: Status::parse(&status).ok_or_else(|| conversion(format!("status {status:?}")))?,
+            payload,
+            source_id: r.get(6)?,
+            correlation_id: r.get(7)?,
+            created_at_ms: r.get(8)?,
+            next_attempt_at_ms: r.get(9)?,
+            dead_reason: r.get(10)?,
+            attempts: Vec::new(),
+        },
+    ))
+}
+
+fn with_attempts(c: &Connection, (_, mut record): (i64, DeliveryRecord)) -> Result<DeliveryRecord, StoreError> {
+    let mut statement =
+        c.prepare_cached("SELECT record FROM attempts WHERE delivery_id = ?1 ORDER BY n").map_err(storage)?;
+    let rows = statement.query_map([record.id.as_str()], |r| r.get::<_, String>(0)).map_err(storage)?;
+    for row in rows {
+        let text = row.map_err(storage)?;
+        record.attempts.push(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    }
+    Ok(record)
+}
+
+fn parse_webhook(doc: &str) -> Result<StoredWebhook, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("webhook document: {e}")))
+}
+
+/// Runs `f` in a savepoint, so that its failure undoes its own writes and not those of the rest of the batch.
+fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    c.execute_batch("SAVEPOINT op").map_err(storage)?;
+    let result = f(c);
+    let end = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+    c.execute_batch(end).map_err(storage)?;
+    result
+}
+
+fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<WriteOp>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let begun = connection.execute_batch("BEGIN IMMEDIATE");
+        let completions: Vec<Completion> = batch.into_iter().map(|op| op(&connection)).collect();
+        let committed = begun.and_then(|()| connection.execute_batch("COMMIT"));
+        let error = committed.err().map(|e| {
+            let _ = connection.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        for complete in completions {
+            complete(error.as_deref());
+        }
+    }
+}
