@@ -102,7 +102,9 @@ fn init_logs() {
     if json {
         registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
     } else {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
+        use std::io::IsTerminal;
+        let colours = std::io::stderr().is_terminal();
+        registry.with(tracing_subscriber::fmt::layer().with_ansi(colours).with_writer(std::io::stderr)).init();
     }
 }
 

@@ -13,6 +13,8 @@ const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 pub const README_BEGIN: &str =
     "<!-- BEGIN GENERATED event tables: `cargo run -p handler -- schemas` rewrites this part -->";
 pub const README_END: &str = "<!-- END GENERATED event tables -->";
+pub const API_BEGIN: &str = "<!-- BEGIN GENERATED API table: `cargo run -p handler -- schemas` rewrites this part -->";
+pub const API_END: &str = "<!-- END GENERATED API table -->";
 
 /// Every generated file, as (path relative to `schemas/`, contents).
 pub fn files() -> Vec<(String, String)> {
@@ -183,14 +185,29 @@ fn payload_cell(mapping: &Mapping) -> String {
     fields.join(", ")
 }
 
-/// `readme` with the part between the markers replaced by the current event tables.
+/// The API endpoints as a Markdown table, from the route table the router is built from.
+pub fn api_table() -> String {
+    let mut md = String::from("| method | path | what |\n|---|---|---|\n");
+    for route in crate::api::routes() {
+        let _ =
+            writeln!(md, "| `{}` | `/api/v1{}` | {} |", route.method, route.path, route.summary.replace('|', "\\|"));
+    }
+    md
+}
+
+/// `readme` with the generated parts (between their markers) replaced by what the code generates now.
 pub fn splice_readme(readme: &str) -> Result<String, String> {
-    let start = readme.find(README_BEGIN).ok_or_else(|| format!("README.md has no line {README_BEGIN}"))?;
-    let end = readme
-        .find(README_END)
+    let readme = splice(readme, README_BEGIN, README_END, &event_tables())?;
+    splice(&readme, API_BEGIN, API_END, &api_table())
+}
+
+fn splice(text: &str, begin: &str, end_marker: &str, contents: &str) -> Result<String, String> {
+    let start = text.find(begin).ok_or_else(|| format!("README.md has no line {begin}"))?;
+    let end = text
+        .find(end_marker)
         .filter(|&end| end > start)
-        .ok_or_else(|| format!("README.md has no line {README_END} after the start marker"))?;
-    Ok(format!("{}{README_BEGIN}\n\n{}\n{}", &readme[..start], event_tables(), &readme[end..]))
+        .ok_or_else(|| format!("README.md has no line {end_marker} after {begin}"))?;
+    Ok(format!("{}{begin}\n\n{contents}\n{}", &text[..start], &text[end..]))
 }
 
 /// Writes `schemas/` and the README tables under the repository root `root`; removes stale generated files.

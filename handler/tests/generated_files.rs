@@ -18,11 +18,14 @@ fn the_schemas_command_detects_and_repairs_stale_files() {
     let dir = std::env::temp_dir().join(format!("dispatcher-schemas-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("schemas/events")).unwrap();
-    std::fs::write(
-        dir.join("README.md"),
-        format!("# x\n{}\nold table\n{}\nafter\n", dispatcher::schemas::README_BEGIN, dispatcher::schemas::README_END),
-    )
-    .unwrap();
+    let readme = format!(
+        "# x\n{}\nold table\n{}\nbetween\n{}\n{}\nafter\n",
+        dispatcher::schemas::README_BEGIN,
+        dispatcher::schemas::README_END,
+        dispatcher::schemas::API_BEGIN,
+        dispatcher::schemas::API_END
+    );
+    std::fs::write(dir.join("README.md"), readme).unwrap();
     std::fs::write(dir.join("schemas/events/removed.event.json"), "{}").unwrap();
     let handler = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_handler")).args(args).arg("--root").arg(&dir).output().unwrap()
@@ -40,6 +43,7 @@ fn the_schemas_command_detects_and_repairs_stale_files() {
     assert!(
         readme.contains("| `service:subscribed` |") && readme.ends_with("after\n") && !readme.contains("old table")
     );
+    assert!(readme.contains("| `POST` | `/api/v1/events` |") && readme.contains("between"));
     assert!(!dir.join("schemas/events/removed.event.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
