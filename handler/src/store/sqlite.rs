@@ -284,11 +284,7 @@ impl SqliteStore {
             c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, n, record) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![id.as_str(), n, record]))
                 .map_err(storage)?;
-            let (status, next_at, reason) = match next {
-                Next::Succeeded => (Status::Succeeded, None, None),
-                Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
-                Next::Dead { reason } => (Status::Dead, None, Some(reason)),
-            };
+            let (status, next_at, reason) = columns(next);
             c.prepare_cached(
                 "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
                  WHERE id = ?1",
@@ -303,11 +299,7 @@ impl SqliteStore {
     /// Gives a leased delivery back without an attempt (e.g. its webhook is gone), due at `at_ms`.
     pub async fn release(&self, id: DeliveryId, next: Next) -> Result<(), StoreError> {
         self.write(move |c| {
-            let (status, next_at, reason) = match next {
-                Next::Succeeded => (Status::Succeeded, None, None),
-                Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
-                Next::Dead { reason } => (Status::Dead, None, Some(reason)),
-            };
+            let (status, next_at, reason) = columns(next);
             c.execute(
                 "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE id = ?1",
                 params![id.as_str(), status.as_str(), next_at, reason],
@@ -348,7 +340,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut statement = c.prepare_cached(&format!("{SELECT_DELIVERY} WHERE id = ?1")).map_err(storage)?;
             let record = statement.query_row([id.as_str()], delivery_row).optional().map_err(storage)?;
-            record.map(|r| with_attempts(c, r)).transpose()
+            record.map(|(_, r)| with_attempts(c, r)).transpose()
         })
         .await
     }
@@ -370,13 +362,7 @@ impl SqliteStore {
             let rows = statement
                 .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1], delivery_row)
                 .map_err(storage)?;
-            let mut page = rows.collect::<Result<Vec<_>, _>>().map_err(storage)?;
-            let next = if page.len() > limit {
-                page.truncate(limit);
-                page.last().map(|(seq, _)| *seq)
-            } else {
-                None
-            };
+            let (page, next) = cut_page(rows.collect::<Result<Vec<_>, _>>().map_err(storage)?, limit);
             let records = page.into_iter().map(|r| with_attempts(c, r)).collect::<Result<_, _>>()?;
             Ok((records, next))
         })
@@ -422,16 +408,30 @@ impl SqliteStore {
                 let problems = serde_json::from_str(&problems).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 page.push((seq, Rejected { id, received_at_ms, problems, body }));
             }
-            let next = if page.len() > limit {
-                page.truncate(limit);
-                page.last().map(|(seq, _)| *seq)
-            } else {
-                None
-            };
-            Ok((page.into_iter().map(|(_, r)| r).collect(), next))
+            Ok(cut_page(page, limit))
         })
         .await
     }
+}
+
+/// How a delivery's row reflects what comes next.
+fn columns(next: Next) -> (Status, Option<i64>, Option<String>) {
+    match next {
+        Next::Succeeded => (Status::Succeeded, None, None),
+        Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
+        Next::Dead { reason } => (Status::Dead, None, Some(reason)),
+    }
+}
+
+/// Rows fetched as `limit + 1` (sequence number, item) → the page, and the cursor of the next one if there is one.
+fn cut_page<T>(mut rows: Vec<(i64, T)>, limit: usize) -> (Vec<T>, Option<i64>) {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    (rows.into_iter().map(|(_, item)| item).collect(), next)
 }
 
 const SELECT_DELIVERY: &str =
@@ -465,7 +465,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DeliveryRecord)
     ))
 }
 
-fn with_attempts(c: &Connection, (_, mut record): (i64, DeliveryRecord)) -> Result<DeliveryRecord, StoreError> {
+fn with_attempts(c: &Connection, mut record: DeliveryRecord) -> Result<DeliveryRecord, StoreError> {
     let mut statement =
         c.prepare_cached("SELECT record FROM attempts WHERE delivery_id = ?1 ORDER BY n").map_err(storage)?;
     let rows = statement.query_map([record.id.as_str()], |r| r.get::<_, String>(0)).map_err(storage)?;
