@@ -220,6 +220,10 @@ impl Drop for Dispatcher {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // The handler's side of a failed test is the first thing one wants to read.
+            eprintln!("--- handler logs ({}) ---\n{}", self.log_file.display(), self.logs());
+        }
     }
 }
 
