@@ -295,3 +295,26 @@ async fn bad_input_gets_a_specific_answer_and_the_process_keeps_serving() {
     assert_eq!(rejected["items"][0]["problems"][0]["path"], "body", "newest first: the oversized body");
     assert_eq!(dispatcher.get("/info").await["counters"]["rejected"], json!(4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_with_a_backlog_does_not_hold_up_the_others() {
+    let receivers = Receivers::start().await;
+    receivers.behave("slow", Behaviour { delay: Duration::from_millis(400), ..Behaviour::default() });
+    // Four slots: the slow webhook may take three of them, never the fourth.
+    let dispatcher = Dispatcher::start("fairness", &["--concurrency", "4"], &[]);
+    for (path, name) in [("slow", "s"), ("fast", "f")] {
+        dispatcher
+            .register(json!({"url": receivers.url(path), "subscriptions": ["ping"], "attributes": {"name": name}}))
+            .await;
+    }
+    for _ in 0..24 {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": "s"}})).await;
+    }
+    for _ in 0..6 {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": "f"}})).await;
+    }
+    eventually("the fast webhook's six deliveries", WAIT, || receivers.at("fast").len() == 6).await;
+    let slow_so_far = receivers.at("slow").len();
+    assert!(slow_so_far <= 12, "the fast webhook waited for the slow one's backlog ({slow_so_far} of 24 done)");
+    eventually("the slow webhook's backlog", WAIT, || receivers.at("slow").len() == 24).await;
+}

@@ -103,6 +103,8 @@ pub struct NewDelivery {
 /// A delivery leased for an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// Where the delivery sits in the local queue: its row, so that recording the attempt needs no id lookup.
+    pub seq: i64,
     pub delivery: NewDelivery,
     /// Attempts made before this one.
     pub attempts_made: u32,

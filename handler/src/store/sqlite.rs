@@ -23,13 +23,19 @@ type WriteOp = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 1024;
 
+/// The schema this code reads and writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+// Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
+// random pages by their hashed ids; attempts hang off `seq` for the same reason.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY,
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     webhook_id TEXT NOT NULL,
     event TEXT NOT NULL,
     body BLOB NOT NULL,
@@ -42,13 +48,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at INTEGER NOT NULL,
     dead_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at, webhook_id) WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries(webhook_id);
 CREATE TABLE IF NOT EXISTS attempts (
-    delivery_id TEXT NOT NULL,
+    delivery_seq INTEGER NOT NULL,
     n INTEGER NOT NULL,
     record TEXT NOT NULL,
-    PRIMARY KEY (delivery_id, n)
+    PRIMARY KEY (delivery_seq, n)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected_events (
     seq INTEGER PRIMARY KEY,
@@ -63,6 +69,8 @@ pub struct SqliteStore {
     writer: mpsc::UnboundedSender<WriteOp>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    /// Dropping it stops the checkpoint thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
     _lock: File,
 }
 
@@ -85,7 +93,17 @@ impl SqliteStore {
         lock.try_lock().map_err(|_| storage(format!("{} is in use by another handler process", data_dir.display())))?;
         let path = data_dir.join("dispatcher.db");
         let connection = open_connection(&path).map_err(storage)?;
-        connection.execute_batch(SCHEMA).map_err(storage)?;
+        create_schema(&connection, &path)?;
+        // Measured with `cargo bench --bench queue` and `testagent load` (see the README): the writer keeps the
+        // hot pages of the queue's indexes in a cache that grows only as the data does, and savepoint journals
+        // stay in memory. Checkpoints run on their own thread (below); the writer checkpoints only if that
+        // thread falls far behind.
+        connection
+            .execute_batch(
+                "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 65536;
+                 PRAGMA journal_size_limit = 67108864;",
+            )
+            .map_err(storage)?;
         // This process holds the lock, so whatever is leased was leased by a process that is gone.
         connection
             .execute("UPDATE deliveries SET leased = 0, next_attempt_at = ?1 WHERE leased = 1", [now_ms])
@@ -95,7 +113,13 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || write_loop(connection, receiver))
             .map_err(storage)?;
-        Ok(SqliteStore { writer, readers: Arc::default(), path, _lock: lock })
+        let (checkpointer, stop) = std::sync::mpsc::channel();
+        let checkpoint_connection = open_connection(&path).map_err(storage)?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_connection, stop))
+            .map_err(storage)?;
+        Ok(SqliteStore { writer, readers: Arc::default(), path, _checkpointer: checkpointer, _lock: lock })
     }
 
     pub fn path(&self) -> &Path {
@@ -196,33 +220,52 @@ impl SqliteStore {
 
     // Deliveries and the queue.
 
-    /// Stores new deliveries, due now. A delivery id seen before is left as it is, so accepting the same
-    /// source message twice delivers once.
-    pub async fn accept(&self, deliveries: Vec<NewDelivery>, now_ms: i64) -> Result<(), StoreError> {
+    /// Stores new deliveries, due now, and returns nothing; or, with `lease_until`, leased by the caller until
+    /// then, and returns them as jobs to attempt. A delivery id seen before is left as it is (and not returned),
+    /// so accepting the same source message twice delivers once.
+    pub async fn accept(
+        &self,
+        deliveries: Vec<NewDelivery>,
+        now_ms: i64,
+        lease_until: Option<i64>,
+    ) -> Result<Vec<Job>, StoreError> {
         if deliveries.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.write(move |c| {
             let mut insert = c
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
-                     next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                    "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
+                     next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
+                     ON CONFLICT (id) DO NOTHING RETURNING seq",
                 )
                 .map_err(storage)?;
-            for d in &deliveries {
-                insert
-                    .execute(params![
-                        d.id.as_str(),
-                        &*d.webhook_id,
-                        d.event,
-                        d.body,
-                        d.source_id,
-                        d.correlation_id,
-                        now_ms
-                    ])
+            let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
+            let mut jobs = Vec::new();
+            for delivery in deliveries {
+                let d = &delivery;
+                let inserted: Option<i64> = insert
+                    .query_row(
+                        params![
+                            d.id.as_str(),
+                            &*d.webhook_id,
+                            d.event,
+                            d.body,
+                            d.source_id,
+                            d.correlation_id,
+                            due,
+                            leased,
+                            now_ms
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()
                     .map_err(storage)?;
+                if let (Some(seq), true) = (inserted, leased) {
+                    jobs.push(Job { seq, delivery, attempts_made: 0 });
+                }
             }
-            Ok(())
+            Ok(jobs)
         })
         .await
     }
@@ -240,69 +283,65 @@ impl SqliteStore {
             let mut statement = c
                 .prepare_cached(
                     "UPDATE deliveries SET leased = 1, next_attempt_at = ?2
-                     WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?1
-                                  AND webhook_id NOT IN (SELECT value FROM json_each(?4))
-                                  ORDER BY next_attempt_at LIMIT ?3)
-                     RETURNING id, webhook_id, event, body, source_id, correlation_id, attempt_count",
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE next_attempt_at <= ?1
+                                   AND webhook_id NOT IN (SELECT value FROM json_each(?4))
+                                   ORDER BY next_attempt_at LIMIT ?3)
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, attempt_count",
                 )
                 .map_err(storage)?;
             let rows = statement
                 .query_map(params![now_ms, now_ms + lease_ms, limit as i64, skip], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, u32>(6)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, u32>(7)?,
                     ))
                 })
                 .map_err(storage)?;
             rows.map(|row| {
-                let (id, webhook_id, event, body, source_id, correlation_id, attempts_made) = row.map_err(storage)?;
+                let (seq, id, webhook_id, event, body, source_id, correlation_id, attempts_made) =
+                    row.map_err(storage)?;
                 let id = DeliveryId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("delivery id {id:?}")))?;
                 let delivery =
                     NewDelivery { id, webhook_id: webhook_id.into(), event, body, source_id, correlation_id };
-                Ok(Job { delivery, attempts_made })
+                Ok(Job { seq, delivery, attempts_made })
             })
             .collect()
         })
         .await
     }
 
-    /// Logs attempt number `n` (1-based) of a delivery and moves it on.
-    pub async fn record_attempt(
-        &self,
-        id: DeliveryId,
-        n: u32,
-        attempt: AttemptRecord,
-        next: Next,
-    ) -> Result<(), StoreError> {
+    /// Logs attempt number `n` (1-based) of the delivery of a job (by its `seq`) and moves it on.
+    pub async fn record_attempt(&self, seq: i64, n: u32, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
         let record = serde_json::to_string(&attempt).map_err(storage)?;
         self.write(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_id, n, record) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id.as_str(), n, record]))
+            c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_seq, n, record) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![seq, n, record]))
                 .map_err(storage)?;
             let (status, next_at, reason) = columns(next);
             c.prepare_cached(
                 "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
-                 WHERE id = ?1",
+                 WHERE seq = ?1",
             )
-            .and_then(|mut s| s.execute(params![id.as_str(), status.as_str(), n, next_at, reason]))
+            .and_then(|mut s| s.execute(params![seq, status.as_str(), n, next_at, reason]))
             .map_err(storage)?;
             Ok(())
         })
         .await
     }
 
-    /// Gives a leased delivery back without an attempt (e.g. its webhook is gone), due at `at_ms`.
-    pub async fn release(&self, id: DeliveryId, next: Next) -> Result<(), StoreError> {
+    /// Gives the delivery of a leased job (by its `seq`) back without an attempt: due again, or dead.
+    pub async fn release(&self, seq: i64, next: Next) -> Result<(), StoreError> {
         self.write(move |c| {
             let (status, next_at, reason) = columns(next);
             c.execute(
-                "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE id = ?1",
-                params![id.as_str(), status.as_str(), next_at, reason],
+                "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE seq = ?1",
+                params![seq, status.as_str(), next_at, reason],
             )
             .map_err(storage)?;
             Ok(())
@@ -325,13 +364,12 @@ impl SqliteStore {
         .await
     }
 
-    /// When the next delivery is due, if any is waiting.
+    /// When the next delivery (or lease expiry) is due, if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         self.read(|c| {
-            c.query_row("SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL", [], |r| {
-                r.get(0)
-            })
-            .map_err(storage)
+            c.prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(storage)
         })
         .await
     }
@@ -340,7 +378,7 @@ impl SqliteStore {
         self.read(move |c| {
             let mut statement = c.prepare_cached(&format!("{SELECT_DELIVERY} WHERE id = ?1")).map_err(storage)?;
             let record = statement.query_row([id.as_str()], delivery_row).optional().map_err(storage)?;
-            record.map(|(_, r)| with_attempts(c, r)).transpose()
+            record.map(|row| with_attempts(c, row)).transpose()
         })
         .await
     }
@@ -356,12 +394,13 @@ impl SqliteStore {
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(&format!(
-                    "{SELECT_DELIVERY} WHERE webhook_id = ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3"
+                    "{SELECT_DELIVERY} WHERE webhook_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
                 ))
                 .map_err(storage)?;
             let rows = statement
                 .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1], delivery_row)
                 .map_err(storage)?;
+            let rows = rows.map(|row| row.map(|(seq, record)| (seq, (seq, record))));
             let (page, next) = cut_page(rows.collect::<Result<Vec<_>, _>>().map_err(storage)?, limit);
             let records = page.into_iter().map(|r| with_attempts(c, r)).collect::<Result<_, _>>()?;
             Ok((records, next))
@@ -434,8 +473,7 @@ fn cut_page<T>(mut rows: Vec<(i64, T)>, limit: usize) -> (Vec<T>, Option<i64>) {
     (rows.into_iter().map(|(_, item)| item).collect(), next)
 }
 
-const SELECT_DELIVERY: &str =
-    "SELECT rowid, id, webhook_id, event, status, body, source_id, correlation_id, created_at,
+const SELECT_DELIVERY: &str = "SELECT seq, id, webhook_id, event, status, body, source_id, correlation_id, created_at,
     next_attempt_at, dead_reason FROM deliveries";
 
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DeliveryRecord)> {
@@ -465,10 +503,10 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, DeliveryRecord)
     ))
 }
 
-fn with_attempts(c: &Connection, mut record: DeliveryRecord) -> Result<DeliveryRecord, StoreError> {
+fn with_attempts(c: &Connection, (seq, mut record): (i64, DeliveryRecord)) -> Result<DeliveryRecord, StoreError> {
     let mut statement =
-        c.prepare_cached("SELECT record FROM attempts WHERE delivery_id = ?1 ORDER BY n").map_err(storage)?;
-    let rows = statement.query_map([record.id.as_str()], |r| r.get::<_, String>(0)).map_err(storage)?;
+        c.prepare_cached("SELECT record FROM attempts WHERE delivery_seq = ?1 ORDER BY n").map_err(storage)?;
+    let rows = statement.query_map([seq], |r| r.get::<_, String>(0)).map_err(storage)?;
     for row in rows {
         let text = row.map_err(storage)?;
         record.attempts.push(serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
@@ -480,13 +518,46 @@ fn parse_webhook(doc: &str) -> Result<StoredWebhook, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("webhook document: {e}")))
 }
 
+/// Creates the tables of an empty database, and refuses one written with another schema.
+fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+    let tables: i64 =
+        c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
+    if tables > 0 && version != SCHEMA_VERSION {
+        return Err(storage(format!(
+            "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
+             move the data dir away (or finish its deliveries with the handler that wrote it)",
+            path.display()
+        )));
+    }
+    c.execute_batch(SCHEMA).map_err(storage)?;
+    c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(storage)
+}
+
 /// Runs `f` in a savepoint, so that its failure undoes its own writes and not those of the rest of the batch.
 fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-    c.execute_batch("SAVEPOINT op").map_err(storage)?;
+    // Cached: parsing these three statements cost more than many of the ops they guard.
+    let run = |sql: &str| c.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(storage);
+    run("SAVEPOINT op")?;
     let result = f(c);
-    let end = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-    c.execute_batch(end).map_err(storage)?;
+    if result.is_err() {
+        run("ROLLBACK TO op")?;
+    }
+    run("RELEASE op")?;
     result
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies committed pages from the WAL into the database file, away from the writer: a checkpoint (and its
+/// fsync) inside a commit would hold up every caller waiting for that commit. Passive: it never blocks writes.
+fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "WAL checkpoint failed; the next one tries again");
+        }
+    }
 }
 
 fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<WriteOp>) {
@@ -500,7 +571,11 @@ fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<Writ
         }
         let begun = connection.execute_batch("BEGIN IMMEDIATE");
         let completions: Vec<Completion> = batch.into_iter().map(|op| op(&connection)).collect();
-        let committed = begun.and_then(|()| connection.execute_batch("COMMIT"));
+        let committed = match begun {
+            Ok(()) => connection.execute_batch("COMMIT"),
+            // Outside a transaction, each op's savepoint committed on its own when it was released.
+            Err(_) => Ok(()),
+        };
         let error = committed.err().map(|e| {
             let _ = connection.execute_batch("ROLLBACK");
             e.to_string()

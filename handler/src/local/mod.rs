@@ -1,23 +1,25 @@
 //! The embedded runtime behind `handler local`: the SQLite store and queue, the delivery workers and the API,
-//! in one process.
+//! in one process. `workers.rs` runs the deliveries.
+
+mod workers;
 
 use crate::delivery::retry::RetrySchedule;
 use crate::delivery::sender::{now_ms, Sender};
 use crate::delivery::signing::Secret;
-use crate::delivery::Engine;
+use crate::delivery::{Attempted, Engine};
 use crate::dispatch::{dispatch, DeliveryId};
 use crate::events::Event;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Job, NewDelivery, Next, StoreError, StoredWebhook};
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::{WebhookConfig, WebhookIndex};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify};
 
 /// Everything `handler local` is configured with (flags or environment variables, see `main.rs`).
 #[derive(Debug, Clone)]
@@ -77,8 +79,26 @@ pub struct App {
     pub engine: Engine,
     pub counters: Counters,
     webhooks: RwLock<Arc<WebhookSet>>,
+    /// Deliveries accepted by this process and leased to it at once, so that the workers take them from memory
+    /// instead of asking the store. Bounded: beyond it, accepted deliveries wait in the store as due.
+    handed_off: Mutex<VecDeque<Job>>,
+    /// When the store may next hold a due delivery that no worker has in memory.
+    store_due: workers::DueHint,
     /// Rung when deliveries become due sooner than the workers expect.
     wake: Notify,
+}
+
+/// What became of a job's attempt, to be recorded.
+enum Outcome {
+    /// Its webhook was deleted or disabled meanwhile: not attempted.
+    Dropped {
+        job: Job,
+    },
+    Attempted {
+        job: Job,
+        webhook: Arc<StoredWebhook>,
+        attempted: Attempted,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +133,9 @@ impl App {
             engine,
             counters: Counters::default(),
             webhooks: RwLock::default(),
+            handed_off: Mutex::default(),
+            // Whatever a previous run left is due now.
+            store_due: workers::DueHint::new(0),
             wake: Notify::new(),
         });
         if let Some(path) = app.config.webhooks_file.clone() {
@@ -185,10 +208,40 @@ impl App {
             })
             .collect();
         let count = deliveries.len();
-        self.store.accept(deliveries, now_ms()).await?;
+        self.enqueue(deliveries).await?;
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        self.wake.notify_one();
         Ok(Accepted { source_id, deliveries: count })
+    }
+
+    /// Stores deliveries durably; when the workers have room, leases them to this process at the same time and
+    /// hands them over in memory, which spares the store a lease per delivery.
+    async fn enqueue(&self, deliveries: Vec<NewDelivery>) -> Result<(), StoreError> {
+        let now = now_ms();
+        // Deliveries already waiting in the store go first: new ones queue behind them there.
+        let backlog = self.store_due.at() <= now;
+        let room = self.handed_off.lock().is_ok_and(|q| q.len() + deliveries.len() <= self.hand_off_capacity());
+        let lease_until = (room && !backlog).then(|| now + self.lease_ms());
+        let jobs = self.store.accept(deliveries, now, lease_until).await?;
+        match lease_until {
+            Some(_) => {
+                if let Ok(mut queue) = self.handed_off.lock() {
+                    queue.extend(jobs);
+                }
+            }
+            None => self.note_due(now),
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Enough for the fan-out of a burst to skip the lease round trip, small enough to scan (`workers.rs`).
+    fn hand_off_capacity(&self) -> usize {
+        self.config.concurrency.max(1) * 16
+    }
+
+    /// How long a leased delivery belongs to this process: past that, it is due again (its attempt was lost).
+    fn lease_ms(&self) -> i64 {
+        (self.config.request_timeout + Duration::from_secs(60)).as_millis() as i64
     }
 
     /// Queues one delivery of `body` to one webhook, outside routing (a ping from the API).
@@ -208,115 +261,82 @@ impl App {
             source_id,
             correlation_id: None,
         };
-        self.store.accept(vec![delivery], now_ms()).await?;
-        self.wake.notify_one();
+        self.enqueue(vec![delivery]).await?;
         Ok(id)
     }
 
     pub async fn retry_now(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let changed = self.store.retry_now(id, now_ms()).await?;
+        let now = now_ms();
+        let changed = self.store.retry_now(id, now).await?;
+        self.note_due(now);
         self.wake.notify_one();
         Ok(changed)
     }
 
     /// Runs the delivery workers until `stop` turns true, then lets in-flight deliveries finish (up to the grace
-    /// period).
-    pub async fn run_deliveries(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let concurrency = self.config.concurrency.max(1);
-        // One slow or failing webhook may hold at most three quarters of the slots: the rest stay for the others.
-        let per_webhook = (concurrency * 3 / 4).max(1);
-        let slots = Arc::new(Semaphore::new(concurrency));
-        let in_flight: Arc<Mutex<HashMap<Arc<str>, usize>>> = Arc::default();
-        let lease_ms = (self.config.request_timeout + Duration::from_secs(60)).as_millis() as i64;
-        while !*stop.borrow() {
-            let free = slots.available_permits();
-            let jobs = if free == 0 {
-                Vec::new()
-            } else {
-                let skip: Vec<String> = in_flight
-                    .lock()
-                    .map(|m| m.iter().filter(|(_, n)| **n >= per_webhook).map(|(id, _)| id.to_string()).collect())
-                    .unwrap_or_default();
-                match self.store.lease(now_ms(), free, lease_ms, skip).await {
-                    Ok(jobs) => jobs,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot lease deliveries");
-                        Vec::new()
-                    }
-                }
-            };
-            if jobs.is_empty() {
-                let wait = match self.store.next_due_ms().await {
-                    Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64),
-                    _ => Duration::from_secs(1),
-                };
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            for job in jobs {
-                let Ok(slot) = slots.clone().acquire_owned().await else { break };
-                let webhook_id = job.delivery.webhook_id.clone();
-                if let Ok(mut m) = in_flight.lock() {
-                    *m.entry(webhook_id.clone()).or_default() += 1;
-                }
-                let (app, in_flight) = (self.clone(), in_flight.clone());
-                tokio::spawn(async move {
-                    app.process(job).await;
-                    if let Ok(mut m) = in_flight.lock() {
-                        if let Some(n) = m.get_mut(&webhook_id) {
-                            *n -= 1;
-                            if *n == 0 {
-                                m.remove(&webhook_id);
-                            }
-                        }
-                    }
-                    drop(slot);
-                    app.wake.notify_one();
-                });
-            }
-        }
-        // Shutting down: wait for the attempts under way; whatever is left is due again at the next start.
-        let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(self.config.shutdown_grace, slots.acquire_many(all)).await;
+    /// period). See `workers.rs`.
+    pub async fn run_deliveries(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        workers::run(self, stop).await
     }
 
-    async fn process(&self, job: Job) {
-        let Job { delivery, attempts_made } = job;
+    /// Notes that the store holds a delivery due at `at_ms` that no worker has in memory.
+    fn note_due(&self, at_ms: i64) {
+        self.store_due.note(at_ms);
+    }
+
+    /// Makes the attempt of a job, or decides that it cannot be made; the outcome is recorded by [`App::settle`].
+    async fn attempt(&self, job: Job) -> Outcome {
+        let webhook = self.webhooks().by_id.get(&job.delivery.webhook_id).cloned();
+        let Some(webhook) = webhook.filter(|w| !w.config.disabled) else {
+            return Outcome::Dropped { job };
+        };
+        let n = job.attempts_made + 1;
+        let attempted = self.engine.attempt(&job.delivery, &webhook, n).await;
+        Outcome::Attempted { job, webhook, attempted }
+    }
+
+    /// Records an outcome, then does what it calls for: disabling a webhook that is gone, a failure callback.
+    async fn settle(&self, outcome: Outcome) {
+        let job = match &outcome {
+            Outcome::Dropped { job } | Outcome::Attempted { job, .. } => job,
+        };
+        let delivery = &job.delivery;
         let span = tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id = delivery.correlation_id.as_deref().unwrap_or(""));
         let _entered = span.enter();
-        let webhook = self.webhooks().by_id.get(&delivery.webhook_id).cloned();
-        let Some(webhook) = webhook.filter(|w| !w.config.disabled) else {
-            let reason = "the webhook was deleted or disabled before the delivery could be made".to_owned();
-            tracing::warn!(%reason, "delivery dropped");
-            if let Err(error) = self.store.release(delivery.id, Next::Dead { reason }).await {
-                tracing::error!(%error, "cannot record the dropped delivery");
+        let (job, webhook, attempted) = match outcome {
+            Outcome::Dropped { job } => {
+                let reason = "the webhook was deleted or disabled before the delivery could be made".to_owned();
+                tracing::warn!(%reason, "delivery dropped");
+                if let Err(error) = self.store.release(job.seq, Next::Dead { reason }).await {
+                    tracing::error!(%error, "cannot record the dropped delivery");
+                }
+                self.counters.dead.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            self.counters.dead.fetch_add(1, Ordering::Relaxed);
-            return;
+            Outcome::Attempted { job, webhook, attempted } => (job, webhook, attempted),
         };
-        let n = attempts_made + 1;
-        let attempted = self.engine.attempt(&delivery, &webhook, n).await;
+        let n = job.attempts_made + 1;
         let status_code = attempted.record.status_code;
         tracing::info!(attempt = n, status = ?status_code, error = attempted.record.error.as_deref().unwrap_or(""), next = ?attempted.next, "attempted");
-        if let Err(error) = self.store.record_attempt(delivery.id, n, attempted.record, attempted.next.clone()).await {
+        if let Err(error) = self.store.record_attempt(job.seq, n, attempted.record, attempted.next.clone()).await {
             // The lease runs out and the delivery is attempted again: at least once, never lost.
             tracing::error!(%error, "cannot record the attempt");
             return;
         }
         match attempted.next {
             Next::Succeeded => self.counters.delivered.fetch_add(1, Ordering::Relaxed),
-            Next::RetryAt { .. } => self.counters.retried.fetch_add(1, Ordering::Relaxed),
+            Next::RetryAt { at_ms } => {
+                self.note_due(at_ms);
+                self.counters.retried.fetch_add(1, Ordering::Relaxed)
+            }
             Next::Dead { .. } => self.counters.dead.fetch_add(1, Ordering::Relaxed),
         };
         if let Some(reason) = attempted.disable_webhook {
             self.disable(&webhook, reason).await;
         }
         if matches!(attempted.next, Next::Dead { .. }) {
-            if let Some(callback) = self.engine.failure_callback(&delivery, &webhook, n, status_code).await {
+            let callback = self.engine.failure_callback(&job.delivery, &webhook, n, status_code).await;
+            if let Some(callback) = callback {
                 tracing::info!(status = ?callback.status_code, error = callback.error.as_deref().unwrap_or(""), "failure callback sent");
             }
         }

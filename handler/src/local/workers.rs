@@ -1,0 +1,210 @@
+//! The delivery workers of local mode.
+//!
+//! Jobs come from two places: deliveries that `accept` leased to this process and handed over in memory (the
+//! fast path while the workers keep up), and deliveries due in the store (retries, the overflow of a burst,
+//! whatever a previous run left). Each job is attempted in its own task, at most `--concurrency` at a time, and
+//! at most three quarters of them for one webhook, so that a slow or failing webhook never starves the others.
+//! A task frees its slot as soon as the receiver has answered; recording the outcome does not hold up sending.
+
+use super::{App, Outcome};
+use crate::delivery::sender::now_ms;
+use crate::store::Job;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+/// The longest the workers sleep without looking at the store again.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// While some webhooks use their whole share, how often at most the store is asked for the others' due
+/// deliveries. Finding them means reading past the saturated webhooks' ones, so not after every attempt.
+const SATURATED_POLL: Duration = Duration::from_millis(100);
+
+/// When the store may next hold a due delivery that no worker has in memory (`i64::MAX`: none known). The
+/// workers ask the store only from then on; whoever makes a delivery due in the store notes it here.
+pub(super) struct DueHint(Mutex<DueState>);
+
+struct DueState {
+    at_ms: i64,
+    /// Counts the notes, so that a worker never overwrites one it has not seen.
+    notes: u64,
+}
+
+impl DueHint {
+    pub(super) fn new(at_ms: i64) -> DueHint {
+        DueHint(Mutex::new(DueState { at_ms, notes: 0 }))
+    }
+
+    pub(super) fn at(&self) -> i64 {
+        self.0.lock().map_or(i64::MIN, |s| s.at_ms)
+    }
+
+    pub(super) fn note(&self, at_ms: i64) {
+        if let Ok(mut state) = self.0.lock() {
+            state.at_ms = state.at_ms.min(at_ms);
+            state.notes += 1;
+        }
+    }
+
+    fn snapshot(&self) -> (i64, u64) {
+        self.0.lock().map_or((i64::MIN, 0), |s| (s.at_ms, s.notes))
+    }
+
+    /// After the store was found drained up to now: the next due time it reported, unless a delivery was made
+    /// due since the `notes` of the snapshot taken before asking it.
+    fn drained(&self, notes: u64, next_ms: i64) {
+        if let Ok(mut state) = self.0.lock() {
+            if state.notes == notes {
+                state.at_ms = next_ms;
+            }
+        }
+    }
+}
+
+struct Pool {
+    /// One permit per attempt under way (`--concurrency`).
+    slots: Arc<Semaphore>,
+    /// One permit per task, held until its outcome is recorded: shutting down waits for all of them.
+    tasks: Arc<Semaphore>,
+    /// Attempts under way per webhook.
+    in_flight: Mutex<HashMap<Arc<str>, usize>>,
+    per_webhook: usize,
+}
+
+impl Pool {
+    /// Webhooks that use their whole share of the slots.
+    fn saturated(&self) -> Vec<Arc<str>> {
+        let in_flight = self.in_flight.lock();
+        in_flight
+            .map(|m| m.iter().filter(|(_, n)| **n >= self.per_webhook).map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn started(&self, webhook_id: &Arc<str>) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            *m.entry(webhook_id.clone()).or_default() += 1;
+        }
+    }
+
+    /// Returns whether the webhook was saturated (so its deliveries waiting in the store can go now).
+    fn finished(&self, webhook_id: &Arc<str>) -> bool {
+        let Ok(mut m) = self.in_flight.lock() else { return false };
+        let Some(n) = m.get_mut(webhook_id) else { return false };
+        let was_saturated = *n >= self.per_webhook;
+        *n -= 1;
+        if *n == 0 {
+            m.remove(webhook_id);
+        }
+        was_saturated
+    }
+}
+
+pub(super) async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let concurrency = app.config.concurrency.max(1);
+    let pool = Arc::new(Pool {
+        slots: Arc::new(Semaphore::new(concurrency)),
+        tasks: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+        in_flight: Mutex::default(),
+        per_webhook: (concurrency * 3 / 4).max(1),
+    });
+    let mut last_saturated_lease = None;
+    while !*stop.borrow() {
+        let jobs = next_jobs(&app, &pool, &mut last_saturated_lease).await;
+        if jobs.is_empty() {
+            let until_due = app.store_due.at().saturating_sub(now_ms()).max(1) as u64;
+            tokio::select! {
+                _ = app.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(until_due).min(IDLE_POLL)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for job in jobs {
+            spawn_attempt(&app, &pool, job).await;
+        }
+    }
+    // Shutting down: wait for the tasks under way; whatever is left is due again at the next start.
+    let all = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(app.config.shutdown_grace, pool.tasks.acquire_many(all)).await;
+}
+
+/// As many jobs as there are free slots: handed-off ones first, then due ones from the store.
+async fn next_jobs(app: &App, pool: &Pool, last_saturated_lease: &mut Option<Instant>) -> Vec<Job> {
+    let free = pool.slots.available_permits();
+    if free == 0 {
+        return Vec::new();
+    }
+    let saturated = pool.saturated();
+    let mut jobs = take_handed_off(app, free, &saturated);
+    let now = now_ms();
+    let (due_at, notes) = app.store_due.snapshot();
+    if jobs.len() == free || due_at > now {
+        return jobs;
+    }
+    if !saturated.is_empty() {
+        if last_saturated_lease.is_some_and(|at| at.elapsed() < SATURATED_POLL) {
+            return jobs;
+        }
+        *last_saturated_lease = Some(Instant::now());
+    }
+    let wanted = free - jobs.len();
+    let skip: Vec<String> = saturated.iter().map(|id| id.to_string()).collect();
+    match app.store.lease(now, wanted, app.lease_ms(), skip).await {
+        Ok(leased) => {
+            if leased.len() < wanted {
+                // Nothing more is due for the webhooks with room: look again when the next delivery is due, or
+                // soon when the saturated webhooks may hide others' (a webhook that gets room notes it at once).
+                let next = match saturated.is_empty() {
+                    true => app.store.next_due_ms().await.ok().flatten().unwrap_or(i64::MAX),
+                    false => now + SATURATED_POLL.as_millis() as i64,
+                };
+                app.store_due.drained(notes, next);
+            }
+            jobs.extend(leased);
+        }
+        Err(error) => tracing::error!(%error, "cannot lease deliveries"),
+    }
+    jobs
+}
+
+/// Up to `limit` handed-off jobs, in order, passing over (and keeping) those of webhooks that already use
+/// their share of the slots. The queue is short (see `App::enqueue`), so passing over is cheap.
+fn take_handed_off(app: &App, limit: usize, saturated: &[Arc<str>]) -> Vec<Job> {
+    let Ok(mut queue) = app.handed_off.lock() else { return Vec::new() };
+    if saturated.is_empty() {
+        let n = limit.min(queue.len());
+        return queue.drain(..n).collect();
+    }
+    let mut jobs = Vec::new();
+    let mut kept = VecDeque::with_capacity(queue.len());
+    while let Some(job) = queue.pop_front() {
+        if jobs.len() < limit && !saturated.contains(&job.delivery.webhook_id) {
+            jobs.push(job);
+        } else {
+            kept.push_back(job);
+        }
+    }
+    *queue = kept;
+    jobs
+}
+
+async fn spawn_attempt(app: &Arc<App>, pool: &Arc<Pool>, job: Job) {
+    let (Ok(slot), Ok(task)) = (pool.slots.clone().acquire_owned().await, pool.tasks.clone().acquire_owned().await)
+    else {
+        return;
+    };
+    let webhook_id = job.delivery.webhook_id.clone();
+    pool.started(&webhook_id);
+    let (app, pool) = (app.clone(), pool.clone());
+    tokio::spawn(async move {
+        let outcome: Outcome = app.attempt(job).await;
+        drop(slot);
+        if pool.finished(&webhook_id) {
+            app.note_due(now_ms());
+        }
+        app.wake.notify_one();
+        app.settle(outcome).await;
+        drop(task);
+    });
+}
