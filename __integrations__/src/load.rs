@@ -48,7 +48,6 @@ pub struct LoadArgs {
 struct Handler {
     child: Child,
     api: String,
-    _dir: TempDir,
 }
 
 impl Drop for Handler {
@@ -66,17 +65,16 @@ impl Drop for TempDir {
     }
 }
 
-fn start_handler(args: &LoadArgs) -> anyhow::Result<(Handler, Duration)> {
+/// Starts `handler local` on `dir` and waits for its ready line; returns it with the time that took.
+fn start_handler(args: &LoadArgs, dir: &std::path::Path) -> anyhow::Result<(Handler, Duration)> {
     let binary = match &args.handler {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("handler"),
     };
-    let dir = std::env::temp_dir().join(format!("testagent-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let started = Instant::now();
     let mut child = Command::new(&binary)
         .args(["local", "--port", "0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .args(&args.handler_args)
         .env("DISPATCHER_LOG", "warn")
         .stdout(Stdio::piped())
@@ -92,7 +90,7 @@ fn start_handler(args: &LoadArgs) -> anyhow::Result<(Handler, Duration)> {
         bail!("the handler did not start: {line:?}");
     };
     let api = api.trim_end_matches(',').to_owned();
-    Ok((Handler { child, api, _dir: TempDir(dir) }, ready))
+    Ok((Handler { child, api }, ready))
 }
 
 /// CPU seconds used and the resident set (now and peak, in bytes) of a process, from /proc.
@@ -116,7 +114,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     if args.webhooks == 0 || args.events == 0 || args.concurrency == 0 {
         bail!("--webhooks, --events and --concurrency must be at least 1");
     }
-    let (handler, ready) = start_handler(&args)?;
+    let dir = TempDir(std::env::temp_dir().join(format!("testagent-load-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    // Readiness counts on an existing data dir, as after a deploy or a crash: create it with a first start.
+    drop(start_handler(&args, &dir.0)?);
+    let (handler, ready) = start_handler(&args, &dir.0)?;
     let pid = handler.child.id();
     let receiver = Receiver::start(!args.backlog).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;

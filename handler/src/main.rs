@@ -61,6 +61,12 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
             app.store.path().display(),
             app.webhooks().by_id.len()
         );
+        let sender = app.engine.sender.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = sender.warm_up() {
+                tracing::error!(%error, "deliveries will fail until this is fixed");
+            }
+        });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = tokio::spawn(app.clone().run_deliveries(stopped));
         let server = axum::serve(listener, dispatcher::api::router(app.clone())).with_graceful_shutdown(async move {

@@ -17,9 +17,13 @@ pub const MAX_RESPONSE_READ: usize = 64 * 1024;
 pub const RESPONSE_LOGGED: usize = 1024;
 
 /// Sends deliveries. One per process: it holds the connection pool.
+///
+/// The HTTP client is built on first use (or by [`Sender::warm_up`]): building it loads the system's CA
+/// certificates, which takes longer than everything else the handler does before it can answer.
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    client: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+    request_timeout: Duration,
     allow_private: bool,
 }
 
@@ -51,17 +55,30 @@ pub struct AttemptRecord {
 }
 
 impl Sender {
-    pub fn new(request_timeout: Duration, allow_private: bool) -> Result<Sender, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
-        Ok(Sender { client: builder.build()?, allow_private })
+    pub fn new(request_timeout: Duration, allow_private: bool) -> Sender {
+        Sender { client: Arc::default(), request_timeout, allow_private }
+    }
+
+    /// Builds the HTTP client now, so that the first delivery does not wait for it. Blocks: call it off the
+    /// async workers (e.g. in `spawn_blocking`).
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.client().map(|_| ())
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        let built = self.client.get_or_init(|| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(self.request_timeout)
+                .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .user_agent(concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")));
+            if !self.allow_private {
+                builder = builder.dns_resolver(Arc::new(GuardedResolver));
+            }
+            builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+        });
+        built.as_ref().map_err(Clone::clone)
     }
 
     /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.
@@ -90,7 +107,7 @@ impl Sender {
             check_literal_host(&url)?;
         }
         let timestamp = now_ms() / 1000;
-        let mut builder = self.client.post(url);
+        let mut builder = self.client().map_err(|error| (error, true))?.post(url);
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }

@@ -107,8 +107,6 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot read the webhooks file {path}: {reason}")]
     WebhooksFile { path: String, reason: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
     #[error("cannot listen on {address}: {reason}")]
     Listen { address: SocketAddr, reason: String },
     #[error("cannot generate a secret: {0}")]
@@ -124,8 +122,7 @@ pub struct Accepted {
 impl App {
     pub async fn open(config: LocalConfig) -> Result<Arc<App>, StartError> {
         let store = SqliteStore::open(&config.data_dir, now_ms())?;
-        let sender = Sender::new(config.request_timeout, config.allow_private_targets)
-            .map_err(|e| StartError::Client(e.to_string()))?;
+        let sender = Sender::new(config.request_timeout, config.allow_private_targets);
         let engine = Engine { sender, schedule: config.retry_schedule.clone() };
         let app = Arc::new(App {
             config,

@@ -9,7 +9,7 @@
 use super::{App, Outcome};
 use crate::delivery::sender::now_ms;
 use crate::store::Job;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
@@ -136,6 +136,10 @@ async fn next_jobs(app: &App, pool: &Pool, last_saturated_lease: &mut Option<Ins
         return Vec::new();
     }
     let saturated = pool.saturated();
+    if !saturated.is_empty() && app.webhooks().by_id.keys().all(|id| saturated.contains(id)) {
+        // Every webhook uses its whole share: nothing could start (a webhook that gets room wakes the workers).
+        return Vec::new();
+    }
     let mut jobs = take_handed_off(app, free, &saturated);
     let now = now_ms();
     let (due_at, notes) = app.store_due.snapshot();
@@ -168,8 +172,8 @@ async fn next_jobs(app: &App, pool: &Pool, last_saturated_lease: &mut Option<Ins
     jobs
 }
 
-/// Up to `limit` handed-off jobs, in order, passing over (and keeping) those of webhooks that already use
-/// their share of the slots. The queue is short (see `App::enqueue`), so passing over is cheap.
+/// Up to `limit` handed-off jobs, in order, passing over (and keeping in place) those of webhooks that already
+/// use their share of the slots. The queue is bounded (see `App::enqueue`), so passing over is cheap.
 fn take_handed_off(app: &App, limit: usize, saturated: &[Arc<str>]) -> Vec<Job> {
     let Ok(mut queue) = app.handed_off.lock() else { return Vec::new() };
     if saturated.is_empty() {
@@ -177,15 +181,17 @@ fn take_handed_off(app: &App, limit: usize, saturated: &[Arc<str>]) -> Vec<Job> 
         return queue.drain(..n).collect();
     }
     let mut jobs = Vec::new();
-    let mut kept = VecDeque::with_capacity(queue.len());
-    while let Some(job) = queue.pop_front() {
-        if jobs.len() < limit && !saturated.contains(&job.delivery.webhook_id) {
+    let mut i = 0;
+    while jobs.len() < limit && i < queue.len() {
+        if saturated
+            .iter()
+            .any(|id| Arc::ptr_eq(id, &queue[i].delivery.webhook_id) || *id == queue[i].delivery.webhook_id)
+        {
+            i += 1;
+        } else if let Some(job) = queue.remove(i) {
             jobs.push(job);
-        } else {
-            kept.push_back(job);
         }
     }
-    *queue = kept;
     jobs
 }
 
