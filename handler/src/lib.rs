@@ -12,6 +12,7 @@ pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod events;
+pub mod functions;
 pub mod local;
 pub mod schemas;
 pub mod store;

@@ -27,12 +27,26 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Assemble the Azure function app (function-app/ and this binary as `handler`) into a folder to publish
+    /// with `func azure functionapp publish <app> --custom`.
+    Package {
+        /// The folder to create (it must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// The function app's sources.
+        #[arg(long, default_value = "function-app")]
+        source: PathBuf,
+        /// The handler binary to include (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Local(args) => local(*args),
         Command::Schemas { root, check } => schemas(root, check),
+        Command::Package { out, source, binary } => package(out, source, binary),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,6 +55,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>) -> anyhow::Result<()> {
+    let binary = match binary {
+        Some(binary) => binary,
+        None => std::env::current_exe().context("finding this binary")?,
+    };
+    let files = dispatcher::functions::package::assemble(&source, &binary, &out)?;
+    println!(
+        "{}: {} files; publish with: cd {} && func azure functionapp publish <app> --custom",
+        out.display(),
+        files.len(),
+        out.display()
+    );
+    Ok(())
 }
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {
