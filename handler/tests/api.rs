@@ -124,6 +124,11 @@ async fn the_attempt_log_pages_newest_first_and_a_retry_keeps_the_webhook_id() {
         .get(&format!("/webhooks/{id}/deliveries?limit=2&cursor={}", second["nextCursor"].as_str().unwrap()))
         .await;
     assert!(third.get("nextCursor").is_none());
+    let (status, problem) = dispatcher.call("GET", &format!("/webhooks/{id}/deliveries?cursor=abc"), None).await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (400, Some(r#"cursor: "abc" is not a cursor this store gave out"#))
+    );
     let created: Vec<String> = [&first, &second, &third]
         .iter()
         .flat_map(|p| p["items"].as_array().unwrap().iter().map(|d| d["createdAt"].as_str().unwrap().to_owned()))

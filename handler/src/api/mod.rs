@@ -12,7 +12,10 @@ use crate::delivery::signing::Secret;
 use crate::dispatch::DeliveryId;
 use crate::events::{decode, MAX_EVENT_BYTES};
 use crate::local::{new_webhook, random_id, App};
-use crate::store::{PreviousSecret, Rejected, StoredWebhook, REJECTED_BODY_KEPT, SECRET_OVERLAP_MS};
+use crate::store::{
+    DeliveryLog, PreviousSecret, Rejected, RejectedEvents, StoredWebhook, Webhooks, REJECTED_BODY_KEPT,
+    SECRET_OVERLAP_MS,
+};
 use crate::validation::Report;
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::WebhookConfig;
@@ -286,7 +289,7 @@ async fn catalog() -> Json<Value> {
 #[derive(Deserialize)]
 struct PageQuery {
     limit: Option<usize>,
-    cursor: Option<i64>,
+    cursor: Option<String>,
 }
 
 impl PageQuery {
@@ -296,11 +299,8 @@ impl PageQuery {
 }
 
 async fn rejected(State(app): State<AppState>, Query(page): Query<PageQuery>) -> ApiResult<Json<Page<RejectedView>>> {
-    let (items, next) = app.store.list_rejected(page.limit(), page.cursor).await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(RejectedView::from).collect(),
-        next_cursor: next.map(|c| c.to_string()),
-    }))
+    let (items, next) = app.store.list_rejected(page.limit(), page.cursor.as_deref()).await?;
+    Ok(Json(Page { items: items.into_iter().map(RejectedView::from).collect(), next_cursor: next }))
 }
 
 // Webhooks.
@@ -435,11 +435,8 @@ async fn list_deliveries(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DeliveryView>>> {
     find(&app, &id).await?;
-    let (items, next) = app.store.list_deliveries(&id, page.limit(), page.cursor).await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(DeliveryView::from).collect(),
-        next_cursor: next.map(|c| c.to_string()),
-    }))
+    let (items, next) = app.store.list_deliveries(&id, page.limit(), page.cursor.as_deref()).await?;
+    Ok(Json(Page { items: items.into_iter().map(DeliveryView::from).collect(), next_cursor: next }))
 }
 
 fn delivery_id(text: &str) -> ApiResult<DeliveryId> {

@@ -45,6 +45,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if let StoreError::BadCursor(_) = error {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid-cursor", error.to_string());
+        }
         tracing::error!(%error, "store failure");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", error.to_string())
     }

@@ -10,7 +10,7 @@ use crate::delivery::{Attempted, Engine};
 use crate::dispatch::{dispatch, DeliveryId};
 use crate::events::Event;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Job, NewDelivery, Next, StoreError, StoredWebhook};
+use crate::store::{Job, NewDelivery, Next, StoreError, StoredWebhook, Webhooks};
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::{WebhookConfig, WebhookIndex};
 use std::collections::{HashMap, VecDeque};

@@ -1,5 +1,6 @@
-//! What the dispatcher keeps: webhooks, the delivery log with every attempt, and rejected events.
-//! `sqlite.rs` keeps them in one local file (and doubles as the local delivery queue).
+//! What the dispatcher keeps: webhooks, the delivery log with every attempt, and rejected events; one trait
+//! each, so that the API and the functions work the same over every store. `sqlite.rs` keeps them in one local
+//! file (and doubles as the local delivery queue); `tests/store_suite.rs` is the behaviour every store passes.
 
 pub mod sqlite;
 
@@ -14,6 +15,44 @@ use std::sync::Arc;
 /// How long a rotated-out secret keeps signing alongside the new one.
 pub const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// A page of items, newest first, and the opaque cursor of the next page when there is one.
+pub type PageResult<T> = Result<(Vec<T>, Option<String>), StoreError>;
+
+/// Registered webhooks, with their signing secrets.
+#[async_trait::async_trait]
+pub trait Webhooks: Send + Sync {
+    /// Creates or replaces the webhook with this id.
+    async fn put_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError>;
+    async fn get_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError>;
+    /// Every webhook, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError>;
+    /// Whether there was one to delete. (Its deliveries still queued end dead when their turn comes.)
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Every delivery with its attempts.
+#[async_trait::async_trait]
+pub trait DeliveryLog: Send + Sync {
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// A webhook's deliveries, newest first: `limit` of them after the cursor of a previous page.
+    async fn list_deliveries(&self, webhook_id: &str, limit: usize, cursor: Option<&str>)
+        -> PageResult<DeliveryRecord>;
+    /// Logs a delivery about to be made, pending. Logging the same id again changes nothing (redelivery).
+    async fn log_delivery(&self, delivery: &NewDelivery, now_ms: i64) -> Result<(), StoreError>;
+    /// Logs attempt `n` (1-based; logging the same `n` again replaces it) and what comes next. False when the
+    /// delivery was never logged.
+    async fn log_attempt(&self, id: DeliveryId, n: u32, attempt: AttemptRecord, next: Next)
+        -> Result<bool, StoreError>;
+}
+
+/// Events that were refused, with why.
+#[async_trait::async_trait]
+pub trait RejectedEvents: Send + Sync {
+    async fn reject(&self, rejected: Rejected) -> Result<(), StoreError>;
+    /// Newest first, `limit` of them after the cursor of a previous page.
+    async fn list_rejected(&self, limit: usize, cursor: Option<&str>) -> PageResult<Rejected>;
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage failed: {0}")]
@@ -22,6 +61,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("cursor: {0:?} is not a cursor this store gave out")]
+    BadCursor(String),
 }
 
 /// A registered webhook with what only the dispatcher sees: its signing secrets.

@@ -7,9 +7,13 @@
 //! pushes `next_attempt_at` past the attempt's timeout, so a delivery whose attempt never reports back is due
 //! again later, and a restart makes every leased delivery due at once.
 
-use super::{DeliveryRecord, Job, NewDelivery, Next, Rejected, Status, StoreError, StoredWebhook};
+use super::{
+    DeliveryLog, DeliveryRecord, Job, NewDelivery, Next, PageResult, Rejected, RejectedEvents, Status, StoreError,
+    StoredWebhook, Webhooks,
+};
 use crate::delivery::sender::AttemptRecord;
 use crate::dispatch::DeliveryId;
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -167,57 +171,6 @@ impl SqliteStore {
         .map_err(|_| StoreError::Closed)?
     }
 
-    // Webhooks.
-
-    pub async fn put_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
-        let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO webhooks (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = ?2",
-                params![id, doc],
-            )
-            .map_err(storage)?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub async fn get_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            let doc: Option<String> = c
-                .query_row("SELECT doc FROM webhooks WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
-                .map_err(storage)?;
-            doc.map(|doc| parse_webhook(&doc)).transpose()
-        })
-        .await
-    }
-
-    pub async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
-        self.read(|c| {
-            let mut statement = c.prepare_cached("SELECT doc FROM webhooks ORDER BY rowid").map_err(storage)?;
-            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
-            docs.map(|doc| parse_webhook(&doc.map_err(storage)?)).collect()
-        })
-        .await
-    }
-
-    pub async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_owned();
-        self.write(move |c| {
-            // Its pending deliveries go with it: nobody is left to receive them.
-            c.execute(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = 'webhook deleted'
-                 WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
-                [&id],
-            )
-            .map_err(storage)?;
-            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)
-        })
-        .await
-    }
-
     // Deliveries and the queue.
 
     /// Stores new deliveries, due now, and returns nothing; or, with `lease_until`, leased by the caller until
@@ -373,8 +326,63 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    pub async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
+#[async_trait]
+impl Webhooks for SqliteStore {
+    async fn put_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO webhooks (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = ?2",
+                params![id, doc],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM webhooks WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            doc.map(|doc| parse_webhook(&doc)).transpose()
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached("SELECT doc FROM webhooks ORDER BY rowid").map_err(storage)?;
+            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
+            docs.map(|doc| parse_webhook(&doc.map_err(storage)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            // Its pending deliveries go with it: nobody is left to receive them.
+            c.execute(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = 'webhook deleted'
+                 WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
+                [&id],
+            )
+            .map_err(storage)?;
+            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for SqliteStore {
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
         self.read(move |c| {
             let mut statement = c.prepare_cached(&format!("{SELECT_DELIVERY} WHERE id = ?1")).map_err(storage)?;
             let record = statement.query_row([id.as_str()], delivery_row).optional().map_err(storage)?;
@@ -383,14 +391,13 @@ impl SqliteStore {
         .await
     }
 
-    /// A webhook's deliveries, newest first: `limit` of them before the cursor, and the cursor of the next page.
-    pub async fn list_deliveries(
+    async fn list_deliveries(
         &self,
         webhook_id: &str,
         limit: usize,
-        before: Option<i64>,
-    ) -> Result<(Vec<DeliveryRecord>, Option<i64>), StoreError> {
-        let webhook_id = webhook_id.to_owned();
+        before: Option<&str>,
+    ) -> PageResult<DeliveryRecord> {
+        let (webhook_id, before) = (webhook_id.to_owned(), parse_cursor(before)?);
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(&format!(
@@ -403,14 +410,60 @@ impl SqliteStore {
             let rows = rows.map(|row| row.map(|(seq, record)| (seq, (seq, record))));
             let (page, next) = cut_page(rows.collect::<Result<Vec<_>, _>>().map_err(storage)?, limit);
             let records = page.into_iter().map(|r| with_attempts(c, r)).collect::<Result<_, _>>()?;
-            Ok((records, next))
+            Ok((records, next.map(|seq| seq.to_string())))
         })
         .await
     }
 
-    // Rejected events.
+    async fn log_delivery(&self, delivery: &NewDelivery, now_ms: i64) -> Result<(), StoreError> {
+        let d = delivery.clone();
+        self.write(move |c| {
+            // Logged, not queued (no next attempt): whoever calls this sends it through its own queue.
+            c.prepare_cached(
+                "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7) ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    d.id.as_str(),
+                    &*d.webhook_id,
+                    d.event,
+                    d.body,
+                    d.source_id,
+                    d.correlation_id,
+                    now_ms
+                ])
+            })
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
 
-    pub async fn reject(&self, rejected: Rejected) -> Result<(), StoreError> {
+    async fn log_attempt(
+        &self,
+        id: DeliveryId,
+        n: u32,
+        attempt: AttemptRecord,
+        next: Next,
+    ) -> Result<bool, StoreError> {
+        let seq = self
+            .read(move |c| {
+                c.query_row("SELECT seq FROM deliveries WHERE id = ?1", [id.as_str()], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(storage)
+            })
+            .await?;
+        match seq {
+            Some(seq) => self.record_attempt(seq, n, attempt, next).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl RejectedEvents for SqliteStore {
+    async fn reject(&self, rejected: Rejected) -> Result<(), StoreError> {
         let problems = serde_json::to_string(&rejected.problems).map_err(storage)?;
         self.write(move |c| {
             c.execute(
@@ -423,12 +476,8 @@ impl SqliteStore {
         .await
     }
 
-    /// Rejected events, newest first, with the cursor of the next page.
-    pub async fn list_rejected(
-        &self,
-        limit: usize,
-        before: Option<i64>,
-    ) -> Result<(Vec<Rejected>, Option<i64>), StoreError> {
+    async fn list_rejected(&self, limit: usize, before: Option<&str>) -> PageResult<Rejected> {
+        let before = parse_cursor(before)?;
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(
@@ -447,10 +496,16 @@ impl SqliteStore {
                 let problems = serde_json::from_str(&problems).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 page.push((seq, Rejected { id, received_at_ms, problems, body }));
             }
-            Ok(cut_page(page, limit))
+            let (items, next) = cut_page(page, limit);
+            Ok((items, next.map(|seq| seq.to_string())))
         })
         .await
     }
+}
+
+/// Our cursors are row sequence numbers.
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
+    cursor.map(|text| text.parse::<i64>().map_err(|_| StoreError::BadCursor(text.to_owned()))).transpose()
 }
 
 /// How a delivery's row reflects what comes next.
