@@ -2,14 +2,13 @@
 //! and reports ingest rate, delivery rate, publish→receipt latency, and the handler's CPU time and memory.
 //! Every expected delivery id is computed in advance, so each run also checks exactly-once arrival.
 
+use crate::handler_process::{Handler, TempDir};
 use crate::receiver::Receiver;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use dispatcher::dispatch::delivery_id;
 use serde_json::json;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,55 +43,6 @@ pub struct LoadArgs {
     pub json: bool,
 }
 
-/// The handler under test, killed when dropped.
-struct Handler {
-    child: Child,
-    api: String,
-}
-
-impl Drop for Handler {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Starts `handler local` on `dir` and waits for its ready line; returns it with the time that took.
-fn start_handler(args: &LoadArgs, dir: &std::path::Path) -> anyhow::Result<(Handler, Duration)> {
-    let binary = match &args.handler {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("handler"),
-    };
-    let started = Instant::now();
-    let mut child = Command::new(&binary)
-        .args(["local", "--port", "0", "--data-dir"])
-        .arg(dir)
-        .args(&args.handler_args)
-        .env("DISPATCHER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| {
-            format!("cannot start {} (build it with `cargo build --release -p handler`)", binary.display())
-        })?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let ready = started.elapsed();
-    let Some(api) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
-        bail!("the handler did not start: {line:?}");
-    };
-    let api = api.trim_end_matches(',').to_owned();
-    Ok((Handler { child, api }, ready))
-}
-
 /// CPU seconds used and the resident set (now and peak, in bytes) of a process, from /proc.
 fn resources(pid: u32) -> Option<(f64, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -114,11 +64,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     if args.webhooks == 0 || args.events == 0 || args.concurrency == 0 {
         bail!("--webhooks, --events and --concurrency must be at least 1");
     }
-    let dir = TempDir(std::env::temp_dir().join(format!("testagent-load-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
+    let dir = TempDir::new("testagent-load");
+    let handler_args: Vec<&str> = args.handler_args.iter().map(String::as_str).collect();
     // Readiness counts on an existing data dir, as after a deploy or a crash: create it with a first start.
-    drop(start_handler(&args, &dir.0)?);
-    let (handler, ready) = start_handler(&args, &dir.0)?;
+    drop(Handler::start(args.handler.as_deref(), &dir.0, &handler_args)?);
+    let (handler, ready) = Handler::start(args.handler.as_deref(), &dir.0, &handler_args)?;
     let pid = handler.child.id();
     let receiver = Receiver::start(!args.backlog).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;

@@ -1,8 +1,12 @@
 //! The test agent: drives a dispatcher as producer and consumer.
-//! `testagent load` measures throughput, latency and resources of `handler local` (see `load.rs`).
+//! `testagent run` plays the scenarios as producer and consumer (`scenarios.rs`, `consumer.rs`);
+//! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`).
 
+mod consumer;
+mod handler_process;
 mod load;
 mod receiver;
+mod scenarios;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +22,8 @@ struct Cli {
 enum Command {
     /// Publish many events to a `handler local`, receive every delivery, and report rates, latency and resources.
     Load(load::LoadArgs),
+    /// Run the scenarios (the original integration set and ours) against a dispatcher; one line each.
+    Run(scenarios::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +36,7 @@ fn main() -> ExitCode {
     };
     let result = match Cli::parse().command {
         Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::Run(args) => runtime.block_on(scenarios::run(args)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

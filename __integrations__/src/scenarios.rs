@@ -1,0 +1,377 @@
+//! `testagent run`: the scenarios, played as producer (events through the API) and consumer (the hooks of
+//! `consumer.rs`), each ending when what it waits for happens or its deadline passes, never after a fixed sleep.
+//! The original integration set comes first (wh1, wh2, wh3 of ../shared/reference/original-io-dispatcher.md),
+//! then ours.
+
+use crate::consumer::{Behaviour, Consumer, Received};
+use crate::handler_process::{Handler, TempDir};
+use anyhow::bail;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const FC: &str = "AAABBB00A00A000B";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Where the dispatcher runs: `local` (a `handler local` this agent starts, unless `--url` is given).
+    #[arg(long, default_value = "local")]
+    pub target: String,
+    /// The API base URL of a dispatcher already running (e.g. http://127.0.0.1:7071/api/v1).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The `handler` binary to start (default: the one next to this program).
+    #[arg(long)]
+    pub handler: Option<PathBuf>,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+type Outcome = Result<(), String>;
+type Scenario = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+
+/// Every scenario, in the order they run.
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("original: ping to one webhook", |c| Box::pin(ping_to_one(c))),
+    ("original: bursts of 5, 10 and 100 pings", |c| Box::pin(bursts(c))),
+    ("original: ping to both named webhooks", |c| Box::pin(ping_to_both(c))),
+    ("original: ping:all to every named webhook", |c| Box::pin(ping_all(c))),
+    ("original: service:subscribed for a mapped service", |c| Box::pin(subscribed_mapped(c))),
+    ("original: service:subscribed for an unmapped service", |c| Box::pin(subscribed_unmapped(c))),
+    ("original: profile:completed AUTO and MANUAL", |c| Box::pin(profile(c, "profile:completed"))),
+    ("original: profile:service-preferences-changed AUTO and MANUAL", |c| {
+        Box::pin(profile(c, "profile:service-preferences-changed"))
+    }),
+    ("retries keep the webhook-id", |c| Box::pin(retries(c))),
+    ("dead-letter with a failure callback", |c| Box::pin(dead_letter(c))),
+    ("disabled and deleted webhooks receive nothing", |c| Box::pin(disabled_and_deleted(c))),
+    ("rotated secret: both signatures verify during the overlap", |c| Box::pin(rotation(c))),
+    ("replay from the attempt log keeps the webhook-id", |c| Box::pin(replay(c))),
+    ("invalid events are rejected with every problem", |c| Box::pin(invalid(c))),
+    ("the correlation id is passed on", |c| Box::pin(correlation(c))),
+];
+
+pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    if args.target != "local" {
+        bail!("--target {:?}: only `local` is available (driving `handler serve` comes with it)", args.target);
+    }
+    let dir = TempDir::new("testagent-run");
+    // Short back-off, so that the retry scenarios take milliseconds; the schedule itself is tested elsewhere.
+    let (_handler, api) = match &args.url {
+        Some(url) => (None, url.trim_end_matches('/').to_owned()),
+        None => {
+            let (handler, _) =
+                Handler::start(args.handler.as_deref(), &dir.0, &["--retry-schedule", "100ms,100ms,100ms"])?;
+            let api = handler.api.clone();
+            (Some(handler), api)
+        }
+    };
+    let ctx =
+        Ctx { api, client: reqwest::Client::new(), consumer: Consumer::start().await?, secrets: Mutex::default() };
+    ctx.register_original().await.map_err(anyhow::Error::msg)?;
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in SCENARIOS.iter().filter(|(name, _)| args.only.as_ref().is_none_or(|o| name.contains(o))) {
+        let started = Instant::now();
+        let outcome = scenario(&ctx).await;
+        let took = started.elapsed().as_millis();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("ok    {name} ({took} ms)");
+            }
+            Err(reason) => {
+                failed += 1;
+                println!("FAIL  {name} ({took} ms): {reason}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+struct Ctx {
+    api: String,
+    client: reqwest::Client,
+    consumer: Consumer,
+    /// Hook → its webhook's signing secret.
+    secrets: Mutex<HashMap<String, String>>,
+}
+
+macro_rules! check {
+    ($condition:expr, $($reason:tt)+) => {
+        if !$condition {
+            return Err(format!($($reason)+));
+        }
+    };
+}
+
+impl Ctx {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+        let mut request = self.client.request(method, format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| format!("{path}: {e}"))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Registers a webhook for `hook`; returns its id and remembers its secret.
+    async fn register(&self, hook: &str, mut body: Value) -> Result<String, String> {
+        body["url"] = json!(self.consumer.url(hook));
+        let (status, created) = self.call(reqwest::Method::POST, "/webhooks", Some(body)).await?;
+        check!(status == 201, "registering {hook}: {status} {created}");
+        self.set_secret(hook, created["secret"].as_str().unwrap_or_default());
+        Ok(created["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn set_secret(&self, hook: &str, secret: &str) {
+        if let Ok(mut secrets) = self.secrets.lock() {
+            secrets.insert(hook.to_owned(), secret.to_owned());
+        }
+    }
+
+    fn secret(&self, hook: &str) -> String {
+        self.secrets.lock().ok().and_then(|s| s.get(hook).cloned()).unwrap_or_default()
+    }
+
+    async fn register_original(&self) -> Result<(), String> {
+        self.register("wh1", json!({"subscriptions": ["ping"], "attributes": {"name": "wh1"}})).await?;
+        let wh2 = json!({"subscriptions": "ping,service:subscribed", "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "wh2-key"}});
+        self.register("wh2", wh2).await?;
+        let wh3 = json!({"subscriptions": ["service:subscribed"], "attributes": {"serviceId": "aServiceId09876"}});
+        self.register("wh3", wh3).await?;
+        Ok(())
+    }
+
+    /// Publishes an event; returns how many deliveries the dispatcher made of it.
+    async fn publish(&self, event: Value) -> Result<u64, String> {
+        self.publish_with(event, &[]).await.map(|(deliveries, _)| deliveries)
+    }
+
+    async fn publish_with(&self, event: Value, headers: &[(&str, &str)]) -> Result<(u64, Value), String> {
+        let mut request = self.client.post(format!("{}/events", self.api)).json(&event);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        check!(status == 202, "publishing {event}: {status} {body}");
+        Ok((body["deliveries"].as_u64().unwrap_or(0), body))
+    }
+
+    /// Waits until `hook` has received `count` requests in all; they must all be signed with its secret.
+    async fn received(&self, hook: &str, count: usize) -> Result<Vec<Received>, String> {
+        let started = Instant::now();
+        loop {
+            let received = self.consumer.at(hook);
+            if received.len() >= count {
+                let secret = self.secret(hook);
+                check!(received.iter().all(|r| r.verify(&secret)), "{hook}: a signature does not verify");
+                return Ok(received);
+            }
+            check!(started.elapsed() < DEADLINE, "{hook}: {} of {count} requests after {DEADLINE:?}", received.len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until `condition` holds of the delivery `id` in the attempt log.
+    async fn delivery_until(&self, id: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Result<Value, String> {
+        let started = Instant::now();
+        loop {
+            let (_, delivery) = self.call(reqwest::Method::GET, &format!("/deliveries/{id}"), None).await?;
+            if condition(&delivery) {
+                return Ok(delivery);
+            }
+            check!(started.elapsed() < DEADLINE, "delivery {id}: not {what} after {DEADLINE:?}: {delivery}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn ping_body() -> Value {
+    json!({"name": "ping", "payload": {}})
+}
+
+fn subscribed_body() -> Value {
+    json!({"name": "service:subscribed", "payload": {"fiscalCode": FC}})
+}
+
+/// The body of the last request `hook` received.
+fn last(received: &[Received]) -> Value {
+    received.last().map(Received::json).unwrap_or(Value::Null)
+}
+
+async fn ping_to_one(c: &Ctx) -> Outcome {
+    let before = c.consumer.at("wh1").len();
+    check!(c.publish(json!({"name": "ping", "payload": {"name": "wh1"}})).await? == 1, "one delivery");
+    let received = c.received("wh1", before + 1).await?;
+    check!(last(&received) == ping_body(), "wh1 got {}", last(&received));
+    Ok(())
+}
+
+async fn bursts(c: &Ctx) -> Outcome {
+    for burst in [5, 10, 100] {
+        let before = c.consumer.at("wh1").len();
+        for _ in 0..burst {
+            check!(c.publish(json!({"name": "ping", "payload": {"name": "wh1"}})).await? == 1, "one delivery each");
+        }
+        let received = c.received("wh1", before + burst).await?;
+        let ids: std::collections::HashSet<_> =
+            received[before..].iter().filter_map(|r| r.header("webhook-id")).collect();
+        check!(ids.len() == burst, "burst of {burst}: {} distinct webhook-ids", ids.len());
+    }
+    Ok(())
+}
+
+async fn ping_to_both(c: &Ctx) -> Outcome {
+    let (one, two) = (c.consumer.at("wh1").len(), c.consumer.at("wh2").len());
+    for name in ["wh1", "wh2"] {
+        check!(c.publish(json!({"name": "ping", "payload": {"name": name}})).await? == 1, "one delivery to {name}");
+    }
+    c.received("wh1", one + 1).await?;
+    let wh2 = c.received("wh2", two + 1).await?;
+    check!(wh2.last().and_then(|r| r.header("x-api-key")) == Some("wh2-key"), "wh2's configured header");
+    Ok(())
+}
+
+async fn ping_all(c: &Ctx) -> Outcome {
+    let (one, two) = (c.consumer.at("wh1").len(), c.consumer.at("wh2").len());
+    check!(c.publish(json!({"name": "ping:all"})).await? == 2, "a ping to each webhook with a name");
+    check!(last(&c.received("wh1", one + 1).await?) == ping_body(), "wh1 got a ping");
+    check!(last(&c.received("wh2", two + 1).await?) == ping_body(), "wh2 got a ping");
+    Ok(())
+}
+
+async fn subscribed_mapped(c: &Ctx) -> Outcome {
+    let two = c.consumer.at("wh2").len();
+    let event = json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": "aServiceId12345"}});
+    check!(c.publish(event).await? == 1, "one delivery, to wh2");
+    let received = c.received("wh2", two + 1).await?;
+    check!(last(&received) == subscribed_body(), "wh2 got {} (serviceId is its attribute: left out)", last(&received));
+    Ok(())
+}
+
+async fn subscribed_unmapped(c: &Ctx) -> Outcome {
+    let event = json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": "unmapped"}});
+    let deliveries = c.publish(event).await?;
+    check!(deliveries == 0, "no webhook has that service: {deliveries} deliveries");
+    Ok(())
+}
+
+async fn profile(c: &Ctx, name: &str) -> Outcome {
+    let (two, three) = (c.consumer.at("wh2").len(), c.consumer.at("wh3").len());
+    let event = |mode: &str| json!({"name": name, "payload": {"fiscalCode": FC, "servicePreferencesMode": mode, "oldServicePreferencesMode": "LEGACY"}});
+    check!(c.publish(event("MANUAL")).await? == 0, "MANUAL maps to nothing");
+    check!(c.publish(event("AUTO")).await? == 2, "AUTO: service:subscribed to each webhook with a serviceId");
+    check!(last(&c.received("wh2", two + 1).await?) == subscribed_body(), "wh2 got service:subscribed");
+    check!(last(&c.received("wh3", three + 1).await?) == subscribed_body(), "wh3 got service:subscribed");
+    Ok(())
+}
+
+async fn retries(c: &Ctx) -> Outcome {
+    c.consumer.behave("flaky", Behaviour { fail_first: 2, ..Behaviour::default() });
+    c.register("flaky", json!({"subscriptions": ["ping"], "attributes": {"name": "flaky"}})).await?;
+    c.publish(json!({"name": "ping", "payload": {"name": "flaky"}})).await?;
+    let received = c.received("flaky", 3).await?;
+    let ids: Vec<_> = received.iter().map(|r| r.header("webhook-id")).collect();
+    check!(ids.iter().all(|id| *id == ids[0]), "one webhook-id across attempts: {ids:?}");
+    let id = ids[0].unwrap_or_default();
+    c.delivery_until(id, "succeeded after 3 attempts", |d| {
+        d["status"] == "succeeded" && d["attempts"].as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await?;
+    Ok(())
+}
+
+async fn dead_letter(c: &Ctx) -> Outcome {
+    c.consumer.behave("refuses", Behaviour { status: 400, ..Behaviour::default() });
+    let callback = c.consumer.url("callback");
+    c.register(
+        "refuses",
+        json!({"subscriptions": ["ping"], "attributes": {"name": "refuses"}, "failureCallbackUrl": callback}),
+    )
+    .await?;
+    c.set_secret("callback", &c.secret("refuses"));
+    c.publish(json!({"name": "ping", "payload": {"name": "refuses"}})).await?;
+    let callbacks = c.received("callback", 1).await?;
+    let body = last(&callbacks);
+    check!(body["callbackType"] == "DeliveryFailure" && body["statusCode"] == 400, "callback: {body}");
+    let id = body["deliveryId"].as_str().unwrap_or_default();
+    c.delivery_until(id, "dead", |d| d["status"] == "dead").await?;
+    Ok(())
+}
+
+async fn disabled_and_deleted(c: &Ctx) -> Outcome {
+    let id = c.register("quiet", json!({"subscriptions": ["ping"], "attributes": {"name": "quiet"}})).await?;
+    let ping = json!({"name": "ping", "payload": {"name": "quiet"}});
+    let (status, _) =
+        c.call(reqwest::Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"disabled": true}))).await?;
+    check!(status == 200, "disabling: {status}");
+    check!(c.publish(ping.clone()).await? == 0, "a disabled webhook gets no delivery");
+    let (status, _) = c.call(reqwest::Method::DELETE, &format!("/webhooks/{id}"), None).await?;
+    check!(status == 204, "deleting: {status}");
+    check!(c.publish(ping).await? == 0, "a deleted webhook gets no delivery");
+    check!(c.consumer.at("quiet").is_empty(), "nothing arrived");
+    Ok(())
+}
+
+async fn rotation(c: &Ctx) -> Outcome {
+    let id = c.register("rotated", json!({"subscriptions": ["ping"], "attributes": {"name": "rotated"}})).await?;
+    let old = c.secret("rotated");
+    let (status, rotated) = c.call(reqwest::Method::POST, &format!("/webhooks/{id}/rotate-secret"), None).await?;
+    check!(status == 200, "rotating: {status} {rotated}");
+    let new = rotated["secret"].as_str().unwrap_or_default().to_owned();
+    c.publish(json!({"name": "ping", "payload": {"name": "rotated"}})).await?;
+    let received = c.received("rotated", 1).await?;
+    let delivery = &received[0];
+    check!(delivery.verify(&new) && delivery.verify(&old), "both the new and the previous secret verify");
+    Ok(())
+}
+
+async fn replay(c: &Ctx) -> Outcome {
+    let one = c.consumer.at("wh1").len();
+    c.publish(json!({"name": "ping", "payload": {"name": "wh1"}})).await?;
+    let received = c.received("wh1", one + 1).await?;
+    let id = received[one].header("webhook-id").unwrap_or_default().to_owned();
+    c.delivery_until(&id, "succeeded", |d| d["status"] == "succeeded").await?;
+    let (status, _) = c.call(reqwest::Method::POST, &format!("/deliveries/{id}/retry"), None).await?;
+    check!(status == 202, "replaying: {status}");
+    let again = c.received("wh1", one + 2).await?;
+    check!(again[one + 1].header("webhook-id") == Some(id.as_str()), "the replay keeps the webhook-id");
+    check!(again[one + 1].body == received[one].body, "and the exact body");
+    Ok(())
+}
+
+async fn invalid(c: &Ctx) -> Outcome {
+    let bad =
+        json!({"name": "profile:completed", "payload": {"fiscalCode": "abc", "servicePreferencesMode": "SOMETIMES"}});
+    let (status, problem) = c.call(reqwest::Method::POST, "/events", Some(bad)).await?;
+    check!(status == 400, "an invalid event is refused: {status}");
+    let text = problem.to_string();
+    for expected in ["payload.fiscalCode", "payload.servicePreferencesMode"] {
+        check!(text.contains(expected), "the answer names {expected}: {text}");
+    }
+    let (_, rejected) = c.call(reqwest::Method::GET, "/events/rejected?limit=1", None).await?;
+    check!(
+        rejected["items"][0]["problems"].as_array().is_some_and(|p| p.len() == 2),
+        "recorded with its reasons: {rejected}"
+    );
+    Ok(())
+}
+
+async fn correlation(c: &Ctx) -> Outcome {
+    let one = c.consumer.at("wh1").len();
+    c.publish_with(json!({"name": "ping", "payload": {"name": "wh1"}}), &[("x-correlation-id", "corr-42")]).await?;
+    let received = c.received("wh1", one + 1).await?;
+    check!(received[one].header("x-correlation-id") == Some("corr-42"), "x-correlation-id reaches the webhook");
+    Ok(())
+}
