@@ -1,0 +1,88 @@
+// A Cosmos DB (SQL API) server for the dispatcher's tests, on plain HTTP at 127.0.0.1: the npm package
+// @vercel/cosmosdb-server (in memory, any key), with the five fixes the Rust SDK (azure_data_cosmos 1) needs,
+// as ../../../shared/reference/cosmos-local.md lists them. The fixes wrap the server's own request handler;
+// nothing in node_modules is edited.
+//
+//   node server.js [port]    prints "listening <port>" once it accepts connections (port 0: any free one)
+"use strict";
+const { createHttpServer } = require("@vercel/cosmosdb-server");
+
+const server = createHttpServer();
+const [handle] = server.listeners("request");
+server.removeAllListeners("request");
+
+// "dbs/{db}/colls/{coll}" -> its partition key path ("/webhookId"), learnt from the collection documents the
+// server sends (the SDK reads a container before it queries it).
+const partitionKeyPaths = new Map();
+
+server.on("request", (req, res) => {
+  const path = req.url.split("?")[0].replace(/^\/+|\/+$/g, "");
+  const query = req.method === "POST" && /^dbs\/[^/]+\/colls\/[^/]+\/docs$/.test(path) &&
+    String(req.headers["x-ms-documentdb-isquery"]).toLowerCase() === "true";
+  // Fix 2: the SDK names a partition key range and never sends the cross-partition flag; without the flag the
+  // server refuses every WHERE clause that is not on the partition key.
+  if (query) req.headers["x-ms-documentdb-query-enablecrosspartition"] = "true";
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    const text = chunk === undefined ? "" : chunk.toString();
+    const location = res.getHeader("content-location");
+    if (location) res.setHeader("content-location", String(location).replace(/^https:/, "http:"));
+    return end(fix(req, res, path, text, query), ...rest);
+  };
+  handle(req, res);
+});
+
+function fix(req, res, path, text, query) {
+  // Fix 4: with plain HTTP the account document still advertises https:// endpoints.
+  if (req.method === "GET" && path === "") return text.replace(/https:\/\//g, "http://");
+  // Fix 3: reading a missing document crashes the server's handler (500); Cosmos answers 404.
+  if (req.method === "GET" && /^dbs\/[^/]+\/colls\/[^/]+\/docs\/[^/]+$/.test(path) && res.statusCode === 500) {
+    res.statusCode = 404;
+    return JSON.stringify({ code: "NotFound", message: "Entity with the specified id does not exist in the system." });
+  }
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (_) {
+    return text;
+  }
+  learnPartitionKeyPaths(req, path, body);
+  // Fix 1: partition key range ids come back as numbers; the SDK requires strings.
+  if (/^dbs\/[^/]+\/colls\/[^/]+\/pkranges$/.test(path) && Array.isArray(body.PartitionKeyRanges)) {
+    body.PartitionKeyRanges = body.PartitionKeyRanges.map((range) => ({ ...range, id: String(range.id) }));
+    return JSON.stringify(body);
+  }
+  // Fix 5: single-partition queries ignore the partition key header; keep only that partition's documents.
+  const partitionKey = req.headers["x-ms-documentdb-partitionkey"];
+  const keyPath = partitionKeyPaths.get(path.replace(/\/docs$/, ""));
+  if (query && partitionKey && keyPath && Array.isArray(body.Documents)) {
+    const [value] = JSON.parse(partitionKey);
+    const keys = keyPath.split("/").filter(Boolean);
+    const inPartition = (doc) => {
+      if (doc === null || typeof doc !== "object") return true; // a projection: nothing to tell it by
+      const found = keys.reduce((node, key) => (node === undefined || node === null ? undefined : node[key]), doc);
+      return found === undefined || found === value;
+    };
+    body.Documents = body.Documents.filter(inPartition);
+    body._count = body.Documents.length;
+    res.setHeader("x-ms-item-count", String(body.Documents.length));
+    return JSON.stringify(body);
+  }
+  return text;
+}
+
+function learnPartitionKeyPaths(req, path, body) {
+  const remember = (link, collection) => {
+    const paths = collection && collection.partitionKey && collection.partitionKey.paths;
+    if (Array.isArray(paths) && paths.length) partitionKeyPaths.set(link, paths[0]);
+  };
+  if (/^dbs\/[^/]+\/colls\/[^/]+$/.test(path)) remember(path, body);
+  if (/^dbs\/[^/]+\/colls$/.test(path)) {
+    if (req.method === "POST") remember(`${path}/${body.id}`, body);
+    for (const collection of body.DocumentCollections || []) remember(`${path}/${collection.id}`, collection);
+  }
+}
+
+server.listen(Number(process.argv[2] || 0), "127.0.0.1", () => {
+  console.log(`listening ${server.address().port}`);
+});
