@@ -1,9 +1,11 @@
 //! The behaviour every store passes, written once against the store traits (`store/mod.rs`) and run against
-//! each store: SQLite here (a real database file); the Cosmos store runs the same suite.
+//! each store: SQLite (a real database file) and Cosmos DB (the local Cosmos server of `__integrations__/cosmos`,
+//! installed and started here).
 
 use dispatcher::delivery::sender::AttemptRecord;
 use dispatcher::dispatch::delivery_id;
 use dispatcher::local::new_webhook;
+use dispatcher::store::cosmos::{CosmosConfig, CosmosStore};
 use dispatcher::store::sqlite::SqliteStore;
 use dispatcher::store::{
     DeliveryLog, NewDelivery, Next, Rejected, RejectedEvents, Status, StoreError, StoredWebhook, Webhooks,
@@ -155,4 +157,58 @@ async fn sqlite_passes_the_store_suite() {
     rejected_events_page_newest_first(&store).await;
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The local Cosmos DB server (`__integrations__/cosmos/server.js`), its npm packages installed when missing.
+struct CosmosServer {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for CosmosServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_cosmos_server() -> CosmosServer {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/cosmos");
+    if !dir.join("node_modules/@vercel/cosmosdb-server").is_dir() {
+        let npm =
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status();
+        assert!(npm.expect("npm is installed (Node.js 18 or later)").success(), "npm ci in {}", dir.display());
+    }
+    let mut child =
+        Command::new("node").args(["server.js", "0"]).current_dir(&dir).stdout(Stdio::piped()).spawn().expect("node");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.strip_prefix("listening ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
+    CosmosServer { endpoint: format!("http://127.0.0.1:{port}/"), child }
+}
+
+/// The well-known key of the Cosmos DB emulator (the local server accepts any).
+const EMULATOR_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosmos_passes_the_store_suite() {
+    let server = start_cosmos_server();
+    let config = CosmosConfig {
+        endpoint: server.endpoint.clone(),
+        key: EMULATOR_KEY.into(),
+        database: "dispatcher".into(),
+        create_if_missing: true,
+        retention_days: 30,
+    };
+    assert!(!format!("{config:?}").contains(EMULATOR_KEY), "the key is not printed");
+    let store = CosmosStore::connect(&config).await.unwrap();
+    webhooks_are_kept_whole_and_in_order(&store).await;
+    the_delivery_log_keeps_every_attempt(&store).await;
+    deliveries_page_newest_first(&store).await;
+    rejected_events_page_newest_first(&store).await;
+    // Connecting again finds what is there.
+    let again = CosmosStore::connect(&config).await.unwrap();
+    assert_eq!(again.list_webhooks().await.unwrap().len(), 1);
 }

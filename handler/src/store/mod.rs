@@ -2,6 +2,7 @@
 //! each, so that the API and the functions work the same over every store. `sqlite.rs` keeps them in one local
 //! file (and doubles as the local delivery queue); `tests/store_suite.rs` is the behaviour every store passes.
 
+pub mod cosmos;
 pub mod sqlite;
 
 use crate::delivery::sender::AttemptRecord;
