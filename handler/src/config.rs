@@ -1,8 +1,11 @@
-//! `handler local`'s settings: flags, each also read from an environment variable, validated together so that
-//! every problem is reported at once. Secrets are never printed.
+//! The settings of `handler local` and `handler serve`: flags, each also read from an environment variable
+//! (an app setting in Azure), validated together so that every problem is reported at once. Secrets are never
+//! printed.
 
 use crate::delivery::retry::RetrySchedule;
+use crate::functions::serve::ServeConfig;
 use crate::local::{ApiKey, LocalConfig};
+use crate::store::cosmos::CosmosConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -133,6 +136,88 @@ impl LocalArgs {
                 shutdown_grace,
             }),
             _ => Err(problems),
+        }
+    }
+}
+
+/// The settings of `handler serve` (app settings in Azure); [`ServeArgs::validate`] checks them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The port the Functions host calls (it sets this variable).
+    #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+    pub port: Option<String>,
+    /// The Cosmos DB account endpoint, e.g. https://<account>.documents.azure.com:443/.
+    #[arg(long, env = "COSMOSDB_ENDPOINT")]
+    pub cosmos_endpoint: Option<String>,
+    /// The Cosmos DB account key.
+    #[arg(long, env = "COSMOSDB_KEY", hide_env_values = true)]
+    pub cosmos_key: Option<String>,
+    #[arg(long, env = "COSMOSDB_DATABASE", default_value = "dispatcher")]
+    pub cosmos_database: String,
+    /// Create the database and containers when they are missing.
+    #[arg(long, env = "COSMOSDB_CREATE_IF_MISSING", default_value = "false")]
+    pub cosmos_create_if_missing: String,
+    /// How many days the attempt log and rejected events are kept (the containers' TTL).
+    #[arg(long, env = "DISPATCHER_RETENTION_DAYS", default_value = "30")]
+    pub retention_days: String,
+    /// How many seconds the webhooks read from Cosmos DB are used before they are read again.
+    #[arg(long, env = "DISPATCHER_WEBHOOK_CACHE_SECONDS", default_value = "10")]
+    pub webhook_cache_seconds: String,
+}
+
+impl ServeArgs {
+    pub fn validate(self) -> Result<ServeConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let port = match self.port.as_deref().or(std::env::var("FUNCTIONS_HTTPWORKER_PORT").ok().as_deref()) {
+            Some(text) => {
+                text.parse::<u16>().map_err(|_| format!("FUNCTIONS_CUSTOMHANDLER_PORT: {text:?} is not a port"))
+            }
+            None => Err("FUNCTIONS_CUSTOMHANDLER_PORT: missing (the Functions host sets it)".to_owned()),
+        };
+        let endpoint = self.cosmos_endpoint.filter(|e| !e.is_empty()).ok_or("COSMOSDB_ENDPOINT: missing".to_owned());
+        let key = self.cosmos_key.filter(|k| !k.is_empty()).ok_or("COSMOSDB_KEY: missing".to_owned());
+        let create = match self.cosmos_create_if_missing.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            other => Err(format!("COSMOSDB_CREATE_IF_MISSING: {other:?} is not true or false")),
+        };
+        let retention = self.retention_days.parse::<u32>().ok().filter(|d| (1..=3650).contains(d)).ok_or(format!(
+            "DISPATCHER_RETENTION_DAYS: {:?} is not a number of days from 1 to 3650",
+            self.retention_days
+        ));
+        let cache = self.webhook_cache_seconds.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or(format!(
+            "DISPATCHER_WEBHOOK_CACHE_SECONDS: {:?} is not a number of seconds from 0 to 3600",
+            self.webhook_cache_seconds
+        ));
+        match (port, endpoint, key, create, retention, cache) {
+            (Ok(port), Ok(endpoint), Ok(key), Ok(create_if_missing), Ok(retention_days), Ok(cache)) => {
+                Ok(ServeConfig {
+                    port,
+                    cosmos: CosmosConfig {
+                        endpoint,
+                        key,
+                        database: self.cosmos_database,
+                        create_if_missing,
+                        retention_days,
+                    },
+                    webhook_cache: Duration::from_secs(cache),
+                })
+            }
+            (port, endpoint, key, create, retention, cache) => {
+                for result in [
+                    port.map(|_| ()),
+                    endpoint.map(|_| ()),
+                    key.map(|_| ()),
+                    create.map(|_| ()),
+                    retention.map(|_| ()),
+                    cache.map(|_| ()),
+                ] {
+                    if let Err(problem) = result {
+                        problems.push(problem);
+                    }
+                }
+                Err(problems)
+            }
         }
     }
 }

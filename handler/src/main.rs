@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use dispatcher::config::LocalArgs;
+use dispatcher::config::{LocalArgs, ServeArgs};
 use dispatcher::local::App;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,14 +10,17 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "handler", version, about = "Public event dispatcher for webhooks")]
 struct Cli {
+    /// Without one: `serve` when the Functions host started this process (FUNCTIONS_CUSTOMHANDLER_PORT is set).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole dispatcher in this process: API, delivery workers, SQLite queue and store.
     Local(Box<LocalArgs>),
+    /// Run as the Azure Functions custom handler (the host starts it; see function-app/).
+    Serve(Box<ServeArgs>),
     /// Regenerate schemas/ (JSON Schemas, catalog, OpenAPI) and the README's event tables from the code.
     Schemas {
         /// The repository root, holding README.md and schemas/.
@@ -43,8 +46,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = match Cli::parse().command {
+        Some(command) => command,
+        None if ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some()) =>
+        {
+            match Cli::parse_from(["handler", "serve"]).command {
+                Some(command) => command,
+                None => return ExitCode::FAILURE,
+            }
+        }
+        None => {
+            eprintln!("error: a command is needed (see `handler --help`)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
         Command::Local(args) => local(*args),
+        Command::Serve(args) => serve(*args),
         Command::Schemas { root, check } => schemas(root, check),
         Command::Package { out, source, binary } => package(out, source, binary),
     };
@@ -70,6 +90,24 @@ fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>) -> anyhow::Re
         out.display()
     );
     Ok(())
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
+    };
+    init_logs();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
+        let listener =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        tracing::info!(%address, "custom handler ready");
+        let functions = dispatcher::functions::serve::Functions::new(config);
+        axum::serve(listener, functions.router()).with_graceful_shutdown(shutdown_signal()).await?;
+        Ok(())
+    })
 }
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {

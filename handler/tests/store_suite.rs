@@ -5,6 +5,10 @@
 use dispatcher::delivery::sender::AttemptRecord;
 use dispatcher::dispatch::delivery_id;
 use dispatcher::local::new_webhook;
+#[path = "support/cosmos.rs"]
+mod cosmos_server;
+
+use cosmos_server::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::store::cosmos::{CosmosConfig, CosmosStore};
 use dispatcher::store::sqlite::SqliteStore;
 use dispatcher::store::{
@@ -158,39 +162,6 @@ async fn sqlite_passes_the_store_suite() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
-
-/// The local Cosmos DB server (`__integrations__/cosmos/server.js`), its npm packages installed when missing.
-struct CosmosServer {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Drop for CosmosServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_cosmos_server() -> CosmosServer {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/cosmos");
-    if !dir.join("node_modules/@vercel/cosmosdb-server").is_dir() {
-        let npm =
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status();
-        assert!(npm.expect("npm is installed (Node.js 18 or later)").success(), "npm ci in {}", dir.display());
-    }
-    let mut child =
-        Command::new("node").args(["server.js", "0"]).current_dir(&dir).stdout(Stdio::piped()).spawn().expect("node");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.strip_prefix("listening ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
-    CosmosServer { endpoint: format!("http://127.0.0.1:{port}/"), child }
-}
-
-/// The well-known key of the Cosmos DB emulator (the local server accepts any).
-const EMULATOR_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosmos_passes_the_store_suite() {

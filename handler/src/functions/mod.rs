@@ -3,8 +3,11 @@
 //! invocations), and assembling the app for `func azure functionapp publish` (`package.rs`).
 //! The contract: ../shared/reference/azure-functions-custom-handler.md.
 
+pub mod incoming;
 pub mod invocation;
+pub mod jobs;
 pub mod package;
+pub mod serve;
 
 /// One binding of a function, as the handler relies on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

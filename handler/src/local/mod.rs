@@ -65,7 +65,7 @@ pub struct WebhookSet {
 }
 
 impl WebhookSet {
-    fn new(webhooks: Vec<StoredWebhook>) -> WebhookSet {
+    pub fn new(webhooks: Vec<StoredWebhook>) -> WebhookSet {
         let index = WebhookIndex::new(webhooks.iter().map(StoredWebhook::routing).collect());
         let by_id = webhooks.into_iter().map(|w| (w.id.clone(), Arc::new(w))).collect();
         WebhookSet { index, by_id }
