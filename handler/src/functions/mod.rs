@@ -8,6 +8,7 @@ pub mod invocation;
 pub mod jobs;
 pub mod package;
 pub mod serve;
+pub mod servicebus;
 
 /// One binding of a function, as the handler relies on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

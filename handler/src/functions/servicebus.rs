@@ -1,0 +1,184 @@
+//! Sending messages to a Service Bus queue through its REST API (contract §7), with the `azure_messaging_servicebus`
+//! crate: delivery jobs re-sent for a later attempt (`ScheduledEnqueueTimeUtc`, which the output binding cannot
+//! set), and events published through the HTTP API.
+
+use super::jobs::DeliveryJob;
+use azure_messaging_servicebus::service_bus::{QueueClient, SendMessageOptions};
+use servicebus_core::HttpClient;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The parts of a Service Bus connection string (`Endpoint=sb://<ns>.servicebus.windows.net/;
+/// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`). Its `Debug` does not show the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceBusConnection {
+    pub namespace: String,
+    pub policy: String,
+    key: String,
+}
+
+impl std::fmt::Debug for ServiceBusConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceBusConnection({}, {}, key ***)", self.namespace, self.policy)
+    }
+}
+
+impl ServiceBusConnection {
+    /// Reads a connection string; the error names what is missing or wrong, never the key.
+    pub fn parse(text: &str) -> Result<ServiceBusConnection, String> {
+        let part = |name: &str| {
+            text.split(';').find_map(|p| {
+                p.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_owned())
+            })
+        };
+        let endpoint = part("Endpoint").ok_or("no Endpoint=sb://<namespace>.servicebus.windows.net/")?;
+        let host = endpoint.trim_start_matches("sb://").trim_end_matches('/');
+        let namespace =
+            host.strip_suffix(".servicebus.windows.net")
+                .filter(|ns| !ns.is_empty() && !ns.contains('/'))
+                .ok_or_else(|| format!("Endpoint {endpoint:?} is not sb://<namespace>.servicebus.windows.net/"))?;
+        let policy = part("SharedAccessKeyName").ok_or("no SharedAccessKeyName")?;
+        let key = part("SharedAccessKey").filter(|k| !k.is_empty()).ok_or("no SharedAccessKey")?;
+        Ok(ServiceBusConnection { namespace: namespace.to_owned(), policy, key })
+    }
+}
+
+/// One queue to send to.
+pub struct ServiceBusQueue {
+    client: QueueClient,
+    name: String,
+}
+
+/// The `BrokerProperties` of a message sent (contract §7).
+#[derive(Debug, Default)]
+pub struct MessageProperties {
+    pub message_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// When it becomes visible, in milliseconds since the Unix epoch.
+    pub scheduled_at_ms: Option<i64>,
+}
+
+impl MessageProperties {
+    /// The JSON of the header. Written here rather than by the crate, which writes the time in RFC 2822
+    /// (`+0000`) where Service Bus documents RFC 1123 (`GMT`).
+    fn to_header(&self) -> String {
+        let mut properties = serde_json::Map::new();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                properties.insert(name.to_owned(), value.into());
+            }
+        };
+        set("MessageId", self.message_id.clone());
+        set("CorrelationId", self.correlation_id.clone());
+        set(
+            "ScheduledEnqueueTimeUtc",
+            self.scheduled_at_ms
+                .map(|ms| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))),
+        );
+        serde_json::Value::Object(properties).to_string()
+    }
+}
+
+impl ServiceBusQueue {
+    /// `http` sends the requests: a `reqwest::Client` in Azure, a [`RedirectedClient`] for a stand-in.
+    pub fn new(http: Arc<dyn HttpClient>, connection: &ServiceBusConnection, queue: &str) -> Result<Self, String> {
+        let client = QueueClient::new(http, &connection.namespace, queue, &connection.policy, connection.key.clone())
+            .map_err(|e| format!("Service Bus queue {queue:?}: {e}"))?;
+        Ok(ServiceBusQueue { client, name: queue.to_owned() })
+    }
+
+    /// Sends one JSON message.
+    pub async fn send(&self, body: &str, properties: &MessageProperties) -> Result<(), String> {
+        let options = SendMessageOptions {
+            content_type: Some("application/json".into()),
+            broker_properties: None,
+            custom_properties: Some(HashMap::from([("BrokerProperties".to_owned(), properties.to_header())])),
+        };
+        self.client
+            .send_message(body, Some(options))
+            .await
+            .map_err(|e| format!("sending to the Service Bus queue {:?} failed: {e}", self.name))
+    }
+
+    /// Sends `job` (carrying the attempts made so far) to be delivered at `at_ms`. Its `MessageId` names the
+    /// attempt, so that duplicate detection drops a re-send made twice.
+    pub async fn schedule(&self, job: &DeliveryJob, at_ms: i64) -> Result<(), String> {
+        let body = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        let properties = MessageProperties {
+            message_id: Some(format!("{}-{}", job.delivery_id, job.attempts_made)),
+            correlation_id: job.correlation_id.clone(),
+            scheduled_at_ms: Some(at_ms),
+        };
+        self.send(&body, &properties).await
+    }
+}
+
+/// Sends the requests meant for `https://<ns>.servicebus.windows.net` to another base URL instead, unchanged
+/// otherwise (the signature still covers the namespace's URI): for tests and for stand-ins of Service Bus.
+#[derive(Debug)]
+pub struct RedirectedClient {
+    base: url::Url,
+    client: reqwest::Client,
+}
+
+impl RedirectedClient {
+    pub fn new(base: &str, client: reqwest::Client) -> Result<RedirectedClient, String> {
+        let base = url::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+        if base.host_str().is_none() {
+            return Err(format!("{base} has no host"));
+        }
+        Ok(RedirectedClient { base, client })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for RedirectedClient {
+    async fn execute_request(
+        &self,
+        request: &servicebus_core::Request,
+    ) -> servicebus_core::Result<servicebus_core::Response> {
+        let mut redirected = request.clone();
+        let url = redirected.url_mut();
+        // Both are http(s) URLs with a host, which is all these setters need to succeed.
+        let _ = url.set_scheme(self.base.scheme());
+        let _ = url.set_host(self.base.host_str());
+        let _ = url.set_port(self.base.port());
+        self.client.execute_request(&redirected).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_are_read_and_errors_never_show_the_key() {
+        let connection = ServiceBusConnection::parse(
+            "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0",
+        )
+        .unwrap();
+        assert_eq!((connection.namespace.as_str(), connection.policy.as_str()), ("acme-bus", "send"));
+        assert!(!format!("{connection:?}").contains("c2VjcmV0"));
+        let error = ServiceBusConnection::parse("Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=k3y")
+            .unwrap_err();
+        assert_eq!(error, "Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/");
+        assert_eq!(
+            ServiceBusConnection::parse("Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=a").unwrap_err(),
+            "no SharedAccessKey"
+        );
+    }
+
+    #[test]
+    fn broker_properties_carry_the_time_in_rfc_1123() {
+        let properties = MessageProperties {
+            message_id: Some("d-1".into()),
+            correlation_id: None,
+            scheduled_at_ms: Some(784_111_777_000),
+        };
+        assert_eq!(
+            properties.to_header(),
+            r#"{"MessageId":"d-1","ScheduledEnqueueTimeUtc":"Sun, 06 Nov 1994 08:49:37 GMT"}"#
+        );
+    }
+}
