@@ -4,6 +4,7 @@
 
 use crate::delivery::retry::RetrySchedule;
 use crate::functions::serve::ServeConfig;
+use crate::functions::servicebus::ServiceBusConnection;
 use crate::local::{ApiKey, LocalConfig};
 use crate::store::cosmos::CosmosConfig;
 use std::path::PathBuf;
@@ -163,62 +164,136 @@ pub struct ServeArgs {
     /// How many seconds the webhooks read from Cosmos DB are used before they are read again.
     #[arg(long, env = "DISPATCHER_WEBHOOK_CACHE_SECONDS", default_value = "10")]
     pub webhook_cache_seconds: String,
+    /// The Service Bus connection string the triggers use; the handler sends through its REST API with it.
+    #[arg(long, env = "ServiceBusConnection", hide_env_values = true)]
+    pub service_bus: Option<String>,
+    /// The queue of incoming events (`POST /api/v1/events` sends there).
+    #[arg(long, env = "EVENTS_QUEUE", default_value = "events")]
+    pub events_queue: String,
+    /// The queue of delivery jobs (retries are re-sent there).
+    #[arg(long, env = "DELIVERIES_QUEUE", default_value = "deliveries")]
+    pub deliveries_queue: String,
+    /// Send the Service Bus REST calls to this base URL instead of https://<namespace>.servicebus.windows.net
+    /// (a stand-in of Service Bus, for tests).
+    #[arg(long, env = "DISPATCHER_SERVICEBUS_REST_URL", hide = true)]
+    pub service_bus_rest_url: Option<String>,
+    /// Delays between attempts; a delivery gets one attempt more than there are delays.
+    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
+    pub retry_schedule: String,
+    /// How long one delivery attempt may take.
+    #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
+    pub request_timeout: String,
+    /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
+    #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "false")]
+    pub allow_private_targets: String,
+}
+
+/// Collects the problems of several settings, so that all of them are reported at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn check<T>(&mut self, result: Result<T, String>) -> Option<T> {
+        result.map_err(|problem| self.0.push(problem)).ok()
+    }
+}
+
+fn boolean(name: &str, text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{name}: {other:?} is not true or false")),
+    }
+}
+
+fn required(name: &str, value: Option<String>, what: &str) -> Result<String, String> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| format!("{name}: missing ({what})"))
 }
 
 impl ServeArgs {
     pub fn validate(self) -> Result<ServeConfig, Vec<String>> {
-        let mut problems = Vec::new();
-        let port = match self.port.as_deref().or(std::env::var("FUNCTIONS_HTTPWORKER_PORT").ok().as_deref()) {
-            Some(text) => {
-                text.parse::<u16>().map_err(|_| format!("FUNCTIONS_CUSTOMHANDLER_PORT: {text:?} is not a port"))
-            }
-            None => Err("FUNCTIONS_CUSTOMHANDLER_PORT: missing (the Functions host sets it)".to_owned()),
-        };
-        let endpoint = self.cosmos_endpoint.filter(|e| !e.is_empty()).ok_or("COSMOSDB_ENDPOINT: missing".to_owned());
-        let key = self.cosmos_key.filter(|k| !k.is_empty()).ok_or("COSMOSDB_KEY: missing".to_owned());
-        let create = match self.cosmos_create_if_missing.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            other => Err(format!("COSMOSDB_CREATE_IF_MISSING: {other:?} is not true or false")),
-        };
-        let retention = self.retention_days.parse::<u32>().ok().filter(|d| (1..=3650).contains(d)).ok_or(format!(
-            "DISPATCHER_RETENTION_DAYS: {:?} is not a number of days from 1 to 3650",
-            self.retention_days
-        ));
-        let cache = self.webhook_cache_seconds.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or(format!(
-            "DISPATCHER_WEBHOOK_CACHE_SECONDS: {:?} is not a number of seconds from 0 to 3600",
-            self.webhook_cache_seconds
-        ));
-        match (port, endpoint, key, create, retention, cache) {
-            (Ok(port), Ok(endpoint), Ok(key), Ok(create_if_missing), Ok(retention_days), Ok(cache)) => {
-                Ok(ServeConfig {
-                    port,
-                    cosmos: CosmosConfig {
-                        endpoint,
-                        key,
-                        database: self.cosmos_database,
-                        create_if_missing,
-                        retention_days,
-                    },
-                    webhook_cache: Duration::from_secs(cache),
-                })
-            }
-            (port, endpoint, key, create, retention, cache) => {
-                for result in [
-                    port.map(|_| ()),
-                    endpoint.map(|_| ()),
-                    key.map(|_| ()),
-                    create.map(|_| ()),
-                    retention.map(|_| ()),
-                    cache.map(|_| ()),
-                ] {
-                    if let Err(problem) = result {
-                        problems.push(problem);
-                    }
-                }
-                Err(problems)
+        let mut problems = Problems::default();
+        let port = self.port.or(std::env::var("FUNCTIONS_HTTPWORKER_PORT").ok());
+        let port =
+            problems.check(required("FUNCTIONS_CUSTOMHANDLER_PORT", port, "the Functions host sets it").and_then(
+                |text| text.parse::<u16>().map_err(|_| format!("FUNCTIONS_CUSTOMHANDLER_PORT: {text:?} is not a port")),
+            ));
+        let endpoint = problems.check(required("COSMOSDB_ENDPOINT", self.cosmos_endpoint, "the Cosmos DB account URL"));
+        let key = problems.check(required("COSMOSDB_KEY", self.cosmos_key, "the Cosmos DB account key"));
+        let create_if_missing = problems.check(boolean("COSMOSDB_CREATE_IF_MISSING", &self.cosmos_create_if_missing));
+        let retention_days =
+            problems.check(self.retention_days.parse::<u32>().ok().filter(|d| (1..=3650).contains(d)).ok_or(format!(
+                "DISPATCHER_RETENTION_DAYS: {:?} is not a number of days from 1 to 3650",
+                self.retention_days
+            )));
+        let cache =
+            problems.check(self.webhook_cache_seconds.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or(format!(
+                "DISPATCHER_WEBHOOK_CACHE_SECONDS: {:?} is not a number of seconds from 0 to 3600",
+                self.webhook_cache_seconds
+            )));
+        let service_bus = problems.check(
+            required("ServiceBusConnection", self.service_bus, "a connection string with a SharedAccessKey")
+                .and_then(|text| ServiceBusConnection::parse(&text).map_err(|e| format!("ServiceBusConnection: {e}"))),
+        );
+        let retry_schedule = problems
+            .check(self.retry_schedule.parse::<RetrySchedule>().map_err(|e| format!("DISPATCHER_RETRY_SCHEDULE: {e}")));
+        let request_timeout = problems.check(
+            humantime::parse_duration(&self.request_timeout)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(230))
+                .ok_or(format!(
+                    "DISPATCHER_REQUEST_TIMEOUT: {:?} is not a duration from 1ms to 230s",
+                    self.request_timeout
+                )),
+        );
+        let allow_private_targets =
+            problems.check(boolean("DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
+        for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
+            if queue.is_empty() || queue.contains('/') {
+                problems.0.push(format!("{name}: {queue:?} is not a queue name"));
             }
         }
+        let (
+            Some(port),
+            Some(endpoint),
+            Some(key),
+            Some(create_if_missing),
+            Some(retention_days),
+            Some(cache),
+            Some(service_bus),
+            Some(retry_schedule),
+            Some(request_timeout),
+            Some(allow_private_targets),
+        ) = (
+            port,
+            endpoint,
+            key,
+            create_if_missing,
+            retention_days,
+            cache,
+            service_bus,
+            retry_schedule,
+            request_timeout,
+            allow_private_targets,
+        )
+        else {
+            return Err(problems.0);
+        };
+        if !problems.0.is_empty() {
+            return Err(problems.0);
+        }
+        Ok(ServeConfig {
+            port,
+            cosmos: CosmosConfig { endpoint, key, database: self.cosmos_database, create_if_missing, retention_days },
+            webhook_cache: Duration::from_secs(cache),
+            service_bus,
+            events_queue: self.events_queue,
+            deliveries_queue: self.deliveries_queue,
+            service_bus_rest_url: self.service_bus_rest_url.filter(|u| !u.is_empty()),
+            retry_schedule,
+            request_timeout,
+            allow_private_targets,
+        })
     }
 }
 

@@ -105,6 +105,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tracing::info!(%address, "custom handler ready");
         let functions = dispatcher::functions::serve::Functions::new(config);
+        let warming = functions.clone();
+        tokio::task::spawn_blocking(move || warming.warm_up());
         axum::serve(listener, functions.router()).with_graceful_shutdown(shutdown_signal()).await?;
         Ok(())
     })

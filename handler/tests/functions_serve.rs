@@ -4,7 +4,9 @@
 
 #[path = "support/cosmos.rs"]
 mod cosmos_server;
+mod support;
 
+use axum::http::HeaderMap;
 use cosmos_server::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::dispatch::delivery_id;
 use dispatcher::local::new_webhook;
@@ -13,7 +15,11 @@ use dispatcher::store::{DeliveryLog, RejectedEvents, Status, Webhooks};
 use dispatcher::webhooks::WebhookConfig;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+const SERVICE_BUS: &str =
+    "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=handler;SharedAccessKey=bm90LWEtcmVhbC1rZXk=";
 
 struct Handler(Child);
 
@@ -78,6 +84,7 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
             .env("COSMOSDB_KEY", EMULATOR_KEY)
             .env("COSMOSDB_DATABASE", "functions")
             .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
+            .env("ServiceBusConnection", SERVICE_BUS)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_file).unwrap())
             .spawn()
@@ -147,6 +154,7 @@ fn serve_reports_every_missing_setting_at_once() {
         .env_remove("COSMOSDB_ENDPOINT")
         .env("COSMOSDB_KEY", "s3cret-key-value")
         .env("DISPATCHER_RETENTION_DAYS", "0")
+        .env("ServiceBusConnection", "Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=s3cret-key-value")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -155,8 +163,148 @@ fn serve_reports_every_missing_setting_at_once() {
         "FUNCTIONS_CUSTOMHANDLER_PORT: missing",
         "COSMOSDB_ENDPOINT: missing",
         "DISPATCHER_RETENTION_DAYS: \"0\" is not a number of days from 1 to 3650",
+        "ServiceBusConnection: Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/",
     ] {
         assert!(stderr.contains(problem), "{problem}: {stderr}");
     }
     assert!(!stderr.contains("s3cret-key-value"));
+}
+
+/// A stand-in of the Service Bus REST endpoint: records what is sent to it and answers 201 (contract §7).
+async fn service_bus_stand_in() -> (String, Arc<Mutex<Vec<(String, HeaderMap, String)>>>) {
+    let sent: Arc<Mutex<Vec<(String, HeaderMap, String)>>> = Arc::default();
+    let log = sent.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: String| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push((uri.path().to_owned(), headers, body));
+            axum::http::StatusCode::CREATED
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, sent)
+}
+
+/// DeliverWebhook and OnDeliveryDeadLettered on the fixtures: one attempt per invocation, a retryable failure
+/// re-sent to the deliveries queue scheduled, the same answer whatever the encoding, and the dead path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
+    let cosmos = start_cosmos_server();
+    let config = CosmosConfig {
+        endpoint: cosmos.endpoint.clone(),
+        key: EMULATOR_KEY.into(),
+        database: "deliver".into(),
+        create_if_missing: true,
+        retention_days: 30,
+    };
+    let store = CosmosStore::connect(&config).await.unwrap();
+    let receivers = support::Receivers::start().await;
+    receivers.behave("wh1", support::Behaviour { status: 503, ..Default::default() });
+    let webhook = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"},
+                         "failureCallbackUrl": receivers.url("callback")});
+    let wh1 = new_webhook("wh1".into(), WebhookConfig::decode(&webhook).unwrap()).unwrap();
+    store.put_webhook(&wh1).await.unwrap();
+    let (service_bus, sent) = service_bus_stand_in().await;
+
+    let port = free_port();
+    let _handler = Handler(
+        Command::new(env!("CARGO_BIN_EXE_handler"))
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
+            .env("COSMOSDB_KEY", EMULATOR_KEY)
+            .env("COSMOSDB_DATABASE", "deliver")
+            .env("ServiceBusConnection", SERVICE_BUS)
+            .env("DELIVERIES_QUEUE", "deliveries")
+            .env("DISPATCHER_SERVICEBUS_REST_URL", &service_bus)
+            .env("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")
+            .env("DISPATCHER_RETRY_SCHEDULE", "1m,1m")
+            .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = "dlv_650ecb78b8a4e20756d418e7cd077714";
+    let body = r#"{"name":"ping","payload":{}}"#;
+    assert_eq!(delivery_id("msg-7a41", "wh1", body.as_bytes()).as_str(), id, "the fixtures' job");
+
+    // Attempt 1 fails with 503, in either encoding: answered 2xx, the job re-sent for attempt 2.
+    for (i, encoding) in ["deliver-webhook-base64.json", "deliver-webhook-json-string.json"].iter().enumerate() {
+        let (status, answer) = invoke(&client, &base, "DeliverWebhook", fixture(encoding)).await;
+        assert_eq!(status, 200, "{encoding}: {answer}");
+        assert_eq!(answer["Outputs"], json!({}), "{encoding}: nothing for the output bindings");
+        let line = answer["Logs"][0].as_str().unwrap();
+        assert!(line.starts_with(&format!("delivery {id} attempt 1: HTTP 503, retried at ")), "{encoding}: {line}");
+        let sent = sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), i + 1);
+        let (path, headers, message) = &sent[i];
+        assert_eq!(path, "/deliveries/messages");
+        let properties: Value = serde_json::from_str(headers["brokerproperties"].to_str().unwrap()).unwrap();
+        assert_eq!(properties["MessageId"], format!("{id}-1"), "{encoding}: the same id, dropped as a duplicate");
+        let scheduled = httpdate::parse_http_date(properties["ScheduledEnqueueTimeUtc"].as_str().unwrap()).unwrap();
+        let delay = scheduled.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        assert!(delay > Duration::from_secs(40), "about a minute later (1m ± 20 %): {delay:?}");
+        let job: Value = serde_json::from_str(message).unwrap();
+        assert_eq!((job["deliveryId"].as_str(), job["attemptsMade"].as_u64()), (Some(id), Some(1)));
+    }
+    let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        (logged.status, logged.attempts.len()),
+        (Status::Retrying, 1),
+        "a redelivered attempt replaces its entry"
+    );
+
+    // The scheduled job comes back: attempt 2 succeeds, with the same webhook-id.
+    receivers.behave("wh1", support::Behaviour::default());
+    let scheduled = sent.lock().unwrap()[0].2.clone();
+    let invocation =
+        json!({"Data": {"msg": scheduled}, "Metadata": {"MessageId": format!("{id}-1"), "DeliveryCount": "1"}});
+    let (status, answer) = invoke(&client, &base, "DeliverWebhook", invocation.to_string().into_bytes()).await;
+    assert_eq!(
+        (status, answer["Logs"][0].as_str()),
+        (200, Some(format!("delivery {id} attempt 2: HTTP 200, delivered").as_str()))
+    );
+    let received = receivers.at("wh1");
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|r| r.header("webhook-id") == Some(id) && r.verify(wh1.secret.expose())));
+    assert_eq!(received[2].body, body.as_bytes(), "the exact body");
+    assert_eq!(received[2].header("x-correlation-id"), Some("corr-abc"));
+    let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!((logged.status, logged.attempts.len()), (Status::Succeeded, 2));
+    assert_eq!(sent.lock().unwrap().len(), 2, "nothing more scheduled");
+
+    // Service Bus dead-lettered a job itself: the dead path, with the failure callback.
+    let (status, answer) = invoke(&client, &base, "OnDeliveryDeadLettered", fixture("dead-lettered-base64.json")).await;
+    let reason = "Service Bus dead-lettered the delivery job: MaxDeliveryCountExceeded (Message could not be consumed after 10 delivery attempts.)";
+    assert_eq!((status, answer["Logs"][0].as_str()), (200, Some(format!("delivery {id} dead: {reason}").as_str())));
+    let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!((logged.status, logged.dead_reason.as_deref()), (Status::Dead, Some(reason)));
+    let callbacks = receivers.at("callback");
+    assert_eq!(callbacks.len(), 1);
+    assert!(callbacks[0].verify(wh1.secret.expose()), "signed like a delivery");
+    assert_eq!(
+        callbacks[0].json(),
+        json!({"callbackType": "DeliveryFailure", "deliveryId": id, "webhookId": "wh1", "eventType": "ping",
+               "payload": {}, "statusCode": 200, "attempts": 3})
+    );
+
+    // A message that is not a delivery job: recorded as rejected, answered 2xx (a redelivery cannot fix it).
+    let junk = json!({"Data": {"msg": "{\"hello\":1}"}, "Metadata": {"MessageId": "junk-1"}});
+    let (status, answer) = invoke(&client, &base, "DeliverWebhook", junk.to_string().into_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["Logs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("message junk-1 rejected, not retried: Data.msg: not a delivery job"),
+        "{answer}"
+    );
 }

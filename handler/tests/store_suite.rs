@@ -99,7 +99,20 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     let dead = store.get_delivery(dead.id).await.unwrap().unwrap();
     assert_eq!((dead.status, dead.dead_reason), (Status::Dead, Some(reason)));
 
+    let abandoned = delivery("m-3", "wh-log");
+    store.log_delivery(&abandoned, 4_000).await.unwrap();
+    let timed_out = attempt(4_100, None, Some("timed out"));
+    store.log_attempt(abandoned.id, 1, timed_out.clone(), Next::RetryAt { at_ms: 9_000 }).await.unwrap();
+    assert!(store.give_up(abandoned.id, "the webhook was deleted").await.unwrap());
+    let abandoned = store.get_delivery(abandoned.id).await.unwrap().unwrap();
+    assert_eq!(
+        (abandoned.status, abandoned.next_attempt_at_ms, abandoned.dead_reason.as_deref()),
+        (Status::Dead, None, Some("the webhook was deleted"))
+    );
+    assert_eq!(abandoned.attempts, [timed_out], "the attempts made are kept");
+
     let never = delivery("m-never", "wh-log").id;
+    assert!(!store.give_up(never, "gone").await.unwrap());
     assert!(!store.log_attempt(never, 1, attempt(1, Some(200), None), Next::Succeeded).await.unwrap());
     assert!(store.get_delivery(never).await.unwrap().is_none());
 }

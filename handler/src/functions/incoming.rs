@@ -67,7 +67,8 @@ fn source_id(invocation: &Invocation, body: &[u8]) -> String {
     })
 }
 
-async fn reject(
+/// Records a message that cannot be handled, and answers 2xx: a redelivery cannot make it valid.
+pub(super) async fn reject(
     invocation: &Invocation,
     store: &impl RejectedEvents,
     problems: Vec<Problem>,

@@ -32,4 +32,16 @@ impl DeliveryJob {
             attempts_made: 0,
         }
     }
+
+    /// The delivery this job is about.
+    pub fn delivery(&self) -> NewDelivery {
+        NewDelivery {
+            id: self.delivery_id,
+            webhook_id: self.webhook_id.as_str().into(),
+            event: self.event.clone(),
+            body: self.body.clone().into_bytes(),
+            source_id: self.source_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
 }

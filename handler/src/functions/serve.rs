@@ -3,9 +3,13 @@
 //! the invocations of the functions at `POST /{FunctionName}`. Cosmos DB is connected on first use and again
 //! after a failure, so a slow or absent database never delays readiness.
 
+use super::deliver::{deliver_webhook, on_dead_lettered, Delivering, Failure, Handled};
 use super::incoming::on_incoming_event;
 use super::invocation::Invocation;
-use crate::delivery::sender::now_ms;
+use super::servicebus::{RedirectedClient, ServiceBusConnection, ServiceBusQueue};
+use crate::delivery::retry::RetrySchedule;
+use crate::delivery::sender::{now_ms, Sender};
+use crate::delivery::Engine;
 use crate::local::WebhookSet;
 use crate::store::cosmos::{CosmosConfig, CosmosStore};
 use crate::store::{StoreError, Webhooks};
@@ -19,28 +23,69 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Everything `handler serve` is configured with (app settings, see `main.rs`).
+/// Everything `handler serve` is configured with (app settings, see `config.rs`).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub port: u16,
     pub cosmos: CosmosConfig,
     /// How long the webhooks read from Cosmos DB are used before they are read again.
     pub webhook_cache: Duration,
+    pub service_bus: ServiceBusConnection,
+    pub events_queue: String,
+    pub deliveries_queue: String,
+    /// Where the Service Bus REST calls go instead of the namespace (a stand-in of Service Bus).
+    pub service_bus_rest_url: Option<String>,
+    pub retry_schedule: RetrySchedule,
+    pub request_timeout: Duration,
+    pub allow_private_targets: bool,
+}
+
+/// The queues the handler sends to itself, through the REST API.
+pub struct Queues {
+    pub events: ServiceBusQueue,
+    pub deliveries: ServiceBusQueue,
 }
 
 pub struct Functions {
     config: ServeConfig,
+    engine: Engine,
     store: tokio::sync::OnceCell<CosmosStore>,
+    queues: tokio::sync::OnceCell<Queues>,
     webhooks: Mutex<Option<(Instant, Arc<WebhookSet>)>>,
 }
 
 impl Functions {
     pub fn new(config: ServeConfig) -> Arc<Functions> {
-        Arc::new(Functions { config, store: tokio::sync::OnceCell::new(), webhooks: Mutex::default() })
+        let sender = Sender::new(config.request_timeout, config.allow_private_targets);
+        let engine = Engine { sender, schedule: config.retry_schedule.clone() };
+        Arc::new(Functions {
+            config,
+            engine,
+            store: tokio::sync::OnceCell::new(),
+            queues: tokio::sync::OnceCell::new(),
+            webhooks: Mutex::default(),
+        })
+    }
+
+    /// Builds the HTTP clients (TLS set-up takes tens of milliseconds), so that the first invocations do not
+    /// wait for them. Blocks: call it off the async workers, after the handler answers `GET /`.
+    pub fn warm_up(&self) {
+        if let Err(error) = self.engine.sender.warm_up() {
+            tracing::error!(%error, "cannot build the delivery HTTP client");
+        }
     }
 
     async fn store(&self) -> Result<&CosmosStore, StoreError> {
         self.store.get_or_try_init(|| CosmosStore::connect(&self.config.cosmos)).await
+    }
+
+    async fn queues(&self) -> Result<&Queues, String> {
+        self.queues
+            .get_or_try_init(|| async {
+                let config = self.config.clone();
+                tokio::task::spawn_blocking(move || connect_queues(&config)).await.map_err(|e| e.to_string())?
+            })
+            .await
     }
 
     /// The webhooks, read again once the cache is older than `webhook_cache`.
@@ -56,9 +101,41 @@ impl Functions {
         Ok(set)
     }
 
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new().route("/", get(|| async { "ready" })).route("/OnIncomingEvent", post(incoming)).with_state(self)
+    /// Forgets the cached webhooks after a change made by this instance.
+    pub fn forget_webhooks(&self) {
+        if let Ok(mut cache) = self.webhooks.lock() {
+            *cache = None;
+        }
     }
+
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(|| async { "ready" }))
+            .route("/OnIncomingEvent", post(incoming))
+            .route("/DeliverWebhook", post(|f: State<Arc<Functions>>, b: Bytes| delivering(f, b, Function::Deliver)))
+            .route(
+                "/OnDeliveryDeadLettered",
+                post(|f: State<Arc<Functions>>, b: Bytes| delivering(f, b, Function::DeadLettered)),
+            )
+            .with_state(self)
+    }
+}
+
+fn connect_queues(config: &ServeConfig) -> Result<Queues, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot build the Service Bus HTTP client: {e}"))?;
+    let http: Arc<dyn servicebus_core::HttpClient> = match &config.service_bus_rest_url {
+        Some(base) => {
+            Arc::new(RedirectedClient::new(base, client).map_err(|e| format!("DISPATCHER_SERVICEBUS_REST_URL: {e}"))?)
+        }
+        None => Arc::new(client),
+    };
+    Ok(Queues {
+        events: ServiceBusQueue::new(http.clone(), &config.service_bus, &config.events_queue)?,
+        deliveries: ServiceBusQueue::new(http, &config.service_bus, &config.deliveries_queue)?,
+    })
 }
 
 /// What the host gets back: 2xx with the invocation's answer, or non-2xx (the message is retried).
@@ -72,14 +149,47 @@ fn answer(result: Result<serde_json::Value, (StatusCode, String)>) -> Response {
     }
 }
 
+fn unavailable(error: impl ToString) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+}
+
+fn parse(body: &[u8]) -> Result<Invocation, (StatusCode, String)> {
+    Invocation::parse(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+}
+
 async fn incoming(State(functions): State<Arc<Functions>>, body: Bytes) -> Response {
     let result = async {
-        let invocation = Invocation::parse(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        let unavailable = |e: StoreError| (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        let invocation = parse(&body)?;
         let webhooks = functions.webhooks().await.map_err(unavailable)?;
         let store = functions.store().await.map_err(unavailable)?;
         let response = on_incoming_event(&invocation, &webhooks, store, now_ms()).await.map_err(unavailable)?;
         Ok(response.to_json())
+    }
+    .await;
+    answer(result)
+}
+
+enum Function {
+    Deliver,
+    DeadLettered,
+}
+
+async fn delivering(State(functions): State<Arc<Functions>>, body: Bytes, function: Function) -> Response {
+    let result = async {
+        let invocation = parse(&body)?;
+        let webhooks = functions.webhooks().await.map_err(unavailable)?;
+        let store = functions.store().await.map_err(unavailable)?;
+        let retries = &functions.queues().await.map_err(unavailable)?.deliveries;
+        let ctx = Delivering { engine: &functions.engine, webhooks: &webhooks, store, retries, now_ms: now_ms() };
+        let handled: Result<Handled, Failure> = match function {
+            Function::Deliver => deliver_webhook(&invocation, &ctx).await,
+            Function::DeadLettered => on_dead_lettered(&invocation, &ctx).await,
+        };
+        let handled = handled.map_err(unavailable)?;
+        if handled.webhooks_changed {
+            functions.forget_webhooks();
+        }
+        Ok(handled.response.to_json())
     }
     .await;
     answer(result)

@@ -340,10 +340,7 @@ impl App {
     }
 
     async fn disable(&self, webhook: &StoredWebhook, reason: String) {
-        let mut disabled = webhook.clone();
-        disabled.config.disabled = true;
-        disabled.disabled_reason = Some(reason);
-        disabled.updated_at_ms = now_ms();
+        let disabled = webhook.disabled(reason, now_ms());
         tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
         if let Err(error) = self.store.put_webhook(&disabled).await {
             tracing::error!(%error, "cannot disable the webhook");

@@ -366,6 +366,16 @@ impl DeliveryLog for CosmosStore {
             .map_err(cosmos("logging an attempt"))?;
         Ok(true)
     }
+
+    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError> {
+        let Some(mut doc) = self.delivery_doc(id).await? else { return Ok(false) };
+        (doc.status, doc.next_attempt_at_ms, doc.dead_reason) = (Status::Dead, None, Some(reason.to_owned()));
+        self.deliveries
+            .replace_item(doc.webhook_id.clone(), doc.id.as_str(), &doc, None)
+            .await
+            .map_err(cosmos("ending a delivery"))?;
+        Ok(true)
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -44,6 +44,9 @@ pub trait DeliveryLog: Send + Sync {
     /// delivery was never logged.
     async fn log_attempt(&self, id: DeliveryId, n: u32, attempt: AttemptRecord, next: Next)
         -> Result<bool, StoreError>;
+    /// Ends a delivery dead without a new attempt (its webhook is gone, or the queue gave it up), keeping the
+    /// attempts made. False when the delivery was never logged.
+    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError>;
 }
 
 /// Events that were refused, with why.
@@ -95,6 +98,15 @@ impl StoredWebhook {
     pub fn signing_secrets(&self, now_ms: i64) -> Vec<&Secret> {
         let previous = self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms).map(|p| &p.secret);
         std::iter::once(&self.secret).chain(previous).collect()
+    }
+
+    /// This webhook disabled by the dispatcher, for `reason` (a 410 answer).
+    pub fn disabled(&self, reason: String, now_ms: i64) -> StoredWebhook {
+        let mut disabled = self.clone();
+        disabled.config.disabled = true;
+        disabled.disabled_reason = Some(reason);
+        disabled.updated_at_ms = now_ms;
+        disabled
     }
 
     /// What routing needs.

@@ -459,6 +459,20 @@ impl DeliveryLog for SqliteStore {
             None => Ok(false),
         }
     }
+
+    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError> {
+        let reason = reason.to_owned();
+        self.write(move |c| {
+            let changed = c
+                .execute(
+                    "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = ?2 WHERE id = ?1",
+                    params![id.as_str(), reason],
+                )
+                .map_err(storage)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
 }
 
 #[async_trait]
