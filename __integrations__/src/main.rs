@@ -3,6 +3,7 @@
 //! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`).
 
 mod consumer;
+mod functions_host;
 mod handler_process;
 mod load;
 mod receiver;

@@ -4,6 +4,7 @@
 //! then ours.
 
 use crate::consumer::{Behaviour, Consumer, Received};
+use crate::functions_host::FunctionsTarget;
 use crate::handler_process::{Handler, TempDir};
 use anyhow::bail;
 use serde_json::{json, Value};
@@ -19,9 +20,13 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Where the dispatcher runs: `local` (a `handler local` this agent starts, unless `--url` is given).
+    /// Where the dispatcher runs: `local` (a `handler local` this agent starts, unless `--url` is given), or
+    /// `functions` (a `handler serve` on Cosmos DB, driven as the Functions host and Service Bus would).
     #[arg(long, default_value = "local")]
     pub target: String,
+    /// With `--target functions`: a Cosmos DB endpoint to use instead of starting the local server.
+    #[arg(long)]
+    pub cosmos_endpoint: Option<String>,
     /// The API base URL of a dispatcher already running (e.g. http://127.0.0.1:7071/api/v1).
     #[arg(long)]
     pub url: Option<String>,
@@ -58,22 +63,34 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
-    if args.target != "local" {
-        bail!("--target {:?}: only `local` is available (driving `handler serve` comes with it)", args.target);
-    }
     let dir = TempDir::new("testagent-run");
     // Short back-off, so that the retry scenarios take milliseconds; the schedule itself is tested elsewhere.
-    let (_handler, api) = match &args.url {
-        Some(url) => (None, url.trim_end_matches('/').to_owned()),
-        None => {
-            let (handler, _) =
-                Handler::start(args.handler.as_deref(), &dir.0, &["--retry-schedule", "100ms,100ms,100ms"])?;
+    let schedule = "100ms,100ms,100ms";
+    let (mut _handler, mut functions) = (None, None);
+    let api = match (args.target.as_str(), &args.url) {
+        ("local", Some(url)) => url.trim_end_matches('/').to_owned(),
+        ("local", None) => {
+            let (handler, _) = Handler::start(args.handler.as_deref(), &dir.0, &["--retry-schedule", schedule])?;
             let api = handler.api.clone();
-            (Some(handler), api)
+            _handler = Some(handler);
+            api
         }
+        ("functions", _) => {
+            let env = [("DISPATCHER_RETRY_SCHEDULE", schedule)];
+            let target = FunctionsTarget::start(args.handler.as_deref(), args.cosmos_endpoint.as_deref(), &env).await?;
+            let api = target.api.clone();
+            functions = Some(target);
+            api
+        }
+        (other, _) => bail!("--target {other:?}: the targets are `local` and `functions`"),
     };
-    let ctx =
-        Ctx { api, client: reqwest::Client::new(), consumer: Consumer::start().await?, secrets: Mutex::default() };
+    let ctx = Ctx {
+        api,
+        client: reqwest::Client::new(),
+        consumer: Consumer::start().await?,
+        secrets: Mutex::default(),
+        functions,
+    };
     ctx.register_original().await.map_err(anyhow::Error::msg)?;
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in SCENARIOS.iter().filter(|(name, _)| args.only.as_ref().is_none_or(|o| name.contains(o))) {
@@ -91,6 +108,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             }
         }
     }
+    if let Some(functions) = &ctx.functions {
+        for violation in functions.violations() {
+            failed += 1;
+            println!("FAIL  Service Bus contract: {violation}");
+        }
+    }
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
 }
@@ -101,6 +124,8 @@ struct Ctx {
     consumer: Consumer,
     /// Hook → its webhook's signing secret.
     secrets: Mutex<HashMap<String, String>>,
+    /// The Functions host and Service Bus stand-ins, with `--target functions`.
+    functions: Option<FunctionsTarget>,
 }
 
 macro_rules! check {
@@ -165,7 +190,15 @@ impl Ctx {
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         check!(status == 202, "publishing {event}: {status} {body}");
-        Ok((body["deliveries"].as_u64().unwrap_or(0), body))
+        // On Azure the event is routed later, by OnIncomingEvent: ask the host how many jobs it made.
+        let deliveries = match (body["deliveries"].as_u64(), &self.functions) {
+            (Some(deliveries), _) => deliveries,
+            (None, Some(functions)) => {
+                functions.deliveries_of(body["id"].as_str().unwrap_or_default(), DEADLINE).await?
+            }
+            (None, None) => return Err(format!("publishing {event}: no deliveries count in {body}")),
+        };
+        Ok((deliveries, body))
     }
 
     /// Waits until `hook` has received `count` requests in all; they must all be signed with its secret.

@@ -1,11 +1,24 @@
-//! `testagent run` as a user runs it: it starts the real `handler local`, plays every scenario, prints one
-//! line each and a summary, and exits non-zero on any failure.
+//! `testagent run` as a user runs it: it starts the real `handler local` (or `handler serve` on the local Cosmos DB
+//! server, driven as the Functions host and Service Bus would), plays every scenario, prints one line each and a
+//! summary, and exits non-zero on any failure.
 
 use std::process::Command;
 
 #[test]
 fn every_scenario_passes_against_handler_local() {
-    let output = Command::new(env!("CARGO_BIN_EXE_testagent")).arg("run").output().expect("testagent runs");
+    every_scenario_passes("local");
+}
+
+#[test]
+fn every_scenario_passes_against_handler_serve_driven_as_the_functions_host() {
+    every_scenario_passes("functions");
+}
+
+fn every_scenario_passes(target: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
+        .args(["run", "--target", target])
+        .output()
+        .expect("testagent runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));

@@ -4,18 +4,19 @@
 //! committed as `schemas/openapi.json`) are both built from it, with the request and response schemas of the
 //! handlers' own types.
 
+mod backend;
 pub mod problem;
 mod views;
+
+pub use backend::{Backend, Store};
+pub use views::InfoView;
 
 use crate::delivery::sender::now_ms;
 use crate::delivery::signing::Secret;
 use crate::dispatch::DeliveryId;
 use crate::events::{decode, MAX_EVENT_BYTES};
-use crate::local::{new_webhook, random_id, App};
-use crate::store::{
-    DeliveryLog, PreviousSecret, Rejected, RejectedEvents, StoredWebhook, Webhooks, REJECTED_BODY_KEPT,
-    SECRET_OVERLAP_MS,
-};
+use crate::local::{new_webhook, random_id};
+use crate::store::{PreviousSecret, Rejected, StoredWebhook, REJECTED_BODY_KEPT, SECRET_OVERLAP_MS};
 use crate::validation::Report;
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::WebhookConfig;
@@ -30,11 +31,10 @@ use problem::ApiError;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use views::*;
 
-type AppState = Arc<App>;
+type AppState = Arc<dyn Backend>;
 type ApiResult<T> = Result<T, ApiError>;
 type SchemaFn = fn(&mut SchemaGenerator) -> schemars::Schema;
 
@@ -172,7 +172,7 @@ pub fn router(app: AppState) -> Router {
 
 /// When an API key is configured, every call must carry it in `x-functions-key` (or `?code=`), as on Azure.
 async fn require_key(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = app.config.api_key.as_ref() else { return next.run(request).await };
+    let Some(expected) = app.api_key() else { return next.run(request).await };
     let from_header = request.headers().get("x-functions-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let from_query =
         request.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("code="))).map(str::to_owned);
@@ -243,9 +243,8 @@ async fn publish(
         let kept = String::from_utf8_lossy(&body[..body.len().min(REJECTED_BODY_KEPT)]).into_owned();
         async move {
             let id = random_id("evt_").unwrap_or_default();
-            app.counters.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(event_id = %id, reason = %problems, "event rejected");
-            app.store.reject(Rejected { id, received_at_ms, problems: problems.problems().to_vec(), body: kept }).await
+            app.reject(Rejected { id, received_at_ms, problems: problems.problems().to_vec(), body: kept }).await
         }
     };
     let body = match body_bytes(body) {
@@ -277,8 +276,8 @@ async fn publish(
             random_id("evt_").map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "random", e.to_string()))?
         }
     };
-    let accepted = app.accept(&event, source_id, header_text("x-correlation-id")).await?;
-    let view = AcceptedView { id: accepted.source_id, deliveries: accepted.deliveries };
+    let deliveries = app.publish(&event, &body, &source_id, header_text("x-correlation-id")).await?;
+    let view = AcceptedView { id: source_id, deliveries };
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
@@ -299,14 +298,14 @@ impl PageQuery {
 }
 
 async fn rejected(State(app): State<AppState>, Query(page): Query<PageQuery>) -> ApiResult<Json<Page<RejectedView>>> {
-    let (items, next) = app.store.list_rejected(page.limit(), page.cursor.as_deref()).await?;
+    let (items, next) = app.store().await?.list_rejected(page.limit(), page.cursor.as_deref()).await?;
     Ok(Json(Page { items: items.into_iter().map(RejectedView::from).collect(), next_cursor: next }))
 }
 
 // Webhooks.
 
 async fn list_webhooks(State(app): State<AppState>) -> ApiResult<Json<Vec<WebhookView>>> {
-    Ok(Json(app.store.list_webhooks().await?.iter().map(|w| WebhookView::of(w, false)).collect()))
+    Ok(Json(app.store().await?.list_webhooks().await?.iter().map(|w| WebhookView::of(w, false)).collect()))
 }
 
 async fn create_webhook(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
@@ -316,7 +315,7 @@ async fn create_webhook(State(app): State<AppState>, headers: HeaderMap, body: B
     let random = |e: getrandom::Error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "random", e.to_string());
     let id = match id {
         Some(id) => {
-            if app.store.get_webhook(&id).await?.is_some() {
+            if app.store().await?.get_webhook(&id).await?.is_some() {
                 return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("webhook {id:?} already exists")));
             }
             id
@@ -324,27 +323,27 @@ async fn create_webhook(State(app): State<AppState>, headers: HeaderMap, body: B
         None => random_id("wh_").map_err(random)?,
     };
     let webhook = new_webhook(id.into(), config).map_err(random)?;
-    app.store.put_webhook(&webhook).await?;
-    app.reload_webhooks().await?;
+    app.store().await?.put_webhook(&webhook).await?;
+    app.webhooks_changed().await?;
     Ok((StatusCode::CREATED, Json(WebhookView::of(&webhook, true))).into_response())
 }
 
-async fn find(app: &App, id: &str) -> ApiResult<StoredWebhook> {
-    app.store.get_webhook(id).await?.ok_or_else(|| ApiError::not_found("webhook", id))
+async fn find(app: &AppState, id: &str) -> ApiResult<StoredWebhook> {
+    app.store().await?.get_webhook(id).await?.ok_or_else(|| ApiError::not_found("webhook", id))
 }
 
 async fn get_webhook(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<WebhookView>> {
     Ok(Json(WebhookView::of(&find(&app, &id).await?, false)))
 }
 
-async fn save(app: &App, mut webhook: StoredWebhook, config: WebhookConfig) -> ApiResult<Json<WebhookView>> {
+async fn save(app: &AppState, mut webhook: StoredWebhook, config: WebhookConfig) -> ApiResult<Json<WebhookView>> {
     if !config.disabled {
         webhook.disabled_reason = None;
     }
     webhook.config = config;
     webhook.updated_at_ms = now_ms();
-    app.store.put_webhook(&webhook).await?;
-    app.reload_webhooks().await?;
+    app.store().await?.put_webhook(&webhook).await?;
+    app.webhooks_changed().await?;
     Ok(Json(WebhookView::of(&webhook, false)))
 }
 
@@ -397,10 +396,10 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 async fn delete_webhook(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    if !app.store.delete_webhook(&id).await? {
+    if !app.store().await?.delete_webhook(&id).await? {
         return Err(ApiError::not_found("webhook", &id));
     }
-    app.reload_webhooks().await?;
+    app.webhooks_changed().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -416,14 +415,14 @@ async fn rotate_secret(State(app): State<AppState>, Path(id): Path<String>) -> A
     let old = std::mem::replace(&mut webhook.secret, fresh);
     webhook.previous_secret = Some(PreviousSecret { secret: old, expires_at_ms: now + SECRET_OVERLAP_MS });
     webhook.updated_at_ms = now;
-    app.store.put_webhook(&webhook).await?;
-    app.reload_webhooks().await?;
+    app.store().await?.put_webhook(&webhook).await?;
+    app.webhooks_changed().await?;
     Ok(Json(SecretView::of(&webhook)))
 }
 
 async fn ping_webhook(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let webhook = find(&app, &id).await?;
-    let id = app.deliver_directly(&webhook, "ping", br#"{"name":"ping","payload":{}}"#.to_vec()).await?;
+    let id = app.deliver_now(&webhook, "ping", br#"{"name":"ping","payload":{}}"#.to_vec()).await?;
     Ok((StatusCode::ACCEPTED, Json(DeliveryQueuedView { id })).into_response())
 }
 
@@ -435,7 +434,7 @@ async fn list_deliveries(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<DeliveryView>>> {
     find(&app, &id).await?;
-    let (items, next) = app.store.list_deliveries(&id, page.limit(), page.cursor.as_deref()).await?;
+    let (items, next) = app.store().await?.list_deliveries(&id, page.limit(), page.cursor.as_deref()).await?;
     Ok(Json(Page { items: items.into_iter().map(DeliveryView::from).collect(), next_cursor: next }))
 }
 
@@ -444,17 +443,21 @@ fn delivery_id(text: &str) -> ApiResult<DeliveryId> {
 }
 
 async fn get_delivery(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
-    let record =
-        app.store.get_delivery(delivery_id(&id)?).await?.ok_or_else(|| ApiError::not_found("delivery", &id))?;
+    let record = app
+        .store()
+        .await?
+        .get_delivery(delivery_id(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery", &id))?;
     Ok(Json(DeliveryView::from(record)))
 }
 
 async fn retry_delivery(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let parsed = delivery_id(&id)?;
-    if app.store.get_delivery(parsed).await?.is_none() {
+    let Some(record) = app.store().await?.get_delivery(parsed).await? else {
         return Err(ApiError::not_found("delivery", &id));
-    }
-    if !app.retry_now(parsed).await? {
+    };
+    if !app.retry(&record).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "in-flight",
@@ -465,7 +468,7 @@ async fn retry_delivery(State(app): State<AppState>, Path(id): Path<String>) -> 
 }
 
 async fn info(State(app): State<AppState>) -> Json<InfoView> {
-    Json(InfoView::of(&app))
+    Json(app.info())
 }
 
 async fn openapi_json() -> Json<Value> {

@@ -1,7 +1,7 @@
 //! What the API answers: the JSON shapes of its responses, whose schemas go into the OpenAPI document.
 
 use crate::dispatch::DeliveryId;
-use crate::local::App;
+use crate::local::Counters;
 use crate::store::{DeliveryRecord, Rejected, Status, StoredWebhook};
 use crate::validation::Problem;
 use crate::webhooks::config::TargetAuth;
@@ -23,8 +23,11 @@ pub struct InfoView {
     pub version: &'static str,
     /// `local` (one process, SQLite) or `azure` (Functions custom handler).
     pub mode: &'static str,
+    /// Webhooks known to this process (on Azure: in its cache, 0 before the first read).
     pub webhooks: usize,
-    pub counters: CountersView,
+    /// What this process did since it started (local mode; on Azure, instances come and go: see the logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersView>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -37,20 +40,19 @@ pub struct CountersView {
 }
 
 impl InfoView {
-    pub fn of(app: &App) -> InfoView {
-        let c = &app.counters;
+    pub fn new(mode: &'static str, webhooks: usize, counters: Option<&Counters>) -> InfoView {
         InfoView {
             name: "public-event-dispatcher",
             version: env!("CARGO_PKG_VERSION"),
-            mode: "local",
-            webhooks: app.webhooks().by_id.len(),
-            counters: CountersView {
+            mode,
+            webhooks,
+            counters: counters.map(|c| CountersView {
                 accepted: c.accepted.load(Ordering::Relaxed),
                 rejected: c.rejected.load(Ordering::Relaxed),
                 delivered: c.delivered.load(Ordering::Relaxed),
                 retried: c.retried.load(Ordering::Relaxed),
                 dead: c.dead.load(Ordering::Relaxed),
-            },
+            }),
         }
     }
 }
@@ -59,7 +61,9 @@ impl InfoView {
 #[derive(Serialize, JsonSchema)]
 pub struct AcceptedView {
     pub id: String,
-    pub deliveries: usize,
+    /// Absent on Azure, where the event is queued and routed by OnIncomingEvent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<usize>,
 }
 
 #[derive(Serialize, JsonSchema)]

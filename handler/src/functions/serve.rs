@@ -6,12 +6,19 @@
 use super::deliver::{deliver_webhook, on_dead_lettered, Delivering, Failure, Handled};
 use super::incoming::on_incoming_event;
 use super::invocation::Invocation;
-use super::servicebus::{RedirectedClient, ServiceBusConnection, ServiceBusQueue};
+use super::jobs::DeliveryJob;
+use super::servicebus::{MessageProperties, RedirectedClient, ServiceBusConnection, ServiceBusQueue};
+use crate::api::problem::ApiError;
+use crate::api::{Backend, InfoView, Store};
 use crate::delivery::retry::RetrySchedule;
 use crate::delivery::sender::{now_ms, Sender};
 use crate::delivery::Engine;
+use crate::dispatch::DeliveryId;
+use crate::events::Event;
 use crate::local::WebhookSet;
+use crate::local::{direct_delivery, ApiKey};
 use crate::store::cosmos::{CosmosConfig, CosmosStore};
+use crate::store::{DeliveryLog, DeliveryRecord, StoredWebhook};
 use crate::store::{StoreError, Webhooks};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -108,8 +115,10 @@ impl Functions {
         }
     }
 
+    /// The functions at `/{FunctionName}`, and the `Api` function's requests, which the host forwards unchanged
+    /// (`enableForwardingHttpRequest`) to the same router as local mode.
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
+        let functions = Router::new()
             .route("/", get(|| async { "ready" }))
             .route("/OnIncomingEvent", post(incoming))
             .route("/DeliverWebhook", post(|f: State<Arc<Functions>>, b: Bytes| delivering(f, b, Function::Deliver)))
@@ -117,7 +126,8 @@ impl Functions {
                 "/OnDeliveryDeadLettered",
                 post(|f: State<Arc<Functions>>, b: Bytes| delivering(f, b, Function::DeadLettered)),
             )
-            .with_state(self)
+            .with_state(self.clone());
+        functions.merge(crate::api::router(self))
     }
 }
 
@@ -193,4 +203,82 @@ async fn delivering(State(functions): State<Arc<Functions>>, body: Bytes, functi
     }
     .await;
     answer(result)
+}
+
+fn queue_unavailable(error: String) -> ApiError {
+    tracing::error!(%error, "Service Bus send failed");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue-unavailable", error)
+}
+
+impl Functions {
+    async fn send_job(&self, job: &DeliveryJob, message_id: String) -> Result<(), ApiError> {
+        let queues = self.queues().await.map_err(queue_unavailable)?;
+        let body = serde_json::to_string(job).map_err(|e| queue_unavailable(e.to_string()))?;
+        let properties = MessageProperties {
+            message_id: Some(message_id),
+            correlation_id: job.correlation_id.clone(),
+            ..Default::default()
+        };
+        queues.deliveries.send(&body, &properties).await.map_err(queue_unavailable)
+    }
+}
+
+/// The API on Azure: the store is Cosmos DB; published events and re-sent deliveries go to the queues, where
+/// OnIncomingEvent and DeliverWebhook take them.
+#[async_trait::async_trait]
+impl Backend for Functions {
+    async fn store(&self) -> Result<&dyn Store, StoreError> {
+        Ok(Functions::store(self).await?)
+    }
+
+    async fn webhooks_changed(&self) -> Result<(), StoreError> {
+        self.forget_webhooks();
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        _event: &Event,
+        body: &[u8],
+        source_id: &str,
+        correlation_id: Option<String>,
+    ) -> Result<Option<usize>, ApiError> {
+        let queues = self.queues().await.map_err(queue_unavailable)?;
+        // The MessageId is the source of the delivery ids, as for events sent to the queue directly.
+        let properties =
+            MessageProperties { message_id: Some(source_id.to_owned()), correlation_id, scheduled_at_ms: None };
+        queues.events.send(&String::from_utf8_lossy(body), &properties).await.map_err(queue_unavailable)?;
+        Ok(None)
+    }
+
+    async fn deliver_now(&self, webhook: &StoredWebhook, event: &str, body: Vec<u8>) -> Result<DeliveryId, ApiError> {
+        let delivery = direct_delivery(webhook, event, body);
+        Functions::store(self).await?.log_delivery(&delivery, now_ms()).await?;
+        self.send_job(&DeliveryJob::new(&delivery), format!("{}-0", delivery.id)).await?;
+        Ok(delivery.id)
+    }
+
+    async fn retry(&self, delivery: &DeliveryRecord) -> Result<bool, ApiError> {
+        let job = DeliveryJob {
+            delivery_id: delivery.id,
+            webhook_id: delivery.webhook_id.clone(),
+            event: delivery.event.clone(),
+            body: delivery.payload.get().to_owned(),
+            source_id: delivery.source_id.clone(),
+            correlation_id: delivery.correlation_id.clone(),
+            attempts_made: delivery.attempts.len() as u32,
+        };
+        // Its own message id: a manual retry is never a duplicate of the scheduled one.
+        self.send_job(&job, format!("{}-{}-retry-{}", delivery.id, job.attempts_made, now_ms())).await?;
+        Ok(true)
+    }
+
+    fn info(&self) -> InfoView {
+        let cached = self.webhooks.lock().ok().and_then(|c| c.as_ref().map(|(_, set)| set.by_id.len()));
+        InfoView::new("azure", cached.unwrap_or(0), None)
+    }
+
+    fn api_key(&self) -> Option<&ApiKey> {
+        None
+    }
 }

@@ -3,6 +3,8 @@
 
 mod workers;
 
+use crate::api::problem::ApiError;
+use crate::api::{Backend, InfoView, Store};
 use crate::delivery::retry::RetrySchedule;
 use crate::delivery::sender::{now_ms, Sender};
 use crate::delivery::signing::Secret;
@@ -10,7 +12,9 @@ use crate::delivery::{Attempted, Engine};
 use crate::dispatch::{dispatch, DeliveryId};
 use crate::events::Event;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Job, NewDelivery, Next, StoreError, StoredWebhook, Webhooks};
+use crate::store::{
+    DeliveryRecord, Job, NewDelivery, Next, Rejected, RejectedEvents, StoreError, StoredWebhook, Webhooks,
+};
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::{WebhookConfig, WebhookIndex};
 use std::collections::{HashMap, VecDeque};
@@ -248,16 +252,8 @@ impl App {
         event: &str,
         body: Vec<u8>,
     ) -> Result<DeliveryId, StoreError> {
-        let source_id = random_id("evt_").unwrap_or_else(|_| format!("evt_{}", now_ms()));
-        let id = crate::dispatch::delivery_id(&source_id, &webhook.id, &body);
-        let delivery = NewDelivery {
-            id,
-            webhook_id: webhook.id.clone(),
-            event: event.to_owned(),
-            body,
-            source_id,
-            correlation_id: None,
-        };
+        let delivery = direct_delivery(webhook, event, body);
+        let id = delivery.id;
         self.enqueue(vec![delivery]).await?;
         Ok(id)
     }
@@ -363,6 +359,61 @@ pub fn new_webhook(id: Arc<str>, config: WebhookConfig) -> Result<StoredWebhook,
         updated_at_ms: now,
         disabled_reason: None,
     })
+}
+
+/// One delivery of `body` to `webhook` outside routing (a ping), under a fresh source id.
+pub fn direct_delivery(webhook: &StoredWebhook, event: &str, body: Vec<u8>) -> NewDelivery {
+    let source_id = random_id("evt_").unwrap_or_else(|_| format!("evt_{}", now_ms()));
+    NewDelivery {
+        id: crate::dispatch::delivery_id(&source_id, &webhook.id, &body),
+        webhook_id: webhook.id.clone(),
+        event: event.to_owned(),
+        body,
+        source_id,
+        correlation_id: None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for App {
+    async fn store(&self) -> Result<&dyn Store, StoreError> {
+        Ok(&self.store)
+    }
+
+    async fn webhooks_changed(&self) -> Result<(), StoreError> {
+        self.reload_webhooks().await
+    }
+
+    async fn publish(
+        &self,
+        event: &Event,
+        _body: &[u8],
+        source_id: &str,
+        correlation_id: Option<String>,
+    ) -> Result<Option<usize>, ApiError> {
+        Ok(Some(self.accept(event, source_id.to_owned(), correlation_id).await?.deliveries))
+    }
+
+    async fn deliver_now(&self, webhook: &StoredWebhook, event: &str, body: Vec<u8>) -> Result<DeliveryId, ApiError> {
+        Ok(self.deliver_directly(webhook, event, body).await?)
+    }
+
+    async fn retry(&self, delivery: &DeliveryRecord) -> Result<bool, ApiError> {
+        Ok(self.retry_now(delivery.id).await?)
+    }
+
+    async fn reject(&self, rejected: Rejected) -> Result<(), StoreError> {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.store.reject(rejected).await
+    }
+
+    fn info(&self) -> InfoView {
+        InfoView::new("local", self.webhooks().by_id.len(), Some(&self.counters))
+    }
+
+    fn api_key(&self) -> Option<&ApiKey> {
+        self.config.api_key.as_ref()
+    }
 }
 
 /// `prefix` + 32 random hex digits.
