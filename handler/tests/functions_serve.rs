@@ -237,7 +237,8 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     assert_eq!(delivery_id("msg-7a41", "wh1", body.as_bytes()).as_str(), id, "the fixtures' job");
 
     // Attempt 1 fails with 503, in either encoding: answered 2xx, the job re-sent for attempt 2.
-    for (i, encoding) in ["deliver-webhook-base64.json", "deliver-webhook-json-string.json"].iter().enumerate() {
+    let encodings = ["deliver-webhook-base64.json", "deliver-webhook-json-string.json", "deliver-webhook-object.json"];
+    for (i, encoding) in encodings.iter().enumerate() {
         let (status, answer) = invoke(&client, &base, "DeliverWebhook", fixture(encoding)).await;
         assert_eq!(status, 200, "{encoding}: {answer}");
         assert_eq!(answer["Outputs"], json!({}), "{encoding}: nothing for the output bindings");
@@ -273,28 +274,34 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
         (200, Some(format!("delivery {id} attempt 2: HTTP 200, delivered").as_str()))
     );
     let received = receivers.at("wh1");
-    assert_eq!(received.len(), 3);
+    let n = encodings.len();
+    assert_eq!(received.len(), n + 1);
     assert!(received.iter().all(|r| r.header("webhook-id") == Some(id) && r.verify(wh1.secret.expose())));
-    assert_eq!(received[2].body, body.as_bytes(), "the exact body");
-    assert_eq!(received[2].header("x-correlation-id"), Some("corr-abc"));
+    assert_eq!(received[n].body, body.as_bytes(), "the exact body");
+    assert_eq!(received[n].header("x-correlation-id"), Some("corr-abc"));
     let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
     assert_eq!((logged.status, logged.attempts.len()), (Status::Succeeded, 2));
-    assert_eq!(sent.lock().unwrap().len(), 2, "nothing more scheduled");
+    assert_eq!(sent.lock().unwrap().len(), n, "nothing more scheduled");
 
-    // Service Bus dead-lettered a job itself: the dead path, with the failure callback.
-    let (status, answer) = invoke(&client, &base, "OnDeliveryDeadLettered", fixture("dead-lettered-base64.json")).await;
+    // Service Bus dead-lettered a job itself: the dead path, with the failure callback; the same in either encoding.
     let reason = "Service Bus dead-lettered the delivery job: MaxDeliveryCountExceeded (Message could not be consumed after 10 delivery attempts.)";
-    assert_eq!((status, answer["Logs"][0].as_str()), (200, Some(format!("delivery {id} dead: {reason}").as_str())));
-    let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
-    assert_eq!((logged.status, logged.dead_reason.as_deref()), (Status::Dead, Some(reason)));
-    let callbacks = receivers.at("callback");
-    assert_eq!(callbacks.len(), 1);
-    assert!(callbacks[0].verify(wh1.secret.expose()), "signed like a delivery");
-    assert_eq!(
-        callbacks[0].json(),
-        json!({"callbackType": "DeliveryFailure", "deliveryId": id, "webhookId": "wh1", "eventType": "ping",
-               "payload": {}, "statusCode": 200, "attempts": 3})
-    );
+    for (i, encoding) in ["dead-lettered-base64.json", "dead-lettered-json-string.json"].iter().enumerate() {
+        let (status, answer) = invoke(&client, &base, "OnDeliveryDeadLettered", fixture(encoding)).await;
+        assert_eq!(status, 200, "{encoding}: {answer}");
+        assert_eq!(answer["Outputs"], json!({}), "{encoding}");
+        assert_eq!(answer["Logs"][0].as_str(), Some(format!("delivery {id} dead: {reason}").as_str()), "{encoding}");
+        let logged = store.get_delivery(dispatcher::dispatch::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+        assert_eq!((logged.status, logged.dead_reason.as_deref()), (Status::Dead, Some(reason)), "{encoding}");
+        let callbacks = receivers.at("callback");
+        assert_eq!(callbacks.len(), i + 1, "{encoding}");
+        assert!(callbacks[i].verify(wh1.secret.expose()), "signed like a delivery");
+        assert_eq!(
+            callbacks[i].json(),
+            json!({"callbackType": "DeliveryFailure", "deliveryId": id, "webhookId": "wh1", "eventType": "ping",
+                   "payload": {}, "statusCode": 200, "attempts": 3}),
+            "{encoding}"
+        );
+    }
 
     // A message that is not a delivery job: recorded as rejected, answered 2xx (a redelivery cannot fix it).
     let junk = json!({"Data": {"msg": "{\"hello\":1}"}, "Metadata": {"MessageId": "junk-1"}});
