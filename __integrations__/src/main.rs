@@ -1,5 +1,6 @@
 //! The test agent: drives a dispatcher as producer and consumer.
 //! `testagent run` plays the scenarios as producer and consumer (`scenarios.rs`, `consumer.rs`);
+//! `testagent receive` serves standing webhook receivers (`consumer.rs`);
 //! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`).
 
 mod consumer;
@@ -25,6 +26,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the scenarios (the original integration set and ours) against a dispatcher; one line each.
     Run(scenarios::RunArgs),
+    /// Serve webhook receivers on the given ports until interrupted; one JSON line per request received.
+    Receive(consumer::ReceiveArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Run(args) => runtime.block_on(scenarios::run(args)),
+        Command::Receive(args) => runtime.block_on(consumer::receive_forever(args)),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
