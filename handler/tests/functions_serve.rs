@@ -50,17 +50,54 @@ async fn invoke(client: &reqwest::Client, base: &str, function: &str, body: Vec<
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects() {
-    let cosmos = start_cosmos_server();
+/// The Cosmos store of a test, on the local server, in its own database.
+async fn cosmos_store(cosmos: &cosmos_server::CosmosServer, database: &str) -> CosmosStore {
     let config = CosmosConfig {
         endpoint: cosmos.endpoint.clone(),
         key: EMULATOR_KEY.into(),
-        database: "functions".into(),
+        database: database.into(),
         create_if_missing: true,
         retention_days: 30,
     };
-    let store = CosmosStore::connect(&config).await.unwrap();
+    CosmosStore::connect(&config).await.unwrap()
+}
+
+/// `handler serve` started as the host starts it (no arguments, settings in the environment), once it answers
+/// `GET /`; stderr goes to `log`. Returns it with a client and its base URL.
+async fn start_serve(
+    cosmos: &cosmos_server::CosmosServer,
+    database: &str,
+    settings: &[(&str, &str)],
+    log: Stdio,
+) -> (Handler, reqwest::Client, String) {
+    let port = free_port();
+    let handler = Handler(
+        Command::new(env!("CARGO_BIN_EXE_handler"))
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
+            .env("COSMOSDB_KEY", EMULATOR_KEY)
+            .env("COSMOSDB_DATABASE", database)
+            .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
+            .env("ServiceBusConnection", SERVICE_BUS)
+            .envs(settings.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (handler, client, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects() {
+    let cosmos = start_cosmos_server();
+    let store = cosmos_store(&cosmos, "functions").await;
     for (id, webhook) in [
         ("wh1", json!({"url": "https://one.example/hook", "subscriptions": ["ping"], "attributes": {"name": "wh1"}})),
         (
@@ -75,27 +112,9 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
         store.put_webhook(&new_webhook(id.into(), WebhookConfig::decode(&webhook).unwrap()).unwrap()).await.unwrap();
     }
 
-    let port = free_port();
     let log_file = std::env::temp_dir().join(format!("functions-serve-{}.log", std::process::id()));
-    let _handler = Handler(
-        Command::new(env!("CARGO_BIN_EXE_handler"))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
-            .env("COSMOSDB_KEY", EMULATOR_KEY)
-            .env("COSMOSDB_DATABASE", "functions")
-            .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
-            .env("ServiceBusConnection", SERVICE_BUS)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log_file).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
-    let started = Instant::now();
-    while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let log = Stdio::from(std::fs::File::create(&log_file).unwrap());
+    let (_handler, client, base) = start_serve(&cosmos, "functions", &[], log).await;
 
     // profile:completed AUTO maps to service:subscribed for wh2 and wh3, ids derived from MessageId.
     let body = br#"{"name":"service:subscribed","payload":{"fiscalCode":"AAABBB00A00A000B"}}"#;
@@ -192,14 +211,7 @@ async fn service_bus_stand_in() -> (String, Arc<Mutex<Vec<(String, HeaderMap, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     let cosmos = start_cosmos_server();
-    let config = CosmosConfig {
-        endpoint: cosmos.endpoint.clone(),
-        key: EMULATOR_KEY.into(),
-        database: "deliver".into(),
-        create_if_missing: true,
-        retention_days: 30,
-    };
-    let store = CosmosStore::connect(&config).await.unwrap();
+    let store = cosmos_store(&cosmos, "deliver").await;
     let receivers = support::Receivers::start().await;
     receivers.behave("wh1", support::Behaviour { status: 503, ..Default::default() });
     let webhook = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"},
@@ -208,30 +220,13 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     store.put_webhook(&wh1).await.unwrap();
     let (service_bus, sent) = service_bus_stand_in().await;
 
-    let port = free_port();
-    let _handler = Handler(
-        Command::new(env!("CARGO_BIN_EXE_handler"))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
-            .env("COSMOSDB_KEY", EMULATOR_KEY)
-            .env("COSMOSDB_DATABASE", "deliver")
-            .env("ServiceBusConnection", SERVICE_BUS)
-            .env("DELIVERIES_QUEUE", "deliveries")
-            .env("DISPATCHER_SERVICEBUS_REST_URL", &service_bus)
-            .env("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")
-            .env("DISPATCHER_RETRY_SCHEDULE", "1m,1m")
-            .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
-    let started = Instant::now();
-    while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let settings = [
+        ("DELIVERIES_QUEUE", "deliveries"),
+        ("DISPATCHER_SERVICEBUS_REST_URL", service_bus.as_str()),
+        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
+        ("DISPATCHER_RETRY_SCHEDULE", "1m,1m"),
+    ];
+    let (_handler, client, base) = start_serve(&cosmos, "deliver", &settings, Stdio::null()).await;
     let id = "dlv_650ecb78b8a4e20756d418e7cd077714";
     let body = r#"{"name":"ping","payload":{}}"#;
     assert_eq!(delivery_id("msg-7a41", "wh1", body.as_bytes()).as_str(), id, "the fixtures' job");
