@@ -47,73 +47,40 @@ pub struct LocalArgs {
 
 impl LocalArgs {
     pub fn validate(self) -> Result<LocalConfig, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut check = |result: Result<(), String>| {
-            if let Err(problem) = result {
-                problems.push(problem);
-            }
-        };
-        let mut bind = None;
-        check(
-            self.bind
-                .parse()
-                .map(|ip| bind = Some(ip))
-                .map_err(|_| format!("--bind / DISPATCHER_BIND: {:?} is not an IP address", self.bind)),
+        let mut problems = Problems::default();
+        let bind = problems.check(
+            self.bind.parse().map_err(|_| format!("--bind / DISPATCHER_BIND: {:?} is not an IP address", self.bind)),
         );
-        let mut port = None;
-        check(
+        let port = problems.check(
             self.port
                 .parse::<u16>()
-                .map(|p| port = Some(p))
                 .map_err(|_| format!("--port / DISPATCHER_PORT: {:?} is not a port number (0-65535)", self.port)),
         );
-        let mut concurrency = None;
-        check(match self.concurrency.parse::<usize>() {
-            Ok(n @ 1..=4096) => {
-                concurrency = Some(n);
-                Ok(())
-            }
-            _ => Err(format!(
+        let concurrency =
+            problems.check(self.concurrency.parse::<usize>().ok().filter(|n| (1..=4096).contains(n)).ok_or(format!(
                 "--concurrency / DISPATCHER_CONCURRENCY: {:?} is not a number from 1 to 4096",
                 self.concurrency
-            )),
-        });
-        let mut retry_schedule = None;
-        check(
+            )));
+        let retry_schedule = problems.check(
             self.retry_schedule
                 .parse::<RetrySchedule>()
-                .map(|s| retry_schedule = Some(s))
                 .map_err(|e| format!("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: {e}")),
         );
-        let mut duration = |flag: &str, text: &str, max: Duration| match humantime::parse_duration(text) {
-            Ok(d) if !d.is_zero() && d <= max => Some(d),
-            _ => {
-                problems.push(format!(
-                    "{flag}: {text:?} is not a duration from 1ms to {}",
-                    humantime::format_duration(max)
-                ));
-                None
-            }
-        };
-        let request_timeout =
-            duration("--request-timeout / DISPATCHER_REQUEST_TIMEOUT", &self.request_timeout, Duration::from_secs(300));
-        let shutdown_grace =
-            duration("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE", &self.shutdown_grace, Duration::from_secs(600));
-        let allow_private_targets = match self.allow_private_targets.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Some(true),
-            "false" | "0" | "no" => Some(false),
-            other => {
-                problems.push(format!(
-                    "--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS: {other:?} is not true or false"
-                ));
-                None
-            }
-        };
-        if let Some(key) = &self.api_key {
-            if key.len() < 16 {
-                // Say what is wrong without repeating the key.
-                problems.push("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
-            }
+        let request_timeout = problems.check(duration(
+            "--request-timeout / DISPATCHER_REQUEST_TIMEOUT",
+            &self.request_timeout,
+            Duration::from_secs(300),
+        ));
+        let shutdown_grace = problems.check(duration(
+            "--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE",
+            &self.shutdown_grace,
+            Duration::from_secs(600),
+        ));
+        let allow_private_targets = problems
+            .check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
+        if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
+            // Say what is wrong without repeating the key.
+            problems.0.push("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
         }
         match (bind, port, concurrency, retry_schedule, request_timeout, shutdown_grace, allow_private_targets) {
             (
@@ -124,7 +91,7 @@ impl LocalArgs {
                 Some(request_timeout),
                 Some(shutdown_grace),
                 Some(allow),
-            ) if problems.is_empty() => Ok(LocalConfig {
+            ) if problems.0.is_empty() => Ok(LocalConfig {
                 bind,
                 port,
                 data_dir: self.data_dir,
@@ -136,7 +103,7 @@ impl LocalArgs {
                 allow_private_targets: allow,
                 shutdown_grace,
             }),
-            _ => Err(problems),
+            _ => Err(problems.0),
         }
     }
 }
@@ -206,6 +173,13 @@ fn boolean(name: &str, text: &str) -> Result<bool, String> {
     }
 }
 
+fn duration(name: &str, text: &str, max: Duration) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= max)
+        .ok_or_else(|| format!("{name}: {text:?} is not a duration from 1ms to {}", humantime::format_duration(max)))
+}
+
 fn required(name: &str, value: Option<String>, what: &str) -> Result<String, String> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| format!("{name}: missing ({what})"))
 }
@@ -237,15 +211,8 @@ impl ServeArgs {
         );
         let retry_schedule = problems
             .check(self.retry_schedule.parse::<RetrySchedule>().map_err(|e| format!("DISPATCHER_RETRY_SCHEDULE: {e}")));
-        let request_timeout = problems.check(
-            humantime::parse_duration(&self.request_timeout)
-                .ok()
-                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(230))
-                .ok_or(format!(
-                    "DISPATCHER_REQUEST_TIMEOUT: {:?} is not a duration from 1ms to 230s",
-                    self.request_timeout
-                )),
-        );
+        let request_timeout =
+            problems.check(duration("DISPATCHER_REQUEST_TIMEOUT", &self.request_timeout, Duration::from_secs(230)));
         let allow_private_targets =
             problems.check(boolean("DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {

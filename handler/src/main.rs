@@ -92,13 +92,19 @@ fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>) -> anyhow::Re
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = match args.validate() {
+/// The settings checked, logging set up, and the runtime to run the command on.
+fn start<T>(settings: Result<T, Vec<String>>) -> anyhow::Result<(T, tokio::runtime::Runtime)> {
+    let config = match settings {
         Ok(config) => config,
         Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
     };
     init_logs();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    Ok((config, runtime))
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, runtime) = start(args.validate())?;
     runtime.block_on(async {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
         let listener =
@@ -113,12 +119,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {
-    let config = match args.validate() {
-        Ok(config) => config,
-        Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
-    };
-    init_logs();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let (config, runtime) = start(args.validate())?;
     runtime.block_on(async {
         let app = App::open(config).await?;
         let address = std::net::SocketAddr::new(app.config.bind, app.config.port);

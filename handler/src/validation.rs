@@ -83,7 +83,8 @@ pub fn wrong_type(value: &Value, expected: &str) -> String {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What kind of JSON value this is, for messages: "a string", "an object", ...
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

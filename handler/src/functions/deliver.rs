@@ -69,10 +69,17 @@ async fn read_job<S: RejectedEvents>(
     }
 }
 
-/// Makes sure the delivery is in the log (its entry may have expired, or the job come from elsewhere).
-async fn ensure_logged(store: &impl DeliveryLog, delivery: &NewDelivery, now_ms: i64) -> Result<(), StoreError> {
-    if store.get_delivery(delivery.id).await?.is_none() {
+/// Ends the delivery dead, logging it first when the log does not have it (its entry expired, or the job came
+/// from elsewhere).
+async fn give_up(
+    store: &impl DeliveryLog,
+    delivery: &NewDelivery,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if !store.give_up(delivery.id, reason).await? {
         store.log_delivery(delivery, now_ms).await?;
+        store.give_up(delivery.id, reason).await?;
     }
     Ok(())
 }
@@ -92,8 +99,7 @@ where
     let webhook = ctx.webhooks.by_id.get(&delivery.webhook_id).filter(|w| !w.config.disabled);
     let Some(webhook) = webhook else {
         let reason = "the webhook was deleted or disabled before the delivery could be made";
-        ensure_logged(ctx.store, &delivery, ctx.now_ms).await?;
-        ctx.store.give_up(delivery.id, reason).await?;
+        give_up(ctx.store, &delivery, reason, ctx.now_ms).await?;
         tracing::warn!(reason, "delivery dropped");
         return Ok(InvocationResponse::default().log(format!("delivery {} dropped: {reason}", delivery.id)).into());
     };
@@ -147,13 +153,9 @@ where
         true => format!("Service Bus dead-lettered the delivery job: {cause}"),
         false => format!("Service Bus dead-lettered the delivery job: {cause} ({description})"),
     };
-    ensure_logged(ctx.store, &delivery, ctx.now_ms).await?;
-    let last_status = ctx
-        .store
-        .get_delivery(delivery.id)
-        .await?
-        .and_then(|record| record.attempts.last().and_then(|a| a.status_code));
-    ctx.store.give_up(delivery.id, &reason).await?;
+    let logged = ctx.store.get_delivery(delivery.id).await?;
+    let last_status = logged.and_then(|record| record.attempts.last().and_then(|a| a.status_code));
+    give_up(ctx.store, &delivery, &reason, ctx.now_ms).await?;
     tracing::warn!(delivery_id = %delivery.id, %reason, "delivery dead");
     if let Some(webhook) = ctx.webhooks.by_id.get(&delivery.webhook_id) {
         call_back(ctx.engine, &delivery, webhook, job.attempts_made, last_status).await;

@@ -6,6 +6,7 @@
 //! base64, objects as objects, and strings, numbers and booleans either plain or as JSON text inside a string
 //! (`"\"abc\""`). Both readings are accepted everywhere here.
 
+use crate::validation::kind_of;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
@@ -30,12 +31,12 @@ impl Invocation {
     pub fn parse(bytes: &[u8]) -> Result<Invocation, InvocationError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| InvocationError::Shape(e.to_string()))?;
         let Value::Object(mut object) = value else {
-            return Err(InvocationError::Shape(format!("got {}", kind(&value))));
+            return Err(InvocationError::Shape(format!("got {}", kind_of(&value))));
         };
         let mut part = |key: &str| match object.remove(key) {
             Some(Value::Object(map)) => Ok(map),
             None | Some(Value::Null) => Ok(Map::new()),
-            Some(other) => Err(InvocationError::Shape(format!("{key} is {}, not an object", kind(&other)))),
+            Some(other) => Err(InvocationError::Shape(format!("{key} is {}, not an object", kind_of(&other)))),
         };
         Ok(Invocation { data: part("Data")?, metadata: part("Metadata")? })
     }
@@ -49,7 +50,7 @@ impl Invocation {
         match value {
             Value::String(text) => body_from_text(text).map_err(body_error),
             Value::Object(_) | Value::Array(_) => serde_json::to_vec(value).map_err(|e| body_error(e.to_string())),
-            other => Err(body_error(format!("got {}", kind(other)))),
+            other => Err(body_error(format!("got {}", kind_of(other)))),
         }
     }
 
@@ -108,17 +109,6 @@ fn unwrap_json_text(value: &Value) -> Value {
             Err(_) => value.clone(),
         },
         other => other.clone(),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

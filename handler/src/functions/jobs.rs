@@ -2,7 +2,7 @@
 //! takes it. JSON, camelCase; the body is kept as text so that the exact bytes are sent.
 
 use crate::dispatch::DeliveryId;
-use crate::store::NewDelivery;
+use crate::store::{DeliveryRecord, NewDelivery};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,19 @@ impl DeliveryJob {
             source_id: delivery.source_id.clone(),
             correlation_id: delivery.correlation_id.clone(),
             attempts_made: 0,
+        }
+    }
+
+    /// The job that sends a logged delivery again (a replay): the attempts made so far come with it.
+    pub fn from_record(record: &DeliveryRecord) -> DeliveryJob {
+        DeliveryJob {
+            delivery_id: record.id,
+            webhook_id: record.webhook_id.clone(),
+            event: record.event.clone(),
+            body: record.payload.get().to_owned(),
+            source_id: record.source_id.clone(),
+            correlation_id: record.correlation_id.clone(),
+            attempts_made: record.attempts.len() as u32,
         }
     }
 

@@ -259,15 +259,7 @@ impl Backend for Functions {
     }
 
     async fn retry(&self, delivery: &DeliveryRecord) -> Result<bool, ApiError> {
-        let job = DeliveryJob {
-            delivery_id: delivery.id,
-            webhook_id: delivery.webhook_id.clone(),
-            event: delivery.event.clone(),
-            body: delivery.payload.get().to_owned(),
-            source_id: delivery.source_id.clone(),
-            correlation_id: delivery.correlation_id.clone(),
-            attempts_made: delivery.attempts.len() as u32,
-        };
+        let job = DeliveryJob::from_record(delivery);
         // Its own message id: a manual retry is never a duplicate of the scheduled one.
         self.send_job(&job, format!("{}-{}-retry-{}", delivery.id, job.attempts_made, now_ms())).await?;
         Ok(true)

@@ -288,6 +288,16 @@ impl CosmosStore {
             query_all(&self.deliveries, query, FeedScope::full_container(), "reading a delivery").await?;
         Ok(docs.into_iter().next())
     }
+
+    /// Writes `doc` back with what comes next for it.
+    async fn settle(&self, mut doc: DeliveryDoc, next: Next, what: &'static str) -> Result<bool, StoreError> {
+        (doc.status, doc.next_attempt_at_ms, doc.dead_reason) = next.columns();
+        self.deliveries
+            .replace_item(doc.webhook_id.clone(), doc.id.as_str(), &doc, None)
+            .await
+            .map_err(cosmos(what))?;
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -355,26 +365,12 @@ impl DeliveryLog for CosmosStore {
         } else {
             doc.attempts.push(attempt);
         }
-        (doc.status, doc.next_attempt_at_ms, doc.dead_reason) = match next {
-            Next::Succeeded => (Status::Succeeded, None, None),
-            Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
-            Next::Dead { reason } => (Status::Dead, None, Some(reason)),
-        };
-        self.deliveries
-            .replace_item(doc.webhook_id.clone(), doc.id.as_str(), &doc, None)
-            .await
-            .map_err(cosmos("logging an attempt"))?;
-        Ok(true)
+        self.settle(doc, next, "logging an attempt").await
     }
 
     async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError> {
-        let Some(mut doc) = self.delivery_doc(id).await? else { return Ok(false) };
-        (doc.status, doc.next_attempt_at_ms, doc.dead_reason) = (Status::Dead, None, Some(reason.to_owned()));
-        self.deliveries
-            .replace_item(doc.webhook_id.clone(), doc.id.as_str(), &doc, None)
-            .await
-            .map_err(cosmos("ending a delivery"))?;
-        Ok(true)
+        let Some(doc) = self.delivery_doc(id).await? else { return Ok(false) };
+        self.settle(doc, Next::Dead { reason: reason.to_owned() }, "ending a delivery").await
     }
 }
 

@@ -172,6 +172,17 @@ pub enum Next {
     Dead { reason: String },
 }
 
+impl Next {
+    /// What a store keeps of it: the delivery's status, its next attempt, and why it is dead.
+    pub fn columns(self) -> (Status, Option<i64>, Option<String>) {
+        match self {
+            Next::Succeeded => (Status::Succeeded, None, None),
+            Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
+            Next::Dead { reason } => (Status::Dead, None, Some(reason)),
+        }
+    }
+}
+
 /// A delivery with its whole attempt log.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -186,34 +186,11 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         self.write(move |c| {
-            let mut insert = c
-                .prepare_cached(
-                    "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
-                     next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
-                     ON CONFLICT (id) DO NOTHING RETURNING seq",
-                )
-                .map_err(storage)?;
             let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
+            let mut insert = insert_statement(c)?;
             let mut jobs = Vec::new();
             for delivery in deliveries {
-                let d = &delivery;
-                let inserted: Option<i64> = insert
-                    .query_row(
-                        params![
-                            d.id.as_str(),
-                            &*d.webhook_id,
-                            d.event,
-                            d.body,
-                            d.source_id,
-                            d.correlation_id,
-                            due,
-                            leased,
-                            now_ms
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(storage)?;
+                let inserted = insert_delivery(&mut insert, &delivery, Some(due), leased, now_ms)?;
                 if let (Some(seq), true) = (inserted, leased) {
                     jobs.push(Job { seq, delivery, attempts_made: 0 });
                 }
@@ -276,7 +253,7 @@ impl SqliteStore {
             c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_seq, n, record) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![seq, n, record]))
                 .map_err(storage)?;
-            let (status, next_at, reason) = columns(next);
+            let (status, next_at, reason) = next.columns();
             c.prepare_cached(
                 "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
                  WHERE seq = ?1",
@@ -291,7 +268,7 @@ impl SqliteStore {
     /// Gives the delivery of a leased job (by its `seq`) back without an attempt: due again, or dead.
     pub async fn release(&self, seq: i64, next: Next) -> Result<(), StoreError> {
         self.write(move |c| {
-            let (status, next_at, reason) = columns(next);
+            let (status, next_at, reason) = next.columns();
             c.execute(
                 "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE seq = ?1",
                 params![seq, status.as_str(), next_at, reason],
@@ -416,28 +393,10 @@ impl DeliveryLog for SqliteStore {
     }
 
     async fn log_delivery(&self, delivery: &NewDelivery, now_ms: i64) -> Result<(), StoreError> {
-        let d = delivery.clone();
-        self.write(move |c| {
-            // Logged, not queued (no next attempt): whoever calls this sends it through its own queue.
-            c.prepare_cached(
-                "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7) ON CONFLICT (id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    d.id.as_str(),
-                    &*d.webhook_id,
-                    d.event,
-                    d.body,
-                    d.source_id,
-                    d.correlation_id,
-                    now_ms
-                ])
-            })
-            .map_err(storage)?;
-            Ok(())
-        })
-        .await
+        let delivery = delivery.clone();
+        // Logged, not queued (no next attempt): whoever calls this sends it through its own queue.
+        self.write(move |c| insert_delivery(&mut insert_statement(c)?, &delivery, None, false, now_ms).map(|_| ()))
+            .await
     }
 
     async fn log_attempt(
@@ -523,12 +482,27 @@ fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
 }
 
 /// How a delivery's row reflects what comes next.
-fn columns(next: Next) -> (Status, Option<i64>, Option<String>) {
-    match next {
-        Next::Succeeded => (Status::Succeeded, None, None),
-        Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
-        Next::Dead { reason } => (Status::Dead, None, Some(reason)),
-    }
+fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
+         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
+         ON CONFLICT (id) DO NOTHING RETURNING seq",
+    )
+    .map_err(storage)
+}
+
+/// Inserts a pending delivery, due at `due` (never, without one); its row number, or `None` when a delivery
+/// with its id is there already (accepting the same source message twice delivers once).
+fn insert_delivery(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    d: &NewDelivery,
+    due: Option<i64>,
+    leased: bool,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row =
+        params![d.id.as_str(), &*d.webhook_id, d.event, d.body, d.source_id, d.correlation_id, due, leased, now_ms];
+    insert.query_row(row, |r| r.get(0)).optional().map_err(storage)
 }
 
 /// Rows fetched as `limit + 1` (sequence number, item) → the page, and the cursor of the next one if there is one.
