@@ -1,6 +1,7 @@
 //! The embedded runtime behind `handler local`: the SQLite store and queue, the delivery workers and the API,
 //! in one process. `workers.rs` runs the deliveries.
 
+mod hand_off;
 mod workers;
 
 use crate::api::problem::ApiError;
@@ -17,7 +18,8 @@ use crate::store::{
 };
 use crate::webhooks::config::decode_registration;
 use crate::webhooks::{WebhookConfig, WebhookIndex};
-use std::collections::{HashMap, VecDeque};
+use hand_off::HandOff;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,9 +85,8 @@ pub struct App {
     pub engine: Engine,
     pub counters: Counters,
     webhooks: RwLock<Arc<WebhookSet>>,
-    /// Deliveries accepted by this process and leased to it at once, so that the workers take them from memory
-    /// instead of asking the store. Bounded: beyond it, accepted deliveries wait in the store as due.
-    handed_off: Mutex<VecDeque<Job>>,
+    /// Deliveries accepted by this process and leased to it at once, for the workers to take from memory.
+    handed_off: Mutex<HandOff>,
     /// When the store may next hold a due delivery that no worker has in memory.
     store_due: workers::DueHint,
     /// Rung when deliveries become due sooner than the workers expect.
@@ -220,24 +221,19 @@ impl App {
         let now = now_ms();
         // Deliveries already waiting in the store go first: new ones queue behind them there.
         let backlog = self.store_due.at() <= now;
-        let room = self.handed_off.lock().is_ok_and(|q| q.len() + deliveries.len() <= self.hand_off_capacity());
+        let room = self.handed_off.lock().is_ok_and(|h| h.has_room_for(deliveries.len()));
         let lease_until = (room && !backlog).then(|| now + self.lease_ms());
         let jobs = self.store.accept(deliveries, now, lease_until).await?;
         match lease_until {
             Some(_) => {
-                if let Ok(mut queue) = self.handed_off.lock() {
-                    queue.extend(jobs);
+                if let Ok(mut handed_off) = self.handed_off.lock() {
+                    jobs.into_iter().for_each(|job| handed_off.push(job));
                 }
             }
             None => self.note_due(now),
         }
         self.wake.notify_one();
         Ok(())
-    }
-
-    /// Enough for the fan-out of a burst to skip the lease round trip, small enough to scan (`workers.rs`).
-    fn hand_off_capacity(&self) -> usize {
-        self.config.concurrency.max(1) * 16
     }
 
     /// How long a leased delivery belongs to this process: past that, it is due again (its attempt was lost).

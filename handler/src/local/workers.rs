@@ -140,7 +140,7 @@ async fn next_jobs(app: &App, pool: &Pool, last_saturated_lease: &mut Option<Ins
         // Every webhook uses its whole share: nothing could start (a webhook that gets room wakes the workers).
         return Vec::new();
     }
-    let mut jobs = take_handed_off(app, free, &saturated);
+    let mut jobs = app.handed_off.lock().map(|mut h| h.take(free, &saturated)).unwrap_or_default();
     let now = now_ms();
     let (due_at, notes) = app.store_due.snapshot();
     if jobs.len() == free || due_at > now {
@@ -168,29 +168,6 @@ async fn next_jobs(app: &App, pool: &Pool, last_saturated_lease: &mut Option<Ins
             jobs.extend(leased);
         }
         Err(error) => tracing::error!(%error, "cannot lease deliveries"),
-    }
-    jobs
-}
-
-/// Up to `limit` handed-off jobs, in order, passing over (and keeping in place) those of webhooks that already
-/// use their share of the slots. The queue is bounded (see `App::enqueue`), so passing over is cheap.
-fn take_handed_off(app: &App, limit: usize, saturated: &[Arc<str>]) -> Vec<Job> {
-    let Ok(mut queue) = app.handed_off.lock() else { return Vec::new() };
-    if saturated.is_empty() {
-        let n = limit.min(queue.len());
-        return queue.drain(..n).collect();
-    }
-    let mut jobs = Vec::new();
-    let mut i = 0;
-    while jobs.len() < limit && i < queue.len() {
-        if saturated
-            .iter()
-            .any(|id| Arc::ptr_eq(id, &queue[i].delivery.webhook_id) || *id == queue[i].delivery.webhook_id)
-        {
-            i += 1;
-        } else if let Some(job) = queue.remove(i) {
-            jobs.push(job);
-        }
     }
     jobs
 }
