@@ -44,6 +44,13 @@ struct Message {
     dead_letter_reason: Option<String>,
 }
 
+impl Message {
+    /// A message as sent: not yet delivered.
+    fn new(id: String, body: Vec<u8>, correlation_id: Option<String>, visible_at: SystemTime) -> Message {
+        Message { id, body, correlation_id, visible_at, delivery_count: 0, dead_letter_reason: None }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Queue {
     Events,
@@ -281,15 +288,8 @@ async fn receive(
             None => SystemTime::now(),
         };
         let id = properties["MessageId"].as_str().map(str::to_owned).unwrap_or_else(|| host.next_id());
-        let message = Message {
-            id,
-            body: body.to_vec(),
-            correlation_id: properties["CorrelationId"].as_str().map(str::to_owned),
-            visible_at,
-            delivery_count: 0,
-            dead_letter_reason: None,
-        };
-        host.enqueue(queue, message);
+        let correlation_id = properties["CorrelationId"].as_str().map(str::to_owned);
+        host.enqueue(queue, Message::new(id, body.to_vec(), correlation_id, visible_at));
         Ok(())
     })();
     match result {
@@ -395,14 +395,7 @@ impl Host {
         for output in &outputs {
             let body =
                 output.as_str().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| output.to_string().into_bytes());
-            let job = Message {
-                id: self.next_id(),
-                body,
-                correlation_id: message.correlation_id.clone(),
-                visible_at: SystemTime::now(),
-                delivery_count: 0,
-                dead_letter_reason: None,
-            };
+            let job = Message::new(self.next_id(), body, message.correlation_id.clone(), SystemTime::now());
             self.enqueue(Queue::Deliveries, job);
         }
         if queue == Queue::Events {

@@ -57,10 +57,7 @@ impl LocalArgs {
                 .map_err(|_| format!("--port / DISPATCHER_PORT: {:?} is not a port number (0-65535)", self.port)),
         );
         let concurrency =
-            problems.check(self.concurrency.parse::<usize>().ok().filter(|n| (1..=4096).contains(n)).ok_or(format!(
-                "--concurrency / DISPATCHER_CONCURRENCY: {:?} is not a number from 1 to 4096",
-                self.concurrency
-            )));
+            problems.check(number("--concurrency / DISPATCHER_CONCURRENCY", &self.concurrency, 1..=4096, "a number"));
         let retry_schedule = problems.check(
             self.retry_schedule
                 .parse::<RetrySchedule>()
@@ -80,7 +77,7 @@ impl LocalArgs {
             .check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.
-            problems.0.push("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
+            problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
         }
         match (bind, port, concurrency, retry_schedule, request_timeout, shutdown_grace, allow_private_targets) {
             (
@@ -161,8 +158,23 @@ struct Problems(Vec<String>);
 
 impl Problems {
     fn check<T>(&mut self, result: Result<T, String>) -> Option<T> {
-        result.map_err(|problem| self.0.push(problem)).ok()
+        result.map_err(|problem| self.add(problem)).ok()
     }
+
+    fn add(&mut self, problem: String) {
+        self.0.push(problem);
+    }
+}
+
+/// A whole number within `range`; the error says which setting, what it got, and what it takes.
+fn number<T>(name: &str, text: &str, range: std::ops::RangeInclusive<T>, what: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    text.parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{name}: {text:?} is not {what} from {} to {}", range.start(), range.end()))
 }
 
 fn boolean(name: &str, text: &str) -> Result<bool, String> {
@@ -196,15 +208,13 @@ impl ServeArgs {
         let key = problems.check(required("COSMOSDB_KEY", self.cosmos_key, "the Cosmos DB account key"));
         let create_if_missing = problems.check(boolean("COSMOSDB_CREATE_IF_MISSING", &self.cosmos_create_if_missing));
         let retention_days =
-            problems.check(self.retention_days.parse::<u32>().ok().filter(|d| (1..=3650).contains(d)).ok_or(format!(
-                "DISPATCHER_RETENTION_DAYS: {:?} is not a number of days from 1 to 3650",
-                self.retention_days
-            )));
-        let cache =
-            problems.check(self.webhook_cache_seconds.parse::<u64>().ok().filter(|s| *s <= 3600).ok_or(format!(
-                "DISPATCHER_WEBHOOK_CACHE_SECONDS: {:?} is not a number of seconds from 0 to 3600",
-                self.webhook_cache_seconds
-            )));
+            problems.check(number("DISPATCHER_RETENTION_DAYS", &self.retention_days, 1..=3650u32, "a number of days"));
+        let cache = problems.check(number(
+            "DISPATCHER_WEBHOOK_CACHE_SECONDS",
+            &self.webhook_cache_seconds,
+            0..=3600u64,
+            "a number of seconds",
+        ));
         let service_bus = problems.check(
             required("ServiceBusConnection", self.service_bus, "a connection string with a SharedAccessKey")
                 .and_then(|text| ServiceBusConnection::parse(&text).map_err(|e| format!("ServiceBusConnection: {e}"))),
@@ -217,7 +227,7 @@ impl ServeArgs {
             problems.check(boolean("DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
             if queue.is_empty() || queue.contains('/') {
-                problems.0.push(format!("{name}: {queue:?} is not a queue name"));
+                problems.add(format!("{name}: {queue:?} is not a queue name"));
             }
         }
         let (

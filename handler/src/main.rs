@@ -111,8 +111,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         tracing::info!(%address, "custom handler ready");
         let functions = dispatcher::functions::serve::Functions::new(config);
-        let warming = functions.clone();
-        tokio::task::spawn_blocking(move || warming.warm_up());
+        functions.warm_up();
         axum::serve(listener, functions.router()).with_graceful_shutdown(shutdown_signal()).await?;
         Ok(())
     })
@@ -131,12 +130,7 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
             app.store.path().display(),
             app.webhooks().by_id.len()
         );
-        let sender = app.engine.sender.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = sender.warm_up() {
-                tracing::error!(%error, "deliveries will fail until this is fixed");
-            }
-        });
+        app.engine.sender.warm_up();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = tokio::spawn(app.clone().run_deliveries(stopped));
         let server = axum::serve(listener, dispatcher::api::router(app.clone())).with_graceful_shutdown(async move {

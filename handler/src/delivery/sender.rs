@@ -59,10 +59,15 @@ impl Sender {
         Sender { client: Arc::default(), request_timeout, allow_private }
     }
 
-    /// Builds the HTTP client now, so that the first delivery does not wait for it. Blocks: call it off the
-    /// async workers (e.g. in `spawn_blocking`).
-    pub fn warm_up(&self) -> Result<(), String> {
-        self.client().map(|_| ())
+    /// Builds the HTTP client on a blocking thread (loading the CA bundle takes tens of milliseconds), so that
+    /// neither start-up nor the first delivery waits for it. A failure is logged: deliveries fail until it is fixed.
+    pub fn warm_up(&self) {
+        let sender = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = sender.client() {
+                tracing::error!(%error, "deliveries will fail until this is fixed");
+            }
+        });
     }
 
     fn client(&self) -> Result<&reqwest::Client, String> {

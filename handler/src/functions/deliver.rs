@@ -7,7 +7,7 @@ use super::incoming::reject;
 use super::invocation::{Invocation, InvocationResponse};
 use super::jobs::DeliveryJob;
 use super::servicebus::ServiceBusQueue;
-use crate::delivery::Engine;
+use crate::delivery::{Attempted, Engine};
 use crate::local::WebhookSet;
 use crate::store::{DeliveryLog, NewDelivery, Next, RejectedEvents, StoreError, Webhooks, REJECTED_BODY_KEPT};
 use crate::validation::Problem;
@@ -69,19 +69,33 @@ async fn read_job<S: RejectedEvents>(
     }
 }
 
-/// Ends the delivery dead, logging it first when the log does not have it (its entry expired, or the job came
-/// from elsewhere).
+/// Runs `change` on the delivery's log entry, logging the delivery first when the log does not have it (its entry
+/// expired, or the job came from elsewhere): `change` answers false when there was no entry to change.
+async fn on_log_entry<F, Fut>(
+    store: &impl DeliveryLog,
+    delivery: &NewDelivery,
+    now_ms: i64,
+    change: F,
+) -> Result<(), StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    if !change().await? {
+        store.log_delivery(delivery, now_ms).await?;
+        change().await?;
+    }
+    Ok(())
+}
+
+/// Ends the delivery dead, keeping the attempts made.
 async fn give_up(
     store: &impl DeliveryLog,
     delivery: &NewDelivery,
     reason: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    if !store.give_up(delivery.id, reason).await? {
-        store.log_delivery(delivery, now_ms).await?;
-        store.give_up(delivery.id, reason).await?;
-    }
-    Ok(())
+    on_log_entry(store, delivery, now_ms, || store.give_up(delivery.id, reason)).await
 }
 
 /// DeliverWebhook: attempt number `attemptsMade + 1` of the job.
@@ -104,15 +118,12 @@ where
         return Ok(InvocationResponse::default().log(format!("delivery {} dropped: {reason}", delivery.id)).into());
     };
     let n = job.attempts_made + 1;
-    let attempted = ctx.engine.attempt(&delivery, webhook, n).await;
-    let record = attempted.record.clone();
-    tracing::info!(attempt = n, status = ?record.status_code, error = record.error.as_deref().unwrap_or(""), next = ?attempted.next, "attempted");
-    if !ctx.store.log_attempt(delivery.id, n, record.clone(), attempted.next.clone()).await? {
-        ctx.store.log_delivery(&delivery, ctx.now_ms).await?;
-        ctx.store.log_attempt(delivery.id, n, record.clone(), attempted.next.clone()).await?;
-    }
+    let Attempted { record, next, disable_webhook } = ctx.engine.attempt(&delivery, webhook, n).await;
+    tracing::info!(attempt = n, status = ?record.status_code, error = record.error.as_deref().unwrap_or(""), next = ?next, "attempted");
+    let log = || ctx.store.log_attempt(delivery.id, n, record.clone(), next.clone());
+    on_log_entry(ctx.store, &delivery, ctx.now_ms, log).await?;
     let mut webhooks_changed = false;
-    if let Some(reason) = attempted.disable_webhook {
+    if let Some(reason) = disable_webhook {
         tracing::warn!("webhook disabled after 410 Gone");
         ctx.store.put_webhook(&webhook.disabled(reason, ctx.now_ms)).await?;
         webhooks_changed = true;
@@ -121,7 +132,7 @@ where
         Some(code) => format!("HTTP {code}"),
         None => record.error.clone().unwrap_or_default(),
     };
-    let line = match attempted.next {
+    let line = match next {
         Next::Succeeded => format!("delivery {} attempt {n}: {outcome}, delivered", delivery.id),
         Next::RetryAt { at_ms } => {
             let next = DeliveryJob { attempts_made: n, ..job };

@@ -74,12 +74,10 @@ impl Functions {
         })
     }
 
-    /// Builds the HTTP clients (TLS set-up takes tens of milliseconds), so that the first invocations do not
-    /// wait for them. Blocks: call it off the async workers, after the handler answers `GET /`.
+    /// Builds the delivery HTTP client in the background, after the handler answers `GET /` (see
+    /// [`Sender::warm_up`]).
     pub fn warm_up(&self) {
-        if let Err(error) = self.engine.sender.warm_up() {
-            tracing::error!(%error, "cannot build the delivery HTTP client");
-        }
+        self.engine.sender.warm_up();
     }
 
     async fn store(&self) -> Result<&CosmosStore, StoreError> {
@@ -213,13 +211,7 @@ fn queue_unavailable(error: String) -> ApiError {
 impl Functions {
     async fn send_job(&self, job: &DeliveryJob, message_id: String) -> Result<(), ApiError> {
         let queues = self.queues().await.map_err(queue_unavailable)?;
-        let body = serde_json::to_string(job).map_err(|e| queue_unavailable(e.to_string()))?;
-        let properties = MessageProperties {
-            message_id: Some(message_id),
-            correlation_id: job.correlation_id.clone(),
-            ..Default::default()
-        };
-        queues.deliveries.send(&body, &properties).await.map_err(queue_unavailable)
+        queues.deliveries.send_job(job, message_id, None).await.map_err(queue_unavailable)
     }
 }
 

@@ -101,16 +101,26 @@ impl ServiceBusQueue {
             .map_err(|e| format!("sending to the Service Bus queue {:?} failed: {e}", self.name))
     }
 
+    /// Sends a delivery job under `message_id`, visible at once or from `scheduled_at_ms`.
+    pub async fn send_job(
+        &self,
+        job: &DeliveryJob,
+        message_id: String,
+        scheduled_at_ms: Option<i64>,
+    ) -> Result<(), String> {
+        let body = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        let properties = MessageProperties {
+            message_id: Some(message_id),
+            correlation_id: job.correlation_id.clone(),
+            scheduled_at_ms,
+        };
+        self.send(&body, &properties).await
+    }
+
     /// Sends `job` (carrying the attempts made so far) to be delivered at `at_ms`. Its `MessageId` names the
     /// attempt, so that duplicate detection drops a re-send made twice.
     pub async fn schedule(&self, job: &DeliveryJob, at_ms: i64) -> Result<(), String> {
-        let body = serde_json::to_string(job).map_err(|e| e.to_string())?;
-        let properties = MessageProperties {
-            message_id: Some(format!("{}-{}", job.delivery_id, job.attempts_made)),
-            correlation_id: job.correlation_id.clone(),
-            scheduled_at_ms: Some(at_ms),
-        };
-        self.send(&body, &properties).await
+        self.send_job(job, format!("{}-{}", job.delivery_id, job.attempts_made), Some(at_ms)).await
     }
 }
 

@@ -9,7 +9,8 @@ use crate::store::Job;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-/// The most jobs held. A fanned-out burst fits, so that it skips the lease round trip (measured with
+/// The most jobs held, give or take the accepts under way (room is checked before the store write, and the jobs
+/// are added after it, without holding the lock across). A fanned-out burst fits, so that it skips the lease round trip (measured with
 /// `testagent load --webhooks 10`: see the README); a job takes a few hundred bytes, so this is about 25 MB at most.
 pub const LIMIT: usize = 49_152;
 

@@ -241,27 +241,6 @@ impl App {
         (self.config.request_timeout + Duration::from_secs(60)).as_millis() as i64
     }
 
-    /// Queues one delivery of `body` to one webhook, outside routing (a ping from the API).
-    pub async fn deliver_directly(
-        &self,
-        webhook: &StoredWebhook,
-        event: &str,
-        body: Vec<u8>,
-    ) -> Result<DeliveryId, StoreError> {
-        let delivery = direct_delivery(webhook, event, body);
-        let id = delivery.id;
-        self.enqueue(vec![delivery]).await?;
-        Ok(id)
-    }
-
-    pub async fn retry_now(&self, id: DeliveryId) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let changed = self.store.retry_now(id, now).await?;
-        self.note_due(now);
-        self.wake.notify_one();
-        Ok(changed)
-    }
-
     /// Runs the delivery workers until `stop` turns true, then lets in-flight deliveries finish (up to the grace
     /// period). See `workers.rs`.
     pub async fn run_deliveries(self: Arc<Self>, stop: watch::Receiver<bool>) {
@@ -391,11 +370,18 @@ impl Backend for App {
     }
 
     async fn deliver_now(&self, webhook: &StoredWebhook, event: &str, body: Vec<u8>) -> Result<DeliveryId, ApiError> {
-        Ok(self.deliver_directly(webhook, event, body).await?)
+        let delivery = direct_delivery(webhook, event, body);
+        let id = delivery.id;
+        self.enqueue(vec![delivery]).await?;
+        Ok(id)
     }
 
     async fn retry(&self, delivery: &DeliveryRecord) -> Result<bool, ApiError> {
-        Ok(self.retry_now(delivery.id).await?)
+        let now = now_ms();
+        let changed = self.store.retry_now(delivery.id, now).await?;
+        self.note_due(now);
+        self.wake.notify_one();
+        Ok(changed)
     }
 
     async fn reject(&self, rejected: Rejected) -> Result<(), StoreError> {

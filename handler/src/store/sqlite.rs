@@ -481,7 +481,7 @@ fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
     cursor.map(|text| text.parse::<i64>().map_err(|_| StoreError::BadCursor(text.to_owned()))).transpose()
 }
 
-/// How a delivery's row reflects what comes next.
+/// The statement [`insert_delivery`] runs, prepared once per transaction.
 fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
     c.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
