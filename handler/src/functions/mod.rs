@@ -3,6 +3,7 @@
 //! invocations), and assembling the app for `func azure functionapp publish` (`package.rs`).
 //! The contract: ../shared/reference/azure-functions-custom-handler.md.
 
+pub mod amqp;
 pub mod deliver;
 pub mod incoming;
 pub mod invocation;

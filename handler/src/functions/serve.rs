@@ -7,7 +7,7 @@ use super::deliver::{deliver_webhook, on_dead_lettered, Delivering, Failure, Han
 use super::incoming::on_incoming_event;
 use super::invocation::Invocation;
 use super::jobs::DeliveryJob;
-use super::servicebus::{MessageProperties, RedirectedClient, ServiceBusConnection, ServiceBusQueue};
+use super::servicebus::{MessageProperties, ServiceBusConnection, ServiceBusQueue};
 use crate::api::problem::ApiError;
 use crate::api::{Backend, InfoView, Store};
 use crate::delivery::retry::RetrySchedule;
@@ -134,16 +134,9 @@ fn connect_queues(config: &ServeConfig) -> Result<Queues, String> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| format!("cannot build the Service Bus HTTP client: {e}"))?;
-    let http: Arc<dyn servicebus_core::HttpClient> = match &config.service_bus_rest_url {
-        Some(base) => {
-            Arc::new(RedirectedClient::new(base, client).map_err(|e| format!("DISPATCHER_SERVICEBUS_REST_URL: {e}"))?)
-        }
-        None => Arc::new(client),
-    };
-    Ok(Queues {
-        events: ServiceBusQueue::new(http.clone(), &config.service_bus, &config.events_queue)?,
-        deliveries: ServiceBusQueue::new(http, &config.service_bus, &config.deliveries_queue)?,
-    })
+    let rest_url = config.service_bus_rest_url.as_deref().map(|url| ("DISPATCHER_SERVICEBUS_REST_URL", url));
+    let queue = |name: &str| ServiceBusQueue::connect(&config.service_bus, name, client.clone(), rest_url);
+    Ok(Queues { events: queue(&config.events_queue)?, deliveries: queue(&config.deliveries_queue)? })
 }
 
 /// What the host gets back: 2xx with the invocation's answer, or non-2xx (the message is retried).

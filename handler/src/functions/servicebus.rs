@@ -1,27 +1,52 @@
-//! Sending messages to a Service Bus queue through its REST API (contract §7), with the `azure_messaging_servicebus`
-//! crate: delivery jobs re-sent for a later attempt (`ScheduledEnqueueTimeUtc`, which the output binding cannot
-//! set), and events published through the HTTP API.
+//! Sending messages to a Service Bus queue: delivery jobs re-sent for a later attempt (`ScheduledEnqueueTimeUtc`,
+//! which the output binding cannot set), and events published through the HTTP API. To Azure through the REST
+//! API (contract §7, with the `azure_messaging_servicebus` crate); to the emulator, which speaks only AMQP, with
+//! the sender of `amqp.rs`.
 
+use super::amqp::{AmqpSender, Outgoing};
 use super::jobs::DeliveryJob;
 use azure_messaging_servicebus::service_bus::{QueueClient, SendMessageOptions};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use servicebus_core::HttpClient;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// The parts of a Service Bus connection string (`Endpoint=sb://<ns>.servicebus.windows.net/;
-/// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`). Its `Debug` does not show the key.
+/// The parts of a Service Bus connection string: `Endpoint=sb://<ns>.servicebus.windows.net/;
+/// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`, or the emulator's, which adds `UseDevelopmentEmulator=true`
+/// to an `Endpoint=sb://<host>[:port]`. Its `Debug` does not show the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServiceBusConnection {
-    pub namespace: String,
+    pub endpoint: Endpoint,
     pub policy: String,
     key: String,
 }
 
+/// Where the queues are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A namespace on Azure, reached through the REST API over HTTPS.
+    Namespace(String),
+    /// The Service Bus emulator, reached over AMQP without TLS (port 5672 unless the endpoint names one).
+    Emulator { host: String, port: u16 },
+}
+
 impl std::fmt::Debug for ServiceBusConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServiceBusConnection({}, {}, key ***)", self.namespace, self.policy)
+        write!(f, "ServiceBusConnection({:?}, {}, key ***)", self.endpoint, self.policy)
     }
+}
+
+/// A SAS token for `uri` (contract §7): `sig` is the HMAC-SHA256 with the key's UTF-8 bytes of the URL-encoded
+/// URI, a newline and the expiry in Unix seconds.
+pub fn sas_token(uri: &str, policy: &str, key: &str, expiry: u64) -> String {
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let resource = encode(uri);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(format!("{resource}\n{expiry}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("SharedAccessSignature sr={resource}&sig={}&se={expiry}&skn={}", encode(&signature), encode(policy))
 }
 
 impl ServiceBusConnection {
@@ -34,20 +59,42 @@ impl ServiceBusConnection {
         };
         let endpoint = part("Endpoint").ok_or("no Endpoint=sb://<namespace>.servicebus.windows.net/")?;
         let host = endpoint.trim_start_matches("sb://").trim_end_matches('/');
-        let namespace =
-            host.strip_suffix(".servicebus.windows.net")
+        let emulator = part("UseDevelopmentEmulator").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint = if emulator {
+            emulator_endpoint(host).map_err(|e| format!("Endpoint {endpoint:?} of the emulator: {e}"))?
+        } else {
+            let namespace = host
+                .strip_suffix(".servicebus.windows.net")
                 .filter(|ns| !ns.is_empty() && !ns.contains('/'))
                 .ok_or_else(|| format!("Endpoint {endpoint:?} is not sb://<namespace>.servicebus.windows.net/"))?;
+            Endpoint::Namespace(namespace.to_owned())
+        };
         let policy = part("SharedAccessKeyName").ok_or("no SharedAccessKeyName")?;
         let key = part("SharedAccessKey").filter(|k| !k.is_empty()).ok_or("no SharedAccessKey")?;
-        Ok(ServiceBusConnection { namespace: namespace.to_owned(), policy, key })
+        Ok(ServiceBusConnection { endpoint, policy, key })
     }
+}
+
+fn emulator_endpoint(host: &str) -> Result<Endpoint, String> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, port.parse().map_err(|_| format!("the port {port:?} is not a number"))?),
+        None => (host, 5672),
+    };
+    if name.is_empty() || name.contains('/') {
+        return Err("it is not sb://<host>[:port]".into());
+    }
+    Ok(Endpoint::Emulator { host: name.to_owned(), port })
 }
 
 /// One queue to send to.
 pub struct ServiceBusQueue {
-    client: QueueClient,
+    transport: Transport,
     name: String,
+}
+
+enum Transport {
+    Rest(QueueClient),
+    Amqp(AmqpSender),
 }
 
 /// The `BrokerProperties` of a message sent (contract §7).
@@ -81,24 +128,60 @@ impl MessageProperties {
 }
 
 impl ServiceBusQueue {
-    /// `http` sends the requests: a `reqwest::Client` in Azure, a [`RedirectedClient`] for a stand-in.
+    /// `http` sends the REST requests: a `reqwest::Client` in Azure, a [`RedirectedClient`] for a stand-in. The
+    /// emulator's queues are reached over AMQP instead, on a connection opened at the first send.
     pub fn new(http: Arc<dyn HttpClient>, connection: &ServiceBusConnection, queue: &str) -> Result<Self, String> {
-        let client = QueueClient::new(http, &connection.namespace, queue, &connection.policy, connection.key.clone())
-            .map_err(|e| format!("Service Bus queue {queue:?}: {e}"))?;
-        Ok(ServiceBusQueue { client, name: queue.to_owned() })
+        let (policy, key) = (&connection.policy, &connection.key);
+        let transport = match &connection.endpoint {
+            Endpoint::Namespace(namespace) => Transport::Rest(
+                QueueClient::new(http, namespace, queue, policy, key.clone())
+                    .map_err(|e| format!("Service Bus queue {queue:?}: {e}"))?,
+            ),
+            Endpoint::Emulator { host, port } => Transport::Amqp(AmqpSender::new(host, *port, queue, policy, key)),
+        };
+        Ok(ServiceBusQueue { transport, name: queue.to_owned() })
+    }
+
+    /// The queue `queue` of `connection`, its REST requests sent with `client`: to the namespace, or to
+    /// `rest_url` instead (a stand-in of Service Bus; the error names the setting that gave it).
+    pub fn connect(
+        connection: &ServiceBusConnection,
+        queue: &str,
+        client: reqwest::Client,
+        rest_url: Option<(&str, &str)>,
+    ) -> Result<Self, String> {
+        let http: Arc<dyn HttpClient> = match rest_url {
+            Some((setting, base)) => {
+                Arc::new(RedirectedClient::new(base, client).map_err(|e| format!("{setting}: {e}"))?)
+            }
+            None => Arc::new(client),
+        };
+        ServiceBusQueue::new(http, connection, queue)
     }
 
     /// Sends one JSON message.
     pub async fn send(&self, body: &str, properties: &MessageProperties) -> Result<(), String> {
-        let options = SendMessageOptions {
-            content_type: Some("application/json".into()),
-            broker_properties: None,
-            custom_properties: Some(HashMap::from([("BrokerProperties".to_owned(), properties.to_header())])),
+        let sent = match &self.transport {
+            Transport::Rest(client) => {
+                let options = SendMessageOptions {
+                    content_type: Some("application/json".into()),
+                    broker_properties: None,
+                    custom_properties: Some(HashMap::from([("BrokerProperties".to_owned(), properties.to_header())])),
+                };
+                client.send_message(body, Some(options)).await.map_err(|e| e.to_string())
+            }
+            Transport::Amqp(sender) => {
+                let message = Outgoing {
+                    message_id: properties.message_id.as_deref(),
+                    correlation_id: properties.correlation_id.as_deref(),
+                    content_type: "application/json",
+                    scheduled_at_ms: properties.scheduled_at_ms,
+                    body: body.as_bytes(),
+                };
+                sender.send(&message).await
+            }
         };
-        self.client
-            .send_message(body, Some(options))
-            .await
-            .map_err(|e| format!("sending to the Service Bus queue {:?} failed: {e}", self.name))
+        sent.map_err(|e| format!("sending to the Service Bus queue {:?} failed: {e}", self.name))
     }
 
     /// Sends a delivery job under `message_id`, visible at once or from `scheduled_at_ms`.
@@ -168,7 +251,8 @@ mod tests {
             "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0",
         )
         .unwrap();
-        assert_eq!((connection.namespace.as_str(), connection.policy.as_str()), ("acme-bus", "send"));
+        assert_eq!(connection.endpoint, Endpoint::Namespace("acme-bus".into()));
+        assert_eq!(connection.policy, "send");
         assert!(!format!("{connection:?}").contains("c2VjcmV0"));
         let error = ServiceBusConnection::parse("Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=k3y")
             .unwrap_err();
@@ -177,6 +261,31 @@ mod tests {
             ServiceBusConnection::parse("Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=a").unwrap_err(),
             "no SharedAccessKey"
         );
+    }
+
+    #[test]
+    fn emulator_connection_strings_name_a_host_and_port() {
+        let emulator = |endpoint: &str| {
+            ServiceBusConnection::parse(&format!(
+                "Endpoint={endpoint};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;\
+                 UseDevelopmentEmulator=true;"
+            ))
+            .map(|c| c.endpoint)
+        };
+        assert_eq!(emulator("sb://localhost"), Ok(Endpoint::Emulator { host: "localhost".into(), port: 5672 }));
+        assert_eq!(emulator("sb://servicebus:5673/"), Ok(Endpoint::Emulator { host: "servicebus".into(), port: 5673 }));
+        assert_eq!(
+            emulator("sb://localhost:amqp"),
+            Err("Endpoint \"sb://localhost:amqp\" of the emulator: the port \"amqp\" is not a number".into())
+        );
+    }
+
+    #[test]
+    fn sas_tokens_sign_the_encoded_uri_and_expiry() {
+        // The example of the Service Bus SAS documentation's algorithm, computed independently with openssl:
+        // printf 'sb%3A%2F%2Fbus%2Fq\n1700000000' | openssl dgst -sha256 -hmac k3y -binary | base64
+        let token = sas_token("sb://bus/q", "send", "k3y", 1_700_000_000);
+        assert_eq!(token, "SharedAccessSignature sr=sb%3A%2F%2Fbus%2Fq&sig=VE0o%2FSaH878duTOO6fpmSz8sLPkg%2FRM55gjM%2FWXqfOE%3D&se=1700000000&skn=send");
     }
 
     #[test]
