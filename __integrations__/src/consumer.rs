@@ -73,15 +73,22 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Serves the hooks on a free port of 127.0.0.1.
-    pub async fn start() -> anyhow::Result<Consumer> {
-        Consumer::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await?, Hooks::default())
+    /// Serves the hooks on a free port of 127.0.0.1; or of every interface, named `advertise` in their URLs
+    /// (for a dispatcher on another host).
+    pub async fn start(advertise: Option<&str>) -> anyhow::Result<Consumer> {
+        let interface = if advertise.is_some() { "0.0.0.0" } else { "127.0.0.1" };
+        let listener = tokio::net::TcpListener::bind((interface, 0)).await?;
+        Consumer::serve(listener, Hooks::default(), advertise)
     }
 
-    fn serve(listener: tokio::net::TcpListener, hooks: Hooks) -> anyhow::Result<Consumer> {
+    fn serve(listener: tokio::net::TcpListener, hooks: Hooks, advertise: Option<&str>) -> anyhow::Result<Consumer> {
         let hooks = Arc::new(Mutex::new(hooks));
         let app = Router::new().route("/{hook}", post(receive)).with_state(hooks.clone());
-        let base = format!("http://{}", listener.local_addr()?);
+        let address = listener.local_addr()?;
+        let base = match advertise {
+            Some(host) => format!("http://{host}:{}", address.port()),
+            None => format!("http://{address}"),
+        };
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Consumer { base, hooks })
     }
@@ -198,7 +205,7 @@ pub async fn receive_forever(args: ReceiveArgs) -> anyhow::Result<bool> {
         let port = listener.local_addr()?.port();
         let report = Report { port, secret: args.secret.clone() };
         let hooks = Hooks { default: behaviour, report: Some(report), ..Hooks::default() };
-        let consumer = Consumer::serve(listener, hooks)?;
+        let consumer = Consumer::serve(listener, hooks, None)?;
         eprintln!("receiving on {} ({behaviour:?})", consumer.base);
         consumers.push(consumer);
     }

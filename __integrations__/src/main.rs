@@ -1,12 +1,14 @@
 //! The test agent: drives a dispatcher as producer and consumer.
 //! `testagent run` plays the scenarios as producer and consumer (`scenarios.rs`, `consumer.rs`);
 //! `testagent receive` serves standing webhook receivers (`consumer.rs`);
+//! `testagent publish` publishes events through the API or to a Service Bus queue (`producer.rs`);
 //! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`).
 
 mod consumer;
 mod functions_host;
 mod handler_process;
 mod load;
+mod producer;
 mod receiver;
 mod scenarios;
 
@@ -26,6 +28,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the scenarios (the original integration set and ours) against a dispatcher; one line each.
     Run(scenarios::RunArgs),
+    /// Publish events through a dispatcher's API, or straight to a Service Bus queue; one line each.
+    Publish(producer::PublishArgs),
     /// Serve webhook receivers on the given ports until interrupted; one JSON line per request received.
     Receive(consumer::ReceiveArgs),
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Load(args) => runtime.block_on(load::run(args)),
         Command::Run(args) => runtime.block_on(scenarios::run(args)),
+        Command::Publish(args) => runtime.block_on(producer::publish(args)),
         Command::Receive(args) => runtime.block_on(consumer::receive_forever(args)),
     };
     match result {
