@@ -15,11 +15,17 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// The settings `init_logs` reads, which both modes share.
+const LOGGING: &str = "Logs (stderr): DISPATCHER_LOG=<tracing directives> (default info, e.g. dispatcher=debug,info), \
+                       DISPATCHER_LOG_FORMAT=text|json (default text)";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole dispatcher in this process: API, delivery workers, SQLite queue and store.
+    #[command(after_help = LOGGING)]
     Local(Box<LocalArgs>),
     /// Run as the Azure Functions custom handler (the host starts it; see function-app/).
+    #[command(after_help = LOGGING)]
     Serve(Box<ServeArgs>),
     /// Regenerate schemas/ (JSON Schemas, catalog, OpenAPI) and the README's event tables from the code.
     Schemas {

@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# Images of the container stack (docker-compose.yml); build one with `docker build --target <stage> .`
+#   functions  the function app on the Azure Functions host: function-app/ with the handler binary, assembled and
+#              checked by `handler package` (../shared/reference/azure-functions-custom-handler.md §8)
+#   testagent  the test agent (producer, consumer, scenarios), with the handler binary beside it
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p handler -p testagent \
+ && target/release/handler package --out /function-app --binary target/release/handler
+
+# The host image runs .NET and starts the custom handler; FUNCTIONS_WORKER_RUNTIME=custom makes it do so.
+FROM mcr.microsoft.com/azure-functions/dotnet:4 AS functions
+ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
+    AzureFunctionsJobHost__Logging__Console__IsEnabled=true \
+    FUNCTIONS_WORKER_RUNTIME=custom
+COPY --from=build /function-app /home/site/wwwroot
+
+FROM debian:bookworm-slim AS testagent
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/testagent /src/target/release/handler /usr/local/bin/
+ENTRYPOINT ["testagent"]
