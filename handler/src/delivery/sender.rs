@@ -18,11 +18,12 @@ pub const RESPONSE_LOGGED: usize = 1024;
 
 /// Sends deliveries. One per process: it holds the connection pool.
 ///
-/// The HTTP client is built on first use (or by [`Sender::warm_up`]): building it loads the system's CA
-/// certificates, which takes longer than everything else the handler does before it can answer.
+/// The HTTP client is built on first use (or by [`Sender::warm_up`]), on a blocking thread: building it loads
+/// the system's CA certificates, which takes longer than everything else the handler does before it can answer,
+/// and holds about 5 MB (OpenSSL's code and the parsed certificates) that an idle dispatcher does not need.
 #[derive(Clone)]
 pub struct Sender {
-    client: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+    client: Arc<tokio::sync::OnceCell<Result<reqwest::Client, String>>>,
     request_timeout: Duration,
     allow_private: bool,
 }
@@ -59,31 +60,51 @@ impl Sender {
         Sender { client: Arc::default(), request_timeout, allow_private }
     }
 
-    /// Builds the HTTP client on a blocking thread (loading the CA bundle takes tens of milliseconds), so that
-    /// neither start-up nor the first delivery waits for it. A failure is logged: deliveries fail until it is fixed.
+    /// Builds the HTTP client in the background, so that the first delivery does not wait for it: at start for
+    /// the Functions handler (started when there is work), once there is a webhook in local mode. A failure is
+    /// logged: deliveries fail until it is fixed.
     pub fn warm_up(&self) {
+        if self.client.initialized() {
+            return;
+        }
         let sender = self.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = sender.client() {
+        tokio::spawn(async move {
+            if let Err(error) = sender.client().await {
                 tracing::error!(%error, "deliveries will fail until this is fixed");
             }
         });
     }
 
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        let built = self.client.get_or_init(|| {
-            let mut builder = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(self.request_timeout)
-                .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .user_agent(concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")));
-            if !self.allow_private {
-                builder = builder.dns_resolver(Arc::new(GuardedResolver));
-            }
-            builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
-        });
+    /// Waits until the HTTP client is built (at once when it is); a failure is for the deliveries to report.
+    pub async fn ready(&self) {
+        let _ = self.client().await;
+    }
+
+    async fn client(&self) -> Result<&reqwest::Client, String> {
+        let built = self
+            .client
+            .get_or_init(|| {
+                let sender = self.clone();
+                async move {
+                    let built = tokio::task::spawn_blocking(move || sender.build_client()).await;
+                    built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}")))
+                }
+            })
+            .await;
         built.as_ref().map_err(Clone::clone)
+    }
+
+    fn build_client(&self) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.request_timeout)
+            .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")));
+        if !self.allow_private {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
     }
 
     /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.
@@ -112,7 +133,7 @@ impl Sender {
             check_literal_host(&url)?;
         }
         let timestamp = now_ms() / 1000;
-        let mut builder = self.client().map_err(|error| (error, true))?.post(url);
+        let mut builder = self.client().await.map_err(|error| (error, true))?.post(url);
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
