@@ -3,31 +3,20 @@
 //! SASL ANONYMOUS, a CBS put-token whose SAS signature verifies with the key, the declared queues only, and the
 //! message as Service Bus reads it (properties, `x-opt-scheduled-enqueue-time`, a data section).
 
+#[path = "support/job.rs"]
+mod fixture;
+use fixture::job;
+
 #[path = "support/servicebus.rs"]
 mod broker;
 
 use broker::{start_servicebus_broker, EMULATOR_KEY};
-use dispatcher::dispatch::delivery_id;
-use dispatcher::functions::jobs::DeliveryJob;
 use dispatcher::functions::servicebus::{MessageProperties, ServiceBusConnection, ServiceBusQueue};
 use serde_json::{json, Value};
 
 fn queue(connection: &str, name: &str) -> ServiceBusQueue {
     let connection = ServiceBusConnection::parse(connection).unwrap();
     ServiceBusQueue::connect(&connection, name, reqwest::Client::new(), None).unwrap()
-}
-
-fn job() -> DeliveryJob {
-    let body = r#"{"name":"ping","payload":{}}"#;
-    DeliveryJob {
-        delivery_id: delivery_id("msg-1", "wh1", body.as_bytes()),
-        webhook_id: "wh1".into(),
-        event: "ping".into(),
-        body: body.into(),
-        source_id: "msg-1".into(),
-        correlation_id: Some("corr-7".into()),
-        attempts_made: 2,
-    }
 }
 
 #[tokio::test]

@@ -3,10 +3,13 @@
 //! `POST /{queue}/messages`, `Authorization: SharedAccessSignature sr=..&sig=..&se=..&skn=..` whose signature
 //! verifies with the key, and `BrokerProperties` with `MessageId` and `ScheduledEnqueueTimeUtc` in RFC 1123.
 
+#[path = "support/job.rs"]
+mod fixture;
+use dispatcher::functions::jobs::DeliveryJob;
+use fixture::job;
+
 use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine as _;
-use dispatcher::dispatch::delivery_id;
-use dispatcher::functions::jobs::DeliveryJob;
 use dispatcher::functions::servicebus::{RedirectedClient, ServiceBusConnection, ServiceBusQueue};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -47,19 +50,6 @@ fn queue(base: &str, name: &str) -> ServiceBusQueue {
     .unwrap();
     let http = Arc::new(RedirectedClient::new(base, reqwest::Client::new()).unwrap());
     ServiceBusQueue::new(http, &connection, name).unwrap()
-}
-
-fn job() -> DeliveryJob {
-    let body = r#"{"name":"ping","payload":{}}"#;
-    DeliveryJob {
-        delivery_id: delivery_id("msg-1", "wh1", body.as_bytes()),
-        webhook_id: "wh1".into(),
-        event: "ping".into(),
-        body: body.into(),
-        source_id: "msg-1".into(),
-        correlation_id: Some("corr-7".into()),
-        attempts_made: 2,
-    }
 }
 
 /// The fields of `SharedAccessSignature a=1&b=2`, URL-decoded.
