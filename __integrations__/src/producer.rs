@@ -42,14 +42,16 @@ pub struct Published {
 }
 
 impl Producer {
-    pub fn api(url: &str, client: reqwest::Client) -> Producer {
-        Producer::Api { url: url.trim_end_matches('/').to_owned(), client }
-    }
-
-    /// A producer for `queue` of the namespace or emulator that `connection` names; the error never shows the key.
-    pub fn queue(connection: &str, queue: &str) -> Result<Producer, String> {
+    /// To `queue` of the namespace or emulator that `service_bus` names when given (the error never shows the
+    /// key), else through the API at `url` with `client`.
+    pub fn new(service_bus: Option<&str>, queue: &str, url: &str, client: reqwest::Client) -> Result<Producer, String> {
+        let Some(connection) = service_bus else {
+            return Ok(Producer::Api { url: url.trim_end_matches('/').to_owned(), client });
+        };
         let connection = ServiceBusConnection::parse(connection).map_err(|e| format!("--service-bus: {e}"))?;
-        Ok(Producer::Queue(Box::new(ServiceBusQueue::connect(&connection, queue, reqwest::Client::new(), None)?)))
+        // A client of its own: the API client's default headers (a function key) are not for Service Bus.
+        let rest = reqwest::Client::new();
+        Ok(Producer::Queue(Box::new(ServiceBusQueue::connect(&connection, queue, rest, None)?)))
     }
 
     pub async fn publish(&self, event: &Value, correlation_id: Option<&str>) -> Result<Published, String> {
@@ -90,11 +92,10 @@ fn message_id() -> String {
 
 /// `testagent publish`: one line per event, `published <id>`; false when one failed.
 pub async fn publish(args: PublishArgs) -> anyhow::Result<bool> {
-    let producer = match (&args.url, &args.service_bus) {
-        (_, Some(connection)) => Producer::queue(connection, &args.queue).map_err(anyhow::Error::msg)?,
-        (Some(url), None) => Producer::api(url, reqwest::Client::new()),
-        (None, None) => anyhow::bail!("give --url or --service-bus"),
-    };
+    // clap requires --url unless --service-bus is given.
+    let url = args.url.as_deref().unwrap_or_default();
+    let producer = Producer::new(args.service_bus.as_deref(), &args.queue, url, reqwest::Client::new())
+        .map_err(anyhow::Error::msg)?;
     let mut all = true;
     for text in &args.events {
         let outcome = match serde_json::from_str::<Value>(text) {

@@ -107,10 +107,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if args.url.is_some() {
         wait_until_ready(&client, &api, args.wait).await?;
     }
-    let producer = match &args.service_bus {
-        Some(connection) => Producer::queue(connection, &args.events_queue).map_err(anyhow::Error::msg)?,
-        None => Producer::api(&api, client.clone()),
-    };
+    let producer = Producer::new(args.service_bus.as_deref(), &args.events_queue, &api, client.clone())
+        .map_err(anyhow::Error::msg)?;
     let ctx = Ctx {
         api,
         client,

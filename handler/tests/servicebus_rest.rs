@@ -10,7 +10,7 @@ use fixture::job;
 
 use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine as _;
-use dispatcher::functions::servicebus::{RedirectedClient, ServiceBusConnection, ServiceBusQueue};
+use dispatcher::functions::servicebus::{ServiceBusConnection, ServiceBusQueue};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,8 +48,7 @@ fn queue(base: &str, name: &str) -> ServiceBusQueue {
         "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=dispatcher-send;SharedAccessKey={KEY}"
     ))
     .unwrap();
-    let http = Arc::new(RedirectedClient::new(base, reqwest::Client::new()).unwrap());
-    ServiceBusQueue::new(http, &connection, name).unwrap()
+    ServiceBusQueue::connect(&connection, name, reqwest::Client::new(), Some(("the stand-in's URL", base))).unwrap()
 }
 
 /// The fields of `SharedAccessSignature a=1&b=2`, URL-decoded.

@@ -64,7 +64,8 @@ impl AmqpSender {
             // The connection may be in any state: the next send starts afresh.
             *link = None;
         }
-        outcome.map_err(|e| format!("AMQP to {}:{} queue {:?}: {e}", self.host, self.port, self.queue))
+        // The caller names the queue.
+        outcome.map_err(|e| format!("AMQP to {}:{}: {e}", self.host, self.port))
     }
 
     async fn open(&self) -> Result<Link, String> {
@@ -571,27 +572,12 @@ impl Value {
         match self {
             Value::Null => out.push(0x40),
             Value::Bool(v) => out.push(if *v { 0x41 } else { 0x42 }),
-            Value::UByte(v) => out.extend_from_slice(&[0x50, *v]),
-            Value::UShort(v) => {
-                out.push(0x60);
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-            Value::UInt(v) => {
-                out.push(0x70);
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-            Value::ULong(v) => {
-                out.push(0x80);
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-            Value::Int(v) => {
-                out.push(0x81);
-                out.extend_from_slice(&v.to_be_bytes());
-            }
-            Value::Timestamp(v) => {
-                out.push(0x83);
-                out.extend_from_slice(&v.to_be_bytes());
-            }
+            Value::UByte(v) => fixed(out, 0x50, &[*v]),
+            Value::UShort(v) => fixed(out, 0x60, &v.to_be_bytes()),
+            Value::UInt(v) => fixed(out, 0x70, &v.to_be_bytes()),
+            Value::ULong(v) => fixed(out, 0x80, &v.to_be_bytes()),
+            Value::Int(v) => fixed(out, 0x81, &v.to_be_bytes()),
+            Value::Timestamp(v) => fixed(out, 0x83, &v.to_be_bytes()),
             Value::Binary(bytes) => variable(out, 0xb0, bytes),
             Value::String(text) => variable(out, 0xb1, text.as_bytes()),
             Value::Symbol(text) => variable(out, 0xb3, text.as_bytes()),
@@ -603,7 +589,7 @@ impl Value {
                 })
             }),
             Value::Array(items) => {
-                // Only arrays of symbols are ever sent, one constructor for all.
+                // Written as an array of symbols (the only arrays the frames here hold), one constructor for all.
                 let mut inner = Vec::new();
                 inner.extend_from_slice(&(items.len() as u32).to_be_bytes());
                 inner.push(0xb3);
@@ -624,6 +610,12 @@ impl Value {
             Value::Other(code) => out.push(*code),
         }
     }
+}
+
+/// A fixed-width value: its constructor, then its big-endian bytes.
+fn fixed(out: &mut Vec<u8>, code: u8, bytes: &[u8]) {
+    out.push(code);
+    out.extend_from_slice(bytes);
 }
 
 /// A list or map: size (of count and items) and count, 32-bit each.

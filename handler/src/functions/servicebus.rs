@@ -130,7 +130,7 @@ impl MessageProperties {
 impl ServiceBusQueue {
     /// `http` sends the REST requests: a `reqwest::Client` in Azure, a [`RedirectedClient`] for a stand-in. The
     /// emulator's queues are reached over AMQP instead, on a connection opened at the first send.
-    pub fn new(http: Arc<dyn HttpClient>, connection: &ServiceBusConnection, queue: &str) -> Result<Self, String> {
+    fn new(http: Arc<dyn HttpClient>, connection: &ServiceBusConnection, queue: &str) -> Result<Self, String> {
         let (policy, key) = (&connection.policy, &connection.key);
         let transport = match &connection.endpoint {
             Endpoint::Namespace(namespace) => Transport::Rest(
@@ -210,13 +210,13 @@ impl ServiceBusQueue {
 /// Sends the requests meant for `https://<ns>.servicebus.windows.net` to another base URL instead, unchanged
 /// otherwise (the signature still covers the namespace's URI): for tests and for stand-ins of Service Bus.
 #[derive(Debug)]
-pub struct RedirectedClient {
+struct RedirectedClient {
     base: url::Url,
     client: reqwest::Client,
 }
 
 impl RedirectedClient {
-    pub fn new(base: &str, client: reqwest::Client) -> Result<RedirectedClient, String> {
+    fn new(base: &str, client: reqwest::Client) -> Result<RedirectedClient, String> {
         let base = url::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
         if base.host_str().is_none() {
             return Err(format!("{base} has no host"));
