@@ -19,7 +19,7 @@ COPY --from=build /function-app /home/site/wwwroot
 
 FROM debian:bookworm-slim AS testagent
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/testagent /src/target/release/handler /usr/local/bin/
 ENTRYPOINT ["testagent"]

@@ -161,7 +161,7 @@ impl FunctionsTarget {
             queues: Mutex::default(),
             wake: Notify::new(),
             handler: handler_base.clone(),
-            client: reqwest::Client::new(),
+            client: dispatcher::http_client::client().map_err(anyhow::Error::msg)?,
             outputs: Mutex::default(),
             violations: Mutex::default(),
             counter: AtomicU64::new(0),

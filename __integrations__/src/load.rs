@@ -71,7 +71,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let (handler, ready) = Handler::start(args.handler.as_deref(), &dir.0, &handler_args)?;
     let pid = handler.child.id();
     let receiver = Receiver::start(!args.backlog).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let client =
+        dispatcher::http_client::build(dispatcher::http_client::builder().pool_max_idle_per_host(args.concurrency))
+            .map_err(anyhow::Error::msg)?;
 
     let webhook_ids: Vec<String> = (0..args.webhooks).map(|i| format!("load-{i}")).collect();
     for id in &webhook_ids {

@@ -50,7 +50,7 @@ impl Producer {
         };
         let connection = ServiceBusConnection::parse(connection).map_err(|e| format!("--service-bus: {e}"))?;
         // A client of its own: the API client's default headers (a function key) are not for Service Bus.
-        let rest = reqwest::Client::new();
+        let rest = dispatcher::http_client::client()?;
         Ok(Producer::Queue(Box::new(ServiceBusQueue::connect(&connection, queue, rest, None)?)))
     }
 
@@ -94,8 +94,8 @@ fn message_id() -> String {
 pub async fn publish(args: PublishArgs) -> anyhow::Result<bool> {
     // clap requires --url unless --service-bus is given.
     let url = args.url.as_deref().unwrap_or_default();
-    let producer = Producer::new(args.service_bus.as_deref(), &args.queue, url, reqwest::Client::new())
-        .map_err(anyhow::Error::msg)?;
+    let client = dispatcher::http_client::client().map_err(anyhow::Error::msg)?;
+    let producer = Producer::new(args.service_bus.as_deref(), &args.queue, url, client).map_err(anyhow::Error::msg)?;
     let mut all = true;
     for text in &args.events {
         let outcome = match serde_json::from_str::<Value>(text) {

@@ -151,7 +151,8 @@ fn api_client(functions_key: Option<&str>) -> anyhow::Result<reqwest::Client> {
         value.set_sensitive(true);
         headers.insert("x-functions-key", value);
     }
-    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+    dispatcher::http_client::build(dispatcher::http_client::builder().default_headers(headers))
+        .map_err(anyhow::Error::msg)
 }
 
 /// Waits for `GET {api}/info` to answer 200: a Functions host starting in a container takes a while.

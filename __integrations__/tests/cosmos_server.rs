@@ -42,7 +42,8 @@ fn start() -> Server {
 }
 
 async fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = dispatcher::http_client::client()
+        .unwrap()
         .request(method.parse().unwrap(), format!("{base}{path}"))
         .header("x-ms-version", "2020-07-15")
         .header("authorization", "type%3Dmaster%26ver%3D1.0%26sig%3Dtest");

@@ -32,7 +32,7 @@ async fn receivers_answer_as_told_and_report_each_request() {
     let body = r#"{"name":"ping","payload":{}}"#;
     let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let signature = standardwebhooks::Webhook::new(SECRET).unwrap().sign("dlv_1", timestamp, body.as_bytes()).unwrap();
-    let client = reqwest::Client::new();
+    let client = dispatcher::http_client::client().unwrap();
     let send = |port: u16, signature: String| {
         client
             .post(format!("http://127.0.0.1:{port}/wh1"))

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dispatch;
 pub mod events;
 pub mod functions;
+pub mod http_client;
 pub mod local;
 pub mod schemas;
 pub mod store;

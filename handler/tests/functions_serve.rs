@@ -85,7 +85,7 @@ async fn start_serve(
             .spawn()
             .unwrap(),
     );
-    let (client, base) = (reqwest::Client::new(), format!("http://127.0.0.1:{port}"));
+    let (client, base) = (dispatcher::http_client::client().unwrap(), format!("http://127.0.0.1:{port}"));
     let started = Instant::now();
     while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
         assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");

@@ -187,7 +187,7 @@ async fn every_accepted_delivery_arrives_after_a_kill_9_and_a_restart() {
         .register(json!({"url": receivers.url("sink"), "subscriptions": ["ping"], "attributes": {"name": "sink"}}))
         .await;
     // Publish from several clients at once and kill the process while they are at it.
-    let client = reqwest::Client::new();
+    let client = dispatcher::http_client::client().unwrap();
     let mut publishers = Vec::new();
     for p in 0..4 {
         let (client, api) = (client.clone(), dispatcher.api.clone());

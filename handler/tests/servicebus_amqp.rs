@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 fn queue(connection: &str, name: &str) -> ServiceBusQueue {
     let connection = ServiceBusConnection::parse(connection).unwrap();
-    ServiceBusQueue::connect(&connection, name, reqwest::Client::new(), None).unwrap()
+    ServiceBusQueue::connect(&connection, name, dispatcher::http_client::client().unwrap(), None).unwrap()
 }
 
 #[tokio::test]

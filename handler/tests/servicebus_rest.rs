@@ -26,15 +26,15 @@ struct Received {
     body: String,
 }
 
-/// Records every request and answers with `status`.
-async fn endpoint(status: StatusCode) -> (String, Arc<Mutex<Vec<Received>>>) {
+/// Records every request and answers with `status` and `answer`.
+async fn endpoint(status: StatusCode, answer: &'static str) -> (String, Arc<Mutex<Vec<Received>>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
     let log = received.clone();
     let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
         let log = log.clone();
         async move {
             log.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
-            status
+            (status, answer)
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,7 +48,13 @@ fn queue(base: &str, name: &str) -> ServiceBusQueue {
         "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=dispatcher-send;SharedAccessKey={KEY}"
     ))
     .unwrap();
-    ServiceBusQueue::connect(&connection, name, reqwest::Client::new(), Some(("the stand-in's URL", base))).unwrap()
+    ServiceBusQueue::connect(
+        &connection,
+        name,
+        dispatcher::http_client::client().unwrap(),
+        Some(("the stand-in's URL", base)),
+    )
+    .unwrap()
 }
 
 /// The fields of `SharedAccessSignature a=1&b=2`, URL-decoded.
@@ -59,7 +65,7 @@ fn sas_fields(authorization: &str) -> HashMap<String, String> {
 
 #[tokio::test]
 async fn a_scheduled_resend_follows_the_rest_contract() {
-    let (base, received) = endpoint(StatusCode::CREATED).await;
+    let (base, received) = endpoint(StatusCode::CREATED, "").await;
     let at_ms = 1_900_000_000_000 + 250; // 2030-03-17T17:46:40.250Z
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     queue(&base, "deliveries").schedule(&job(), at_ms).await.unwrap();
@@ -95,12 +101,16 @@ async fn a_scheduled_resend_follows_the_rest_contract() {
 
 #[tokio::test]
 async fn a_refused_send_is_an_error_naming_the_queue_and_never_the_key() {
-    let (base, _) = endpoint(StatusCode::UNAUTHORIZED).await;
+    // Service Bus's own answer to a bad signature.
+    let refusal =
+        "<Error><Code>401</Code><Detail>InvalidSignature: The token has an invalid signature.</Detail></Error>";
+    let (base, _) = endpoint(StatusCode::UNAUTHORIZED, refusal).await;
     let error = queue(&base, "deliveries").schedule(&job(), 0).await.unwrap_err();
     assert!(error.starts_with("sending to the Service Bus queue \"deliveries\" failed"), "{error}");
+    assert!(error.contains("401 Unauthorized") && error.contains("InvalidSignature"), "the status and why: {error}");
     assert!(!error.contains(KEY), "{error}");
 
     let unreachable = queue("http://127.0.0.1:9", "events");
     let error = unreachable.schedule(&job(), 0).await.unwrap_err();
-    assert!(error.contains("\"events\""), "{error}");
+    assert!(error.contains("\"events\"") && error.contains("Connection refused"), "{error}");
 }

@@ -95,7 +95,7 @@ impl Sender {
     }
 
     fn build_client(&self) -> Result<reqwest::Client, String> {
-        let mut builder = reqwest::Client::builder()
+        let mut builder = crate::http_client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.request_timeout)
             .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
@@ -104,7 +104,7 @@ impl Sender {
         if !self.allow_private {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
-        builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+        crate::http_client::build(builder)
     }
 
     /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.

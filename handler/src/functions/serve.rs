@@ -130,10 +130,8 @@ impl Functions {
 }
 
 fn connect_queues(config: &ServeConfig) -> Result<Queues, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| format!("cannot build the Service Bus HTTP client: {e}"))?;
+    let client = crate::http_client::build(crate::http_client::builder().timeout(Duration::from_secs(30)))
+        .map_err(|e| format!("the Service Bus client: {e}"))?;
     let rest_url = config.service_bus_rest_url.as_deref().map(|url| ("DISPATCHER_SERVICEBUS_REST_URL", url));
     let queue = |name: &str| ServiceBusQueue::connect(&config.service_bus, name, client.clone(), rest_url);
     Ok(Queues { events: queue(&config.events_queue)?, deliveries: queue(&config.deliveries_queue)? })

@@ -1,17 +1,12 @@
 //! Sending messages to a Service Bus queue: delivery jobs re-sent for a later attempt (`ScheduledEnqueueTimeUtc`,
 //! which the output binding cannot set), and events published through the HTTP API. To Azure through the REST
-//! API (contract §7, with the `azure_messaging_servicebus` crate); to the emulator, which speaks only AMQP, with
-//! the sender of `amqp.rs`.
+//! API (contract §7); to the emulator, which speaks only AMQP, with the sender of `amqp.rs`.
 
 use super::amqp::{AmqpSender, Outgoing};
 use super::jobs::DeliveryJob;
-use azure_messaging_servicebus::service_bus::{QueueClient, SendMessageOptions};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use servicebus_core::HttpClient;
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The parts of a Service Bus connection string: `Endpoint=sb://<ns>.servicebus.windows.net/;
 /// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`, or the emulator's, which adds `UseDevelopmentEmulator=true`
@@ -93,8 +88,46 @@ pub struct ServiceBusQueue {
 }
 
 enum Transport {
-    Rest(QueueClient),
+    Rest(RestQueue),
     Amqp(AmqpSender),
+}
+
+/// A queue of a namespace on Azure, sent to with `POST https://<ns>.servicebus.windows.net/<queue>/messages`.
+struct RestQueue {
+    client: reqwest::Client,
+    /// Where the messages are posted: the namespace's URL, or a stand-in's.
+    url: url::Url,
+    /// What the SAS token is for: always the namespace's URL, which is what Service Bus checks.
+    resource: String,
+    policy: String,
+    key: String,
+}
+
+/// How long a SAS token of a REST request stays valid: longer than any retry of the request.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl RestQueue {
+    /// Posts one message; Service Bus answers 201 Created.
+    async fn send(&self, body: &str, content_type: &str, properties: &MessageProperties) -> Result<(), String> {
+        let expiry = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + TOKEN_LIFETIME;
+        let token = sas_token(&self.resource, &self.policy, &self.key, expiry.as_secs());
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header(http::header::AUTHORIZATION, token)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header("BrokerProperties", properties.to_header())
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| crate::http_client::error_chain(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(format!("{} answered {status}: {}", self.url, text.chars().take(300).collect::<String>()))
+    }
 }
 
 /// The `BrokerProperties` of a message sent (contract §7).
@@ -107,8 +140,7 @@ pub struct MessageProperties {
 }
 
 impl MessageProperties {
-    /// The JSON of the header. Written here rather than by the crate, which writes the time in RFC 2822
-    /// (`+0000`) where Service Bus documents RFC 1123 (`GMT`).
+    /// The JSON of the header, with the time in RFC 1123 (`GMT`) as Service Bus documents it.
     fn to_header(&self) -> String {
         let mut properties = serde_json::Map::new();
         let mut set = |name: &str, value: Option<String>| {
@@ -128,48 +160,34 @@ impl MessageProperties {
 }
 
 impl ServiceBusQueue {
-    /// `http` sends the REST requests: a `reqwest::Client` in Azure, a [`RedirectedClient`] for a stand-in. The
-    /// emulator's queues are reached over AMQP instead, on a connection opened at the first send.
-    fn new(http: Arc<dyn HttpClient>, connection: &ServiceBusConnection, queue: &str) -> Result<Self, String> {
-        let (policy, key) = (&connection.policy, &connection.key);
-        let transport = match &connection.endpoint {
-            Endpoint::Namespace(namespace) => Transport::Rest(
-                QueueClient::new(http, namespace, queue, policy, key.clone())
-                    .map_err(|e| format!("Service Bus queue {queue:?}: {e}"))?,
-            ),
-            Endpoint::Emulator { host, port } => Transport::Amqp(AmqpSender::new(host, *port, queue, policy, key)),
-        };
-        Ok(ServiceBusQueue { transport, name: queue.to_owned() })
-    }
-
-    /// The queue `queue` of `connection`, its REST requests sent with `client`: to the namespace, or to
-    /// `rest_url` instead (a stand-in of Service Bus; the error names the setting that gave it).
+    /// The queue `queue` of `connection`. On Azure its REST requests are sent with `client`: to the namespace,
+    /// or to `rest_url` instead (a stand-in of Service Bus; the error names the setting that gave it). The
+    /// emulator's queues are reached over AMQP, on a connection opened at the first send.
     pub fn connect(
         connection: &ServiceBusConnection,
         queue: &str,
         client: reqwest::Client,
         rest_url: Option<(&str, &str)>,
     ) -> Result<Self, String> {
-        let http: Arc<dyn HttpClient> = match rest_url {
-            Some((setting, base)) => {
-                Arc::new(RedirectedClient::new(base, client).map_err(|e| format!("{setting}: {e}"))?)
+        let (policy, key) = (connection.policy.clone(), connection.key.clone());
+        let transport = match &connection.endpoint {
+            Endpoint::Namespace(namespace) => {
+                let resource = format!("https://{namespace}.servicebus.windows.net/{queue}/messages");
+                let url = match rest_url {
+                    Some((setting, base)) => stand_in_url(base, queue).map_err(|e| format!("{setting}: {e}"))?,
+                    None => url::Url::parse(&resource).map_err(|e| format!("the queue name {queue:?}: {e}"))?,
+                };
+                Transport::Rest(RestQueue { client, url, resource, policy, key })
             }
-            None => Arc::new(client),
+            Endpoint::Emulator { host, port } => Transport::Amqp(AmqpSender::new(host, *port, queue, &policy, &key)),
         };
-        ServiceBusQueue::new(http, connection, queue)
+        Ok(ServiceBusQueue { transport, name: queue.to_owned() })
     }
 
     /// Sends one JSON message.
     pub async fn send(&self, body: &str, properties: &MessageProperties) -> Result<(), String> {
         let sent = match &self.transport {
-            Transport::Rest(client) => {
-                let options = SendMessageOptions {
-                    content_type: Some("application/json".into()),
-                    broker_properties: None,
-                    custom_properties: Some(HashMap::from([("BrokerProperties".to_owned(), properties.to_header())])),
-                };
-                client.send_message(body, Some(options)).await.map_err(|e| e.to_string())
-            }
+            Transport::Rest(queue) => queue.send(body, "application/json", properties).await,
             Transport::Amqp(sender) => {
                 let message = Outgoing {
                     message_id: properties.message_id.as_deref(),
@@ -207,38 +225,14 @@ impl ServiceBusQueue {
     }
 }
 
-/// Sends the requests meant for `https://<ns>.servicebus.windows.net` to another base URL instead, unchanged
-/// otherwise (the signature still covers the namespace's URI): for tests and for stand-ins of Service Bus.
-#[derive(Debug)]
-struct RedirectedClient {
-    base: url::Url,
-    client: reqwest::Client,
-}
-
-impl RedirectedClient {
-    fn new(base: &str, client: reqwest::Client) -> Result<RedirectedClient, String> {
-        let base = url::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
-        if base.host_str().is_none() {
-            return Err(format!("{base} has no host"));
-        }
-        Ok(RedirectedClient { base, client })
+/// `<base>/<queue>/messages`: the URL of a stand-in of Service Bus, which gets the requests meant for
+/// `https://<ns>.servicebus.windows.net` unchanged otherwise (the token is still for the namespace's URL).
+fn stand_in_url(base: &str, queue: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
+    if url.host_str().is_none() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{base:?} is not an http(s) URL with a host"));
     }
-}
-
-#[async_trait::async_trait]
-impl HttpClient for RedirectedClient {
-    async fn execute_request(
-        &self,
-        request: &servicebus_core::Request,
-    ) -> servicebus_core::Result<servicebus_core::Response> {
-        let mut redirected = request.clone();
-        let url = redirected.url_mut();
-        // Both are http(s) URLs with a host, which is all these setters need to succeed.
-        let _ = url.set_scheme(self.base.scheme());
-        let _ = url.set_host(self.base.host_str());
-        let _ = url.set_port(self.base.port());
-        self.client.execute_request(&redirected).await
-    }
+    url.join(&format!("/{queue}/messages")).map_err(|e| format!("{base:?} with the queue {queue:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -278,6 +272,35 @@ mod tests {
             emulator("sb://localhost:amqp"),
             Err("Endpoint \"sb://localhost:amqp\" of the emulator: the port \"amqp\" is not a number".into())
         );
+    }
+
+    #[test]
+    fn rest_requests_go_to_the_namespace_or_to_a_stand_in_and_the_token_is_always_for_the_namespace() {
+        let connection = ServiceBusConnection::parse(
+            "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=k",
+        )
+        .unwrap();
+        let rest = |rest_url| match ServiceBusQueue::connect(
+            &connection,
+            "events",
+            crate::http_client::client().unwrap(),
+            rest_url,
+        ) {
+            Ok(ServiceBusQueue { transport: Transport::Rest(queue), .. }) => {
+                Ok((queue.url.to_string(), queue.resource))
+            }
+            Ok(_) => panic!("a namespace is reached over REST"),
+            Err(error) => Err(error),
+        };
+        let namespace = "https://acme.servicebus.windows.net/events/messages".to_owned();
+        assert_eq!(rest(None), Ok((namespace.clone(), namespace.clone())));
+        let stand_in = rest(Some(("SETTING", "http://127.0.0.1:9000/ignored")));
+        assert_eq!(stand_in, Ok(("http://127.0.0.1:9000/events/messages".to_owned(), namespace)));
+        assert_eq!(
+            rest(Some(("SETTING", "file:///tmp/bus"))).err().unwrap(),
+            "SETTING: \"file:///tmp/bus\" is not an http(s) URL with a host"
+        );
+        assert!(rest(Some(("SETTING", "127.0.0.1:9000"))).err().unwrap().starts_with("SETTING: \"127.0.0.1:9000\""));
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl CosmosStore {
             StoreError::Storage(format!("COSMOSDB_ENDPOINT: {:?} is not an endpoint: {e}", config.endpoint))
         })?;
         let account = AccountReference::with_authentication_key(endpoint, config.key.clone());
+        crate::http_client::install_tls();
         let mut builder = CosmosClient::builder()
             // JSON on the wire: what every Cosmos-compatible server speaks.
             .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));

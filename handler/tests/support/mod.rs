@@ -151,7 +151,16 @@ impl Dispatcher {
         let (data_dir, log_file) = (dir.join("data"), dir.join("handler.log"));
         let (child, api) = spawn(&data_dir, &log_file, &args, &env);
         let key = env.iter().find(|(k, _)| k == "DISPATCHER_API_KEY").map(|(_, v)| v.clone());
-        Dispatcher { child, api, data_dir, log_file, client: reqwest::Client::new(), args, env, key }
+        Dispatcher {
+            child,
+            api,
+            data_dir,
+            log_file,
+            client: dispatcher::http_client::client().unwrap(),
+            args,
+            env,
+            key,
+        }
     }
 
     /// Starts again on the same data dir, as after a crash or a deploy.
