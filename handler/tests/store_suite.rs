@@ -12,7 +12,7 @@ use cosmos_server::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::store::cosmos::{CosmosConfig, CosmosStore};
 use dispatcher::store::sqlite::SqliteStore;
 use dispatcher::store::{
-    DeliveryLog, NewDelivery, Next, Rejected, RejectedEvents, Status, StoreError, StoredWebhook, Webhooks,
+    DeliveryLog, LogKey, NewDelivery, Next, Rejected, RejectedEvents, Status, StoreError, StoredWebhook, Webhooks,
 };
 use dispatcher::validation::Problem;
 use dispatcher::webhooks::WebhookConfig;
@@ -76,15 +76,15 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     assert_eq!((logged.source_id.as_str(), logged.correlation_id.as_deref()), ("m-1", Some("corr-m-1")));
 
     let failed = attempt(1_100, Some(503), None);
-    assert!(store.log_attempt(first.id, 1, failed.clone(), Next::RetryAt { at_ms: 6_100 }).await.unwrap());
+    assert!(store.log_attempt(first.key(), 1, failed.clone(), Next::RetryAt { at_ms: 6_100 }).await.unwrap());
     let retrying = store.get_delivery(first.id).await.unwrap().unwrap();
     assert_eq!((retrying.status, retrying.next_attempt_at_ms), (Status::Retrying, Some(6_100)));
     let succeeded = attempt(6_200, Some(200), None);
     store
-        .log_attempt(first.id, 2, attempt(6_150, None, Some("timed out")), Next::RetryAt { at_ms: 7_000 })
+        .log_attempt(first.key(), 2, attempt(6_150, None, Some("timed out")), Next::RetryAt { at_ms: 7_000 })
         .await
         .unwrap();
-    store.log_attempt(first.id, 2, succeeded.clone(), Next::Succeeded).await.unwrap();
+    store.log_attempt(first.key(), 2, succeeded.clone(), Next::Succeeded).await.unwrap();
     let done = store.get_delivery(first.id).await.unwrap().unwrap();
     assert_eq!(done.status, Status::Succeeded);
     assert_eq!(done.attempts, [failed, succeeded], "in order; logging attempt 2 again replaced it");
@@ -93,7 +93,7 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     store.log_delivery(&dead, 3_000).await.unwrap();
     let reason = "HTTP 400 is not retried".to_owned();
     store
-        .log_attempt(dead.id, 1, attempt(3_100, Some(400), None), Next::Dead { reason: reason.clone() })
+        .log_attempt(dead.key(), 1, attempt(3_100, Some(400), None), Next::Dead { reason: reason.clone() })
         .await
         .unwrap();
     let dead = store.get_delivery(dead.id).await.unwrap().unwrap();
@@ -102,8 +102,8 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     let abandoned = delivery("m-3", "wh-log");
     store.log_delivery(&abandoned, 4_000).await.unwrap();
     let timed_out = attempt(4_100, None, Some("timed out"));
-    store.log_attempt(abandoned.id, 1, timed_out.clone(), Next::RetryAt { at_ms: 9_000 }).await.unwrap();
-    assert!(store.give_up(abandoned.id, "the webhook was deleted").await.unwrap());
+    store.log_attempt(abandoned.key(), 1, timed_out.clone(), Next::RetryAt { at_ms: 9_000 }).await.unwrap();
+    assert!(store.give_up(abandoned.key(), "the webhook was deleted").await.unwrap());
     let abandoned = store.get_delivery(abandoned.id).await.unwrap().unwrap();
     assert_eq!(
         (abandoned.status, abandoned.next_attempt_at_ms, abandoned.dead_reason.as_deref()),
@@ -111,10 +111,17 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     );
     assert_eq!(abandoned.attempts, [timed_out], "the attempts made are kept");
 
-    let never = delivery("m-never", "wh-log").id;
-    assert!(!store.give_up(never, "gone").await.unwrap());
-    assert!(!store.log_attempt(never, 1, attempt(1, Some(200), None), Next::Succeeded).await.unwrap());
-    assert!(store.get_delivery(never).await.unwrap().is_none());
+    let never = delivery("m-never", "wh-log");
+    assert!(!store.give_up(never.key(), "gone").await.unwrap());
+    assert!(!store.log_attempt(never.key(), 1, attempt(1, Some(200), None), Next::Succeeded).await.unwrap());
+    assert!(store.get_delivery(never.id).await.unwrap().is_none());
+
+    // A log entry is found under its own webhook only: Cosmos DB keeps it in that webhook's partition.
+    let elsewhere = LogKey { id: first.id, webhook_id: "wh-other" };
+    assert!(!store.give_up(elsewhere, "gone").await.unwrap());
+    assert!(!store.log_attempt(elsewhere, 3, attempt(1, Some(200), None), Next::Succeeded).await.unwrap());
+    let unchanged = store.get_delivery(first.id).await.unwrap().unwrap();
+    assert_eq!((unchanged.status, unchanged.attempts.len()), (Status::Succeeded, 2), "unchanged");
 }
 
 async fn deliveries_page_newest_first(store: &impl DeliveryLog) {

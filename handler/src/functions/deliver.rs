@@ -95,7 +95,7 @@ async fn give_up(
     reason: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    on_log_entry(store, delivery, now_ms, || store.give_up(delivery.id, reason)).await
+    on_log_entry(store, delivery, now_ms, || store.give_up(delivery.key(), reason)).await
 }
 
 /// DeliverWebhook: attempt number `attemptsMade + 1` of the job.
@@ -120,7 +120,7 @@ where
     let n = job.attempts_made + 1;
     let Attempted { record, next, disable_webhook } = ctx.engine.attempt(&delivery, webhook, n).await;
     tracing::info!(attempt = n, status = ?record.status_code, error = record.error.as_deref().unwrap_or(""), next = ?next, "attempted");
-    let log = || ctx.store.log_attempt(delivery.id, n, record.clone(), next.clone());
+    let log = || ctx.store.log_attempt(delivery.key(), n, record.clone(), next.clone());
     on_log_entry(ctx.store, &delivery, ctx.now_ms, log).await?;
     let mut webhooks_changed = false;
     if let Some(reason) = disable_webhook {

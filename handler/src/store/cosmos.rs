@@ -5,7 +5,7 @@
 //! Pages are cut by keyset (`createdAtMs`, then `id`, newest first), so a cursor is `"{ms}:{id}"`.
 
 use super::{
-    DeliveryLog, DeliveryRecord, NewDelivery, Next, PageResult, Rejected, RejectedEvents, Status, StoreError,
+    DeliveryLog, DeliveryRecord, LogKey, NewDelivery, Next, PageResult, Rejected, RejectedEvents, Status, StoreError,
     StoredWebhook, Webhooks,
 };
 use crate::delivery::sender::AttemptRecord;
@@ -290,6 +290,18 @@ impl CosmosStore {
         Ok(docs.into_iter().next())
     }
 
+    /// The delivery `key`, read from its webhook's partition.
+    async fn delivery_doc_of(&self, key: LogKey<'_>) -> Result<Option<DeliveryDoc>, StoreError> {
+        let id = key.id.as_str();
+        match self.deliveries.read_item(key.webhook_id.to_owned(), id, None).await {
+            Ok(response) => {
+                response.into_model().map(Some).map_err(|e| StoreError::Corrupt(format!("delivery {id:?}: {e}")))
+            }
+            Err(error) if error.status().is_not_found() => Ok(None),
+            Err(error) => Err(cosmos("reading a delivery")(error)),
+        }
+    }
+
     /// Writes `doc` back with what comes next for it.
     async fn settle(&self, mut doc: DeliveryDoc, next: Next, what: &'static str) -> Result<bool, StoreError> {
         (doc.status, doc.next_attempt_at_ms, doc.dead_reason) = next.columns();
@@ -353,12 +365,12 @@ impl DeliveryLog for CosmosStore {
 
     async fn log_attempt(
         &self,
-        id: DeliveryId,
+        key: LogKey<'_>,
         n: u32,
         attempt: AttemptRecord,
         next: Next,
     ) -> Result<bool, StoreError> {
-        let Some(mut doc) = self.delivery_doc(id).await? else { return Ok(false) };
+        let Some(mut doc) = self.delivery_doc_of(key).await? else { return Ok(false) };
         let index = (n.max(1) - 1) as usize;
         if index < doc.attempts.len() {
             doc.attempts[index] = attempt;
@@ -369,8 +381,8 @@ impl DeliveryLog for CosmosStore {
         self.settle(doc, next, "logging an attempt").await
     }
 
-    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError> {
-        let Some(doc) = self.delivery_doc(id).await? else { return Ok(false) };
+    async fn give_up(&self, key: LogKey<'_>, reason: &str) -> Result<bool, StoreError> {
+        let Some(doc) = self.delivery_doc_of(key).await? else { return Ok(false) };
         self.settle(doc, Next::Dead { reason: reason.to_owned() }, "ending a delivery").await
     }
 }

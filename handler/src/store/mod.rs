@@ -42,11 +42,16 @@ pub trait DeliveryLog: Send + Sync {
     async fn log_delivery(&self, delivery: &NewDelivery, now_ms: i64) -> Result<(), StoreError>;
     /// Logs attempt `n` (1-based; logging the same `n` again replaces it) and what comes next. False when the
     /// delivery was never logged.
-    async fn log_attempt(&self, id: DeliveryId, n: u32, attempt: AttemptRecord, next: Next)
-        -> Result<bool, StoreError>;
+    async fn log_attempt(
+        &self,
+        key: LogKey<'_>,
+        n: u32,
+        attempt: AttemptRecord,
+        next: Next,
+    ) -> Result<bool, StoreError>;
     /// Ends a delivery dead without a new attempt (its webhook is gone, or the queue gave it up), keeping the
     /// attempts made. False when the delivery was never logged.
-    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError>;
+    async fn give_up(&self, key: LogKey<'_>, reason: &str) -> Result<bool, StoreError>;
 }
 
 /// Events that were refused, with why.
@@ -152,6 +157,21 @@ pub struct NewDelivery {
     pub body: Vec<u8>,
     pub source_id: String,
     pub correlation_id: Option<String>,
+}
+
+impl NewDelivery {
+    pub fn key(&self) -> LogKey<'_> {
+        LogKey { id: self.id, webhook_id: &self.webhook_id }
+    }
+}
+
+/// Which delivery a log entry is: its id, and its webhook's, which a store may partition the log by (Cosmos DB
+/// does, so that updating an entry is a point read rather than a query across partitions). An id logged under
+/// another webhook is not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKey<'a> {
+    pub id: DeliveryId,
+    pub webhook_id: &'a str,
 }
 
 /// A delivery leased for an attempt.

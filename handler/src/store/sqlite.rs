@@ -8,8 +8,8 @@
 //! again later, and a restart makes every leased delivery due at once.
 
 use super::{
-    DeliveryLog, DeliveryRecord, Job, NewDelivery, Next, PageResult, Rejected, RejectedEvents, Status, StoreError,
-    StoredWebhook, Webhooks,
+    DeliveryLog, DeliveryRecord, Job, LogKey, NewDelivery, Next, PageResult, Rejected, RejectedEvents, Status,
+    StoreError, StoredWebhook, Webhooks,
 };
 use crate::delivery::sender::AttemptRecord;
 use crate::dispatch::DeliveryId;
@@ -401,16 +401,21 @@ impl DeliveryLog for SqliteStore {
 
     async fn log_attempt(
         &self,
-        id: DeliveryId,
+        key: LogKey<'_>,
         n: u32,
         attempt: AttemptRecord,
         next: Next,
     ) -> Result<bool, StoreError> {
+        let (id, webhook_id) = (key.id, key.webhook_id.to_owned());
         let seq = self
             .read(move |c| {
-                c.query_row("SELECT seq FROM deliveries WHERE id = ?1", [id.as_str()], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map_err(storage)
+                c.query_row(
+                    "SELECT seq FROM deliveries WHERE id = ?1 AND webhook_id = ?2",
+                    params![id.as_str(), webhook_id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(storage)
             })
             .await?;
         match seq {
@@ -419,13 +424,14 @@ impl DeliveryLog for SqliteStore {
         }
     }
 
-    async fn give_up(&self, id: DeliveryId, reason: &str) -> Result<bool, StoreError> {
-        let reason = reason.to_owned();
+    async fn give_up(&self, key: LogKey<'_>, reason: &str) -> Result<bool, StoreError> {
+        let (id, webhook_id, reason) = (key.id, key.webhook_id.to_owned(), reason.to_owned());
         self.write(move |c| {
             let changed = c
                 .execute(
-                    "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = ?2 WHERE id = ?1",
-                    params![id.as_str(), reason],
+                    "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = ?3
+                     WHERE id = ?1 AND webhook_id = ?2",
+                    params![id.as_str(), webhook_id, reason],
                 )
                 .map_err(storage)?;
             Ok(changed > 0)
