@@ -136,6 +136,7 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
             app.store.path().display(),
             app.webhooks().by_id.len()
         );
+        app.engine.sender.warm_up();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = tokio::spawn(app.clone().run_deliveries(stopped));
         let server = axum::serve(listener, dispatcher::api::router(app.clone())).with_graceful_shutdown(async move {

@@ -18,9 +18,8 @@ pub const RESPONSE_LOGGED: usize = 1024;
 
 /// Sends deliveries. One per process: it holds the connection pool.
 ///
-/// The HTTP client is built on first use (or by [`Sender::warm_up`]), on a blocking thread: building it loads
-/// the system's CA certificates, which takes longer than everything else the handler does before it can answer,
-/// and holds about 5 MB (OpenSSL's code and the parsed certificates) that an idle dispatcher does not need.
+/// The HTTP client is built on first use (or by [`Sender::warm_up`] at start), on a blocking thread: building it
+/// reads the system's CA certificates (~10 ms), longer than everything else the handler does before it can answer.
 #[derive(Clone)]
 pub struct Sender {
     client: Arc<tokio::sync::OnceCell<Result<reqwest::Client, String>>>,
@@ -60,24 +59,15 @@ impl Sender {
         Sender { client: Arc::default(), request_timeout, allow_private }
     }
 
-    /// Builds the HTTP client in the background, so that the first delivery does not wait for it: at start for
-    /// the Functions handler (started when there is work), once there is a webhook in local mode. A failure is
-    /// logged: deliveries fail until it is fixed.
+    /// Builds the HTTP client in the background, so that neither start-up nor the first delivery waits for it.
+    /// A failure is logged: deliveries fail until it is fixed.
     pub fn warm_up(&self) {
-        if self.client.initialized() {
-            return;
-        }
         let sender = self.clone();
         tokio::spawn(async move {
             if let Err(error) = sender.client().await {
                 tracing::error!(%error, "deliveries will fail until this is fixed");
             }
         });
-    }
-
-    /// Waits until the HTTP client is built (at once when it is); a failure is for the deliveries to report.
-    pub async fn ready(&self) {
-        let _ = self.client().await;
     }
 
     async fn client(&self) -> Result<&reqwest::Client, String> {

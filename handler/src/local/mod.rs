@@ -154,11 +154,6 @@ impl App {
     /// Reads the webhooks from the store again; called after every change.
     pub async fn reload_webhooks(&self) -> Result<(), StoreError> {
         let set = Arc::new(WebhookSet::new(self.store.list_webhooks().await?));
-        // The HTTP client (OpenSSL and the CA certificates: ~100 ms to build, ~5 MB) is built once there is a
-        // webhook to deliver to, before its first event arrives; a dispatcher without webhooks does without it.
-        if !set.by_id.is_empty() {
-            self.engine.sender.warm_up();
-        }
         if let Ok(mut current) = self.webhooks.write() {
             *current = set;
         }
@@ -361,10 +356,7 @@ impl Backend for App {
     }
 
     async fn webhooks_changed(&self) -> Result<(), StoreError> {
-        self.reload_webhooks().await?;
-        // The first webhook registered waits for the HTTP client, rather than its first events (see above).
-        self.engine.sender.ready().await;
-        Ok(())
+        self.reload_webhooks().await
     }
 
     async fn publish(

@@ -151,6 +151,20 @@ async fn query_all<T: DeserializeOwned + Send + 'static>(
     items.try_collect().await.map_err(cosmos(context))
 }
 
+/// The item `id` of `partition`, or `None` when there is none; `what` names it in errors ("webhook").
+async fn point_read<T: DeserializeOwned>(
+    container: &ContainerClient,
+    partition: &str,
+    id: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match container.read_item(partition.to_owned(), id, None).await {
+        Ok(response) => response.into_model().map(Some).map_err(|e| StoreError::Corrupt(format!("{what} {id:?}: {e}"))),
+        Err(error) if error.status().is_not_found() => Ok(None),
+        Err(error) => Err(cosmos(&format!("reading a {what}"))(error)),
+    }
+}
+
 fn parameter<V: Serialize>(query: Query, name: &str, value: V) -> Result<Query, StoreError> {
     query.with_parameter(name, value).map_err(|e| StoreError::Storage(format!("query parameter {name}: {e}")))
 }
@@ -211,15 +225,8 @@ impl Webhooks for CosmosStore {
     }
 
     async fn get_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
-        match self.webhooks.read_item(id.to_owned(), id, None).await {
-            Ok(response) => {
-                let doc: WebhookDoc =
-                    response.into_model().map_err(|e| StoreError::Corrupt(format!("webhook {id:?}: {e}")))?;
-                Ok(Some(doc.webhook))
-            }
-            Err(error) if error.status().is_not_found() => Ok(None),
-            Err(error) => Err(cosmos("reading a webhook")(error)),
-        }
+        let doc: Option<WebhookDoc> = point_read(&self.webhooks, id, id, "webhook").await?;
+        Ok(doc.map(|doc| doc.webhook))
     }
 
     async fn list_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
@@ -292,14 +299,7 @@ impl CosmosStore {
 
     /// The delivery `key`, read from its webhook's partition.
     async fn delivery_doc_of(&self, key: LogKey<'_>) -> Result<Option<DeliveryDoc>, StoreError> {
-        let id = key.id.as_str();
-        match self.deliveries.read_item(key.webhook_id.to_owned(), id, None).await {
-            Ok(response) => {
-                response.into_model().map(Some).map_err(|e| StoreError::Corrupt(format!("delivery {id:?}: {e}")))
-            }
-            Err(error) if error.status().is_not_found() => Ok(None),
-            Err(error) => Err(cosmos("reading a delivery")(error)),
-        }
+        point_read(&self.deliveries, key.webhook_id, key.id.as_str(), "delivery").await
     }
 
     /// Writes `doc` back with what comes next for it.
