@@ -20,9 +20,36 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
-/// Told the commit outcome (an error text, or `None` when committed), answers the caller.
-type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
-type WriteOp = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+/// One caller's write, as the writer thread runs it (see [`write_loop`]).
+trait WriteOp: Send {
+    /// Makes the write in the current transaction. Called again if the transaction is rolled back and retried,
+    /// so it keeps its result for [`WriteOp::answer`] instead of handing it over.
+    fn apply(&mut self, connection: &Connection) -> Result<(), StoreError>;
+    /// Answers the caller once the outcome is final: its last `apply`, and whether that was committed.
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>);
+}
+
+/// A write made by `run` on its own `state`, which goes back to the caller with the result.
+struct Op<S, T, F> {
+    state: S,
+    run: F,
+    result: Option<T>,
+    caller: oneshot::Sender<Result<(S, T), StoreError>>,
+}
+
+impl<S: Send, T: Send, F: FnMut(&mut S, &Connection) -> Result<T, StoreError> + Send> WriteOp for Op<S, T, F> {
+    fn apply(&mut self, connection: &Connection) -> Result<(), StoreError> {
+        self.result = Some((self.run)(&mut self.state, connection)?);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, outcome: Result<(), StoreError>) {
+        let Op { state, result, caller, .. } = *self;
+        // `result` is always set when `outcome` is Ok: an apply that succeeded set it.
+        let answer = outcome.and_then(|()| result.map(|value| (state, value)).ok_or(StoreError::Closed));
+        let _ = caller.send(answer);
+    }
+}
 
 /// The most writes one transaction takes.
 const MAX_BATCH: usize = 1024;
@@ -70,7 +97,7 @@ CREATE TABLE IF NOT EXISTS rejected_events (
 ";
 
 pub struct SqliteStore {
-    writer: mpsc::UnboundedSender<WriteOp>,
+    writer: mpsc::UnboundedSender<Box<dyn WriteOp>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     /// Dropping it stops the checkpoint thread.
@@ -130,23 +157,24 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` in the writer's current transaction; answers after the commit.
+    /// Runs `f` in the writer's current transaction (more than once if the transaction is retried, see
+    /// [`write_loop`]); answers after the commit.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        mut f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (answer, answered) = oneshot::channel();
-        let op: WriteOp = Box::new(move |connection| {
-            let result = in_savepoint(connection, f);
-            Box::new(move |commit_error: Option<&str>| {
-                let _ = answer.send(match (result, commit_error) {
-                    (Ok(value), None) => Ok(value),
-                    (Ok(_), Some(error)) => Err(storage(error)),
-                    (Err(error), _) => Err(error),
-                });
-            })
-        });
-        self.writer.send(op).map_err(|_| StoreError::Closed)?;
+        self.write_with((), move |(), connection| f(connection)).await.map(|((), value)| value)
+    }
+
+    /// As [`SqliteStore::write`], for a write made from data it hands back: `state` goes to `f` by reference
+    /// and comes back with the result.
+    async fn write_with<S: Send + 'static, T: Send + 'static>(
+        &self,
+        state: S,
+        run: impl FnMut(&mut S, &Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(S, T), StoreError> {
+        let (caller, answered) = oneshot::channel();
+        self.writer.send(Box::new(Op { state, run, result: None, caller })).map_err(|_| StoreError::Closed)?;
         answered.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -185,19 +213,19 @@ impl SqliteStore {
         if deliveries.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |c| {
-            let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
-            let mut insert = insert_statement(c)?;
-            let mut jobs = Vec::new();
-            for delivery in deliveries {
-                let inserted = insert_delivery(&mut insert, &delivery, Some(due), leased, now_ms)?;
-                if let (Some(seq), true) = (inserted, leased) {
-                    jobs.push(Job { seq, delivery, attempts_made: 0 });
-                }
-            }
-            Ok(jobs)
-        })
-        .await
+        let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
+        let (deliveries, inserted) = self
+            .write_with(deliveries, move |deliveries, c| {
+                let mut insert = insert_statement(c)?;
+                let insert_one = |delivery| insert_delivery(&mut insert, delivery, Some(due), leased, now_ms);
+                deliveries.iter().map(insert_one).collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        if !leased {
+            return Ok(Vec::new());
+        }
+        let jobs = deliveries.into_iter().zip(inserted);
+        Ok(jobs.filter_map(|(delivery, seq)| Some(Job { seq: seq?, delivery, attempts_made: 0 })).collect())
     }
 
     /// Leases up to `limit` due deliveries (oldest due first) for `lease_ms`, skipping the webhooks in `skip`.
@@ -249,11 +277,11 @@ impl SqliteStore {
     /// Logs attempt number `n` (1-based) of the delivery of a job (by its `seq`) and moves it on.
     pub async fn record_attempt(&self, seq: i64, n: u32, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
         let record = serde_json::to_string(&attempt).map_err(storage)?;
+        let (status, next_at, reason) = next.columns();
         self.write(move |c| {
             c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_seq, n, record) VALUES (?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![seq, n, record]))
                 .map_err(storage)?;
-            let (status, next_at, reason) = next.columns();
             c.prepare_cached(
                 "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
                  WHERE seq = ?1",
@@ -267,8 +295,8 @@ impl SqliteStore {
 
     /// Gives the delivery of a leased job (by its `seq`) back without an attempt: due again, or dead.
     pub async fn release(&self, seq: i64, next: Next) -> Result<(), StoreError> {
+        let (status, next_at, reason) = next.columns();
         self.write(move |c| {
-            let (status, next_at, reason) = next.columns();
             c.execute(
                 "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, leased = 0, dead_reason = ?4 WHERE seq = ?1",
                 params![seq, status.as_str(), next_at, reason],
@@ -583,19 +611,6 @@ fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreError> {
     c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(storage)
 }
 
-/// Runs `f` in a savepoint, so that its failure undoes its own writes and not those of the rest of the batch.
-fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-    // Cached: parsing these three statements cost more than many of the ops they guard.
-    let run = |sql: &str| c.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(storage);
-    run("SAVEPOINT op")?;
-    let result = f(c);
-    if result.is_err() {
-        run("ROLLBACK TO op")?;
-    }
-    run("RELEASE op")?;
-    result
-}
-
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -609,7 +624,8 @@ fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) 
     }
 }
 
-fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<WriteOp>) {
+/// Applies the writes waiting for it in one transaction (group commit), then answers each caller.
+fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<Box<dyn WriteOp>>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -618,19 +634,120 @@ fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<Writ
                 Err(_) => break,
             }
         }
-        let begun = connection.execute_batch("BEGIN IMMEDIATE");
-        let completions: Vec<Completion> = batch.into_iter().map(|op| op(&connection)).collect();
-        let committed = match begun {
-            Ok(()) => connection.execute_batch("COMMIT"),
-            // Outside a transaction, each op's savepoint committed on its own when it was released.
-            Err(_) => Ok(()),
-        };
-        let error = committed.err().map(|e| {
-            let _ = connection.execute_batch("ROLLBACK");
-            e.to_string()
-        });
-        for complete in completions {
-            complete(error.as_deref());
+        commit_batch(&connection, batch);
+    }
+}
+
+/// Commits a batch of writes in one transaction. When one of them fails, the transaction is rolled back and
+/// every write is made again in a transaction of its own, so that a failing write fails alone. Failures are
+/// rare (a full disk, a corrupt row), so this costs less than isolating each write in a savepoint, which
+/// copies every page it touches.
+fn commit_batch(connection: &Connection, mut batch: Vec<Box<dyn WriteOp>>) {
+    let together = transaction(connection, |c| batch.iter_mut().try_for_each(|op| op.apply(c)));
+    match together {
+        Ok(()) => batch.into_iter().for_each(|op| op.answer(Ok(()))),
+        Err(error) if batch.len() == 1 => {
+            if let Some(op) = batch.pop() {
+                op.answer(Err(error));
+            }
         }
+        Err(_) => {
+            for mut op in batch {
+                let alone = transaction(connection, |c| op.apply(c));
+                op.answer(alone);
+            }
+        }
+    }
+}
+
+/// Runs `f` in a transaction: committed when it succeeds, rolled back when it fails.
+fn transaction(c: &Connection, f: impl FnOnce(&Connection) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    c.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
+    let outcome = f(c).and_then(|()| c.execute_batch("COMMIT").map_err(storage));
+    if outcome.is_err() {
+        // SQLite has rolled back already after some errors (a full disk, say); this then fails, harmlessly.
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that inserts a webhook row named `id`, then fails if `fails`; counts how often it was made.
+    fn insert_webhook(
+        id: &'static str,
+        fails: bool,
+    ) -> (Box<dyn WriteOp>, oneshot::Receiver<Result<(u32, ()), StoreError>>) {
+        let (caller, answered) = oneshot::channel();
+        let run = move |applied: &mut u32, c: &Connection| {
+            *applied += 1;
+            c.execute("INSERT INTO webhooks (id, doc) VALUES (?1, '{}')", [id]).map_err(storage)?;
+            match fails {
+                true => Err(StoreError::Corrupt(format!("{id} fails"))),
+                false => Ok(()),
+            }
+        };
+        (Box::new(Op { state: 0u32, run, result: None, caller }), answered)
+    }
+
+    fn webhook_ids(c: &Connection) -> Vec<String> {
+        let mut statement = c.prepare("SELECT id FROM webhooks ORDER BY id").unwrap();
+        statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    /// A new database with our schema, in a directory of its own.
+    fn database(test: &str) -> Connection {
+        let dir = std::env::temp_dir().join(format!("dispatcher-sqlite-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dispatcher.db");
+        let connection = open_connection(&path).unwrap();
+        create_schema(&connection, &path).unwrap();
+        connection
+    }
+
+    #[test]
+    fn a_batch_commits_every_write_once() {
+        let c = database("batch");
+        let (ops, mut answers): (Vec<_>, Vec<_>) =
+            ["a", "b", "c"].map(|id| insert_webhook(id, false)).into_iter().unzip();
+        commit_batch(&c, ops);
+        for answered in &mut answers {
+            assert_eq!(answered.try_recv().unwrap().unwrap(), (1, ()));
+        }
+        assert_eq!(webhook_ids(&c), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_failing_write_fails_alone_and_leaves_nothing() {
+        let c = database("failing");
+        let (ops, mut answers): (Vec<_>, Vec<_>) = [("a", false), ("bad", true), ("c", false)]
+            .map(|(id, fails)| insert_webhook(id, fails))
+            .into_iter()
+            .unzip();
+        commit_batch(&c, ops);
+        // The batch was rolled back and each write made again on its own: twice for those after the failure
+        // in the batch too, since the batch stopped at the failing one.
+        assert_eq!(answers[0].try_recv().unwrap().unwrap(), (2, ()));
+        let error = answers[1].try_recv().unwrap().unwrap_err().to_string();
+        assert_eq!(error, "stored data is unreadable: bad fails");
+        assert_eq!(answers[2].try_recv().unwrap().unwrap(), (1, ()));
+        assert_eq!(webhook_ids(&c), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_write_that_fails_on_its_own_is_rolled_back() {
+        let c = database("write");
+        let (op, mut answered) = insert_webhook("bad", true);
+        commit_batch(&c, vec![op]);
+        assert!(answered.try_recv().unwrap().is_err());
+        assert!(webhook_ids(&c).is_empty());
+        // The connection is out of the failed transaction and takes the next write.
+        let (op, mut answered) = insert_webhook("next", false);
+        commit_batch(&c, vec![op]);
+        assert!(answered.try_recv().unwrap().is_ok());
+        assert_eq!(webhook_ids(&c), ["next"]);
     }
 }
