@@ -84,6 +84,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         }
     }
     let idle = resources(pid);
+    let load_idle = resources(std::process::id());
 
     // Event k is published with idempotency key "load-k", which fixes the ids of its deliveries.
     let event = if args.webhooks == 1 {
@@ -168,6 +169,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     // Late duplicates would arrive shortly after: give them a moment to show up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let loaded = resources(pid);
+    let load_cpu = resources(std::process::id()).map(|r| r.0 - load_idle.map_or(0.0, |i| i.0));
 
     let arrivals = receiver.arrivals.lock().map_err(|_| anyhow::anyhow!("receiver poisoned"))?;
     let mut latencies_ms = Vec::with_capacity(expected.len());
@@ -217,6 +219,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
             "peakRssMb": loaded.map(|r| r.2 as f64 / 1048576.0),
             "cpuSeconds": loaded.map(|r| r.0 - idle.map_or(0.0, |i| i.0)),
         },
+        // This tool's own share of the machine: its publishers and receivers run beside the handler.
+        "loadCpuSeconds": load_cpu,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -245,6 +249,7 @@ fn print_table(r: &serde_json::Value) {
     println!("| handler ready (ms) | {} |", f(&h["readyMs"]));
     println!("| handler RSS idle / peak (MB) | {} / {} |", f(&h["idleRssMb"]), f(&h["peakRssMb"]));
     println!("| handler CPU (s) | {} |", f(&h["cpuSeconds"]));
+    println!("| load tool CPU: publishers and receivers (s) | {} |", f(&r["loadCpuSeconds"]));
     println!(
         "| received / expected, lost, duplicates | {} / {}, {}, {} |",
         r["deliveriesReceived"], r["deliveriesExpected"], r["lost"], r["duplicates"]

@@ -32,6 +32,8 @@ fn a_fan_out_run_reports_every_delivery_exactly_once_with_rates_and_resources() 
     let handler = &report["handler"];
     assert!(handler["peakRssMb"].as_f64().is_some_and(|mb| mb > 1.0), "RSS is read from /proc: {handler}");
     assert!(handler["readyMs"].as_f64().is_some_and(|ms| ms > 0.0));
+    // Its own CPU comes from /proc too: publishing 200 events and receiving 600 deliveries is not free.
+    assert!(report["loadCpuSeconds"].as_f64().is_some_and(|s| s > 0.0), "{report:#}");
 }
 
 #[test]
