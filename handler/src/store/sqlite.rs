@@ -684,11 +684,11 @@ fn transaction(c: &Connection, f: impl FnOnce(&Connection) -> Result<(), StoreEr
 mod tests {
     use super::*;
 
+    /// What the caller of a test write is told: how often the write was made.
+    type Answer = oneshot::Receiver<Result<(u32, ()), StoreError>>;
+
     /// A write that inserts a webhook row named `id`, then fails if `fails`; counts how often it was made.
-    fn insert_webhook(
-        id: &'static str,
-        fails: bool,
-    ) -> (Box<dyn WriteOp>, oneshot::Receiver<Result<(u32, ()), StoreError>>) {
+    fn insert_webhook(id: &'static str, fails: bool) -> (Box<dyn WriteOp>, Answer) {
         let (caller, answered) = oneshot::channel();
         let run = move |applied: &mut u32, c: &Connection| {
             *applied += 1;
