@@ -45,8 +45,9 @@ impl<S: Send, T: Send, F: FnMut(&mut S, &Connection) -> Result<T, StoreError> + 
 
     fn answer(self: Box<Self>, outcome: Result<(), StoreError>) {
         let Op { state, result, caller, .. } = *self;
-        // `result` is always set when `outcome` is Ok: an apply that succeeded set it.
-        let answer = outcome.and_then(|()| result.map(|value| (state, value)).ok_or(StoreError::Closed));
+        // An Ok outcome follows an apply that succeeded and set `result`; the error cannot happen.
+        let unmade = || storage("the write was committed without being made");
+        let answer = outcome.and_then(|()| result.map(|value| (state, value)).ok_or_else(unmade));
         let _ = caller.send(answer);
     }
 }
