@@ -286,21 +286,8 @@ impl SqliteStore {
 
     /// Logs attempt number `n` (1-based) of the delivery of a job (by its `seq`) and moves it on.
     pub async fn record_attempt(&self, seq: i64, n: u32, attempt: AttemptRecord, next: Next) -> Result<(), StoreError> {
-        let record = serde_json::to_string(&attempt).map_err(storage)?;
-        let (status, next_at, reason) = next.columns();
-        self.write(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_seq, n, record) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![seq, n, record]))
-                .map_err(storage)?;
-            c.prepare_cached(
-                "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
-                 WHERE seq = ?1",
-            )
-            .and_then(|mut s| s.execute(params![seq, status.as_str(), n, next_at, reason]))
-            .map_err(storage)?;
-            Ok(())
-        })
-        .await
+        let row = AttemptRow::new(n, &attempt, next)?;
+        self.write(move |c| row.write(c, seq)).await
     }
 
     /// Gives the delivery of a leased job (by its `seq`) back without an attempt: due again, or dead.
@@ -445,21 +432,16 @@ impl DeliveryLog for SqliteStore {
         next: Next,
     ) -> Result<bool, StoreError> {
         let (id, webhook_id) = (key.id, key.webhook_id.to_owned());
-        let seq = self
-            .read(move |c| {
-                c.query_row(
-                    "SELECT seq FROM deliveries WHERE id = ?1 AND webhook_id = ?2",
-                    params![id.as_str(), webhook_id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()
-                .map_err(storage)
-            })
-            .await?;
-        match seq {
-            Some(seq) => self.record_attempt(seq, n, attempt, next).await.map(|()| true),
-            None => Ok(false),
-        }
+        let row = AttemptRow::new(n, &attempt, next)?;
+        // One write finds the delivery and logs the attempt: no read on another connection first.
+        self.write(move |c| {
+            let seq = c
+                .prepare_cached("SELECT seq FROM deliveries WHERE id = ?1 AND webhook_id = ?2")
+                .and_then(|mut s| s.query_row(params![id.as_str(), webhook_id], |r| r.get::<_, i64>(0)).optional())
+                .map_err(storage)?;
+            seq.map(|seq| row.write(c, seq)).transpose().map(|written| written.is_some())
+        })
+        .await
     }
 
     async fn give_up(&self, key: LogKey<'_>, reason: &str) -> Result<bool, StoreError> {
@@ -517,6 +499,38 @@ impl RejectedEvents for SqliteStore {
             Ok((items, next.map(|seq| seq.to_string())))
         })
         .await
+    }
+}
+
+/// An attempt as the store writes it: its entry in the log, and what it makes of its delivery.
+struct AttemptRow {
+    n: u32,
+    record: String,
+    status: Status,
+    next_at: Option<i64>,
+    dead_reason: Option<String>,
+}
+
+impl AttemptRow {
+    fn new(n: u32, attempt: &AttemptRecord, next: Next) -> Result<AttemptRow, StoreError> {
+        let record = serde_json::to_string(attempt).map_err(storage)?;
+        let (status, next_at, dead_reason) = next.columns();
+        Ok(AttemptRow { n, record, status, next_at, dead_reason })
+    }
+
+    /// Logs it as attempt `n` of the delivery in row `seq` (replacing an earlier entry for `n`), and moves the
+    /// delivery on.
+    fn write(&self, c: &Connection, seq: i64) -> Result<(), StoreError> {
+        c.prepare_cached("INSERT OR REPLACE INTO attempts (delivery_seq, n, record) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| s.execute(params![seq, self.n, self.record]))
+            .map_err(storage)?;
+        c.prepare_cached(
+            "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, leased = 0, dead_reason = ?5
+             WHERE seq = ?1",
+        )
+        .and_then(|mut s| s.execute(params![seq, self.status.as_str(), self.n, self.next_at, self.dead_reason]))
+        .map_err(storage)?;
+        Ok(())
     }
 }
 
