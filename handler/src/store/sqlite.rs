@@ -648,17 +648,43 @@ fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) 
     }
 }
 
+/// How long the writer waits for more writes before a commit, when callers write concurrently and few writes
+/// are waiting. Pages that several writes touch (the tails of the table and its indexes) go to the WAL once per
+/// commit, so fewer, fuller commits write fewer of them: under the fan-out load, waiting 500 µs cut the
+/// writer's WAL writes by a fifth and its CPU time by a tenth (README, "Performance"). A lone caller never
+/// waits for it.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// A batch this full is committed at once.
+const FULL_ENOUGH: usize = 64;
+
+/// Whether the writer waits for more writes (see [`GATHER`]) before committing `waiting` of them, after a
+/// last batch of `last` writes.
+fn gathers(last: usize, waiting: usize) -> bool {
+    last > 1 && waiting < FULL_ENOUGH
+}
+
 /// Applies the writes waiting for it in one transaction (group commit), then answers each caller.
 fn write_loop(connection: Connection, mut receiver: mpsc::UnboundedReceiver<Box<dyn WriteOp>>) {
+    let mut last = 0;
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
+        take_waiting(&mut receiver, &mut batch);
+        if gathers(last, batch.len()) {
+            std::thread::sleep(GATHER);
+            take_waiting(&mut receiver, &mut batch);
         }
+        last = batch.len();
         commit_batch(&connection, batch);
+    }
+}
+
+fn take_waiting(receiver: &mut mpsc::UnboundedReceiver<Box<dyn WriteOp>>, batch: &mut Vec<Box<dyn WriteOp>>) {
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
     }
 }
 
@@ -738,6 +764,14 @@ mod tests {
         let page_size: u32 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
         let journal: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
+    }
+
+    #[test]
+    fn the_writer_waits_for_company_only_after_concurrent_writes_and_not_when_full() {
+        assert!(!gathers(0, 1), "the first write");
+        assert!(!gathers(1, 1), "a lone caller, one write after another");
+        assert!(gathers(2, 1) && gathers(40, FULL_ENOUGH - 1), "concurrent callers, few writes waiting");
+        assert!(!gathers(40, FULL_ENOUGH), "enough for one commit");
     }
 
     #[test]
