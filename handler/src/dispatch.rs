@@ -97,10 +97,11 @@ pub fn delivery_id(source_id: &str, webhook_id: &str, body: &[u8]) -> DeliveryId
     IdSeed::new(source_id).delivery_id(webhook_id, body)
 }
 
-/// Ids hash parts each preceded by its length as u32 LE (so ("ab", "c") and ("a", "bc") differ), with SHA-256:
-/// the version tag `dlv2` and the source message id, whose first 8 bytes are the message's half of every id;
-/// then the webhook id and the body, whose first 8 bytes are the delivery's half. Two deliveries of one message
-/// collide only when 64 bits of their hashes do; of two messages, when 128 do. Kept short so that a typical
+/// An id has two halves of 8 bytes. The message's half is FNV-1a (64-bit, big-endian) of the source message id:
+/// it only sorts one message's deliveries together, and costs a tenth of a second SHA-256 per event. The
+/// delivery's half is the first 8 bytes of SHA-256 over parts each preceded by its length as u32 LE (so ("ab",
+/// "c") and ("a", "bc") differ): the version tag `dlv2`, the source message id, the webhook id and the body. Two
+/// deliveries of one message collide only when 64 bits of their SHA-256 do. Kept short so that a typical
 /// delivery hashes two blocks.
 struct IdSeed {
     source: Sha256,
@@ -113,9 +114,7 @@ impl IdSeed {
         for part in [b"dlv2".as_slice(), source_id.as_bytes()] {
             hash_part(&mut source, part);
         }
-        let mut source_half = [0u8; 8];
-        source_half.copy_from_slice(&source.clone().finalize()[..8]);
-        IdSeed { source, source_half }
+        IdSeed { source, source_half: fnv1a(source_id.as_bytes()).to_be_bytes() }
     }
 
     fn delivery_id(&self, webhook_id: &str, body: &[u8]) -> DeliveryId {
@@ -135,6 +134,11 @@ impl IdSeed {
     }
 }
 
+/// FNV-1a, 64-bit: a stable hash that anyone can recompute.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn hash_part(hash: &mut Sha256, part: &[u8]) {
     hash.update((part.len() as u32).to_le_bytes());
     hash.update(part);
@@ -143,6 +147,16 @@ fn hash_part(hash: &mut Sha256, part: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_half_is_fnv1a() {
+        // The FNV-1a 64 test vectors of its authors.
+        assert_eq!(
+            (fnv1a(b""), fnv1a(b"a"), fnv1a(b"foobar")),
+            (0xcbf29ce484222325, 0xaf63dc4c8601ec8c, 0x85944171f73967e8)
+        );
+        assert_eq!(&IdSeed::new("a").delivery_id("w", b"{}").as_str()[4..20], "af63dc4c8601ec8c");
+    }
 
     #[test]
     fn ids_read_back_only_when_they_are_ours() {

@@ -227,7 +227,7 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
         ("DISPATCHER_RETRY_SCHEDULE", "1m,1m"),
     ];
     let (_handler, client, base) = start_serve(&cosmos, "deliver", &settings, Stdio::null()).await;
-    let id = "dlv_d090cf7400a4ed5bb73152a53a985ab1";
+    let id = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
     let body = r#"{"name":"ping","payload":{}}"#;
     assert_eq!(delivery_id("msg-7a41", "wh1", body.as_bytes()).as_str(), id, "the fixtures' job");
 

@@ -194,8 +194,7 @@ fn delivery_ids_are_stable_and_distinct() {
     // Pinned: ids are part of the contract with integrators who deduplicate: a release that changed them would
     // make a message redelivered across the upgrade arrive under two ids. (Changed once, before the first
     // release, so that one message's deliveries sit together in the store's index.) Computed independently
-    // (Python hashlib): "dlv_" + hex of the first 8 bytes of SHA-256 over the parts "dlv2", "m-1", then of the
-    // first 8 bytes of SHA-256 over "dlv2", "m-1", "wh2" and the body wh2 receives; each part preceded by its
-    // length as u32 LE.
-    assert_eq!(id, "dlv_05bc8649701e2ba3d6653cd7ac4fe56b");
+    // (Python): "dlv_" + FNV-1a 64 of "m-1" as 16 hex digits + hex of the first 8 bytes of SHA-256 over the
+    // parts "dlv2", "m-1", "wh2" and the body wh2 receives, each preceded by its length as u32 LE.
+    assert_eq!(id, "dlv_08dba019181b0c9ad6653cd7ac4fe56b");
 }
