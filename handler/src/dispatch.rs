@@ -26,7 +26,7 @@ pub struct Delivery {
 ///
 /// The first 16 digits come from the source message alone, so the deliveries of one message sort together in
 /// the store's index of ids: with random ids, each of an event's deliveries dirtied a page of that index of its
-/// own, which SQLite writes whole at every commit (see [`IdSeed`]).
+/// own, which SQLite writes whole at every commit (see `IdSeed`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeliveryId([u8; DeliveryId::LEN]);
 
