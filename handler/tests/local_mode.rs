@@ -318,3 +318,39 @@ async fn a_slow_webhook_with_a_backlog_does_not_hold_up_the_others() {
     assert!(slow_so_far <= 16, "the fast webhook waited for the slow one's backlog ({slow_so_far} of 24 done)");
     eventually("the slow webhook's backlog", WAIT, || receivers.at("slow").len() == 24).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_is_logged_in_the_span_of_its_own_delivery_alone() {
+    let receivers = Receivers::start().await;
+    let env = [("DISPATCHER_LOG", "info"), ("DISPATCHER_LOG_FORMAT", "json")];
+    let dispatcher = Dispatcher::start("log-spans", &[], &env);
+    for name in ["a", "b", "c", "d"] {
+        let webhook =
+            json!({"id": name, "url": receivers.url(name), "subscriptions": ["ping"], "attributes": {"name": name}});
+        dispatcher.register(webhook).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(dispatcher.publish(json!({"name": "ping:all"})).await["deliveries"], 4);
+    }
+    eventually("40 deliveries", WAIT, || receivers.all().len() == 40).await;
+    let attempted = || -> Vec<Value> {
+        let lines = dispatcher.logs();
+        let logged = lines.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
+        logged.filter(|line| line["fields"]["message"] == "attempted").collect()
+    };
+    eventually("40 attempts logged", WAIT, || attempted().len() == 40).await;
+    // Forty deliveries ran concurrently on two threads: a span entered across an await would show up in the
+    // other deliveries' lines too.
+    let mut logged_ids = Vec::new();
+    for line in attempted() {
+        let spans = line["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 1, "one span per attempt line: {line}");
+        assert_eq!(spans[0]["name"], "delivery");
+        logged_ids.push(spans[0]["delivery_id"].as_str().unwrap().to_owned());
+    }
+    let mut sent_ids: Vec<String> =
+        receivers.all().iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect();
+    logged_ids.sort();
+    sent_ids.sort();
+    assert_eq!(logged_ids, sent_ids);
+}

@@ -84,6 +84,14 @@ impl Engine {
     }
 }
 
+/// The span of everything done for one delivery: its attempt, the record of it, a failure callback. Attach it
+/// with [`tracing::Instrument`], never by entering it in async code: a span entered across an `.await` stays
+/// entered on that thread while other tasks run there, and their log lines pile up each other's spans.
+pub fn span(delivery: &NewDelivery) -> tracing::Span {
+    let correlation_id = delivery.correlation_id.as_deref().unwrap_or("");
+    tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id)
+}
+
 /// What follows attempt `n` given its response: the verdict, then the retry schedule for retryable failures.
 pub fn next_step(
     response: &Response,

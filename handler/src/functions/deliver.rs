@@ -11,6 +11,7 @@ use crate::delivery::{Attempted, Engine};
 use crate::local::WebhookSet;
 use crate::store::{DeliveryLog, NewDelivery, Next, RejectedEvents, StoreError, Webhooks, REJECTED_BODY_KEPT};
 use crate::validation::Problem;
+use tracing::Instrument;
 
 /// The trigger binding of both functions (see `functions::FUNCTIONS`).
 pub const TRIGGER: &str = "msg";
@@ -108,8 +109,15 @@ where
         Err(rejected) => return Ok(rejected.into()),
     };
     let delivery = job.delivery();
-    let span = tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id = delivery.correlation_id.as_deref().unwrap_or(""));
-    let _entered = span.enter();
+    let span = crate::delivery::span(&delivery);
+    attempt_job(job, delivery, ctx).instrument(span).await
+}
+
+/// The attempt of a job to a known webhook, in the delivery's span.
+async fn attempt_job<S>(job: DeliveryJob, delivery: NewDelivery, ctx: &Delivering<'_, S>) -> Result<Handled, Failure>
+where
+    S: DeliveryLog + Webhooks + RejectedEvents,
+{
     let webhook = ctx.webhooks.by_id.get(&delivery.webhook_id).filter(|w| !w.config.disabled);
     let Some(webhook) = webhook else {
         let reason = "the webhook was deleted or disabled before the delivery could be made";

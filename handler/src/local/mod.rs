@@ -265,12 +265,6 @@ impl App {
 
     /// Records an outcome, then does what it calls for: disabling a webhook that is gone, a failure callback.
     async fn settle(&self, outcome: Outcome) {
-        let job = match &outcome {
-            Outcome::Dropped { job } | Outcome::Attempted { job, .. } => job,
-        };
-        let delivery = &job.delivery;
-        let span = tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id = delivery.correlation_id.as_deref().unwrap_or(""));
-        let _entered = span.enter();
         let (job, webhook, attempted) = match outcome {
             Outcome::Dropped { job } => {
                 let reason = "the webhook was deleted or disabled before the delivery could be made".to_owned();

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
 
 /// The longest the workers sleep without looking at the store again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -180,7 +181,8 @@ async fn spawn_attempt(app: &Arc<App>, pool: &Arc<Pool>, job: Job) {
     let webhook_id = job.delivery.webhook_id.clone();
     pool.started(&webhook_id);
     let (app, pool) = (app.clone(), pool.clone());
-    tokio::spawn(async move {
+    let span = crate::delivery::span(&job.delivery);
+    let attempt = async move {
         let outcome: Outcome = app.attempt(job).await;
         drop(slot);
         if pool.finished(&webhook_id) {
@@ -189,5 +191,6 @@ async fn spawn_attempt(app: &Arc<App>, pool: &Arc<Pool>, job: Job) {
         app.wake.notify_one();
         app.settle(outcome).await;
         drop(task);
-    });
+    };
+    tokio::spawn(attempt.instrument(span));
 }
