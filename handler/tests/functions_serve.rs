@@ -310,3 +310,59 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
         "{answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_attempts_are_each_logged_in_the_span_of_their_own_delivery_alone() {
+    let cosmos = start_cosmos_server();
+    let store = cosmos_store(&cosmos, "spans").await;
+    let receivers = support::Receivers::start().await;
+    let webhook = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
+    store.put_webhook(&new_webhook("wh1".into(), WebhookConfig::decode(&webhook).unwrap()).unwrap()).await.unwrap();
+    let (service_bus, _sent) = service_bus_stand_in().await;
+    let log_file = support::temp_dir("serve-spans").join("handler.log");
+    let settings = [
+        ("DELIVERIES_QUEUE", "deliveries"),
+        ("DISPATCHER_SERVICEBUS_REST_URL", service_bus.as_str()),
+        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
+        ("DISPATCHER_LOG", "info"),
+        ("DISPATCHER_LOG_FORMAT", "json"),
+    ];
+    let log = Stdio::from(std::fs::File::create(&log_file).unwrap());
+    let (_handler, client, base) = start_serve(&cosmos, "spans", &settings, log).await;
+
+    // Sixteen attempts at once, of sixteen deliveries, on the handler's two threads.
+    let body = r#"{"name":"ping","payload":{}}"#;
+    let ids: Vec<String> =
+        (0..16).map(|i| delivery_id(&format!("msg-{i}"), "wh1", body.as_bytes()).to_string()).collect();
+    let mut invocations = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let job = json!({"deliveryId": id, "webhookId": "wh1", "event": "ping", "body": body,
+                         "sourceId": format!("msg-{i}"), "attemptsMade": 0});
+        let invocation = json!({"Data": {"msg": job}, "Metadata": {"MessageId": id, "DeliveryCount": "1"}});
+        let (client, base) = (client.clone(), base.clone());
+        invocations
+            .spawn(async move { invoke(&client, &base, "DeliverWebhook", invocation.to_string().into_bytes()).await });
+    }
+    while let Some(answered) = invocations.join_next().await {
+        let (status, answer) = answered.unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(receivers.at("wh1").len(), 16);
+
+    let logs = std::fs::read_to_string(&log_file).unwrap();
+    let attempted: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["fields"]["message"] == "attempted")
+        .collect();
+    let mut logged_ids = Vec::new();
+    for line in &attempted {
+        let spans = line["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 1, "one span per attempt line: {line}");
+        logged_ids.push(spans[0]["delivery_id"].as_str().unwrap().to_owned());
+    }
+    let mut expected = ids.clone();
+    logged_ids.sort();
+    expected.sort();
+    assert_eq!(logged_ids, expected);
+}
