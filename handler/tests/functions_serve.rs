@@ -349,20 +349,7 @@ async fn concurrent_attempts_are_each_logged_in_the_span_of_their_own_delivery_a
     }
     assert_eq!(receivers.at("wh1").len(), 16);
 
-    let logs = std::fs::read_to_string(&log_file).unwrap();
-    let attempted: Vec<Value> = logs
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|line| line["fields"]["message"] == "attempted")
-        .collect();
-    let mut logged_ids = Vec::new();
-    for line in &attempted {
-        let spans = line["spans"].as_array().unwrap();
-        assert_eq!(spans.len(), 1, "one span per attempt line: {line}");
-        logged_ids.push(spans[0]["delivery_id"].as_str().unwrap().to_owned());
-    }
     let mut expected = ids.clone();
-    logged_ids.sort();
     expected.sort();
-    assert_eq!(logged_ids, expected);
+    assert_eq!(support::attempt_log_ids(&std::fs::read_to_string(&log_file).unwrap()), expected);
 }

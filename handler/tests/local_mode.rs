@@ -333,24 +333,12 @@ async fn each_attempt_is_logged_in_the_span_of_its_own_delivery_alone() {
         assert_eq!(dispatcher.publish(json!({"name": "ping:all"})).await["deliveries"], 4);
     }
     eventually("40 deliveries", WAIT, || receivers.all().len() == 40).await;
-    let attempted = || -> Vec<Value> {
-        let lines = dispatcher.logs();
-        let logged = lines.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
-        logged.filter(|line| line["fields"]["message"] == "attempted").collect()
-    };
-    eventually("40 attempts logged", WAIT, || attempted().len() == 40).await;
+    eventually("40 attempts logged", WAIT, || dispatcher.logs().matches(r#""message":"attempted""#).count() == 40)
+        .await;
     // Forty deliveries ran concurrently on two threads: a span entered across an await would show up in the
     // other deliveries' lines too.
-    let mut logged_ids = Vec::new();
-    for line in attempted() {
-        let spans = line["spans"].as_array().unwrap();
-        assert_eq!(spans.len(), 1, "one span per attempt line: {line}");
-        assert_eq!(spans[0]["name"], "delivery");
-        logged_ids.push(spans[0]["delivery_id"].as_str().unwrap().to_owned());
-    }
     let mut sent_ids: Vec<String> =
         receivers.all().iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect();
-    logged_ids.sort();
     sent_ids.sort();
-    assert_eq!(logged_ids, sent_ids);
+    assert_eq!(support::attempt_log_ids(&dispatcher.logs()), sent_ids);
 }

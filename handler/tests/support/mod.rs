@@ -287,3 +287,20 @@ fn spawn(
         .to_owned();
     (child, api)
 }
+
+/// The delivery ids of the "attempted" lines of JSON `logs`, sorted; fails when a line is not in exactly one
+/// span, its delivery's (a span entered across an await leaks into other deliveries' lines).
+pub fn attempt_log_ids(logs: &str) -> Vec<String> {
+    let lines = logs.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
+    let mut ids: Vec<String> = lines
+        .filter(|line| line["fields"]["message"] == "attempted")
+        .map(|line| {
+            let spans = line["spans"].as_array().unwrap();
+            assert_eq!(spans.len(), 1, "one span per attempt line: {line}");
+            assert_eq!(spans[0]["name"], "delivery", "{line}");
+            spans[0]["delivery_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
