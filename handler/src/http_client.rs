@@ -1,7 +1,8 @@
 //! Building HTTP clients, ours and the Azure SDK's alike, on the one TLS stack of the process: rustls with the
 //! ring provider, trusting the platform's roots. reqwest is built without a provider of its own (its default,
-//! aws-lc-rs, is a long C build in every CI run), so ring is installed before any client is built: every client
-//! is built through [`builder`], and the Cosmos DB client after [`install_tls`].
+//! aws-lc-rs, is a long C build in every CI run), so ring is installed before any client is built: every
+//! reqwest client is built through [`builder`], the Cosmos DB client after [`install_tls`], and the deliveries'
+//! hyper client (`delivery/sender.rs`) after [`install_tls`] too, with the platform's verifier.
 
 use std::sync::Once;
 
