@@ -43,6 +43,11 @@ pub struct LoadArgs {
     pub json: bool,
 }
 
+/// The CPU seconds a process used between two readings of [`resources`].
+fn cpu_since(now: Option<(f64, u64, u64)>, before: Option<(f64, u64, u64)>) -> Option<f64> {
+    now.map(|r| r.0 - before.map_or(0.0, |b| b.0))
+}
+
 /// CPU seconds used and the resident set (now and peak, in bytes) of a process, from /proc.
 fn resources(pid: u32) -> Option<(f64, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -169,7 +174,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     // Late duplicates would arrive shortly after: give them a moment to show up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let loaded = resources(pid);
-    let load_cpu = resources(std::process::id()).map(|r| r.0 - load_idle.map_or(0.0, |i| i.0));
+    let load_cpu = cpu_since(resources(std::process::id()), load_idle);
 
     let arrivals = receiver.arrivals.lock().map_err(|_| anyhow::anyhow!("receiver poisoned"))?;
     let mut latencies_ms = Vec::with_capacity(expected.len());
@@ -217,7 +222,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
             "readyMs": ready.as_secs_f64() * 1000.0,
             "idleRssMb": idle.map(|r| r.1 as f64 / 1048576.0),
             "peakRssMb": loaded.map(|r| r.2 as f64 / 1048576.0),
-            "cpuSeconds": loaded.map(|r| r.0 - idle.map_or(0.0, |i| i.0)),
+            "cpuSeconds": cpu_since(loaded, idle),
         },
         // This tool's own share of the machine: its publishers and receivers run beside the handler.
         "loadCpuSeconds": load_cpu,

@@ -4,7 +4,7 @@ use super::outcome::Response;
 use super::retry::parse_retry_after;
 use super::signing::{signature_header, Secret};
 use super::ssrf;
-use crate::webhooks::config::TargetAuth;
+use crate::webhooks::config::{http_url, TargetAuth};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -153,10 +153,7 @@ impl Sender {
             return Ok(uri);
         }
         // Parsed as a URL first: that maps an international host name to the ASCII a URI needs.
-        let url = url::Url::parse(text).map_err(|e| (format!("invalid URL: {e}"), false))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err((format!("invalid URL: the scheme {:?} is not http or https", url.scheme()), false));
-        }
+        let url = http_url(text).map_err(|problem| (format!("invalid URL: {problem}"), false))?;
         if !self.allow_private {
             check_literal_host(&url)?;
         }
@@ -245,24 +242,15 @@ fn build_request(uri: Uri, request: &Request<'_>) -> Result<http::Request<Full<B
 /// A readable reason for a failed request, and whether trying again can help. Never includes the URL, which
 /// may carry credentials in its query.
 fn describe(error: &hyper_util::client::legacy::Error) -> (String, bool) {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<Refused>() {
-            return (refused.to_string(), false);
-        }
-        source = e.source();
+    let chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
+    if let Some(refused) = chain.clone().find_map(|e| e.downcast_ref::<Refused>()) {
+        return (refused.to_string(), false);
     }
     let kind = if error.is_connect() { "could not connect" } else { "request failed" };
-    let mut detail = String::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        detail = e.to_string();
-        source = e.source();
-    }
-    if detail.is_empty() {
-        (kind.to_owned(), true)
-    } else {
-        (format!("{kind}: {detail}"), true)
+    // The innermost cause says what happened ("Connection refused"); the outer ones only where.
+    match chain.skip(1).last().map(|cause| cause.to_string()).filter(|cause| !cause.is_empty()) {
+        Some(cause) => (format!("{kind}: {cause}"), true),
+        None => (kind.to_owned(), true),
     }
 }
 

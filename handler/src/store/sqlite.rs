@@ -110,8 +110,8 @@ fn storage(error: impl std::fmt::Display) -> StoreError {
     StoreError::Storage(error.to_string())
 }
 
-/// The page size of a new database file. Each delivery's insert into the unique index on its hashed id
-/// dirties a page at random, which each commit writes whole to the WAL: smaller pages write less of it. 2 KiB
+/// The page size of a new database file. Each message's deliveries, inserted into the unique index of their
+/// hashed ids, dirty a page at random, which each commit writes whole to the WAL: smaller pages write less. 2 KiB
 /// against SQLite's 4 KiB gave more deliveries/s in 10 of 11 alternating fan-out runs (README, "Performance").
 const PAGE_SIZE: u32 = 2048;
 
@@ -794,8 +794,8 @@ mod tests {
             .into_iter()
             .unzip();
         commit_batch(&c, ops);
-        // The batch was rolled back and each write made again on its own: twice for those after the failure
-        // in the batch too, since the batch stopped at the failing one.
+        // The batch was rolled back and each write made again on its own: twice for those before the failure,
+        // once for those after it, since the batch stopped at the failing one.
         assert_eq!(answers[0].try_recv().unwrap().unwrap(), (2, ()));
         let error = answers[1].try_recv().unwrap().unwrap_err().to_string();
         assert_eq!(error, "stored data is unreadable: bad fails");

@@ -146,17 +146,49 @@ pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>
             return String::new();
         }
     };
-    match url::Url::parse(text) {
-        Ok(url) if !matches!(url.scheme(), "http" | "https") => problems
-            .push(Problem::new(path, format!("{} is not an http or https URL", quote(value.unwrap_or(&Value::Null))))),
-        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
-            problems.push(Problem::new(path, format!("{} has no host", quote(value.unwrap_or(&Value::Null)))))
-        }
+    let quoted = || quote(value.unwrap_or(&Value::Null));
+    match http_url(text) {
         Ok(_) => {}
-        Err(e) => problems
-            .push(Problem::new(path, format!("{} is not a valid URL ({e})", quote(value.unwrap_or(&Value::Null))))),
+        Err(UrlProblem::NotHttp(_)) => {
+            problems.push(Problem::new(path, format!("{} is not an http or https URL", quoted())))
+        }
+        Err(UrlProblem::NoHost) => problems.push(Problem::new(path, format!("{} has no host", quoted()))),
+        Err(UrlProblem::Invalid(e)) => {
+            problems.push(Problem::new(path, format!("{} is not a valid URL ({e})", quoted())))
+        }
     }
     text.clone()
+}
+
+/// Why a text is not a URL a webhook can be sent to.
+#[derive(Debug)]
+pub enum UrlProblem {
+    Invalid(url::ParseError),
+    /// Its scheme, which is not http or https.
+    NotHttp(String),
+    NoHost,
+}
+
+impl std::fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlProblem::Invalid(e) => write!(f, "{e}"),
+            UrlProblem::NotHttp(scheme) => write!(f, "the scheme {scheme:?} is not http or https"),
+            UrlProblem::NoHost => write!(f, "it has no host"),
+        }
+    }
+}
+
+/// `text` as an absolute http(s) URL with a host: the rule for a webhook's URLs, at registration and when sending.
+pub fn http_url(text: &str) -> Result<url::Url, UrlProblem> {
+    let url = url::Url::parse(text).map_err(UrlProblem::Invalid)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlProblem::NotHttp(url.scheme().to_owned()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(UrlProblem::NoHost);
+    }
+    Ok(url)
 }
 
 fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
