@@ -1,104 +1,112 @@
 //! `--target functions`: the dispatcher as it runs on Azure, without Azure. `handler serve` runs as the Functions
-//! host starts it, on Cosmos DB from the local server (`cosmos/`); this module plays the two parts that cannot
-//! run on this machine, to their documented contract (../shared/reference/azure-functions-custom-handler.md):
-//!
-//! - Service Bus: a REST endpoint taking `POST /{queue}/messages` (§7) that checks the SAS token's signature
-//!   and reads `BrokerProperties` (`MessageId`, `CorrelationId`, `ScheduledEnqueueTimeUtc` in RFC 1123), with
-//!   duplicate detection on the deliveries queue, `MaxDeliveryCount` and the dead-letter queue (§6).
-//! - The host: each message becomes an invocation of its function (`POST /{FunctionName}`, body base64 as with
-//!   `dataType: binary`, Metadata JSON-encoded, §2); a 2xx answer completes the message and its `deliveries`
-//!   outputs go to the deliveries queue; anything else abandons it (redelivered at once, `DeliveryCount + 1`).
-//!   HTTP requests to the `Api` function are forwarded unchanged, so the scenarios call the handler directly.
+//! host starts it, on Cosmos DB (the local server of `cosmos/`, or an emulator) and Service Bus (the broker of
+//! `servicebus/`, which keeps the emulator's queues as Service Bus does, or the emulator itself). This module
+//! plays the part that cannot run on this machine, the Functions host, to its documented contract
+//! (docs/azure-functions.md): it receives each queue's messages over AMQP (peek-lock), posts each as an
+//! invocation of its function (`POST /{FunctionName}`, the body base64 as with `dataType: binary`, Metadata as
+//! the host encodes it), completes the message on a 2xx answer (after sending OnIncomingEvent's `deliveries`
+//! outputs to the deliveries queue, each under a MessageId of its own, as the host does) and abandons it
+//! otherwise. HTTP requests to the `Api` function are forwarded unchanged, so the scenarios call the handler
+//! directly.
 
 use crate::handler_process::TempDir;
 use anyhow::{bail, Context};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use azure_core::credentials::Secret;
+use azure_core::time::OffsetDateTime;
+use azure_core_amqp::message::AmqpMessageBody;
+use azure_core_amqp::{
+    AmqpClaimsBasedSecurity, AmqpClaimsBasedSecurityApis, AmqpConnection, AmqpConnectionApis, AmqpDelivery,
+    AmqpDeliveryApis, AmqpReceiver, AmqpReceiverApis, AmqpReceiverOptions, AmqpSession, AmqpSessionApis,
+    AmqpSimpleValue, AmqpSource,
+};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use dispatcher::adapters::servicebus::{Outgoing, QueueSender, ServiceBusConnection};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{Notify, Semaphore};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, Semaphore};
 
-const NAMESPACE: &str = "testagent";
-const POLICY: &str = "RootManageSharedAccessKey";
-const KEY: &str = "dGVzdGFnZW50LWxvY2FsLWtleS1ub3QtYS1zZWNyZXQ=";
-const EMULATOR_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
-/// The queue setting of the README's deploy section, and the emulator's default.
-const MAX_DELIVERY_COUNT: u32 = 10;
+/// The well-known key of the Cosmos DB emulator (the local server accepts any).
+const COSMOS_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+/// The emulator's well-known Service Bus key, which the broker checks signatures with.
+const SERVICE_BUS_KEY: &str = "SAS_KEY_VALUE";
 /// host.json `maxConcurrentCalls`.
 const MAX_CONCURRENT_CALLS: usize = 16;
 
-#[derive(Debug, Clone)]
-struct Message {
-    id: String,
-    body: Vec<u8>,
-    correlation_id: Option<String>,
-    visible_at: SystemTime,
-    delivery_count: u32,
-    dead_letter_reason: Option<String>,
-}
-
-impl Message {
-    /// A message as sent: not yet delivered.
-    fn new(id: String, body: Vec<u8>, correlation_id: Option<String>, visible_at: SystemTime) -> Message {
-        Message { id, body, correlation_id, visible_at, delivery_count: 0, dead_letter_reason: None }
-    }
-}
-
+/// A queue and the function its messages trigger.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Queue {
+enum Trigger {
     Events,
     Deliveries,
     DeliveriesDeadLetter,
 }
 
-impl Queue {
+impl Trigger {
+    const ALL: [Trigger; 3] = [Trigger::Events, Trigger::Deliveries, Trigger::DeliveriesDeadLetter];
+
+    fn address(self) -> &'static str {
+        match self {
+            Trigger::Events => "events",
+            Trigger::Deliveries => "deliveries",
+            Trigger::DeliveriesDeadLetter => "deliveries/$deadletterqueue",
+        }
+    }
+
     fn function(self) -> &'static str {
         match self {
-            Queue::Events => "OnIncomingEvent",
-            Queue::Deliveries => "DeliverWebhook",
-            Queue::DeliveriesDeadLetter => "OnDeliveryDeadLettered",
+            Trigger::Events => "OnIncomingEvent",
+            Trigger::Deliveries => "DeliverWebhook",
+            Trigger::DeliveriesDeadLetter => "OnDeliveryDeadLettered",
         }
     }
 }
 
-#[derive(Default)]
-struct Queues {
-    messages: HashMap<Queue, VecDeque<Message>>,
-    /// Message ids the deliveries queue has seen (duplicate detection).
-    seen: HashSet<String>,
-}
-
 struct Host {
-    queues: Mutex<Queues>,
-    wake: Notify,
     handler: String,
     client: reqwest::Client,
-    /// Event message id → how many delivery jobs OnIncomingEvent made of it.
+    /// Where OnIncomingEvent's outputs go.
+    deliveries: QueueSender,
+    /// Event message id → how many delivery jobs OnIncomingEvent made of it, and how many times it ran.
     outputs: Mutex<HashMap<String, usize>>,
-    /// Contract violations seen by the stand-in (a bad signature, an unreadable property): each fails the run.
-    violations: Mutex<Vec<String>>,
+    invocations: Mutex<HashMap<String, usize>>,
+    /// The jobs DeliverWebhook completed, by message id: a redelivery waits for them.
+    completed: Mutex<HashSet<String>>,
+    /// Abandon the next event after its outputs are handled, so that it is delivered again.
+    redeliver_next_event: AtomicBool,
+    /// Set when the target is dropped: the connection's end is no news then.
+    stopping: AtomicBool,
     counter: AtomicU64,
 }
 
-/// `handler serve`, the Cosmos DB server, and the host and Service Bus around them; all stopped when dropped.
+/// `handler serve`, the stores, and the host around them; all stopped when dropped.
 pub struct FunctionsTarget {
     /// The API base URL (`/api/v1` of the handler: the host forwards it unchanged).
     pub api: String,
     host: Arc<Host>,
+    /// Contract violations the broker refused (a bad token, an unknown queue): each fails the run.
+    violations: Arc<Mutex<Vec<String>>>,
+    /// The host's connection, which its receivers use.
+    _amqp: Amqp,
     children: Vec<Child>,
     _dir: TempDir,
 }
 
+/// An open AMQP connection, its session, and the claims-based security link that authorised it.
+struct Amqp {
+    _connection: AmqpConnection,
+    session: AmqpSession,
+    _cbs: AmqpClaimsBasedSecurity,
+}
+
 impl Drop for FunctionsTarget {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        self.host.stopping.store(true, Ordering::SeqCst);
+        // The handler first: it would log the stores' going as failures.
+        for child in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -109,40 +117,50 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Starts the local Cosmos DB server (`__integrations__/cosmos`), installing its npm packages when missing.
-fn start_cosmos() -> anyhow::Result<(Child, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cosmos");
-    if !dir.join("node_modules/@vercel/cosmosdb-server").is_dir() {
+/// Installs the npm packages of `dir` when `module` is missing, then starts `node <script> 0 <args>` there and
+/// returns it with the port of its `listening <port>` line, and the rest of its output.
+fn start_node(
+    dir: &str,
+    module: &str,
+    script: &str,
+    args: &[&str],
+) -> anyhow::Result<(Child, u16, BufReader<std::process::ChildStdout>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    if !dir.join("node_modules").join(module).is_dir() {
         let npm = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
             .status()
-            .context("npm (Node.js 18 or later) is needed for the local Cosmos DB server")?;
+            .context("npm (Node.js 18 or later) is needed for the local Cosmos DB server and Service Bus broker")?;
         if !npm.success() {
             bail!("npm ci in {} failed", dir.display());
         }
     }
     let mut child = Command::new("node")
-        .args(["server.js", "0"])
+        .arg(script)
+        .arg("0")
+        .args(args)
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start node")?;
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let Some(port) = line.strip_prefix("listening ").map(str::trim) else {
+    stdout.read_line(&mut line)?;
+    let Some(port) = line.strip_prefix("listening ").and_then(|p| p.trim().parse().ok()) else {
         let _ = child.kill();
-        bail!("the Cosmos DB server did not start: {line:?}");
+        bail!("{script} did not start: {line:?}");
     };
-    let endpoint = format!("http://127.0.0.1:{port}/");
-    Ok((child, endpoint))
+    Ok((child, port, stdout))
 }
 
 impl FunctionsTarget {
-    /// Starts everything; `cosmos` is an endpoint already running, or none to start the local server.
+    /// Starts everything. `cosmos` is an endpoint already running and `service_bus` the connection string of a
+    /// Service Bus emulator already running; without them, the local server and the broker are started.
     pub async fn start(
         binary: Option<&std::path::Path>,
         cosmos: Option<&str>,
+        service_bus: Option<&str>,
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<FunctionsTarget> {
         let dir = TempDir::new("testagent-functions");
@@ -150,23 +168,29 @@ impl FunctionsTarget {
         let cosmos = match cosmos {
             Some(endpoint) => endpoint.to_owned(),
             None => {
-                let (child, endpoint) = start_cosmos()?;
+                let (child, port, _) = start_node("cosmos", "@vercel/cosmosdb-server", "server.js", &[])?;
                 children.push(child);
-                endpoint
+                format!("http://127.0.0.1:{port}/")
             }
         };
+        let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+        let service_bus = match service_bus {
+            Some(connection) => connection.to_owned(),
+            None => {
+                let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/servicebus/Config.json");
+                let config = config.to_string_lossy().into_owned();
+                let (child, port, stdout) = start_node("servicebus", "rhea", "broker.js", &[&config])?;
+                children.push(child);
+                watch_broker(stdout, violations.clone());
+                format!(
+                    "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=RootManageSharedAccessKey;\
+                     SharedAccessKey={SERVICE_BUS_KEY};UseDevelopmentEmulator=true;"
+                )
+            }
+        };
+        let connection = ServiceBusConnection::parse(&service_bus).map_err(anyhow::Error::msg)?;
         let port = free_port()?;
         let handler_base = format!("http://127.0.0.1:{port}");
-        let host = Arc::new(Host {
-            queues: Mutex::default(),
-            wake: Notify::new(),
-            handler: handler_base.clone(),
-            client: dispatcher::http_client::client().map_err(anyhow::Error::msg)?,
-            outputs: Mutex::default(),
-            violations: Mutex::default(),
-            counter: AtomicU64::new(0),
-        });
-        let service_bus = serve_service_bus(host.clone()).await?;
         let binary = match binary {
             Some(path) => path.to_path_buf(),
             None => std::env::current_exe()?.with_file_name("handler"),
@@ -175,16 +199,12 @@ impl FunctionsTarget {
         command
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("COSMOSDB_ENDPOINT", &cosmos)
-            .env("COSMOSDB_KEY", EMULATOR_KEY)
+            .env("COSMOSDB_KEY", COSMOS_KEY)
             .env("COSMOSDB_DATABASE", format!("testagent-{}", std::process::id()))
             .env("COSMOSDB_CREATE_IF_MISSING", "true")
-            .env(
-                "ServiceBusConnection",
-                format!("Endpoint=sb://{NAMESPACE}.servicebus.windows.net/;SharedAccessKeyName={POLICY};SharedAccessKey={KEY}"),
-            )
+            .env("ServiceBusConnection", &service_bus)
             .env("EVENTS_QUEUE", "events")
             .env("DELIVERIES_QUEUE", "deliveries")
-            .env("DISPATCHER_SERVICEBUS_REST_URL", &service_bus)
             .env("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")
             .env("DISPATCHER_LOG", "warn")
             .stdout(Stdio::null())
@@ -197,6 +217,17 @@ impl FunctionsTarget {
                 format!("cannot start {} (build it with `cargo build -p handler`)", binary.display())
             })?,
         );
+        let host = Arc::new(Host {
+            handler: handler_base.clone(),
+            client: dispatcher::adapters::tls::client().map_err(anyhow::Error::msg)?,
+            deliveries: QueueSender::new(&connection, Trigger::Deliveries.address()),
+            outputs: Mutex::default(),
+            invocations: Mutex::default(),
+            completed: Mutex::default(),
+            redeliver_next_event: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            counter: AtomicU64::new(0),
+        });
         let started = Instant::now();
         while !host.client.get(format!("{handler_base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
             if started.elapsed() > Duration::from_secs(20) {
@@ -204,8 +235,31 @@ impl FunctionsTarget {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::spawn(pump(host.clone()));
-        Ok(FunctionsTarget { api: format!("{handler_base}/api/v1"), host, children, _dir: dir })
+        let amqp = open_session(&connection).await?;
+        for trigger in Trigger::ALL {
+            let receiver = AmqpReceiver::new();
+            let options = AmqpReceiverOptions {
+                name: Some(format!("functions-host-{}", trigger.function())),
+                ..Default::default()
+            };
+            receiver
+                .attach(
+                    &amqp.session,
+                    AmqpSource::builder().with_address(trigger.address().to_owned()).build(),
+                    Some(options),
+                )
+                .await
+                .with_context(|| format!("receiving from {}", trigger.address()))?;
+            tokio::spawn(pump(host.clone(), trigger, receiver));
+        }
+        Ok(FunctionsTarget {
+            api: format!("{handler_base}/api/v1"),
+            host,
+            violations,
+            _amqp: amqp,
+            children,
+            _dir: dir,
+        })
     }
 
     /// How many delivery jobs OnIncomingEvent made of the event sent as message `id`, once it has run.
@@ -222,155 +276,161 @@ impl FunctionsTarget {
         }
     }
 
-    /// What the Service Bus stand-in refused as against the contract.
-    pub fn violations(&self) -> Vec<String> {
-        self.host.violations.lock().map(|v| v.clone()).unwrap_or_default()
+    /// Makes the next event be delivered twice: its first invocation answers, its outputs are sent and their
+    /// jobs run, and then its message is abandoned (as when the lock is lost), so OnIncomingEvent runs again.
+    pub fn redeliver_next_event(&self) {
+        self.host.redeliver_next_event.store(true, Ordering::SeqCst);
     }
-}
 
-async fn serve_service_bus(host: Arc<Host>) -> anyhow::Result<String> {
-    let app = axum::Router::new().route("/{queue}/messages", axum::routing::post(receive)).with_state(host);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(base)
-}
-
-/// Checks a SAS token (contract §7): for this queue's URI, signed with the key, not expired.
-fn check_token(headers: &HeaderMap, queue: &str) -> Result<(), String> {
-    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(
-        token.strip_prefix("SharedAccessSignature ").ok_or("Authorization: not a SharedAccessSignature")?.as_bytes(),
-    )
-    .into_owned()
-    .collect();
-    let field = |name: &str| fields.get(name).cloned().ok_or(format!("SAS token: no {name}"));
-    let uri = format!("https://{NAMESPACE}.servicebus.windows.net/{queue}/messages");
-    if field("sr")? != uri {
-        return Err(format!("SAS token: sr {:?} is not {uri:?}", field("sr")?));
-    }
-    if field("skn")? != POLICY {
-        return Err("SAS token: skn is not the policy".into());
-    }
-    let expiry = field("se")?;
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    if expiry.parse::<u64>().map_err(|_| format!("SAS token: se {expiry:?}"))? <= now {
-        return Err("SAS token: expired".into());
-    }
-    let encoded: String = url::form_urlencoded::byte_serialize(uri.as_bytes()).collect();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).map_err(|e| e.to_string())?;
-    mac.update(format!("{encoded}\n{expiry}").as_bytes());
-    if base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()) != field("sig")? {
-        return Err("SAS token: the signature does not verify".into());
-    }
-    Ok(())
-}
-
-async fn receive(
-    State(host): State<Arc<Host>>,
-    Path(queue_name): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> StatusCode {
-    let result = (|| {
-        let queue = match queue_name.as_str() {
-            "events" => Queue::Events,
-            "deliveries" => Queue::Deliveries,
-            other => return Err((StatusCode::NOT_FOUND, format!("no queue {other:?}"))),
-        };
-        check_token(&headers, &queue_name).map_err(|e| (StatusCode::UNAUTHORIZED, e))?;
-        let text = headers.get("brokerproperties").and_then(|v| v.to_str().ok()).unwrap_or("{}");
-        let properties: Value =
-            serde_json::from_str(text).map_err(|e| (StatusCode::BAD_REQUEST, format!("BrokerProperties: {e}")))?;
-        let visible_at = match properties["ScheduledEnqueueTimeUtc"].as_str() {
-            Some(at) => httpdate::parse_http_date(at)
-                .map_err(|_| (StatusCode::BAD_REQUEST, format!("ScheduledEnqueueTimeUtc {at:?} is not RFC 1123")))?,
-            None => SystemTime::now(),
-        };
-        let id = properties["MessageId"].as_str().map(str::to_owned).unwrap_or_else(|| host.next_id());
-        let correlation_id = properties["CorrelationId"].as_str().map(str::to_owned);
-        host.enqueue(queue, Message::new(id, body.to_vec(), correlation_id, visible_at));
-        Ok(())
-    })();
-    match result {
-        Ok(()) => StatusCode::CREATED,
-        Err((status, violation)) => {
-            if let Ok(mut violations) = host.violations.lock() {
-                violations.push(violation);
+    /// Waits until OnIncomingEvent ran `times` times for the event sent as message `id`, and the jobs of each
+    /// run were completed.
+    pub async fn invoked(&self, id: &str, times: usize, deadline: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        while self.host.invocations.lock().ok().and_then(|i| i.get(id).copied()).unwrap_or(0) < times {
+            if started.elapsed() > deadline {
+                return Err(format!("event {id}: OnIncomingEvent did not run {times} times within {deadline:?}"));
             }
-            status
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        Ok(())
+    }
+
+    /// What the broker refused as against the contract.
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads the broker's report lines; a refusal is a contract violation.
+fn watch_broker(stdout: BufReader<std::process::ChildStdout>, violations: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let Ok(report) = serde_json::from_str::<Value>(&line) else { continue };
+            if report.get("refused").is_some() || report["accepted"] == false {
+                if let Ok(mut violations) = violations.lock() {
+                    violations.push(line);
+                }
+            }
+        }
+    });
+}
+
+/// A connection and session, authorised for every queue the host receives from.
+async fn open_session(connection: &ServiceBusConnection) -> anyhow::Result<Amqp> {
+    let amqp = AmqpConnection::new();
+    let url = azure_core::http::Url::parse(&connection.endpoint.url())?;
+    amqp.open("testagent-functions-host".into(), url, None).await.context("connecting to Service Bus")?;
+    let session = AmqpSession::new();
+    session.begin(&amqp, None).await?;
+    let cbs = AmqpClaimsBasedSecurity::new(session.clone())?;
+    cbs.attach().await?;
+    let expiry = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
+    for queue in ["events", "deliveries"] {
+        let token = Secret::new(connection.token(queue, expiry));
+        let expires = OffsetDateTime::from_unix_timestamp(expiry as i64)?;
+        cbs.authorize_path(connection.audience(queue), Some("servicebus.windows.net:sastoken".into()), &token, expires)
+            .await
+            .with_context(|| format!("put-token for {queue}"))?;
+    }
+    Ok(Amqp { _connection: amqp, session, _cbs: cbs })
+}
+
+/// Takes a queue's messages, invokes their function (at most `maxConcurrentCalls` at once), and settles each
+/// with what the invocation answered. One task holds the receiver; settlements come back to it.
+async fn pump(host: Arc<Host>, trigger: Trigger, receiver: AmqpReceiver) {
+    let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
+    let (settle, mut settlements) = mpsc::unbounded_channel::<(AmqpDelivery, bool)>();
+    loop {
+        tokio::select! {
+            biased;
+            Some((delivery, complete)) = settlements.recv() => {
+                let settled = match complete {
+                    true => receiver.accept_delivery(&delivery).await,
+                    false => receiver.release_delivery(&delivery).await,
+                };
+                if let Err(error) = settled {
+                    eprintln!("functions host: settling a message of {}: {error}", trigger.address());
+                }
+            }
+            // Cancel-safe (fe2o3-amqp's `recv`): a settlement may interrupt the wait for the next message.
+            received = receiver.receive_delivery() => match received {
+                Ok(delivery) => {
+                    let Ok(permit) = calls.clone().acquire_owned().await else { return };
+                    let (host, settle) = (host.clone(), settle.clone());
+                    tokio::spawn(async move {
+                        let complete = host.invoke(trigger, &delivery).await;
+                        drop(permit);
+                        let _ = settle.send((delivery, complete));
+                    });
+                }
+                Err(error) => {
+                    if !host.stopping.load(Ordering::SeqCst) {
+                        eprintln!("functions host: receiving from {}: {error}", trigger.address());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn text(value: &AmqpSimpleValue) -> String {
+    match value {
+        AmqpSimpleValue::String(text) => text.clone(),
+        other => format!("{other:?}"),
     }
 }
 
 impl Host {
     fn next_id(&self) -> String {
-        format!("sb-{}", self.counter.fetch_add(1, Ordering::Relaxed))
+        format!("host-{}-{}", std::process::id(), self.counter.fetch_add(1, Ordering::Relaxed))
     }
 
-    fn enqueue(&self, queue: Queue, message: Message) {
-        if let Ok(mut queues) = self.queues.lock() {
-            // Duplicate detection, as on the deliveries queue of the README's deploy section.
-            if queue == Queue::Deliveries && message.delivery_count == 0 && !queues.seen.insert(message.id.clone()) {
-                return;
-            }
-            queues.messages.entry(queue).or_default().push_back(message);
-        }
-        self.wake.notify_one();
-    }
-
-    /// Takes the messages visible now; returns them and when the next one becomes visible.
-    fn take_visible(&self) -> (Vec<(Queue, Message)>, Option<SystemTime>) {
-        let now = SystemTime::now();
-        let mut taken = Vec::new();
-        let mut next = None::<SystemTime>;
-        if let Ok(mut queues) = self.queues.lock() {
-            for (queue, messages) in queues.messages.iter_mut() {
-                let mut waiting = VecDeque::new();
-                for message in messages.drain(..) {
-                    if message.visible_at <= now {
-                        taken.push((*queue, message));
-                    } else {
-                        next = Some(next.map_or(message.visible_at, |n| n.min(message.visible_at)));
-                        waiting.push_back(message);
-                    }
-                }
-                *messages = waiting;
-            }
-        }
-        (taken, next)
-    }
-
-    /// The invocation of `queue`'s function for `message` (contract §2: `dataType: binary`).
-    fn invocation(&self, queue: Queue, message: &Message) -> Value {
+    /// The invocation of `trigger`'s function for a message, as the host encodes it (contract: `dataType:
+    /// binary` bodies are base64; strings in Metadata are JSON text inside a string).
+    fn invocation(&self, trigger: Trigger, delivery: &AmqpDelivery) -> (Value, String, Option<String>) {
+        let message = delivery.message();
+        let body = match &message.body {
+            AmqpMessageBody::Binary(sections) => sections.concat(),
+            _ => Vec::new(),
+        };
+        let properties = message.properties.clone().unwrap_or_default();
+        let id = |id: Option<azure_core_amqp::message::AmqpMessageId>| {
+            id.map(|id| match id {
+                azure_core_amqp::message::AmqpMessageId::String(text) => text,
+                other => format!("{other:?}"),
+            })
+        };
+        let message_id = id(properties.message_id).unwrap_or_default();
+        let correlation_id = id(properties.correlation_id);
         let encoded = |text: &str| Value::String(Value::String(text.to_owned()).to_string());
+        let delivery_count = message.header.as_ref().map_or(0, |h| h.delivery_count) + 1;
+        let application: serde_json::Map<String, Value> = message
+            .application_properties
+            .as_ref()
+            .map(|p| p.0.iter().map(|(k, v)| (k.clone(), encoded(&text(v)))).collect())
+            .unwrap_or_default();
         let mut metadata = json!({
-            "DeliveryCount": message.delivery_count.to_string(),
-            "MessageId": encoded(&message.id),
+            "DeliveryCount": delivery_count.to_string(),
+            "MessageId": encoded(&message_id),
             "ContentType": encoded("application/json"),
-            "ApplicationProperties": {},
-            "sys": {"MethodName": queue.function(), "UtcNow": httpdate::fmt_http_date(SystemTime::now())},
+            "ApplicationProperties": application,
+            "UserProperties": application,
+            "sys": {"MethodName": trigger.function(), "UtcNow": httpdate::fmt_http_date(SystemTime::now())},
         });
-        if let Some(correlation_id) = &message.correlation_id {
+        if let Some(correlation_id) = &correlation_id {
             metadata["CorrelationId"] = encoded(correlation_id);
         }
-        if let Some(reason) = &message.dead_letter_reason {
-            metadata["DeadLetterSource"] = encoded("deliveries");
-            metadata["ApplicationProperties"] = json!({
-                "DeadLetterReason": encoded(reason),
-                "DeadLetterErrorDescription": encoded(&format!("Message could not be consumed after {MAX_DELIVERY_COUNT} delivery attempts.")),
-            });
-        }
-        json!({"Data": {"msg": base64::engine::general_purpose::STANDARD.encode(&message.body)}, "Metadata": metadata})
+        let data = base64::engine::general_purpose::STANDARD.encode(&body);
+        (json!({"Data": {"msg": data}, "Metadata": metadata}), message_id, correlation_id)
     }
 
-    /// One invocation: 2xx completes the message (and sends its outputs), anything else abandons it.
-    async fn invoke(self: Arc<Self>, queue: Queue, mut message: Message) {
-        message.delivery_count += 1;
-        let invocation = self.invocation(queue, &message);
+    /// One invocation; true when its message is to be completed.
+    async fn invoke(&self, trigger: Trigger, delivery: &AmqpDelivery) -> bool {
+        let (invocation, message_id, correlation_id) = self.invocation(trigger, delivery);
         let answer = self
             .client
-            .post(format!("{}/{}", self.handler, queue.function()))
+            .post(format!("{}/{}", self.handler, trigger.function()))
             .header("x-azure-functions-invocationid", self.next_id())
             .json(&invocation)
             .send()
@@ -379,50 +439,56 @@ impl Host {
             Ok(response) if response.status().is_success() => response.json::<Value>().await.ok(),
             _ => None,
         };
-        let Some(answer) = completed else {
-            if message.delivery_count >= MAX_DELIVERY_COUNT {
-                if queue == Queue::Deliveries {
-                    message.delivery_count = 0;
-                    message.dead_letter_reason = Some("MaxDeliveryCountExceeded".into());
-                    self.enqueue(Queue::DeliveriesDeadLetter, message);
-                }
-            } else {
-                self.enqueue(queue, message);
+        let Some(answer) = completed else { return false };
+        if trigger == Trigger::Deliveries {
+            if let Ok(mut completed) = self.completed.lock() {
+                completed.insert(message_id);
             }
-            return;
-        };
+            return true;
+        }
+        if trigger != Trigger::Events {
+            return true;
+        }
         let outputs = answer["Outputs"]["deliveries"].as_array().cloned().unwrap_or_default();
+        let mut sent = Vec::new();
         for output in &outputs {
-            let body =
-                output.as_str().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| output.to_string().into_bytes());
-            let job = Message::new(self.next_id(), body, message.correlation_id.clone(), SystemTime::now());
-            self.enqueue(Queue::Deliveries, job);
-        }
-        if queue == Queue::Events {
-            if let Ok(mut counts) = self.outputs.lock() {
-                counts.insert(message.id.clone(), outputs.len());
+            let body = output.as_str().map(str::to_owned).unwrap_or_else(|| output.to_string());
+            let id = self.next_id();
+            let job = Outgoing {
+                message_id: &id,
+                correlation_id: correlation_id.as_deref(),
+                scheduled_at_ms: None,
+                body: &body,
+            };
+            if let Err(error) = self.deliveries.send(job).await {
+                // An output that cannot be sent fails the invocation: the message is delivered again.
+                eprintln!("functions host: {error}");
+                return false;
             }
+            sent.push(id);
         }
+        if let Ok(mut counts) = self.outputs.lock() {
+            counts.insert(message_id.clone(), outputs.len());
+        }
+        let redeliver = self.redeliver_next_event.swap(false, Ordering::SeqCst);
+        // The jobs run before the message settles: a redelivery comes after them, and `invoked` tells when all
+        // of an event's jobs are done.
+        self.wait_for(&sent).await;
+        if let Ok(mut counts) = self.invocations.lock() {
+            *counts.entry(message_id).or_default() += 1;
+        }
+        !redeliver
     }
-}
 
-/// Takes visible messages and invokes their functions, at most `maxConcurrentCalls` at once.
-async fn pump(host: Arc<Host>) {
-    let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
-    loop {
-        let (taken, next) = host.take_visible();
-        for (queue, message) in taken {
-            let Ok(permit) = calls.clone().acquire_owned().await else { return };
-            let host = host.clone();
-            tokio::spawn(async move {
-                host.invoke(queue, message).await;
-                drop(permit);
-            });
+    /// Waits until DeliverWebhook completed each of these jobs (at most 20 s).
+    async fn wait_for(&self, jobs: &[String]) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            let done = self.completed.lock().map(|c| jobs.iter().all(|id| c.contains(id))).unwrap_or(true);
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let wait = next
-            .and_then(|at| at.duration_since(SystemTime::now()).ok())
-            .unwrap_or(Duration::from_millis(50))
-            .min(Duration::from_millis(50));
-        let _ = tokio::time::timeout(wait, host.wake.notified()).await;
     }
 }

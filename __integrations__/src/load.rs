@@ -5,7 +5,7 @@
 use crate::handler_process::{Handler, TempDir};
 use crate::receiver::Receiver;
 use anyhow::bail;
-use dispatcher::dispatch::delivery_id;
+use dispatcher_core::dispatch::delivery_id;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PING_BODY: &[u8] = br#"{"name":"ping","payload":{}}"#;
+const PING_BODY: &str = r#"{"name":"ping","payload":{}}"#;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
@@ -77,7 +77,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let pid = handler.child.id();
     let receiver = Receiver::start(!args.backlog).await?;
     let client =
-        dispatcher::http_client::build(dispatcher::http_client::builder().pool_max_idle_per_host(args.concurrency))
+        dispatcher::adapters::tls::build(dispatcher::adapters::tls::builder().pool_max_idle_per_host(args.concurrency))
             .map_err(anyhow::Error::msg)?;
 
     let webhook_ids: Vec<String> = (0..args.webhooks).map(|i| format!("load-{i}")).collect();

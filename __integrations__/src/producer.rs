@@ -1,8 +1,8 @@
 //! The producer: publishes events through a dispatcher's HTTP API, or straight to a Service Bus queue as the
-//! internal services do (`--service-bus <connection string>`): over REST to a namespace on Azure, over AMQP to the
-//! Service Bus emulator, with the dispatcher's own sender (`dispatcher::functions::servicebus`).
+//! internal services do (`--service-bus <connection string>`), over AMQP to a namespace on Azure or to the
+//! emulator, with the dispatcher's own sender (`dispatcher::adapters::servicebus`).
 
-use dispatcher::functions::servicebus::{MessageProperties, ServiceBusConnection, ServiceBusQueue};
+use dispatcher::adapters::servicebus::{Outgoing, QueueSender, ServiceBusConnection};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,7 +30,7 @@ pub struct PublishArgs {
 /// Where events go.
 pub enum Producer {
     Api { url: String, client: reqwest::Client },
-    Queue(Box<ServiceBusQueue>),
+    Queue(Box<QueueSender>),
 }
 
 /// What publishing one event gave.
@@ -49,17 +49,29 @@ impl Producer {
             return Ok(Producer::Api { url: url.trim_end_matches('/').to_owned(), client });
         };
         let connection = ServiceBusConnection::parse(connection).map_err(|e| format!("--service-bus: {e}"))?;
-        // A client of its own: the API client's default headers (a function key) are not for Service Bus.
-        let rest = dispatcher::http_client::client()?;
-        Ok(Producer::Queue(Box::new(ServiceBusQueue::connect(&connection, queue, rest, None)?)))
+        Ok(Producer::Queue(Box::new(QueueSender::new(&connection, queue))))
     }
 
     pub async fn publish(&self, event: &Value, correlation_id: Option<&str>) -> Result<Published, String> {
+        self.publish_as(event, correlation_id, None).await
+    }
+
+    /// Publishes under `key` when given: the API's `Idempotency-Key`, or the message's id on a queue (the source
+    /// of the delivery ids either way); a new one otherwise.
+    pub async fn publish_as(
+        &self,
+        event: &Value,
+        correlation_id: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Published, String> {
         match self {
             Producer::Api { url, client } => {
                 let mut request = client.post(format!("{url}/events")).json(event);
                 if let Some(id) = correlation_id {
                     request = request.header("x-correlation-id", id);
+                }
+                if let Some(key) = key {
+                    request = request.header("idempotency-key", key);
                 }
                 let response = request.send().await.map_err(|e| format!("POST {url}/events: {e}"))?;
                 let status = response.status().as_u16();
@@ -70,13 +82,9 @@ impl Producer {
                 Ok(Published { id: answer["id"].as_str().unwrap_or_default().to_owned(), answer })
             }
             Producer::Queue(queue) => {
-                let id = message_id();
-                let properties = MessageProperties {
-                    message_id: Some(id.clone()),
-                    correlation_id: correlation_id.map(str::to_owned),
-                    scheduled_at_ms: None,
-                };
-                queue.send(&event.to_string(), &properties).await?;
+                let id = key.map_or_else(message_id, str::to_owned);
+                let body = event.to_string();
+                queue.send(Outgoing { message_id: &id, correlation_id, scheduled_at_ms: None, body: &body }).await?;
                 Ok(Published { id, answer: Value::Null })
             }
         }
@@ -94,7 +102,7 @@ fn message_id() -> String {
 pub async fn publish(args: PublishArgs) -> anyhow::Result<bool> {
     // clap requires --url unless --service-bus is given.
     let url = args.url.as_deref().unwrap_or_default();
-    let client = dispatcher::http_client::client().map_err(anyhow::Error::msg)?;
+    let client = dispatcher::adapters::tls::client().map_err(anyhow::Error::msg)?;
     let producer = Producer::new(args.service_bus.as_deref(), &args.queue, url, client).map_err(anyhow::Error::msg)?;
     let mut all = true;
     for text in &args.events {

@@ -3,39 +3,27 @@
 //! lease and complete. Run: `cargo bench -p handler --bench queue`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dispatcher::delivery::sender::AttemptRecord;
-use dispatcher::dispatch::delivery_id;
-use dispatcher::store::sqlite::SqliteStore;
-use dispatcher::store::{NewDelivery, Next};
+use dispatcher::adapters::sqlite::SqliteStore;
+use dispatcher::ports::DeliveryLog;
+use dispatcher_core::dispatch::{direct, Source};
+use dispatcher_core::model::{Attempt, Delivery, Next};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BODY: &[u8] = br#"{"name":"ping","payload":{}}"#;
+const BODY: &str = r#"{"name":"ping","payload":{}}"#;
 const PUBLISHERS: u64 = 32;
 const LEASE: usize = 64;
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-fn deliveries(webhooks: usize) -> Vec<NewDelivery> {
-    let source = format!("msg-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed));
-    (0..webhooks)
-        .map(|w| {
-            let webhook_id: Arc<str> = format!("wh-{w}").into();
-            NewDelivery {
-                id: delivery_id(&source, &webhook_id, BODY),
-                webhook_id,
-                event: "ping".into(),
-                body: BODY.to_vec(),
-                source_id: source.clone(),
-                correlation_id: None,
-            }
-        })
-        .collect()
+fn deliveries(webhooks: usize) -> Vec<Delivery> {
+    let source = Source { id: format!("msg-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed)), correlation_id: None };
+    (0..webhooks).map(|w| direct(&source, &Arc::from(format!("wh-{w}")), "ping", BODY.to_owned())).collect()
 }
 
-fn success() -> AttemptRecord {
-    AttemptRecord { at_ms: 0, duration_ms: 1, status_code: Some(204), error: None, response: String::new() }
+fn success() -> Attempt {
+    Attempt { at_ms: 0, duration_ms: 1, status_code: Some(204), error: None, response: String::new() }
 }
 
 fn queue(c: &mut Criterion) {
@@ -76,7 +64,7 @@ fn queue(c: &mut Criterion) {
                     let completions = jobs.into_iter().map(|job| {
                         let store = store.clone();
                         tokio::spawn(async move {
-                            store.record_attempt(job.seq, 1, success(), Next::Succeeded).await.unwrap()
+                            store.log_attempt(&job, success(), Next::Succeeded).await.unwrap()
                         })
                     });
                     for completion in completions.collect::<Vec<_>>() {

@@ -1,21 +1,23 @@
-//! The public event dispatcher.
+//! The public event dispatcher: ports and adapters around one application.
 //!
-//! Internal services emit domain events; the dispatcher validates them ([`events`]), maps the non-public ones
-//! to public events through the mapping table ([`events::mapping`]), routes each public event to the webhooks
-//! registered for it ([`webhooks`]) and turns all that into deliveries ([`dispatch`]).
+//! Read it top down; arrows point down only:
+//! - [`runtime`]: `handler local` (one process, SQLite) and `handler serve` (the Azure Functions custom handler).
+//!   Each wires adapters to the service and translates its triggers (an HTTP request, a worker's lease, a
+//!   function invocation) into service calls. [`http`] is the API both serve; [`config`] their settings.
+//! - [`service`]: the application, written once: accept and route events, attempt deliveries and carry out the
+//!   decisions that follow, answer the API.
+//! - [`ports`]: the traits the service needs: stores, queues, the sender, the clock.
+//! - [`adapters`]: the ports on SQLite, Cosmos DB, Service Bus and HTTP.
+//! - `dispatcher_core` (`handler/core`): the pure core the service decides with: the model, the event catalog
+//!   and mapping, routing, dispatch, the delivery policy. No I/O; its own crate, so that nothing of the runtime
+//!   can creep in.
 //!
-//! Those modules are the functional core: plain functions over plain data, no I/O, no clock. [`schemas`]
-//! generates the documentation and JSON Schemas from them.
+//! [`schemas`] writes what the code documents of itself: `schemas/` and the README's tables.
 
-pub mod api;
+pub mod adapters;
 pub mod config;
-pub mod delivery;
-pub mod dispatch;
-pub mod events;
-pub mod functions;
-pub mod http_client;
-pub mod local;
+pub mod http;
+pub mod ports;
+pub mod runtime;
 pub mod schemas;
-pub mod store;
-pub mod validation;
-pub mod webhooks;
+pub mod service;

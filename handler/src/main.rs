@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dispatcher::config::{LocalArgs, ServeArgs};
-use dispatcher::local::App;
+use dispatcher::runtime::{self, shutdown_signal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,7 +88,7 @@ fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>) -> anyhow::Re
         Some(binary) => binary,
         None => std::env::current_exe().context("finding this binary")?,
     };
-    let files = dispatcher::functions::package::assemble(&source, &binary, &out)?;
+    let files = runtime::azure::package::assemble(&source, &binary, &out)?;
     println!(
         "{}: {} files; publish with: cd {} && func azure functionapp publish <app> --custom",
         out.display(),
@@ -111,57 +111,16 @@ fn start<T>(settings: Result<T, Vec<String>>) -> anyhow::Result<(T, tokio::runti
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (config, runtime) = start(args.validate())?;
-    runtime.block_on(async {
-        let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
-        let listener =
-            tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-        tracing::info!(%address, "custom handler ready");
-        let functions = dispatcher::functions::serve::Functions::new(config);
-        functions.warm_up();
-        axum::serve(listener, functions.router()).with_graceful_shutdown(shutdown_signal()).await?;
-        Ok(())
-    })
+    let port = config.port;
+    runtime
+        .block_on(runtime::azure::serve(config, shutdown_signal()))
+        .with_context(|| format!("cannot serve on port {port}"))
 }
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {
     let (config, runtime) = start(args.validate())?;
-    runtime.block_on(async {
-        let app = App::open(config).await?;
-        let address = std::net::SocketAddr::new(app.config.bind, app.config.port);
-        let listener =
-            tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-        let address = listener.local_addr()?;
-        println!(
-            "dispatcher ready: API http://{address}/api/v1, data {}, {} webhooks",
-            app.store.path().display(),
-            app.webhooks().by_id.len()
-        );
-        app.engine.sender.warm_up();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let workers = tokio::spawn(app.clone().run_deliveries(stopped));
-        let server = axum::serve(listener, dispatcher::api::router(app.clone())).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new requests; in-flight deliveries may finish");
-            let _ = stop.send(true);
-        });
-        server.await.context("serving the API")?;
-        workers.await.context("stopping the delivery workers")?;
-        anyhow::Ok(())
-    })
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! { _ = interrupt => {}, _ = terminate.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    runtime.block_on(runtime::local::run(config, shutdown_signal()))?;
+    Ok(())
 }
 
 /// Logs to stderr: readable text, or JSON lines with `DISPATCHER_LOG_FORMAT=json`; level from `DISPATCHER_LOG`

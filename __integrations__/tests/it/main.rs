@@ -1,0 +1,16 @@
+//! The test agent's integration tests, one binary: `testagent run`, `publish`, `receive` and `load` as users run
+//! them (separate processes against the real handler), the local Cosmos DB server's fixes, the container stack's
+//! files and settings, and, with `--features testcontainers`, the Functions target against the real emulators.
+
+mod compose;
+mod cosmos_server;
+#[cfg(feature = "testcontainers")]
+mod emulators;
+mod load;
+mod publish;
+mod receive;
+mod run;
+
+/// The Service Bus broker the handler's tests use too (`handler/tests/it/support/servicebus.rs`).
+#[path = "../../../handler/tests/it/support/servicebus.rs"]
+mod broker;

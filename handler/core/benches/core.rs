@@ -1,0 +1,124 @@
+//! Speed of the pure core (issue targets: ≥ 1 M events/s for the original mix, ≥ 2 M deliveries/s for a
+//! fan-out to 1,000 webhooks, ≥ 200 k events/s routing among 1,000 webhooks, on one core).
+//! Run: `cargo bench -p dispatcher-core --bench core`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use dispatcher_core::dispatch::{dispatch, Source};
+use dispatcher_core::events::decode;
+use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
+use dispatcher_core::webhooks::WebhookIndex;
+use serde_json::{json, Value};
+
+fn webhook(id: String, config: Value) -> Webhook {
+    Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(&[0; 32]), 0)
+}
+
+fn source() -> Source {
+    Source { id: "message-id".to_owned(), correlation_id: None }
+}
+
+fn original_webhooks() -> WebhookIndex {
+    WebhookIndex::new(vec![
+        webhook("wh1".into(), json!({"url": "http://a/wh1", "subscriptions": ["ping"], "attributes": {"name": "wh1"}})),
+        webhook(
+            "wh2".into(),
+            json!({"url": "http://a/wh2", "subscriptions": ["ping", "service:subscribed"], "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}}),
+        ),
+        webhook(
+            "wh3".into(),
+            json!({"url": "http://a/wh3", "subscriptions": ["service:subscribed"], "attributes": {"serviceId": "aServiceId09876"}}),
+        ),
+    ])
+}
+
+/// 1,000 webhooks, each for its own service, all subscribed to service:subscribed.
+fn thousand_services() -> WebhookIndex {
+    WebhookIndex::new(
+        (0..1000)
+            .map(|i| {
+                webhook(
+                    format!("webhook-{i:04}"),
+                    json!({"url": format!("https://svc{i}.example/hook"), "subscriptions": ["service:subscribed"], "attributes": {"serviceId": format!("service-{i:04}")}}),
+                )
+            })
+            .collect(),
+    )
+}
+
+const FC: &str = "AAABBB00A00A000B";
+
+fn original_mix(c: &mut Criterion) {
+    let (webhooks, source) = (original_webhooks(), source());
+    let inputs: Vec<Vec<u8>> = [
+        json!({"name": "ping", "payload": {"name": "wh1"}}),
+        json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": "aServiceId12345"}}),
+        json!({"name": "ping:all"}),
+        json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}}),
+        json!({"name": "profile:service-preferences-changed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "MANUAL", "oldServicePreferencesMode": "AUTO"}}),
+    ]
+    .iter()
+    .map(|v| v.to_string().into_bytes())
+    .collect();
+    let mut group = c.benchmark_group("original mix, 3 webhooks");
+    group.throughput(Throughput::Elements(inputs.len() as u64));
+    group.bench_function("decode + dispatch (5 events)", |b| {
+        b.iter(|| {
+            for input in &inputs {
+                let event = decode(black_box(input)).unwrap();
+                black_box(dispatch(&source, &event, &webhooks));
+            }
+        })
+    });
+    let events: Vec<_> = inputs.iter().map(|i| decode(i).unwrap()).collect();
+    group.bench_function("dispatch only (5 events)", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(dispatch(&source, black_box(event), &webhooks));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn fan_out(c: &mut Criterion) {
+    let (webhooks, source) = (thousand_services(), source());
+    let input = json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}})
+        .to_string();
+    let mut group = c.benchmark_group("profile:completed AUTO to 1,000 webhooks");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("decode + dispatch (1,000 deliveries)", |b| {
+        b.iter(|| {
+            let event = decode(black_box(input.as_bytes())).unwrap();
+            let deliveries = dispatch(&source, &event, &webhooks);
+            assert_eq!(deliveries.len(), 1000);
+            deliveries
+        })
+    });
+    group.finish();
+}
+
+fn routing(c: &mut Criterion) {
+    let (webhooks, source) = (thousand_services(), source());
+    let inputs: Vec<String> = (0..1000)
+        .step_by(7)
+        .map(|i| {
+            json!({"name": "service:subscribed", "payload": {"fiscalCode": FC, "serviceId": format!("service-{i:04}")}})
+                .to_string()
+        })
+        .collect();
+    let mut group = c.benchmark_group("service:subscribed among 1,000 webhooks");
+    group.throughput(Throughput::Elements(inputs.len() as u64));
+    group.bench_function(format!("decode + dispatch ({} events)", inputs.len()), |b| {
+        b.iter(|| {
+            for input in &inputs {
+                let event = decode(black_box(input.as_bytes())).unwrap();
+                let deliveries = dispatch(&source, &event, &webhooks);
+                assert_eq!(deliveries.len(), 1);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, original_mix, fan_out, routing);
+criterion_main!(benches);

@@ -1,0 +1,184 @@
+//! What the catalog and the mapping table document of themselves: the JSON Schemas of the payloads and of an
+//! incoming event, the catalog as JSON (`GET /api/v1/events/catalog`), and the Markdown tables of the README.
+//! `handler schemas` writes them into `schemas/`; a test fails when the committed copies are stale.
+
+use super::catalog::{EventSpec, CATALOG};
+use super::mapping::{Condition, ForEach, Mapping, Source, MAPPINGS};
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+
+const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
+
+/// The catalog and the mapping table, as served at `GET /api/v1/events/catalog`.
+pub fn catalog() -> Value {
+    json!({"events": CATALOG, "mappings": MAPPINGS})
+}
+
+/// `service:subscribed` → `service.subscribed`: colons are not allowed in file names everywhere.
+pub fn file_stem(event: &str) -> String {
+    event.replace(':', ".")
+}
+
+/// The JSON Schema of an event's payload. Undocumented keys are allowed (and dropped), so producers that send
+/// more keep working.
+pub fn payload_schema(event: &EventSpec, standalone: bool) -> Value {
+    let properties: Map<String, Value> = event
+        .fields
+        .iter()
+        .map(|f| {
+            let mut schema = f.ty.json_schema();
+            schema["description"] = Value::from(f.description);
+            (f.name.to_owned(), schema)
+        })
+        .collect();
+    let mut schema = Map::new();
+    if standalone {
+        schema.insert("$schema".to_owned(), Value::from(DRAFT));
+    }
+    schema.extend(object(json!({
+        "title": format!("{} payload", event.name),
+        "description": event.description,
+        "type": "object",
+        "properties": properties,
+        "required": event.fields.iter().map(|f| f.name).collect::<Vec<_>>(),
+    })));
+    Value::Object(schema)
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The JSON Schema of a message the dispatcher accepts: one of the catalog's events. With `standalone` false,
+/// payload schemas are inlined rather than in `$defs`, for embedding in the OpenAPI document.
+pub fn incoming_event_schema(standalone: bool) -> Value {
+    let variants: Vec<Value> = CATALOG
+        .iter()
+        .map(|e| {
+            let required: &[&str] = if e.fields.is_empty() { &["name"] } else { &["name", "payload"] };
+            let payload = match standalone {
+                true => json!({"$ref": format!("#/$defs/{}", file_stem(e.name))}),
+                false => payload_schema(e, false),
+            };
+            json!({
+                "type": "object",
+                "properties": {"name": {"const": e.name}, "payload": payload},
+                "required": required,
+            })
+        })
+        .collect();
+    let mut schema = json!({
+        "title": "Incoming event",
+        "description": "A message sent to the dispatcher: an event name and its payload (a missing payload is `{}`).",
+        "oneOf": variants,
+    });
+    if standalone {
+        let defs: Map<String, Value> = CATALOG.iter().map(|e| (file_stem(e.name), payload_schema(e, false))).collect();
+        schema["$defs"] = Value::Object(defs);
+        let mut with_draft = Map::from_iter([("$schema".to_owned(), Value::from(DRAFT))]);
+        with_draft.extend(object(schema));
+        return Value::Object(with_draft);
+    }
+    schema
+}
+
+/// The three Markdown tables: public events, non-public events, and the mapping.
+pub fn event_tables() -> String {
+    let mut md = String::new();
+    md.push_str("### Public events\n\nDelivered to the webhooks subscribed to them.\n\n");
+    md.push_str("| Event | Payload | Description | Required attributes |\n|---|---|---|---|\n");
+    for e in CATALOG.iter().filter(|e| e.is_public()) {
+        let required = e.required_attributes().iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(md, "| `{}` | {} | {} | {} |", e.name, fields_cell(e), e.description, required);
+    }
+    md.push_str(
+        "\n### Non-public events\n\nAccepted from internal services, never delivered as they are: the mapping ",
+    );
+    md.push_str("below turns them into public events.\n\n| Event | Payload | Description |\n|---|---|---|\n");
+    for e in CATALOG.iter().filter(|e| !e.is_public()) {
+        let _ = writeln!(md, "| `{}` | {} | {} |", e.name, fields_cell(e), e.description);
+    }
+    md.push_str("\n### Mapping\n\nEach emitted event is then routed like any public event.\n\n");
+    md.push_str("| From | When | Emits | Once for each | Payload |\n|---|---|---|---|---|\n");
+    for m in MAPPINGS {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | `{}` | {} | {} |",
+            m.from,
+            when_cell(m),
+            m.to,
+            for_each_cell(m),
+            payload_cell(m)
+        );
+    }
+    md
+}
+
+fn fields_cell(event: &EventSpec) -> String {
+    if event.fields.is_empty() {
+        return "-".to_owned();
+    }
+    let fields: Vec<String> =
+        event.fields.iter().map(|f| format!("`{}` ({}): {}", f.name, f.ty.label(), f.description)).collect();
+    fields.join("<br>")
+}
+
+fn when_cell(mapping: &Mapping) -> String {
+    match mapping.when {
+        Condition::Always => "always".to_owned(),
+        Condition::FieldEquals(field, value) => format!("`{field}` is `{value}`"),
+    }
+}
+
+fn for_each_cell(mapping: &Mapping) -> String {
+    let ForEach::WebhookAttribute(attribute) = mapping.for_each;
+    format!("distinct `{attribute}` attribute of the enabled webhooks")
+}
+
+fn payload_cell(mapping: &Mapping) -> String {
+    let fields: Vec<String> = mapping
+        .payload
+        .iter()
+        .map(|(field, source)| match source {
+            Source::Field(from) => format!("`{field}` = event's `{from}`"),
+            Source::WebhookAttribute(attribute) => format!("`{field}` = that `{attribute}`"),
+        })
+        .collect();
+    fields.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_incoming_event_schema_names_every_event_and_its_payload_fields() {
+        let schema = incoming_event_schema(true);
+        let names: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["properties"]["name"]["const"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, crate::events::catalog::names(false));
+        assert_eq!(schema["$defs"]["ping"]["required"], json!(["name"]));
+        assert_eq!(
+            schema["$defs"]["service.subscribed"]["properties"]["fiscalCode"]["pattern"],
+            crate::events::fields::FISCAL_CODE_PATTERN
+        );
+        let inline = incoming_event_schema(false);
+        assert!(inline.get("$defs").is_none() && inline["oneOf"][0]["properties"]["payload"]["type"] == "object");
+    }
+
+    #[test]
+    fn the_tables_have_a_row_per_event_and_per_mapping() {
+        let tables = event_tables();
+        for event in CATALOG {
+            assert!(tables.contains(&format!("| `{}` |", event.name)), "{}", event.name);
+        }
+        assert_eq!(tables.matches("| `profile:completed` | `servicePreferencesMode` is `AUTO` |").count(), 1);
+    }
+}

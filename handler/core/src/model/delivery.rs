@@ -1,0 +1,258 @@
+//! A delivery: one public event for one webhook, the exact body it receives, and what happened to it. The same
+//! value moves through every stage: `dispatch` makes it, a queue hands it over as a [`Job`], and the log keeps it
+//! as a [`LogEntry`] with every [`Attempt`].
+
+use super::DeliveryId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One HTTP request to make, as the dispatcher accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    #[serde(alias = "deliveryId")]
+    pub id: DeliveryId,
+    pub webhook_id: Arc<str>,
+    /// The public event's name.
+    pub event: String,
+    /// The exact body sent, on every attempt: `{"name": ..., "payload": ...}` as JSON text.
+    pub body: String,
+    /// The message the delivery came from (a Service Bus `MessageId`, an API event id): the source of its id.
+    pub source_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+/// A delivery due for its next attempt, as a queue hands it over (and, on Azure, the message of the deliveries
+/// queue, in this JSON shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// Attempts made before this one: the job is for attempt `attempts_made + 1`.
+    #[serde(default)]
+    pub attempts_made: u32,
+    /// The version of the delivery's log entry this job was made from, when whoever handed it over vouches that
+    /// it is the delivery's next attempt: the local queue leased it, or the message is delivered for the first
+    /// time. Without one, the log is read before the attempt, so that a duplicate job sends nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_version: Option<LogVersion>,
+}
+
+impl Job {
+    /// The first attempt of a new delivery.
+    pub fn first(delivery: Delivery, log_version: Option<LogVersion>) -> Job {
+        Job { delivery, attempts_made: 0, log_version }
+    }
+
+    /// Which attempt this job is for (1-based).
+    pub fn attempt(&self) -> u32 {
+        self.attempts_made + 1
+    }
+
+    /// The job of the attempt after this one, made from log entry `log_version`.
+    pub fn next(&self, log_version: Option<LogVersion>) -> Job {
+        Job { delivery: self.delivery.clone(), attempts_made: self.attempts_made + 1, log_version }
+    }
+}
+
+/// An opaque version of a log entry, as its store tells them apart: the local store's row, a Cosmos DB etag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LogVersion(String);
+
+impl LogVersion {
+    pub fn new(version: impl Into<String>) -> LogVersion {
+        LogVersion(version.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not attempted yet.
+    Pending,
+    /// Attempted, failed, and due again at `nextAttemptAt`.
+    Retrying,
+    Succeeded,
+    /// Given up: see `deadReason`.
+    Dead,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Retrying => "retrying",
+            Status::Succeeded => "succeeded",
+            Status::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Succeeded or dead: nothing more happens to it unless someone retries it.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Dead)
+    }
+}
+
+/// What the attempt log keeps of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// When the request started, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    #[serde(default)]
+    pub response: String,
+}
+
+impl Attempt {
+    /// `HTTP 503`, or the error: what the attempt came to, in a few words.
+    pub fn outcome(&self) -> String {
+        match (self.status_code, &self.error) {
+            (Some(code), _) => format!("HTTP {code}"),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "no answer".to_owned(),
+        }
+    }
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    RetryAt { at_ms: i64 },
+    Dead { reason: String },
+}
+
+impl Next {
+    /// What a log keeps of it: the delivery's status, its next attempt, and why it is dead.
+    pub fn columns(self) -> (Status, Option<i64>, Option<String>) {
+        match self {
+            Next::Succeeded => (Status::Succeeded, None, None),
+            Next::RetryAt { at_ms } => (Status::Retrying, Some(at_ms), None),
+            Next::Dead { reason } => (Status::Dead, None, Some(reason)),
+        }
+    }
+}
+
+/// A delivery with its whole attempt log: what the log keeps, and what the API shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    pub status: Status,
+    pub created_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_reason: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+impl LogEntry {
+    /// A delivery just accepted: pending, due at once.
+    pub fn pending(delivery: Delivery, now_ms: i64) -> LogEntry {
+        LogEntry {
+            delivery,
+            status: Status::Pending,
+            created_at_ms: now_ms,
+            next_attempt_at_ms: Some(now_ms),
+            dead_reason: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Logs attempt `n` (1-based; the same `n` again replaces it and forgets the later ones) and what comes next.
+    pub fn record(&mut self, n: u32, attempt: Attempt, next: Next) {
+        let index = (n.max(1) - 1) as usize;
+        self.attempts.truncate(index);
+        self.attempts.push(attempt);
+        self.settle(next);
+    }
+
+    /// Moves the delivery on without an attempt.
+    pub fn settle(&mut self, next: Next) {
+        (self.status, self.next_attempt_at_ms, self.dead_reason) = next.columns();
+    }
+
+    /// Due again now, keeping its attempts: a manual retry.
+    pub fn reopen(&mut self, now_ms: i64) {
+        self.status = if self.attempts.is_empty() { Status::Pending } else { Status::Retrying };
+        self.next_attempt_at_ms = Some(now_ms);
+        self.dead_reason = None;
+    }
+
+    /// The job of its next attempt.
+    pub fn job(&self, log_version: Option<LogVersion>) -> Job {
+        Job { delivery: self.delivery.clone(), attempts_made: self.attempts.len() as u32, log_version }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            id: DeliveryId::from_halves([1; 16]),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: r#"{"name":"ping","payload":{}}"#.into(),
+            source_id: "m-1".into(),
+            correlation_id: Some("c-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_job_is_one_flat_json_object() {
+        let job = Job { delivery: delivery(), attempts_made: 2, log_version: Some(LogVersion::new("\"etag\"")) };
+        let text = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            text,
+            json!({"id": "dlv_01010101010101010101010101010101", "webhookId": "wh1", "event": "ping",
+                   "body": r#"{"name":"ping","payload":{}}"#, "sourceId": "m-1", "correlationId": "c-1",
+                   "attemptsMade": 2, "logVersion": "\"etag\""})
+        );
+        assert_eq!(serde_json::from_value::<Job>(text).unwrap(), job);
+        assert_eq!((job.attempt(), job.next(None).attempt()), (3, 4));
+    }
+
+    #[test]
+    fn recording_an_attempt_again_replaces_it_and_forgets_the_later_ones() {
+        let attempt =
+            |code| Attempt { at_ms: 1, duration_ms: 2, status_code: Some(code), error: None, response: String::new() };
+        let mut entry = LogEntry::pending(delivery(), 10);
+        entry.record(1, attempt(503), Next::RetryAt { at_ms: 20 });
+        entry.record(2, attempt(502), Next::RetryAt { at_ms: 30 });
+        assert_eq!((entry.status, entry.next_attempt_at_ms, entry.attempts.len()), (Status::Retrying, Some(30), 2));
+        entry.record(1, attempt(200), Next::Succeeded);
+        assert_eq!((entry.status, entry.next_attempt_at_ms, entry.attempts.len()), (Status::Succeeded, None, 1));
+        assert_eq!(entry.attempts[0].outcome(), "HTTP 200");
+        entry.reopen(40);
+        assert_eq!(
+            (entry.status, entry.next_attempt_at_ms, entry.job(None).attempts_made),
+            (Status::Retrying, Some(40), 1)
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! The domain types, once: a webhook, a delivery with its status and attempts, a rejected event, and their ids.
+//! Plain data with its invariants; every other module of the dispatcher speaks in these types, and the stores
+//! keep them as they serialize.
+
+mod delivery;
+mod ids;
+mod problem;
+mod rejected;
+mod secret;
+mod webhook;
+
+pub use delivery::{Attempt, Delivery, Job, LogEntry, LogVersion, Next, Status};
+pub use ids::DeliveryId;
+pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
+pub use rejected::Rejected;
+pub use secret::Secret;
+pub use webhook::{PreviousSecret, TargetAuth, Webhook, WebhookConfig, SECRET_OVERLAP_MS};

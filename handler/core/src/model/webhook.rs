@@ -1,0 +1,201 @@
+//! A webhook: where an integrator wants public events delivered (its configuration, in the original system's
+//! JSON shape), and what only the dispatcher holds for it (its signing secrets, when it changed, why it was
+//! disabled).
+
+use super::Secret;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How long a rotated-out secret keeps signing alongside the new one.
+pub const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A webhook registration: where to deliver, which public events, and the attributes that route them. Decoded
+/// with every problem reported by `webhooks::registration`; its documented schema is
+/// `webhooks::registration::schema`, which names the public events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "Webhook registration", extend("additionalProperties" = false))]
+pub struct WebhookConfig {
+    /// Where deliveries are POSTed: an absolute http or https URL.
+    #[schemars(url, extend("examples" = ["https://example.com/webhooks/io"]))]
+    pub url: String,
+    /// The public events this webhook receives: an array of names, or one comma-separated string as in the original configuration.
+    #[schemars(with = "SubscriptionsShape")]
+    pub subscriptions: Vec<String>,
+    /// Routing attributes: a public event reaches this webhook only when every payload field that is also an attribute has the attribute's value; those fields are then left out of the payload delivered.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// HTTP headers sent with every delivery (e.g. an API key for the receiver).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A disabled webhook receives nothing.
+    #[serde(default)]
+    pub disabled: bool,
+    /// What this webhook is for, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where a signed `DeliveryFailure` callback is POSTed when a delivery to this webhook is given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(url)]
+    pub failure_callback_url: Option<String>,
+    /// How the dispatcher authenticates to the receiver, besides signing every delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<TargetAuth>,
+}
+
+impl WebhookConfig {
+    /// Whether this webhook takes this public event at all (before attribute matching).
+    pub fn subscribes_to(&self, event: &str) -> bool {
+        self.subscriptions.iter().any(|s| s == event)
+    }
+}
+
+// Only for the schema: the two shapes `subscriptions` accepts.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+enum SubscriptionsShape {
+    List(Vec<String>),
+    /// Comma-separated names, e.g. `"ping,service:subscribed"`.
+    CommaSeparated(String),
+}
+
+/// Credentials sent to the receiver in `Authorization`. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TargetAuth {
+    /// HTTP Basic authentication.
+    Basic { username: String, password: String },
+    /// A bearer token.
+    Bearer { token: String },
+}
+
+impl std::fmt::Debug for TargetAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            TargetAuth::Bearer { .. } => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// A registered webhook: its configuration and what only the dispatcher sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Shared: every delivery names its webhook, and cloning the id must not cost an allocation.
+    pub id: Arc<str>,
+    #[serde(flatten)]
+    pub config: WebhookConfig,
+    pub secret: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Why the dispatcher disabled it (a 410 answer), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+/// The secret a rotation replaced, which keeps signing until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecret {
+    pub secret: Secret,
+    pub expires_at_ms: i64,
+}
+
+impl Webhook {
+    /// A new webhook, created at `now_ms`, signing with `secret`.
+    pub fn new(id: Arc<str>, config: WebhookConfig, secret: Secret, now_ms: i64) -> Webhook {
+        Webhook {
+            id,
+            config,
+            secret,
+            previous_secret: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            disabled_reason: None,
+        }
+    }
+
+    /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
+    pub fn signing_secrets(&self, now_ms: i64) -> Vec<&Secret> {
+        std::iter::once(&self.secret).chain(self.previous_secret(now_ms).map(|p| &p.secret)).collect()
+    }
+
+    /// The previous secret while it still signs.
+    pub fn previous_secret(&self, now_ms: i64) -> Option<&PreviousSecret> {
+        self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms)
+    }
+
+    /// This webhook with a new configuration; enabling it forgets why the dispatcher had disabled it.
+    pub fn reconfigured(&self, config: WebhookConfig, now_ms: i64) -> Webhook {
+        let disabled_reason = if config.disabled { self.disabled_reason.clone() } else { None };
+        Webhook { config, disabled_reason, updated_at_ms: now_ms, ..self.clone() }
+    }
+
+    /// This webhook disabled by the dispatcher, for `reason` (a 410 answer).
+    pub fn disabled(&self, reason: String, now_ms: i64) -> Webhook {
+        let mut disabled = self.clone();
+        disabled.config.disabled = true;
+        disabled.disabled_reason = Some(reason);
+        disabled.updated_at_ms = now_ms;
+        disabled
+    }
+
+    /// This webhook signing with `fresh` from now on; the current secret keeps signing for [`SECRET_OVERLAP_MS`].
+    pub fn rotated(&self, fresh: Secret, now_ms: i64) -> Webhook {
+        let previous = PreviousSecret { secret: self.secret.clone(), expires_at_ms: now_ms + SECRET_OVERLAP_MS };
+        Webhook { secret: fresh, previous_secret: Some(previous), updated_at_ms: now_ms, ..self.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook() -> Webhook {
+        let config = WebhookConfig {
+            url: "https://a.example".into(),
+            subscriptions: vec!["ping".into()],
+            attributes: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            disabled: false,
+            description: None,
+            failure_callback_url: None,
+            auth: None,
+        };
+        Webhook::new("wh".into(), config, Secret::from_key(&[1; 32]), 1_000)
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_alongside_the_new_one_for_a_day() {
+        let rotated = webhook().rotated(Secret::from_key(&[2; 32]), 5_000);
+        assert_eq!(rotated.signing_secrets(5_000).len(), 2);
+        assert_eq!(rotated.signing_secrets(5_000 + SECRET_OVERLAP_MS - 1)[1], &Secret::from_key(&[1; 32]));
+        assert_eq!(rotated.signing_secrets(5_000 + SECRET_OVERLAP_MS), [&Secret::from_key(&[2; 32])]);
+        assert_eq!((rotated.created_at_ms, rotated.updated_at_ms), (1_000, 5_000));
+    }
+
+    #[test]
+    fn enabling_a_disabled_webhook_forgets_why_it_was_disabled() {
+        let disabled = webhook().disabled("HTTP 410".into(), 2_000);
+        assert!(disabled.config.disabled);
+        let still = disabled.reconfigured(disabled.config.clone(), 3_000);
+        assert_eq!(still.disabled_reason.as_deref(), Some("HTTP 410"));
+        let mut enabled_config = disabled.config.clone();
+        enabled_config.disabled = false;
+        let enabled = disabled.reconfigured(enabled_config, 3_000);
+        assert_eq!((enabled.disabled_reason, enabled.updated_at_ms), (None, 3_000));
+    }
+
+    #[test]
+    fn credentials_are_never_printed() {
+        let auth = TargetAuth::Basic { username: "u".into(), password: "s3cret".into() };
+        assert_eq!(format!("{auth:?}"), "Basic(u, ***)");
+        assert_eq!(format!("{:?}", TargetAuth::Bearer { token: "t0k3n".into() }), "Bearer(***)");
+    }
+}

@@ -1,0 +1,179 @@
+//! The HTTP request of an attempt, as data: the URL, the headers and the exact body. Built here, with the time
+//! passed in, so that what a receiver gets is decided by plain functions; the sender only puts it on the wire.
+
+use crate::model::{Delivery, Secret, TargetAuth, Webhook};
+use crate::policy::signing::signature_header;
+use base64::Engine as _;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// One POST to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub headers: Vec<Header<'a>>,
+    pub body: &'a str,
+}
+
+/// One header of a request; `sensitive` ones (credentials) are kept out of debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
+    pub sensitive: bool,
+}
+
+impl std::fmt::Debug for Header<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.sensitive { "***" } else { &self.value };
+        write!(f, "{}: {value}", self.name)
+    }
+}
+
+/// Headers the dispatcher sets itself on every delivery; a webhook cannot configure them.
+pub const RESERVED_HEADERS: [&str; 8] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-correlation-id",
+];
+
+/// The signed POST of `delivery` to its webhook at `now_ms`: the webhook's headers and credentials, the
+/// Standard Webhooks headers (signed with every secret valid now), and the correlation id.
+pub fn delivery<'a>(delivery: &'a Delivery, webhook: &'a Webhook, now_ms: i64) -> Request<'a> {
+    Signed {
+        url: &webhook.config.url,
+        id: delivery.id.as_str(),
+        body: &delivery.body,
+        headers: &webhook.config.headers,
+        secrets: webhook.signing_secrets(now_ms),
+        auth: webhook.config.auth.as_ref(),
+        correlation_id: delivery.correlation_id.as_deref(),
+    }
+    .request(now_ms)
+}
+
+/// A callback to the webhook's owner about a delivery, signed like a delivery with the webhook's secrets.
+pub fn callback<'a>(
+    url: &'a str,
+    id: &'a str,
+    body: &'a str,
+    webhook: &'a Webhook,
+    correlation_id: Option<&'a str>,
+    now_ms: i64,
+) -> Request<'a> {
+    static NO_HEADERS: BTreeMap<String, String> = BTreeMap::new();
+    Signed {
+        url,
+        id,
+        body,
+        headers: &NO_HEADERS,
+        secrets: webhook.signing_secrets(now_ms),
+        auth: webhook.config.auth.as_ref(),
+        correlation_id,
+    }
+    .request(now_ms)
+}
+
+struct Signed<'a> {
+    url: &'a str,
+    id: &'a str,
+    body: &'a str,
+    headers: &'a BTreeMap<String, String>,
+    secrets: Vec<&'a Secret>,
+    auth: Option<&'a TargetAuth>,
+    correlation_id: Option<&'a str>,
+}
+
+impl<'a> Signed<'a> {
+    fn request(self, now_ms: i64) -> Request<'a> {
+        let timestamp = now_ms.div_euclid(1000);
+        let plain = |name: &'a str, value: Cow<'a, str>| Header { name, value, sensitive: false };
+        let mut headers = Vec::with_capacity(5 + self.headers.len());
+        headers.push(plain("content-type", "application/json".into()));
+        headers.push(plain("webhook-id", self.id.into()));
+        headers.push(plain("webhook-timestamp", timestamp.to_string().into()));
+        let signature = signature_header(self.secrets, self.id, timestamp, self.body.as_bytes());
+        headers.push(plain("webhook-signature", signature.into()));
+        if let Some(correlation_id) = self.correlation_id {
+            headers.push(plain("x-correlation-id", correlation_id.into()));
+        }
+        headers.extend(self.headers.iter().map(|(name, value)| plain(name, value.as_str().into())));
+        if let Some(auth) = self.auth {
+            headers.push(Header { name: "authorization", value: authorization(auth).into(), sensitive: true });
+        }
+        Request { url: self.url, headers, body: self.body }
+    }
+}
+
+fn authorization(auth: &TargetAuth) -> String {
+    match auth {
+        TargetAuth::Basic { username, password } => {
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))
+        }
+        TargetAuth::Bearer { token } => format!("Bearer {token}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeliveryId, WebhookConfig};
+    use crate::policy::signing::sign;
+
+    fn webhook(auth: Option<TargetAuth>) -> Webhook {
+        let config = WebhookConfig {
+            url: "https://example.com/hook".into(),
+            subscriptions: vec!["ping".into()],
+            attributes: BTreeMap::new(),
+            headers: BTreeMap::from([("x-api-key".to_owned(), "k".to_owned())]),
+            disabled: false,
+            description: None,
+            failure_callback_url: None,
+            auth,
+        };
+        Webhook::new("wh1".into(), config, Secret::from_key(&[3; 32]), 0)
+    }
+
+    fn header<'a>(request: &'a Request<'_>, name: &str) -> Option<&'a str> {
+        request.headers.iter().find(|h| h.name == name).map(|h| h.value.as_ref())
+    }
+
+    #[test]
+    fn a_delivery_is_a_signed_post_with_the_webhooks_headers_and_credentials() {
+        let webhook = webhook(Some(TargetAuth::Bearer { token: "t0k3n".into() }));
+        let delivery = Delivery {
+            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: "{}".into(),
+            source_id: "m".into(),
+            correlation_id: Some("corr".into()),
+        };
+        let request = super::delivery(&delivery, &webhook, 1_700_000_000_999);
+        assert_eq!((request.url, request.body), ("https://example.com/hook", "{}"));
+        assert_eq!(header(&request, "content-type"), Some("application/json"));
+        assert_eq!(header(&request, "webhook-id"), Some("dlv_0123456789abcdef0123456789abcdef"));
+        assert_eq!(header(&request, "webhook-timestamp"), Some("1700000000"));
+        let expected = sign(&webhook.secret, delivery.id.as_str(), 1_700_000_000, b"{}");
+        assert_eq!(header(&request, "webhook-signature"), Some(expected.as_str()));
+        assert_eq!(header(&request, "x-correlation-id"), Some("corr"));
+        assert_eq!(header(&request, "x-api-key"), Some("k"));
+        assert_eq!(header(&request, "authorization"), Some("Bearer t0k3n"));
+        let printed = format!("{request:?}");
+        assert!(printed.contains("authorization: ***") && !printed.contains("t0k3n"), "{printed}");
+    }
+
+    #[test]
+    fn basic_credentials_are_encoded_and_callbacks_carry_no_configured_headers() {
+        let webhook = webhook(Some(TargetAuth::Basic { username: "user".into(), password: "pass".into() }));
+        let request = callback("https://example.com/failed", "dlv_x_failure", "{}", &webhook, None, 0);
+        assert_eq!(header(&request, "authorization"), Some("Basic dXNlcjpwYXNz"));
+        assert_eq!(header(&request, "x-api-key"), None);
+        assert_eq!(header(&request, "x-correlation-id"), None);
+    }
+}

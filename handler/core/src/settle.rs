@@ -1,0 +1,240 @@
+//! What happens around an attempt, decided as data: whether a job is attempted at all, and what follows the
+//! attempt (how to record it, when to retry, whether to disable the webhook, which callback to send). The
+//! service carries these decisions out, the same way whatever the runtime.
+
+use crate::model::{Delivery, Job, Next, Status, Webhook};
+use crate::policy::outcome::{classify, Response, Verdict};
+use crate::policy::retry::RetrySchedule;
+
+/// What the log says of a delivery when a job comes for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub status: Status,
+    /// Attempts logged so far.
+    pub attempts: u32,
+}
+
+/// Whether a job is attempted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Attempt,
+    /// Send nothing and complete the job: it is a duplicate (a queue delivers at least once).
+    Duplicate {
+        why: String,
+    },
+    /// Its webhook was deleted or disabled meanwhile: the delivery ends dead without an attempt.
+    Drop {
+        reason: String,
+    },
+}
+
+/// Why a delivery ends without an attempt when its webhook is gone.
+pub const WEBHOOK_GONE: &str = "the webhook was deleted or disabled before the delivery could be made";
+
+/// Admits `job` to an attempt, given its webhook (`None`: deleted) and, when the log was read, its entry
+/// (`None` there: not logged yet). A job whose delivery is settled, or whose attempt the log has already, is a
+/// duplicate: a redelivered message must not send twice.
+pub fn admit(job: &Job, webhook: Option<&Webhook>, logged: Option<Logged>) -> Admission {
+    let id = job.delivery.id;
+    if let Some(logged) = logged {
+        if logged.status.is_settled() {
+            return Admission::Duplicate { why: format!("delivery {id} is {} already", logged.status.as_str()) };
+        }
+        if logged.attempts > job.attempts_made {
+            let (n, logged) = (job.attempt(), logged.attempts);
+            return Admission::Duplicate {
+                why: format!("attempt {n} of delivery {id} is made already ({logged} logged)"),
+            };
+        }
+    }
+    match webhook {
+        Some(webhook) if !webhook.config.disabled => Admission::Attempt,
+        _ => Admission::Drop { reason: WEBHOOK_GONE.to_owned() },
+    }
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub next: Next,
+    /// The receiver answered 410 Gone: disable the webhook, for this reason.
+    pub disable_webhook: Option<String>,
+}
+
+impl Decision {
+    /// Given up: the owner hears of it through the failure callback.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.next, Next::Dead { .. })
+    }
+}
+
+/// What follows attempt `n` (1-based) given its response at `now_ms`: the verdict, then the retry schedule for
+/// retryable failures, its jitter seeded by the delivery id.
+pub fn after_attempt(response: &Response, n: u32, schedule: &RetrySchedule, seed: &str, now_ms: i64) -> Decision {
+    let (next, disable_webhook) = match classify(response) {
+        Verdict::Delivered => (Next::Succeeded, None),
+        Verdict::Gone => {
+            let reason = "HTTP 410 Gone: the receiver asked for no more deliveries; the webhook is disabled".to_owned();
+            (Next::Dead { reason: reason.clone() }, Some(reason))
+        }
+        Verdict::Dead { reason } => (Next::Dead { reason }, None),
+        Verdict::Retry { retry_after } => match schedule.delay_after(n, seed, retry_after) {
+            Some(delay) => (Next::RetryAt { at_ms: now_ms + delay.as_millis() as i64 }, None),
+            None => {
+                (Next::Dead { reason: format!("gave up after {n} attempts; the last: {}", response.describe()) }, None)
+            }
+        },
+    };
+    Decision { next, disable_webhook }
+}
+
+/// A callback to a webhook's owner: where, its `webhook-id`, and its exact body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub url: String,
+    pub id: String,
+    pub body: String,
+}
+
+/// The `DeliveryFailure` callback of a delivery given up after `attempts` attempts (the last answered
+/// `status_code`), when its webhook has a `failureCallbackUrl`.
+pub fn failure_callback(
+    delivery: &Delivery,
+    webhook: &Webhook,
+    attempts: u32,
+    status_code: Option<u16>,
+) -> Option<Callback> {
+    let url = webhook.config.failure_callback_url.as_deref()?;
+    let payload = serde_json::from_str::<serde_json::Value>(&delivery.body)
+        .ok()
+        .and_then(|body| body.get("payload").cloned())
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "callbackType": "DeliveryFailure",
+        "deliveryId": delivery.id,
+        "webhookId": &*webhook.id,
+        "eventType": delivery.event,
+        "payload": payload,
+        "statusCode": status_code,
+        "attempts": attempts,
+    });
+    Some(Callback { url: url.to_owned(), id: format!("{}_failure", delivery.id), body: body.to_string() })
+}
+
+/// Why a delivery is dead when Service Bus dead-lettered its job itself (`DeadLetterReason`, and
+/// `DeadLetterErrorDescription` when it gave one).
+pub fn dead_lettered(cause: Option<&str>, description: Option<&str>) -> String {
+    let cause = cause.filter(|c| !c.is_empty()).unwrap_or("no reason given");
+    match description.filter(|d| !d.is_empty()) {
+        Some(description) => format!("Service Bus dead-lettered the delivery job: {cause} ({description})"),
+        None => format!("Service Bus dead-lettered the delivery job: {cause}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DeliveryId, Secret, WebhookConfig};
+    use std::time::Duration;
+
+    fn webhook(disabled: bool, callback: Option<&str>) -> Webhook {
+        let config = WebhookConfig {
+            url: "https://a.example".into(),
+            subscriptions: vec!["ping".into()],
+            attributes: Default::default(),
+            headers: Default::default(),
+            disabled,
+            description: None,
+            failure_callback_url: callback.map(str::to_owned),
+            auth: None,
+        };
+        Webhook::new("wh1".into(), config, Secret::from_key(&[1; 32]), 0)
+    }
+
+    fn job(attempts_made: u32) -> Job {
+        let delivery = Delivery {
+            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
+            source_id: "m".into(),
+            correlation_id: None,
+        };
+        Job { delivery, attempts_made, log_version: None }
+    }
+
+    #[test]
+    fn duplicates_send_nothing_and_a_gone_webhook_drops_the_delivery() {
+        let live = webhook(false, None);
+        let logged = |status, attempts| Some(Logged { status, attempts });
+        assert_eq!(admit(&job(0), Some(&live), None), Admission::Attempt, "not read, or not logged yet");
+        assert_eq!(admit(&job(1), Some(&live), logged(Status::Retrying, 1)), Admission::Attempt);
+        let Admission::Duplicate { why } = admit(&job(0), Some(&live), logged(Status::Succeeded, 1)) else { panic!() };
+        assert_eq!(why, "delivery dlv_0123456789abcdef0123456789abcdef is succeeded already");
+        let Admission::Duplicate { why } = admit(&job(1), Some(&live), logged(Status::Retrying, 2)) else { panic!() };
+        assert_eq!(why, "attempt 2 of delivery dlv_0123456789abcdef0123456789abcdef is made already (2 logged)");
+        assert!(matches!(admit(&job(2), Some(&live), logged(Status::Dead, 2)), Admission::Duplicate { .. }));
+        let dropped = Admission::Drop { reason: WEBHOOK_GONE.into() };
+        assert_eq!(admit(&job(0), None, None), dropped);
+        assert_eq!(admit(&job(0), Some(&webhook(true, None)), logged(Status::Pending, 0)), dropped);
+    }
+
+    #[test]
+    fn retryable_failures_follow_the_schedule_until_it_runs_out() {
+        let schedule: RetrySchedule = "10s,20s".parse().unwrap();
+        let busy = Response::Status { code: 503, retry_after: None };
+        let Next::RetryAt { at_ms } = after_attempt(&busy, 1, &schedule, "d", 1_000_000).next else { panic!() };
+        assert!((1_008_000..=1_012_000).contains(&at_ms), "{at_ms}");
+        assert!(matches!(after_attempt(&busy, 2, &schedule, "d", 0).next, Next::RetryAt { .. }));
+        assert_eq!(
+            after_attempt(&busy, 3, &schedule, "d", 0).next,
+            Next::Dead { reason: "gave up after 3 attempts; the last: HTTP 503".into() }
+        );
+        let timeout = Response::Failed { error: "timed out".into(), transient: true };
+        assert_eq!(
+            after_attempt(&timeout, 3, &schedule, "d", 0).next,
+            Next::Dead { reason: "gave up after 3 attempts; the last: timed out".into() }
+        );
+        let slow_down = Response::Status { code: 429, retry_after: Some(Duration::from_secs(3600)) };
+        assert_eq!(after_attempt(&slow_down, 1, &schedule, "d", 0).next, Next::RetryAt { at_ms: 3_600_000 });
+    }
+
+    #[test]
+    fn gone_disables_the_webhook_and_client_errors_end_at_once() {
+        let gone =
+            after_attempt(&Response::Status { code: 410, retry_after: None }, 1, &RetrySchedule::default(), "d", 0);
+        assert!(gone.is_dead() && gone.disable_webhook.is_some());
+        let refused =
+            after_attempt(&Response::Status { code: 400, retry_after: None }, 1, &RetrySchedule::default(), "d", 0);
+        assert_eq!(
+            refused,
+            Decision { next: Next::Dead { reason: "HTTP 400 is not retried".into() }, disable_webhook: None }
+        );
+        let ok =
+            after_attempt(&Response::Status { code: 204, retry_after: None }, 5, &RetrySchedule::default(), "d", 0);
+        assert_eq!(ok.next, Next::Succeeded);
+    }
+
+    #[test]
+    fn the_failure_callback_carries_the_payload_and_the_last_answer() {
+        assert_eq!(
+            failure_callback(&job(0).delivery, &webhook(false, None), 3, Some(503)),
+            None,
+            "no URL, no callback"
+        );
+        let callback =
+            failure_callback(&job(0).delivery, &webhook(false, Some("https://a.example/failed")), 3, Some(503))
+                .unwrap();
+        assert_eq!(callback.id, "dlv_0123456789abcdef0123456789abcdef_failure");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&callback.body).unwrap(),
+            serde_json::json!({"callbackType": "DeliveryFailure", "deliveryId": "dlv_0123456789abcdef0123456789abcdef",
+                "webhookId": "wh1", "eventType": "ping", "payload": {"n": 1}, "statusCode": 503, "attempts": 3})
+        );
+        assert_eq!(
+            dead_lettered(Some("MaxDeliveryCountExceeded"), Some("10 attempts")),
+            "Service Bus dead-lettered the delivery job: MaxDeliveryCountExceeded (10 attempts)"
+        );
+        assert_eq!(dead_lettered(None, Some("")), "Service Bus dead-lettered the delivery job: no reason given");
+    }
+}

@@ -1,0 +1,9 @@
+//! Webhooks as the core sees them: decoding a registration (`registration`), which public events reach which
+//! webhooks (`routing`), and the exact body each receives (`body`).
+
+pub mod body;
+pub mod registration;
+pub mod routing;
+
+pub use body::delivery_body;
+pub use routing::{receives, WebhookIndex};

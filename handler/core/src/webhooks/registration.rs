@@ -1,0 +1,418 @@
+//! Decoding a webhook registration, as integrators write it: the original system's JSON shape, unchanged (an
+//! existing configuration imports as it is), with every problem reported at once, each with its path.
+
+use crate::events::catalog;
+use crate::model::{join, quote, wrong_type, Problem, Report, TargetAuth, WebhookConfig};
+use crate::policy::targets::{http_url, UrlProblem};
+use crate::request::RESERVED_HEADERS;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The JSON Schema of a registration body (`schemas/webhook.json`): the configuration's, with the public events
+/// of the catalog as the names `subscriptions` takes.
+pub fn schema() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(WebhookConfig)).unwrap_or_default();
+    let names = serde_json::json!({"type": "string", "enum": catalog::names(true)});
+    if let Some(shapes) = schema.pointer_mut("/$defs/SubscriptionsShape/anyOf/0/items") {
+        *shapes = names;
+    }
+    schema
+}
+
+/// The JSON Schema of `POST /webhooks`: a registration that may also name the webhook's id.
+pub fn registration_schema() -> Value {
+    let mut schema = schema();
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        let id = serde_json::json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+            "description": "1 to 64 letters, digits, `_` or `-`; generated when absent."});
+        let mut with_id = Map::from_iter([("id".to_owned(), id)]);
+        with_id.append(properties);
+        *properties = with_id;
+    }
+    schema
+}
+
+/// The id of a webhook imported without one: `wh_` + a hash of its URL and attributes, so that importing the
+/// same configuration twice changes nothing.
+pub fn derived_id(config: &WebhookConfig) -> String {
+    let identity = serde_json::json!([config.url, config.attributes]).to_string();
+    let digest = Sha256::digest(identity.as_bytes());
+    digest[..10].iter().fold("wh_".to_owned(), |mut id, b| {
+        id.push_str(&format!("{b:02x}"));
+        id
+    })
+}
+
+const FIELDS: [&str; 8] =
+    ["url", "subscriptions", "attributes", "headers", "disabled", "description", "failureCallbackUrl", "auth"];
+
+impl WebhookConfig {
+    /// Decodes a registration body, reporting every problem with its path.
+    pub fn decode(value: &Value) -> Result<WebhookConfig, Report> {
+        let Value::Object(body) = value else {
+            return Err(Report::single("body", wrong_type(value, "an object")));
+        };
+        let mut problems = Vec::new();
+        for key in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+            problems.push(Problem::new(
+                key.as_str(),
+                format!("is not a webhook field; known fields: {}", FIELDS.join(", ")),
+            ));
+        }
+        let config = WebhookConfig {
+            url: decode_url(body.get("url"), "url", &mut problems),
+            subscriptions: decode_subscriptions(body.get("subscriptions"), &mut problems),
+            attributes: decode_string_map(body, "attributes", &mut problems),
+            headers: decode_string_map(body, "headers", &mut problems),
+            disabled: decode_bool(body.get("disabled"), "disabled", &mut problems),
+            description: decode_optional_string(body.get("description"), "description", &mut problems),
+            failure_callback_url: match body.get("failureCallbackUrl") {
+                None | Some(Value::Null) => None,
+                url => Some(decode_url(url, "failureCallbackUrl", &mut problems)),
+            },
+            auth: decode_auth(body.get("auth"), &mut problems),
+        };
+        check_headers(&config.headers, &mut problems);
+        Report::check(problems).map(|()| config)
+    }
+}
+
+/// An absolute http(s) URL with a host; anything else is reported at `path`.
+pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> String {
+    let text = match value {
+        Some(Value::String(text)) => text,
+        None => {
+            problems.push(Problem::new(path, "is missing, expected an http or https URL"));
+            return String::new();
+        }
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "an http or https URL")));
+            return String::new();
+        }
+    };
+    let quoted = || quote(value.unwrap_or(&Value::Null));
+    match http_url(text) {
+        Ok(_) => {}
+        Err(UrlProblem::NotHttp(_)) => {
+            problems.push(Problem::new(path, format!("{} is not an http or https URL", quoted())))
+        }
+        Err(UrlProblem::NoHost) => problems.push(Problem::new(path, format!("{} has no host", quoted()))),
+        Err(UrlProblem::Invalid(e)) => {
+            problems.push(Problem::new(path, format!("{} is not a valid URL ({e})", quoted())))
+        }
+    }
+    text.clone()
+}
+
+fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
+    let entries: Vec<(String, &str)> = match value {
+        None => {
+            problems.push(Problem::new("subscriptions", "is missing, expected an array of public event names"));
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => {
+            let mut names = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) => names.push((format!("subscriptions[{i}]"), name)),
+                    None => problems
+                        .push(Problem::new(format!("subscriptions[{i}]"), wrong_type(item, "a public event name"))),
+                }
+            }
+            names
+        }
+        Some(Value::String(list)) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| ("subscriptions".to_owned(), name))
+            .collect(),
+        Some(other) => {
+            problems.push(Problem::new(
+                "subscriptions",
+                wrong_type(other, "an array of public event names or a comma-separated string"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut subscriptions: Vec<String> = Vec::with_capacity(entries.len());
+    for (path, name) in entries {
+        if catalog::public_event(name).is_none() {
+            problems.push(Problem::new(
+                path,
+                format!(
+                    "{} is not a public event; public events: {}",
+                    quote(&Value::String(name.into())),
+                    catalog::names(true).join(", ")
+                ),
+            ));
+        } else if !subscriptions.iter().any(|s| s == name) {
+            subscriptions.push(name.to_owned());
+        }
+    }
+    subscriptions
+}
+
+fn decode_string_map(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> BTreeMap<String, String> {
+    match body.get(field) {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(entries)) => entries
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Value::String(text) => Some((key.clone(), text.clone())),
+                other => {
+                    problems.push(Problem::new(join(field, key), wrong_type(other, "a string")));
+                    None
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.push(Problem::new(field, wrong_type(other, "an object of strings")));
+            BTreeMap::new()
+        }
+    }
+}
+
+fn decode_optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "a string")));
+            None
+        }
+    }
+}
+
+/// `{"type": "basic", "username", "password"}` or `{"type": "bearer", "token"}`. Credentials are never quoted.
+fn decode_auth(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
+    const EXPECTED: &str = r#"{"type": "basic", "username": ..., "password": ...} or {"type": "bearer", "token": ...}"#;
+    let fields = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            problems.push(Problem::new(
+                "auth",
+                format!("is {}, expected {EXPECTED}", if other.is_string() { "a string" } else { "not an object" }),
+            ));
+            return None;
+        }
+    };
+    let mut text = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        _ => {
+            problems.push(Problem::new(join("auth", name), "is missing or not a non-empty string"));
+            None
+        }
+    };
+    match fields.get("type").and_then(Value::as_str) {
+        Some("basic") => {
+            let (username, password) = (text("username"), text("password"));
+            Some(TargetAuth::Basic { username: username?, password: password? })
+        }
+        Some("bearer") => text("token").map(|token| TargetAuth::Bearer { token }),
+        _ => {
+            problems.push(Problem::new("auth.type", "must be \"basic\" or \"bearer\""));
+            None
+        }
+    }
+}
+
+/// A registration body that may also name the webhook's id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
+pub fn decode_registration(value: &Value) -> Result<(Option<String>, WebhookConfig), Report> {
+    let mut body = value.clone();
+    let id = body.as_object_mut().and_then(|fields| fields.remove("id"));
+    let id_problem = match &id {
+        None => None,
+        Some(Value::String(id)) if is_valid_id(id) => None,
+        Some(other) => {
+            Some(Problem::new("id", format!("{} is not an id: 1 to 64 letters, digits, _ or -", quote(other))))
+        }
+    };
+    match (WebhookConfig::decode(&body), id_problem) {
+        (Ok(config), None) => Ok((id.and_then(|v| v.as_str().map(str::to_owned)), config)),
+        (Ok(_), Some(problem)) => Err(Report::single(problem.path, problem.message)),
+        (Err(report), problem) => {
+            Err(Report::of(problem.into_iter().chain(report.problems().iter().cloned()).collect()).unwrap_or(report))
+        }
+    }
+}
+
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn decode_bool(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "true or false")));
+            false
+        }
+    }
+}
+
+fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    for (name, value) in headers {
+        let path = join("headers", name);
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(Problem::new(
+                path,
+                format!("{} is not a valid HTTP header name", quote(&Value::String(name.clone()))),
+            ));
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            problems.push(Problem::new(path, "is set by the dispatcher on every delivery and cannot be configured"));
+        } else if http::HeaderValue::from_str(value).is_err() {
+            // The value may be a credential: say what is wrong without repeating it.
+            problems.push(Problem::new(
+                path,
+                "has a value that is not a valid HTTP header value (control characters or non-ASCII)",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(body: Value) -> Vec<String> {
+        WebhookConfig::decode(&body).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn the_original_shape_decodes_with_its_defaults() {
+        let config = WebhookConfig::decode(
+            &json!({"url": "https://example.com/hook", "subscriptions": "ping, service:subscribed"}),
+        )
+        .unwrap();
+        assert_eq!(
+            config,
+            WebhookConfig {
+                url: "https://example.com/hook".into(),
+                subscriptions: vec!["ping".into(), "service:subscribed".into()],
+                attributes: BTreeMap::new(),
+                headers: BTreeMap::new(),
+                disabled: false,
+                description: None,
+                failure_callback_url: None,
+                auth: None,
+            }
+        );
+        let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
+            "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "k"}, "disabled": true});
+        let config = WebhookConfig::decode(&full).unwrap();
+        assert_eq!(config.subscriptions, ["ping", "service:subscribed"], "duplicates are dropped");
+        assert_eq!(config.attributes["serviceId"], "aServiceId12345");
+        assert_eq!(config.headers["x-api-key"], "k");
+        assert!(config.disabled);
+        // What is stored serializes back to a body that decodes to the same configuration.
+        assert_eq!(WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(), config);
+    }
+
+    #[test]
+    fn every_problem_of_a_registration_is_reported() {
+        let cases = [
+            (json!([]), vec!["body: [] is an array, expected an object"]),
+            (json!({}), vec!["url: is missing, expected an http or https URL", "subscriptions: is missing, expected an array of public event names"]),
+            (
+                json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
+                vec![
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth",
+                    "url: \"ftp://example.com\" is not an http or https URL",
+                    "subscriptions[2]: 3 is a number, expected a public event name",
+                    "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
+                ],
+            ),
+            (json!({"url": "not a url", "subscriptions": "ping,nope"}), vec![
+                "url: \"not a url\" is not a valid URL (relative URL without a base)",
+                "subscriptions: \"nope\" is not a public event; public events: ping, service:subscribed",
+            ]),
+            (json!({"url": "https://", "subscriptions": 5}), vec![
+                "url: \"https://\" is not a valid URL (empty host)",
+                "subscriptions: 5 is a number, expected an array of public event names or a comma-separated string",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "attributes": {"serviceId": 5}, "headers": [], "disabled": "no"}), vec![
+                "attributes.serviceId: 5 is a number, expected a string",
+                "headers: [] is an array, expected an object of strings",
+                "disabled: \"no\" is a string, expected true or false",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "headers": {"bad header": "v", "Webhook-Signature": "v", "x-key": "line\nbreak"}}), vec![
+                "headers.Webhook-Signature: is set by the dispatcher on every delivery and cannot be configured",
+                "headers.bad header: \"bad header\" is not a valid HTTP header name",
+                "headers.x-key: has a value that is not a valid HTTP header value (control characters or non-ASCII)",
+            ]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(problems(body.clone()), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn our_optional_fields_decode_and_report() {
+        let body = json!({"url": "https://a.example", "subscriptions": ["ping"], "description": "CRM",
+            "failureCallbackUrl": "https://a.example/failed", "auth": {"type": "bearer", "token": "t0ken"}});
+        let config = WebhookConfig::decode(&body).unwrap();
+        assert_eq!(config.description.as_deref(), Some("CRM"));
+        assert_eq!(config.failure_callback_url.as_deref(), Some("https://a.example/failed"));
+        assert_eq!(config.auth, Some(TargetAuth::Bearer { token: "t0ken".into() }));
+        assert_eq!(format!("{:?}", config.auth), "Some(Bearer(***))");
+        let bad = json!({"url": "https://a.example", "subscriptions": [], "description": 1, "failureCallbackUrl": "mailto:x",
+            "auth": {"type": "basic", "username": "u", "password": ""}});
+        assert_eq!(
+            problems(bad),
+            [
+                "description: 1 is a number, expected a string",
+                "failureCallbackUrl: \"mailto:x\" is not an http or https URL",
+                "auth.password: is missing or not a non-empty string",
+            ]
+        );
+        assert_eq!(
+            problems(json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "digest"}})),
+            ["auth.type: must be \"basic\" or \"bearer\"",]
+        );
+    }
+
+    #[test]
+    fn a_registration_may_name_its_id() {
+        let body = json!({"id": "crm-prod_1", "url": "https://a.example", "subscriptions": "ping"});
+        let (id, config) = decode_registration(&body).unwrap();
+        assert_eq!((id.as_deref(), config.subscriptions.as_slice()), (Some("crm-prod_1"), &["ping".to_owned()][..]));
+        let report = decode_registration(&json!({"id": "a b", "url": "x", "subscriptions": []})).unwrap_err();
+        assert_eq!(report.to_string(), "id: \"a b\" is not an id: 1 to 64 letters, digits, _ or -; url: \"x\" is not a valid URL (relative URL without a base)");
+    }
+
+    #[test]
+    fn the_schema_lists_the_fields_the_decoder_accepts_and_names_the_public_events() {
+        let schema = schema();
+        let properties: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(properties, FIELDS);
+        assert_eq!(
+            schema["$defs"]["SubscriptionsShape"]["anyOf"][0]["items"]["enum"],
+            json!(["ping", "service:subscribed"])
+        );
+        let with_id = registration_schema();
+        assert_eq!(with_id["properties"].as_object().unwrap().keys().next().map(String::as_str), Some("id"));
+    }
+
+    #[test]
+    fn an_imported_webhook_without_an_id_gets_one_from_its_url_and_attributes() {
+        let config = |url: &str| {
+            WebhookConfig::decode(&json!({"url": url, "subscriptions": "ping", "attributes": {"name": "a"}})).unwrap()
+        };
+        let id = derived_id(&config("https://a.example/hook"));
+        assert!(id.starts_with("wh_") && id.len() == 23 && is_valid_id(&id), "{id}");
+        assert_eq!(id, derived_id(&config("https://a.example/hook")));
+        assert_ne!(id, derived_id(&config("https://b.example/hook")));
+    }
+
+    #[test]
+    fn header_values_are_never_repeated_in_reports() {
+        let report =
+            problems(json!({"url": "https://a.example", "subscriptions": [], "headers": {"x-api-key": "s3cret\u{7}"}}));
+        assert!(report.iter().all(|p| !p.contains("s3cret")), "{report:?}");
+    }
+}

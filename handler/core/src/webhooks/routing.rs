@@ -1,0 +1,115 @@
+//! Which webhooks receive a public event: the routing rule of the original system, and an index that applies
+//! it without scanning every webhook.
+
+use crate::events::catalog::{self, EventSpec, CATALOG};
+use crate::events::Event;
+use crate::model::Webhook;
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
+
+/// The routing rule, for one webhook and one public event. A webhook receives the event when
+/// 1. it is enabled and subscribed to the event,
+/// 2. it has every attribute the event requires (a `ping` needs a `name` attribute), and
+/// 3. every payload field that is also one of its attributes has the attribute's value.
+pub fn receives(webhook: &Webhook, event: &Event) -> bool {
+    let config = &webhook.config;
+    !config.disabled
+        && config.subscribes_to(event.name())
+        && event.spec.required_attributes().iter().all(|a| config.attributes.contains_key(*a))
+        && attributes_match(webhook, event)
+}
+
+/// Rule 3 alone: the webhook's attributes agree with the payload fields of the same name.
+fn attributes_match(webhook: &Webhook, event: &Event) -> bool {
+    let attributes = &webhook.config.attributes;
+    event.payload.iter().all(|(key, value)| attributes.get(key).is_none_or(|expected| value.as_str() == Some(expected)))
+}
+
+/// A set of webhooks, indexed for routing and by id. Build it once per change of the webhooks, route many
+/// events with it.
+#[derive(Debug, Default)]
+pub struct WebhookIndex {
+    webhooks: Vec<Arc<Webhook>>,
+    by_id: HashMap<Arc<str>, usize>,
+    /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
+    routes: Vec<Routes>,
+    attribute_values: HashMap<String, Vec<String>>,
+}
+
+/// The candidates for one public event: the webhooks that pass rules 1 and 2, also grouped by the value of the
+/// event's first required attribute, which is what makes rule 3 selective.
+#[derive(Debug, Default)]
+struct Routes {
+    all: Vec<usize>,
+    by_value: HashMap<String, Vec<usize>>,
+}
+
+impl WebhookIndex {
+    pub fn new(webhooks: Vec<Webhook>) -> Self {
+        let webhooks: Vec<Arc<Webhook>> = webhooks.into_iter().map(Arc::new).collect();
+        let by_id = webhooks.iter().enumerate().map(|(i, w)| (w.id.clone(), i)).collect();
+        let mut routes: Vec<Routes> = CATALOG.iter().map(|_| Routes::default()).collect();
+        let mut attribute_values: HashMap<String, Vec<String>> = HashMap::default();
+        for (i, webhook) in webhooks.iter().enumerate().filter(|(_, w)| !w.config.disabled) {
+            let attributes = &webhook.config.attributes;
+            for (key, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
+                let values = attribute_values.entry(key.clone()).or_default();
+                if !values.contains(value) {
+                    values.push(value.clone());
+                }
+            }
+            for spec in webhook.config.subscriptions.iter().filter_map(|s| catalog::public_event(s)) {
+                let required = spec.required_attributes();
+                let Some(route) = catalog_position(spec).map(|p| &mut routes[p]) else { continue };
+                if !required.iter().all(|a| attributes.contains_key(*a)) {
+                    continue;
+                }
+                route.all.push(i);
+                if let Some(value) = required.first().and_then(|a| attributes.get(*a)) {
+                    route.by_value.entry(value.clone()).or_default().push(i);
+                }
+            }
+        }
+        WebhookIndex { webhooks, by_id, routes, attribute_values }
+    }
+
+    /// Every webhook, enabled or not, in the order they were given.
+    pub fn webhooks(&self) -> &[Arc<Webhook>] {
+        &self.webhooks
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Webhook>> {
+        self.by_id.get(id).map(|&i| &self.webhooks[i])
+    }
+
+    pub fn len(&self) -> usize {
+        self.webhooks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty()
+    }
+
+    /// The webhooks that receive `event`, in the order they were given.
+    pub fn recipients<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
+        let route = catalog_position(event.spec).map(|p| &self.routes[p]);
+        let key = event.spec.required_attributes().first().and_then(|a| event.payload.get_str(a));
+        let candidates: &[usize] = match (route, key) {
+            (None, _) => &[],
+            (Some(route), Some(value)) => route.by_value.get(value).map_or(&[], Vec::as_slice),
+            (Some(route), None) => &route.all,
+        };
+        // Candidates pass rules 1 and 2 by construction.
+        candidates.iter().map(|&i| &self.webhooks[i]).filter(move |w| attributes_match(w, event))
+    }
+
+    /// The distinct non-empty values of an attribute among the enabled webhooks, in the order first seen.
+    pub fn attribute_values(&self, attribute: &str) -> &[String] {
+        self.attribute_values.get(attribute).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Where an event is in the catalog (by address: specs are references into [`CATALOG`]).
+fn catalog_position(spec: &EventSpec) -> Option<usize> {
+    CATALOG.iter().position(|e| std::ptr::eq(e, spec))
+}

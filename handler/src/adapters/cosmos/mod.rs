@@ -1,0 +1,147 @@
+//! The Azure store: Cosmos DB (SQL API) through the `azure_data_cosmos` SDK, connected on first use and again
+//! after a failure, so that a slow or absent database never delays the handler's readiness.
+//!
+//! Containers: `webhooks` (partition key `/id`), `deliveries` (`/webhookId`: a webhook's attempt log is one
+//! partition, read newest first) and `rejected-events` (`/id`); the last two expire items after a TTL.
+//! - `log.rs`: the delivery log, one item per delivery with its attempts, written under optimistic concurrency.
+//! - `records.rs`: the webhooks and the rejected events.
+//! - `query.rs`: queries, point reads, and pages cut by keyset (time, then id, newest first).
+
+mod log;
+mod query;
+mod records;
+
+use crate::ports::StoreError;
+use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::models::{
+    CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
+    TimeToLive,
+};
+use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
+
+/// Where the store lives and how it is set up (app settings `COSMOSDB_*`).
+#[derive(Clone)]
+pub struct CosmosConfig {
+    pub endpoint: String,
+    /// The account key. Never printed: see `Debug`.
+    pub key: String,
+    pub database: String,
+    /// Create the database and containers when they are missing.
+    pub create_if_missing: bool,
+    /// How long the attempt log and rejected events are kept.
+    pub retention_days: u32,
+}
+
+impl std::fmt::Debug for CosmosConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosConfig")
+            .field("endpoint", &self.endpoint)
+            .field("key", &"***")
+            .field("database", &self.database)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
+}
+
+/// The store, connected on first use.
+pub struct CosmosStore {
+    config: CosmosConfig,
+    containers: tokio::sync::OnceCell<Containers>,
+}
+
+/// The containers of a connected store.
+struct Containers {
+    webhooks: ContainerClient,
+    deliveries: ContainerClient,
+    rejected: ContainerClient,
+}
+
+fn cosmos(context: &str) -> impl Fn(azure_data_cosmos::CosmosError) -> StoreError + '_ {
+    move |error| StoreError::Storage(format!("Cosmos DB, {context}: {error}"))
+}
+
+impl CosmosStore {
+    /// The store of `config`; nothing is connected until it is first used.
+    pub fn new(config: CosmosConfig) -> CosmosStore {
+        CosmosStore { config, containers: tokio::sync::OnceCell::new() }
+    }
+
+    /// The containers, connecting first when no attempt has succeeded yet.
+    async fn containers(&self) -> Result<&Containers, StoreError> {
+        self.containers.get_or_try_init(|| connect(&self.config)).await
+    }
+}
+
+async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
+    let endpoint: AccountEndpoint = config.endpoint.parse().map_err(|e| {
+        StoreError::Storage(format!("COSMOSDB_ENDPOINT: {:?} is not an endpoint: {e}", config.endpoint))
+    })?;
+    let account = AccountReference::with_authentication_key(endpoint, config.key.clone());
+    crate::adapters::tls::install();
+    let mut builder = CosmosClient::builder()
+        // JSON on the wire: what every Cosmos-compatible server speaks.
+        .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
+    if config.endpoint.starts_with("http://") {
+        // Plain HTTP is only ever a local server (Azure is HTTPS), and those speak HTTP/1.1.
+        let pool = ConnectionPoolOptions::builder().with_is_http2_allowed(false).build().map_err(cosmos("options"))?;
+        let runtime =
+            CosmosRuntime::builder().with_connection_pool(pool).build().await.map_err(cosmos("starting the client"))?;
+        builder = builder.with_runtime(runtime);
+    }
+    let client =
+        builder.build(account, RoutingStrategy::PreferredRegions(Vec::new())).await.map_err(cosmos("connecting"))?;
+    if config.create_if_missing {
+        create_missing(&client, config).await?;
+    }
+    let database = client.database_client(config.database.as_str());
+    let container = |name: &'static str| {
+        let database = &database;
+        async move { database.container_client(name, None).await.map_err(cosmos(name)) }
+    };
+    Ok(Containers {
+        webhooks: container("webhooks").await?,
+        deliveries: container("deliveries").await?,
+        rejected: container("rejected-events").await?,
+    })
+}
+
+async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<(), StoreError> {
+    if let Err(error) = client.create_database(&config.database, None).await {
+        if !error.status().is_conflict() {
+            return Err(cosmos("creating the database")(error));
+        }
+    }
+    let database = client.database_client(config.database.as_str());
+    let retention = || TimeToLive::Seconds(config.retention_days.saturating_mul(86_400));
+    for (name, key, ttl, newest_first_by) in [
+        ("webhooks", "/id", TimeToLive::Forever, None),
+        ("deliveries", "/webhookId", retention(), Some("/createdAtMs")),
+        ("rejected-events", "/id", retention(), Some("/receivedAtMs")),
+    ] {
+        let mut properties = ContainerProperties::new(name, key.into());
+        properties.default_ttl = ttl;
+        if let Some(time_path) = newest_first_by {
+            properties = properties.with_indexing_policy(newest_first(time_path));
+        }
+        if let Err(error) = database.create_container(properties, None).await {
+            if !error.status().is_conflict() {
+                return Err(cosmos(name)(error));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every path indexed, plus the composite index that pages newest first (time, then id, both descending)
+/// need: Cosmos refuses an ORDER BY on two fields without one.
+fn newest_first(time_path: &str) -> IndexingPolicy {
+    let mut policy = IndexingPolicy::default().with_indexing_mode(IndexingMode::Consistent).with_included_path("/*");
+    policy.automatic = true;
+    policy.with_composite_index(
+        CompositeIndex::default()
+            .with_property(CompositeIndexProperty::new(time_path.to_owned(), CompositeIndexOrder::Descending))
+            .with_property(CompositeIndexProperty::new("/id", CompositeIndexOrder::Descending)),
+    )
+}

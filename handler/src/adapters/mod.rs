@@ -1,0 +1,15 @@
+//! The adapters: each implements ports (`crate::ports`) on one technology, and is tested against a real
+//! counterpart.
+//!
+//! - `sqlite/`: the local store and queue, one SQLite file.
+//! - `cosmos/`: the Azure store, Cosmos DB.
+//! - `servicebus/`: Service Bus over AMQP (`azure_core_amqp`): the events queue, and the deliveries queue whose
+//!   jobs the DeliverWebhook function takes.
+//! - `sender.rs`: the HTTP sender of deliveries and callbacks (hyper, rustls), with the SSRF guard.
+//! - `tls.rs`: the process's one TLS stack, for every client.
+
+pub mod cosmos;
+pub mod sender;
+pub mod servicebus;
+pub mod sqlite;
+pub mod tls;

@@ -1,0 +1,335 @@
+//! The HTTP sender (`ports::Sender`): one request of the core (`dispatcher_core::request`) on the wire, its
+//! timing and what came back, through hyper's pooled client on rustls, with the SSRF guard applied to the
+//! addresses a host name resolves to.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dispatcher_core::model::Attempt;
+use dispatcher_core::policy::outcome::Response;
+use dispatcher_core::policy::retry::parse_retry_after;
+use dispatcher_core::policy::targets::{forbidden, forbidden_host, http_url};
+use dispatcher_core::request::Request;
+use http::header::{HeaderName, HeaderValue, ACCEPT, RETRY_AFTER, USER_AGENT};
+use http::Uri;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_platform_verifier::BuilderVerifierExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The HTTP client of deliveries: hyper's pooled client, on rustls for `https` targets. Not reqwest: its
+/// layers (redirects, retries, parsing the URL again, building the request) were 8% of the handler's CPU
+/// under load, for features a delivery must not use.
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+
+/// How much of a response is read (the rest is not waited for).
+pub const MAX_RESPONSE_READ: usize = 64 * 1024;
+/// How much of a response the attempt log keeps.
+pub const RESPONSE_LOGGED: usize = 1024;
+/// The most parsed target URLs a sender keeps (it forgets them all when it has this many).
+const MAX_TARGETS: usize = 4096;
+
+/// Sends deliveries. One per process: it holds the connection pool.
+///
+/// The HTTP client is built on first use (or by [`Sender::warm_up`] at start), on a blocking thread: building it
+/// reads the system's CA certificates (~10 ms), longer than everything else the handler does before it can answer.
+#[derive(Clone)]
+pub struct Sender {
+    client: Arc<tokio::sync::OnceCell<Result<HttpClient, String>>>,
+    /// Target URLs parsed and checked before, by their text: parsing one (its host's IDNA mapping included)
+    /// for every attempt was 2% of the handler's CPU under load, and a process sends to few distinct URLs.
+    targets: Arc<Mutex<HashMap<Box<str>, Uri>>>,
+    request_timeout: Duration,
+    allow_private: bool,
+}
+
+impl Sender {
+    pub fn new(request_timeout: Duration, allow_private: bool) -> Sender {
+        Sender { client: Arc::default(), targets: Arc::default(), request_timeout, allow_private }
+    }
+
+    /// Builds the HTTP client in the background, so that neither start-up nor the first delivery waits for it.
+    /// A failure is logged: deliveries fail until it is fixed.
+    pub fn warm_up(&self) {
+        let sender = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = sender.client().await {
+                tracing::error!(%error, "deliveries will fail until this is fixed");
+            }
+        });
+    }
+
+    async fn client(&self) -> Result<&HttpClient, String> {
+        let built = self
+            .client
+            .get_or_init(|| {
+                let sender = self.clone();
+                async move {
+                    let built = tokio::task::spawn_blocking(move || sender.build_client()).await;
+                    built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}")))
+                }
+            })
+            .await;
+        built.as_ref().map_err(Clone::clone)
+    }
+
+    fn build_client(&self) -> Result<HttpClient, String> {
+        super::tls::install();
+        let tls = rustls::ClientConfig::builder()
+            .with_platform_verifier()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?
+            .with_no_client_auth();
+        let mut http = HttpConnector::new_with_resolver(Resolver { guarded: !self.allow_private });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(self.request_timeout.min(Duration::from_secs(10))));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        Ok(Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .build(connector))
+    }
+
+    /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.
+    async fn send_one(&self, request: Request<'_>) -> (Response, Attempt) {
+        let at_ms = now_ms();
+        let started = Instant::now();
+        let (response, status_code, error, text) = match self.try_send(&request).await {
+            Ok((code, retry_after, text)) => (Response::Status { code, retry_after }, Some(code), None, text),
+            Err((error, transient)) => {
+                (Response::Failed { error: error.clone(), transient }, None, Some(error), String::new())
+            }
+        };
+        let record =
+            Attempt { at_ms, duration_ms: started.elapsed().as_millis() as u64, status_code, error, response: text };
+        (response, record)
+    }
+
+    /// `text` parsed, and checked against the SSRF guard when it applies; remembered only when it passes.
+    fn target(&self, text: &str) -> Result<Uri, (String, bool)> {
+        if let Some(uri) = self.targets.lock().ok().and_then(|targets| targets.get(text).cloned()) {
+            return Ok(uri);
+        }
+        // Parsed as a URL first: that maps an international host name to the ASCII a URI needs.
+        let url = http_url(text).map_err(|problem| (format!("invalid URL: {problem}"), false))?;
+        if let Some((ip, why)) = forbidden_host(&url).filter(|_| !self.allow_private) {
+            return Err((Refused { host: ip.to_string(), ip, why }.to_string(), false));
+        }
+        let uri: Uri = url.as_str().parse().map_err(|e| (format!("invalid URL: {e}"), false))?;
+        if let Ok(mut targets) = self.targets.lock() {
+            if targets.len() >= MAX_TARGETS {
+                targets.clear();
+            }
+            targets.insert(text.into(), uri.clone());
+        }
+        Ok(uri)
+    }
+
+    async fn try_send(&self, request: &Request<'_>) -> Result<(u16, Option<Duration>, String), (String, bool)> {
+        let uri = self.target(request.url)?;
+        let client = self.client().await.map_err(|error| (error, true))?;
+        let http_request = build_request(uri, request)?;
+        // The timeout covers the whole attempt, reading the response included.
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let response = match tokio::time::timeout_at(deadline, client.request(http_request)).await {
+            Ok(sent) => sent.map_err(|error| describe(&error))?,
+            Err(_) => return Err(("timed out".to_owned(), true)),
+        };
+        let code = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut body = response.into_body();
+        let (mut head, mut read) = (Vec::new(), 0);
+        // A receiver that streams forever must not hold the delivery: read at most 64 KiB, within the timeout.
+        while read < MAX_RESPONSE_READ {
+            let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await else { break };
+            if let Ok(chunk) = frame.into_data() {
+                read += chunk.len();
+                let room = RESPONSE_LOGGED.saturating_sub(head.len());
+                head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+        }
+        Ok((code, retry_after, String::from_utf8_lossy(&head).into_owned()))
+    }
+}
+
+/// The POST of `request` to `uri`, with the headers the transport adds: who sends it, and that any answer will do.
+fn build_request(uri: Uri, request: &Request<'_>) -> Result<http::Request<Full<Bytes>>, (String, bool)> {
+    let mut http_request = http::Request::post(uri)
+        .header(USER_AGENT, concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")))
+        .header(ACCEPT, "*/*")
+        .body(Full::new(Bytes::copy_from_slice(request.body.as_bytes())))
+        .map_err(|e| (format!("invalid request: {e}"), false))?;
+    let headers = http_request.headers_mut();
+    for header in &request.headers {
+        // A configured header's value may be a credential: say what is wrong without repeating it.
+        let invalid = |what: &str| (format!("invalid header {:?}: {what}", header.name), false);
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| invalid("not a header name"))?;
+        let mut value = HeaderValue::from_str(&header.value).map_err(|_| invalid("its value is not a header value"))?;
+        value.set_sensitive(header.sensitive);
+        headers.insert(name, value);
+    }
+    Ok(http_request)
+}
+
+/// A readable reason for a failed request, and whether trying again can help. Never includes the URL, which
+/// may carry credentials in its query.
+fn describe(error: &hyper_util::client::legacy::Error) -> (String, bool) {
+    let chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
+    if let Some(refused) = chain.clone().find_map(|e| e.downcast_ref::<Refused>()) {
+        return (refused.to_string(), false);
+    }
+    let kind = if error.is_connect() { "could not connect" } else { "request failed" };
+    // The innermost cause says what happened ("Connection refused"); the outer ones only where.
+    match chain.skip(1).last().map(|cause| cause.to_string()).filter(|cause| !cause.is_empty()) {
+        Some(cause) => (format!("{kind}: {cause}"), true),
+        None => (kind.to_owned(), true),
+    }
+}
+
+/// A target refused by the SSRF guard.
+#[derive(Debug)]
+struct Refused {
+    host: String,
+    ip: IpAddr,
+    why: &'static str,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {} resolves to {}, {} (private targets are not allowed)", self.host, self.ip, self.why)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Resolves host names; when `guarded`, drops the addresses the SSRF guard forbids, and refuses when none is
+/// left. (Literal IP hosts never reach it: `target` checks those.)
+#[derive(Clone)]
+struct Resolver {
+    guarded: bool,
+}
+
+type Resolving = Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
+        let (host, guarded) = (name.as_str().to_owned(), self.guarded);
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !guarded {
+                return Ok(resolved.into_iter());
+            }
+            let allowed: Vec<SocketAddr> = resolved.iter().copied().filter(|a| forbidden(a.ip()).is_none()).collect();
+            if allowed.is_empty() {
+                if let Some(first) = resolved.first() {
+                    let why = forbidden(first.ip()).unwrap_or("forbidden");
+                    return Err(Box::new(Refused { host, ip: first.ip(), why }) as BoxError);
+                }
+            }
+            Ok(allowed.into_iter())
+        })
+    }
+}
+
+#[async_trait]
+impl crate::ports::Sender for Sender {
+    async fn send(&self, request: Request<'_>) -> (Response, Attempt) {
+        self.send_one(request).await
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remembered(sender: &Sender) -> usize {
+        sender.targets.lock().unwrap().len()
+    }
+
+    #[test]
+    fn targets_are_parsed_once_and_refusals_are_not_remembered() {
+        let sender = Sender::new(Duration::from_secs(1), false);
+        for _ in 0..2 {
+            let (error, transient) = sender.target("http://10.0.0.1/hook").unwrap_err();
+            assert!(error.starts_with("refused: 10.0.0.1 resolves to 10.0.0.1"), "{error}");
+            assert!(!transient);
+            assert!(sender.target("http//nope").unwrap_err().0.starts_with("invalid URL: "));
+        }
+        assert_eq!(remembered(&sender), 0);
+        for _ in 0..2 {
+            assert_eq!(sender.target("https://example.com/hook?a=1").unwrap(), "https://example.com/hook?a=1");
+        }
+        assert_eq!(remembered(&sender), 1);
+        for i in 1..MAX_TARGETS {
+            sender.target(&format!("https://example.com/{i}")).unwrap();
+        }
+        assert_eq!(remembered(&sender), MAX_TARGETS);
+        sender.target("https://example.com/one-more").unwrap();
+        assert_eq!(remembered(&sender), 1, "forgets them all when full");
+    }
+
+    #[test]
+    fn a_request_goes_out_with_every_header_and_credentials_stay_out_of_debug_output() {
+        use dispatcher_core::request::Header;
+        let plain = |name, value: &'static str| Header { name, value: value.into(), sensitive: false };
+        let request = Request {
+            url: "https://example.com/hook",
+            headers: vec![
+                plain("webhook-id", "dlv_1"),
+                plain("x-api-key", "k"),
+                Header { name: "authorization", value: "Bearer t0k3n".into(), sensitive: true },
+            ],
+            body: "{}",
+        };
+        let built = build_request("https://example.com/hook".parse().unwrap(), &request).unwrap();
+        assert_eq!(
+            (built.method(), built.uri().to_string().as_str()),
+            (&http::Method::POST, "https://example.com/hook")
+        );
+        let header = |name: &str| built.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header("webhook-id").as_deref(), Some("dlv_1"));
+        assert_eq!(header("x-api-key").as_deref(), Some("k"));
+        assert_eq!(header("authorization").as_deref(), Some("Bearer t0k3n"));
+        assert!(built.headers()["authorization"].is_sensitive(), "kept out of debug output");
+        assert!(header("user-agent").unwrap().starts_with("public-event-dispatcher/"));
+
+        let bad = Request { headers: vec![plain("x-bad", "line\nbreak")], ..request };
+        let (error, transient) = build_request("https://example.com/".parse().unwrap(), &bad).unwrap_err();
+        assert_eq!((error.as_str(), transient), ("invalid header \"x-bad\": its value is not a header value", false));
+    }
+
+    #[test]
+    fn private_targets_pass_when_allowed() {
+        let sender = Sender::new(Duration::from_secs(1), true);
+        assert_eq!(sender.target("http://10.0.0.1/hook").unwrap().host(), Some("10.0.0.1"));
+    }
+}

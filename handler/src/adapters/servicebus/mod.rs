@@ -1,0 +1,180 @@
+//! Service Bus, over AMQP with the Azure SDK's `azure_core_amqp` crate: to a namespace on Azure (amqps, port
+//! 5671) and to the Service Bus emulator (plain amqp, port 5672) alike.
+//!
+//! - this file: the connection string, and the SAS token of the claims-based security handshake;
+//! - `sender.rs`: one queue's sender: the connection, the CBS `put-token`, the link, reconnecting after a failure;
+//! - `queues.rs`: the ports on it: the events queue (`ports::EventQueue`) and the deliveries queue
+//!   (`ports::DeliveryQueue`, logging each delivery before its job is sent).
+//!
+//! The `azure_messaging_servicebus` crate is not used: it is the legacy REST client (0.21, no AMQP, no
+//! emulator), where `azure_core_amqp` is the official AMQP stack of the Azure SDK for Rust, on the same
+//! `azure_core` as Cosmos DB's SDK.
+
+mod queues;
+mod sender;
+
+pub use queues::{ServiceBusDeliveries, ServiceBusEvents};
+pub use sender::{Outgoing, QueueSender};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+
+/// The parts of a Service Bus connection string: `Endpoint=sb://<ns>.servicebus.windows.net/;
+/// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`, or the emulator's, which adds `UseDevelopmentEmulator=true`
+/// to an `Endpoint=sb://<host>[:port]`. Its `Debug` does not show the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceBusConnection {
+    pub endpoint: Endpoint,
+    pub policy: String,
+    key: String,
+}
+
+impl ServiceBusConnection {
+    /// A SAS token for `queue`, valid until `expiry` (Unix seconds).
+    pub fn token(&self, queue: &str, expiry: u64) -> String {
+        sas_token(&self.audience(queue), &self.policy, &self.key, expiry)
+    }
+
+    /// What a token for `queue` is for: `sb://<host>/<queue>`.
+    pub fn audience(&self, queue: &str) -> String {
+        format!("sb://{}/{queue}", self.endpoint.host())
+    }
+}
+
+/// Where the queues are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A namespace on Azure, reached over AMQP with TLS.
+    Namespace(String),
+    /// The Service Bus emulator, reached over AMQP without TLS (port 5672 unless the endpoint names one).
+    Emulator { host: String, port: u16 },
+}
+
+impl Endpoint {
+    /// The AMQP URL of the connection.
+    pub fn url(&self) -> String {
+        match self {
+            Endpoint::Namespace(namespace) => format!("amqps://{namespace}.servicebus.windows.net"),
+            Endpoint::Emulator { host, port } => format!("amqp://{host}:{port}"),
+        }
+    }
+
+    /// The host name the broker knows itself by: what a token's audience names.
+    pub fn host(&self) -> String {
+        match self {
+            Endpoint::Namespace(namespace) => format!("{namespace}.servicebus.windows.net"),
+            Endpoint::Emulator { host, .. } => host.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServiceBusConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceBusConnection({:?}, {}, key ***)", self.endpoint, self.policy)
+    }
+}
+
+/// A SAS token for `uri` (docs/azure-functions.md, "Service Bus"): `sig` is the HMAC-SHA256, with the key's
+/// UTF-8 bytes, of the URL-encoded URI, a newline and the expiry in Unix seconds. (Neither `azure_core` nor
+/// `azure_core_amqp` makes SAS tokens; they are the one piece of the protocol written here.)
+pub fn sas_token(uri: &str, policy: &str, key: &str, expiry: u64) -> String {
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let resource = encode(uri);
+    // HMAC takes a key of any length: the empty signature never happens.
+    let signature = match Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(format!("{resource}\n{expiry}").as_bytes());
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    };
+    format!("SharedAccessSignature sr={resource}&sig={}&se={expiry}&skn={}", encode(&signature), encode(policy))
+}
+
+impl ServiceBusConnection {
+    /// Reads a connection string; the error names what is missing or wrong, never the key.
+    pub fn parse(text: &str) -> Result<ServiceBusConnection, String> {
+        let part = |name: &str| {
+            text.split(';').find_map(|p| {
+                p.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_owned())
+            })
+        };
+        let endpoint = part("Endpoint").ok_or("no Endpoint=sb://<namespace>.servicebus.windows.net/")?;
+        let host = endpoint.trim_start_matches("sb://").trim_end_matches('/');
+        let emulator = part("UseDevelopmentEmulator").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint = if emulator {
+            emulator_endpoint(host).map_err(|e| format!("Endpoint {endpoint:?} of the emulator: {e}"))?
+        } else {
+            let namespace = host
+                .strip_suffix(".servicebus.windows.net")
+                .filter(|ns| !ns.is_empty() && !ns.contains('/'))
+                .ok_or_else(|| format!("Endpoint {endpoint:?} is not sb://<namespace>.servicebus.windows.net/"))?;
+            Endpoint::Namespace(namespace.to_owned())
+        };
+        let policy = part("SharedAccessKeyName").ok_or("no SharedAccessKeyName")?;
+        let key = part("SharedAccessKey").filter(|k| !k.is_empty()).ok_or("no SharedAccessKey")?;
+        Ok(ServiceBusConnection { endpoint, policy, key })
+    }
+}
+
+fn emulator_endpoint(host: &str) -> Result<Endpoint, String> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, port.parse().map_err(|_| format!("the port {port:?} is not a number"))?),
+        None => (host, 5672),
+    };
+    if name.is_empty() || name.contains('/') {
+        return Err("it is not sb://<host>[:port]".into());
+    }
+    Ok(Endpoint::Emulator { host: name.to_owned(), port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_are_read_and_errors_never_show_the_key() {
+        let connection = ServiceBusConnection::parse(
+            "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0",
+        )
+        .unwrap();
+        assert_eq!(connection.endpoint, Endpoint::Namespace("acme-bus".into()));
+        assert_eq!(connection.endpoint.url(), "amqps://acme-bus.servicebus.windows.net");
+        assert_eq!(connection.audience("events"), "sb://acme-bus.servicebus.windows.net/events");
+        assert_eq!(connection.policy, "send");
+        assert!(!format!("{connection:?}").contains("c2VjcmV0"));
+        let error = ServiceBusConnection::parse("Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=k3y")
+            .unwrap_err();
+        assert_eq!(error, "Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/");
+        assert_eq!(
+            ServiceBusConnection::parse("Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=a").unwrap_err(),
+            "no SharedAccessKey"
+        );
+    }
+
+    #[test]
+    fn emulator_connection_strings_name_a_host_and_port() {
+        let emulator = |endpoint: &str| {
+            ServiceBusConnection::parse(&format!(
+                "Endpoint={endpoint};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;\
+                 UseDevelopmentEmulator=true;"
+            ))
+            .map(|c| c.endpoint)
+        };
+        assert_eq!(emulator("sb://localhost"), Ok(Endpoint::Emulator { host: "localhost".into(), port: 5672 }));
+        assert_eq!(emulator("sb://localhost").unwrap().url(), "amqp://localhost:5672");
+        assert_eq!(emulator("sb://servicebus:5673/"), Ok(Endpoint::Emulator { host: "servicebus".into(), port: 5673 }));
+        assert_eq!(
+            emulator("sb://localhost:amqp"),
+            Err("Endpoint \"sb://localhost:amqp\" of the emulator: the port \"amqp\" is not a number".into())
+        );
+    }
+
+    #[test]
+    fn sas_tokens_sign_the_encoded_uri_and_expiry() {
+        // The example of the Service Bus SAS documentation's algorithm, computed independently with openssl:
+        // printf 'sb%3A%2F%2Fbus%2Fq\n1700000000' | openssl dgst -sha256 -hmac k3y -binary | base64
+        let token = sas_token("sb://bus/q", "send", "k3y", 1_700_000_000);
+        assert_eq!(token, "SharedAccessSignature sr=sb%3A%2F%2Fbus%2Fq&sig=VE0o%2FSaH878duTOO6fpmSz8sLPkg%2FRM55gjM%2FWXqfOE%3D&se=1700000000&skn=send");
+    }
+}

@@ -1,0 +1,67 @@
+//! The ports on Service Bus queues: the events queue, where a published event waits for OnIncomingEvent, and the
+//! deliveries queue, whose messages are jobs (`model::Job` as JSON) for DeliverWebhook.
+//!
+//! A job's `MessageId` names its attempt (`{delivery id}-{attempts made}`), so that duplicate detection drops a
+//! retry scheduled twice; a manual retry gets an id of its own, never a duplicate of the scheduled one.
+
+use super::{Outgoing, QueueSender};
+use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, QueueError};
+use async_trait::async_trait;
+use dispatcher_core::model::{Delivery, Job};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The events queue.
+pub struct ServiceBusEvents(pub QueueSender);
+
+#[async_trait]
+impl EventQueue for ServiceBusEvents {
+    async fn send_event(&self, body: &[u8], source_id: &str, correlation_id: Option<&str>) -> Result<(), QueueError> {
+        let body =
+            std::str::from_utf8(body).map_err(|e| QueueError::Unavailable(format!("the event is not UTF-8: {e}")))?;
+        // The MessageId is the source of the delivery ids, as for events sent to the queue directly.
+        let message = Outgoing { message_id: source_id, correlation_id, scheduled_at_ms: None, body };
+        self.0.send(message).await.map_err(QueueError::Unavailable)
+    }
+}
+
+/// The deliveries queue, with the log each delivery is kept in before its job is sent.
+pub struct ServiceBusDeliveries {
+    pub log: Arc<dyn DeliveryLog>,
+    pub sender: QueueSender,
+}
+
+impl ServiceBusDeliveries {
+    async fn send_job(&self, job: &Job, message_id: &str, scheduled_at_ms: Option<i64>) -> Result<(), QueueError> {
+        let body = serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let correlation_id = job.delivery.correlation_id.as_deref();
+        let message = Outgoing { message_id, correlation_id, scheduled_at_ms, body: &body };
+        self.sender.send(message).await.map_err(QueueError::Unavailable)
+    }
+}
+
+/// `{delivery id}-{attempts made}`: the id of the job for the next attempt.
+fn attempt_message_id(job: &Job) -> String {
+    format!("{}-{}", job.delivery.id, job.attempts_made)
+}
+
+#[async_trait]
+impl DeliveryQueue for ServiceBusDeliveries {
+    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
+        let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
+        for (delivery, version) in deliveries.into_iter().zip(versions) {
+            let job = Job::first(delivery, version);
+            self.send_job(&job, &attempt_message_id(&job), None).await?;
+        }
+        Ok(())
+    }
+
+    async fn schedule(&self, job: &Job, at_ms: i64) -> Result<(), QueueError> {
+        self.send_job(job, &attempt_message_id(job), Some(at_ms)).await
+    }
+
+    async fn resend(&self, job: &Job) -> Result<(), QueueError> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        self.send_job(job, &format!("{}-retry-{nanos}", attempt_message_id(job)), None).await
+    }
+}

@@ -1,0 +1,136 @@
+//! One queue's sender, on `azure_core_amqp`: a connection (SASL ANONYMOUS, as Service Bus asks), a session, the
+//! claims-based security `put-token` with a SAS token for the queue, and a sending link whose transfers the
+//! broker settles (accepted, or rejected with its reason). Opened on the first send, shared by concurrent
+//! sends, opened again after any failure and before its token expires.
+
+use super::ServiceBusConnection;
+use azure_core::credentials::Secret;
+use azure_core::time::OffsetDateTime;
+use azure_core_amqp::message::{AmqpMessageBody, AmqpMessageHeader, AmqpMessageId, AmqpMessageProperties};
+use azure_core_amqp::{
+    AmqpClaimsBasedSecurity, AmqpClaimsBasedSecurityApis, AmqpConnection, AmqpConnectionApis, AmqpMessage,
+    AmqpSendOutcome, AmqpSender, AmqpSenderApis, AmqpSession, AmqpSessionApis, AmqpSymbol, AmqpTimestamp,
+};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Everything a send does (connecting included) has this long.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a link's token is valid; the link is opened again well before.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+const REOPEN_AFTER: Duration = Duration::from_secs(3000);
+
+/// A message for a queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Service Bus drops a message whose id it saw within the queue's duplicate detection window.
+    pub message_id: &'a str,
+    pub correlation_id: Option<&'a str>,
+    /// When it becomes visible (`x-opt-scheduled-enqueue-time`), in milliseconds since the Unix epoch.
+    pub scheduled_at_ms: Option<i64>,
+    /// JSON text, sent as one data section with content type `application/json`.
+    pub body: &'a str,
+}
+
+/// The sender of one queue.
+pub struct QueueSender {
+    connection: ServiceBusConnection,
+    queue: String,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// An open, authorised link; dropping it closes everything under it. The claims-based security links stay
+/// attached with it: detaching them while the broker may still send on them is a protocol error.
+struct Link {
+    _connection: AmqpConnection,
+    _session: AmqpSession,
+    _cbs: AmqpClaimsBasedSecurity,
+    sender: AmqpSender,
+    opened: Instant,
+}
+
+impl QueueSender {
+    pub fn new(connection: &ServiceBusConnection, queue: &str) -> QueueSender {
+        QueueSender { connection: connection.clone(), queue: queue.to_owned(), link: tokio::sync::Mutex::default() }
+    }
+
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Sends one message and waits for the broker to accept it. The error says what the broker answered, and
+    /// never shows the key.
+    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), String> {
+        let mut link = self.link.lock().await;
+        let outcome = tokio::time::timeout(TIMEOUT, async {
+            if link.as_ref().is_none_or(|l| l.opened.elapsed() > REOPEN_AFTER) {
+                *link = None;
+                *link = Some(self.open().await?);
+            }
+            match link.as_ref() {
+                Some(open) => send_on(&open.sender, message).await,
+                None => Err("no link".to_owned()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {TIMEOUT:?}")));
+        if outcome.is_err() {
+            // The connection may be in any state: the next send starts afresh.
+            *link = None;
+        }
+        outcome.map_err(|e| {
+            format!(
+                "sending to the Service Bus queue {:?} at {} failed: {e}",
+                self.queue,
+                self.connection.endpoint.url()
+            )
+        })
+    }
+
+    async fn open(&self) -> Result<Link, String> {
+        let url = azure_core::http::Url::parse(&self.connection.endpoint.url()).map_err(|e| e.to_string())?;
+        let connection = AmqpConnection::new();
+        let name = format!("dispatcher-{}", self.queue);
+        connection.open(name.clone(), url, None).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let session = AmqpSession::new();
+        session.begin(&connection, None).await.map_err(|e| format!("cannot begin a session: {e}"))?;
+        let cbs = AmqpClaimsBasedSecurity::new(session.clone()).map_err(|e| e.to_string())?;
+        cbs.attach().await.map_err(|e| format!("cannot attach to $cbs: {e}"))?;
+        let expiry = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + TOKEN_LIFETIME;
+        let token = Secret::new(self.connection.token(&self.queue, expiry.as_secs()));
+        let expires = OffsetDateTime::from_unix_timestamp(expiry.as_secs() as i64).map_err(|e| e.to_string())?;
+        let audience = self.connection.audience(&self.queue);
+        cbs.authorize_path(audience.clone(), Some("servicebus.windows.net:sastoken".into()), &token, expires)
+            .await
+            .map_err(|e| format!("put-token for {audience} refused: {e}"))?;
+        let sender = AmqpSender::new();
+        sender
+            .attach(&session, name, self.queue.clone(), None)
+            .await
+            .map_err(|e| format!("cannot attach to the queue: {e}"))?;
+        Ok(Link { _connection: connection, _session: session, _cbs: cbs, sender, opened: Instant::now() })
+    }
+}
+
+async fn send_on(sender: &AmqpSender, message: Outgoing<'_>) -> Result<(), String> {
+    let properties = AmqpMessageProperties {
+        message_id: Some(AmqpMessageId::String(message.message_id.to_owned())),
+        correlation_id: message.correlation_id.map(|id| AmqpMessageId::String(id.to_owned())),
+        content_type: Some(AmqpSymbol::from("application/json")),
+        ..Default::default()
+    };
+    let mut amqp = AmqpMessage::builder()
+        .with_header(AmqpMessageHeader { durable: true, ..Default::default() })
+        .with_body(AmqpMessageBody::Binary(vec![message.body.as_bytes().to_vec()]))
+        .with_properties(properties)
+        .build();
+    if let Some(at_ms) = message.scheduled_at_ms {
+        let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+        amqp.add_message_annotation(AmqpSymbol::from("x-opt-scheduled-enqueue-time"), AmqpTimestamp(Some(at)));
+    }
+    match sender.send(amqp, None).await.map_err(|e| e.to_string())? {
+        AmqpSendOutcome::Accepted => Ok(()),
+        AmqpSendOutcome::Rejected(error) => Err(format!("the broker rejected it: {error:?}")),
+        AmqpSendOutcome::Released => Err("the broker released it".to_owned()),
+        AmqpSendOutcome::Modified(modified) => Err(format!("the broker modified it: {modified:?}")),
+    }
+}

@@ -1,0 +1,153 @@
+//! The deliveries table as the local queue. A delivery is due when its `next_attempt_at` has passed; leasing it
+//! pushes `next_attempt_at` past the attempt's timeout and marks it leased, so a delivery whose attempt never
+//! reports back is due again later, and a restart makes every leased delivery due at once. A job leased here
+//! carries its row as its log version: the lease vouches that it is the delivery's next attempt, and recording
+//! it needs no lookup by id.
+
+use super::schema::storage;
+use super::SqliteStore;
+use crate::ports::StoreError;
+use dispatcher_core::model::{Delivery, DeliveryId, Job, LogVersion};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// A job's log version: its delivery's row.
+pub(super) fn version(seq: i64) -> LogVersion {
+    LogVersion::new(seq.to_string())
+}
+
+/// The row a log version names, when it is one of ours.
+pub(super) fn row_of(version: Option<&LogVersion>) -> Option<i64> {
+    version.and_then(|v| v.as_str().parse().ok())
+}
+
+/// Makes the deliveries a previous process leased due at `now_ms`: that process is gone (this one holds the
+/// lock), and its attempts with it.
+pub(super) fn release_leases(c: &Connection, now_ms: i64) -> Result<(), StoreError> {
+    c.execute("UPDATE deliveries SET leased = 0, next_attempt_at = ?1 WHERE leased = 1", [now_ms]).map_err(storage)?;
+    Ok(())
+}
+
+/// The statement [`insert_delivery`] runs, prepared once per transaction.
+pub(super) fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
+         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
+         ON CONFLICT (id) DO NOTHING RETURNING seq",
+    )
+    .map_err(storage)
+}
+
+/// Inserts a pending delivery, due at `due`; its row, or `None` when a delivery with its id is there already
+/// (accepting the same source message twice delivers once).
+pub(super) fn insert_delivery(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    d: &Delivery,
+    due: i64,
+    leased: bool,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    let row = params![
+        d.id.as_str(),
+        &*d.webhook_id,
+        d.event,
+        d.body.as_bytes(),
+        d.source_id,
+        d.correlation_id,
+        due,
+        leased,
+        now_ms
+    ];
+    insert.query_row(row, |r| r.get(0)).optional().map_err(storage)
+}
+
+impl SqliteStore {
+    /// Logs new deliveries, due now; or, with `lease_until`, leased by the caller until then, and returns them as
+    /// jobs to attempt. A delivery id seen before is left as it is (and not returned).
+    pub async fn accept(
+        &self,
+        deliveries: Vec<Delivery>,
+        now_ms: i64,
+        lease_until: Option<i64>,
+    ) -> Result<Vec<Job>, StoreError> {
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
+        let (deliveries, inserted) = self
+            .write_with(deliveries, move |deliveries, c| {
+                let mut insert = insert_statement(c)?;
+                let insert_one = |delivery| insert_delivery(&mut insert, delivery, due, leased, now_ms);
+                deliveries.iter().map(insert_one).collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        if !leased {
+            return Ok(Vec::new());
+        }
+        let jobs = deliveries.into_iter().zip(inserted);
+        Ok(jobs.filter_map(|(delivery, seq)| Some(Job::first(delivery, Some(version(seq?))))).collect())
+    }
+
+    /// Leases up to `limit` due deliveries (oldest due first) for `lease_ms`, skipping the webhooks in `skip`.
+    pub async fn lease(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        lease_ms: i64,
+        skip: Vec<String>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let skip = serde_json::to_string(&skip).map_err(storage)?;
+        self.write(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "UPDATE deliveries SET leased = 1, next_attempt_at = ?2
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE next_attempt_at <= ?1
+                                   AND webhook_id NOT IN (SELECT value FROM json_each(?4))
+                                   ORDER BY next_attempt_at LIMIT ?3)
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, attempt_count",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![now_ms, now_ms + lease_ms, limit as i64, skip], |r| {
+                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(7)?))
+                })
+                .map_err(storage)?;
+            rows.map(|row| {
+                let (seq, delivery, attempts_made) = row.map_err(storage)?;
+                Ok(Job { delivery: delivery?, attempts_made, log_version: Some(version(seq)) })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// When the next delivery (or lease expiry) is due, if any.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(storage)
+        })
+        .await
+    }
+}
+
+/// The delivery in the six columns from `first`: id, webhook_id, event, body, source_id, correlation_id.
+pub(super) fn delivery_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Result<Delivery, StoreError>> {
+    let id: String = r.get(first)?;
+    let body = text(r.get_ref(first + 3)?);
+    let (webhook_id, event): (String, String) = (r.get(first + 1)?, r.get(first + 2)?);
+    let (source_id, correlation_id) = (r.get(first + 4)?, r.get(first + 5)?);
+    Ok((|| {
+        let id = DeliveryId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("delivery id {id:?}")))?;
+        Ok(Delivery { id, webhook_id: webhook_id.into(), event, body: body?, source_id, correlation_id })
+    })())
+}
+
+/// A body column: written as bytes, read as the UTF-8 text it always is.
+fn text(value: rusqlite::types::ValueRef<'_>) -> Result<String, StoreError> {
+    let bytes = match value {
+        rusqlite::types::ValueRef::Blob(bytes) | rusqlite::types::ValueRef::Text(bytes) => bytes,
+        other => return Err(StoreError::Corrupt(format!("a body of type {:?}", other.data_type()))),
+    };
+    String::from_utf8(bytes.to_vec()).map_err(|e| StoreError::Corrupt(format!("a body that is not UTF-8: {e}")))
+}

@@ -1,0 +1,107 @@
+//! The webhooks (each kept whole as its JSON document) and the rejected events.
+
+use super::log::{cut_page, parse_cursor};
+use super::schema::storage;
+use super::SqliteStore;
+use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore};
+use async_trait::async_trait;
+use dispatcher_core::model::{Rejected, Webhook};
+use rusqlite::{params, OptionalExtension};
+
+fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("webhook document: {e}")))
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO webhooks (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = ?2",
+                params![id, doc],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM webhooks WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            doc.map(|doc| parse_webhook(&doc)).transpose()
+        })
+        .await
+    }
+
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached("SELECT doc FROM webhooks ORDER BY rowid").map_err(storage)?;
+            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
+            docs.map(|doc| parse_webhook(&doc.map_err(storage)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            // Its pending deliveries go with it: nobody is left to receive them.
+            c.execute(
+                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = 'webhook deleted'
+                 WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
+                [&id],
+            )
+            .map_err(storage)?;
+            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RejectedEvents for SqliteStore {
+    async fn reject(&self, rejected: &Rejected) -> Result<(), StoreError> {
+        let problems = serde_json::to_string(&rejected.problems).map_err(storage)?;
+        let rejected = rejected.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO rejected_events (id, received_at, problems, body) VALUES (?1, ?2, ?3, ?4)",
+                params![rejected.id, rejected.received_at_ms, problems, rejected.body],
+            )
+            .map_err(storage)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_rejected(&self, limit: usize, before: Option<&str>) -> Result<Page<Rejected>, StoreError> {
+        let before = parse_cursor(before)?;
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT seq, id, received_at, problems, body FROM rejected_events WHERE seq < ?1
+                     ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![before.unwrap_or(i64::MAX), limit as i64 + 1], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?))
+                })
+                .map_err(storage)?;
+            let mut page = Vec::new();
+            for row in rows {
+                let (seq, id, received_at_ms, problems, body) = row.map_err(storage)?;
+                let problems = serde_json::from_str(&problems).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                page.push((seq, Rejected { id, received_at_ms, problems, body }));
+            }
+            Ok(cut_page(page, limit))
+        })
+        .await
+    }
+}

@@ -1,0 +1,117 @@
+//! The SQLite file's layout: its tables and indexes, the pragmas of every connection, and the check that a file
+//! was written with the schema this code reads.
+
+use crate::ports::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+/// The schema this code reads and writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 2;
+
+// Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
+// random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
+// the local queue: a delivery is due when `next_attempt_at` has passed (see `queue.rs`).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    body BLOB NOT NULL,
+    source_id TEXT NOT NULL,
+    correlation_id TEXT,
+    status TEXT NOT NULL,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    leased INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    dead_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at, webhook_id) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_by_webhook ON deliveries(webhook_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_seq INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (delivery_seq, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    problems TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+";
+
+/// The page size of a new database file. Each message's deliveries, inserted into the unique index of their
+/// hashed ids, dirty a page each, which each commit writes whole to the WAL: smaller pages write less
+/// (docs/performance.md).
+pub(super) const PAGE_SIZE: u32 = 2048;
+
+pub(super) fn storage(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(error.to_string())
+}
+
+/// A connection to the file, in WAL mode; durable against a killed process with `synchronous = NORMAL`.
+pub(super) fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    // The page size must come first: it takes effect only on a file that WAL mode has not initialised yet.
+    connection.execute_batch(&format!(
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;"
+    ))?;
+    Ok(connection)
+}
+
+/// The writer's connection: the hot pages of the queue's indexes in a cache that grows only as the data does,
+/// statement journals in memory, checkpoints left to their own thread unless it falls far behind.
+pub(super) fn tune_writer(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch(
+            "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 65536;
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(storage)
+}
+
+/// Creates the tables of an empty database, and refuses one written with another schema.
+pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
+    let tables: i64 =
+        c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
+    if tables > 0 && version != SCHEMA_VERSION {
+        return Err(storage(format!(
+            "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
+             move the data dir away (or finish its deliveries with the handler that wrote it)",
+            path.display()
+        )));
+    }
+    c.execute_batch(SCHEMA).map_err(storage)?;
+    c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_has_small_pages_and_a_write_ahead_log() {
+        let dir = std::env::temp_dir().join(format!("dispatcher-schema-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dispatcher.db");
+        let c = open_connection(&path).unwrap();
+        create_schema(&c, &path).unwrap();
+        let page_size: u32 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        let journal: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
+        c.execute_batch("PRAGMA user_version = 1").unwrap();
+        let error = create_schema(&c, &path).unwrap_err().to_string();
+        assert!(error.contains("has schema version 1, this handler reads version 2"), "{error}");
+    }
+}

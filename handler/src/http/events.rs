@@ -1,0 +1,74 @@
+//! `/events`: publishing an event, the catalog with the mapping table, and the rejected events.
+
+use super::answer::Answer;
+use super::extract::{EventBody, PageQuery, Query};
+use super::problem::ApiError;
+use super::views::{AcceptedView, Page, RejectedView};
+use super::{errors, AppState};
+use aide::axum::routing::{get_with, post_with};
+use aide::axum::ApiRouter;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use dispatcher_core::events::MAX_EVENT_BYTES;
+use dispatcher_core::model::Problem;
+use serde_json::Value;
+
+pub fn routes() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .api_route(
+            "/api/v1/events",
+            post_with(publish, |op| {
+                errors(
+                    op.id("publishEvent").summary("Publish an event; 202 once its deliveries are stored"),
+                    &[400, 413, 415],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/events/catalog",
+            get_with(catalog, |op| op.id("getCatalog").summary("The event catalog and the mapping table")),
+        )
+        .api_route(
+            "/api/v1/events/rejected",
+            get_with(rejected, |op| {
+                errors(op.id("listRejectedEvents").summary("Rejected events, newest first"), &[400])
+            }),
+        )
+}
+
+async fn publish(
+    State(service): State<AppState>,
+    headers: HeaderMap,
+    EventBody(body): EventBody,
+) -> Result<Answer<202, AcceptedView>, ApiError> {
+    let body = match body {
+        Ok(body) => body,
+        Err(error) => {
+            if error.status == StatusCode::PAYLOAD_TOO_LARGE.as_u16() {
+                service.reject(None, vec![Problem::new("body", error.detail.clone())], b"").await?;
+            }
+            return Err(error);
+        }
+    };
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
+    match service.publish(&body, header("idempotency-key"), header("x-correlation-id")).await {
+        Ok(published) => Ok(Answer(AcceptedView { id: published.id, deliveries: published.deliveries })),
+        Err(error) => {
+            let error = ApiError::from(error);
+            Err(if body.len() > MAX_EVENT_BYTES { error.with_status(StatusCode::PAYLOAD_TOO_LARGE) } else { error })
+        }
+    }
+}
+
+async fn catalog() -> Answer<200, Value> {
+    Answer(dispatcher_core::events::docs::catalog())
+}
+
+async fn rejected(
+    State(service): State<AppState>,
+    Query(page): Query<PageQuery>,
+) -> Result<Answer<200, Page<RejectedView>>, ApiError> {
+    let found = service.rejected_events(page.limit(), page.cursor.as_deref()).await?;
+    Ok(Answer(Page::of(found, RejectedView::from)))
+}

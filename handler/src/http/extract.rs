@@ -1,0 +1,249 @@
+//! The request parts the handlers take, each refusing a bad request with problem details (axum's own
+//! extractors answer in plain text) and documenting itself in the OpenAPI document.
+
+use super::problem::ApiError;
+use aide::generate::GenContext;
+use aide::openapi::{MediaType, Operation, RequestBody, SchemaObject};
+use aide::OperationInput;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use dispatcher_core::events::MAX_EVENT_BYTES;
+use dispatcher_core::model::Report;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::marker::PhantomData;
+
+/// Refuses a body that does not say it is JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        return Ok(());
+    }
+    let detail = format!("the body must be application/json, not {content_type:?}");
+    Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", detail))
+}
+
+fn too_large() -> ApiError {
+    let detail = format!("the body is over the limit of {MAX_EVENT_BYTES} bytes (256 KiB)");
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", detail)
+}
+
+async fn bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError::new(status, "unreadable-body", rejection.body_text()),
+    })
+}
+
+fn request_body(ctx: &mut GenContext, operation: &mut Operation, json_schema: schemars::Schema, description: &str) {
+    let media = MediaType {
+        schema: Some(SchemaObject { json_schema, example: None, external_docs: None }),
+        ..Default::default()
+    };
+    let body = RequestBody {
+        description: Some(description.to_owned()),
+        content: [("application/json".to_owned(), media)].into_iter().collect(),
+        required: true,
+        ..Default::default()
+    };
+    aide::operation::set_body(ctx, operation, body);
+}
+
+/// A JSON body, decoded by the service (which reports every problem); `S` is its documented schema.
+pub struct JsonBody<S>(pub Value, pub PhantomData<S>);
+
+impl<S, St: Send + Sync> FromRequest<St> for JsonBody<S> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, ApiError> {
+        require_json(request.headers())?;
+        let body = bytes(request, state).await?;
+        let value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::invalid("invalid-json", "the body is not valid JSON", Report::single("body", e.to_string()))
+        })?;
+        Ok(JsonBody(value, PhantomData))
+    }
+}
+
+impl<S: JsonSchema> OperationInput for JsonBody<S> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = ctx.schema.subschema_for::<S>();
+        request_body(ctx, operation, schema, "JSON");
+    }
+}
+
+/// An event's exact body, kept as bytes: the event is decoded by the service, which records a refused one; a
+/// body over the size limit arrives as `Err`, to be recorded too.
+pub struct EventBody(pub Result<Bytes, ApiError>);
+
+impl<St: Send + Sync> FromRequest<St> for EventBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &St) -> Result<Self, ApiError> {
+        require_json(request.headers())?;
+        Ok(EventBody(bytes(request, state).await))
+    }
+}
+
+impl OperationInput for EventBody {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = ctx.schema.subschema_for::<IncomingEventSchema>();
+        request_body(ctx, operation, schema, "An event of the catalog, at most 256 KiB");
+    }
+}
+
+/// The JSON Schema of an incoming event, from the catalog.
+pub struct IncomingEventSchema;
+
+impl JsonSchema for IncomingEventSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "IncomingEvent".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let schema = dispatcher_core::events::docs::incoming_event_schema(false);
+        schemars::Schema::try_from(schema).unwrap_or_default()
+    }
+}
+
+/// The JSON Schema of a registration (`POST /webhooks`), which names the public events.
+pub struct RegistrationSchema;
+
+impl JsonSchema for RegistrationSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Registration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let schema = dispatcher_core::webhooks::registration::registration_schema();
+        schemars::Schema::try_from(without_meta(schema)).unwrap_or_default()
+    }
+}
+
+/// The JSON Schema of a webhook's configuration (`PUT /webhooks/{id}`).
+pub struct ConfigurationSchema;
+
+impl JsonSchema for ConfigurationSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WebhookConfiguration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let schema = dispatcher_core::webhooks::registration::schema();
+        schemars::Schema::try_from(without_meta(schema)).unwrap_or_default()
+    }
+}
+
+/// A JSON merge patch (RFC 7396) of a webhook's configuration: any of its fields; `null` removes one.
+#[derive(JsonSchema)]
+#[schemars(extend("type" = "object"))]
+pub struct MergePatch {}
+
+/// A standalone schema made embeddable: its `$defs` become inline, its `$schema` goes.
+fn without_meta(mut schema: Value) -> Value {
+    let defs = schema.as_object_mut().and_then(|s| {
+        s.remove("$schema");
+        s.remove("$defs")
+    });
+    if let Some(Value::Object(defs)) = defs {
+        inline(&mut schema, &defs);
+    }
+    schema
+}
+
+fn inline(value: &mut Value, defs: &serde_json::Map<String, Value>) {
+    match value {
+        Value::Object(object) => {
+            let target = object.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/"));
+            if let Some(def) = target.and_then(|name| defs.get(name)) {
+                let mut def = def.clone();
+                inline(&mut def, defs);
+                object.remove("$ref");
+                if let Value::Object(fields) = def {
+                    object.extend(fields);
+                }
+            } else {
+                object.values_mut().for_each(|v| inline(v, defs));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| inline(v, defs)),
+        _ => {}
+    }
+}
+
+/// The `{id}` of a path.
+#[derive(Deserialize, JsonSchema)]
+pub struct IdPath {
+    /// The webhook's or delivery's id.
+    pub id: String,
+}
+
+/// A path's `{id}`, refused with problem details when it cannot be read.
+pub struct Id(pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        let axum::extract::Path(IdPath { id }) =
+            axum::extract::Path::<IdPath>::from_request_parts(parts, state).await.map_err(|rejection| {
+                ApiError::invalid(
+                    "invalid-path",
+                    "the path is invalid",
+                    Report::single("path.id", rejection.body_text()),
+                )
+            })?;
+        Ok(Id(id))
+    }
+}
+
+impl OperationInput for Id {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        axum::extract::Path::<IdPath>::operation_input(ctx, operation);
+    }
+}
+
+/// Paging of a list: `?limit=` (1 to 500, default 50) and `?cursor=` from the previous page's `nextCursor`.
+#[derive(Deserialize, JsonSchema)]
+pub struct PageQuery {
+    /// How many items, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 500)
+    }
+}
+
+/// A query string read as `T`, refused with problem details when it does not fit.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequestParts<St> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await.map_err(|rejection| {
+                ApiError::invalid(
+                    "invalid-query",
+                    "the query is invalid",
+                    Report::single("query", rejection.body_text()),
+                )
+            })?;
+        Ok(Query(value))
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Query<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        axum::extract::Query::<T>::operation_input(ctx, operation);
+    }
+}

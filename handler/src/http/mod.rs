@@ -1,0 +1,144 @@
+//! The management and publish API under `/api/v1`, the same locally and on Azure: routes grouped by resource
+//! (`events.rs`, `webhooks.rs`, `deliveries.rs`), each a thin translation of a request into a service call and
+//! of its answer into a view (`views.rs`) or problem details (`problem.rs`). The OpenAPI document is generated
+//! by aide from the same routes and the schemars types they take and answer: served at
+//! `GET /api/v1/openapi.json` and committed as `schemas/openapi.json`.
+
+mod answer;
+mod auth;
+mod deliveries;
+mod events;
+mod extract;
+mod problem;
+mod views;
+mod webhooks;
+
+pub use auth::ApiKey;
+pub use problem::ApiError;
+
+use crate::service::{Info, Service};
+use aide::axum::routing::get_with;
+use aide::axum::ApiRouter;
+use aide::openapi::{ApiKeyLocation, Info as ApiInfo, OpenApi, ReferenceOr, SecurityScheme, StatusCode as ApiStatus};
+use aide::transform::{TransformOpenApi, TransformOperation};
+use answer::Answer;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::Router;
+use dispatcher_core::events::MAX_EVENT_BYTES;
+use std::sync::{Arc, OnceLock};
+
+type AppState = Arc<Service>;
+
+/// The API router, with the key check when a key is configured.
+pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
+    let mut api = OpenApi::default();
+    routes()
+        .finish_api_with(&mut api, describe)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /api/v1/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not take that method; see /api/v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES + 1))
+        .layer(axum::middleware::from_fn_with_state(key, auth::require_key))
+        .with_state(service)
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> OpenApi {
+    let mut api = OpenApi::default();
+    let _ = routes().finish_api_with(&mut api, describe);
+    api
+}
+
+/// The document as served, generated once.
+fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| serde_json::to_value(openapi()).unwrap_or_default())
+}
+
+fn routes() -> ApiRouter<AppState> {
+    aide::generate::extract_schemas(true);
+    ApiRouter::new()
+        .api_route(
+            "/api/v1/info",
+            get_with(info, |op| op.id("getInfo").summary("The dispatcher's name, version, mode and counters")),
+        )
+        .api_route("/api/v1/openapi.json", get_with(openapi_json, |op| op.id("getOpenApi").summary("This document")))
+        .merge(events::routes())
+        .merge(webhooks::routes())
+        .merge(deliveries::routes())
+}
+
+async fn info(State(service): State<AppState>) -> Answer<200, Info> {
+    Answer(service.info())
+}
+
+async fn openapi_json() -> Answer<200, serde_json::Value> {
+    Answer(document().clone())
+}
+
+/// The statuses every route may answer besides its own: a missing key, and a store or queue that is down.
+const ALWAYS: [u16; 2] = [401, 503];
+
+/// Documents that `op` answers problem details with each of `statuses`.
+fn errors<'t>(mut op: TransformOperation<'t>, statuses: &[u16]) -> TransformOperation<'t> {
+    add_errors(op.inner_mut(), statuses);
+    op
+}
+
+fn add_errors(operation: &mut aide::openapi::Operation, statuses: &[u16]) {
+    let responses = operation.responses.get_or_insert_with(Default::default);
+    for &status in statuses {
+        let description = match status {
+            400 => "The request is invalid: every problem, with where it is",
+            401 => "The API key is missing or wrong (when one is required)",
+            404 => "No such webhook or delivery",
+            409 => "The request conflicts with the current state",
+            413 => "The body is over 256 KiB",
+            415 => "The body is not application/json",
+            503 => "The store or the queue is unavailable; try again",
+            _ => "An error",
+        };
+        let response = aide::generate::in_context(|ctx| problem::response(ctx, description));
+        responses.responses.insert(ApiStatus::Code(status), ReferenceOr::Item(response));
+    }
+}
+
+fn describe(api: TransformOpenApi<'_>) -> TransformOpenApi<'_> {
+    let key = SecurityScheme::ApiKey {
+        location: ApiKeyLocation::Header,
+        name: "x-functions-key".into(),
+        description: Some(
+            "The function key on Azure; locally, DISPATCHER_API_KEY when it is set (also accepted as ?code=).".into(),
+        ),
+        extensions: Default::default(),
+    };
+    let mut api = api
+        .info(ApiInfo {
+            title: "Public event dispatcher API".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: Some(
+                "Publish events and manage webhooks. Errors are application/problem+json (RFC 9457).".into(),
+            ),
+            ..Default::default()
+        })
+        .security_scheme("functionKey", key)
+        .security_requirement("functionKey");
+    // The key is optional locally (when no DISPATCHER_API_KEY is set): an empty requirement says so.
+    api.inner_mut().security.push(Default::default());
+    let paths = api.inner_mut().paths.iter_mut().flat_map(|paths| paths.paths.values_mut());
+    for path in paths.filter_map(|item| item.as_item_mut()) {
+        let operations = [&mut path.get, &mut path.put, &mut path.post, &mut path.delete, &mut path.patch];
+        for operation in operations.into_iter().flatten() {
+            add_errors(operation, &ALWAYS);
+        }
+    }
+    api
+}

@@ -1,0 +1,210 @@
+//! What the API answers: the JSON shapes of its responses (times as RFC 3339, credentials left out), whose
+//! schemas go into the OpenAPI document. Each is made from a model type by one function here.
+
+use dispatcher_core::model::{Attempt, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch as RFC 3339, e.g. `2026-11-22T10:30:00.123Z`.
+pub fn timestamp(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+/// An accepted event: its id (the source of every delivery id) and how many deliveries it made.
+#[derive(Serialize, JsonSchema)]
+pub struct AcceptedView {
+    pub id: String,
+    /// Absent on Azure, where the event is queued and routed by OnIncomingEvent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "PageOf{T}")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn of<M>((items, next_cursor): (Vec<M>, Option<String>), view: impl Fn(M) -> T) -> Page<T> {
+        Page { items: items.into_iter().map(view).collect(), next_cursor }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedView {
+    pub id: String,
+    pub received_at: String,
+    pub problems: Vec<Problem>,
+    /// The start of what was received.
+    pub body: String,
+}
+
+impl From<Rejected> for RejectedView {
+    fn from(r: Rejected) -> Self {
+        RejectedView { id: r.id, received_at: timestamp(r.received_at_ms), problems: r.problems, body: r.body }
+    }
+}
+
+/// A webhook as the API shows it: its configuration with credentials left out, and its signing secret only
+/// in the answer to its creation.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub subscriptions: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_callback_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthView>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Target authentication without its credentials.
+#[derive(Serialize, JsonSchema)]
+pub struct AuthView {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl WebhookView {
+    pub fn of(w: &Webhook, with_secret: bool) -> WebhookView {
+        let c = &w.config;
+        WebhookView {
+            id: w.id.to_string(),
+            url: c.url.clone(),
+            subscriptions: c.subscriptions.clone(),
+            attributes: c.attributes.clone(),
+            headers: c.headers.clone(),
+            disabled: c.disabled,
+            disabled_reason: w.disabled_reason.clone(),
+            description: c.description.clone(),
+            failure_callback_url: c.failure_callback_url.clone(),
+            auth: c.auth.as_ref().map(|a| match a {
+                TargetAuth::Basic { username, .. } => AuthView { kind: "basic", username: Some(username.clone()) },
+                TargetAuth::Bearer { .. } => AuthView { kind: "bearer", username: None },
+            }),
+            created_at: timestamp(w.created_at_ms),
+            updated_at: timestamp(w.updated_at_ms),
+            secret: with_secret.then(|| w.secret.expose().to_owned()),
+        }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretView {
+    /// `whsec_` + base64: the key that signs deliveries (Standard Webhooks).
+    pub secret: String,
+    /// During a rotation, the previous secret, which keeps signing until `previousSecretExpiresAt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
+}
+
+impl SecretView {
+    pub fn of(w: &Webhook, now_ms: i64) -> SecretView {
+        let previous = w.previous_secret(now_ms);
+        SecretView {
+            secret: w.secret.expose().to_owned(),
+            previous_secret: previous.map(|p| p.secret.expose().to_owned()),
+            previous_secret_expires_at: previous.map(|p| timestamp(p.expires_at_ms)),
+        }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DeliveryQueuedView {
+    pub id: DeliveryId,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: DeliveryId,
+    pub webhook_id: String,
+    pub event: String,
+    pub status: Status,
+    /// The exact body sent.
+    #[schemars(with = "serde_json::Value")]
+    pub payload: Box<serde_json::value::RawValue>,
+    pub source_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_reason: Option<String>,
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub at: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    pub response: String,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        AttemptView {
+            at: timestamp(a.at_ms),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error: a.error,
+            response: a.response,
+        }
+    }
+}
+
+impl From<LogEntry> for DeliveryView {
+    fn from(e: LogEntry) -> Self {
+        let d = e.delivery;
+        // The body is always JSON text (it is made so); an unreadable one shows as a string rather than failing.
+        let payload = serde_json::value::RawValue::from_string(d.body.clone())
+            .or_else(|_| serde_json::value::to_raw_value(&d.body))
+            .unwrap_or_default();
+        DeliveryView {
+            id: d.id,
+            webhook_id: d.webhook_id.to_string(),
+            event: d.event,
+            status: e.status,
+            payload,
+            source_id: d.source_id,
+            correlation_id: d.correlation_id,
+            created_at: timestamp(e.created_at_ms),
+            next_attempt_at: e.next_attempt_at_ms.map(timestamp),
+            dead_reason: e.dead_reason,
+            attempts: e.attempts.into_iter().map(AttemptView::from).collect(),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `/webhooks`: register, read, replace, patch and delete webhooks, their signing secret, a ping, and their
+//! deliveries.
+
+use super::answer::{Answer, NoContent};
+use super::extract::{ConfigurationSchema, Id, JsonBody, MergePatch, PageQuery, Query, RegistrationSchema};
+use super::problem::ApiError;
+use super::views::{DeliveryQueuedView, DeliveryView, Page, SecretView, WebhookView};
+use super::{errors, AppState};
+use aide::axum::routing::{get_with, post_with};
+use aide::axum::ApiRouter;
+use axum::extract::State;
+
+type Answered<const N: u16, T> = Result<Answer<N, T>, ApiError>;
+
+pub fn routes() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .api_route(
+            "/api/v1/webhooks",
+            get_with(list, |op| op.id("listWebhooks").summary("All webhooks")).post_with(create, |op| {
+                errors(
+                    op.id("createWebhook").summary("Register a webhook; the answer holds its signing secret"),
+                    &[400, 409, 415],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}",
+            get_with(get, |op| errors(op.id("getWebhook").summary("One webhook"), &[404]))
+                .put_with(replace, |op| {
+                    errors(op.id("replaceWebhook").summary("Replace a webhook's configuration"), &[400, 404, 415])
+                })
+                .patch_with(patch, |op| {
+                    errors(op.id("patchWebhook").summary("Change some fields (JSON merge patch)"), &[400, 404, 415])
+                })
+                .delete_with(delete, |op| {
+                    errors(op.id("deleteWebhook").summary("Delete a webhook; its pending deliveries end"), &[404])
+                }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/secret",
+            get_with(secret, |op| {
+                errors(
+                    op.id("getWebhookSecret").summary("The signing secret (and the previous one during a rotation)"),
+                    &[404],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/rotate-secret",
+            post_with(rotate, |op| {
+                errors(
+                    op.id("rotateWebhookSecret")
+                        .summary("A new signing secret; the old one keeps signing for 24 hours"),
+                    &[404],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/ping",
+            post_with(ping, |op| {
+                errors(
+                    op.id("pingWebhook").summary("Deliver {\"name\":\"ping\",\"payload\":{}} to this webhook now"),
+                    &[404],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get_with(deliveries, |op| {
+                errors(
+                    op.id("listDeliveries").summary("A webhook's deliveries with their attempts, newest first"),
+                    &[400, 404],
+                )
+            }),
+        )
+}
+
+async fn list(State(service): State<AppState>) -> Answered<200, Vec<WebhookView>> {
+    Ok(Answer(service.list_webhooks().await?.iter().map(|w| WebhookView::of(w, false)).collect()))
+}
+
+async fn create(
+    State(service): State<AppState>,
+    JsonBody(body, _): JsonBody<RegistrationSchema>,
+) -> Answered<201, WebhookView> {
+    Ok(Answer(WebhookView::of(&service.create_webhook(&body).await?, true)))
+}
+
+async fn get(State(service): State<AppState>, Id(id): Id) -> Answered<200, WebhookView> {
+    Ok(Answer(WebhookView::of(&service.webhook(&id).await?, false)))
+}
+
+async fn replace(
+    State(service): State<AppState>,
+    Id(id): Id,
+    JsonBody(body, _): JsonBody<ConfigurationSchema>,
+) -> Answered<200, WebhookView> {
+    Ok(Answer(WebhookView::of(&service.replace_webhook(&id, &body).await?, false)))
+}
+
+async fn patch(
+    State(service): State<AppState>,
+    Id(id): Id,
+    JsonBody(patch, _): JsonBody<MergePatch>,
+) -> Answered<200, WebhookView> {
+    Ok(Answer(WebhookView::of(&service.patch_webhook(&id, &patch).await?, false)))
+}
+
+async fn delete(State(service): State<AppState>, Id(id): Id) -> Result<NoContent, ApiError> {
+    service.delete_webhook(&id).await?;
+    Ok(NoContent)
+}
+
+async fn secret(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
+    Ok(Answer(SecretView::of(&service.webhook(&id).await?, service.now_ms())))
+}
+
+async fn rotate(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
+    Ok(Answer(SecretView::of(&service.rotate_secret(&id).await?, service.now_ms())))
+}
+
+async fn ping(State(service): State<AppState>, Id(id): Id) -> Answered<202, DeliveryQueuedView> {
+    Ok(Answer(DeliveryQueuedView { id: service.ping(&id).await? }))
+}
+
+async fn deliveries(
+    State(service): State<AppState>,
+    Id(id): Id,
+    Query(page): Query<PageQuery>,
+) -> Answered<200, Page<DeliveryView>> {
+    let found = service.deliveries(&id, page.limit(), page.cursor.as_deref()).await?;
+    Ok(Answer(Page::of(found, DeliveryView::from)))
+}

@@ -1,0 +1,151 @@
+//! The ports: what the service needs from the world, as traits. Adapters implement them (`adapters/`), runtimes
+//! pick which (`runtime/`), and the service (`service/`) is written once against them.
+//!
+//! - [`WebhookStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
+//! - [`DeliveryQueue`]: when each delivery is attempted (the local workers' queue, or Service Bus).
+//! - [`EventQueue`]: where a published event waits to be routed, when it is not routed at once (Service Bus).
+//! - [`Sender`]: one HTTP request on the wire.
+//! - [`Clock`]: the time, and random bytes.
+
+use async_trait::async_trait;
+use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Webhook};
+use dispatcher_core::policy::outcome::Response;
+use dispatcher_core::request::Request;
+use dispatcher_core::settle::Logged;
+
+/// A page of items, newest first, and the opaque cursor of the next page when there is one.
+pub type Page<T> = (Vec<T>, Option<String>);
+
+/// Why a store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("cursor: {0:?} is not a cursor this store gave out")]
+    BadCursor(String),
+}
+
+/// Registered webhooks, with their signing secrets.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Creates or replaces the webhook with this id.
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
+    /// Every webhook, oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Whether there was one to delete. (Its deliveries still queued end dead when their turn comes.)
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Which delivery a log entry is: its id, and its webhook's, which a store may partition the log by (Cosmos DB
+/// does, so that reading an entry is a point read rather than a query across partitions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogKey<'a> {
+    pub id: DeliveryId,
+    pub webhook_id: &'a str,
+}
+
+impl<'a> LogKey<'a> {
+    pub fn of(delivery: &'a Delivery) -> LogKey<'a> {
+        LogKey { id: delivery.id, webhook_id: &delivery.webhook_id }
+    }
+}
+
+/// Every delivery with its attempts.
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    async fn get_delivery(&self, id: DeliveryId) -> Result<Option<LogEntry>, StoreError>;
+    /// A webhook's deliveries, newest first: `limit` of them after the cursor of a previous page.
+    async fn list_deliveries(
+        &self,
+        webhook_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<LogEntry>, StoreError>;
+    /// Logs new deliveries, pending; a delivery logged before is left as it is (a redelivered message). Returns,
+    /// for each delivery, the version of its entry when this call created it, `None` when it was there already.
+    async fn log_deliveries(&self, deliveries: &[Delivery], now_ms: i64)
+        -> Result<Vec<Option<LogVersion>>, StoreError>;
+    /// Where a delivery stands, read before an attempt that nobody vouched for (see [`Job::log_version`]), with
+    /// the version of its entry; `None` when it was never logged.
+    async fn logged(&self, key: LogKey<'_>) -> Result<Option<(Logged, LogVersion)>, StoreError>;
+    /// Logs the attempt of `job` (a job's attempt logged again replaces its entry) and what comes next. Returns
+    /// the entry's new version; logs the delivery first when it was never logged (its entry expired, or its job
+    /// came from elsewhere).
+    async fn log_attempt(&self, job: &Job, attempt: Attempt, next: Next) -> Result<LogVersion, StoreError>;
+    /// Ends a delivery dead without an attempt (its webhook is gone, or the queue gave it up), keeping the
+    /// attempts made; logs it first when it was never logged.
+    async fn give_up(&self, delivery: &Delivery, reason: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Makes a delivery due again now, keeping its id and attempts (a manual retry). The entry's job, or `None`
+    /// when it is being attempted right now (or was never logged).
+    async fn reopen(&self, id: DeliveryId, now_ms: i64) -> Result<Option<Job>, StoreError>;
+}
+
+/// Events that were refused, with why.
+#[async_trait]
+pub trait RejectedEvents: Send + Sync {
+    async fn reject(&self, rejected: &Rejected) -> Result<(), StoreError>;
+    /// Newest first, `limit` of them after the cursor of a previous page.
+    async fn list_rejected(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Rejected>, StoreError>;
+}
+
+/// Why a queue could not take a message.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the queue is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// When each delivery is attempted: new deliveries queued for a first attempt, failed ones for a retry.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Logs new deliveries, pending, and queues them for their first attempt; returns once they are kept. A
+    /// delivery logged before is not queued again, unless nothing shows that it was (see the implementations).
+    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError>;
+    /// Queues `job` (whose log entry says so already) for `at_ms`: a retry after a failed attempt.
+    async fn schedule(&self, job: &Job, at_ms: i64) -> Result<(), QueueError>;
+    /// Queues a job now that was reopened in the log (a manual retry): never dropped as a duplicate.
+    async fn resend(&self, job: &Job) -> Result<(), QueueError>;
+}
+
+/// Where published events wait to be routed, when they are not routed at once.
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Sends the event's exact body under `source_id`, the source of its delivery ids.
+    async fn send_event(&self, body: &[u8], source_id: &str, correlation_id: Option<&str>) -> Result<(), QueueError>;
+}
+
+/// One HTTP request on the wire.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// Sends `request`; never fails: every failure is a [`Response::Failed`] with its reason. Returns what came
+    /// back and what the attempt log keeps of it.
+    async fn send(&self, request: Request<'_>) -> (Response, Attempt);
+}
+
+/// The time and random bytes: the only two things of the world the core's decisions depend on.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// Fills `bytes` from the operating system's generator.
+    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), String>;
+}
+
+/// The system clock and the operating system's random generator.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    }
+
+    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), String> {
+        getrandom::fill(bytes).map_err(|e| format!("the operating system's random generator failed: {e}"))
+    }
+}

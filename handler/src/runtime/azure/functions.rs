@@ -1,0 +1,200 @@
+//! The functions of the app: what `function-app/*/function.json` must say for the handler to understand their
+//! invocations (`FUNCTIONS`, which `handler package` checks the app against), and each function's handler,
+//! translating an invocation into service calls and the outcome into the invocation's answer.
+//!
+//! - OnIncomingEvent: a message of the events queue is routed; its delivery jobs go out through the `deliveries`
+//!   output binding. An invalid event is recorded as rejected and completed: a redelivery cannot make it valid.
+//! - DeliverWebhook: one attempt of a job; a retry is a job scheduled on the deliveries queue.
+//! - OnDeliveryDeadLettered: a job Service Bus gave up itself ends its delivery dead.
+//!
+//! A failure a redelivery may cure (the store or the queue is down) is answered non-2xx: Service Bus then
+//! delivers the message again.
+
+use super::invocation::{Invocation, InvocationResponse};
+use super::outputs::OutputBinding;
+use super::Azure;
+use crate::service::{self, Accepted, ServiceError, Step};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dispatcher_core::dispatch::Source;
+use dispatcher_core::model::Job;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// One binding of a function, as the handler relies on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// The key of this binding in an invocation's `Data` (a trigger) or `Outputs` (an output).
+    pub name: &'static str,
+    /// The function.json `type`.
+    pub kind: &'static str,
+    /// The queue, for Service Bus bindings (`%SETTING%` expands an app setting).
+    pub queue: Option<&'static str>,
+}
+
+/// A function of the app: the host posts its invocations to `/{name}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    pub name: &'static str,
+    pub trigger: Binding,
+    pub outputs: &'static [Binding],
+}
+
+const fn service_bus_trigger(queue: &'static str) -> Binding {
+    Binding { name: "msg", kind: "serviceBusTrigger", queue: Some(queue) }
+}
+
+/// Every function of `function-app/`.
+pub const FUNCTIONS: &[Function] = &[
+    Function {
+        name: "OnIncomingEvent",
+        trigger: service_bus_trigger("%EVENTS_QUEUE%"),
+        outputs: &[Binding { name: "deliveries", kind: "serviceBus", queue: Some("%DELIVERIES_QUEUE%") }],
+    },
+    Function { name: "DeliverWebhook", trigger: service_bus_trigger("%DELIVERIES_QUEUE%"), outputs: &[] },
+    Function {
+        name: "OnDeliveryDeadLettered",
+        trigger: service_bus_trigger("%DELIVERIES_QUEUE%/$deadletterqueue"),
+        outputs: &[],
+    },
+    // Forwarded as the original HTTP request to the same router as local mode (`enableForwardingHttpRequest`).
+    Function {
+        name: "Api",
+        trigger: Binding { name: "req", kind: "httpTrigger", queue: None },
+        outputs: &[Binding { name: "res", kind: "http", queue: None }],
+    },
+];
+
+/// The trigger binding of the Service Bus functions, and OnIncomingEvent's output.
+const TRIGGER: &str = "msg";
+const OUTPUT: &str = "deliveries";
+
+/// Why an invocation failed in a way that a redelivery may cure: answered non-2xx.
+type Failure = (StatusCode, String);
+
+fn unavailable(error: ServiceError) -> Failure {
+    (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+}
+
+/// What the host gets back: 2xx with the invocation's answer, or non-2xx (the message is delivered again).
+fn answer(result: Result<InvocationResponse, Failure>) -> Response {
+    match result {
+        Ok(response) => Json(response.to_json()).into_response(),
+        Err((status, error)) => {
+            tracing::error!(%error, "invocation failed; the host will deliver the message again");
+            (status, Json(json!({"Outputs": {}, "Logs": [error], "ReturnValue": null}))).into_response()
+        }
+    }
+}
+
+fn parse(body: &[u8]) -> Result<Invocation, Failure> {
+    Invocation::parse(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// The message's id; without one, a digest of its body, which a redelivery shares too.
+fn message_id(invocation: &Invocation, body: &[u8]) -> String {
+    invocation.metadata_text("MessageId").filter(|id| !id.is_empty()).unwrap_or_else(|| {
+        let digest = Sha256::digest(body);
+        format!("sha256-{}", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+    })
+}
+
+/// Records a message that cannot be handled as rejected, and answers 2xx: a redelivery cannot fix it.
+async fn refuse(
+    azure: &Azure,
+    invocation: &Invocation,
+    what: String,
+    body: &[u8],
+) -> Result<InvocationResponse, Failure> {
+    let id = invocation.metadata_text("MessageId").filter(|id| !id.is_empty());
+    let path = format!("Data.{TRIGGER}");
+    let rejected = azure.service.reject_message(id, &path, what, body).await.map_err(unavailable)?;
+    Ok(InvocationResponse::default().log(format!(
+        "message {} rejected, not retried: {}",
+        rejected.id,
+        rejected.reason()
+    )))
+}
+
+/// OnIncomingEvent: routes the event of a message of the events queue.
+pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> Response {
+    let handled = async {
+        let invocation = parse(&body)?;
+        let body = match invocation.message_body(TRIGGER) {
+            Ok(body) => body,
+            Err(error) => return refuse(&azure, &invocation, error.to_string(), b"").await,
+        };
+        let correlation_id =
+            invocation.metadata_text("CorrelationId").or_else(|| invocation.application_property("x-correlation-id"));
+        let source = Source { id: message_id(&invocation, &body), correlation_id };
+        let outputs = OutputBinding::new(azure.log.clone());
+        match azure.service.accept(&body, &source, &outputs).await.map_err(unavailable)? {
+            Accepted::Routed { event, deliveries } => {
+                let line = format!("{event} from message {}: {deliveries} deliveries", source.id);
+                Ok(InvocationResponse::default().messages(OUTPUT, outputs.into_messages()).log(line))
+            }
+            Accepted::Rejected(rejected) => Ok(InvocationResponse::default().log(format!(
+                "message {} rejected, not retried: {}",
+                rejected.id,
+                rejected.reason()
+            ))),
+        }
+    };
+    answer(handled.await)
+}
+
+/// The job in a message of the deliveries queue, or why it is not one.
+fn read_job(invocation: &Invocation) -> Result<Job, (String, Vec<u8>)> {
+    let body = invocation.message_body(TRIGGER).map_err(|e| (e.to_string(), Vec::new()))?;
+    let mut job: Job = serde_json::from_slice(&body).map_err(|e| (format!("not a delivery job: {e}"), body.clone()))?;
+    // A message delivered again vouches for nothing: whatever it was made from may have moved on since.
+    if invocation.metadata_u64("DeliveryCount").is_some_and(|count| count > 1) {
+        job.log_version = None;
+    }
+    Ok(job)
+}
+
+/// DeliverWebhook: one attempt of a job.
+pub async fn deliver_webhook(State(azure): State<Arc<Azure>>, body: Bytes) -> Response {
+    let handled = async {
+        let invocation = parse(&body)?;
+        let job = match read_job(&invocation) {
+            Ok(job) => job,
+            Err((what, body)) => return refuse(&azure, &invocation, what, &body).await,
+        };
+        let span = service::span(&job);
+        let id = job.delivery.id;
+        let attempted = async {
+            let line = match azure.service.attempt(job).await? {
+                Step::Attempted(attempted) => azure.service.settle(attempted).await?,
+                Step::Duplicate { why } => format!("delivery {id}: nothing sent, a duplicate job: {why}"),
+                Step::Dropped { reason } => format!("delivery {id} dropped: {reason}"),
+            };
+            Ok::<_, ServiceError>(InvocationResponse::default().log(line))
+        };
+        attempted.instrument(span).await.map_err(unavailable)
+    };
+    answer(handled.await)
+}
+
+/// OnDeliveryDeadLettered: Service Bus gave a job up itself (its delivery count ran out, or it expired).
+pub async fn on_dead_lettered(State(azure): State<Arc<Azure>>, body: Bytes) -> Response {
+    let handled = async {
+        let invocation = parse(&body)?;
+        let job = match read_job(&invocation) {
+            Ok(job) => job,
+            Err((what, body)) => return refuse(&azure, &invocation, what, &body).await,
+        };
+        let cause = invocation.application_property("DeadLetterReason");
+        let description = invocation.application_property("DeadLetterErrorDescription");
+        let line =
+            azure.service.dead_lettered(job, cause.as_deref(), description.as_deref()).await.map_err(unavailable)?;
+        Ok(InvocationResponse::default().log(line))
+    };
+    answer(handled.await)
+}

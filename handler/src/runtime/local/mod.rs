@@ -1,0 +1,92 @@
+//! `handler local`: the whole dispatcher in one process, on one SQLite file: the HTTP API, and delivery workers
+//! taking jobs from the local queue (`queue.rs`, with the in-memory hand-off of `hand_off.rs`) and attempting
+//! them through the service (`workers.rs`). This file wires the adapters to the service, starts the listener
+//! and the workers, and stops them on a signal: no new requests, in-flight deliveries may finish.
+
+mod hand_off;
+mod queue;
+mod workers;
+
+pub use queue::LocalQueue;
+pub use workers::Workers;
+
+use crate::adapters::sender::Sender;
+use crate::adapters::sqlite::SqliteStore;
+use crate::config::LocalConfig;
+use crate::ports::{Clock, StoreError, SystemClock};
+use crate::service::{ImportError, Intake, Parts, Service, ServiceError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    #[error("cannot read the webhooks file {path}: {reason}")]
+    WebhooksFile { path: String, reason: String },
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: std::net::SocketAddr, reason: String },
+    #[error("serving the API: {0}")]
+    Serve(String),
+}
+
+/// Runs the dispatcher until `shutdown` completes. Prints one line when it is ready (the address, the data file
+/// and how many webhooks it holds).
+pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(SqliteStore::open(&config.data_dir, clock.now_ms())?);
+    let sender = Arc::new(Sender::new(config.request_timeout, config.allow_private_targets));
+    // Past the lease, a delivery whose attempt never reported back is due again.
+    let lease_ms = (config.request_timeout + Duration::from_secs(60)).as_millis() as i64;
+    let queue = Arc::new(LocalQueue::new(store.clone(), lease_ms));
+    let service = Arc::new(Service::new(Parts {
+        mode: "local",
+        webhooks: store.clone(),
+        webhook_cache: None,
+        log: store.clone(),
+        rejected: store.clone(),
+        queue: queue.clone(),
+        intake: Intake::Route,
+        sender: sender.clone(),
+        clock,
+        schedule: config.retry_schedule.clone(),
+    }));
+    if let Some(path) = &config.webhooks_file {
+        import(&service, path).await?;
+    }
+    let webhooks = service.webhooks().refresh().await?.len();
+    let address = std::net::SocketAddr::new(config.bind, config.port);
+    let listen_error = |e: std::io::Error| StartError::Listen { address, reason: e.to_string() };
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(listen_error)?;
+    let address = listener.local_addr().map_err(listen_error)?;
+    println!("dispatcher ready: API http://{address}/api/v1, data {}, {webhooks} webhooks", store.path().display());
+    sender.warm_up();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.shutdown_grace };
+    let workers = tokio::spawn(workers::run(service.clone(), queue, settings, stopped));
+    let router = crate::http::router(service, config.api_key.clone());
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new requests; in-flight deliveries may finish");
+        let _ = stop.send(true);
+    });
+    server.await.map_err(|e| StartError::Serve(e.to_string()))?;
+    workers.await.map_err(|e| StartError::Serve(format!("stopping the delivery workers: {e}")))?;
+    Ok(())
+}
+
+/// Upserts the webhooks of the file given at start.
+async fn import(service: &Service, path: &std::path::Path) -> Result<(), StartError> {
+    let file_error = |reason: String| StartError::WebhooksFile { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let entries: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| file_error(format!("not a JSON array: {e}")))?;
+    match service.import_webhooks(&entries).await {
+        Ok(_) => Ok(()),
+        Err(ImportError::Service(error)) => Err(error.into()),
+        Err(error) => Err(file_error(error.to_string())),
+    }
+}

@@ -1,0 +1,121 @@
+//! The local delivery queue (`ports::DeliveryQueue`): the deliveries table of the SQLite store, where a
+//! delivery is due when its `next_attempt_at` has passed, with deliveries handed to the workers in memory at
+//! once while they keep up (`hand_off.rs`), and a note of when the store may next hold a due delivery that no
+//! worker has in memory, so that the workers ask it only then.
+
+use super::hand_off::HandOff;
+use crate::adapters::sqlite::SqliteStore;
+use crate::ports::{DeliveryQueue, QueueError};
+use async_trait::async_trait;
+use dispatcher_core::model::{Delivery, Job};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+pub struct LocalQueue {
+    pub(super) store: Arc<SqliteStore>,
+    /// Deliveries accepted by this process and leased to it at once, for the workers to take from memory.
+    pub(super) hand_off: Mutex<HandOff>,
+    /// When the store may next hold a due delivery that no worker has in memory.
+    pub(super) due: DueHint,
+    /// Rung when deliveries become due sooner than the workers expect.
+    pub(super) wake: Notify,
+    /// How long a leased delivery belongs to this process: past that, it is due again (its attempt was lost).
+    pub(super) lease_ms: i64,
+}
+
+impl LocalQueue {
+    pub fn new(store: Arc<SqliteStore>, lease_ms: i64) -> LocalQueue {
+        LocalQueue {
+            store,
+            hand_off: Mutex::default(),
+            // Whatever a previous run left is due now.
+            due: DueHint::new(0),
+            wake: Notify::new(),
+            lease_ms,
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for LocalQueue {
+    /// Stores deliveries durably; when the workers have room, leases them to this process at the same time and
+    /// hands them over in memory, which spares the store a lease per delivery.
+    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
+        // Deliveries already waiting in the store go first: new ones queue behind them there.
+        let backlog = self.due.at() <= now_ms;
+        let room = self.hand_off.lock().is_ok_and(|h| h.has_room_for(deliveries.len()));
+        let lease_until = (room && !backlog).then(|| now_ms + self.lease_ms);
+        let jobs = self.store.accept(deliveries, now_ms, lease_until).await?;
+        match lease_until {
+            Some(_) => {
+                if let Ok(mut handed_off) = self.hand_off.lock() {
+                    jobs.into_iter().for_each(|job| handed_off.push(job));
+                }
+            }
+            None => {
+                self.due.note(now_ms);
+            }
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The delivery's row says when already (its log is this queue): the workers only need to know, at once
+    /// when they sleep until later.
+    async fn schedule(&self, _job: &Job, at_ms: i64) -> Result<(), QueueError> {
+        if self.due.note(at_ms) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The delivery's row is due now already (reopened in the log): the workers only need to know.
+    async fn resend(&self, _job: &Job) -> Result<(), QueueError> {
+        self.due.note(i64::MIN);
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// When the store may next hold a due delivery that no worker has in memory (`i64::MAX`: none known). The
+/// workers ask the store only from then on; whoever makes a delivery due in the store notes it here.
+pub(super) struct DueHint(Mutex<DueState>);
+
+struct DueState {
+    at_ms: i64,
+    /// Counts the notes, so that a worker never overwrites one it has not seen.
+    notes: u64,
+}
+
+impl DueHint {
+    pub(super) fn new(at_ms: i64) -> DueHint {
+        DueHint(Mutex::new(DueState { at_ms, notes: 0 }))
+    }
+
+    pub(super) fn at(&self) -> i64 {
+        self.0.lock().map_or(i64::MIN, |s| s.at_ms)
+    }
+
+    /// Notes a delivery due at `at_ms`; true when that is sooner than anything noted before.
+    pub(super) fn note(&self, at_ms: i64) -> bool {
+        let Ok(mut state) = self.0.lock() else { return false };
+        let sooner = at_ms < state.at_ms;
+        state.at_ms = state.at_ms.min(at_ms);
+        state.notes += 1;
+        sooner
+    }
+
+    pub(super) fn snapshot(&self) -> (i64, u64) {
+        self.0.lock().map_or((i64::MIN, 0), |s| (s.at_ms, s.notes))
+    }
+
+    /// After the store was found drained up to now: the next due time it reported, unless a delivery was made
+    /// due since the `notes` of the snapshot taken before asking it.
+    pub(super) fn drained(&self, notes: u64, next_ms: i64) {
+        if let Ok(mut state) = self.0.lock() {
+            if state.notes == notes {
+                state.at_ms = next_ms;
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Attempting a delivery, in two steps that every runtime calls in turn: [`Service::attempt`] admits the job
+//! (a duplicate sends nothing; a job whose webhook is gone ends its delivery) and makes the request;
+//! [`Service::settle`] records the attempt and carries out what the core decided (the retry, disabling a webhook
+//! that answered 410, the failure callback). Local mode frees the worker's slot between the two.
+
+use super::{Counters, Service, ServiceError};
+use crate::ports::LogKey;
+use dispatcher_core::model::{Attempt, Job, Next, Webhook};
+use dispatcher_core::request;
+use dispatcher_core::settle::{self, Admission, Decision};
+use std::sync::Arc;
+
+/// What [`Service::attempt`] did with a job.
+#[derive(Debug)]
+pub enum Step {
+    /// The request was made: record it with [`Service::settle`].
+    Attempted(Box<Attempted>),
+    /// Nothing was sent: the job was a duplicate.
+    Duplicate { why: String },
+    /// Nothing was sent: its webhook is gone, and the delivery is dead.
+    Dropped { reason: String },
+}
+
+/// An attempt made, and what the core decided should follow it.
+#[derive(Debug)]
+pub struct Attempted {
+    pub job: Job,
+    pub webhook: Arc<Webhook>,
+    pub attempt: Attempt,
+    pub decision: Decision,
+}
+
+impl Service {
+    /// Admits `job` and makes its attempt. A job nobody vouched for (no `log_version`) is checked against the
+    /// log first, so that a redelivered message sends nothing twice.
+    pub async fn attempt(&self, mut job: Job) -> Result<Step, ServiceError> {
+        let webhooks = self.webhooks.get().await?;
+        let webhook = webhooks.get(&job.delivery.webhook_id).cloned();
+        let logged = match job.log_version {
+            Some(_) => None,
+            None => self.log.logged(LogKey::of(&job.delivery)).await?.map(|(logged, version)| {
+                job.log_version = Some(version);
+                logged
+            }),
+        };
+        let webhook = match (settle::admit(&job, webhook.as_deref(), logged), webhook) {
+            (Admission::Attempt, Some(webhook)) => webhook,
+            (Admission::Duplicate { why }, _) => {
+                tracing::info!(%why, "duplicate job: nothing sent");
+                return Ok(Step::Duplicate { why });
+            }
+            (Admission::Drop { reason }, _) => return self.drop_job(&job, reason).await,
+            (Admission::Attempt, None) => return self.drop_job(&job, settle::WEBHOOK_GONE.to_owned()).await,
+        };
+        let request = request::delivery(&job.delivery, &webhook, self.clock.now_ms());
+        let (response, attempt) = self.sender.send(request).await;
+        let seed = job.delivery.id.as_str();
+        let decision = settle::after_attempt(&response, job.attempt(), &self.schedule, seed, attempt.at_ms);
+        Ok(Step::Attempted(Box::new(Attempted { job, webhook, attempt, decision })))
+    }
+
+    /// Ends the delivery of a job that cannot be attempted, dead.
+    async fn drop_job(&self, job: &Job, reason: String) -> Result<Step, ServiceError> {
+        tracing::warn!(%reason, "delivery dropped");
+        self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
+        Counters::add(&self.counters.dead);
+        Ok(Step::Dropped { reason })
+    }
+
+    /// Records an attempt and carries out what follows it. Returns a line saying what happened, for the logs.
+    pub async fn settle(&self, attempted: Box<Attempted>) -> Result<String, ServiceError> {
+        let Attempted { job, webhook, attempt, decision } = *attempted;
+        let n = job.attempt();
+        let outcome = attempt.outcome();
+        let status_code = attempt.status_code;
+        tracing::info!(attempt = n, status = ?status_code, error = attempt.error.as_deref().unwrap_or(""), next = ?decision.next, "attempted");
+        let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
+        let id = job.delivery.id;
+        let line = match &decision.next {
+            Next::Succeeded => {
+                Counters::add(&self.counters.delivered);
+                format!("delivery {id} attempt {n}: {outcome}, delivered")
+            }
+            Next::RetryAt { at_ms } => {
+                self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
+                Counters::add(&self.counters.retried);
+                format!("delivery {id} attempt {n}: {outcome}, retried at {at_ms}")
+            }
+            Next::Dead { reason } => {
+                Counters::add(&self.counters.dead);
+                format!("delivery {id} attempt {n}: {outcome}, dead: {reason}")
+            }
+        };
+        let dead = decision.is_dead();
+        if let Some(reason) = decision.disable_webhook {
+            self.disable(&webhook, reason).await?;
+        }
+        if dead {
+            self.call_back(&job, &webhook, n, status_code).await;
+        }
+        Ok(line)
+    }
+
+    /// Service Bus gave a delivery job up itself (its delivery count ran out, or it expired): the same dead path
+    /// as a delivery that ran out of attempts.
+    pub async fn dead_lettered(
+        &self,
+        job: Job,
+        cause: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let reason = settle::dead_lettered(cause, description);
+        let logged = self.log.get_delivery(job.delivery.id).await?;
+        let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
+        self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
+        Counters::add(&self.counters.dead);
+        tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
+        let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
+        if let Some(webhook) = webhook {
+            self.call_back(&job, &webhook, job.attempts_made, last_status).await;
+        }
+        Ok(format!("delivery {} dead: {reason}", job.delivery.id))
+    }
+
+    /// Disables a webhook that asked for no more deliveries.
+    async fn disable(&self, webhook: &Webhook, reason: String) -> Result<(), ServiceError> {
+        tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
+        self.webhooks.store().put_webhook(&webhook.disabled(reason, self.clock.now_ms())).await?;
+        self.webhooks.refresh().await?;
+        Ok(())
+    }
+
+    /// Tells the webhook's owner that a delivery was given up, when the webhook has a `failureCallbackUrl`. Its
+    /// outcome is logged; it never changes the delivery's.
+    async fn call_back(&self, job: &Job, webhook: &Webhook, attempts: u32, status_code: Option<u16>) {
+        let Some(callback) = settle::failure_callback(&job.delivery, webhook, attempts, status_code) else { return };
+        let correlation_id = job.delivery.correlation_id.as_deref();
+        let request = request::callback(
+            &callback.url,
+            &callback.id,
+            &callback.body,
+            webhook,
+            correlation_id,
+            self.clock.now_ms(),
+        );
+        let (_, sent) = self.sender.send(request).await;
+        tracing::info!(status = ?sent.status_code, error = sent.error.as_deref().unwrap_or(""), "failure callback sent");
+    }
+}
+
+/// The span of everything done for one job: its attempt, the record of it, a failure callback. Attach it with
+/// [`tracing::Instrument`], never by entering it in async code: a span entered across an `.await` stays entered
+/// on that thread while other tasks run there, and their log lines pile up each other's spans.
+pub fn span(job: &Job) -> tracing::Span {
+    let delivery = &job.delivery;
+    let correlation_id = delivery.correlation_id.as_deref().unwrap_or("");
+    tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id)
+}

@@ -1,0 +1,63 @@
+//! The webhooks as routing sees them, read from the store and kept: once per change of this process, and, when
+//! other processes change them too (Azure), again once the copy is older than its maximum age. One read at a
+//! time: when the copy goes stale under load, the concurrent callers wait for that one read.
+
+use crate::ports::{StoreError, WebhookStore};
+use dispatcher_core::webhooks::WebhookIndex;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub struct WebhookCache {
+    store: Arc<dyn WebhookStore>,
+    max_age: Option<Duration>,
+    current: RwLock<Option<(Instant, Arc<WebhookIndex>)>>,
+    reading: tokio::sync::Mutex<()>,
+}
+
+impl WebhookCache {
+    pub fn new(store: Arc<dyn WebhookStore>, max_age: Option<Duration>) -> WebhookCache {
+        WebhookCache { store, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The store the webhooks come from.
+    pub fn store(&self) -> &dyn WebhookStore {
+        &*self.store
+    }
+
+    /// The copy held now, whatever its age; `None` before the first read.
+    pub fn current(&self) -> Option<Arc<WebhookIndex>> {
+        self.current.read().ok().and_then(|current| current.as_ref().map(|(_, set)| set.clone()))
+    }
+
+    fn fresh(&self) -> Option<Arc<WebhookIndex>> {
+        let current = self.current.read().ok()?;
+        let (read_at, set) = current.as_ref()?;
+        self.max_age.is_none_or(|max| read_at.elapsed() < max).then(|| set.clone())
+    }
+
+    /// The webhooks, read again when the copy is missing or too old.
+    pub async fn get(&self) -> Result<Arc<WebhookIndex>, StoreError> {
+        if let Some(set) = self.fresh() {
+            return Ok(set);
+        }
+        let _reading = self.reading.lock().await;
+        match self.fresh() {
+            Some(set) => Ok(set),
+            None => self.read().await,
+        }
+    }
+
+    /// Reads the webhooks again now: after a change made by this process.
+    pub async fn refresh(&self) -> Result<Arc<WebhookIndex>, StoreError> {
+        let _reading = self.reading.lock().await;
+        self.read().await
+    }
+
+    async fn read(&self) -> Result<Arc<WebhookIndex>, StoreError> {
+        let set = Arc::new(WebhookIndex::new(self.store.list_webhooks().await?));
+        if let Ok(mut current) = self.current.write() {
+            *current = Some((Instant::now(), set.clone()));
+        }
+        Ok(set)
+    }
+}

@@ -1,0 +1,124 @@
+//! Taking events in: a published event is validated and either routed at once or queued to be routed
+//! (`Intake`); routing turns it into deliveries (the core's `dispatch`) and submits them to a delivery queue.
+//! An invalid event is recorded with every problem and refused, once: retrying it cannot make it valid.
+
+use super::{Counters, Intake, Invalid, Service, ServiceError};
+use crate::ports::DeliveryQueue;
+use dispatcher_core::dispatch::{dispatch, Source};
+use dispatcher_core::events::{decode, Event};
+use dispatcher_core::model::{Problem, Rejected};
+
+/// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
+/// routed at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub deliveries: Option<usize>,
+}
+
+/// What became of a message taken from a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    Routed { event: &'static str, deliveries: usize },
+    Rejected(Rejected),
+}
+
+impl Service {
+    /// Publishes an event's exact body under `idempotency_key` (a new id without one): routed at once, or sent
+    /// to the events queue. An invalid event is recorded and refused with every problem.
+    pub async fn publish(
+        &self,
+        body: &[u8],
+        idempotency_key: Option<String>,
+        correlation_id: Option<String>,
+    ) -> Result<Published, ServiceError> {
+        let event = match decode(body) {
+            Ok(event) => event,
+            Err(report) => {
+                self.reject(None, report.problems().to_vec(), body).await?;
+                return Err(ServiceError::Invalid { what: Invalid::Event, report });
+            }
+        };
+        // An idempotency key makes a re-sent event yield the same delivery ids, which are delivered once.
+        let source = Source { id: idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?, correlation_id };
+        let deliveries = match &self.intake {
+            Intake::Route => Some(self.route(&event, &source, &*self.queue).await?),
+            Intake::Queue(events) => {
+                events.send_event(body, &source.id, source.correlation_id.as_deref()).await?;
+                None
+            }
+        };
+        Ok(Published { id: source.id, deliveries })
+    }
+
+    /// Takes a message of the events queue (OnIncomingEvent): routes a valid event, submitting its deliveries
+    /// to `queue`; records an invalid one as rejected. `Err` only for what a redelivery may cure.
+    pub async fn accept(
+        &self,
+        body: &[u8],
+        source: &Source,
+        queue: &dyn DeliveryQueue,
+    ) -> Result<Accepted, ServiceError> {
+        match decode(body) {
+            Ok(event) => {
+                let deliveries = self.route(&event, source, queue).await?;
+                Ok(Accepted::Routed { event: event.name(), deliveries })
+            }
+            Err(report) => {
+                let rejected = self.reject(Some(source.id.clone()), report.problems().to_vec(), body).await?;
+                Ok(Accepted::Rejected(rejected))
+            }
+        }
+    }
+
+    /// Routes a valid event to the webhooks and submits its deliveries to `queue`; returns how many.
+    pub async fn route(
+        &self,
+        event: &Event,
+        source: &Source,
+        queue: &dyn DeliveryQueue,
+    ) -> Result<usize, ServiceError> {
+        let webhooks = self.webhooks.get().await?;
+        let deliveries = dispatch(source, event, &webhooks);
+        let count = deliveries.len();
+        queue.submit(deliveries, self.clock.now_ms()).await?;
+        Counters::add(&self.counters.accepted);
+        Ok(count)
+    }
+
+    /// Records a refused input (an event, or a queue message that is not one) under `id` (a new one without),
+    /// with every problem and the start of its body.
+    pub async fn reject(
+        &self,
+        id: Option<String>,
+        problems: Vec<Problem>,
+        body: &[u8],
+    ) -> Result<Rejected, ServiceError> {
+        let id = id.map_or_else(|| self.random_id("evt_"), Ok)?;
+        let rejected = Rejected::new(id, self.clock.now_ms(), problems, body);
+        tracing::warn!(event_id = %rejected.id, reason = %rejected.reason(), "event rejected");
+        self.rejected.reject(&rejected).await?;
+        Counters::add(&self.counters.rejected);
+        Ok(rejected)
+    }
+
+    /// Rejected events, newest first.
+    pub async fn rejected_events(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::ports::Page<Rejected>, ServiceError> {
+        Ok(self.rejected.list_rejected(limit, cursor).await?)
+    }
+
+    /// Records a queue message that cannot be read at all (`what` says why), as rejected.
+    pub async fn reject_message(
+        &self,
+        id: Option<String>,
+        path: &str,
+        what: String,
+        body: &[u8],
+    ) -> Result<Rejected, ServiceError> {
+        self.reject(id, vec![Problem::new(path, what)], body).await
+    }
+}

@@ -1,0 +1,202 @@
+//! The application, written once for both runtimes: it accepts events, routes them and submits their deliveries
+//! to a queue (`intake`), attempts a delivery and carries out what the core decided after it (`attempts`),
+//! and answers the management API (`webhooks`, `deliveries`). It speaks to the world only through the ports
+//! (`crate::ports`); `runtime::local` and `runtime::azure` choose the adapters and translate their triggers
+//! into these calls.
+
+mod attempts;
+mod cache;
+mod deliveries;
+mod intake;
+mod webhooks;
+
+pub use attempts::{span, Attempted, Step};
+pub use cache::WebhookCache;
+pub use intake::{Accepted, Published};
+pub use webhooks::ImportError;
+
+use crate::ports::{
+    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RejectedEvents, Sender, StoreError, WebhookStore,
+};
+use dispatcher_core::model::Report;
+use dispatcher_core::policy::retry::RetrySchedule;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where published events go: routed at once (local mode, which queues the deliveries), or queued to be routed
+/// by whoever takes them (Azure: the events queue, and OnIncomingEvent).
+pub enum Intake {
+    Route,
+    Queue(Arc<dyn EventQueue>),
+}
+
+/// What the service is built from.
+pub struct Parts {
+    /// `local` or `azure`, as `GET /info` says.
+    pub mode: &'static str,
+    pub webhooks: Arc<dyn WebhookStore>,
+    /// How long the webhooks read from the store are used before they are read again; `None` when this process
+    /// makes every change (local mode), so that reading them again after its own changes is enough.
+    pub webhook_cache: Option<Duration>,
+    pub log: Arc<dyn DeliveryLog>,
+    pub rejected: Arc<dyn RejectedEvents>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub intake: Intake,
+    pub sender: Arc<dyn Sender>,
+    pub clock: Arc<dyn Clock>,
+    pub schedule: RetrySchedule,
+}
+
+pub struct Service {
+    mode: &'static str,
+    webhooks: WebhookCache,
+    log: Arc<dyn DeliveryLog>,
+    rejected: Arc<dyn RejectedEvents>,
+    queue: Arc<dyn DeliveryQueue>,
+    intake: Intake,
+    sender: Arc<dyn Sender>,
+    clock: Arc<dyn Clock>,
+    schedule: RetrySchedule,
+    counters: Counters,
+}
+
+/// Why the service could not do what was asked; `http::problem` answers each kind once.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The input is invalid: every problem, and what the input was.
+    #[error("{what}: {report}")]
+    Invalid { what: Invalid, report: Report },
+    #[error("{what} {id:?} does not exist")]
+    NotFound { what: &'static str, id: String },
+    /// The request contradicts what is stored (a webhook id taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The delivery is being attempted right now.
+    #[error("{0}")]
+    InFlight(String),
+    /// Something that should not fail did (the operating system's random generator).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What was invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    Event,
+    Webhook,
+    PatchedWebhook,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Invalid::Event => "the event is invalid",
+            Invalid::Webhook => "the webhook is invalid",
+            Invalid::PatchedWebhook => "the patched webhook is invalid",
+        })
+    }
+}
+
+/// What the dispatcher did since this process started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+}
+
+/// The counters read at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct CountersNow {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub delivered: u64,
+    pub retried: u64,
+    pub dead: u64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn now(&self) -> CountersNow {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CountersNow {
+            accepted: read(&self.accepted),
+            rejected: read(&self.rejected),
+            delivered: read(&self.delivered),
+            retried: read(&self.retried),
+            dead: read(&self.dead),
+        }
+    }
+}
+
+/// What `GET /info` says.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Info {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// `local` (one process, SQLite) or `azure` (Functions custom handler).
+    pub mode: &'static str,
+    /// Webhooks known to this process (on Azure: in its cache, 0 before the first read).
+    pub webhooks: usize,
+    /// What this process did since it started (on Azure, instances come and go: each counts its own).
+    pub counters: CountersNow,
+}
+
+impl Service {
+    pub fn new(parts: Parts) -> Service {
+        Service {
+            mode: parts.mode,
+            webhooks: WebhookCache::new(parts.webhooks, parts.webhook_cache),
+            log: parts.log,
+            rejected: parts.rejected,
+            queue: parts.queue,
+            intake: parts.intake,
+            sender: parts.sender,
+            clock: parts.clock,
+            schedule: parts.schedule,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The webhooks as routing sees them.
+    pub fn webhooks(&self) -> &WebhookCache {
+        &self.webhooks
+    }
+
+    pub fn info(&self) -> Info {
+        Info {
+            name: "public-event-dispatcher",
+            version: env!("CARGO_PKG_VERSION"),
+            mode: self.mode,
+            webhooks: self.webhooks.current().map_or(0, |set| set.len()),
+            counters: self.counters.now(),
+        }
+    }
+
+    /// `prefix` + 32 random hex digits.
+    fn random_id(&self, prefix: &str) -> Result<String, ServiceError> {
+        let mut bytes = [0u8; 16];
+        self.clock.fill_random(&mut bytes).map_err(ServiceError::Internal)?;
+        Ok(bytes.iter().fold(prefix.to_owned(), |mut id, b| {
+            id.push_str(&format!("{b:02x}"));
+            id
+        }))
+    }
+
+    /// A new signing secret, from 32 random bytes.
+    fn new_secret(&self) -> Result<dispatcher_core::model::Secret, ServiceError> {
+        let mut key = [0u8; 32];
+        self.clock.fill_random(&mut key).map_err(ServiceError::Internal)?;
+        Ok(dispatcher_core::model::Secret::from_key(&key))
+    }
+}

@@ -1,0 +1,116 @@
+//! Deliveries over HTTPS, as webhooks on the internet receive them: `handler local` as a process, a receiver
+//! speaking TLS with a certificate of a test CA (`fixtures/tls/`). The dispatcher trusts the platform's roots,
+//! read at its start; `SSL_CERT_FILE` names another bundle, as it does for OpenSSL.
+
+use crate::support::{eventually, eventually_async, Dispatcher};
+use axum::http::HeaderMap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/tls").join(name)
+}
+
+/// TCP connections that become TLS streams; a failed handshake (the client refusing the certificate) is
+/// dropped, and the next connection accepted.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, address)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// An HTTPS receiver at `https://localhost:<port>/`, recording what it gets.
+async fn https_receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, String)>>>) {
+    let certificates = CertificateDer::pem_file_iter(fixture("localhost.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(fixture("localhost.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/hook", tcp.local_addr().unwrap().port());
+    let listener = TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(config)) };
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
+        log.lock().unwrap().push((headers, body));
+        async {}
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+async fn register_and_publish(dispatcher: &Dispatcher, url: &str) -> String {
+    let (id, _) =
+        dispatcher.register(json!({"url": url, "subscriptions": ["ping"], "attributes": {"name": "tls"}})).await;
+    dispatcher.publish(json!({"name": "ping", "payload": {"name": "tls"}})).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_with_a_trusted_certificate_gets_the_delivery_over_tls() {
+    let (url, received) = https_receiver().await;
+    let ca = fixture("ca.pem");
+    let dispatcher = Dispatcher::start("https-trusted", &[], &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    register_and_publish(&dispatcher, &url).await;
+
+    eventually("the delivery over HTTPS", WAIT, || !received.lock().unwrap().is_empty()).await;
+    let (headers, body) = received.lock().unwrap()[0].clone();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body, json!({"name": "ping", "payload": {}}));
+    assert!(headers["webhook-signature"].to_str().unwrap().starts_with("v1,"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_the_platform_does_not_trust_fails_the_attempt_and_says_why() {
+    let (url, received) = https_receiver().await;
+    let dispatcher = Dispatcher::start("https-untrusted", &["--retry-schedule", "1h"], &[]);
+    let webhook = register_and_publish(&dispatcher, &url).await;
+
+    let attempt = Arc::new(Mutex::new(Value::Null));
+    eventually_async("a failed attempt in the log", WAIT, || {
+        let attempt = attempt.clone();
+        let path = format!("/webhooks/{webhook}/deliveries");
+        let dispatcher = &dispatcher;
+        async move {
+            let deliveries = dispatcher.get(&path).await;
+            let Some(id) = deliveries["items"][0]["id"].as_str() else { return false };
+            let delivery = dispatcher.get(&format!("/deliveries/{id}")).await;
+            *attempt.lock().unwrap() = delivery["attempts"][0].clone();
+            !delivery["attempts"][0].is_null()
+        }
+    })
+    .await;
+    let attempt = attempt.lock().unwrap().clone();
+    let error = attempt["error"].as_str().unwrap_or_default();
+    assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{attempt}");
+    assert!(received.lock().unwrap().is_empty(), "nothing is sent to a server whose certificate is refused");
+}

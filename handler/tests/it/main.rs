@@ -1,0 +1,24 @@
+//! The handler's integration tests, one binary: the real `handler` binary as a separate process against real
+//! HTTP(S) receivers, the stores against a real SQLite file and the local Cosmos DB server, Service Bus against
+//! the broker that holds clients to the emulator's contract, and what the code generates.
+//!
+//! - `api`, `local_mode`, `https_delivery`: `handler local` as users run it.
+//! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
+//!   invocation protocol, and `handler package`.
+//! - `store_suite`: what every store passes, run against both.
+//! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
+//! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
+//! - `generated_files`, `layers`: `schemas/` and the README tables are fresh; the layers' dependencies.
+
+mod api;
+mod function_app;
+mod functions_serve;
+mod generated_files;
+mod https_delivery;
+mod invocations;
+mod layers;
+mod local_mode;
+mod openapi;
+mod servicebus;
+mod store_suite;
+mod support;

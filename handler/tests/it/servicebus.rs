@@ -1,0 +1,123 @@
+//! The Service Bus adapter (`adapters/servicebus`, on the Azure SDK's `azure_core_amqp`) against the broker that
+//! holds clients to the emulator's contract (`__integrations__/servicebus/broker.js`, on rhea, the Azure SDK for
+//! JavaScript's AMQP library): SASL ANONYMOUS, a CBS put-token whose SAS signature verifies with the key, the
+//! declared queues only, and the message as Service Bus reads it (properties, `x-opt-scheduled-enqueue-time`, a
+//! data section); and the deliveries queue, which logs each delivery before its job is sent.
+
+use crate::support::job::job;
+use crate::support::servicebus::{start_servicebus_broker, EMULATOR_KEY};
+use dispatcher::adapters::servicebus::{Outgoing, QueueSender, ServiceBusConnection, ServiceBusDeliveries};
+use dispatcher::adapters::sqlite::SqliteStore;
+use dispatcher::ports::{DeliveryLog, DeliveryQueue};
+use dispatcher_core::model::Job;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn queue(connection: &str, name: &str) -> QueueSender {
+    QueueSender::new(&ServiceBusConnection::parse(connection).unwrap(), name)
+}
+
+fn outgoing<'a>(id: &'a str, body: &'a str) -> Outgoing<'a> {
+    Outgoing { message_id: id, correlation_id: None, scheduled_at_ms: None, body }
+}
+
+#[tokio::test]
+async fn a_scheduled_resend_reaches_the_emulator_queue_as_service_bus_reads_it() {
+    let broker = start_servicebus_broker();
+    let log = Arc::new(SqliteStore::open(&crate::support::temp_dir("servicebus-schedule"), 0).unwrap());
+    let deliveries = ServiceBusDeliveries { log, sender: queue(&broker.connection_string(EMULATOR_KEY), "deliveries") };
+    let at_ms = 1_900_000_000_250;
+    deliveries.schedule(&job(), at_ms).await.unwrap();
+
+    let host = "127.0.0.1";
+    assert_eq!(
+        broker.next(),
+        json!({"put_token": format!("sb://{host}/deliveries"), "accepted": true, "problem": null})
+    );
+    let message = broker.next_message();
+    let job = job();
+    assert_eq!(message["queue"], "deliveries");
+    assert_eq!(message["message_id"], format!("{}-2", job.delivery.id), "the id names the attempt");
+    assert_eq!(message["correlation_id"], "corr-7");
+    assert_eq!(message["content_type"], "application/json");
+    assert_eq!(message["durable"], true);
+    assert_eq!(message["scheduled_enqueue_time"], at_ms);
+    assert_eq!(message["body_section"], "data");
+    let body: Job = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, job, "the job, whole");
+
+    // The connection stays open: the next sends go on it, without another put-token, each accepted in turn.
+    for n in 0..3 {
+        let (id, body) = (format!("m-{n}"), format!("{{\"n\":{n}}}"));
+        deliveries.sender.send(outgoing(&id, &body)).await.unwrap();
+        let message = broker.next_message();
+        assert_eq!(
+            (message["message_id"].clone(), message["body"].clone()),
+            (json!(format!("m-{n}")), json!(format!("{{\"n\":{n}}}")))
+        );
+        assert_eq!(message["scheduled_enqueue_time"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn a_body_larger_than_a_frame_arrives_whole() {
+    let broker = start_servicebus_broker();
+    let events = queue(&broker.connection_string(EMULATOR_KEY), "events");
+    let body = json!({"name": "ping", "payload": {"padding": "x".repeat(200_000)}}).to_string();
+    events.send(outgoing("big", &body)).await.unwrap();
+    let message = broker.next_message();
+    assert_eq!(message["body"].as_str().map(str::len), Some(body.len()));
+    assert_eq!(message["body"], body);
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_with_the_brokers_reason_and_never_shown() {
+    let broker = start_servicebus_broker();
+    let wrong = "bm90LXRoZS1lbXVsYXRvci1rZXk=";
+    let error = queue(&broker.connection_string(wrong), "events").send(outgoing("m", "{}")).await.unwrap_err();
+    assert!(error.starts_with("sending to the Service Bus queue \"events\" at amqp://127.0.0.1:"), "{error}");
+    assert!(error.contains("put-token for sb://127.0.0.1/events refused"), "{error}");
+    assert!(error.contains("the signature does not match the key"), "the broker's reason: {error}");
+    assert!(!error.contains(wrong), "{error}");
+    let report = broker.next();
+    assert_eq!(report["accepted"], false);
+}
+
+#[tokio::test]
+async fn a_queue_the_emulator_does_not_declare_is_named_in_the_error() {
+    let broker = start_servicebus_broker();
+    let error = queue(&broker.connection_string(EMULATOR_KEY), "evnets").send(outgoing("m", "{}")).await.unwrap_err();
+    assert!(error.contains("queue \"evnets\""), "{error}");
+    assert!(error.contains("NotFound") && error.contains("could not be found"), "the broker's reason: {error}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_an_error_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let connection = format!(
+        "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=k;UseDevelopmentEmulator=true"
+    );
+    let error = queue(&connection, "events").send(outgoing("m", "{}")).await.unwrap_err();
+    assert!(error.contains("cannot connect"), "{error}");
+}
+
+#[tokio::test]
+async fn a_submitted_delivery_is_logged_then_sent_as_its_first_job() {
+    let broker = start_servicebus_broker();
+    let log = Arc::new(SqliteStore::open(&crate::support::temp_dir("servicebus-submit"), 0).unwrap());
+    let deliveries =
+        ServiceBusDeliveries { log: log.clone(), sender: queue(&broker.connection_string(EMULATOR_KEY), "deliveries") };
+    let delivery = job().delivery;
+    deliveries.submit(vec![delivery.clone()], 1_000).await.unwrap();
+    let message = broker.next_message();
+    assert_eq!(message["message_id"], format!("{}-0", delivery.id));
+    let sent: Job = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
+    assert_eq!((&sent.delivery, sent.attempts_made), (&delivery, 0));
+    assert!(sent.log_version.is_some(), "the version of the entry logged: its first attempt writes without a read");
+    assert!(log.get_delivery(delivery.id).await.unwrap().is_some(), "logged before it was sent");
+    // A manual retry is never a duplicate of a scheduled job.
+    deliveries.resend(&sent).await.unwrap();
+    let resent = broker.next_message();
+    let id = resent["message_id"].as_str().unwrap();
+    assert!(id.starts_with(&format!("{}-0-retry-", delivery.id)), "{id}");
+}

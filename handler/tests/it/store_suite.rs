@@ -1,0 +1,202 @@
+//! The behaviour every store passes, written once against the ports (`ports.rs`) and run against each store:
+//! SQLite (a real database file) and Cosmos DB (the local Cosmos server of `__integrations__/cosmos`, installed
+//! and started here).
+
+use crate::support::cosmos::{start_cosmos_server, EMULATOR_KEY};
+use dispatcher::adapters::cosmos::{CosmosConfig, CosmosStore};
+use dispatcher::adapters::sqlite::SqliteStore;
+use dispatcher::ports::{DeliveryLog, LogKey, RejectedEvents, StoreError, WebhookStore};
+use dispatcher_core::dispatch::{direct, Source};
+use dispatcher_core::model::{Attempt, Delivery, Job, Next, Problem, Rejected, Secret, Status, Webhook, WebhookConfig};
+use dispatcher_core::settle::Logged;
+use serde_json::json;
+
+fn webhook(id: &str, name: &str) -> Webhook {
+    let config = WebhookConfig::decode(
+        &json!({"url": format!("https://{id}.example/hook"), "subscriptions": ["ping"], "attributes": {"name": name}}),
+    )
+    .unwrap();
+    Webhook::new(id.into(), config, Secret::from_key(id.as_bytes()), 0)
+}
+
+fn delivery(source: &str, webhook_id: &str) -> Delivery {
+    let source = Source { id: source.into(), correlation_id: Some(format!("corr-{source}")) };
+    direct(&source, &webhook_id.into(), "ping", r#"{"name":"ping","payload":{}}"#.into())
+}
+
+fn attempt(at_ms: i64, status_code: Option<u16>, error: Option<&str>) -> Attempt {
+    Attempt {
+        at_ms,
+        duration_ms: 12,
+        status_code,
+        error: error.map(str::to_owned),
+        response: status_code.map(|c| format!("answer {c}")).unwrap_or_default(),
+    }
+}
+
+async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
+    assert!(store.list_webhooks().await.unwrap().is_empty());
+    let (a, b) = (webhook("wh-a", "a"), webhook("wh-b", "b"));
+    store.put_webhook(&a).await.unwrap();
+    store.put_webhook(&b).await.unwrap();
+    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some(a.clone()), "secrets and all");
+    let mut changed = a.clone();
+    changed.config.disabled = true;
+    changed.disabled_reason = Some("HTTP 410".into());
+    store.put_webhook(&changed).await.unwrap();
+    assert_eq!(store.list_webhooks().await.unwrap(), [changed.clone(), b.clone()], "replaced in place, oldest first");
+    assert!(store.delete_webhook("wh-a").await.unwrap());
+    assert!(!store.delete_webhook("wh-a").await.unwrap(), "already gone");
+    assert_eq!(store.get_webhook("wh-a").await.unwrap(), None);
+    assert_eq!(store.list_webhooks().await.unwrap(), [b]);
+}
+
+async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
+    let first = delivery("m-1", "wh-log");
+    let created = store.log_deliveries(std::slice::from_ref(&first), 1_000).await.unwrap();
+    assert!(created[0].is_some(), "created here: {created:?}");
+    assert_eq!(store.log_deliveries(std::slice::from_ref(&first), 2_000).await.unwrap(), [None], "logged before");
+    let logged = store.get_delivery(first.id).await.unwrap().expect("logged");
+    assert_eq!((logged.status, logged.created_at_ms, logged.attempts.len()), (Status::Pending, 1_000, 0));
+    assert_eq!(logged.delivery, first, "the exact body, the source and the correlation id");
+    let (state, _) = store.logged(LogKey::of(&first)).await.unwrap().expect("logged");
+    assert_eq!(state, Logged { status: Status::Pending, attempts: 0 });
+
+    // Attempt 1 of a job made from the version just created; attempt 2 logged twice, the second replacing it.
+    let failed = attempt(1_100, Some(503), None);
+    let job = Job::first(first.clone(), created[0].clone());
+    let version = store.log_attempt(&job, failed.clone(), Next::RetryAt { at_ms: 6_100 }).await.unwrap();
+    let retrying = store.get_delivery(first.id).await.unwrap().unwrap();
+    assert_eq!((retrying.status, retrying.next_attempt_at_ms), (Status::Retrying, Some(6_100)));
+    let second = job.next(Some(version));
+    store.log_attempt(&second, attempt(6_150, None, Some("timed out")), Next::RetryAt { at_ms: 7_000 }).await.unwrap();
+    let succeeded = attempt(6_200, Some(200), None);
+    store.log_attempt(&second, succeeded.clone(), Next::Succeeded).await.unwrap();
+    let done = store.get_delivery(first.id).await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Succeeded);
+    assert_eq!(done.attempts, [failed, succeeded.clone()], "in order; logging attempt 2 again replaced it");
+    let (state, _) = store.logged(LogKey::of(&first)).await.unwrap().unwrap();
+    assert_eq!(state, Logged { status: Status::Succeeded, attempts: 2 });
+
+    // A job whose version is stale (its entry changed since): logged all the same, as the attempt it is.
+    let stale = delivery("m-stale", "wh-log");
+    let version = store.log_deliveries(std::slice::from_ref(&stale), 1_500).await.unwrap()[0].clone();
+    let job = Job::first(stale.clone(), version);
+    store.log_attempt(&job, attempt(1_600, Some(503), None), Next::RetryAt { at_ms: 9_000 }).await.unwrap();
+    store.log_attempt(&job, succeeded.clone(), Next::Succeeded).await.unwrap();
+    let entry = store.get_delivery(stale.id).await.unwrap().unwrap();
+    assert_eq!((entry.status, entry.attempts.clone()), (Status::Succeeded, vec![succeeded.clone()]));
+
+    let dead = delivery("m-2", "wh-log");
+    store.log_deliveries(std::slice::from_ref(&dead), 3_000).await.unwrap();
+    let reason = "HTTP 400 is not retried".to_owned();
+    let refused = attempt(3_100, Some(400), None);
+    store.log_attempt(&Job::first(dead.clone(), None), refused, Next::Dead { reason: reason.clone() }).await.unwrap();
+    let entry = store.get_delivery(dead.id).await.unwrap().unwrap();
+    assert_eq!((entry.status, entry.dead_reason), (Status::Dead, Some(reason)));
+
+    // Reopened (a manual retry): due again, with its attempts; the job is for the attempt after them.
+    let reopened = store.reopen(dead.id, 3_500).await.unwrap().expect("reopened");
+    assert_eq!((reopened.delivery.id, reopened.attempts_made), (dead.id, 1));
+    let entry = store.get_delivery(dead.id).await.unwrap().unwrap();
+    assert_eq!((entry.status, entry.dead_reason, entry.attempts.len()), (Status::Retrying, None, 1));
+    assert!(store.reopen(delivery("m-unknown", "wh-log").id, 3_500).await.unwrap().is_none());
+
+    let abandoned = delivery("m-3", "wh-log");
+    store.log_deliveries(std::slice::from_ref(&abandoned), 4_000).await.unwrap();
+    let timed_out = attempt(4_100, None, Some("timed out"));
+    let job = Job::first(abandoned.clone(), None);
+    store.log_attempt(&job, timed_out.clone(), Next::RetryAt { at_ms: 9_000 }).await.unwrap();
+    store.give_up(&abandoned, "the webhook was deleted", 4_200).await.unwrap();
+    let entry = store.get_delivery(abandoned.id).await.unwrap().unwrap();
+    assert_eq!(
+        (entry.status, entry.next_attempt_at_ms, entry.dead_reason.as_deref()),
+        (Status::Dead, None, Some("the webhook was deleted"))
+    );
+    assert_eq!(entry.attempts, [timed_out], "the attempts made are kept");
+
+    // A delivery never logged (its entry expired, or its job came from elsewhere) is logged when it moves on.
+    let unknown = delivery("m-never", "wh-log");
+    assert!(store.logged(LogKey::of(&unknown)).await.unwrap().is_none());
+    store.give_up(&unknown, "gone", 5_000).await.unwrap();
+    assert_eq!(store.get_delivery(unknown.id).await.unwrap().unwrap().status, Status::Dead);
+    let late = delivery("m-late", "wh-log");
+    store.log_attempt(&Job::first(late.clone(), None), attempt(5_100, Some(200), None), Next::Succeeded).await.unwrap();
+    assert_eq!(store.get_delivery(late.id).await.unwrap().unwrap().attempts.len(), 1);
+
+    // A log entry is found under its own webhook only: Cosmos DB keeps it in that webhook's partition.
+    let elsewhere = LogKey { id: first.id, webhook_id: "wh-other" };
+    assert!(store.logged(elsewhere).await.unwrap().is_none());
+}
+
+async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
+    let ids: Vec<_> = (0..5).map(|i| delivery(&format!("p-{i}"), "wh-page")).collect();
+    for (i, d) in ids.iter().enumerate() {
+        store.log_deliveries(std::slice::from_ref(d), 10_000 + i as i64).await.unwrap();
+    }
+    store.log_deliveries(&[delivery("p-other", "wh-other")], 20_000).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (page, next) = store.list_deliveries("wh-page", 2, cursor.as_deref()).await.unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|d| d.delivery.id));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids.iter().rev().map(|d| d.id).collect::<Vec<_>>(), "every one once, newest first");
+    match store.list_deliveries("wh-page", 2, Some("not-a-cursor")).await {
+        Err(StoreError::BadCursor(cursor)) => assert_eq!(cursor, "not-a-cursor"),
+        other => panic!("a bad cursor is refused: {other:?}"),
+    }
+}
+
+async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {
+    for i in 0..3 {
+        let problem =
+            Problem { path: "payload.fiscalCode".into(), message: format!("\"bad-{i}\" is not a valid fiscal code") };
+        store.reject(&Rejected::new(format!("r-{i}"), i, vec![problem], format!("{{{i}}}").as_bytes())).await.unwrap();
+    }
+    let (first, cursor) = store.list_rejected(2, None).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r-2", "r-1"]);
+    assert_eq!(first[0].problems[0].message, "\"bad-2\" is not a valid fiscal code");
+    let (rest, end) = store.list_rejected(2, cursor.as_deref()).await.unwrap();
+    assert_eq!((rest.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), end), (vec!["r-0"], None));
+    assert_eq!(rest[0].body, "{0}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_store_suite() {
+    let dir = std::env::temp_dir().join(format!("store-suite-sqlite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = SqliteStore::open(&dir, 0).unwrap();
+    webhooks_are_kept_whole_and_in_order(&store).await;
+    the_delivery_log_keeps_every_attempt(&store).await;
+    deliveries_page_newest_first(&store).await;
+    rejected_events_page_newest_first(&store).await;
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosmos_passes_the_store_suite() {
+    let server = start_cosmos_server();
+    let config = CosmosConfig {
+        endpoint: server.endpoint.clone(),
+        key: EMULATOR_KEY.into(),
+        database: "dispatcher".into(),
+        create_if_missing: true,
+        retention_days: 30,
+    };
+    assert!(!format!("{config:?}").contains(EMULATOR_KEY), "the key is not printed");
+    let store = CosmosStore::new(config.clone());
+    webhooks_are_kept_whole_and_in_order(&store).await;
+    the_delivery_log_keeps_every_attempt(&store).await;
+    deliveries_page_newest_first(&store).await;
+    rejected_events_page_newest_first(&store).await;
+    // Connecting again finds what is there.
+    let again = CosmosStore::new(config);
+    assert_eq!(again.list_webhooks().await.unwrap().len(), 1);
+}
