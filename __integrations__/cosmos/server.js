@@ -4,8 +4,15 @@
 // nothing in node_modules is edited.
 //
 //   node server.js [port]    prints "listening <port>" once it accepts connections (port 0: any free one)
+//
+// With COSMOS_REQUEST_LOG=<file>, one line per request is appended to the file: `<method> <path>`, so that a
+// test can count the requests a piece of work costs. With COSMOS_LATENCY_MS=<ms>, every request is answered that
+// much later, as over a network (a measurement's knob; the tests do not set it).
 "use strict";
+const fs = require("fs");
 const { createHttpServer } = require("@vercel/cosmosdb-server");
+const requestLog = process.env.COSMOS_REQUEST_LOG;
+const latencyMs = Number(process.env.COSMOS_LATENCY_MS || 0);
 
 // The crash that fix 3 turns into a 404 is also logged by the server with a stack trace: keep it quiet.
 const logError = console.error;
@@ -24,6 +31,7 @@ const partitionKeyPaths = new Map();
 
 server.on("request", (req, res) => {
   const path = req.url.split("?")[0].replace(/^\/+|\/+$/g, "");
+  if (requestLog) fs.appendFileSync(requestLog, `${req.method} /${path}\n`);
   const query = req.method === "POST" && /^dbs\/[^/]+\/colls\/[^/]+\/docs$/.test(path) &&
     String(req.headers["x-ms-documentdb-isquery"]).toLowerCase() === "true";
   // Fix 2: the SDK names a partition key range and never sends the cross-partition flag; without the flag the
@@ -36,7 +44,8 @@ server.on("request", (req, res) => {
     if (location) res.setHeader("content-location", String(location).replace(/^https:/, "http:"));
     return end(fix(req, res, path, text, query), ...rest);
   };
-  handle(req, res);
+  if (latencyMs > 0) setTimeout(() => handle(req, res), latencyMs);
+  else handle(req, res);
 });
 
 function fix(req, res, path, text, query) {

@@ -63,9 +63,7 @@ fn queue(c: &mut Criterion) {
                     let jobs = store.lease(1, LEASE, 60_000, Vec::new()).await.unwrap();
                     let completions = jobs.into_iter().map(|job| {
                         let store = store.clone();
-                        tokio::spawn(async move {
-                            store.log_attempt(&job, success(), Next::Succeeded).await.unwrap()
-                        })
+                        tokio::spawn(async move { store.log_attempt(&job, success(), Next::Succeeded).await.unwrap() })
                     });
                     for completion in completions.collect::<Vec<_>>() {
                         completion.await.unwrap();

@@ -2,7 +2,7 @@
 //! started with FUNCTIONS_CUSTOMHANDLER_PORT and no arguments, readiness on `GET /`, and invocations posted to
 //! `/{FunctionName}`, with Cosmos DB from the local server and Service Bus from the broker.
 
-use crate::support::cosmos::{start_cosmos_server, CosmosServer, EMULATOR_KEY};
+use crate::support::cosmos::{start_cosmos_server, start_cosmos_server_with, CosmosServer, EMULATOR_KEY};
 use crate::support::servicebus::{start_servicebus_broker, ServiceBusBroker};
 use crate::support::{self, Behaviour, Receivers};
 use dispatcher::adapters::cosmos::{CosmosConfig, CosmosStore};
@@ -360,4 +360,38 @@ async fn concurrent_attempts_are_each_logged_in_the_span_of_their_own_delivery_a
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(support::attempt_log_ids(&std::fs::read_to_string(&log_file).unwrap()), expected);
+}
+
+/// On Azure a delivery made in one attempt costs two Cosmos DB requests: OnIncomingEvent creates its log entry
+/// (all of an event's at once), and its attempt replaces the entry without reading it first, the job carrying
+/// the version it was made from. Counted from the local server's request log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_costs_two_cosmos_requests() {
+    let log = support::temp_dir("cosmos-requests").join("requests.log");
+    let cosmos = start_cosmos_server_with(&[("COSMOS_REQUEST_LOG", log.to_str().unwrap())]);
+    let store = cosmos_store(&cosmos, "requests").await;
+    let receivers = Receivers::start().await;
+    let n = 20;
+    for i in 0..n {
+        let config = json!({"url": receivers.url("service"), "subscriptions": ["service:subscribed"],
+                            "attributes": {"serviceId": format!("service-{i}")}});
+        store.put_webhook(&webhook(&format!("wh-{i}"), config)).await.unwrap();
+    }
+    let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
+    let (_handler, client, base) = start_serve(&cosmos, "requests", &settings, Stdio::null()).await;
+    let requests =
+        || std::fs::read_to_string(&log).unwrap().lines().filter(|l| l.contains("/colls/deliveries/docs")).count();
+    let before = requests();
+
+    let (status, answer) = invoke(&client, &base, "OnIncomingEvent", fixture("service-bus-base64.json")).await;
+    assert_eq!(status, 200, "{answer}");
+    let jobs = answer["Outputs"]["deliveries"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), n);
+    for job in &jobs {
+        let invocation = json!({"Data": {"msg": job}, "Metadata": {"MessageId": "m", "DeliveryCount": "1"}});
+        let (status, answer) = invoke(&client, &base, "DeliverWebhook", invocation.to_string().into_bytes()).await;
+        assert!(status == 200 && answer["Logs"][0].as_str().unwrap().ends_with("HTTP 200, delivered"), "{answer}");
+    }
+    assert_eq!(receivers.at("service").len(), n);
+    assert_eq!(requests() - before, 2 * n, "two requests per delivery on the deliveries' documents");
 }

@@ -234,8 +234,13 @@ mod tests {
                    "body": r#"{"name":"ping","payload":{}}"#, "sourceId": "m-1", "correlationId": "c-1",
                    "attemptsMade": 2, "logVersion": "\"etag\""})
         );
-        assert_eq!(serde_json::from_value::<Job>(text).unwrap(), job);
+        assert_eq!(serde_json::from_value::<Job>(text.clone()).unwrap(), job);
         assert_eq!((job.attempt(), job.next(None).attempt()), (3, 4));
+        // Jobs sent before the id was called `id` read as well: a queue may hold them across an upgrade.
+        let mut earlier = text;
+        let id = earlier.as_object_mut().unwrap().remove("id").unwrap();
+        earlier["deliveryId"] = id;
+        assert_eq!(serde_json::from_value::<Job>(earlier).unwrap(), job);
     }
 
     #[test]

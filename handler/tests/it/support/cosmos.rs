@@ -14,6 +14,11 @@ impl Drop for CosmosServer {
 }
 
 pub fn start_cosmos_server() -> CosmosServer {
+    start_cosmos_server_with(&[])
+}
+
+/// The server with these environment variables (`COSMOS_REQUEST_LOG=<file>` logs every request).
+pub fn start_cosmos_server_with(env: &[(&str, &str)]) -> CosmosServer {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/cosmos");
@@ -27,8 +32,13 @@ pub fn start_cosmos_server() -> CosmosServer {
         assert!(npm.expect("npm is installed (Node.js 18 or later)").success(), "npm ci in {}", dir.display());
     }
     drop(installing);
-    let mut child =
-        Command::new("node").args(["server.js", "0"]).current_dir(&dir).stdout(Stdio::piped()).spawn().expect("node");
+    let mut child = Command::new("node")
+        .args(["server.js", "0"])
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node");
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line.strip_prefix("listening ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
