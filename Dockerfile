@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Images of the container stack (docker-compose.yml); build one with `docker build --target <stage> .`
 #   functions  the function app on the Azure Functions host: function-app/ with the handler binary, assembled and
-#              checked by `handler package` (../shared/reference/azure-functions-custom-handler.md §8)
+#              checked by `handler package` (docs/azure-functions.md §8)
 #   testagent  the test agent (producer, consumer, scenarios), with the handler binary beside it
 
 FROM rust:1-bookworm AS build

@@ -1,6 +1,6 @@
 // A Cosmos DB (SQL API) server for the dispatcher's tests, on plain HTTP at 127.0.0.1: the npm package
 // @vercel/cosmosdb-server (in memory, any key), with the five fixes the Rust SDK (azure_data_cosmos 1) needs,
-// as ../../../shared/reference/cosmos-local.md lists them. The fixes wrap the server's own request handler;
+// as docs/cosmos-local.md lists them. The fixes wrap the server's own request handler;
 // nothing in node_modules is edited.
 //
 //   node server.js [port]    prints "listening <port>" once it accepts connections (port 0: any free one)

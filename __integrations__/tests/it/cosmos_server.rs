@@ -1,6 +1,6 @@
 //! The local Cosmos DB server of the tests (`__integrations__/cosmos/server.js`): installs its npm packages when
 //! they are missing, starts it, and checks each of the five fixes it makes to @vercel/cosmosdb-server
-//! (../shared/reference/cosmos-local.md) over plain HTTP, the way the Rust SDK calls it.
+//! (docs/cosmos-local.md) over plain HTTP, the way the Rust SDK calls it.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

@@ -1,10 +1,10 @@
 //! The custom-handler protocol for non-HTTP triggers: the host POSTs `{"Data": {...}, "Metadata": {...}}` to
 //! `/{FunctionName}` and expects a 2xx JSON answer `{"Outputs": {...}, "Logs": [...], "ReturnValue": ...}`
-//! (contract §2 and §3).
+//! (docs/azure-functions.md §2 and §3).
 //!
-//! How the host encodes values is documented one way and coded another (contract §2): byte arrays arrive as
-//! base64, objects as objects, and strings, numbers and booleans either plain or as JSON text inside a string
-//! (`"\"abc\""`). Both readings are accepted everywhere here.
+//! How the host encodes values is documented one way and coded another (docs/azure-functions.md §2): byte
+//! arrays arrive as base64, objects as objects, and strings, numbers and booleans either plain or as JSON text
+//! inside a string (`"\"abc\""`). Both readings are accepted everywhere here.
 
 use base64::Engine as _;
 use dispatcher_core::model::kind_of;
@@ -121,7 +121,8 @@ pub struct InvocationResponse {
 
 impl InvocationResponse {
     /// Messages for an output binding: one message per element, each pre-serialized JSON text, always as an
-    /// array (a lone string that happens to be valid base64 would be sent as its decoded bytes; contract §3).
+    /// array (a lone string that happens to be valid base64 would be sent as its decoded bytes;
+    /// docs/azure-functions.md §3).
     pub fn messages(mut self, binding: &str, messages: Vec<String>) -> Self {
         self.outputs.insert(binding.to_owned(), Value::Array(messages.into_iter().map(Value::String).collect()));
         self

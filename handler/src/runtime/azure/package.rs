@@ -1,6 +1,6 @@
 //! Assembling the function app for `func azure functionapp publish <app> --custom`: the files of
 //! `function-app/` (checked against what the handler expects, see [`check`]) and the `handler` binary at the
-//! root, executable (contract §1 and §8).
+//! root, executable (docs/azure-functions.md §1 and §8).
 
 use super::functions::{Binding, Function, FUNCTIONS};
 use serde_json::Value;
@@ -63,7 +63,8 @@ fn check_host(host: &Value, problems: &mut Vec<String>) {
         }
     };
     expect("/version", "2.0".into(), problems);
-    // `func ... publish` marks as executable only the file whose path equals this exactly (contract §1).
+    // `func ... publish` marks as executable only the file whose path equals this exactly
+    // (docs/azure-functions.md §1).
     expect("/customHandler/description/defaultExecutablePath", "handler".into(), problems);
     expect("/customHandler/enableForwardingHttpRequest", true.into(), problems);
     expect("/extensionBundle/id", "Microsoft.Azure.Functions.ExtensionBundle".into(), problems);
