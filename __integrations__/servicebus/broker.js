@@ -29,6 +29,7 @@ const rhea = require('rhea');
 
 const POLICY = 'RootManageSharedAccessKey';
 const DEAD_LETTER = '/$deadletterqueue';
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const [portArgument = '0', configPath, key = 'SAS_KEY_VALUE'] = process.argv.slice(2);
 const config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
 
@@ -161,7 +162,8 @@ function dispatch(queue) {
   const next = Math.min(...queue.messages.map((m) => m.visibleAt));
   if (Number.isFinite(next) && next > now) {
     clearTimeout(queue.wake);
-    queue.wake = setTimeout(() => dispatch(queue), next - now);
+    // Node fires a longer timer at once (after a warning); a message scheduled further out waits in steps.
+    queue.wake = setTimeout(() => dispatch(queue), Math.min(next - now, MAX_TIMER_MS));
   }
 }
 
