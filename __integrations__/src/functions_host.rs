@@ -117,25 +117,15 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Installs the npm packages of `dir` when `module` is missing, then starts `node <script> 0 <args>` there and
-/// returns it with the port of its `listening <port>` line, and the rest of its output.
+/// Installs the npm packages of `dir` when missing, then starts `node <script> 0 <args>` there and returns it
+/// with the port of its `listening <port>` line, and the rest of its output.
 fn start_node(
     dir: &str,
-    module: &str,
     script: &str,
     args: &[&str],
 ) -> anyhow::Result<(Child, u16, BufReader<std::process::ChildStdout>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    if !dir.join("node_modules").join(module).is_dir() {
-        let npm = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .context("npm (Node.js 18 or later) is needed for the local Cosmos DB server and Service Bus broker")?;
-        if !npm.success() {
-            bail!("npm ci in {} failed", dir.display());
-        }
-    }
+    crate::npm::install(&dir).map_err(anyhow::Error::msg)?;
     let mut child = Command::new("node")
         .arg(script)
         .arg("0")
@@ -168,7 +158,7 @@ impl FunctionsTarget {
         let cosmos = match cosmos {
             Some(endpoint) => endpoint.to_owned(),
             None => {
-                let (child, port, _) = start_node("cosmos", "@vercel/cosmosdb-server", "server.js", &[])?;
+                let (child, port, _) = start_node("cosmos", "server.js", &[])?;
                 children.push(child);
                 format!("http://127.0.0.1:{port}/")
             }
@@ -179,7 +169,7 @@ impl FunctionsTarget {
             None => {
                 let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/servicebus/Config.json");
                 let config = config.to_string_lossy().into_owned();
-                let (child, port, stdout) = start_node("servicebus", "rhea", "broker.js", &[&config])?;
+                let (child, port, stdout) = start_node("servicebus", "broker.js", &[&config])?;
                 children.push(child);
                 watch_broker(stdout, violations.clone());
                 format!(

@@ -8,6 +8,7 @@ mod consumer;
 mod functions_host;
 mod handler_process;
 mod load;
+mod npm;
 mod producer;
 mod receiver;
 mod scenarios;

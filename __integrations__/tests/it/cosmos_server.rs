@@ -21,14 +21,7 @@ impl Drop for Server {
 
 fn start() -> Server {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cosmos");
-    if !dir.join("node_modules/@vercel/cosmosdb-server").is_dir() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is installed (Node.js 18 or later)");
-        assert!(status.success(), "npm ci in {} failed", dir.display());
-    }
+    crate::npm::install(&dir).unwrap();
     let mut child = Command::new("node")
         .args(["server.js", "0"])
         .current_dir(&dir)

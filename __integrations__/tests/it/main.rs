@@ -14,3 +14,6 @@ mod run;
 /// The Service Bus broker the handler's tests use too (`handler/tests/it/support/servicebus.rs`).
 #[path = "../../../handler/tests/it/support/servicebus.rs"]
 mod broker;
+/// The npm install that the test agent's and the handler's tests share (`src/npm.rs`).
+#[path = "../../src/npm.rs"]
+mod npm;

@@ -22,16 +22,7 @@ pub fn start_cosmos_server_with(env: &[(&str, &str)]) -> CosmosServer {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/cosmos");
-    // The tests of one binary start servers at once: one of them installs, the others wait for it (two `npm ci`
-    // at once in a fresh clone fail on each other's directories).
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let installing = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if !dir.join("node_modules/@vercel/cosmosdb-server").is_dir() {
-        let npm =
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status();
-        assert!(npm.expect("npm is installed (Node.js 18 or later)").success(), "npm ci in {}", dir.display());
-    }
-    drop(installing);
+    super::npm::install(&dir).unwrap();
     let mut child = Command::new("node")
         .args(["server.js", "0"])
         .envs(env.iter().copied())

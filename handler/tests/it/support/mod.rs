@@ -4,6 +4,8 @@
 
 pub mod cosmos;
 pub mod job;
+#[path = "../../../../__integrations__/src/npm.rs"]
+pub mod npm;
 pub mod servicebus;
 
 use axum::body::Bytes;

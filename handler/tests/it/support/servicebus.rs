@@ -34,15 +34,7 @@ fn integrations() -> PathBuf {
 /// Starts the broker with the queues of `compose/servicebus/Config.json`, the emulator's configuration.
 pub fn start_servicebus_broker() -> ServiceBusBroker {
     let dir = integrations().join("servicebus");
-    // The tests of one binary start brokers at once: one of them installs, the others wait for it.
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if !dir.join("node_modules/rhea").is_dir() {
-        let npm =
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status();
-        assert!(npm.expect("npm is installed (Node.js 18 or later)").success(), "npm ci in {}", dir.display());
-    }
-    drop(_installing);
+    super::npm::install(&dir).unwrap();
     let config = integrations().join("../compose/servicebus/Config.json");
     let mut child = Command::new("node")
         .arg("broker.js")
