@@ -1,16 +1,11 @@
 //! What the API answers: the JSON shapes of its responses (times as RFC 3339, credentials left out), whose
 //! schemas go into the OpenAPI document. Each is made from a model type by one function here.
 
+use crate::service::timestamp;
 use dispatcher_core::model::{Attempt, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch as RFC 3339, e.g. `2026-11-22T10:30:00.123Z`.
-pub fn timestamp(ms: i64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
-}
 
 /// An accepted event: its id (the source of every delivery id) and how many deliveries it made.
 #[derive(Serialize, JsonSchema)]

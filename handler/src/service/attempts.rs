@@ -3,7 +3,7 @@
 //! [`Service::settle`] records the attempt and carries out what the core decided (the retry, disabling a webhook
 //! that answered 410, the failure callback). Local mode frees the worker's slot between the two.
 
-use super::{Counters, Service, ServiceError};
+use super::{timestamp, Counters, Service, ServiceError};
 use crate::ports::LogKey;
 use dispatcher_core::model::{Attempt, Job, Next, Webhook};
 use dispatcher_core::request;
@@ -73,24 +73,22 @@ impl Service {
         let n = job.attempt();
         let outcome = attempt.outcome();
         let status_code = attempt.status_code;
-        tracing::info!(attempt = n, status = ?status_code, error = attempt.error.as_deref().unwrap_or(""), next = ?decision.next, "attempted");
+        let next = match &decision.next {
+            Next::Succeeded => "delivered".to_owned(),
+            Next::RetryAt { at_ms } => format!("retried at {}", timestamp(*at_ms)),
+            Next::Dead { reason } => format!("dead: {reason}"),
+        };
+        tracing::info!(attempt = n, status = ?status_code, error = attempt.error.as_deref().unwrap_or(""), %next, "attempted");
         let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
-        let id = job.delivery.id;
-        let line = match &decision.next {
-            Next::Succeeded => {
-                Counters::add(&self.counters.delivered);
-                format!("delivery {id} attempt {n}: {outcome}, delivered")
-            }
+        match &decision.next {
+            Next::Succeeded => Counters::add(&self.counters.delivered),
             Next::RetryAt { at_ms } => {
                 self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
                 Counters::add(&self.counters.retried);
-                format!("delivery {id} attempt {n}: {outcome}, retried at {at_ms}")
             }
-            Next::Dead { reason } => {
-                Counters::add(&self.counters.dead);
-                format!("delivery {id} attempt {n}: {outcome}, dead: {reason}")
-            }
-        };
+            Next::Dead { .. } => Counters::add(&self.counters.dead),
+        }
+        let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
         let dead = decision.is_dead();
         if let Some(reason) = decision.disable_webhook {
             self.disable(&webhook, reason).await?;

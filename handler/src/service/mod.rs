@@ -22,7 +22,13 @@ use dispatcher_core::model::Report;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch as RFC 3339, e.g. `2026-11-22T10:30:00.123Z`: how answers and logs show a
+/// time.
+pub fn timestamp(ms: i64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
 
 /// Where published events go: routed at once (local mode, which queues the deliveries), or queued to be routed
 /// by whoever takes them (Azure: the events queue, and OnIncomingEvent).

@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dispatcher_core::dispatch::Source;
-use dispatcher_core::model::Job;
+use dispatcher_core::model::{Job, Rejected};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -114,11 +114,12 @@ async fn refuse(
     let id = invocation.metadata_text("MessageId").filter(|id| !id.is_empty());
     let path = format!("Data.{TRIGGER}");
     let rejected = azure.service.reject_message(id, &path, what, body).await.map_err(unavailable)?;
-    Ok(InvocationResponse::default().log(format!(
-        "message {} rejected, not retried: {}",
-        rejected.id,
-        rejected.reason()
-    )))
+    Ok(rejected_answer(&rejected))
+}
+
+/// The answer to a message recorded as rejected: completed, since a redelivery cannot fix it.
+fn rejected_answer(rejected: &Rejected) -> InvocationResponse {
+    InvocationResponse::default().log(format!("message {} rejected, not retried: {}", rejected.id, rejected.reason()))
 }
 
 /// OnIncomingEvent: routes the event of a message of the events queue.
@@ -138,11 +139,7 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
                 let line = format!("{event} from message {}: {deliveries} deliveries", source.id);
                 Ok(InvocationResponse::default().messages(OUTPUT, outputs.into_messages()).log(line))
             }
-            Accepted::Rejected(rejected) => Ok(InvocationResponse::default().log(format!(
-                "message {} rejected, not retried: {}",
-                rejected.id,
-                rejected.reason()
-            ))),
+            Accepted::Rejected(rejected) => Ok(rejected_answer(&rejected)),
         }
     };
     answer(handled.await)
