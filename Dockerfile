@@ -1,14 +1,17 @@
 # syntax=docker/dockerfile:1
 # Images of the container stack (docker-compose.yml); build one with `docker build --target <stage> .`
-#   functions  the function app on the Azure Functions host: function-app/ with the handler binary, assembled and
-#              checked by `handler package` (docs/azure-functions.md §8)
+#   functions  the function app on the Azure Functions host: function-app/ with the handler binary built for
+#              glibc 2.28 by scripts/package-function-app.sh, the same build as for Azure (docs/azure-functions.md §8)
 #   testagent  the test agent (producer, consumer, scenarios), with the handler binary beside it
 
 FROM rust:1-bookworm AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p handler -p testagent \
- && target/release/handler package --out /function-app --binary target/release/handler
+RUN scripts/package-function-app.sh /function-app \
+ && cargo build --release --locked -p handler -p testagent
 
 # The host image runs .NET and starts the custom handler; FUNCTIONS_WORKER_RUNTIME=custom makes it do so.
 FROM mcr.microsoft.com/azure-functions/dotnet:4 AS functions

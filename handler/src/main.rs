@@ -3,6 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use dispatcher::config::{LocalArgs, ServeArgs};
+use dispatcher::runtime::azure::glibc::{self, Version};
 use dispatcher::runtime::{self, shutdown_signal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ enum Command {
         /// The handler binary to include (default: this one).
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// The newest glibc the binary may need: the oldest the workers may carry (2.31, Debian 11's). Raise it
+        /// only for workers known to have a newer one (a custom container).
+        #[arg(long, default_value_t = glibc::FLOOR)]
+        max_glibc: Version,
     },
 }
 
@@ -72,7 +77,7 @@ fn main() -> ExitCode {
         Command::Local(args) => local(*args),
         Command::Serve(args) => serve(*args),
         Command::Schemas { root, check } => schemas(root, check),
-        Command::Package { out, source, binary } => package(out, source, binary),
+        Command::Package { out, source, binary, max_glibc } => package(out, source, binary, max_glibc),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,12 +88,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>) -> anyhow::Result<()> {
+fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>, max_glibc: Version) -> anyhow::Result<()> {
     let binary = match binary {
         Some(binary) => binary,
         None => std::env::current_exe().context("finding this binary")?,
     };
-    let files = runtime::azure::package::assemble(&source, &binary, &out)?;
+    let files = runtime::azure::package::assemble(&source, &binary, &out, max_glibc)?;
     println!(
         "{}: {} files; publish with: cd {} && func azure functionapp publish <app> --custom",
         out.display(),

@@ -1,7 +1,10 @@
 //! `handler package` as a user runs it: it assembles function-app/ and the binary into a folder for
-//! `func azure functionapp publish --custom`, and refuses a function app the handler would not understand.
+//! `func azure functionapp publish --custom`, and refuses a function app the handler would not understand, or a
+//! binary that needs a newer glibc than the workers have; `scripts/package-function-app.sh` builds one that does
+//! not (Zig, through cargo-zigbuild, links it against glibc 2.28).
 
 use dispatcher::runtime::azure::functions::FUNCTIONS;
+use dispatcher::runtime::azure::glibc;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,12 +19,27 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `handler package` of this build's binary, allowed the glibc this machine built it for: the glibc floor is
+/// checked by the tests of the packaging script's build below.
 fn package(source: &Path, out: &Path) -> Output {
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_handler")).unwrap();
+    let built_for = glibc::newest_required(&bytes).unwrap().map_or(glibc::FLOOR, |n| n.version);
     Command::new(env!("CARGO_BIN_EXE_handler"))
         .args(["package", "--out"])
         .arg(out)
         .arg("--source")
         .arg(source)
+        .args(["--max-glibc", &built_for.to_string()])
+        .output()
+        .unwrap()
+}
+
+/// Runs `command` after `eval "$(scripts/zig-toolchain.sh)"`, which installs Zig and cargo-zigbuild once.
+fn with_zig(command: &str) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e; eval \"$(scripts/zig-toolchain.sh)\"; {command}"))
+        .current_dir(repo())
         .output()
         .unwrap()
 }
@@ -125,4 +143,61 @@ fn a_function_app_the_handler_would_not_understand_is_refused_with_every_reason(
     assert!(String::from_utf8_lossy(&output.stderr).contains("exists and is not empty"));
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_dir_all(&source).unwrap();
+}
+
+#[test]
+fn a_binary_that_needs_a_newer_glibc_than_the_workers_is_refused_naming_the_symbol() {
+    let dir = temp_dir("glibc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.c"), "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n").unwrap();
+    // Zig links against the glibc named: from 2.34 on, the C start-up is __libc_start_main@GLIBC_2.34.
+    for version in ["2.28", "2.34"] {
+        let built = with_zig(&format!(
+            "python3 -m ziglang cc -target x86_64-linux-gnu.{version} {0}/hello.c -o {0}/hello-{version}",
+            dir.display()
+        ));
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    }
+    let package = |binary: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_handler"))
+            .args(["package", "--source"])
+            .arg(repo().join("function-app"))
+            .arg("--out")
+            .arg(dir.join(out))
+            .arg("--binary")
+            .arg(dir.join(binary))
+            .output()
+            .unwrap()
+    };
+    let refused = package("hello-2.34", "refused");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("needs glibc 2.34 (symbol __libc_start_main@GLIBC_2.34), newer than 2.31"), "{stderr}");
+    assert!(!dir.join("refused").exists(), "nothing is written");
+    let accepted = package("hello-2.28", "accepted");
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+    let not_elf = package("hello.c", "not-elf");
+    assert!(String::from_utf8_lossy(&not_elf.stderr).contains("not an x86_64 Linux executable"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_packaging_script_builds_a_handler_that_starts_on_the_oldest_workers() {
+    let out = temp_dir("script");
+    let built = Command::new("bash")
+        .arg(repo().join("scripts/package-function-app.sh"))
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let handler = out.join("handler");
+    let newest = glibc::newest_required(&std::fs::read(&handler).unwrap()).unwrap().expect("linked against glibc");
+    assert!(newest.version <= glibc::FLOOR, "{newest:?}");
+    let version = Command::new(&handler).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("handler {}", env!("CARGO_PKG_VERSION")));
+    for function in FUNCTIONS {
+        assert!(out.join(function.name).join("function.json").is_file(), "{}", function.name);
+    }
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -3,9 +3,10 @@
 //! `functions.rs`), and forwards the `Api` function's HTTP requests unchanged to the same router as local mode
 //! (`crate::http`). This file wires the Azure adapters to the service: Cosmos DB for the webhooks and the logs,
 //! Service Bus for the queues, both connected on first use so that nothing delays readiness.
-//! `package.rs` assembles the app for `func azure functionapp publish`. The contract: docs/azure-functions.md.
+//! `package.rs` assembles the app for `func azure functionapp publish`, `glibc.rs` checks its binary would start. The contract: docs/azure-functions.md.
 
 pub mod functions;
+pub mod glibc;
 pub mod invocation;
 mod outputs;
 pub mod package;

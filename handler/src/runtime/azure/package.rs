@@ -3,6 +3,7 @@
 //! root, executable (docs/azure-functions.md §1 and §8).
 
 use super::functions::{Binding, Function, FUNCTIONS};
+use super::glibc::{self, Version};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ pub enum PackageError {
     Mismatch { dir: String, problems: Vec<String> },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("the binary {path} would not start on Azure's workers: {reason}")]
+    Binary { path: String, reason: String },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PackageError + '_ {
@@ -150,13 +151,12 @@ fn function_folders(dir: &Path) -> Vec<String> {
 }
 
 /// Copies the checked function app from `source` and `binary` (as `handler`, executable) into `out`, which
-/// must not exist yet or be empty. Returns the files written, relative to `out`.
-pub fn assemble(source: &Path, binary: &Path, out: &Path) -> Result<Vec<PathBuf>, PackageError> {
-    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
-        return Err(PackageError::Unsupported(
-            "Azure runs the handler on Linux x86_64: package with a handler built for x86_64-unknown-linux-gnu".into(),
-        ));
-    }
+/// must not exist yet or be empty. The binary must be an x86_64 Linux executable that needs no glibc newer
+/// than `max_glibc` ([`glibc::FLOOR`] unless the workers are known to have a newer one). Returns the files written, relative to `out`.
+pub fn assemble(source: &Path, binary: &Path, out: &Path, max_glibc: Version) -> Result<Vec<PathBuf>, PackageError> {
+    let bytes = std::fs::read(binary).map_err(io(binary))?;
+    glibc::check(&bytes, max_glibc)
+        .map_err(|reason| PackageError::Binary { path: binary.display().to_string(), reason })?;
     let problems = check(source);
     if !problems.is_empty() {
         return Err(PackageError::Mismatch { dir: source.display().to_string(), problems });
@@ -174,7 +174,7 @@ pub fn assemble(source: &Path, binary: &Path, out: &Path) -> Result<Vec<PathBuf>
         std::fs::copy(&from, &to).map_err(io(&from))?;
     }
     let handler = out.join("handler");
-    std::fs::copy(binary, &handler).map_err(io(binary))?;
+    std::fs::write(&handler, &bytes).map_err(io(&handler))?;
     set_executable(&handler)?;
     files.push(PathBuf::from("handler"));
     Ok(files)
