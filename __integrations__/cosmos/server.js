@@ -6,13 +6,22 @@
 //   node server.js [port]    prints "listening <port>" once it accepts connections (port 0: any free one)
 //
 // With COSMOS_REQUEST_LOG=<file>, one line per request is appended to the file: `<method> <path>`, so that a
-// test can count the requests a piece of work costs. With COSMOS_LATENCY_MS=<ms>, every request is answered that
+// test can count the requests a piece of work costs. With COSMOS_ENTRA_TOKEN=<token>, only that Microsoft Entra
+// token is accepted (see entraAuthorised). With COSMOS_LATENCY_MS=<ms>, every request is answered that
 // much later, as over a network (a measurement's knob; the tests do not set it).
 "use strict";
 const fs = require("fs");
 const { createHttpServer } = require("@vercel/cosmosdb-server");
 const requestLog = process.env.COSMOS_REQUEST_LOG;
 const latencyMs = Number(process.env.COSMOS_LATENCY_MS || 0);
+const entraToken = process.env.COSMOS_ENTRA_TOKEN;
+
+// With COSMOS_ENTRA_TOKEN=<token>, every request must carry it as Cosmos DB's data-plane RBAC asks
+// (`authorization: type=aad&ver=1.0&sig=<token>`, URL-encoded), as a managed identity sends it; keys are refused.
+function entraAuthorised(req) {
+  const header = decodeURIComponent(String(req.headers["authorization"] || ""));
+  return header === `type=aad&ver=1.0&sig=${entraToken}`;
+}
 
 // The crash that fix 3 turns into a 404 is also logged by the server with a stack trace: keep it quiet.
 const logError = console.error;
@@ -32,6 +41,10 @@ const partitionKeyPaths = new Map();
 server.on("request", (req, res) => {
   const path = req.url.split("?")[0].replace(/^\/+|\/+$/g, "");
   if (requestLog) fs.appendFileSync(requestLog, `${req.method} /${path}\n`);
+  if (entraToken && !entraAuthorised(req)) {
+    res.writeHead(401, { "content-type": "application/json" });
+    return res.end(JSON.stringify({ code: "Unauthorized", message: "Request blocked by Auth: not the Entra token issued" }));
+  }
   const query = req.method === "POST" && /^dbs\/[^/]+\/colls\/[^/]+\/docs$/.test(path) &&
     String(req.headers["x-ms-documentdb-isquery"]).toLowerCase() === "true";
   // Fix 2: the SDK names a partition key range and never sends the cross-partition flag; without the flag the

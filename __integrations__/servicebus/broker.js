@@ -18,6 +18,7 @@
 //   released or modified abandons it (delivery-count + 1), rejected dead-letters it; a lock that runs out, or a
 //   link that closes, abandons; past MaxDeliveryCount deliveries a message is dead-lettered with
 //   DeadLetterReason MaxDeliveryCountExceeded.
+// - with BROKER_JWT set, a `jwt` put-token (a managed identity's Microsoft Entra token) is accepted if it is that.
 // It prints one JSON line per event for tests to read: put-tokens, refusals, messages received and dead-lettered.
 //
 // Usage: node broker.js <port, 0 for any> <Config.json> [key]; prints `listening <port>` first.
@@ -290,11 +291,19 @@ container.on('message', (context) => {
   dispatch(queue);
 });
 
+// A Microsoft Entra token (type `jwt`), as a managed identity puts it: accepted only when it is the one the
+// test's identity endpoint issued (BROKER_JWT), as Service Bus accepts only tokens Entra signed.
+function jwtProblem(token) {
+  if (!process.env.BROKER_JWT) return 'no Entra token is accepted here (BROKER_JWT is not set)';
+  return token === process.env.BROKER_JWT ? null : 'the Entra token was not issued to this identity';
+}
+
 function putToken(connection, request) {
   const properties = request.application_properties || {};
   const audience = properties.name;
   let problem = null;
   if (properties.operation !== 'put-token') problem = `operation ${properties.operation} is not put-token`;
+  else if (properties.type === 'jwt') problem = jwtProblem(request.body);
   else if (properties.type !== 'servicebus.windows.net:sastoken') problem = `type ${properties.type} is not a SAS token`;
   else problem = tokenProblem(request.body, String(audience));
   if (problem === null) stateOf(connection).authorised.add(String(audience));

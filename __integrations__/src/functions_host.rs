@@ -316,9 +316,9 @@ async fn open_session(connection: &ServiceBusConnection) -> anyhow::Result<Amqp>
     cbs.attach().await?;
     let expiry = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
     for queue in ["events", "deliveries"] {
-        let token = Secret::new(connection.token(queue, expiry));
+        let (token, kind, expiry) = connection.token(queue, expiry).await.map_err(anyhow::Error::msg)?;
         let expires = OffsetDateTime::from_unix_timestamp(expiry as i64)?;
-        cbs.authorize_path(connection.audience(queue), Some("servicebus.windows.net:sastoken".into()), &token, expires)
+        cbs.authorize_path(connection.audience(queue), Some(kind.into()), &Secret::new(token), expires)
             .await
             .with_context(|| format!("put-token for {queue}"))?;
     }

@@ -6,7 +6,7 @@
 //! Behind the `testcontainers` feature: CI compiles it (`cargo check --features testcontainers --all-targets`);
 //! it runs where a Docker engine is (`cargo test -p testagent --features testcontainers`).
 
-use dispatcher::adapters::cosmos::{CosmosConfig, CosmosStore};
+use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::ports::WebhookStore;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ const COSMOS_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqob
 async fn cosmos_ready(endpoint: &str) {
     let store = CosmosStore::new(CosmosConfig {
         endpoint: endpoint.to_owned(),
-        key: COSMOS_KEY.into(),
+        auth: CosmosAuth::Key(COSMOS_KEY.into()),
         database: "readiness".into(),
         create_if_missing: true,
         retention_days: 1,

@@ -6,9 +6,11 @@
 //! - `servicebus/`: Service Bus over AMQP (`azure_core_amqp`): the events queue, and the deliveries queue whose
 //!   jobs the DeliverWebhook function takes.
 //! - `sender.rs`: the HTTP sender of deliveries and callbacks (hyper, rustls), with the SSRF guard.
+//! - `identity.rs`: the managed identity whose tokens Cosmos DB and Service Bus take instead of keys.
 //! - `tls.rs`: the process's one TLS stack, for every client.
 
 pub mod cosmos;
+pub mod identity;
 pub mod sender;
 pub mod servicebus;
 pub mod sqlite;

@@ -2,7 +2,8 @@
 //! `function-app/local.settings.json.example` lists them.
 
 use super::{boolean, duration, number, required, Problems};
-use crate::adapters::cosmos::CosmosConfig;
+use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
+use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::servicebus::ServiceBusConnection;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::time::Duration;
@@ -31,7 +32,7 @@ pub struct ServeArgs {
     /// The Cosmos DB account endpoint, e.g. https://<account>.documents.azure.com:443/.
     #[arg(long, env = "COSMOSDB_ENDPOINT")]
     pub cosmos_endpoint: Option<String>,
-    /// The Cosmos DB account key.
+    /// The Cosmos DB account key; without it, the managed identity's tokens.
     #[arg(long, env = "COSMOSDB_KEY", hide_env_values = true)]
     pub cosmos_key: Option<String>,
     #[arg(long, env = "COSMOSDB_DATABASE", default_value = "dispatcher")]
@@ -48,6 +49,13 @@ pub struct ServeArgs {
     /// The Service Bus connection string the triggers use; the handler sends over AMQP with it.
     #[arg(long, env = "ServiceBusConnection", hide_env_values = true)]
     pub service_bus: Option<String>,
+    /// Instead of a connection string: the namespace (`<ns>.servicebus.windows.net`), reached with the managed
+    /// identity, as the triggers do (the Functions convention of identity-based connections).
+    #[arg(long, env = "ServiceBusConnection__fullyQualifiedNamespace")]
+    pub service_bus_namespace: Option<String>,
+    /// The client id of a user-assigned managed identity; without it, the system-assigned one.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
     /// The queue of incoming events (`POST /api/v1/events` sends there).
     #[arg(long, env = "EVENTS_QUEUE", default_value = "events")]
     pub events_queue: String,
@@ -74,7 +82,15 @@ impl ServeArgs {
                 |text| text.parse::<u16>().map_err(|_| format!("FUNCTIONS_CUSTOMHANDLER_PORT: {text:?} is not a port")),
             ));
         let endpoint = problems.check(required("COSMOSDB_ENDPOINT", self.cosmos_endpoint, "the Cosmos DB account URL"));
-        let key = problems.check(required("COSMOSDB_KEY", self.cosmos_key, "the Cosmos DB account key"));
+        // One identity for both, so that its tokens are requested by one client.
+        let identity = match (&self.cosmos_key, &self.service_bus) {
+            (Some(_), Some(_)) => None,
+            _ => problems.check(ManagedIdentity::new(self.client_id.filter(|id| !id.is_empty()))),
+        };
+        let cosmos_auth = match (self.cosmos_key.filter(|k| !k.is_empty()), &identity) {
+            (Some(key), _) => Some(CosmosAuth::Key(key)),
+            (None, identity) => identity.clone().map(CosmosAuth::ManagedIdentity),
+        };
         let create_if_missing = problems.check(boolean("COSMOSDB_CREATE_IF_MISSING", &self.cosmos_create_if_missing));
         let retention_days =
             problems.check(number("DISPATCHER_RETENTION_DAYS", &self.retention_days, 1..=3650u32, "a number of days"));
@@ -84,10 +100,7 @@ impl ServeArgs {
             0..=3600u64,
             "a number of seconds",
         ));
-        let service_bus = problems.check(
-            required("ServiceBusConnection", self.service_bus, "a connection string with a SharedAccessKey")
-                .and_then(|text| ServiceBusConnection::parse(&text).map_err(|e| format!("ServiceBusConnection: {e}"))),
-        );
+        let service_bus = problems.check(service_bus(self.service_bus, self.service_bus_namespace, identity));
         let retry_schedule = problems
             .check(self.retry_schedule.parse::<RetrySchedule>().map_err(|e| format!("DISPATCHER_RETRY_SCHEDULE: {e}")));
         let request_timeout =
@@ -102,7 +115,7 @@ impl ServeArgs {
         problems.into_result(|| {
             let cosmos = CosmosConfig {
                 endpoint: endpoint?,
-                key: key?,
+                auth: cosmos_auth?,
                 database: self.cosmos_database,
                 create_if_missing: create_if_missing?,
                 retention_days: retention_days?,
@@ -119,5 +132,22 @@ impl ServeArgs {
                 allow_private_targets: allow_private_targets?,
             })
         })
+    }
+}
+
+/// A connection string (with a key), else the namespace reached with the managed identity.
+fn service_bus(
+    connection_string: Option<String>,
+    namespace: Option<String>,
+    identity: Option<ManagedIdentity>,
+) -> Result<ServiceBusConnection, String> {
+    match (connection_string.filter(|c| !c.is_empty()), namespace.filter(|n| !n.is_empty()), identity) {
+        (Some(text), _, _) => ServiceBusConnection::parse(&text).map_err(|e| format!("ServiceBusConnection: {e}")),
+        (None, Some(namespace), Some(identity)) => ServiceBusConnection::with_identity(&namespace, identity)
+            .map_err(|e| format!("ServiceBusConnection__fullyQualifiedNamespace: {e}")),
+        (None, Some(_), None) => Err("ServiceBusConnection__fullyQualifiedNamespace: no managed identity".into()),
+        (None, None, _) => Err("ServiceBusConnection: missing (a connection string with a SharedAccessKey, or \
+                                ServiceBusConnection__fullyQualifiedNamespace and the managed identity)"
+            .into()),
     }
 }

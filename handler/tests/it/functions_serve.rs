@@ -5,7 +5,7 @@
 use crate::support::cosmos::{start_cosmos_server, start_cosmos_server_with, CosmosServer, EMULATOR_KEY};
 use crate::support::servicebus::{start_servicebus_broker, ServiceBusBroker};
 use crate::support::{self, Behaviour, Receivers};
-use dispatcher::adapters::cosmos::{CosmosConfig, CosmosStore};
+use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::ports::{DeliveryLog, RejectedEvents, WebhookStore};
 use dispatcher_core::dispatch::delivery_id;
 use dispatcher_core::model::{DeliveryId, Secret, Status, Webhook, WebhookConfig};
@@ -54,7 +54,7 @@ async fn invoke(client: &reqwest::Client, base: &str, function: &str, body: Vec<
 async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
     let config = CosmosConfig {
         endpoint: cosmos.endpoint.clone(),
-        key: EMULATOR_KEY.into(),
+        auth: CosmosAuth::Key(EMULATOR_KEY.into()),
         database: database.into(),
         create_if_missing: true,
         retention_days: 30,

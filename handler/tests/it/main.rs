@@ -3,6 +3,7 @@
 //! the broker that holds clients to the emulator's contract, and what the code generates.
 //!
 //! - `api`, `local_mode`, `https_delivery`: `handler local` as users run it.
+//! - `identity`: `handler serve` on the managed identity's tokens, from a stand-in of its endpoint.
 //! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
 //!   invocation protocol, and `handler package`.
 //! - `store_suite`: what every store passes, run against both.
@@ -15,6 +16,7 @@ mod function_app;
 mod functions_serve;
 mod generated_files;
 mod https_delivery;
+mod identity;
 mod invocations;
 mod layers;
 mod local_mode;

@@ -3,7 +3,7 @@
 //! and started here).
 
 use crate::support::cosmos::{start_cosmos_server, EMULATOR_KEY};
-use dispatcher::adapters::cosmos::{CosmosConfig, CosmosStore};
+use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::adapters::sqlite::SqliteStore;
 use dispatcher::ports::{DeliveryLog, LogKey, RejectedEvents, StoreError, WebhookStore};
 use dispatcher_core::dispatch::{direct, Source};
@@ -185,7 +185,7 @@ async fn cosmos_passes_the_store_suite() {
     let server = start_cosmos_server();
     let config = CosmosConfig {
         endpoint: server.endpoint.clone(),
-        key: EMULATOR_KEY.into(),
+        auth: CosmosAuth::Key(EMULATOR_KEY.into()),
         database: "dispatcher".into(),
         create_if_missing: true,
         retention_days: 30,

@@ -11,6 +11,7 @@ mod log;
 mod query;
 mod records;
 
+use crate::adapters::identity::ManagedIdentity;
 use crate::ports::StoreError;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::models::{
@@ -24,8 +25,7 @@ use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosR
 #[derive(Clone)]
 pub struct CosmosConfig {
     pub endpoint: String,
-    /// The account key. Never printed: see `Debug`.
-    pub key: String,
+    pub auth: CosmosAuth,
     pub database: String,
     /// Create the database and containers when they are missing.
     pub create_if_missing: bool,
@@ -33,11 +33,29 @@ pub struct CosmosConfig {
     pub retention_days: u32,
 }
 
+/// How the handler proves it may read and write: the account key, or the managed identity's tokens (with a
+/// Cosmos DB data-plane role, "Built-in Data Contributor").
+#[derive(Clone)]
+pub enum CosmosAuth {
+    /// The account key. Never printed: see `Debug`.
+    Key(String),
+    ManagedIdentity(ManagedIdentity),
+}
+
+impl std::fmt::Debug for CosmosAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CosmosAuth::Key(_) => f.write_str("key ***"),
+            CosmosAuth::ManagedIdentity(identity) => write!(f, "managed identity {identity:?}"),
+        }
+    }
+}
+
 impl std::fmt::Debug for CosmosConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CosmosConfig")
             .field("endpoint", &self.endpoint)
-            .field("key", &"***")
+            .field("auth", &self.auth)
             .field("database", &self.database)
             .field("create_if_missing", &self.create_if_missing)
             .field("retention_days", &self.retention_days)
@@ -78,8 +96,11 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
     let endpoint: AccountEndpoint = config.endpoint.parse().map_err(|e| {
         StoreError::Storage(format!("COSMOSDB_ENDPOINT: {:?} is not an endpoint: {e}", config.endpoint))
     })?;
-    let account = AccountReference::with_authentication_key(endpoint, config.key.clone());
     crate::adapters::tls::install();
+    let account = match &config.auth {
+        CosmosAuth::Key(key) => AccountReference::with_authentication_key(endpoint, key.clone()),
+        CosmosAuth::ManagedIdentity(identity) => AccountReference::with_credential(endpoint, identity.credential()),
+    };
     let mut builder = CosmosClient::builder()
         // JSON on the wire: what every Cosmos-compatible server speaks.
         .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));

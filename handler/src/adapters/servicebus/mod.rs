@@ -1,7 +1,8 @@
 //! Service Bus, over AMQP with the Azure SDK's `azure_core_amqp` crate: to a namespace on Azure (amqps, port
 //! 5671) and to the Service Bus emulator (plain amqp, port 5672) alike.
 //!
-//! - this file: the connection string, and the SAS token of the claims-based security handshake;
+//! - this file: the connection (a connection string, or a namespace and the managed identity), and the token
+//!   of the claims-based security handshake;
 //! - `sender.rs`: one queue's sender: the connection, the CBS `put-token`, the link, reconnecting after a failure;
 //! - `queues.rs`: the ports on it: the events queue (`ports::EventQueue`) and the deliveries queue
 //!   (`ports::DeliveryQueue`, logging each delivery before its job is sent).
@@ -16,37 +17,81 @@ mod sender;
 pub use queues::{ServiceBusDeliveries, ServiceBusEvents};
 pub use sender::{Outgoing, QueueSender};
 
+use crate::adapters::identity::ManagedIdentity;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
-/// The parts of a Service Bus connection string: `Endpoint=sb://<ns>.servicebus.windows.net/;
-/// SharedAccessKeyName=<rule>;SharedAccessKey=<key>`, or the emulator's, which adds `UseDevelopmentEmulator=true`
-/// to an `Endpoint=sb://<host>[:port]`. Its `Debug` does not show the key.
+/// A Service Bus namespace and how to authenticate to it: the parts of a connection string
+/// (`Endpoint=sb://<ns>.servicebus.windows.net/;SharedAccessKeyName=<rule>;SharedAccessKey=<key>`, or the
+/// emulator's, which adds `UseDevelopmentEmulator=true` to an `Endpoint=sb://<host>[:port]`), or a namespace
+/// and the app's managed identity (the setting `ServiceBusConnection__fullyQualifiedNamespace`). Its `Debug`
+/// does not show the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServiceBusConnection {
     pub endpoint: Endpoint,
-    pub policy: String,
-    key: String,
+    pub auth: Auth,
 }
 
+/// How the handler proves it may send: a SAS token signed with a key, or a token of the managed identity.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    SharedAccessKey { policy: String, key: String },
+    ManagedIdentity(ManagedIdentity),
+}
+
+/// The scope of Microsoft Entra tokens for Service Bus, in every namespace.
+const ENTRA_SCOPE: &str = "https://servicebus.azure.net/.default";
+
 impl ServiceBusConnection {
-    /// A SAS token for `queue`, valid until `expiry` (Unix seconds).
-    pub fn token(&self, queue: &str, expiry: u64) -> String {
-        sas_token(&self.audience(queue), &self.policy, &self.key, expiry)
+    /// A token for `queue`, valid until about `expiry` (Unix seconds), with its CBS token type; the managed
+    /// identity's expires when its endpoint says (returned in place of `expiry`).
+    pub async fn token(&self, queue: &str, expiry: u64) -> Result<(String, &'static str, u64), String> {
+        match &self.auth {
+            Auth::SharedAccessKey { policy, key } => {
+                Ok((sas_token(&self.audience(queue), policy, key, expiry), "servicebus.windows.net:sastoken", expiry))
+            }
+            Auth::ManagedIdentity(identity) => {
+                let token = identity.token(ENTRA_SCOPE).await?;
+                let expires = u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0);
+                Ok((token.token.secret().to_owned(), "jwt", expires))
+            }
+        }
     }
 
     /// What a token for `queue` is for: `sb://<host>/<queue>`.
     pub fn audience(&self, queue: &str) -> String {
         format!("sb://{}/{queue}", self.endpoint.host())
     }
+
+    /// The namespace `fully_qualified` (`<ns>.servicebus.windows.net`, or `localhost:<port>` for a broker on this
+    /// machine, spoken to without TLS), reached with the managed identity.
+    pub fn with_identity(fully_qualified: &str, identity: ManagedIdentity) -> Result<ServiceBusConnection, String> {
+        let host = fully_qualified.trim_start_matches("sb://").trim_end_matches('/');
+        let (name, _) = host.rsplit_once(':').unwrap_or((host, ""));
+        let endpoint = if ["localhost", "127.0.0.1", "[::1]"].contains(&name) {
+            local_endpoint(host)?
+        } else {
+            namespace(host).ok_or_else(|| format!("{fully_qualified:?} is not <namespace>.servicebus.windows.net"))?
+        };
+        Ok(ServiceBusConnection { endpoint, auth: Auth::ManagedIdentity(identity) })
+    }
+}
+
+/// A namespace's host name: `<ns>.servicebus.windows.net`, or the like in national clouds
+/// (`.servicebus.chinacloudapi.cn`, `.servicebus.usgovcloudapi.net`).
+fn namespace(host: &str) -> Option<Endpoint> {
+    let (ns, cloud) = host.split_once(".servicebus.")?;
+    let valid = !ns.is_empty() && !cloud.is_empty() && !host.contains(['/', ':', ' ']);
+    valid.then(|| Endpoint::Namespace(host.to_owned()))
 }
 
 /// Where the queues are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    /// A namespace on Azure, reached over AMQP with TLS.
+    /// A namespace on Azure, by its host name, reached over AMQP with TLS.
     Namespace(String),
-    /// The Service Bus emulator, reached over AMQP without TLS (port 5672 unless the endpoint names one).
+    /// The Service Bus emulator, or another broker on this machine, reached over AMQP without TLS (port 5672
+    /// unless the endpoint names one).
     Emulator { host: String, port: u16 },
 }
 
@@ -54,7 +99,7 @@ impl Endpoint {
     /// The AMQP URL of the connection.
     pub fn url(&self) -> String {
         match self {
-            Endpoint::Namespace(namespace) => format!("amqps://{namespace}.servicebus.windows.net"),
+            Endpoint::Namespace(host) => format!("amqps://{host}"),
             Endpoint::Emulator { host, port } => format!("amqp://{host}:{port}"),
         }
     }
@@ -62,7 +107,7 @@ impl Endpoint {
     /// The host name the broker knows itself by: what a token's audience names.
     pub fn host(&self) -> String {
         match self {
-            Endpoint::Namespace(namespace) => format!("{namespace}.servicebus.windows.net"),
+            Endpoint::Namespace(host) => host.clone(),
             Endpoint::Emulator { host, .. } => host.clone(),
         }
     }
@@ -70,7 +115,14 @@ impl Endpoint {
 
 impl std::fmt::Debug for ServiceBusConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServiceBusConnection({:?}, {}, key ***)", self.endpoint, self.policy)
+        match &self.auth {
+            Auth::SharedAccessKey { policy, .. } => {
+                write!(f, "ServiceBusConnection({:?}, {policy}, key ***)", self.endpoint)
+            }
+            Auth::ManagedIdentity(identity) => {
+                write!(f, "ServiceBusConnection({:?}, managed identity {identity:?})", self.endpoint)
+            }
+        }
     }
 }
 
@@ -103,21 +155,18 @@ impl ServiceBusConnection {
         let host = endpoint.trim_start_matches("sb://").trim_end_matches('/');
         let emulator = part("UseDevelopmentEmulator").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let endpoint = if emulator {
-            emulator_endpoint(host).map_err(|e| format!("Endpoint {endpoint:?} of the emulator: {e}"))?
+            local_endpoint(host).map_err(|e| format!("Endpoint {endpoint:?} of the emulator: {e}"))?
         } else {
-            let namespace = host
-                .strip_suffix(".servicebus.windows.net")
-                .filter(|ns| !ns.is_empty() && !ns.contains('/'))
-                .ok_or_else(|| format!("Endpoint {endpoint:?} is not sb://<namespace>.servicebus.windows.net/"))?;
-            Endpoint::Namespace(namespace.to_owned())
+            namespace(host)
+                .ok_or_else(|| format!("Endpoint {endpoint:?} is not sb://<namespace>.servicebus.windows.net/"))?
         };
         let policy = part("SharedAccessKeyName").ok_or("no SharedAccessKeyName")?;
         let key = part("SharedAccessKey").filter(|k| !k.is_empty()).ok_or("no SharedAccessKey")?;
-        Ok(ServiceBusConnection { endpoint, policy, key })
+        Ok(ServiceBusConnection { endpoint, auth: Auth::SharedAccessKey { policy, key } })
     }
 }
 
-fn emulator_endpoint(host: &str) -> Result<Endpoint, String> {
+fn local_endpoint(host: &str) -> Result<Endpoint, String> {
     let (name, port) = match host.rsplit_once(':') {
         Some((name, port)) => (name, port.parse().map_err(|_| format!("the port {port:?} is not a number"))?),
         None => (host, 5672),
@@ -138,10 +187,10 @@ mod tests {
             "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0",
         )
         .unwrap();
-        assert_eq!(connection.endpoint, Endpoint::Namespace("acme-bus".into()));
+        assert_eq!(connection.endpoint, Endpoint::Namespace("acme-bus.servicebus.windows.net".into()));
         assert_eq!(connection.endpoint.url(), "amqps://acme-bus.servicebus.windows.net");
         assert_eq!(connection.audience("events"), "sb://acme-bus.servicebus.windows.net/events");
-        assert_eq!(connection.policy, "send");
+        assert!(matches!(&connection.auth, Auth::SharedAccessKey { policy, .. } if policy == "send"));
         assert!(!format!("{connection:?}").contains("c2VjcmV0"));
         let error = ServiceBusConnection::parse("Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=k3y")
             .unwrap_err();
@@ -149,6 +198,25 @@ mod tests {
         assert_eq!(
             ServiceBusConnection::parse("Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=a").unwrap_err(),
             "no SharedAccessKey"
+        );
+    }
+
+    #[test]
+    fn identity_connections_name_a_namespace_in_any_cloud_or_a_local_broker() {
+        let identity = ManagedIdentity::new(None).unwrap();
+        let endpoint =
+            |namespace: &str| ServiceBusConnection::with_identity(namespace, identity.clone()).map(|c| c.endpoint);
+        let azure = endpoint("acme-bus.servicebus.windows.net").unwrap();
+        assert_eq!(azure.url(), "amqps://acme-bus.servicebus.windows.net");
+        assert_eq!(
+            endpoint("sb://acme.servicebus.chinacloudapi.cn/").unwrap().host(),
+            "acme.servicebus.chinacloudapi.cn"
+        );
+        assert_eq!(endpoint("localhost:5673"), Ok(Endpoint::Emulator { host: "localhost".into(), port: 5673 }));
+        assert_eq!(endpoint("acme-bus"), Err("\"acme-bus\" is not <namespace>.servicebus.windows.net".into()));
+        assert_eq!(
+            endpoint("evil.example:5672"),
+            Err("\"evil.example:5672\" is not <namespace>.servicebus.windows.net".into())
         );
     }
 

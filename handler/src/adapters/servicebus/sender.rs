@@ -1,5 +1,5 @@
 //! One queue's sender, on `azure_core_amqp`: a connection (SASL ANONYMOUS, as Service Bus asks), a session, the
-//! claims-based security `put-token` with a SAS token for the queue, and a sending link whose transfers the
+//! claims-based security `put-token` with a token for the queue (SAS, or the managed identity's JWT), and a sending link whose transfers the
 //! broker settles (accepted, or rejected with its reason). Opened on the first send, shared by concurrent
 //! sends, opened again after any failure and before its token expires.
 
@@ -45,7 +45,7 @@ struct Link {
     _session: AmqpSession,
     _cbs: AmqpClaimsBasedSecurity,
     sender: AmqpSender,
-    opened: Instant,
+    renew_at: Instant,
 }
 
 impl QueueSender {
@@ -62,7 +62,7 @@ impl QueueSender {
     pub async fn send(&self, message: Outgoing<'_>) -> Result<(), String> {
         let mut link = self.link.lock().await;
         let outcome = tokio::time::timeout(TIMEOUT, async {
-            if link.as_ref().is_none_or(|l| l.opened.elapsed() > REOPEN_AFTER) {
+            if link.as_ref().is_none_or(|l| Instant::now() >= l.renew_at) {
                 *link = None;
                 *link = Some(self.open().await?);
             }
@@ -95,19 +95,22 @@ impl QueueSender {
         session.begin(&connection, None).await.map_err(|e| format!("cannot begin a session: {e}"))?;
         let cbs = AmqpClaimsBasedSecurity::new(session.clone()).map_err(|e| e.to_string())?;
         cbs.attach().await.map_err(|e| format!("cannot attach to $cbs: {e}"))?;
-        let expiry = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + TOKEN_LIFETIME;
-        let token = Secret::new(self.connection.token(&self.queue, expiry.as_secs()));
-        let expires = OffsetDateTime::from_unix_timestamp(expiry.as_secs() as i64).map_err(|e| e.to_string())?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let (token, kind, expiry) = self.connection.token(&self.queue, now + TOKEN_LIFETIME.as_secs()).await?;
+        let token = Secret::new(token);
+        let expires = OffsetDateTime::from_unix_timestamp(expiry as i64).map_err(|e| e.to_string())?;
         let audience = self.connection.audience(&self.queue);
-        cbs.authorize_path(audience.clone(), Some("servicebus.windows.net:sastoken".into()), &token, expires)
+        cbs.authorize_path(audience.clone(), Some(kind.into()), &token, expires)
             .await
             .map_err(|e| format!("put-token for {audience} refused: {e}"))?;
+        // Opened again before the token expires, as the broker then closes the link.
+        let lifetime = Duration::from_secs(expiry.saturating_sub(now)).mul_f32(0.8).min(REOPEN_AFTER);
         let sender = AmqpSender::new();
         sender
             .attach(&session, name, self.queue.clone(), None)
             .await
             .map_err(|e| format!("cannot attach to the queue: {e}"))?;
-        Ok(Link { _connection: connection, _session: session, _cbs: cbs, sender, opened: Instant::now() })
+        Ok(Link { _connection: connection, _session: session, _cbs: cbs, sender, renew_at: Instant::now() + lifetime })
     }
 }
 

@@ -33,6 +33,11 @@ fn integrations() -> PathBuf {
 
 /// Starts the broker with the queues of `compose/servicebus/Config.json`, the emulator's configuration.
 pub fn start_servicebus_broker() -> ServiceBusBroker {
+    start_servicebus_broker_with(&[])
+}
+
+/// The broker with these environment variables (`BROKER_JWT=<token>` accepts that Entra token).
+pub fn start_servicebus_broker_with(env: &[(&str, &str)]) -> ServiceBusBroker {
     let dir = integrations().join("servicebus");
     super::npm::install(&dir).unwrap();
     let config = integrations().join("../compose/servicebus/Config.json");
@@ -40,6 +45,7 @@ pub fn start_servicebus_broker() -> ServiceBusBroker {
         .arg("broker.js")
         .arg("0")
         .arg(&config)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .spawn()
