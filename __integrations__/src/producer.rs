@@ -16,6 +16,10 @@ pub struct PublishArgs {
     /// `UseDevelopmentEmulator=true`).
     #[arg(long, env = "SERVICEBUS_CONNECTION", hide_env_values = true)]
     pub service_bus: Option<String>,
+    /// The function key (or the local API key) sent as `x-functions-key`, with `--url`: an Azure deployment's
+    /// API takes no call without it.
+    #[arg(long, env = "TESTAGENT_FUNCTIONS_KEY", hide_env_values = true, conflicts_with = "service_bus")]
+    pub functions_key: Option<String>,
     /// The queue the events go to, with `--service-bus`.
     #[arg(long, default_value = "events")]
     pub queue: String,
@@ -102,7 +106,15 @@ fn message_id() -> String {
 pub async fn publish(args: PublishArgs) -> anyhow::Result<bool> {
     // clap requires --url unless --service-bus is given.
     let url = args.url.as_deref().unwrap_or_default();
-    let client = dispatcher::adapters::tls::client().map_err(anyhow::Error::msg)?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &args.functions_key {
+        let mut value = reqwest::header::HeaderValue::from_str(key)
+            .map_err(|_| anyhow::anyhow!("--functions-key: not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert("x-functions-key", value);
+    }
+    let builder = dispatcher::adapters::tls::builder().default_headers(headers);
+    let client = dispatcher::adapters::tls::build(builder).map_err(anyhow::Error::msg)?;
     let producer = Producer::new(args.service_bus.as_deref(), &args.queue, url, client).map_err(anyhow::Error::msg)?;
     let mut all = true;
     for text in &args.events {

@@ -1,5 +1,6 @@
 //! `testagent publish` as a separate process, producing straight to a Service Bus queue over AMQP, as to the
-//! emulator: against the broker that holds clients to the emulator's contract (`servicebus/broker.js`).
+//! emulator: against the broker that holds clients to the emulator's contract (`servicebus/broker.js`); and
+//! through a dispatcher's API that asks for a key, as on Azure.
 
 use crate::broker::{start_servicebus_broker, EMULATOR_KEY};
 use serde_json::{json, Value};
@@ -57,4 +58,19 @@ fn a_bad_connection_string_is_named_without_its_key() {
         "error: --service-bus: Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/"
     );
     assert!(!stderr.contains(key));
+}
+
+#[test]
+fn through_an_api_that_asks_for_a_key_the_functions_key_is_sent() {
+    let dir = crate::handler_process::TempDir::new("publish-key");
+    let handler = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("handler");
+    let key = "a-function-key-0f3e";
+    let (handler, _) = crate::handler_process::Handler::start(Some(&handler), &dir.0, &["--api-key", key]).unwrap();
+    let event = r#"{"name":"ping","payload":{"name":"wh1"}}"#;
+    let (code, stdout, _) = publish(&["--url", &handler.api, event]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("401"), "{stdout}");
+    let (code, stdout, stderr) = publish(&["--url", &handler.api, "--functions-key", key, event]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("published "), "{stdout}");
 }

@@ -128,6 +128,32 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
     })
 }
 
+/// A container the store needs, as `COSMOSDB_CREATE_IF_MISSING` creates it and `infra/main.bicep` declares it.
+pub struct ContainerSpec {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    /// Whether items expire `DISPATCHER_RETENTION_DAYS` after their last write (the container's default TTL).
+    pub expires: bool,
+    /// The time field pages sort by, newest first: a composite index (it, then `/id`, both descending).
+    pub newest_first_by: Option<&'static str>,
+}
+
+pub const CONTAINERS: [ContainerSpec; 3] = [
+    ContainerSpec { name: "webhooks", partition_key: "/id", expires: false, newest_first_by: None },
+    ContainerSpec {
+        name: "deliveries",
+        partition_key: "/webhookId",
+        expires: true,
+        newest_first_by: Some("/createdAtMs"),
+    },
+    ContainerSpec {
+        name: "rejected-events",
+        partition_key: "/id",
+        expires: true,
+        newest_first_by: Some("/receivedAtMs"),
+    },
+];
+
 async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<(), StoreError> {
     if let Err(error) = client.create_database(&config.database, None).await {
         if !error.status().is_conflict() {
@@ -135,20 +161,18 @@ async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<
         }
     }
     let database = client.database_client(config.database.as_str());
-    let retention = || TimeToLive::Seconds(config.retention_days.saturating_mul(86_400));
-    for (name, key, ttl, newest_first_by) in [
-        ("webhooks", "/id", TimeToLive::Forever, None),
-        ("deliveries", "/webhookId", retention(), Some("/createdAtMs")),
-        ("rejected-events", "/id", retention(), Some("/receivedAtMs")),
-    ] {
-        let mut properties = ContainerProperties::new(name, key.into());
-        properties.default_ttl = ttl;
-        if let Some(time_path) = newest_first_by {
+    for container in &CONTAINERS {
+        let mut properties = ContainerProperties::new(container.name, container.partition_key.into());
+        properties.default_ttl = match container.expires {
+            true => TimeToLive::Seconds(config.retention_days.saturating_mul(86_400)),
+            false => TimeToLive::Forever,
+        };
+        if let Some(time_path) = container.newest_first_by {
             properties = properties.with_indexing_policy(newest_first(time_path));
         }
         if let Err(error) = database.create_container(properties, None).await {
             if !error.status().is_conflict() {
-                return Err(cosmos(name)(error));
+                return Err(cosmos(container.name)(error));
             }
         }
     }
