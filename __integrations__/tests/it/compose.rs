@@ -39,6 +39,24 @@ fn command_option<'a>(service: &'a Value, flag: &str) -> Option<&'a str> {
     command.iter().position(|c| *c == flag).and_then(|i| command.get(i + 1).copied())
 }
 
+/// Every binding of the function app, with the function.json it is in.
+pub(crate) fn bindings() -> Vec<(PathBuf, Value)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(root().join("function-app")).unwrap() {
+        let path = entry.unwrap().path().join("function.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let json: Value = serde_json::from_str(&text).unwrap();
+        all.extend(json["bindings"].as_array().unwrap().iter().map(|b| (path.clone(), b.clone())));
+    }
+    all
+}
+
+/// The app settings a binding's queue name refers to (`%NAME%`).
+pub(crate) fn queue_settings(binding: &Value) -> Vec<String> {
+    let queue = binding["queueName"].as_str().unwrap_or_default();
+    queue.split('%').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
 pub(crate) fn help(binary: &str, subcommand: &str) -> String {
     let path = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join(binary);
     let path = if binary == "testagent" { PathBuf::from(env!("CARGO_BIN_EXE_testagent")) } else { path };
@@ -92,18 +110,12 @@ fn the_function_app_gets_every_setting_its_bindings_and_the_handler_read() {
     let functions = service(&compose, "functions");
     let env = environment(functions);
     // What the bindings refer to: `connection` names and %SETTING% in queue names.
-    for entry in std::fs::read_dir(root().join("function-app")).unwrap() {
-        let path = entry.unwrap().path().join("function.json");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let bindings: Value = serde_json::from_str(&text).unwrap();
-        for binding in bindings["bindings"].as_array().unwrap() {
-            if let Some(connection) = binding["connection"].as_str() {
-                assert!(env.contains_key(connection), "{}: {connection} is not set", path.display());
-            }
-            let queue = binding["queueName"].as_str().unwrap_or_default();
-            for name in queue.split('%').skip(1).step_by(2) {
-                assert!(env.contains_key(name), "{}: %{name}% is not set", path.display());
-            }
+    for (path, binding) in bindings() {
+        if let Some(connection) = binding["connection"].as_str() {
+            assert!(env.contains_key(connection), "{}: {connection} is not set", path.display());
+        }
+        for name in queue_settings(&binding) {
+            assert!(env.contains_key(&name), "{}: %{name}% is not set", path.display());
         }
     }
     assert_eq!(setting(functions, "FUNCTIONS_WORKER_RUNTIME"), "custom");

@@ -3,7 +3,7 @@
 //! handlers, every setting the bindings and the handler read (identity-based, no key), the queues and containers
 //! as the code expects them, the identity's roles, and main.bicep in step with main.json.
 
-use crate::compose::{help, read, root};
+use crate::compose::{bindings, help, queue_settings, read};
 use dispatcher::adapters::cosmos::CONTAINERS;
 use serde_json::Value;
 use std::time::Duration;
@@ -110,19 +110,14 @@ fn the_function_app_gets_every_setting_its_bindings_and_the_handler_read_with_id
     let template = template();
     let settings = app_settings(&template);
     let names: Vec<&str> = settings.iter().map(|(n, _)| n.as_str()).collect();
-    for entry in std::fs::read_dir(root().join("function-app")).unwrap() {
-        let path = entry.unwrap().path().join("function.json");
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let bindings: Value = serde_json::from_str(&text).unwrap();
-        for binding in bindings["bindings"].as_array().unwrap() {
-            if let Some(connection) = binding["connection"].as_str() {
-                let identity = format!("{connection}__fullyQualifiedNamespace");
-                assert!(names.contains(&identity.as_str()), "{}: {identity} is not set", path.display());
-                assert!(!names.contains(&connection), "{}: {connection} holds a key", path.display());
-            }
-            for name in binding["queueName"].as_str().unwrap_or_default().split('%').skip(1).step_by(2) {
-                assert!(names.contains(&name), "{}: %{name}% is not set", path.display());
-            }
+    for (path, binding) in bindings() {
+        if let Some(connection) = binding["connection"].as_str() {
+            let identity = format!("{connection}__fullyQualifiedNamespace");
+            assert!(names.contains(&identity.as_str()), "{}: {identity} is not set", path.display());
+            assert!(!names.contains(&connection), "{}: {connection} holds a key", path.display());
+        }
+        for name in queue_settings(&binding) {
+            assert!(names.contains(&name.as_str()), "{}: %{name}% is not set", path.display());
         }
     }
     assert!(!names.contains(&"COSMOSDB_KEY"), "Cosmos DB is reached with the identity");

@@ -21,7 +21,7 @@ fn webhook(id: &str, config: Value) -> Webhook {
     Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
 }
 
-struct Handler(Child);
+pub(crate) struct Handler(Child);
 
 impl Drop for Handler {
     fn drop(&mut self) {
@@ -30,7 +30,7 @@ impl Drop for Handler {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -73,20 +73,23 @@ async fn start_serve(
     log: Stdio,
 ) -> (Handler, reqwest::Client, String) {
     let port = free_port();
-    let handler = Handler(
-        Command::new(env!("CARGO_BIN_EXE_handler"))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
-            .env("COSMOSDB_KEY", EMULATOR_KEY)
-            .env("COSMOSDB_DATABASE", database)
-            .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
-            .env("ServiceBusConnection", SERVICE_BUS)
-            .envs(settings.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+    command
+        .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
+        .env("COSMOSDB_KEY", EMULATOR_KEY)
+        .env("COSMOSDB_DATABASE", database)
+        .env("DISPATCHER_WEBHOOK_CACHE_SECONDS", "0")
+        .env("ServiceBusConnection", SERVICE_BUS)
+        .envs(settings.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log);
+    start_ready(command, port).await
+}
+
+/// `command`, a `handler serve`, started on `port` as the host starts it, once it answers `GET /`; with a
+/// client and its base URL.
+pub(crate) async fn start_ready(mut command: Command, port: u16) -> (Handler, reqwest::Client, String) {
+    let handler = Handler(command.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()).spawn().unwrap());
     let (client, base) = (dispatcher::adapters::tls::client().unwrap(), format!("http://127.0.0.1:{port}"));
     let started = Instant::now();
     while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {

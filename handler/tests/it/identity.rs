@@ -8,6 +8,7 @@
 //! seconds as a string, `resource`, `token_type`, `client_id`). The Cosmos DB server accepts only its token
 //! (`COSMOS_ENTRA_TOKEN`), the broker only its token as a `jwt` put-token (`BROKER_JWT`).
 
+use crate::functions_serve::{free_port, start_ready};
 use crate::support::cosmos::start_cosmos_server_with;
 use crate::support::servicebus::start_servicebus_broker_with;
 use axum::extract::{Query, State};
@@ -15,9 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const IDENTITY_HEADER: &str = "c2VjcmV0LWlkZW50aXR5LWhlYWRlcg";
 const CLIENT_ID: &str = "7d2f3c8e-1b4a-4f0e-9c61-2a5b8e9d0f13";
@@ -63,47 +64,28 @@ async fn start_identity_endpoint() -> (String, Issued) {
     (url, issued)
 }
 
-struct Handler(Child);
-
-impl Drop for Handler {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_managed_identity_s_tokens_open_cosmos_db_and_service_bus_and_are_never_logged() {
     let (identity_endpoint, issued) = start_identity_endpoint().await;
     let cosmos = start_cosmos_server_with(&[("COSMOS_ENTRA_TOKEN", COSMOS_TOKEN)]);
     let broker = start_servicebus_broker_with(&[("BROKER_JWT", SERVICE_BUS_TOKEN)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log_file = crate::support::temp_dir("identity").with_extension("log");
-    let _handler = Handler(
-        Command::new(env!("CARGO_BIN_EXE_handler"))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
-            .env_remove("COSMOSDB_KEY")
-            .env("COSMOSDB_DATABASE", "identity")
-            .env("COSMOSDB_CREATE_IF_MISSING", "true")
-            .env_remove("ServiceBusConnection")
-            .env("ServiceBusConnection__fullyQualifiedNamespace", format!("127.0.0.1:{}", broker.port))
-            .env("IDENTITY_ENDPOINT", &identity_endpoint)
-            .env("IDENTITY_HEADER", IDENTITY_HEADER)
-            .env("AZURE_CLIENT_ID", CLIENT_ID)
-            // Everything the process and its crates log, so that a token in any of it is seen.
-            .env("DISPATCHER_LOG", "trace")
-            .stdout(Stdio::from(std::fs::File::create(&log_file).unwrap()))
-            .stderr(Stdio::from(std::fs::File::options().append(true).open(&log_file).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
-    let (client, base) = (dispatcher::adapters::tls::client().unwrap(), format!("http://127.0.0.1:{port}"));
-    let started = Instant::now();
-    while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+    command
+        .env("COSMOSDB_ENDPOINT", &cosmos.endpoint)
+        .env_remove("COSMOSDB_KEY")
+        .env("COSMOSDB_DATABASE", "identity")
+        .env("COSMOSDB_CREATE_IF_MISSING", "true")
+        .env_remove("ServiceBusConnection")
+        .env("ServiceBusConnection__fullyQualifiedNamespace", format!("127.0.0.1:{}", broker.port))
+        .env("IDENTITY_ENDPOINT", &identity_endpoint)
+        .env("IDENTITY_HEADER", IDENTITY_HEADER)
+        .env("AZURE_CLIENT_ID", CLIENT_ID)
+        // Everything the process and its crates log, so that a token in any of it is seen.
+        .env("DISPATCHER_LOG", "trace")
+        .stdout(Stdio::from(std::fs::File::create(&log_file).unwrap()))
+        .stderr(Stdio::from(std::fs::File::options().append(true).open(&log_file).unwrap()));
+    let (_handler, client, base) = start_ready(command, free_port()).await;
 
     // Cosmos DB: a webhook written and read back with the identity's token.
     let webhook = json!({"url": "https://one.example/hook", "subscriptions": ["ping"]});
