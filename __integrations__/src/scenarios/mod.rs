@@ -78,6 +78,7 @@ impl Scenario {
 fn scenarios() -> Vec<Scenario> {
     let mut all = original::scenarios();
     all.extend(ours::scenarios());
+    all.extend(policy::scenarios());
     all
 }
 
@@ -195,6 +196,7 @@ macro_rules! check {
 // After `check!`, which they use.
 mod original;
 mod ours;
+mod policy;
 
 impl Ctx {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {

@@ -6,6 +6,7 @@
 
 use crate::events::{public_events, Event};
 use crate::model::{Delivery, DeliveryId};
+use crate::policy::filter::FilterMemo;
 use crate::webhooks::{delivery_body, WebhookIndex};
 use sha2::{Digest, Sha256};
 
@@ -17,21 +18,22 @@ pub struct Source {
 }
 
 /// The deliveries `event` (from message `source`) makes to `webhooks`: for each public event it stands for, one
-/// delivery to each webhook that receives it, in webhook order.
+/// delivery to each webhook that receives it and whose filter its body passes, in webhook order.
 pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
     let ids = IdSeed::new(&source.id);
     let mut deliveries = Vec::new();
+    let mut filtered = FilterMemo::default();
     for public in public_events(event, |attribute| webhooks.attribute_values(attribute)) {
-        deliveries.extend(webhooks.recipients(&public).map(|webhook| {
+        deliveries.extend(webhooks.recipients(&public).filter_map(|(position, webhook)| {
             let body = delivery_body(&public, &webhook.config.attributes);
-            Delivery {
+            webhooks.passes_filter(position, &body, &mut filtered).then(|| Delivery {
                 id: ids.delivery_id(&webhook.id, &body),
                 webhook_id: webhook.id.clone(),
                 event: public.name().to_owned(),
                 body,
                 source_id: source.id.clone(),
                 correlation_id: source.correlation_id.clone(),
-            }
+            })
         }));
     }
     deliveries

@@ -135,6 +135,8 @@ mod tests {
             description: None,
             failure_callback_url: None,
             auth,
+            filter: None,
+            retry_schedule: None,
         };
         Webhook::new("wh1".into(), config, Secret::from_key(&[3; 32]), 0)
     }

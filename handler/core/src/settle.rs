@@ -147,6 +147,8 @@ mod tests {
             description: None,
             failure_callback_url: callback.map(str::to_owned),
             auth: None,
+            filter: None,
+            retry_schedule: None,
         };
         Webhook::new("wh1".into(), config, Secret::from_key(&[1; 32]), 0)
     }

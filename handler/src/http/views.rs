@@ -3,6 +3,8 @@
 
 use crate::service::timestamp;
 use dispatcher_core::model::{Attempt, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
+use dispatcher_core::policy::filter::EventFilter;
+use dispatcher_core::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -67,6 +69,10 @@ pub struct WebhookView {
     pub failure_callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventFilter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<RetrySchedule>,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
@@ -100,6 +106,8 @@ impl WebhookView {
                 TargetAuth::Basic { username, .. } => AuthView { kind: "basic", username: Some(username.clone()) },
                 TargetAuth::Bearer { .. } => AuthView { kind: "bearer", username: None },
             }),
+            filter: c.filter.clone(),
+            retry_schedule: c.retry_schedule.clone(),
             created_at: timestamp(w.created_at_ms),
             updated_at: timestamp(w.updated_at_ms),
             secret: with_secret.then(|| w.secret.expose().to_owned()),

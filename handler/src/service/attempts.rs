@@ -55,7 +55,8 @@ impl Service {
         let request = request::delivery(&job.delivery, &webhook, self.clock.now_ms());
         let (response, attempt) = self.sender.send(request).await;
         let seed = job.delivery.id.as_str();
-        let decision = settle::after_attempt(&response, job.attempt(), &self.schedule, seed, attempt.at_ms);
+        let schedule = webhook.config.retry_schedule.as_ref().unwrap_or(&self.schedule);
+        let decision = settle::after_attempt(&response, job.attempt(), schedule, seed, attempt.at_ms);
         Ok(Step::Attempted(Box::new(Attempted { job, webhook, attempt, decision })))
     }
 

@@ -3,6 +3,8 @@
 //! disabled).
 
 use super::Secret;
+use crate::policy::filter::EventFilter;
+use crate::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,6 +45,12 @@ pub struct WebhookConfig {
     /// How the dispatcher authenticates to the receiver, besides signing every delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<TargetAuth>,
+    /// Only the deliveries whose body matches this event pattern are made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<EventFilter>,
+    /// This webhook's own retry schedule, in place of the dispatcher's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<RetrySchedule>,
 }
 
 impl WebhookConfig {
@@ -167,6 +175,8 @@ mod tests {
             description: None,
             failure_callback_url: None,
             auth: None,
+            filter: None,
+            retry_schedule: None,
         };
         Webhook::new("wh".into(), config, Secret::from_key(&[1; 32]), 1_000)
     }

@@ -1,6 +1,7 @@
-//! The delivery policy: what an answer means (`outcome`), when to try again (`retry`), how a delivery is signed
-//! (`signing`), and which targets a delivery may reach (`targets`).
+//! The delivery policy: which deliveries a webhook takes (`filter`), what an answer means (`outcome`), when to
+//! try again (`retry`), how a delivery is signed (`signing`), and which targets a delivery may reach (`targets`).
 
+pub mod filter;
 pub mod outcome;
 pub mod retry;
 pub mod signing;

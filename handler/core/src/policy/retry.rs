@@ -42,6 +42,41 @@ impl std::str::FromStr for RetrySchedule {
     }
 }
 
+/// The form `FromStr` reads: `5s,30s,2m`.
+impl std::fmt::Display for RetrySchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|d| humantime::format_duration(*d).to_string()).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+// Stored and shown as its text, as a webhook's `retrySchedule` is written.
+impl serde::Serialize for RetrySchedule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RetrySchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RetrySchedule, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for RetrySchedule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RetrySchedule".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Delays between attempts, comma-separated durations (each at most 24h); a delivery gets one attempt more than there are delays, and an empty string means no retries.",
+            "examples": ["10s,1m,10m"]
+        })
+    }
+}
+
 impl RetrySchedule {
     pub fn delays(&self) -> &[Duration] {
         &self.0
@@ -128,6 +163,9 @@ mod tests {
             [Duration::from_millis(100), Duration::from_secs(2)]
         );
         assert_eq!("".parse::<RetrySchedule>().unwrap().max_attempts(), 1);
+        let schedule: RetrySchedule = "5s, 1m30s,2h".parse().unwrap();
+        assert_eq!(schedule.to_string(), "5s,1m 30s,2h");
+        assert_eq!(schedule.to_string().parse::<RetrySchedule>().unwrap(), schedule);
         assert!("5s,later".parse::<RetrySchedule>().unwrap_err().starts_with("\"later\" is not a duration"));
         assert_eq!("48h".parse::<RetrySchedule>().unwrap_err(), "\"48h\" is longer than 24h");
     }

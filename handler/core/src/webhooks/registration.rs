@@ -3,6 +3,7 @@
 
 use crate::events::catalog;
 use crate::model::{join, quote, wrong_type, Problem, Report, TargetAuth, WebhookConfig};
+use crate::policy::filter::EventFilter;
 use crate::policy::targets::{http_url, UrlProblem};
 use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
@@ -44,8 +45,18 @@ pub fn derived_id(config: &WebhookConfig) -> String {
     })
 }
 
-const FIELDS: [&str; 8] =
-    ["url", "subscriptions", "attributes", "headers", "disabled", "description", "failureCallbackUrl", "auth"];
+const FIELDS: [&str; 10] = [
+    "url",
+    "subscriptions",
+    "attributes",
+    "headers",
+    "disabled",
+    "description",
+    "failureCallbackUrl",
+    "auth",
+    "filter",
+    "retrySchedule",
+];
 
 impl WebhookConfig {
     /// Decodes a registration body, reporting every problem with its path.
@@ -72,6 +83,20 @@ impl WebhookConfig {
                 url => Some(decode_url(url, "failureCallbackUrl", &mut problems)),
             },
             auth: decode_auth(body.get("auth"), &mut problems),
+            filter: match body.get("filter") {
+                None | Some(Value::Null) => None,
+                Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new("filter", e))).ok(),
+            },
+            retry_schedule: match body.get("retrySchedule") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => {
+                    text.parse().map_err(|e: String| problems.push(Problem::new("retrySchedule", e))).ok()
+                }
+                Some(other) => {
+                    problems.push(Problem::new("retrySchedule", wrong_type(other, "a string like \"10s,1m,10m\"")));
+                    None
+                }
+            },
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -300,6 +325,8 @@ mod tests {
                 description: None,
                 failure_callback_url: None,
                 auth: None,
+                filter: None,
+                retry_schedule: None,
             }
         );
         let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
@@ -321,7 +348,7 @@ mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
@@ -344,6 +371,14 @@ mod tests {
                 "headers.Webhook-Signature: is set by the dispatcher on every delivery and cannot be configured",
                 "headers.bad header: \"bad header\" is not a valid HTTP header name",
                 "headers.x-key: has a value that is not a valid HTTP header value (control characters or non-ASCII)",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "filter": ["ping"], "retrySchedule": "5s,soon"}), vec![
+                "filter: is not an event pattern: an object naming the fields to match, e.g. {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}",
+                "retrySchedule: \"soon\" is not a duration like 5s, 2m or 1h (expected number at 0)",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "filter": {"name": "ping"}, "retrySchedule": 5}), vec![
+                "filter: invalid pattern: pattern field 'name' must be array or object",
+                "retrySchedule: 5 is a number, expected a string like \"10s,1m,10m\"",
             ]),
         ];
         for (body, expected) in cases {

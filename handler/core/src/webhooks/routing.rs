@@ -4,6 +4,7 @@
 use crate::events::catalog::{self, EventSpec, CATALOG};
 use crate::events::Event;
 use crate::model::Webhook;
+use crate::policy::filter::{FilterMemo, FilterSet};
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub struct WebhookIndex {
     /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
     routes: Vec<Routes>,
     attribute_values: HashMap<String, Vec<String>>,
+    filters: FilterSet,
 }
 
 /// The candidates for one public event: the webhooks that pass rules 1 and 2, also grouped by the value of the
@@ -70,7 +72,8 @@ impl WebhookIndex {
                 }
             }
         }
-        WebhookIndex { webhooks, by_id, routes, attribute_values }
+        let filters = FilterSet::new(webhooks.iter().map(|w| w.config.filter.as_ref()));
+        WebhookIndex { webhooks, by_id, routes, attribute_values, filters }
     }
 
     /// Every webhook, enabled or not, in the order they were given.
@@ -90,8 +93,8 @@ impl WebhookIndex {
         self.webhooks.is_empty()
     }
 
-    /// The webhooks that receive `event`, in the order they were given.
-    pub fn recipients<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Arc<Webhook>> + 'a {
+    /// The webhooks that receive `event`, in the order they were given, with their positions.
+    pub fn recipients<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = (usize, &'a Arc<Webhook>)> + 'a {
         let route = catalog_position(event.spec).map(|p| &self.routes[p]);
         let key = event.spec.required_attributes().first().and_then(|a| event.payload.get_str(a));
         let candidates: &[usize] = match (route, key) {
@@ -100,7 +103,12 @@ impl WebhookIndex {
             (Some(route), None) => &route.all,
         };
         // Candidates pass rules 1 and 2 by construction.
-        candidates.iter().map(|&i| &self.webhooks[i]).filter(move |w| attributes_match(w, event))
+        candidates.iter().map(|&i| (i, &self.webhooks[i])).filter(move |(_, w)| attributes_match(w, event))
+    }
+
+    /// Whether `body`, a delivery to the webhook at `position`, passes that webhook's filter.
+    pub fn passes_filter(&self, position: usize, body: &str, memo: &mut FilterMemo) -> bool {
+        self.filters.passes(position, body, memo)
     }
 
     /// The distinct non-empty values of an attribute among the enabled webhooks, in the order first seen.

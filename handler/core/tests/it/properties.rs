@@ -116,7 +116,7 @@ proptest! {
         let webhooks = index(&configs);
         let mut expected = Vec::new();
         for public in public_events(&event, |a| webhooks.attribute_values(a)) {
-            let by_index: Vec<&str> = webhooks.recipients(&public).map(|w| &*w.id).collect();
+            let by_index: Vec<&str> = webhooks.recipients(&public).map(|(_, w)| &*w.id).collect();
             let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| &*w.id).collect();
             prop_assert_eq!(&by_index, &by_scan);
             expected.extend(by_scan.into_iter().map(|id| (std::sync::Arc::from(id), public.name())));

@@ -1,0 +1,259 @@
+//! A webhook's content filter: an event pattern in the Amazon EventBridge pattern language, matched by the
+//! `quamina` crate against the body the webhook would receive (`{"name": ..., "payload": {...}}`), after
+//! routing. A pattern names the fields it constrains; each field lists the values or operators it accepts
+//! (`prefix`, `suffix`, `anything-but`, `exists`, `numeric`, `equals-ignore-case`, `wildcard`, ...), any of which
+//! may match.
+
+use quamina::Quamina;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A compiled pattern; equal to another when their patterns are.
+#[derive(Clone)]
+pub struct EventFilter {
+    pattern: Value,
+    matcher: Arc<Quamina<()>>,
+    /// How many values and operators it lists, in all.
+    weight: usize,
+}
+
+/// The most values and operators one pattern may list. quamina 0.7 panics when one state of an automaton has
+/// 256 field transitions or more; a matcher of a [`FilterSet`] holds patterns of at most twice this in all.
+pub const MAX_PATTERN_WEIGHT: usize = 64;
+
+/// The values and operators `pattern` lists (the leaves of its arrays).
+fn weight(pattern: &Value) -> usize {
+    match pattern {
+        Value::Object(fields) => fields.values().map(weight).sum(),
+        Value::Array(values) => values.len(),
+        _ => 1,
+    }
+}
+
+impl EventFilter {
+    /// Compiles `pattern`; the error says what is wrong with it, as the matcher found it.
+    pub fn new(pattern: &Value) -> Result<EventFilter, String> {
+        if !pattern.is_object() || pattern.as_object().is_some_and(|o| o.is_empty()) {
+            return Err("is not an event pattern: an object naming the fields to match, e.g. \
+                        {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}"
+                .into());
+        }
+        let weight = weight(pattern);
+        if weight > MAX_PATTERN_WEIGHT {
+            return Err(format!("lists {weight} values and operators; at most {MAX_PATTERN_WEIGHT}"));
+        }
+        let mut matcher = Quamina::new();
+        matcher.add_pattern((), &pattern.to_string()).map_err(|e| e.to_string())?;
+        Ok(EventFilter { pattern: pattern.clone(), matcher: Arc::new(matcher), weight })
+    }
+
+    pub fn pattern(&self) -> &Value {
+        &self.pattern
+    }
+
+    /// Whether the delivery body `body` (JSON) passes. A body the matcher cannot read never does.
+    pub fn matches(&self, body: &str) -> bool {
+        self.matcher.has_matches(body.as_bytes()).unwrap_or(false)
+    }
+}
+
+/// The filters of a set of webhooks in a few matchers, keyed by each webhook's position: one pass of each over a
+/// body tells which of its webhooks the body passes.
+#[derive(Default)]
+pub struct FilterSet {
+    matchers: Vec<Quamina<usize>>,
+    filtered: Vec<bool>,
+}
+
+/// The values and operators one matcher holds at most: below quamina's 256 transitions per state, whatever
+/// the patterns (a thousand one-field patterns in one matcher reach it).
+const MATCHER_WEIGHT: usize = 2 * MAX_PATTERN_WEIGHT;
+
+/// The verdicts on the last body a [`FilterSet`] read: the webhooks of one event mostly receive the same body.
+#[derive(Default)]
+pub struct FilterMemo {
+    body: Option<String>,
+    passing: Vec<bool>,
+}
+
+impl FilterSet {
+    /// The set of `filters`, by position (`None`: a webhook without a filter, which every body passes).
+    pub fn new<'a>(filters: impl ExactSizeIterator<Item = Option<&'a EventFilter>>) -> FilterSet {
+        let mut set = FilterSet { matchers: Vec::new(), filtered: vec![false; filters.len()] };
+        let mut in_last = MATCHER_WEIGHT;
+        for (position, filter) in filters.enumerate() {
+            let Some(filter) = filter else { continue };
+            if in_last + filter.weight > MATCHER_WEIGHT {
+                set.matchers.push(Quamina::new());
+                in_last = 0;
+            }
+            let Some(matcher) = set.matchers.last_mut() else { continue };
+            // The pattern compiled alone when the filter was made, so it compiles here.
+            set.filtered[position] = matcher.add_pattern(position, &filter.pattern.to_string()).is_ok();
+            in_last += filter.weight;
+        }
+        set
+    }
+
+    /// Whether `body` passes the filter of the webhook at `position`.
+    pub fn passes(&self, position: usize, body: &str, memo: &mut FilterMemo) -> bool {
+        if !self.filtered.get(position).copied().unwrap_or(false) {
+            return true;
+        }
+        if memo.body.as_deref() != Some(body) {
+            memo.passing = vec![false; self.filtered.len()];
+            for matcher in &self.matchers {
+                for matched in matcher.matches_for_event(body.as_bytes()).unwrap_or_default() {
+                    memo.passing[matched] = true;
+                }
+            }
+            memo.body = Some(body.to_owned());
+        }
+        memo.passing[position]
+    }
+}
+
+impl std::fmt::Debug for FilterSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FilterSet({} filtered)", self.filtered.iter().filter(|f| **f).count())
+    }
+}
+
+impl PartialEq for EventFilter {
+    fn eq(&self, other: &EventFilter) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for EventFilter {}
+
+impl std::fmt::Debug for EventFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventFilter({})", self.pattern)
+    }
+}
+
+impl Serialize for EventFilter {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.pattern.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventFilter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<EventFilter, D::Error> {
+        let pattern = Value::deserialize(deserializer)?;
+        EventFilter::new(&pattern).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for EventFilter {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EventFilter".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "minProperties": 1,
+            "description": "An event pattern (Amazon EventBridge pattern language) matched against the body this webhook would receive, {\"name\": ..., \"payload\": {...}}: a delivery is made only when it matches. Each field lists the values or operators it accepts: prefix, suffix, anything-but, exists, numeric, equals-ignore-case, wildcard.",
+            "examples": [{"payload": {"fiscalCode": [{"prefix": "AAA"}]}}]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn filter(pattern: Value) -> EventFilter {
+        EventFilter::new(&pattern).unwrap()
+    }
+
+    const BODY: &str =
+        r#"{"name":"service:subscribed","payload":{"fiscalCode":"AAABBB00A00A000B","amount":42,"email":"a@b.it"}}"#;
+
+    #[test]
+    fn every_operator_the_contract_names_is_understood() {
+        for (pattern, matches) in [
+            (json!({"name": ["ping", "service:subscribed"]}), true),
+            (json!({"payload": {"fiscalCode": [{"prefix": "AAA"}]}}), true),
+            (json!({"payload": {"fiscalCode": [{"suffix": "000C"}]}}), false),
+            (json!({"payload": {"fiscalCode": [{"anything-but": ["AAABBB00A00A000B"]}]}}), false),
+            (json!({"payload": {"email": [{"exists": true}]}}), true),
+            (json!({"payload": {"phone": [{"exists": true}]}}), false),
+            (json!({"payload": {"amount": [{"numeric": [">=", 40, "<", 50]}]}}), true),
+            (json!({"payload": {"amount": [{"numeric": [">", 42]}]}}), false),
+            (json!({"name": [{"equals-ignore-case": "SERVICE:Subscribed"}]}), true),
+            (json!({"name": [{"wildcard": "service:*"}]}), true),
+        ] {
+            assert_eq!(filter(pattern.clone()).matches(BODY), matches, "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_parse_says_what_is_wrong() {
+        let error = EventFilter::new(&json!({"payload": {"amount": [{"numeric": ["~", 1]}]}})).unwrap_err();
+        assert!(error.contains("numeric"), "{error}");
+        assert!(EventFilter::new(&json!("ping")).unwrap_err().starts_with("is not an event pattern"));
+        assert!(EventFilter::new(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_filter_is_stored_as_its_pattern() {
+        let pattern = json!({"payload": {"fiscalCode": [{"prefix": "AAA"}]}});
+        let stored = serde_json::to_value(filter(pattern.clone())).unwrap();
+        assert_eq!(stored, pattern);
+        let read: EventFilter = serde_json::from_value(stored).unwrap();
+        assert!(read.matches(BODY));
+    }
+
+    #[test]
+    fn a_set_of_filters_gives_each_webhook_its_own_verdict() {
+        let filters = [
+            Some(filter(json!({"payload": {"fiscalCode": [{"prefix": "AAA"}]}}))),
+            None,
+            Some(filter(json!({"payload": {"fiscalCode": [{"prefix": "ZZZ"}]}}))),
+        ];
+        let set = FilterSet::new(filters.iter().map(Option::as_ref));
+        let mut memo = FilterMemo::default();
+        let verdicts: Vec<bool> = (0..3).map(|i| set.passes(i, BODY, &mut memo)).collect();
+        assert_eq!(verdicts, [true, true, false]);
+        let other = BODY.replace("AAABBB", "ZZZBBB");
+        let verdicts: Vec<bool> = (0..3).map(|i| set.passes(i, &other, &mut memo)).collect();
+        assert_eq!(verdicts, [false, true, true]);
+    }
+
+    #[test]
+    fn a_thousand_of_the_heaviest_patterns_on_one_field_make_a_set_that_matches() {
+        let heaviest = |i: usize| {
+            let values: Vec<Value> =
+                (0..MAX_PATTERN_WEIGHT).map(|v| json!({"suffix": format!("{i:04}{v:02}")})).collect();
+            filter(json!({"payload": {"fiscalCode": values}}))
+        };
+        let filters: Vec<Option<EventFilter>> = (0..1000).map(|i| Some(heaviest(i))).collect();
+        let set = FilterSet::new(filters.iter().map(Option::as_ref));
+        let body = json!({"name": "ping", "payload": {"fiscalCode": "AAA000731"}}).to_string();
+        let mut memo = FilterMemo::default();
+        let passing: Vec<usize> = (0..1000).filter(|&i| set.passes(i, &body, &mut memo)).collect();
+        assert_eq!(passing, [7]);
+        let too_heavy: Vec<Value> = (0..=MAX_PATTERN_WEIGHT).map(|v| json!(v.to_string())).collect();
+        let error = EventFilter::new(&json!({"name": too_heavy})).unwrap_err();
+        assert_eq!(error, "lists 65 values and operators; at most 64");
+    }
+
+    proptest! {
+        // A list of values matches exactly when one of its values does.
+        #[test]
+        fn a_list_matches_iff_one_of_its_values_does(values in prop::collection::vec("[a-c]{1,3}", 1..5), name in "[a-c]{1,3}") {
+            let body = json!({"name": name, "payload": {}}).to_string();
+            let any = filter(json!({"name": values})).matches(&body);
+            let one = values.iter().any(|v| filter(json!({"name": [v]})).matches(&body));
+            prop_assert_eq!(any, one);
+            prop_assert_eq!(any, values.contains(&name));
+        }
+    }
+}
