@@ -20,6 +20,8 @@ pub struct LocalConfig {
     pub api_key: Option<ApiKey>,
     pub allow_private_targets: bool,
     pub shutdown_grace: Duration,
+    /// How long settled deliveries and rejected events are kept.
+    pub retention: Duration,
 }
 
 /// The flags of `handler local`, as text; [`LocalArgs::validate`] turns them into a [`LocalConfig`].
@@ -52,6 +54,9 @@ pub struct LocalArgs {
     /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "true")]
     pub allow_private_targets: String,
+    /// How many days settled deliveries (with their attempts) and rejected events are kept, as on Azure.
+    #[arg(long, env = "DISPATCHER_RETENTION_DAYS", default_value = "30")]
+    pub retention_days: String,
     /// When set, every API call needs it in the `x-functions-key` header.
     #[arg(long, env = "DISPATCHER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -87,6 +92,12 @@ impl LocalArgs {
         ));
         let allow_private_targets = problems
             .check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
+        let retention_days = problems.check(number(
+            "--retention-days / DISPATCHER_RETENTION_DAYS",
+            &self.retention_days,
+            1..=3650u64,
+            "a number of days",
+        ));
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.
             problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
@@ -103,6 +114,7 @@ impl LocalArgs {
                 api_key: self.api_key.map(ApiKey),
                 allow_private_targets: allow_private_targets?,
                 shutdown_grace: shutdown_grace?,
+                retention: Duration::from_secs(retention_days? * 86_400),
             })
         })
     }

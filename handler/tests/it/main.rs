@@ -6,7 +6,7 @@
 //! - `identity`: `handler serve` on the managed identity's tokens, from a stand-in of its endpoint.
 //! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
 //!   invocation protocol, and `handler package`.
-//! - `store_suite`: what every store passes, run against both.
+//! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
 //! - `generated_files`, `layers`: `schemas/` and the README tables are fresh; the layers' dependencies.
@@ -21,6 +21,7 @@ mod invocations;
 mod layers;
 mod local_mode;
 mod openapi;
+mod retention;
 mod servicebus;
 mod store_suite;
 mod support;

@@ -6,14 +6,18 @@
 //!   lease what is due, when the next delivery is due.
 //! - `log.rs`: the delivery log (`ports::DeliveryLog`) on the same table, with one row per attempt.
 //! - `records.rs`: the webhooks and the rejected events.
+//! - `retention.rs`: deleting what is older than the retention, in small batches.
 //!
 //! Writes go to the writer thread and are answered after their commit; reads use connections of their own.
 
 mod log;
 mod queue;
 mod records;
+mod retention;
 mod schema;
 mod writer;
+
+pub use retention::{Pruned, BATCH as PRUNE_BATCH};
 
 use crate::ports::StoreError;
 use rusqlite::Connection;

@@ -67,6 +67,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.shutdown_grace };
     let workers = tokio::spawn(workers::run(service.clone(), queue, settings, stopped));
+    tokio::spawn(prune(store.clone(), config.retention));
     let router = crate::http::router(service, config.api_key.clone());
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
@@ -76,6 +77,25 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     server.await.map_err(|e| StartError::Serve(e.to_string()))?;
     workers.await.map_err(|e| StartError::Serve(format!("stopping the delivery workers: {e}")))?;
     Ok(())
+}
+
+/// How often the log is pruned, the first time shortly after the start.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes what is older than `retention`, now and then, in the background (`adapters/sqlite/retention.rs`).
+async fn prune(store: Arc<SqliteStore>, retention: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(10), PRUNE_EVERY);
+    loop {
+        ticks.tick().await;
+        let cutoff = SystemClock.now_ms() - retention.as_millis() as i64;
+        match store.prune(cutoff, crate::adapters::sqlite::PRUNE_BATCH).await {
+            Ok(pruned) if pruned.deliveries + pruned.rejected_events > 0 => {
+                tracing::info!(deliveries = pruned.deliveries, rejected_events = pruned.rejected_events, "pruned")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "pruning the log failed; the next pass tries again"),
+        }
+    }
 }
 
 /// Upserts the webhooks of the file given at start.
