@@ -85,19 +85,24 @@ fn scenarios() -> Vec<Scenario> {
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let dir = TempDir::new("testagent-run");
     // Short back-off, so that the retry scenarios take milliseconds; the schedule itself is tested elsewhere.
-    let schedule = "100ms,100ms,100ms";
+    // A short auto-disable window, which only a webhook failing three times over 400 ms reaches.
+    let (schedule, disable_after) = ("100ms,100ms,100ms", "400ms");
     let (mut _handler, mut functions) = (None, None);
     let api = match (args.target.as_str(), &args.url) {
         ("local", Some(url)) => url.trim_end_matches('/').to_owned(),
         ("local", None) => {
-            let (handler, _) = Handler::start(args.handler.as_deref(), &dir.0, &["--retry-schedule", schedule])?;
+            let (handler, _) = Handler::start(
+                args.handler.as_deref(),
+                &dir.0,
+                &["--retry-schedule", schedule, "--disable-after", disable_after],
+            )?;
             let api = handler.api.clone();
             _handler = Some(handler);
             api
         }
         ("functions", Some(url)) => url.trim_end_matches('/').to_owned(),
         ("functions", None) => {
-            let env = [("DISPATCHER_RETRY_SCHEDULE", schedule)];
+            let env = [("DISPATCHER_RETRY_SCHEDULE", schedule), ("DISPATCHER_DISABLE_AFTER", disable_after)];
             let (cosmos, service_bus) = (args.cosmos_endpoint.as_deref(), args.service_bus_emulator.as_deref());
             let target = FunctionsTarget::start(args.handler.as_deref(), cosmos, service_bus, &env).await?;
             let api = target.api.clone();

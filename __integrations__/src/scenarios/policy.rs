@@ -1,4 +1,4 @@
-//! Scenarios of a webhook's delivery policy: its content filter and its own retry schedule.
+//! Scenarios of a webhook's delivery policy: its content filter, its own retry schedule, and auto-disable.
 
 use super::{Ctx, Outcome, Scenario};
 use crate::consumer::Behaviour;
@@ -8,6 +8,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario::new("a filter lets through only the events it matches", |c| Box::pin(filter(c))),
         Scenario::new("a webhook's own retry schedule replaces the dispatcher's", |c| Box::pin(own_schedule(c))),
+        Scenario::new("a webhook failing past the window is disabled, with a callback", |c| Box::pin(auto_disable(c))),
     ]
 }
 
@@ -54,5 +55,37 @@ async fn own_schedule(c: &Ctx) -> Outcome {
     let attempts = delivery["attempts"].as_array().map_or(0, Vec::len);
     check!(attempts == 2, "{attempts} attempts: {delivery}");
     check!(c.consumer.at("impatient").len() == 2, "{} requests", c.consumer.at("impatient").len());
+    Ok(())
+}
+
+/// The run's window is 400 ms: with 300 ms between attempts, the third failure (at 480 ms or later, jitter
+/// included) is the first past it.
+async fn auto_disable(c: &Ctx) -> Outcome {
+    c.consumer.behave("failing", Behaviour { status: 503, ..Behaviour::default() });
+    let callback = c.consumer.url("failing-callback");
+    let id = c
+        .register(
+            "failing",
+            json!({"subscriptions": ["ping"], "attributes": {"name": "failing"}, "failureCallbackUrl": callback,
+                   "retrySchedule": "300ms,300ms,300ms,300ms"}),
+        )
+        .await?;
+    c.set_secret("failing-callback", &c.secret("failing"));
+    c.publish(json!({"name": "ping", "payload": {"name": "failing"}}), 1).await?;
+    let callbacks = c.received("failing-callback", 1).await?;
+    let body = callbacks.iter().map(|r| r.json()).find(|b| b["callbackType"] == "WebhookDisabled");
+    let Some(body) = body else { return Err(format!("no WebhookDisabled callback: {}", callbacks.len())) };
+    check!(body["webhookId"] == id.as_str(), "the callback names the webhook: {body}");
+    let reason = body["reason"].as_str().unwrap_or_default();
+    check!(reason.starts_with("every attempt failed since") && reason.contains("HTTP 503"), "reason: {reason}");
+    let (_, webhook) = c.call(reqwest::Method::GET, &format!("/webhooks/{id}"), None).await?;
+    check!(webhook["disabled"] == true, "disabled: {webhook}");
+    check!(webhook["disabledReason"] == reason && webhook["disabledAt"] == body["disabledAt"], "GET: {webhook}");
+    check!(c.consumer.at("failing").len() == 3, "three attempts, then none: {}", c.consumer.at("failing").len());
+
+    let (status, enabled) =
+        c.call(reqwest::Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"disabled": false}))).await?;
+    check!(status == 200 && enabled["disabled"] == false, "re-enabling: {status} {enabled}");
+    check!(enabled.get("disabledReason").is_none() && enabled.get("disabledAt").is_none(), "cleared: {enabled}");
     Ok(())
 }

@@ -121,6 +121,19 @@ pub fn failure_callback(
     Some(Callback { url: url.to_owned(), id: format!("{}_failure", delivery.id), body: body.to_string() })
 }
 
+/// The `WebhookDisabled` callback of a webhook the dispatcher disabled at `disabled_at` (RFC 3339), when it has a
+/// `failureCallbackUrl`.
+pub fn disabled_callback(webhook: &Webhook, reason: &str, disabled_at: &str) -> Option<Callback> {
+    let url = webhook.config.failure_callback_url.as_deref()?;
+    let body = serde_json::json!({
+        "callbackType": "WebhookDisabled",
+        "webhookId": &*webhook.id,
+        "reason": reason,
+        "disabledAt": disabled_at,
+    });
+    Some(Callback { url: url.to_owned(), id: format!("{}_disabled_{disabled_at}", webhook.id), body: body.to_string() })
+}
+
 /// Why a delivery is dead when Service Bus dead-lettered its job itself (`DeadLetterReason`, and
 /// `DeadLetterErrorDescription` when it gave one).
 pub fn dead_lettered(cause: Option<&str>, description: Option<&str>) -> String {

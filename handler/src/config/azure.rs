@@ -1,7 +1,7 @@
 //! The settings of `handler serve`, the Azure Functions custom handler: app settings, as
 //! `function-app/local.settings.json.example` lists them.
 
-use super::{boolean, duration, number, required, Problems};
+use super::{boolean, disable_after, duration, number, required, Problems};
 use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::servicebus::ServiceBusConnection;
@@ -21,6 +21,8 @@ pub struct ServeConfig {
     pub retry_schedule: RetrySchedule,
     pub request_timeout: Duration,
     pub allow_private_targets: bool,
+    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
+    pub disable_after: Option<Duration>,
 }
 
 /// The settings of `handler serve` (app settings in Azure); [`ServeArgs::validate`] checks them.
@@ -68,6 +70,9 @@ pub struct ServeArgs {
     /// How long one delivery attempt may take.
     #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
     pub request_timeout: String,
+    /// How long a webhook's attempts may all fail (at least three of them) before it is disabled; `off`: never.
+    #[arg(long, env = "DISPATCHER_DISABLE_AFTER", default_value = "5d")]
+    pub disable_after: String,
     /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "false")]
     pub allow_private_targets: String,
@@ -105,6 +110,7 @@ impl ServeArgs {
             .check(self.retry_schedule.parse::<RetrySchedule>().map_err(|e| format!("DISPATCHER_RETRY_SCHEDULE: {e}")));
         let request_timeout =
             problems.check(duration("DISPATCHER_REQUEST_TIMEOUT", &self.request_timeout, Duration::from_secs(230)));
+        let disable_after = problems.check(disable_after("DISPATCHER_DISABLE_AFTER", &self.disable_after));
         let allow_private_targets =
             problems.check(boolean("DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
@@ -130,6 +136,7 @@ impl ServeArgs {
                 retry_schedule: retry_schedule?,
                 request_timeout: request_timeout?,
                 allow_private_targets: allow_private_targets?,
+                disable_after: disable_after?,
             })
         })
     }

@@ -1,6 +1,6 @@
 //! The settings of `handler local`.
 
-use super::{boolean, duration, number, Problems};
+use super::{boolean, disable_after, duration, number, Problems};
 use crate::http::ApiKey;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::path::PathBuf;
@@ -19,6 +19,8 @@ pub struct LocalConfig {
     /// Never printed: see the `Debug` of [`ApiKey`].
     pub api_key: Option<ApiKey>,
     pub allow_private_targets: bool,
+    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
+    pub disable_after: Option<Duration>,
     pub shutdown_grace: Duration,
     /// How long settled deliveries and rejected events are kept.
     pub retention: Duration,
@@ -51,6 +53,9 @@ pub struct LocalArgs {
     /// On SIGINT/SIGTERM, how long in-flight deliveries may take to finish.
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "10s")]
     pub shutdown_grace: String,
+    /// How long a webhook's attempts may all fail (at least three of them) before it is disabled; `off`: never.
+    #[arg(long, env = "DISPATCHER_DISABLE_AFTER", default_value = "5d")]
+    pub disable_after: String,
     /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "true")]
     pub allow_private_targets: String,
@@ -90,6 +95,8 @@ impl LocalArgs {
             &self.shutdown_grace,
             Duration::from_secs(600),
         ));
+        let disable_after =
+            problems.check(disable_after("--disable-after / DISPATCHER_DISABLE_AFTER", &self.disable_after));
         let allow_private_targets = problems
             .check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
         let retention_days = problems.check(number(
@@ -113,6 +120,7 @@ impl LocalArgs {
                 request_timeout: request_timeout?,
                 api_key: self.api_key.map(ApiKey),
                 allow_private_targets: allow_private_targets?,
+                disable_after: disable_after?,
                 shutdown_grace: shutdown_grace?,
                 retention: Duration::from_secs(retention_days? * 86_400),
             })
@@ -141,6 +149,9 @@ mod tests {
         assert_eq!((config.port, config.concurrency, config.allow_private_targets), (7071, 64, true));
         assert_eq!(config.retry_schedule, RetrySchedule::default());
         assert_eq!(config.request_timeout, Duration::from_secs(15));
+        assert_eq!(config.disable_after, Some(Duration::from_secs(5 * 86_400)));
+        assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(parse(&["--disable-after", "off"]).unwrap().disable_after, None);
     }
 
     #[test]
@@ -160,9 +171,18 @@ mod tests {
             "maybe",
             "--api-key",
             "short-s3cret",
+            "--disable-after",
+            "soon",
+            "--retention-days",
+            "0",
         ])
         .unwrap_err();
-        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert_eq!(problems.len(), 9, "{problems:#?}");
+        assert!(problems.contains(
+            &"--disable-after / DISPATCHER_DISABLE_AFTER: \"soon\" is not a duration (like 5d or 12h) or off"
+                .to_owned()
+        ));
+        assert!(problems.iter().any(|p| p.starts_with("--retention-days / DISPATCHER_RETENTION_DAYS: \"0\"")));
         assert!(problems[0].starts_with("--bind / DISPATCHER_BIND: \"localhost\""));
         assert!(problems.iter().any(|p| p.starts_with("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: \"soon\"")));
         assert!(problems.iter().all(|p| !p.contains("short-s3cret")));

@@ -50,6 +50,18 @@ pub(crate) fn duration(name: &str, text: &str, max: Duration) -> Result<Duration
         .ok_or_else(|| format!("{name}: {text:?} is not a duration from 1ms to {}", humantime::format_duration(max)))
 }
 
+/// `--disable-after`: a duration, or `off`.
+pub(crate) fn disable_after(name: &str, text: &str) -> Result<Option<Duration>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(Some)
+        .ok_or_else(|| format!("{name}: {text:?} is not a duration (like 5d or 12h) or off"))
+}
+
 pub(crate) fn required(name: &str, value: Option<String>, what: &str) -> Result<String, String> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| format!("{name}: missing ({what})"))
 }

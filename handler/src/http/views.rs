@@ -63,6 +63,9 @@ pub struct WebhookView {
     pub disabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// When the dispatcher disabled it (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +103,7 @@ impl WebhookView {
             headers: c.headers.clone(),
             disabled: c.disabled,
             disabled_reason: w.disabled_reason.clone(),
+            disabled_at: w.disabled_at_ms.map(timestamp),
             description: c.description.clone(),
             failure_callback_url: c.failure_callback_url.clone(),
             auth: c.auth.as_ref().map(|a| match a {

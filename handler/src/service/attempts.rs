@@ -1,7 +1,7 @@
 //! Attempting a delivery, in two steps that every runtime calls in turn: [`Service::attempt`] admits the job
 //! (a duplicate sends nothing; a job whose webhook is gone ends its delivery) and makes the request;
 //! [`Service::settle`] records the attempt and carries out what the core decided (the retry, disabling a webhook
-//! that answered 410, the failure callback). Local mode frees the worker's slot between the two.
+//! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
 use super::{timestamp, Counters, Service, ServiceError};
 use crate::ports::LogKey;
@@ -91,8 +91,10 @@ impl Service {
         }
         let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
         let dead = decision.is_dead();
-        if let Some(reason) = decision.disable_webhook {
-            self.disable(&webhook, reason).await?;
+        match (decision.disable_webhook, &decision.next) {
+            (Some(reason), _) => self.disable(&webhook, reason).await?,
+            (None, Next::Succeeded) => self.attempt_succeeded(&webhook).await?,
+            (None, _) => self.attempt_failed(&webhook, &outcome).await?,
         }
         if dead {
             self.call_back(&job, &webhook, n, status_code).await;
@@ -124,8 +126,11 @@ impl Service {
     /// Disables a webhook that asked for no more deliveries.
     async fn disable(&self, webhook: &Webhook, reason: String) -> Result<(), ServiceError> {
         tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
-        self.webhooks.store().put_webhook(&webhook.disabled(reason, self.clock.now_ms())).await?;
+        let now_ms = self.clock.now_ms();
+        let disabled = webhook.disabled(reason.clone(), now_ms);
+        self.webhooks.store().put_webhook(&disabled).await?;
         self.webhooks.refresh().await?;
+        self.call_back_disabled(&disabled, &reason, now_ms).await;
         Ok(())
     }
 

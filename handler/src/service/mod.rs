@@ -7,6 +7,7 @@
 mod attempts;
 mod cache;
 mod deliveries;
+mod health;
 mod intake;
 mod webhooks;
 
@@ -52,6 +53,8 @@ pub struct Parts {
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub schedule: RetrySchedule,
+    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
+    pub disable_after: Option<Duration>,
 }
 
 pub struct Service {
@@ -64,6 +67,7 @@ pub struct Service {
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
     schedule: RetrySchedule,
+    disable_after: Option<Duration>,
     counters: Counters,
 }
 
@@ -170,6 +174,7 @@ impl Service {
             sender: parts.sender,
             clock: parts.clock,
             schedule: parts.schedule,
+            disable_after: parts.disable_after,
             counters: Counters::default(),
         }
     }

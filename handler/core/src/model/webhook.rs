@@ -4,6 +4,7 @@
 
 use super::Secret;
 use crate::policy::filter::EventFilter;
+use crate::policy::health::FailureStreak;
 use crate::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -102,9 +103,14 @@ pub struct Webhook {
     pub previous_secret: Option<PreviousSecret>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
-    /// Why the dispatcher disabled it (a 410 answer), when it did.
+    /// Why the dispatcher disabled it (a 410 answer, or every attempt failing for too long), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at_ms: Option<i64>,
+    /// Its attempts failing in a row, since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_streak: Option<FailureStreak>,
 }
 
 /// The secret a rotation replaced, which keeps signing until `expires_at_ms`.
@@ -126,6 +132,8 @@ impl Webhook {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             disabled_reason: None,
+            disabled_at_ms: None,
+            failure_streak: None,
         }
     }
 
@@ -139,17 +147,23 @@ impl Webhook {
         self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms)
     }
 
-    /// This webhook with a new configuration; enabling it forgets why the dispatcher had disabled it.
+    /// This webhook with a new configuration; enabling it forgets why and when the dispatcher had disabled it,
+    /// and its failure streak.
     pub fn reconfigured(&self, config: WebhookConfig, now_ms: i64) -> Webhook {
-        let disabled_reason = if config.disabled { self.disabled_reason.clone() } else { None };
-        Webhook { config, disabled_reason, updated_at_ms: now_ms, ..self.clone() }
+        let mut webhook = Webhook { updated_at_ms: now_ms, ..self.clone() };
+        if !config.disabled {
+            (webhook.disabled_reason, webhook.disabled_at_ms, webhook.failure_streak) = (None, None, None);
+        }
+        webhook.config = config;
+        webhook
     }
 
-    /// This webhook disabled by the dispatcher, for `reason` (a 410 answer).
+    /// This webhook disabled by the dispatcher at `now_ms`, for `reason`.
     pub fn disabled(&self, reason: String, now_ms: i64) -> Webhook {
         let mut disabled = self.clone();
         disabled.config.disabled = true;
         disabled.disabled_reason = Some(reason);
+        disabled.disabled_at_ms = Some(now_ms);
         disabled.updated_at_ms = now_ms;
         disabled
     }

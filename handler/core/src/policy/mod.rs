@@ -1,7 +1,8 @@
 //! The delivery policy: which deliveries a webhook takes (`filter`), what an answer means (`outcome`), when to
-//! try again (`retry`), how a delivery is signed (`signing`), and which targets a delivery may reach (`targets`).
+//! try again (`retry`), when to disable a failing webhook (`health`), how a delivery is signed (`signing`), and which targets a delivery may reach (`targets`).
 
 pub mod filter;
+pub mod health;
 pub mod outcome;
 pub mod retry;
 pub mod signing;

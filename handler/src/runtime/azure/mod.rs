@@ -49,6 +49,7 @@ impl Azure {
             sender: Arc::new(sender.clone()),
             clock: Arc::new(SystemClock),
             schedule: config.retry_schedule.clone(),
+            disable_after: config.disable_after,
         }));
         (Arc::new(Azure { service, log: cosmos }), sender)
     }

@@ -53,6 +53,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         sender: sender.clone(),
         clock,
         schedule: config.retry_schedule.clone(),
+        disable_after: config.disable_after,
     }));
     if let Some(path) = &config.webhooks_file {
         import(&service, path).await?;
