@@ -70,3 +70,41 @@ fn an_answer_carries_output_messages_as_an_array_of_json_strings() {
     assert_eq!(serde_json::from_str::<Value>(text).unwrap()["deliveryId"], "dlv_1");
     assert_eq!(InvocationResponse::default().to_json(), json!({"Outputs": {}, "Logs": [], "ReturnValue": null}));
 }
+
+mod fuzz {
+    //! The invocation decoder on arbitrary invocations, in the host's shape and around it: it answers or says
+    //! what is wrong, never panics (`PROPTEST_CASES` sets the count; see `handler/core/tests/it/fuzz.rs`).
+    use dispatcher::runtime::azure::invocation::Invocation;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[A-Za-z0-9+/=\"{}:,]{0,24}".prop_map(Value::String),
+            "\\PC{0,16}".prop_map(Value::String),
+            prop::collection::hash_map("[a-zA-Z]{1,8}", "\\PC{0,8}", 0..4).prop_map(|m| json!(m)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_invocation_decoder_never_panics(
+            body in value(),
+            metadata in prop::collection::vec((prop::sample::select(vec!["MessageId", "DeliveryCount", "ApplicationProperties", "UserProperties", "DeadLetterReason", "x"]), value()), 0..5),
+            bytes in prop::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let _ = Invocation::parse(&bytes);
+            let metadata: serde_json::Map<String, Value> = metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let raw = json!({"Data": {"msg": body}, "Metadata": metadata}).to_string();
+            let invocation = Invocation::parse(raw.as_bytes()).unwrap();
+            let _ = invocation.message_body("msg");
+            let _ = invocation.message_body("other");
+            for key in ["MessageId", "DeliveryCount", "DeadLetterReason", "x"] {
+                let _ = (invocation.metadata_text(key), invocation.metadata_u64(key));
+            }
+            let _ = invocation.application_property("Diagnostic-Id");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The core's integration tests, one binary: the original system's scenarios through `dispatch` (`original`),
 //! and properties of routing and dispatch over random webhooks and events (`properties`).
 
+mod fuzz;
 mod original;
 mod properties;
 
