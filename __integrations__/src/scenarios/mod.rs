@@ -281,6 +281,20 @@ impl Ctx {
         }
     }
 
+    /// Waits until webhook `id` has a skipped delivery in its log; returns its id.
+    async fn skipped_delivery(&self, id: &str) -> Result<String, String> {
+        let started = Instant::now();
+        loop {
+            let (_, page) = self.call(reqwest::Method::GET, &format!("/webhooks/{id}/deliveries"), None).await?;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            if let Some(skipped) = items.iter().find(|d| d["status"] == "skipped") {
+                return Ok(skipped["id"].as_str().unwrap_or_default().to_owned());
+            }
+            check!(started.elapsed() < DEADLINE, "webhook {id}: no skipped delivery after {DEADLINE:?}: {page}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until `condition` holds of the delivery `id` in the attempt log.
     async fn delivery_until(&self, id: &str, what: &str, condition: impl Fn(&Value) -> bool) -> Result<Value, String> {
         let started = Instant::now();

@@ -9,6 +9,9 @@ pub(super) fn scenarios() -> Vec<Scenario> {
         Scenario::new("a filter lets through only the events it matches", |c| Box::pin(filter(c))),
         Scenario::new("a webhook's own retry schedule replaces the dispatcher's", |c| Box::pin(own_schedule(c))),
         Scenario::new("a webhook failing past the window is disabled, with a callback", |c| Box::pin(auto_disable(c))),
+        Scenario::new("a disabled webhook's events are skipped, then recovered", |c| {
+            Box::pin(skipped_then_recovered(c))
+        }),
     ]
 }
 
@@ -87,5 +90,49 @@ async fn auto_disable(c: &Ctx) -> Outcome {
         c.call(reqwest::Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"disabled": false}))).await?;
     check!(status == 200 && enabled["disabled"] == false, "re-enabling: {status} {enabled}");
     check!(enabled.get("disabledReason").is_none() && enabled.get("disabledAt").is_none(), "cleared: {enabled}");
+    Ok(())
+}
+
+/// A webhook disabled after failing: what it missed is logged as skipped, and once it is enabled again, recovery
+/// sends that and its dead delivery, each with its original `webhook-id`.
+async fn skipped_then_recovered(c: &Ctx) -> Outcome {
+    c.consumer.behave("missed", Behaviour { status: 503, ..Behaviour::default() });
+    let id = c
+        .register(
+            "missed",
+            json!({"subscriptions": ["ping"], "attributes": {"name": "missed"}, "retrySchedule": "300ms,300ms,300ms"}),
+        )
+        .await?;
+    let ping = json!({"name": "ping", "payload": {"name": "missed"}});
+    c.publish(ping.clone(), 1).await?;
+    let failed = c.received("missed", 3).await?;
+    let dead_id = failed[0].header("webhook-id").unwrap_or_default().to_owned();
+    c.delivery_until(&dead_id, "dead", |d| d["status"] == "dead").await?;
+    let (_, webhook) = c.call(reqwest::Method::GET, &format!("/webhooks/{id}"), None).await?;
+    check!(webhook["disabled"] == true, "disabled after failing: {webhook}");
+
+    c.publish(ping, 0).await?;
+    let skipped_id = c.skipped_delivery(&id).await?;
+    let recover = json!({"since": "1970-01-01T00:00:00Z"});
+    let (status, refused) =
+        c.call(reqwest::Method::POST, &format!("/webhooks/{id}/recover"), Some(recover.clone())).await?;
+    check!(status == 409, "recovering a disabled webhook is refused: {status} {refused}");
+
+    c.consumer.behave("missed", Behaviour::default());
+    let (status, _) =
+        c.call(reqwest::Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"disabled": false}))).await?;
+    check!(status == 200, "re-enabling: {status}");
+    let (status, recovered) = c.call(reqwest::Method::POST, &format!("/webhooks/{id}/recover"), Some(recover)).await?;
+    check!(status == 202 && recovered["deliveries"] == 2, "recovering: {status} {recovered}");
+    let received = c.received("missed", 5).await?;
+    let mut ids: Vec<&str> = received[3..].iter().filter_map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    let mut expected = vec![dead_id.as_str(), skipped_id.as_str()];
+    expected.sort_unstable();
+    check!(ids == expected, "the recovered deliveries keep their ids: {ids:?}, expected {expected:?}");
+
+    let bad = json!({"since": "yesterday"});
+    let (status, problem) = c.call(reqwest::Method::POST, &format!("/webhooks/{id}/recover"), Some(bad)).await?;
+    check!(status == 400 && problem["problems"][0]["path"] == "since", "a bad window names since: {problem}");
     Ok(())
 }

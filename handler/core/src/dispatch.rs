@@ -7,6 +7,7 @@
 use crate::events::{public_events, Event};
 use crate::model::{Delivery, DeliveryId};
 use crate::policy::filter::FilterMemo;
+use crate::webhooks::routing::would_receive;
 use crate::webhooks::{delivery_body, WebhookIndex};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +36,38 @@ pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<
                 correlation_id: source.correlation_id.clone(),
             })
         }));
+    }
+    deliveries
+}
+
+/// The deliveries `event` would make to the disabled webhooks of `webhooks` if they were enabled: logged as
+/// skipped, for `POST /webhooks/{id}/recover` to send once the webhook is enabled again. Each with the id it
+/// would have had.
+pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
+    let ids = IdSeed::new(&source.id);
+    let mut deliveries = Vec::new();
+    for webhook in webhooks.webhooks().iter().filter(|w| w.config.disabled) {
+        // Its own attribute values stand for every webhook's: `ping:all` would have pinged it by its name.
+        let values: Vec<(String, [String; 1])> =
+            webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();
+        let attribute_values =
+            |attribute: &str| values.iter().find(|(k, _)| k == attribute).map_or(&[][..], |(_, v)| &v[..]);
+        for public in public_events(event, attribute_values) {
+            if !would_receive(webhook, &public) {
+                continue;
+            }
+            let body = delivery_body(&public, &webhook.config.attributes);
+            if webhook.config.filter.as_ref().is_none_or(|f| f.matches(&body)) {
+                deliveries.push(Delivery {
+                    id: ids.delivery_id(&webhook.id, &body),
+                    webhook_id: webhook.id.clone(),
+                    event: public.name().to_owned(),
+                    body,
+                    source_id: source.id.clone(),
+                    correlation_id: source.correlation_id.clone(),
+                });
+            }
+        }
     }
     deliveries
 }

@@ -142,6 +142,24 @@ impl SecretView {
     }
 }
 
+/// `POST /webhooks/{id}/recover`: the window of the deliveries to send again.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // Only its schema is used: the body is read as JSON and checked field by field.
+pub struct RecoverRequest {
+    /// RFC 3339: deliveries created from then on.
+    #[schemars(extend("format" = "date-time"))]
+    since: String,
+    /// RFC 3339: until then (now when absent).
+    #[schemars(extend("format" = "date-time"))]
+    until: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RecoveredView {
+    /// How many dead or skipped deliveries were sent again.
+    pub deliveries: usize,
+}
+
 #[derive(Serialize, JsonSchema)]
 pub struct DeliveryQueuedView {
     pub id: DeliveryId,

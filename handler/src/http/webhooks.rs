@@ -1,14 +1,17 @@
-//! `/webhooks`: register, read, replace, patch and delete webhooks, their signing secret, a ping, and their
-//! deliveries.
+//! `/webhooks`: register, read, replace, patch and delete webhooks, their signing secret, a ping, their
+//! deliveries, and recovering the ones a disabled webhook missed.
 
 use super::answer::{Answer, NoContent};
 use super::extract::{ConfigurationSchema, Id, JsonBody, MergePatch, PageQuery, Query, RegistrationSchema};
 use super::problem::ApiError;
-use super::views::{DeliveryQueuedView, DeliveryView, Page, SecretView, WebhookView};
+use super::views::{DeliveryQueuedView, DeliveryView, Page, RecoverRequest, RecoveredView, SecretView, WebhookView};
 use super::{errors, AppState};
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
 use axum::extract::State;
+use dispatcher_core::model::{Problem, Report};
+use serde_json::Value;
+use std::time::UNIX_EPOCH;
 
 type Answered<const N: u16, T> = Result<Answer<N, T>, ApiError>;
 
@@ -61,6 +64,16 @@ pub fn routes() -> ApiRouter<AppState> {
                 errors(
                     op.id("pingWebhook").summary("Deliver {\"name\":\"ping\",\"payload\":{}} to this webhook now"),
                     &[404],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/recover",
+            post_with(recover, |op| {
+                errors(
+                    op.id("recoverWebhook")
+                        .summary("Send again the webhook's dead and skipped deliveries created in a time window"),
+                    &[400, 404, 409, 415],
                 )
             }),
         )
@@ -121,6 +134,31 @@ async fn rotate(State(service): State<AppState>, Id(id): Id) -> Answered<200, Se
 
 async fn ping(State(service): State<AppState>, Id(id): Id) -> Answered<202, DeliveryQueuedView> {
     Ok(Answer(DeliveryQueuedView { id: service.ping(&id).await? }))
+}
+
+async fn recover(
+    State(service): State<AppState>,
+    Id(id): Id,
+    JsonBody(body, _): JsonBody<RecoverRequest>,
+) -> Answered<202, RecoveredView> {
+    let time = |field: &str, required: bool| match body.get(field) {
+        None | Some(Value::Null) if !required => Ok(None),
+        Some(Value::String(text)) => humantime::parse_rfc3339_weak(text)
+            .map(|t| Some(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)))
+            .map_err(|e| Problem::new(field, format!("{text:?} is not an RFC 3339 time ({e})"))),
+        other => Err(Problem::new(
+            field,
+            format!("{} where an RFC 3339 time is expected", other.map_or("nothing".to_owned(), |v| v.to_string())),
+        )),
+    };
+    let (since, until) = (time("since", true), time("until", false));
+    let problems: Vec<Problem> = [&since, &until].into_iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    let (Ok(Some(since)), Ok(until)) = (since, until) else {
+        let report = Report::check(problems).err().unwrap_or_else(|| Report::single("since", "is missing"));
+        return Err(ApiError::invalid("invalid-recovery", "the recovery window is invalid", report));
+    };
+    let until = until.unwrap_or_else(|| service.now_ms() + 1);
+    Ok(Answer(RecoveredView { deliveries: service.recover(&id, since, until).await? }))
 }
 
 async fn deliveries(

@@ -1,9 +1,10 @@
-//! Reading the attempt log, and sending a delivery again (a manual retry keeps its id, so a receiver that
-//! deduplicates by `webhook-id` sees one delivery).
+//! Reading the attempt log, and sending deliveries again: one (a manual retry), or a webhook's dead and skipped
+//! ones of a time window (recovery). Each keeps its id, so a receiver that deduplicates by `webhook-id` sees one
+//! delivery.
 
 use super::{Service, ServiceError};
 use crate::ports::Page;
-use dispatcher_core::model::{DeliveryId, LogEntry};
+use dispatcher_core::model::{DeliveryId, LogEntry, Status};
 
 fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound { what: "delivery", id: id.to_owned() }
@@ -35,5 +36,38 @@ impl Service {
         };
         self.queue.resend(&job).await?;
         Ok(job.delivery.id)
+    }
+
+    /// Sends again every dead or skipped delivery of webhook `id` created from `since_ms` until `until_ms`, each
+    /// with its id; returns how many. A disabled webhook is refused: enable it first.
+    pub async fn recover(&self, id: &str, since_ms: i64, until_ms: i64) -> Result<usize, ServiceError> {
+        let webhook = self.webhooks.store().get_webhook(id).await?;
+        let webhook = webhook.ok_or_else(|| ServiceError::NotFound { what: "webhook", id: id.to_owned() })?;
+        if webhook.config.disabled {
+            return Err(ServiceError::Conflict(format!(
+                "webhook {id:?} is disabled: enable it (PATCH {{\"disabled\": false}}) before recovering its deliveries"
+            )));
+        }
+        let (mut cursor, mut recovered) = (None, 0);
+        loop {
+            let (entries, next) = self.log.list_deliveries(id, 100, cursor.as_deref()).await?;
+            for entry in &entries {
+                let in_window = (since_ms..until_ms).contains(&entry.created_at_ms);
+                if in_window && matches!(entry.status, Status::Dead | Status::Skipped) {
+                    match self.retry(entry.delivery.id.as_str()).await {
+                        Ok(_) => recovered += 1,
+                        // Being attempted already: nothing to recover.
+                        Err(ServiceError::InFlight(_)) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            // Newest first: past `since_ms`, the rest is older still.
+            let older = entries.last().is_some_and(|e| e.created_at_ms < since_ms);
+            match next {
+                Some(next) if !older => cursor = Some(next),
+                _ => return Ok(recovered),
+            }
+        }
     }
 }

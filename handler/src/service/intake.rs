@@ -4,7 +4,7 @@
 
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::DeliveryQueue;
-use dispatcher_core::dispatch::{dispatch, Source};
+use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, Event};
 use dispatcher_core::model::{Problem, Rejected};
 
@@ -71,7 +71,8 @@ impl Service {
         }
     }
 
-    /// Routes a valid event to the webhooks and submits its deliveries to `queue`; returns how many.
+    /// Routes a valid event to the webhooks and submits its deliveries to `queue`; returns how many. What it
+    /// would have delivered to disabled webhooks is logged as skipped.
     pub async fn route(
         &self,
         event: &Event,
@@ -81,6 +82,10 @@ impl Service {
         let webhooks = self.webhooks.get().await?;
         let deliveries = dispatch(source, event, &webhooks);
         let count = deliveries.len();
+        let skipped = skipped(source, event, &webhooks);
+        if !skipped.is_empty() {
+            self.log.log_skipped(&skipped, self.clock.now_ms()).await?;
+        }
         queue.submit(deliveries, self.clock.now_ms()).await?;
         Counters::add(&self.counters.accepted);
         Ok(count)

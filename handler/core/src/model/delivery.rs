@@ -83,10 +83,12 @@ pub enum Status {
     Succeeded,
     /// Given up: see `deadReason`.
     Dead,
+    /// Not sent: its webhook was disabled when the event came (`POST /webhooks/{id}/recover` sends it).
+    Skipped,
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead];
+    pub const ALL: [Status; 5] = [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead, Status::Skipped];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +96,7 @@ impl Status {
             Status::Retrying => "retrying",
             Status::Succeeded => "succeeded",
             Status::Dead => "dead",
+            Status::Skipped => "skipped",
         }
     }
 
@@ -101,9 +104,9 @@ impl Status {
         Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// Succeeded or dead: nothing more happens to it unless someone retries it.
+    /// Succeeded, dead or skipped: nothing more happens to it unless someone retries or recovers it.
     pub fn is_settled(self) -> bool {
-        matches!(self, Status::Succeeded | Status::Dead)
+        matches!(self, Status::Succeeded | Status::Dead | Status::Skipped)
     }
 }
 
@@ -180,6 +183,11 @@ impl LogEntry {
             dead_reason: None,
             attempts: Vec::new(),
         }
+    }
+
+    /// A delivery not made because its webhook is disabled.
+    pub fn skipped(delivery: Delivery, now_ms: i64) -> LogEntry {
+        LogEntry { status: Status::Skipped, next_attempt_at_ms: None, ..LogEntry::pending(delivery, now_ms) }
     }
 
     /// Logs attempt `n` (1-based; the same `n` again replaces it and forgets the later ones) and what comes next.

@@ -13,9 +13,13 @@ use std::sync::Arc;
 /// 2. it has every attribute the event requires (a `ping` needs a `name` attribute), and
 /// 3. every payload field that is also one of its attributes has the attribute's value.
 pub fn receives(webhook: &Webhook, event: &Event) -> bool {
+    !webhook.config.disabled && would_receive(webhook, event)
+}
+
+/// Rules 2 and 3, and the subscription: whether the webhook would receive the event if it were enabled.
+pub fn would_receive(webhook: &Webhook, event: &Event) -> bool {
     let config = &webhook.config;
-    !config.disabled
-        && config.subscribes_to(event.name())
+    config.subscribes_to(event.name())
         && event.spec.required_attributes().iter().all(|a| config.attributes.contains_key(*a))
         && attributes_match(webhook, event)
 }

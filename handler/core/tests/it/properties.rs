@@ -1,6 +1,6 @@
 //! Properties of routing and dispatch over random webhooks and events.
 
-use dispatcher_core::dispatch::{dispatch, Source};
+use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, public_events, Event};
 use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
 use dispatcher_core::webhooks::{receives, WebhookIndex};
@@ -123,6 +123,18 @@ proptest! {
         }
         let made: Vec<(std::sync::Arc<str>, &str)> = dispatch(&source("m"), &event, &webhooks).into_iter().map(|d| (d.webhook_id, catalog_name(&d.event))).collect();
         prop_assert_eq!(made, expected);
+    }
+
+    #[test]
+    fn a_disabled_webhook_s_skipped_deliveries_are_those_it_would_get_enabled(
+        config in webhook_strategy(),
+        event in event_strategy(),
+    ) {
+        let (mut enabled, mut disabled) = (config.clone(), config);
+        (enabled.disabled, disabled.disabled) = (false, true);
+        let made = dispatch(&source("m"), &event, &index(&[enabled]));
+        prop_assert_eq!(skipped(&source("m"), &event, &index(&[disabled.clone()])), made);
+        prop_assert!(dispatch(&source("m"), &event, &index(&[disabled])).is_empty());
     }
 
     #[test]

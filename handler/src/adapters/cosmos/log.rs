@@ -179,6 +179,16 @@ impl DeliveryLog for CosmosStore {
         creates.buffered(CONCURRENT_WRITES).try_collect().await
     }
 
+    async fn log_skipped(&self, deliveries: &[Delivery], now_ms: i64) -> Result<(), StoreError> {
+        let creates = futures_util::stream::iter(deliveries.to_vec()).map(|delivery| async move {
+            match self.create(&LogEntry::skipped(delivery, now_ms)).await {
+                Ok(_) | Err(Lost::Race) => Ok(()),
+                Err(Lost::Failed(error)) => Err(error),
+            }
+        });
+        creates.buffered(CONCURRENT_WRITES).try_collect::<Vec<()>>().await.map(|_| ())
+    }
+
     async fn logged(&self, key: LogKey<'_>) -> Result<Option<(Logged, LogVersion)>, StoreError> {
         let read = self.read_entry(key).await?;
         Ok(read.map(|(entry, version)| (Logged { status: entry.status, attempts: version.attempts }, version.token())))

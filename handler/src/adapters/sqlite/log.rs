@@ -194,6 +194,21 @@ impl DeliveryLog for SqliteStore {
         .await
     }
 
+    async fn log_skipped(&self, deliveries: &[Delivery], now_ms: i64) -> Result<(), StoreError> {
+        self.write_with(deliveries.to_vec(), move |deliveries, c| {
+            let mut insert = insert_statement(c)?;
+            for delivery in deliveries.iter() {
+                if let Some(seq) = insert_delivery(&mut insert, delivery, now_ms, false, now_ms)? {
+                    c.execute("UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL WHERE seq = ?1", [seq])
+                        .map_err(storage)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn give_up(&self, delivery: &Delivery, reason: &str, now_ms: i64) -> Result<(), StoreError> {
         let (delivery, reason) = (delivery.clone(), reason.to_owned());
         self.write(move |c| {

@@ -68,7 +68,7 @@ impl SqliteStore {
 /// Deletes up to `batch` settled deliveries created before `cutoff_ms`, oldest first, with their attempts.
 fn prune_deliveries(c: &rusqlite::Connection, cutoff_ms: i64, batch: usize) -> Result<usize, StoreError> {
     let old = "SELECT seq FROM deliveries WHERE created_at < ?1 AND next_attempt_at IS NULL
-               AND status IN ('succeeded', 'dead') ORDER BY seq LIMIT ?2";
+               AND status IN ('succeeded', 'dead', 'skipped') ORDER BY seq LIMIT ?2";
     c.execute(&format!("DELETE FROM attempts WHERE delivery_seq IN ({old})"), params![cutoff_ms, batch as i64])
         .and_then(|_| {
             c.execute(&format!("DELETE FROM deliveries WHERE seq IN ({old})"), params![cutoff_ms, batch as i64])
