@@ -27,14 +27,9 @@ pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<
     for public in public_events(event, |attribute| webhooks.attribute_values(attribute)) {
         deliveries.extend(webhooks.recipients(&public).filter_map(|(position, webhook)| {
             let body = delivery_body(&public, &webhook.config.attributes);
-            webhooks.passes_filter(position, &body, &mut filtered).then(|| Delivery {
-                id: ids.delivery_id(&webhook.id, &body),
-                webhook_id: webhook.id.clone(),
-                event: public.name().to_owned(),
-                body,
-                source_id: source.id.clone(),
-                correlation_id: source.correlation_id.clone(),
-            })
+            webhooks
+                .passes_filter(position, &body, &mut filtered)
+                .then(|| ids.delivery(source, &webhook.id, public.name(), body))
         }));
     }
     deliveries
@@ -58,14 +53,7 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<D
             }
             let body = delivery_body(&public, &webhook.config.attributes);
             if webhook.config.filter.as_ref().is_none_or(|f| f.matches(&body)) {
-                deliveries.push(Delivery {
-                    id: ids.delivery_id(&webhook.id, &body),
-                    webhook_id: webhook.id.clone(),
-                    event: public.name().to_owned(),
-                    body,
-                    source_id: source.id.clone(),
-                    correlation_id: source.correlation_id.clone(),
-                });
+                deliveries.push(ids.delivery(source, &webhook.id, public.name(), body));
             }
         }
     }
@@ -107,6 +95,18 @@ impl IdSeed {
             hash_part(&mut source, part);
         }
         IdSeed { source, source_half: fnv1a(source_id.as_bytes()).to_be_bytes() }
+    }
+
+    /// The delivery of `body` (a public `event`) to a webhook, from message `source`.
+    fn delivery(&self, source: &Source, webhook_id: &std::sync::Arc<str>, event: &str, body: String) -> Delivery {
+        Delivery {
+            id: self.delivery_id(webhook_id, &body),
+            webhook_id: webhook_id.clone(),
+            event: event.to_owned(),
+            body,
+            source_id: source.id.clone(),
+            correlation_id: source.correlation_id.clone(),
+        }
     }
 
     fn delivery_id(&self, webhook_id: &str, body: &str) -> DeliveryId {
