@@ -129,14 +129,9 @@ mod tests {
         let config = WebhookConfig {
             url: "https://example.com/hook".into(),
             subscriptions: vec!["ping".into()],
-            attributes: BTreeMap::new(),
             headers: BTreeMap::from([("x-api-key".to_owned(), "k".to_owned())]),
-            disabled: false,
-            description: None,
-            failure_callback_url: None,
             auth,
-            filter: None,
-            retry_schedule: None,
+            ..Default::default()
         };
         Webhook::new("wh1".into(), config, Secret::from_key(&[3; 32]), 0)
     }

@@ -154,14 +154,9 @@ mod tests {
         let config = WebhookConfig {
             url: "https://a.example".into(),
             subscriptions: vec!["ping".into()],
-            attributes: Default::default(),
-            headers: Default::default(),
             disabled,
-            description: None,
             failure_callback_url: callback.map(str::to_owned),
-            auth: None,
-            filter: None,
-            retry_schedule: None,
+            ..Default::default()
         };
         Webhook::new("wh1".into(), config, Secret::from_key(&[1; 32]), 0)
     }

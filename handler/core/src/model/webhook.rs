@@ -17,7 +17,8 @@ pub const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 /// A webhook registration: where to deliver, which public events, and the attributes that route them. Decoded
 /// with every problem reported by `webhooks::registration`; its documented schema is
 /// `webhooks::registration::schema`, which names the public events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Default: only for struct updates (`..Default::default()`); an empty URL is not a registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(title = "Webhook registration", extend("additionalProperties" = false))]
 pub struct WebhookConfig {
@@ -180,18 +181,8 @@ mod tests {
     use super::*;
 
     fn webhook() -> Webhook {
-        let config = WebhookConfig {
-            url: "https://a.example".into(),
-            subscriptions: vec!["ping".into()],
-            attributes: BTreeMap::new(),
-            headers: BTreeMap::new(),
-            disabled: false,
-            description: None,
-            failure_callback_url: None,
-            auth: None,
-            filter: None,
-            retry_schedule: None,
-        };
+        let config =
+            WebhookConfig { url: "https://a.example".into(), subscriptions: vec!["ping".into()], ..Default::default() };
         Webhook::new("wh".into(), config, Secret::from_key(&[1; 32]), 1_000)
     }
 

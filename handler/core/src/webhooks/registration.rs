@@ -319,14 +319,7 @@ mod tests {
             WebhookConfig {
                 url: "https://example.com/hook".into(),
                 subscriptions: vec!["ping".into(), "service:subscribed".into()],
-                attributes: BTreeMap::new(),
-                headers: BTreeMap::new(),
-                disabled: false,
-                description: None,
-                failure_callback_url: None,
-                auth: None,
-                filter: None,
-                retry_schedule: None,
+                ..Default::default()
             }
         );
         let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
