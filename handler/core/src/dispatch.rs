@@ -41,7 +41,7 @@ pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<
 pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
     let ids = IdSeed::new(&source.id);
     let mut deliveries = Vec::new();
-    for webhook in webhooks.webhooks().iter().filter(|w| w.config.disabled) {
+    for webhook in webhooks.disabled() {
         // Its own attribute values stand for every webhook's: `ping:all` would have pinged it by its name.
         let values: Vec<(String, [String; 1])> =
             webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();

@@ -29,6 +29,10 @@ impl Service {
     /// After a failed attempt (`outcome` says how it failed): extends the streak, and disables the webhook when
     /// the streak is past the window.
     pub(super) async fn attempt_failed(&self, webhook: &Webhook, outcome: &str) -> Result<(), ServiceError> {
+        // Off: a streak would never disable anything, so it is not kept (no read, no write per failure).
+        if self.disable_after.is_none() {
+            return Ok(());
+        }
         let store = self.webhooks.store();
         let Some(mut fresh) = store.get_webhook(&webhook.id).await? else { return Ok(()) };
         if fresh.config.disabled {

@@ -40,6 +40,8 @@ pub struct WebhookIndex {
     routes: Vec<Routes>,
     attribute_values: HashMap<String, Vec<String>>,
     filters: FilterSet,
+    /// The positions of the disabled webhooks, whose deliveries are logged as skipped.
+    disabled: Vec<usize>,
 }
 
 /// The candidates for one public event: the webhooks that pass rules 1 and 2, also grouped by the value of the
@@ -77,7 +79,8 @@ impl WebhookIndex {
             }
         }
         let filters = FilterSet::new(webhooks.iter().map(|w| w.config.filter.as_ref()));
-        WebhookIndex { webhooks, by_id, routes, attribute_values, filters }
+        let disabled = (0..webhooks.len()).filter(|&i| webhooks[i].config.disabled).collect();
+        WebhookIndex { webhooks, by_id, routes, attribute_values, filters, disabled }
     }
 
     /// Every webhook, enabled or not, in the order they were given.
@@ -95,6 +98,11 @@ impl WebhookIndex {
 
     pub fn is_empty(&self) -> bool {
         self.webhooks.is_empty()
+    }
+
+    /// The disabled webhooks, in the order they were given.
+    pub fn disabled(&self) -> impl Iterator<Item = &Arc<Webhook>> + '_ {
+        self.disabled.iter().map(|&i| &self.webhooks[i])
     }
 
     /// The webhooks that receive `event`, in the order they were given, with their positions.
