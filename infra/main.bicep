@@ -206,6 +206,19 @@ resource rejectedEvents 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/cont
   }
 }
 
+// Each rate-limited webhook's next free slot, shared by every instance.
+resource rateLimits 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+  parent: cosmosDatabase
+  name: 'rate-limits'
+  properties: {
+    resource: {
+      id: 'rate-limits'
+      partitionKey: { paths: [ '/id' ], kind: 'Hash' }
+      defaultTtl: retentionSeconds
+    }
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: '${name}-plan-${suffix}'
   location: location

@@ -32,6 +32,8 @@ impl Default for Behaviour {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -115,6 +117,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let at = std::time::Instant::now();
     let (behaviour, n) = match hooks.lock() {
         Ok(mut hooks) => {
             let behaviour = hooks.behaviours.get(&hook).copied().unwrap_or(hooks.default);
@@ -130,7 +133,7 @@ async fn receive(
     } else {
         StatusCode::from_u16(behaviour.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     };
-    let received = Received { headers, body };
+    let received = Received { headers, body, at };
     if let Ok(mut hooks) = hooks.lock() {
         if let Some(report) = &hooks.report {
             println!("{}", report.line(&hook, &received, status));

@@ -3,6 +3,7 @@
 //!
 //! - [`WebhookStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
 //! - [`DeliveryQueue`]: when each delivery is attempted (the local workers' queue, or Service Bus).
+//! - [`RateLimits`]: each rate-limited webhook's next free slot (in memory locally, Cosmos DB on Azure).
 //! - [`EventQueue`]: where a published event waits to be routed, when it is not routed at once (Service Bus).
 //! - [`Sender`]: one HTTP request on the wire.
 //! - [`Clock`]: the time, and random bytes.
@@ -12,6 +13,7 @@ use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVe
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
 use dispatcher_core::settle::Logged;
+use std::num::NonZeroU32;
 
 /// A page of items, newest first, and the opaque cursor of the next page when there is one.
 pub type Page<T> = (Vec<T>, Option<String>);
@@ -115,6 +117,18 @@ pub trait DeliveryQueue: Send + Sync {
     async fn schedule(&self, job: &Job, at_ms: i64) -> Result<(), QueueError>;
     /// Queues a job now that was reopened in the log (a manual retry): never dropped as a duplicate.
     async fn resend(&self, job: &Job) -> Result<(), QueueError>;
+    /// Queues `job` again for `at_ms`, its log entry unchanged: it waits for its rate-limit slot, which is not
+    /// an attempt.
+    async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), QueueError>;
+}
+
+/// Each rate-limited webhook's next free slot (`policy::rate`), shared by everything that sends to it.
+#[async_trait]
+pub trait RateLimits: Send + Sync {
+    /// Reserves the next slot of a webhook limited to `limit` deliveries a second for a delivery asking at
+    /// `now_ms`: when it may go (`now_ms` or later). `None` when no slot could be taken now (other instances
+    /// kept taking it first): ask again a little later.
+    async fn reserve(&self, webhook_id: &str, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError>;
 }
 
 /// Where published events wait to be routed, when they are not routed at once.

@@ -1,12 +1,15 @@
-//! Scenarios of a webhook's delivery policy: its content filter, its own retry schedule, and auto-disable.
+//! Scenarios of a webhook's delivery policy: its content filter, its rate limit, its own retry schedule, and
+//! auto-disable.
 
 use super::{Ctx, Outcome, Scenario};
 use crate::consumer::Behaviour;
 use serde_json::json;
+use std::time::Duration;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario::new("a filter lets through only the events it matches", |c| Box::pin(filter(c))),
+        Scenario::new("a rate-limited webhook gets every delivery, never more a second", |c| Box::pin(rate_limit(c))),
         Scenario::new("a webhook's own retry schedule replaces the dispatcher's", |c| Box::pin(own_schedule(c))),
         Scenario::new("a webhook failing past the window is disabled, with a callback", |c| Box::pin(auto_disable(c))),
         Scenario::new("a disabled webhook's events are skipped, then recovered", |c| {
@@ -40,6 +43,48 @@ async fn filter(c: &Ctx) -> Outcome {
         status == 400 && problem["problems"][0]["path"] == "filter",
         "a bad pattern names filter: {status} {problem}"
     );
+    Ok(())
+}
+
+/// A burst of 16 events for a webhook limited to 5 a second: every one arrives, no second holds more than the
+/// limit (one more for a window boundary, as the issue allows: arrival times add the network's jitter), and a
+/// webhook without a limit is not held up behind them.
+async fn rate_limit(c: &Ctx) -> Outcome {
+    const LIMIT: usize = 5;
+    const BURST: usize = 16;
+    let id = c
+        .register("paced", json!({"subscriptions": ["ping"], "attributes": {"name": "paced"}, "rateLimit": 5}))
+        .await?;
+    c.register("unpaced", json!({"subscriptions": ["ping"], "attributes": {"name": "unpaced"}})).await?;
+    let (_, webhook) = c.call(reqwest::Method::GET, &format!("/webhooks/{id}"), None).await?;
+    check!(webhook["rateLimit"] == LIMIT, "GET shows the limit: {webhook}");
+    for _ in 0..BURST {
+        c.publish(json!({"name": "ping", "payload": {"name": "paced"}}), 1).await?;
+    }
+    c.publish(json!({"name": "ping", "payload": {"name": "unpaced"}}), 1).await?;
+    let unpaced = c.received("unpaced", 1).await?[0].at;
+    let received = c.received("paced", BURST).await?;
+    let arrivals: Vec<_> = received.iter().map(|r| r.at).collect();
+    let busiest = arrivals
+        .iter()
+        .map(|&start| arrivals.iter().filter(|&&t| t >= start && t < start + Duration::from_secs(1)).count())
+        .max()
+        .unwrap_or(0);
+    check!(busiest <= LIMIT + 1, "{busiest} deliveries in one second, with a limit of {LIMIT}");
+    let (first, last) = (arrivals.iter().min(), arrivals.iter().max());
+    let span = last.zip(first).map(|(last, first)| *last - *first).unwrap_or_default();
+    // 16 deliveries at 5 a second take 3 s from the first to the last.
+    check!(span >= Duration::from_millis(2_800), "{BURST} deliveries within {span:?}");
+    check!(last.is_some_and(|last| unpaced < *last), "the webhook without a limit waited behind the paced one");
+    check!(
+        c.consumer.at("paced").len() == BURST,
+        "{} requests: waiting is not an attempt",
+        c.consumer.at("paced").len()
+    );
+
+    let (status, problem) =
+        c.call(reqwest::Method::PATCH, &format!("/webhooks/{id}"), Some(json!({"rateLimit": 0}))).await?;
+    check!(status == 400 && problem["problems"][0]["path"] == "rateLimit", "a zero limit: {status} {problem}");
     Ok(())
 }
 

@@ -170,7 +170,7 @@ mod tests {
             source_id: "m".into(),
             correlation_id: None,
         };
-        Job { delivery, attempts_made, log_version: None }
+        Job { delivery, attempts_made, log_version: None, rate_slot_ms: None }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use dispatcher_core::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 /// An accepted event: its id (the source of every delivery id) and how many deliveries it made.
 #[derive(Serialize, JsonSchema)]
@@ -76,6 +77,8 @@ pub struct WebhookView {
     pub filter: Option<EventFilter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<RetrySchedule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<NonZeroU32>,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
@@ -112,6 +115,7 @@ impl WebhookView {
             }),
             filter: c.filter.clone(),
             retry_schedule: c.retry_schedule.clone(),
+            rate_limit: c.rate_limit,
             created_at: timestamp(w.created_at_ms),
             updated_at: timestamp(w.updated_at_ms),
             secret: with_secret.then(|| w.secret.expose().to_owned()),

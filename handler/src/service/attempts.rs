@@ -1,11 +1,13 @@
 //! Attempting a delivery, in two steps that every runtime calls in turn: [`Service::attempt`] admits the job
-//! (a duplicate sends nothing; a job whose webhook is gone ends its delivery) and makes the request;
+//! (a duplicate sends nothing; a job whose webhook is gone ends its delivery; one over its webhook's rate limit
+//! waits for the slot it reserved) and makes the request;
 //! [`Service::settle`] records the attempt and carries out what the core decided (the retry, disabling a webhook
 //! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
 use super::{timestamp, Counters, Service, ServiceError};
 use crate::ports::LogKey;
 use dispatcher_core::model::{Attempt, Job, Next, Webhook};
+use dispatcher_core::policy::rate;
 use dispatcher_core::request;
 use dispatcher_core::settle::{self, Admission, Decision};
 use std::sync::Arc;
@@ -19,6 +21,8 @@ pub enum Step {
     Duplicate { why: String },
     /// Nothing was sent: its webhook is gone, and the delivery is dead.
     Dropped { reason: String },
+    /// Nothing was sent yet: the job waits in the queue for its webhook's rate-limit slot at `until_ms`.
+    Deferred { until_ms: i64 },
 }
 
 /// An attempt made, and what the core decided should follow it.
@@ -52,12 +56,34 @@ impl Service {
             (Admission::Drop { reason }, _) => return self.drop_job(&job, reason).await,
             (Admission::Attempt, None) => return self.drop_job(&job, settle::WEBHOOK_GONE.to_owned()).await,
         };
+        if let Some(until_ms) = self.wait_for_slot(&job, &webhook).await? {
+            return Ok(Step::Deferred { until_ms });
+        }
         let request = request::delivery(&job.delivery, &webhook, self.clock.now_ms());
         let (response, attempt) = self.sender.send(request).await;
         let seed = job.delivery.id.as_str();
         let schedule = webhook.config.retry_schedule.as_ref().unwrap_or(&self.schedule);
         let decision = settle::after_attempt(&response, job.attempt(), schedule, seed, attempt.at_ms);
         Ok(Step::Attempted(Box::new(Attempted { job, webhook, attempt, decision })))
+    }
+
+    /// When a job over its webhook's rate limit goes instead of now: it is queued again for its slot, reserved
+    /// on its first turn (or, when none could be taken, for a little later without one).
+    async fn wait_for_slot(&self, job: &Job, webhook: &Webhook) -> Result<Option<i64>, ServiceError> {
+        let Some(limit) = webhook.config.rate_limit else { return Ok(None) };
+        let now_ms = self.clock.now_ms();
+        let slot = match job.rate_slot_ms {
+            Some(slot) => Some(slot),
+            None => self.rate_limits.reserve(&job.delivery.webhook_id, limit, now_ms).await?,
+        };
+        if slot.is_some_and(|slot| slot <= now_ms) {
+            return Ok(None);
+        }
+        let until_ms = slot.unwrap_or(now_ms + rate::interval_ms(limit.get()));
+        let waiting = Job { rate_slot_ms: slot, ..job.clone() };
+        self.queue.defer(&waiting, until_ms).await?;
+        tracing::debug!(until = %timestamp(until_ms), "waiting for the webhook's rate limit");
+        Ok(Some(until_ms))
     }
 
     /// Ends the delivery of a job that cannot be attempted, dead.

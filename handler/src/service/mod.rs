@@ -17,7 +17,8 @@ pub use intake::{Accepted, Published};
 pub use webhooks::ImportError;
 
 use crate::ports::{
-    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RejectedEvents, Sender, StoreError, WebhookStore,
+    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RateLimits, RejectedEvents, Sender, StoreError,
+    WebhookStore,
 };
 use dispatcher_core::model::Report;
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -49,6 +50,7 @@ pub struct Parts {
     pub log: Arc<dyn DeliveryLog>,
     pub rejected: Arc<dyn RejectedEvents>,
     pub queue: Arc<dyn DeliveryQueue>,
+    pub rate_limits: Arc<dyn RateLimits>,
     pub intake: Intake,
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
@@ -63,6 +65,7 @@ pub struct Service {
     log: Arc<dyn DeliveryLog>,
     rejected: Arc<dyn RejectedEvents>,
     queue: Arc<dyn DeliveryQueue>,
+    rate_limits: Arc<dyn RateLimits>,
     intake: Intake,
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
@@ -170,6 +173,7 @@ impl Service {
             log: parts.log,
             rejected: parts.rejected,
             queue: parts.queue,
+            rate_limits: parts.rate_limits,
             intake: parts.intake,
             sender: parts.sender,
             clock: parts.clock,

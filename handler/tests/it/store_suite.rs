@@ -5,7 +5,8 @@
 use crate::support::cosmos::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{DeliveryLog, LogKey, RejectedEvents, StoreError, WebhookStore};
+use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, WebhookStore};
+use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
 use dispatcher_core::model::{Attempt, Delivery, Job, Next, Problem, Rejected, Secret, Status, Webhook, WebhookConfig};
 use dispatcher_core::settle::Logged;
@@ -167,6 +168,34 @@ async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {
     assert_eq!(rest[0].body, "{0}");
 }
 
+/// Two instances reserving slots of one webhook at once, all asking at the same time: every slot is taken once,
+/// the first is now, and each is an interval (100 ms at 10 a second) after the one before.
+async fn rate_limits_hold_across_instances(one: &dyn RateLimits, other: &dyn RateLimits) {
+    let limit = std::num::NonZeroU32::new(10).unwrap();
+    let now_ms = 1_800_000_000_000;
+    async fn reserve(limits: &dyn RateLimits, limit: std::num::NonZeroU32, now_ms: i64) -> Vec<i64> {
+        let mut slots = Vec::new();
+        for _ in 0..8 {
+            slots.extend(limits.reserve("wh-paced", limit, now_ms).await.unwrap());
+        }
+        slots
+    }
+    let (mut slots, theirs) = tokio::join!(reserve(one, limit, now_ms), reserve(other, limit, now_ms));
+    slots.extend(theirs);
+    slots.sort_unstable();
+    assert!(slots.len() >= 8, "most reservations got a slot: {slots:?}");
+    let expected: Vec<i64> = (0..slots.len() as i64).map(|n| now_ms + n * 100).collect();
+    assert_eq!(slots, expected);
+    let unrelated = one.reserve("wh-other", limit, now_ms).await.unwrap();
+    assert_eq!(unrelated, Some(now_ms), "each webhook has its own slots");
+}
+
+#[tokio::test]
+async fn memory_rate_limits_pass_the_store_suite() {
+    let limits = MemoryRateLimits::default();
+    rate_limits_hold_across_instances(&limits, &limits).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_store_suite() {
     let dir = std::env::temp_dir().join(format!("store-suite-sqlite-{}", std::process::id()));
@@ -199,4 +228,5 @@ async fn cosmos_passes_the_store_suite() {
     // Connecting again finds what is there.
     let again = CosmosStore::new(config);
     assert_eq!(again.list_webhooks().await.unwrap().len(), 1);
+    rate_limits_hold_across_instances(&store, &again).await;
 }

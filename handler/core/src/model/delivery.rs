@@ -38,12 +38,16 @@ pub struct Job {
     /// time. Without one, the log is read before the attempt, so that a duplicate job sends nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_version: Option<LogVersion>,
+    /// The rate-limit slot (ms since the epoch) this job reserved: it waits for it, then goes without asking
+    /// the limit again (`policy::rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot_ms: Option<i64>,
 }
 
 impl Job {
     /// The first attempt of a new delivery.
     pub fn first(delivery: Delivery, log_version: Option<LogVersion>) -> Job {
-        Job { delivery, attempts_made: 0, log_version }
+        Job { delivery, attempts_made: 0, log_version, rate_slot_ms: None }
     }
 
     /// Which attempt this job is for (1-based).
@@ -53,7 +57,7 @@ impl Job {
 
     /// The job of the attempt after this one, made from log entry `log_version`.
     pub fn next(&self, log_version: Option<LogVersion>) -> Job {
-        Job { delivery: self.delivery.clone(), attempts_made: self.attempts_made + 1, log_version }
+        Job { delivery: self.delivery.clone(), attempts_made: self.attempts_made + 1, log_version, rate_slot_ms: None }
     }
 }
 
@@ -212,7 +216,12 @@ impl LogEntry {
 
     /// The job of its next attempt.
     pub fn job(&self, log_version: Option<LogVersion>) -> Job {
-        Job { delivery: self.delivery.clone(), attempts_made: self.attempts.len() as u32, log_version }
+        Job {
+            delivery: self.delivery.clone(),
+            attempts_made: self.attempts.len() as u32,
+            log_version,
+            rate_slot_ms: None,
+        }
     }
 }
 
@@ -234,16 +243,22 @@ mod tests {
 
     #[test]
     fn a_job_is_one_flat_json_object() {
-        let job = Job { delivery: delivery(), attempts_made: 2, log_version: Some(LogVersion::new("\"etag\"")) };
+        let job = Job {
+            delivery: delivery(),
+            attempts_made: 2,
+            log_version: Some(LogVersion::new("\"etag\"")),
+            rate_slot_ms: Some(1_800_000_000_000),
+        };
         let text = serde_json::to_value(&job).unwrap();
         assert_eq!(
             text,
             json!({"id": "dlv_01010101010101010101010101010101", "webhookId": "wh1", "event": "ping",
                    "body": r#"{"name":"ping","payload":{}}"#, "sourceId": "m-1", "correlationId": "c-1",
-                   "attemptsMade": 2, "logVersion": "\"etag\""})
+                   "attemptsMade": 2, "logVersion": "\"etag\"", "rateSlotMs": 1_800_000_000_000_i64})
         );
         assert_eq!(serde_json::from_value::<Job>(text.clone()).unwrap(), job);
         assert_eq!((job.attempt(), job.next(None).attempt()), (3, 4));
+        assert_eq!(job.next(None).rate_slot_ms, None, "the next attempt asks the rate limit again");
         // Jobs sent before the id was called `id` read as well: a queue may hold them across an upgrade.
         let mut earlier = text;
         let id = earlier.as_object_mut().unwrap().remove("id").unwrap();

@@ -9,6 +9,7 @@ use crate::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// How long a rotated-out secret keeps signing alongside the new one.
@@ -53,6 +54,10 @@ pub struct WebhookConfig {
     /// This webhook's own retry schedule, in place of the dispatcher's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_schedule: Option<RetrySchedule>,
+    /// The most deliveries a second this webhook receives; the others wait for their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100000))]
+    pub rate_limit: Option<NonZeroU32>,
 }
 
 impl WebhookConfig {

@@ -9,6 +9,7 @@ use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 /// The JSON Schema of a registration body (`schemas/webhook.json`): the configuration's, with the public events
 /// of the catalog as the names `subscriptions` takes.
@@ -45,7 +46,7 @@ pub fn derived_id(config: &WebhookConfig) -> String {
     })
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "url",
     "subscriptions",
     "attributes",
@@ -56,6 +57,7 @@ const FIELDS: [&str; 10] = [
     "auth",
     "filter",
     "retrySchedule",
+    "rateLimit",
 ];
 
 impl WebhookConfig {
@@ -97,6 +99,7 @@ impl WebhookConfig {
                     None
                 }
             },
+            rate_limit: decode_rate_limit(body.get("rateLimit"), &mut problems),
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -279,6 +282,27 @@ fn decode_bool(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -
     }
 }
 
+/// The most a rate limit may be: past it, the spacing of deliveries is below what a clock can keep.
+pub const MAX_RATE_LIMIT: u32 = 100_000;
+
+fn decode_rate_limit(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<NonZeroU32> {
+    let expected = "a whole number of deliveries a second, from 1 to 100000";
+    let limit = match value? {
+        Value::Null => return None,
+        Value::Number(n) => {
+            n.as_u64().filter(|n| *n <= u64::from(MAX_RATE_LIMIT)).and_then(|n| NonZeroU32::new(n as u32))
+        }
+        other => {
+            problems.push(Problem::new("rateLimit", wrong_type(other, expected)));
+            return None;
+        }
+    };
+    if limit.is_none() {
+        problems.push(Problem::new("rateLimit", format!("{} is out of range, expected {expected}", value?)));
+    }
+    limit
+}
+
 fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
     for (name, value) in headers {
         let path = join("headers", name);
@@ -323,12 +347,14 @@ mod tests {
             }
         );
         let full = json!({"url": "http://127.0.0.1:8080/wh2", "subscriptions": ["ping", "service:subscribed", "ping"],
-            "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "k"}, "disabled": true});
+            "attributes": {"name": "wh2", "serviceId": "aServiceId12345"}, "headers": {"x-api-key": "k"}, "disabled": true,
+            "rateLimit": 20});
         let config = WebhookConfig::decode(&full).unwrap();
         assert_eq!(config.subscriptions, ["ping", "service:subscribed"], "duplicates are dropped");
         assert_eq!(config.attributes["serviceId"], "aServiceId12345");
         assert_eq!(config.headers["x-api-key"], "k");
         assert!(config.disabled);
+        assert_eq!(config.rate_limit, NonZeroU32::new(20));
         // What is stored serializes back to a body that decodes to the same configuration.
         assert_eq!(WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(), config);
     }
@@ -341,7 +367,7 @@ mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
@@ -372,6 +398,15 @@ mod tests {
             (json!({"url": "https://a.example", "subscriptions": [], "filter": {"name": "ping"}, "retrySchedule": 5}), vec![
                 "filter: invalid pattern: pattern field 'name' must be array or object",
                 "retrySchedule: 5 is a number, expected a string like \"10s,1m,10m\"",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "rateLimit": 0}), vec![
+                "rateLimit: 0 is out of range, expected a whole number of deliveries a second, from 1 to 100000",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "rateLimit": 2.5}), vec![
+                "rateLimit: 2.5 is out of range, expected a whole number of deliveries a second, from 1 to 100000",
+            ]),
+            (json!({"url": "https://a.example", "subscriptions": [], "rateLimit": "10"}), vec![
+                "rateLimit: \"10\" is a string, expected a whole number of deliveries a second, from 1 to 100000",
             ]),
         ];
         for (body, expected) in cases {

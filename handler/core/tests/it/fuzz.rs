@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 /// Words the decoders know, so that inputs reach past the first check.
-const WORDS: [&str; 24] = [
+const WORDS: [&str; 25] = [
     "name",
     "payload",
     "ping",
@@ -28,6 +28,7 @@ const WORDS: [&str; 24] = [
     "headers",
     "filter",
     "retrySchedule",
+    "rateLimit",
     "prefix",
     "suffix",
     "anything-but",

@@ -222,6 +222,11 @@ impl DeliveryLog for CosmosStore {
         let Some(entry) = self.get_delivery(id).await? else { return Ok(None) };
         let version = self.update(&entry.delivery, now_ms, |entry| entry.reopen(now_ms)).await?;
         let attempts_made = version.attempts;
-        Ok(Some(Job { delivery: entry.delivery, attempts_made, log_version: Some(version.token()) }))
+        Ok(Some(Job {
+            delivery: entry.delivery,
+            attempts_made,
+            log_version: Some(version.token()),
+            rate_slot_ms: None,
+        }))
     }
 }

@@ -2,13 +2,16 @@
 //! after a failure, so that a slow or absent database never delays the handler's readiness.
 //!
 //! Containers: `webhooks` (partition key `/id`), `deliveries` (`/webhookId`: a webhook's attempt log is one
-//! partition, read newest first) and `rejected-events` (`/id`); the last two expire items after a TTL.
+//! partition, read newest first), `rejected-events` (`/id`) and `rate-limits` (`/id`: each rate-limited
+//! webhook's next free slot); all but the first expire items after a TTL.
 //! - `log.rs`: the delivery log, one item per delivery with its attempts, written under optimistic concurrency.
 //! - `records.rs`: the webhooks and the rejected events.
+//! - `rate_limits.rs`: the webhooks' rate limits, held across instances.
 //! - `query.rs`: queries, point reads, and pages cut by keyset (time, then id, newest first).
 
 mod log;
 mod query;
+mod rate_limits;
 mod records;
 
 use crate::adapters::identity::ManagedIdentity;
@@ -74,6 +77,7 @@ struct Containers {
     webhooks: ContainerClient,
     deliveries: ContainerClient,
     rejected: ContainerClient,
+    rate_limits: ContainerClient,
 }
 
 fn cosmos(context: &str) -> impl Fn(azure_data_cosmos::CosmosError) -> StoreError + '_ {
@@ -125,6 +129,7 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
         webhooks: container("webhooks").await?,
         deliveries: container("deliveries").await?,
         rejected: container("rejected-events").await?,
+        rate_limits: container("rate-limits").await?,
     })
 }
 
@@ -138,7 +143,7 @@ pub struct ContainerSpec {
     pub newest_first_by: Option<&'static str>,
 }
 
-pub const CONTAINERS: [ContainerSpec; 3] = [
+pub const CONTAINERS: [ContainerSpec; 4] = [
     ContainerSpec { name: "webhooks", partition_key: "/id", expires: false, newest_first_by: None },
     ContainerSpec {
         name: "deliveries",
@@ -152,6 +157,7 @@ pub const CONTAINERS: [ContainerSpec; 3] = [
         expires: true,
         newest_first_by: Some("/receivedAtMs"),
     },
+    ContainerSpec { name: "rate-limits", partition_key: "/id", expires: true, newest_first_by: None },
 ];
 
 async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<(), StoreError> {

@@ -2,7 +2,8 @@
 //! deliveries queue, whose messages are jobs (`model::Job` as JSON) for DeliverWebhook.
 //!
 //! A job's `MessageId` names its attempt (`{delivery id}-{attempts made}`), so that duplicate detection drops a
-//! retry scheduled twice; a manual retry gets an id of its own, never a duplicate of the scheduled one.
+//! retry scheduled twice; a manual retry gets an id of its own, never a duplicate of the scheduled one, and a
+//! job waiting for its rate-limit slot one naming the slot.
 
 use super::{Outgoing, QueueSender};
 use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, QueueError};
@@ -63,5 +64,9 @@ impl DeliveryQueue for ServiceBusDeliveries {
     async fn resend(&self, job: &Job) -> Result<(), QueueError> {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
         self.send_job(job, &format!("{}-retry-{nanos}", attempt_message_id(job)), None).await
+    }
+
+    async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), QueueError> {
+        self.send_job(job, &format!("{}-at-{at_ms}", attempt_message_id(job)), Some(at_ms)).await
     }
 }

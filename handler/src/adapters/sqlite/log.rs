@@ -239,7 +239,7 @@ impl DeliveryLog for SqliteStore {
                 .optional()
                 .map_err(storage)?;
             row.map(|(seq, delivery, attempts_made)| {
-                Ok(Job { delivery: delivery?, attempts_made, log_version: Some(version(seq)) })
+                Ok(Job { delivery: delivery?, attempts_made, log_version: Some(version(seq)), rate_slot_ms: None })
             })
             .transpose()
         })

@@ -113,11 +113,25 @@ impl SqliteStore {
                 .map_err(storage)?;
             rows.map(|row| {
                 let (seq, delivery, attempts_made) = row.map_err(storage)?;
-                Ok(Job { delivery: delivery?, attempts_made, log_version: Some(version(seq)) })
+                Ok(Job { delivery: delivery?, attempts_made, log_version: Some(version(seq)), rate_slot_ms: None })
             })
             .collect()
         })
         .await
+    }
+
+    /// Makes a leased delivery due again at `at_ms`, as it was: it waits for its rate-limit slot.
+    pub async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), StoreError> {
+        let seq = row_of(job.log_version.as_ref()).ok_or_else(|| {
+            StoreError::Corrupt(format!("delivery {} was not leased from this store", job.delivery.id))
+        })?;
+        self.write(move |c| {
+            c.prepare_cached("UPDATE deliveries SET next_attempt_at = ?2, leased = 0 WHERE seq = ?1 AND leased = 1")
+                .and_then(|mut s| s.execute(params![seq, at_ms]))
+                .map_err(storage)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// When the next delivery (or lease expiry) is due, if any.

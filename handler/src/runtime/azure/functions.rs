@@ -13,7 +13,7 @@
 use super::invocation::{Invocation, InvocationResponse};
 use super::outputs::OutputBinding;
 use super::Azure;
-use crate::service::{self, Accepted, ServiceError, Step};
+use crate::service::{self, timestamp, Accepted, ServiceError, Step};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -171,6 +171,9 @@ pub async fn deliver_webhook(State(azure): State<Arc<Azure>>, body: Bytes) -> Re
                 Step::Attempted(attempted) => azure.service.settle(attempted).await?,
                 Step::Duplicate { why } => format!("delivery {id}: nothing sent, a duplicate job: {why}"),
                 Step::Dropped { reason } => format!("delivery {id} dropped: {reason}"),
+                Step::Deferred { until_ms } => {
+                    format!("delivery {id} waits for its webhook's rate limit until {}", timestamp(until_ms))
+                }
             };
             Ok::<_, ServiceError>(InvocationResponse::default().log(line))
         };

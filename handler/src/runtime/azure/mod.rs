@@ -45,6 +45,7 @@ impl Azure {
             log: cosmos.clone(),
             rejected: cosmos.clone(),
             queue: Arc::new(deliveries),
+            rate_limits: cosmos.clone(),
             intake: Intake::Queue(Arc::new(events)),
             sender: Arc::new(sender.clone()),
             clock: Arc::new(SystemClock),

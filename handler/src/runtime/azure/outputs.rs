@@ -48,4 +48,8 @@ impl DeliveryQueue for OutputBinding {
     async fn resend(&self, _job: &Job) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("an output binding takes new deliveries only".into()))
     }
+
+    async fn defer(&self, _job: &Job, _at_ms: i64) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("an output binding cannot delay a message".into()))
+    }
 }

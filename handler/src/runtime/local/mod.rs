@@ -1,13 +1,15 @@
 //! `handler local`: the whole dispatcher in one process, on one SQLite file: the HTTP API, and delivery workers
 //! taking jobs from the local queue (`queue.rs`, with the in-memory hand-off of `hand_off.rs`) and attempting
-//! them through the service (`workers.rs`). This file wires the adapters to the service, starts the listener
+//! them through the service (`workers.rs`), with the webhooks' rate limits in memory (`rate_limits.rs`). This file wires the adapters to the service, starts the listener
 //! and the workers, and stops them on a signal: no new requests, in-flight deliveries may finish.
 
 mod hand_off;
 mod queue;
+mod rate_limits;
 mod workers;
 
 pub use queue::LocalQueue;
+pub use rate_limits::MemoryRateLimits;
 pub use workers::Workers;
 
 use crate::adapters::sender::Sender;
@@ -49,6 +51,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         log: store.clone(),
         rejected: store.clone(),
         queue: queue.clone(),
+        rate_limits: Arc::new(MemoryRateLimits::default()),
         intake: Intake::Route,
         sender: sender.clone(),
         clock,

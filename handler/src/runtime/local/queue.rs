@@ -5,9 +5,10 @@
 
 use super::hand_off::HandOff;
 use crate::adapters::sqlite::SqliteStore;
-use crate::ports::{DeliveryQueue, QueueError};
+use crate::ports::{DeliveryQueue, QueueError, StoreError};
 use async_trait::async_trait;
-use dispatcher_core::model::{Delivery, Job};
+use dispatcher_core::model::{Delivery, DeliveryId, Job};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -21,6 +22,9 @@ pub struct LocalQueue {
     pub(super) wake: Notify,
     /// How long a leased delivery belongs to this process: past that, it is due again (its attempt was lost).
     pub(super) lease_ms: i64,
+    /// The rate-limit slots of deliveries waiting in the store for them, given back to their jobs when leased.
+    /// Lost on a restart, when those deliveries reserve slots again.
+    slots: Mutex<HashMap<DeliveryId, i64>>,
 }
 
 impl LocalQueue {
@@ -32,7 +36,19 @@ impl LocalQueue {
             due: DueHint::new(0),
             wake: Notify::new(),
             lease_ms,
+            slots: Mutex::default(),
         }
+    }
+
+    /// Leases up to `limit` due deliveries, skipping the webhooks in `skip`, each with the slot it reserved.
+    pub(super) async fn lease(&self, now_ms: i64, limit: usize, skip: Vec<String>) -> Result<Vec<Job>, StoreError> {
+        let mut jobs = self.store.lease(now_ms, limit, self.lease_ms, skip).await?;
+        if let Ok(mut slots) = self.slots.lock() {
+            if !slots.is_empty() {
+                jobs.iter_mut().for_each(|job| job.rate_slot_ms = slots.remove(&job.delivery.id));
+            }
+        }
+        Ok(jobs)
     }
 }
 
@@ -73,6 +89,17 @@ impl DeliveryQueue for LocalQueue {
     async fn resend(&self, _job: &Job) -> Result<(), QueueError> {
         self.due.note(i64::MIN);
         self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), QueueError> {
+        if let (Some(slot), Ok(mut slots)) = (job.rate_slot_ms, self.slots.lock()) {
+            slots.insert(job.delivery.id, slot);
+        }
+        self.store.defer(job, at_ms).await?;
+        if self.due.note(at_ms) {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 }

@@ -130,7 +130,7 @@ async fn next_jobs(
     }
     let wanted = free - jobs.len();
     let skip: Vec<String> = saturated.iter().map(|id| id.to_string()).collect();
-    match queue.store.lease(now, wanted, queue.lease_ms, skip).await {
+    match queue.lease(now, wanted, skip).await {
         Ok(leased) => {
             if leased.len() < wanted {
                 // Nothing more is due for the webhooks with room: look again when the next delivery is due, or
@@ -166,7 +166,7 @@ async fn spawn_attempt(service: &Arc<Service>, queue: &Arc<LocalQueue>, pool: &A
         queue.wake.notify_one();
         let settled = match step {
             Ok(Step::Attempted(attempted)) => service.settle(attempted).await.map(|_| ()),
-            Ok(Step::Duplicate { .. } | Step::Dropped { .. }) => Ok(()),
+            Ok(Step::Duplicate { .. } | Step::Dropped { .. } | Step::Deferred { .. }) => Ok(()),
             Err(error) => Err(error),
         };
         if let Err(error) = settled {
