@@ -9,6 +9,10 @@
 // test can count the requests a piece of work costs. With COSMOS_ENTRA_TOKEN=<token>, only that Microsoft Entra
 // token is accepted (see entraAuthorised). With COSMOS_LATENCY_MS=<ms>, every request is answered that
 // much later, as over a network (a measurement's knob; the tests do not set it).
+//
+// `POST /__throttle?ms=<ms>&retryAfterMs=<ms>` makes every item request of the next <ms> answer 429 with
+// `x-ms-retry-after-ms`, as Cosmos DB does when the request units run out; `GET /__throttle` tells how many
+// requests were throttled so far, as `{"throttled": n}`.
 "use strict";
 const fs = require("fs");
 const { createHttpServer } = require("@vercel/cosmosdb-server");
@@ -38,13 +42,42 @@ server.removeAllListeners("request");
 // server sends (the SDK reads a container before it queries it).
 const partitionKeyPaths = new Map();
 
+const throttle = { until: 0, retryAfterMs: 100, count: 0 };
+
+// The test's control of throttling; true when the request was one (and is answered).
+function throttleControl(req, res) {
+  const [path, search] = req.url.split("?");
+  if (path !== "/__throttle") return false;
+  if (req.method === "POST") {
+    const params = new URLSearchParams(search || "");
+    throttle.until = Date.now() + Number(params.get("ms") || 0);
+    throttle.retryAfterMs = Number(params.get("retryAfterMs") || 100);
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({ throttled: throttle.count }));
+  return true;
+}
+
+// While throttled, requests for items (reads, writes, queries) answer 429 with the time to wait; the account and
+// container metadata still answer, as the service's metadata requests are not charged to the containers.
+function throttled(req, res, path) {
+  if (Date.now() >= throttle.until || !/\/docs(\/|$)/.test(path)) return false;
+  throttle.count += 1;
+  res.writeHead(429, { "content-type": "application/json", "x-ms-retry-after-ms": String(throttle.retryAfterMs),
+    "x-ms-substatus": "3200" });
+  res.end(JSON.stringify({ code: "429", message: "Request rate is large. More Request Units may be needed." }));
+  return true;
+}
+
 server.on("request", (req, res) => {
+  if (throttleControl(req, res)) return;
   const path = req.url.split("?")[0].replace(/^\/+|\/+$/g, "");
   if (requestLog) fs.appendFileSync(requestLog, `${req.method} /${path}\n`);
   if (entraToken && !entraAuthorised(req)) {
     res.writeHead(401, { "content-type": "application/json" });
     return res.end(JSON.stringify({ code: "Unauthorized", message: "Request blocked by Auth: not the Entra token issued" }));
   }
+  if (throttled(req, res, path)) return;
   const query = req.method === "POST" && /^dbs\/[^/]+\/colls\/[^/]+\/docs$/.test(path) &&
     String(req.headers["x-ms-documentdb-isquery"]).toLowerCase() === "true";
   // Fix 2: the SDK names a partition key range and never sends the cross-partition flag; without the flag the

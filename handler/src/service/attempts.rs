@@ -26,7 +26,7 @@ pub enum Step {
 }
 
 /// An attempt made, and what the core decided should follow it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Attempted {
     pub job: Job,
     pub webhook: Arc<Webhook>,
@@ -95,6 +95,8 @@ impl Service {
     }
 
     /// Records an attempt and carries out what follows it. Returns a line saying what happened, for the logs.
+    /// Settling again after a failure repeats nothing twice: the log keeps one entry per attempt, and the
+    /// counters move only once every write is done.
     pub async fn settle(&self, attempted: Box<Attempted>) -> Result<String, ServiceError> {
         let Attempted { job, webhook, attempt, decision } = *attempted;
         let n = job.attempt();
@@ -105,15 +107,11 @@ impl Service {
             Next::RetryAt { at_ms } => format!("retried at {}", timestamp(*at_ms)),
             Next::Dead { reason } => format!("dead: {reason}"),
         };
-        tracing::info!(attempt = n, status = ?status_code, error = attempt.error.as_deref().unwrap_or(""), %next, "attempted");
+        let error = attempt.error.clone().unwrap_or_default();
         let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
-        match &decision.next {
-            Next::Succeeded => Counters::add(&self.counters.delivered),
-            Next::RetryAt { at_ms } => {
-                self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
-                Counters::add(&self.counters.retried);
-            }
-            Next::Dead { .. } => Counters::add(&self.counters.dead),
+        tracing::info!(attempt = n, status = ?status_code, %error, %next, "attempted");
+        if let Next::RetryAt { at_ms } = &decision.next {
+            self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
         }
         let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
         let dead = decision.is_dead();
@@ -122,6 +120,11 @@ impl Service {
             (None, Next::Succeeded) => self.attempt_succeeded(&webhook).await?,
             (None, _) => self.attempt_failed(&webhook, &outcome).await?,
         }
+        Counters::add(match &decision.next {
+            Next::Succeeded => &self.counters.delivered,
+            Next::RetryAt { .. } => &self.counters.retried,
+            Next::Dead { .. } => &self.counters.dead,
+        });
         if dead {
             self.call_back(&job, &webhook, n, status_code).await;
         }

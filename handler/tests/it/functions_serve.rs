@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const SERVICE_BUS: &str =
     "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=handler;SharedAccessKey=bm90LWEtcmVhbC1rZXk=";
 
-fn webhook(id: &str, config: Value) -> Webhook {
+pub(crate) fn webhook(id: &str, config: Value) -> Webhook {
     Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
 }
 
@@ -38,7 +38,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/it/fixtures/invocations/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-async fn invoke(client: &reqwest::Client, base: &str, function: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn invoke(client: &reqwest::Client, base: &str, function: &str, body: Vec<u8>) -> (u16, Value) {
     let response = client
         .post(format!("{base}/{function}"))
         .header("content-type", "application/json")
@@ -51,7 +51,7 @@ async fn invoke(client: &reqwest::Client, base: &str, function: &str, body: Vec<
 }
 
 /// The Cosmos store of a test, on the local server, in its own database.
-async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
+pub(crate) async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
     let config = CosmosConfig {
         endpoint: cosmos.endpoint.clone(),
         auth: CosmosAuth::Key(EMULATOR_KEY.into()),
@@ -66,7 +66,7 @@ async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
 
 /// `handler serve` started as the host starts it (no arguments, settings in the environment), once it answers
 /// `GET /`; stderr goes to `log`. Returns it with a client and its base URL.
-async fn start_serve(
+pub(crate) async fn start_serve(
     cosmos: &CosmosServer,
     database: &str,
     settings: &[(&str, &str)],

@@ -12,6 +12,8 @@
 //! - `generated_files`, `layers`: `schemas/` and the README tables are fresh; the layers' dependencies.
 
 mod api;
+mod cosmos_throttling;
+mod disk_full;
 mod function_app;
 mod functions_serve;
 mod generated_files;

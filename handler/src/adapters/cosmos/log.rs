@@ -8,6 +8,7 @@
 //! A delivery made in one attempt thus costs two requests: the create and the replace.
 
 use super::query::{cut, keyset_query, parameter, parse_cursor, point_read, query_all, with_cursor};
+use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
 use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
@@ -84,7 +85,8 @@ impl CosmosStore {
     async fn create(&self, entry: &LogEntry) -> Result<Version, Lost> {
         let container = self.deliveries().await.map_err(Lost::Failed)?;
         let id = entry.delivery.id;
-        match container.create_item(entry.delivery.webhook_id.to_string(), id.as_str(), entry, None).await {
+        let create = || container.create_item(entry.delivery.webhook_id.to_string(), id.as_str(), entry, None);
+        match unthrottled("logging a delivery", BUDGET, create).await {
             Ok(response) => Ok(Version::of(entry, etag_of(&response))),
             Err(error) if error.status().is_conflict() => Err(Lost::Race),
             Err(error) => Err(Lost::Failed(cosmos("logging a delivery")(error))),
@@ -95,7 +97,8 @@ impl CosmosStore {
     async fn replace(&self, entry: &LogEntry, read: &Version) -> Result<Version, Lost> {
         let container = self.deliveries().await.map_err(Lost::Failed)?;
         let (partition, id) = (entry.delivery.webhook_id.to_string(), entry.delivery.id);
-        match container.replace_item(partition, id.as_str(), entry, if_match(&read.etag)).await {
+        let replace = || container.replace_item(partition.clone(), id.as_str(), entry, if_match(&read.etag));
+        match unthrottled("writing a delivery", BUDGET, replace).await {
             Ok(response) => Ok(Version::of(entry, etag_of(&response))),
             Err(error) if error.status().is_precondition_failed() || error.status().is_not_found() => Err(Lost::Race),
             Err(error) => Err(Lost::Failed(cosmos("writing a delivery")(error))),

@@ -8,11 +8,13 @@
 //! - `records.rs`: the webhooks and the rejected events.
 //! - `rate_limits.rs`: the webhooks' rate limits, held across instances.
 //! - `query.rs`: queries, point reads, and pages cut by keyset (time, then id, newest first).
+//! - `throttle.rs`: every request waits out Cosmos DB's throttling (429) as the service asks, within a budget.
 
 mod log;
 mod query;
 mod rate_limits;
 mod records;
+mod throttle;
 
 use crate::adapters::identity::ManagedIdentity;
 use crate::ports::StoreError;
@@ -21,7 +23,9 @@ use azure_data_cosmos::models::{
     CompositeIndex, CompositeIndexOrder, CompositeIndexProperty, ContainerProperties, IndexingMode, IndexingPolicy,
     TimeToLive,
 };
-use azure_data_cosmos::options::{BinaryEncodingOptions, ConnectionPoolOptions};
+use azure_data_cosmos::options::{
+    BinaryEncodingOptions, ConnectionPoolOptions, OperationOptionsBuilder, ThrottlingRetryOptionsBuilder,
+};
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosRuntime, RoutingStrategy};
 
 /// Where the store lives and how it is set up (app settings `COSMOSDB_*`).
@@ -105,9 +109,14 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
         CosmosAuth::Key(key) => AccountReference::with_authentication_key(endpoint, key.clone()),
         CosmosAuth::ManagedIdentity(identity) => AccountReference::with_credential(endpoint, identity.credential()),
     };
+    // Throttled requests are tried again by `throttle.rs`, which logs each wait, not by the SDK.
+    let no_throttle_retries = ThrottlingRetryOptionsBuilder::new().with_max_retry_count(0).build();
     let mut builder = CosmosClient::builder()
         // JSON on the wire: what every Cosmos-compatible server speaks.
-        .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
+        .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false))
+        .with_default_operation_options(
+            OperationOptionsBuilder::new().with_throttling_retry_options(no_throttle_retries).build(),
+        );
     if config.endpoint.starts_with("http://") {
         // Plain HTTP is only ever a local server (Azure is HTTPS), and those speak HTTP/1.1.
         let pool = ConnectionPoolOptions::builder().with_is_http2_allowed(false).build().map_err(cosmos("options"))?;

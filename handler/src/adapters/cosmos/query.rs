@@ -2,6 +2,7 @@
 //! `"{ms}:{id}"`, the position after which the next page starts.
 
 use super::cosmos;
+use super::throttle::{unthrottled, BUDGET};
 use crate::ports::StoreError;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
@@ -16,8 +17,11 @@ pub(super) async fn query_all<T: DeserializeOwned + Send + 'static>(
     scope: FeedScope,
     context: &str,
 ) -> Result<Vec<T>, StoreError> {
-    let items = container.query_items::<T>(query, scope, None).await.map_err(cosmos(context))?;
-    items.try_collect().await.map_err(cosmos(context))
+    let all = || async {
+        let items = container.query_items::<T>(query.clone(), scope.clone(), None).await?;
+        items.try_collect::<Vec<T>>().await
+    };
+    unthrottled(context, BUDGET, all).await.map_err(cosmos(context))
 }
 
 /// The item `id` of `partition` with its etag, or `None` when there is none; `what` names it in errors
@@ -28,7 +32,8 @@ pub(super) async fn point_read<T: DeserializeOwned>(
     id: &str,
     what: &str,
 ) -> Result<Option<(T, Option<String>)>, StoreError> {
-    match container.read_item(partition.to_owned(), id, None).await {
+    let read = || container.read_item(partition.to_owned(), id, None);
+    match unthrottled(what, BUDGET, read).await {
         Ok(response) => {
             let etag = response.headers().etag().map(|e| e.to_string());
             let item = response.into_model().map_err(|e| StoreError::Corrupt(format!("{what} {id:?}: {e}")))?;

@@ -3,6 +3,7 @@
 //! that two instances never take one slot. Reserving costs a point read and a write (about 11 RU).
 
 use super::query::point_read;
+use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
 use crate::ports::{RateLimits, StoreError};
 use async_trait::async_trait;
@@ -31,13 +32,18 @@ impl RateLimits for CosmosStore {
                 point_read(container, webhook_id, webhook_id, "rate limit").await?;
             let slot = rate::reserve(read.as_ref().map(|(pace, _)| pace.tat_us), now_ms * 1000, limit.get());
             let pace = Pace { id: webhook_id.to_owned(), tat_us: slot.tat_us };
-            let written = match read.and_then(|(_, etag)| etag) {
-                Some(etag) => {
-                    let options = ItemWriteOptions::default().with_precondition(Precondition::if_match(etag));
-                    container.replace_item(webhook_id.to_owned(), webhook_id, &pace, Some(options)).await
+            let etag = read.and_then(|(_, etag)| etag);
+            let write = || async {
+                match &etag {
+                    Some(etag) => {
+                        let precondition = Precondition::if_match(etag.clone());
+                        let options = ItemWriteOptions::default().with_precondition(precondition);
+                        container.replace_item(webhook_id.to_owned(), webhook_id, &pace, Some(options)).await
+                    }
+                    None => container.create_item(webhook_id.to_owned(), webhook_id, &pace, None).await,
                 }
-                None => container.create_item(webhook_id.to_owned(), webhook_id, &pace, None).await,
             };
+            let written = unthrottled("reserving a rate-limit slot", BUDGET, write).await;
             match written {
                 Ok(_) => return Ok(Some(slot.at_ms())),
                 // Another instance took the slot first: read the next one.

@@ -1,6 +1,7 @@
 //! The webhooks (one item each, the webhook whole under `webhook`) and the rejected events.
 
 use super::query::{cut, keyset_query, parse_cursor, point_read, query_all, with_cursor};
+use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
 use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore};
 use async_trait::async_trait;
@@ -20,7 +21,8 @@ impl WebhookStore for CosmosStore {
     async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
         let doc = WebhookDoc { id: webhook.id.to_string(), webhook: webhook.clone() };
         let container = &self.containers().await?.webhooks;
-        container.upsert_item(doc.id.clone(), &doc.id, &doc, None).await.map_err(cosmos("writing a webhook"))?;
+        let upsert = || container.upsert_item(doc.id.clone(), &doc.id, &doc, None);
+        unthrottled("writing a webhook", BUDGET, upsert).await.map_err(cosmos("writing a webhook"))?;
         Ok(())
     }
 
@@ -40,7 +42,8 @@ impl WebhookStore for CosmosStore {
     }
 
     async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        match self.containers().await?.webhooks.delete_item(id.to_owned(), id, None).await {
+        let container = &self.containers().await?.webhooks;
+        match unthrottled("deleting a webhook", BUDGET, || container.delete_item(id.to_owned(), id, None)).await {
             Ok(_) => Ok(true),
             Err(error) if error.status().is_not_found() => Ok(false),
             Err(error) => Err(cosmos("deleting a webhook")(error)),
@@ -52,8 +55,8 @@ impl WebhookStore for CosmosStore {
 impl RejectedEvents for CosmosStore {
     async fn reject(&self, rejected: &Rejected) -> Result<(), StoreError> {
         let container = &self.containers().await?.rejected;
-        container
-            .upsert_item(rejected.id.clone(), &rejected.id, rejected, None)
+        let upsert = || container.upsert_item(rejected.id.clone(), &rejected.id, rejected, None);
+        unthrottled("recording a rejected event", BUDGET, upsert)
             .await
             .map_err(cosmos("recording a rejected event"))?;
         Ok(())

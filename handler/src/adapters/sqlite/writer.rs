@@ -48,10 +48,20 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 
 /// Copies committed pages from the WAL into the database file, away from the writer: a checkpoint (and its
 /// fsync) inside a commit would hold up every caller waiting for that commit. Passive: it never blocks writes.
+/// While checkpoints fail (a full disk), one line says so, and another when they work again.
 pub(super) fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    let mut failing = false;
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "WAL checkpoint failed; the next one tries again");
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Err(error) if !failing => {
+                tracing::warn!(%error, "WAL checkpoints fail; trying again every {CHECKPOINT_EVERY:?}");
+                failing = true;
+            }
+            Ok(()) if failing => {
+                tracing::info!("WAL checkpoints work again");
+                failing = false;
+            }
+            _ => {}
         }
     }
 }

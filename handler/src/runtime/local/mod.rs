@@ -3,6 +3,7 @@
 //! them through the service (`workers.rs`), with the webhooks' rate limits in memory (`rate_limits.rs`). This file wires the adapters to the service, starts the listener
 //! and the workers, and stops them on a signal: no new requests, in-flight deliveries may finish.
 
+mod backoff;
 mod hand_off;
 mod queue;
 mod rate_limits;

@@ -3,6 +3,7 @@
 //! once while they keep up (`hand_off.rs`), and a note of when the store may next hold a due delivery that no
 //! worker has in memory, so that the workers ask it only then.
 
+use super::backoff::StoreBackoff;
 use super::hand_off::HandOff;
 use crate::adapters::sqlite::SqliteStore;
 use crate::ports::{DeliveryQueue, QueueError, StoreError};
@@ -22,6 +23,8 @@ pub struct LocalQueue {
     pub(super) wake: Notify,
     /// How long a leased delivery belongs to this process: past that, it is due again (its attempt was lost).
     pub(super) lease_ms: i64,
+    /// How long the workers leave a failing store alone.
+    pub(super) backoff: StoreBackoff,
     /// The rate-limit slots of deliveries waiting in the store for them, given back to their jobs when leased.
     /// Lost on a restart, when those deliveries reserve slots again.
     slots: Mutex<HashMap<DeliveryId, i64>>,
@@ -36,6 +39,7 @@ impl LocalQueue {
             due: DueHint::new(0),
             wake: Notify::new(),
             lease_ms,
+            backoff: StoreBackoff::default(),
             slots: Mutex::default(),
         }
     }

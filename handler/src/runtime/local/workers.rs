@@ -81,6 +81,14 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
     });
     let mut last_saturated_lease = None;
     while !*stop.borrow() {
+        let wait = queue.backoff.wait();
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
         let jobs = next_jobs(&service, &queue, &pool, &mut last_saturated_lease).await;
         if jobs.is_empty() {
             let until_due = queue.due.at().saturating_sub(service.now_ms()).max(1) as u64;
@@ -132,6 +140,7 @@ async fn next_jobs(
     let skip: Vec<String> = saturated.iter().map(|id| id.to_string()).collect();
     match queue.lease(now, wanted, skip).await {
         Ok(leased) => {
+            queue.backoff.succeeded();
             if leased.len() < wanted {
                 // Nothing more is due for the webhooks with room: look again when the next delivery is due, or
                 // soon when the saturated webhooks may hide others' (a webhook that gets room notes it at once).
@@ -143,9 +152,26 @@ async fn next_jobs(
             }
             jobs.extend(leased);
         }
-        Err(error) => tracing::error!(%error, "cannot lease deliveries"),
+        Err(error) => queue.backoff.failed("leasing deliveries", &error),
     }
     jobs
+}
+
+/// Records an attempt, trying again while the store fails (with the workers' back-off) until the delivery's
+/// lease runs out: past it, the delivery is due again and attempted again, at least once, never lost.
+async fn settle(service: &Service, queue: &LocalQueue, attempted: Box<service::Attempted>) {
+    let give_up_at = Instant::now() + Duration::from_millis(queue.lease_ms.max(0) as u64);
+    loop {
+        match service.settle(attempted.clone()).await {
+            Ok(_) => return queue.backoff.succeeded(),
+            Err(error) => queue.backoff.failed("recording an attempt", &error),
+        }
+        let wait = queue.backoff.wait().max(Duration::from_millis(10));
+        if Instant::now() + wait >= give_up_at {
+            return tracing::error!("an attempt could not be recorded before its lease ran out: it is made again");
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 async fn spawn_attempt(service: &Arc<Service>, queue: &Arc<LocalQueue>, pool: &Arc<Pool>, job: Job) {
@@ -164,14 +190,10 @@ async fn spawn_attempt(service: &Arc<Service>, queue: &Arc<LocalQueue>, pool: &A
             queue.due.note(service.now_ms());
         }
         queue.wake.notify_one();
-        let settled = match step {
-            Ok(Step::Attempted(attempted)) => service.settle(attempted).await.map(|_| ()),
-            Ok(Step::Duplicate { .. } | Step::Dropped { .. } | Step::Deferred { .. }) => Ok(()),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = settled {
-            // The lease runs out and the delivery is attempted again: at least once, never lost.
-            tracing::error!(%error, "cannot record the attempt");
+        match step {
+            Ok(Step::Attempted(attempted)) => settle(&service, &queue, attempted).await,
+            Ok(Step::Duplicate { .. } | Step::Dropped { .. } | Step::Deferred { .. }) => {}
+            Err(error) => queue.backoff.failed("admitting a delivery", &error),
         }
         drop(task);
     };

@@ -153,9 +153,19 @@ impl Dispatcher {
     /// Starts `handler local --port 0` on a data dir of its own, with `args` and `env` added.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> Dispatcher {
         let dir = temp_dir(name);
+        Dispatcher::start_on(&dir.join("data"), &dir.join("handler.log"), args, env)
+    }
+
+    /// Starts `handler local --port 0` on `data_dir`, logging to `log_file`.
+    pub fn start_on(
+        data_dir: &std::path::Path,
+        log_file: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Dispatcher {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (data_dir, log_file) = (dir.join("data"), dir.join("handler.log"));
+        let (data_dir, log_file) = (data_dir.to_path_buf(), log_file.to_path_buf());
         let (child, api) = spawn(&data_dir, &log_file, &args, &env);
         let key = env.iter().find(|(k, _)| k == "DISPATCHER_API_KEY").map(|(_, v)| v.clone());
         Dispatcher {
