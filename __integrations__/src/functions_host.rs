@@ -448,6 +448,7 @@ impl Host {
                 message_id: &id,
                 correlation_id: correlation_id.as_deref(),
                 scheduled_at_ms: None,
+                traceparent: None,
                 body: &body,
             };
             if let Err(error) = self.deliveries.send(job).await {

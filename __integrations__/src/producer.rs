@@ -88,7 +88,9 @@ impl Producer {
             Producer::Queue(queue) => {
                 let id = key.map_or_else(message_id, str::to_owned);
                 let body = event.to_string();
-                queue.send(Outgoing { message_id: &id, correlation_id, scheduled_at_ms: None, body: &body }).await?;
+                let message =
+                    Outgoing { message_id: &id, correlation_id, scheduled_at_ms: None, traceparent: None, body: &body };
+                queue.send(message).await?;
                 Ok(Published { id, answer: Value::Null })
             }
         }

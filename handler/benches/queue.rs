@@ -18,7 +18,11 @@ const LEASE: usize = 64;
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 fn deliveries(webhooks: usize) -> Vec<Delivery> {
-    let source = Source { id: format!("msg-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed)), correlation_id: None };
+    let source = Source {
+        id: format!("msg-{}", SEQUENCE.fetch_add(1, Ordering::Relaxed)),
+        correlation_id: None,
+        traceparent: None,
+    };
     (0..webhooks).map(|w| direct(&source, &Arc::from(format!("wh-{w}")), "ping", BODY.to_owned())).collect()
 }
 

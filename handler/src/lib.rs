@@ -12,7 +12,8 @@
 //!   and mapping, routing, dispatch, the delivery policy. No I/O; its own crate, so that nothing of the runtime
 //!   can creep in.
 //!
-//! [`schemas`] writes what the code documents of itself: `schemas/` and the README's tables.
+//! [`schemas`] writes what the code documents of itself: `schemas/` and the README's tables; [`telemetry`] sets
+//! up logs, metrics (`/metrics`, OTLP) and traces (W3C `traceparent`) for both runtimes.
 
 pub mod adapters;
 pub mod config;
@@ -21,3 +22,4 @@ pub mod ports;
 pub mod runtime;
 pub mod schemas;
 pub mod service;
+pub mod telemetry;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use dispatcher::config::{LocalArgs, ServeArgs};
 use dispatcher::runtime::azure::glibc::{self, Version};
 use dispatcher::runtime::{self, shutdown_signal};
+use dispatcher::telemetry::{self, Telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,9 +17,10 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// The settings `init_logs` reads, which both modes share.
+/// The settings `telemetry::init` reads, which both modes share.
 const LOGGING: &str = "Logs (stderr): DISPATCHER_LOG=<tracing directives> (default info, e.g. dispatcher=debug,info), \
-                       DISPATCHER_LOG_FORMAT=text|json (default text)";
+                       DISPATCHER_LOG_FORMAT=text|json (default text). Metrics at GET /metrics; with \
+                       OTEL_EXPORTER_OTLP_ENDPOINT=<url> metrics and traces are also sent with OTLP (HTTP)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -103,49 +105,32 @@ fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>, max_glibc: Ve
     Ok(())
 }
 
-/// The settings checked, logging set up, and the runtime to run the command on.
-fn start<T>(settings: Result<T, Vec<String>>) -> anyhow::Result<(T, tokio::runtime::Runtime)> {
+/// The settings checked, logs, metrics and traces set up, and the runtime to run the command on.
+fn start<T>(settings: Result<T, Vec<String>>) -> anyhow::Result<(T, Telemetry, tokio::runtime::Runtime)> {
     let config = match settings {
         Ok(config) => config,
         Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
     };
-    init_logs();
+    // The OTLP exporters' HTTP client, like every client here, runs on rustls with ring.
+    dispatcher::adapters::tls::install();
+    let telemetry = telemetry::init().map_err(|e| anyhow::anyhow!("setting up telemetry: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    Ok((config, runtime))
+    Ok((config, telemetry, runtime))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, runtime) = start(args.validate())?;
+    let (config, telemetry, runtime) = start(args.validate())?;
     let port = config.port;
-    runtime
-        .block_on(runtime::azure::serve(config, shutdown_signal()))
-        .with_context(|| format!("cannot serve on port {port}"))
+    let served = runtime.block_on(runtime::azure::serve(config, shutdown_signal()));
+    telemetry.shutdown();
+    served.with_context(|| format!("cannot serve on port {port}"))
 }
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {
-    let (config, runtime) = start(args.validate())?;
-    runtime.block_on(runtime::local::run(config, shutdown_signal()))?;
-    Ok(())
-}
-
-/// Logs to stderr: readable text, or JSON lines with `DISPATCHER_LOG_FORMAT=json`; level from `DISPATCHER_LOG`
-/// (`info` by default, e.g. `debug` or `dispatcher=debug,info`).
-fn init_logs() {
-    let filter: tracing_subscriber::filter::Targets = std::env::var("DISPATCHER_LOG")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| "info".parse().unwrap_or_default());
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let json = std::env::var("DISPATCHER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter);
-    if json {
-        registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
-    } else {
-        use std::io::IsTerminal;
-        let colours = std::io::stderr().is_terminal();
-        registry.with(tracing_subscriber::fmt::layer().with_ansi(colours).with_writer(std::io::stderr)).init();
-    }
+    let (config, telemetry, runtime) = start(args.validate())?;
+    let ran = runtime.block_on(runtime::local::run(config, shutdown_signal()));
+    telemetry.shutdown();
+    Ok(ran?)
 }
 
 fn schemas(root: PathBuf, check: bool) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 //! - [`Clock`]: the time, and random bytes.
 
 use async_trait::async_trait;
+use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Webhook};
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
@@ -120,6 +121,11 @@ pub trait DeliveryQueue: Send + Sync {
     /// Queues `job` again for `at_ms`, its log entry unchanged: it waits for its rate-limit slot, which is not
     /// an attempt.
     async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), QueueError>;
+    /// How many deliveries wait for an attempt, and when the oldest of them was created; `None` where the queue
+    /// cannot tell cheaply (Service Bus reports its own queue length to Azure Monitor).
+    async fn backlog(&self) -> Result<Option<(u64, Option<i64>)>, QueueError> {
+        Ok(None)
+    }
 }
 
 /// Each rate-limited webhook's next free slot (`policy::rate`), shared by everything that sends to it.
@@ -134,8 +140,9 @@ pub trait RateLimits: Send + Sync {
 /// Where published events wait to be routed, when they are not routed at once.
 #[async_trait]
 pub trait EventQueue: Send + Sync {
-    /// Sends the event's exact body under `source_id`, the source of its delivery ids.
-    async fn send_event(&self, body: &[u8], source_id: &str, correlation_id: Option<&str>) -> Result<(), QueueError>;
+    /// Sends the event's exact body under its source: the id its delivery ids derive from, its correlation id
+    /// and trace context.
+    async fn send_event(&self, body: &[u8], source: &Source) -> Result<(), QueueError>;
 }
 
 /// One HTTP request on the wire.

@@ -14,7 +14,7 @@ fn webhook(id: String, config: Value) -> Webhook {
 }
 
 fn source() -> Source {
-    Source { id: "message-id".to_owned(), correlation_id: None }
+    Source { id: "message-id".to_owned(), correlation_id: None, traceparent: None }
 }
 
 fn original_webhooks() -> WebhookIndex {

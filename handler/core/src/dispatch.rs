@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 pub struct Source {
     pub id: String,
     pub correlation_id: Option<String>,
+    /// The W3C trace context the deliveries continue (`Delivery::traceparent`).
+    pub traceparent: Option<String>,
 }
 
 /// The deliveries `event` (from message `source`) makes to `webhooks`: for each public event it stands for, one
@@ -69,6 +71,7 @@ pub fn direct(source: &Source, webhook_id: &std::sync::Arc<str>, event: &str, bo
         body,
         source_id: source.id.clone(),
         correlation_id: source.correlation_id.clone(),
+        traceparent: source.traceparent.clone(),
     }
 }
 
@@ -106,6 +109,7 @@ impl IdSeed {
             body,
             source_id: source.id.clone(),
             correlation_id: source.correlation_id.clone(),
+            traceparent: source.traceparent.clone(),
         }
     }
 

@@ -31,11 +31,12 @@ impl std::fmt::Debug for Header<'_> {
 }
 
 /// Headers the dispatcher sets itself on every delivery; a webhook cannot configure them.
-pub const RESERVED_HEADERS: [&str; 8] = [
+pub const RESERVED_HEADERS: [&str; 9] = [
     "content-type",
     "content-length",
     "host",
     "transfer-encoding",
+    "traceparent",
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
@@ -150,6 +151,7 @@ mod tests {
             body: "{}".into(),
             source_id: "m".into(),
             correlation_id: Some("corr".into()),
+            traceparent: None,
         };
         let request = super::delivery(&delivery, &webhook, 1_700_000_000_999);
         assert_eq!((request.url, request.body), ("https://example.com/hook", "{}"));

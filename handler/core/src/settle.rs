@@ -169,6 +169,7 @@ mod tests {
             body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
             source_id: "m".into(),
             correlation_id: None,
+            traceparent: None,
         };
         Job { delivery, attempts_made, log_version: None, rate_slot_ms: None }
     }

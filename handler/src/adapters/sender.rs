@@ -184,6 +184,11 @@ fn build_request(uri: Uri, request: &Request<'_>) -> Result<http::Request<Full<B
         value.set_sensitive(header.sensitive);
         headers.insert(name, value);
     }
+    // The span of the attempt (or callback) this request is made in: the receiver can continue its trace.
+    let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
+    if let Some(value) = traceparent.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        headers.insert(HeaderName::from_static("traceparent"), value);
+    }
     Ok(http_request)
 }
 

@@ -52,7 +52,9 @@ async fn publish(
     };
     let header =
         |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
-    match service.publish(&body, header("idempotency-key"), header("x-correlation-id")).await {
+    let (key, correlation_id, traceparent) =
+        (header("idempotency-key"), header("x-correlation-id"), header("traceparent"));
+    match service.publish(&body, key, correlation_id, traceparent).await {
         Ok(published) => Ok(Answer(AcceptedView { id: published.id, deliveries: published.deliveries })),
         Err(error) => {
             let error = ApiError::from(error);

@@ -2,7 +2,8 @@
 //! (`events.rs`, `webhooks.rs`, `deliveries.rs`), each a thin translation of a request into a service call and
 //! of its answer into a view (`views.rs`) or problem details (`problem.rs`). The OpenAPI document is generated
 //! by aide from the same routes and the schemars types they take and answer: served at
-//! `GET /api/v1/openapi.json` and committed as `schemas/openapi.json`.
+//! `GET /api/v1/openapi.json` and committed as `schemas/openapi.json`. `GET /metrics` serves the metrics for
+//! Prometheus, outside the API's document.
 
 mod answer;
 mod auth;
@@ -71,6 +72,8 @@ fn routes() -> ApiRouter<AppState> {
             get_with(info, |op| op.id("getInfo").summary("The dispatcher's name, version, mode and counters")),
         )
         .api_route("/api/v1/openapi.json", get_with(openapi_json, |op| op.id("getOpenApi").summary("This document")))
+        // For Prometheus, not part of the API contract: left out of the document.
+        .route("/metrics", axum::routing::get(metrics))
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(deliveries::routes())
@@ -78,6 +81,13 @@ fn routes() -> ApiRouter<AppState> {
 
 async fn info(State(service): State<AppState>) -> Answer<200, Info> {
     Answer(service.info())
+}
+
+/// Every metric in the Prometheus text format (`telemetry`, `service::metrics`).
+async fn metrics(State(service): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+    service.observe().await?;
+    let text = crate::telemetry::render();
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
 async fn openapi_json() -> Answer<200, serde_json::Value> {

@@ -4,13 +4,16 @@
 //! [`Service::settle`] records the attempt and carries out what the core decided (the retry, disabling a webhook
 //! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
+use super::metrics::Outcome;
 use super::{timestamp, Counters, Service, ServiceError};
 use crate::ports::LogKey;
+use crate::telemetry;
 use dispatcher_core::model::{Attempt, Job, Next, Webhook};
 use dispatcher_core::policy::rate;
 use dispatcher_core::request;
 use dispatcher_core::settle::{self, Admission, Decision};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What [`Service::attempt`] did with a job.
 #[derive(Debug)]
@@ -61,6 +64,7 @@ impl Service {
         }
         let request = request::delivery(&job.delivery, &webhook, self.clock.now_ms());
         let (response, attempt) = self.sender.send(request).await;
+        self.metrics.attempt(&job.delivery.webhook_id, attempt.duration_ms);
         let seed = job.delivery.id.as_str();
         let schedule = webhook.config.retry_schedule.as_ref().unwrap_or(&self.schedule);
         let decision = settle::after_attempt(&response, job.attempt(), schedule, seed, attempt.at_ms);
@@ -91,6 +95,7 @@ impl Service {
         tracing::warn!(%reason, "delivery dropped");
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
         Counters::add(&self.counters.dead);
+        self.metrics.delivery(Outcome::Dead, &job.delivery.webhook_id, 1);
         Ok(Step::Dropped { reason })
     }
 
@@ -120,11 +125,13 @@ impl Service {
             (None, Next::Succeeded) => self.attempt_succeeded(&webhook).await?,
             (None, _) => self.attempt_failed(&webhook, &outcome).await?,
         }
-        Counters::add(match &decision.next {
-            Next::Succeeded => &self.counters.delivered,
-            Next::RetryAt { .. } => &self.counters.retried,
-            Next::Dead { .. } => &self.counters.dead,
-        });
+        let (counter, outcome) = match &decision.next {
+            Next::Succeeded => (&self.counters.delivered, Outcome::Delivered),
+            Next::RetryAt { .. } => (&self.counters.retried, Outcome::Retried),
+            Next::Dead { .. } => (&self.counters.dead, Outcome::Dead),
+        };
+        Counters::add(counter);
+        self.metrics.delivery(outcome, &job.delivery.webhook_id, 1);
         if dead {
             self.call_back(&job, &webhook, n, status_code).await;
         }
@@ -144,6 +151,7 @@ impl Service {
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
         Counters::add(&self.counters.dead);
+        self.metrics.delivery(Outcome::Dead, &job.delivery.webhook_id, 1);
         tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
         if let Some(webhook) = webhook {
@@ -176,7 +184,7 @@ impl Service {
             correlation_id,
             self.clock.now_ms(),
         );
-        let (_, sent) = self.sender.send(request).await;
+        let (_, sent) = self.sender.send(request).instrument(tracing::info_span!("callback")).await;
         tracing::info!(status = ?sent.status_code, error = sent.error.as_deref().unwrap_or(""), "failure callback sent");
     }
 }
@@ -184,8 +192,12 @@ impl Service {
 /// The span of everything done for one job: its attempt, the record of it, a failure callback. Attach it with
 /// [`tracing::Instrument`], never by entering it in async code: a span entered across an `.await` stays entered
 /// on that thread while other tasks run there, and their log lines pile up each other's spans.
+/// It continues the trace of the routing that made the delivery, and the request carries its `traceparent`.
 pub fn span(job: &Job) -> tracing::Span {
     let delivery = &job.delivery;
     let correlation_id = delivery.correlation_id.as_deref().unwrap_or("");
-    tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id)
+    let span =
+        tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id);
+    telemetry::continue_trace(&span, delivery.traceparent.as_deref());
+    span
 }

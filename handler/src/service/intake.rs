@@ -2,11 +2,14 @@
 //! (`Intake`); routing turns it into deliveries (the core's `dispatch`) and submits them to a delivery queue.
 //! An invalid event is recorded with every problem and refused, once: retrying it cannot make it valid.
 
+use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::DeliveryQueue;
+use crate::telemetry;
 use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, Event};
 use dispatcher_core::model::{Problem, Rejected};
+use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
 /// routed at once.
@@ -25,12 +28,27 @@ pub enum Accepted {
 
 impl Service {
     /// Publishes an event's exact body under `idempotency_key` (a new id without one): routed at once, or sent
-    /// to the events queue. An invalid event is recorded and refused with every problem.
+    /// to the events queue. An invalid event is recorded and refused with every problem. The span of the
+    /// publish continues the caller's trace (`traceparent`), and its deliveries continue it.
     pub async fn publish(
         &self,
         body: &[u8],
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
+        traceparent: Option<String>,
+    ) -> Result<Published, ServiceError> {
+        let span = tracing::info_span!("publish");
+        telemetry::continue_trace(&span, traceparent.as_deref());
+        let traceparent = telemetry::traceparent(&span);
+        self.publish_in_span(body, idempotency_key, correlation_id, traceparent).instrument(span).await
+    }
+
+    async fn publish_in_span(
+        &self,
+        body: &[u8],
+        idempotency_key: Option<String>,
+        correlation_id: Option<String>,
+        traceparent: Option<String>,
     ) -> Result<Published, ServiceError> {
         let event = match decode(body) {
             Ok(event) => event,
@@ -40,11 +58,12 @@ impl Service {
             }
         };
         // An idempotency key makes a re-sent event yield the same delivery ids, which are delivered once.
-        let source = Source { id: idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?, correlation_id };
+        let id = idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?;
+        let source = Source { id, correlation_id, traceparent };
         let deliveries = match &self.intake {
             Intake::Route => Some(self.route(&event, &source, &*self.queue).await?),
             Intake::Queue(events) => {
-                events.send_event(body, &source.id, source.correlation_id.as_deref()).await?;
+                events.send_event(body, &source).await?;
                 None
             }
         };
@@ -72,8 +91,21 @@ impl Service {
     }
 
     /// Routes a valid event to the webhooks and submits its deliveries to `queue`; returns how many. What it
-    /// would have delivered to disabled webhooks is logged as skipped.
+    /// would have delivered to disabled webhooks is logged as skipped. Its span continues the source's trace,
+    /// and the deliveries carry the span's, so that their attempts continue it.
     pub async fn route(
+        &self,
+        event: &Event,
+        source: &Source,
+        queue: &dyn DeliveryQueue,
+    ) -> Result<usize, ServiceError> {
+        let span = tracing::info_span!("route", event = event.name());
+        telemetry::continue_trace(&span, source.traceparent.as_deref());
+        let source = Source { traceparent: telemetry::traceparent(&span), ..source.clone() };
+        self.route_in_span(event, &source, queue).instrument(span).await
+    }
+
+    async fn route_in_span(
         &self,
         event: &Event,
         source: &Source,
@@ -88,6 +120,10 @@ impl Service {
         }
         queue.submit(deliveries, self.clock.now_ms()).await?;
         Counters::add(&self.counters.accepted);
+        self.metrics.accepted(event.name());
+        for delivery in &skipped {
+            self.metrics.delivery(Outcome::Skipped, &delivery.webhook_id, 1);
+        }
         Ok(count)
     }
 
@@ -104,6 +140,7 @@ impl Service {
         tracing::warn!(event_id = %rejected.id, reason = %rejected.reason(), "event rejected");
         self.rejected.reject(&rejected).await?;
         Counters::add(&self.counters.rejected);
+        self.metrics.rejected(body);
         Ok(rejected)
     }
 

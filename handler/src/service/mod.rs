@@ -9,6 +9,7 @@ mod cache;
 mod deliveries;
 mod health;
 mod intake;
+pub mod metrics;
 mod webhooks;
 
 pub use attempts::{span, Attempted, Step};
@@ -72,6 +73,7 @@ pub struct Service {
     schedule: RetrySchedule,
     disable_after: Option<Duration>,
     counters: Counters,
+    metrics: metrics::Metrics,
 }
 
 /// Why the service could not do what was asked; `http::problem` answers each kind once.
@@ -180,7 +182,20 @@ impl Service {
             schedule: parts.schedule,
             disable_after: parts.disable_after,
             counters: Counters::default(),
+            metrics: metrics::Metrics::registered(),
         }
+    }
+
+    /// Records the figures read rather than counted (the backlog, the webhooks by state) in the metrics, before
+    /// they are read.
+    pub async fn observe(&self) -> Result<(), ServiceError> {
+        if let Some((pending, oldest_ms)) = self.queue.backlog().await? {
+            self.metrics.backlog(pending, oldest_ms.map(|at| self.clock.now_ms() - at));
+        }
+        let webhooks = self.webhooks.get().await?;
+        let disabled = webhooks.webhooks().iter().filter(|w| w.config.disabled).count() as u64;
+        self.metrics.webhooks(webhooks.webhooks().len() as u64 - disabled, disabled);
+        Ok(())
     }
 
     /// The webhooks as routing sees them.

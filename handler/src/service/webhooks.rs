@@ -91,7 +91,7 @@ impl Service {
     /// Queues `{"name":"ping","payload":{}}` for this webhook now, outside routing; returns the delivery's id.
     pub async fn ping(&self, id: &str) -> Result<DeliveryId, ServiceError> {
         let webhook = self.webhook(id).await?;
-        let source = Source { id: self.random_id("evt_")?, correlation_id: None };
+        let source = Source { id: self.random_id("evt_")?, correlation_id: None, traceparent: None };
         let delivery = dispatch::direct(&source, &webhook.id, "ping", r#"{"name":"ping","payload":{}}"#.to_owned());
         let id = delivery.id;
         self.queue.submit(vec![delivery], self.clock.now_ms()).await?;

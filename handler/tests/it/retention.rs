@@ -12,7 +12,7 @@ const DAY_MS: i64 = 86_400_000;
 const NOW_MS: i64 = 1_800_000_000_000;
 
 fn delivery(n: usize) -> Delivery {
-    let source = Source { id: format!("message-{n}"), correlation_id: None };
+    let source = Source { id: format!("message-{n}"), correlation_id: None, traceparent: None };
     let body = format!(r#"{{"name":"ping","payload":{{"n":{n},"padding":"{}"}}}}"#, "x".repeat(200));
     direct(&source, &Arc::from("wh1"), "ping", body)
 }

@@ -21,7 +21,7 @@ fn webhook(id: &str, name: &str) -> Webhook {
 }
 
 fn delivery(source: &str, webhook_id: &str) -> Delivery {
-    let source = Source { id: source.into(), correlation_id: Some(format!("corr-{source}")) };
+    let source = Source { id: source.into(), correlation_id: Some(format!("corr-{source}")), traceparent: None };
     direct(&source, &webhook_id.into(), "ping", r#"{"name":"ping","payload":{}}"#.into())
 }
 

@@ -21,6 +21,9 @@ pub struct Delivery {
     pub source_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The W3C trace context of the routing that made it: its attempts continue that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// A delivery due for its next attempt, as a queue hands it over (and, on Azure, the message of the deliveries
@@ -238,6 +241,7 @@ mod tests {
             body: r#"{"name":"ping","payload":{}}"#.into(),
             source_id: "m-1".into(),
             correlation_id: Some("c-1".into()),
+            traceparent: None,
         }
     }
 

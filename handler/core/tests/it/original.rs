@@ -22,7 +22,7 @@ fn original_webhooks() -> WebhookIndex {
 }
 
 fn source(id: &str) -> Source {
-    Source { id: id.to_owned(), correlation_id: None }
+    Source { id: id.to_owned(), correlation_id: None, traceparent: None }
 }
 
 fn deliveries(webhooks: &WebhookIndex, event: &Value) -> Vec<Delivery> {
@@ -127,7 +127,7 @@ fn delivery_ids_are_stable_and_distinct() {
     // "dlv_" + FNV-1a 64 of "m-1" as 16 hex digits + hex of the first 8 bytes of SHA-256 over the parts "dlv2",
     // "m-1", "wh2" and the body wh2 receives, each preceded by its length as u32 LE.
     assert_eq!(id, "dlv_08dba019181b0c9ad6653cd7ac4fe56b");
-    let correlated = Source { id: "m-1".into(), correlation_id: Some("c-1".into()) };
+    let correlated = Source { id: "m-1".into(), correlation_id: Some("c-1".into()), traceparent: None };
     let with_correlation = dispatch(&correlated, &event, &webhooks);
     assert_eq!(with_correlation[0].id, first[0].id, "the correlation id is not part of the id");
     assert_eq!(with_correlation[0].correlation_id.as_deref(), Some("c-1"));

@@ -63,7 +63,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
 }
 
 fn source(id: &str) -> Source {
-    Source { id: id.to_owned(), correlation_id: None }
+    Source { id: id.to_owned(), correlation_id: None, traceparent: None }
 }
 
 /// The catalog's own name for `event` (a `&'static str`, as the mapping yields them).

@@ -8,6 +8,7 @@
 use super::{Outgoing, QueueSender};
 use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, QueueError};
 use async_trait::async_trait;
+use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{Delivery, Job};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,11 +18,17 @@ pub struct ServiceBusEvents(pub QueueSender);
 
 #[async_trait]
 impl EventQueue for ServiceBusEvents {
-    async fn send_event(&self, body: &[u8], source_id: &str, correlation_id: Option<&str>) -> Result<(), QueueError> {
+    async fn send_event(&self, body: &[u8], source: &Source) -> Result<(), QueueError> {
         let body =
             std::str::from_utf8(body).map_err(|e| QueueError::Unavailable(format!("the event is not UTF-8: {e}")))?;
         // The MessageId is the source of the delivery ids, as for events sent to the queue directly.
-        let message = Outgoing { message_id: source_id, correlation_id, scheduled_at_ms: None, body };
+        let message = Outgoing {
+            message_id: &source.id,
+            correlation_id: source.correlation_id.as_deref(),
+            scheduled_at_ms: None,
+            traceparent: source.traceparent.as_deref(),
+            body,
+        };
         self.0.send(message).await.map_err(QueueError::Unavailable)
     }
 }
@@ -36,7 +43,8 @@ impl ServiceBusDeliveries {
     async fn send_job(&self, job: &Job, message_id: &str, scheduled_at_ms: Option<i64>) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let correlation_id = job.delivery.correlation_id.as_deref();
-        let message = Outgoing { message_id, correlation_id, scheduled_at_ms, body: &body };
+        // The job carries its trace context itself (`Delivery::traceparent`).
+        let message = Outgoing { message_id, correlation_id, scheduled_at_ms, traceparent: None, body: &body };
         self.sender.send(message).await.map_err(QueueError::Unavailable)
     }
 }

@@ -27,6 +27,9 @@ pub struct Outgoing<'a> {
     pub correlation_id: Option<&'a str>,
     /// When it becomes visible (`x-opt-scheduled-enqueue-time`), in milliseconds since the Unix epoch.
     pub scheduled_at_ms: Option<i64>,
+    /// The W3C trace context the message continues: application properties `traceparent` and `Diagnostic-Id`
+    /// (the Azure SDKs' name for it).
+    pub traceparent: Option<&'a str>,
     /// JSON text, sent as one data section with content type `application/json`.
     pub body: &'a str,
 }
@@ -121,11 +124,16 @@ async fn send_on(sender: &AmqpSender, message: Outgoing<'_>) -> Result<(), Strin
         content_type: Some(AmqpSymbol::from("application/json")),
         ..Default::default()
     };
-    let mut amqp = AmqpMessage::builder()
+    let mut builder = AmqpMessage::builder()
         .with_header(AmqpMessageHeader { durable: true, ..Default::default() })
         .with_body(AmqpMessageBody::Binary(vec![message.body.as_bytes().to_vec()]))
-        .with_properties(properties)
-        .build();
+        .with_properties(properties);
+    if let Some(traceparent) = message.traceparent {
+        builder = builder
+            .add_application_property("traceparent".to_owned(), traceparent.to_owned())
+            .add_application_property("Diagnostic-Id".to_owned(), traceparent.to_owned());
+    }
+    let mut amqp = builder.build();
     if let Some(at_ms) = message.scheduled_at_ms {
         let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
         amqp.add_message_annotation(AmqpSymbol::from("x-opt-scheduled-enqueue-time"), AmqpTimestamp(Some(at)));

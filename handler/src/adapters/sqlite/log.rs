@@ -10,14 +10,14 @@ use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVe
 use dispatcher_core::settle::Logged;
 use rusqlite::{params, Connection, OptionalExtension};
 
-const SELECT_ENTRY: &str = "SELECT seq, id, webhook_id, event, body, source_id, correlation_id, status, created_at,
-    next_attempt_at, dead_reason FROM deliveries";
+const SELECT_ENTRY: &str = "SELECT seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
+    created_at, next_attempt_at, dead_reason FROM deliveries";
 
 /// A row of [`SELECT_ENTRY`]: its `seq`, and the entry without its attempts.
 fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<LogEntry, StoreError>)> {
     let delivery = delivery_columns(r, 1)?;
-    let status: String = r.get(7)?;
-    let (created_at_ms, next_attempt_at_ms, dead_reason) = (r.get(8)?, r.get(9)?, r.get(10)?);
+    let status: String = r.get(8)?;
+    let (created_at_ms, next_attempt_at_ms, dead_reason) = (r.get(9)?, r.get(10)?, r.get(11)?);
     let entry = delivery.and_then(|delivery| {
         let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?;
         Ok(LogEntry { delivery, status, created_at_ms, next_attempt_at_ms, dead_reason, attempts: Vec::new() })
@@ -229,12 +229,12 @@ impl DeliveryLog for SqliteStore {
                 .prepare_cached(
                     "UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'pending' ELSE 'retrying' END,
                      next_attempt_at = ?2, dead_reason = NULL WHERE id = ?1 AND leased = 0
-                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, attempt_count",
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, attempt_count",
                 )
                 .map_err(storage)?;
             let row = statement
                 .query_row(params![id.as_str(), now_ms], |r| {
-                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(7)?))
+                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(8)?))
                 })
                 .optional()
                 .map_err(storage)?;

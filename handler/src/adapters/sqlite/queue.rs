@@ -30,8 +30,8 @@ pub(super) fn release_leases(c: &Connection, now_ms: i64) -> Result<(), StoreErr
 /// The statement [`insert_delivery`] runs, prepared once per transaction.
 pub(super) fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
     c.prepare_cached(
-        "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, status,
-         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)
+        "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
+         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, 'pending', ?7, ?8, ?9)
          ON CONFLICT (id) DO NOTHING RETURNING seq",
     )
     .map_err(storage)
@@ -55,7 +55,8 @@ pub(super) fn insert_delivery(
         d.correlation_id,
         due,
         leased,
-        now_ms
+        now_ms,
+        d.traceparent
     ];
     insert.query_row(row, |r| r.get(0)).optional().map_err(storage)
 }
@@ -103,12 +104,12 @@ impl SqliteStore {
                      WHERE seq IN (SELECT seq FROM deliveries WHERE next_attempt_at <= ?1
                                    AND webhook_id NOT IN (SELECT value FROM json_each(?4))
                                    ORDER BY next_attempt_at LIMIT ?3)
-                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, attempt_count",
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, attempt_count",
                 )
                 .map_err(storage)?;
             let rows = statement
                 .query_map(params![now_ms, now_ms + lease_ms, limit as i64, skip], |r| {
-                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(7)?))
+                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(8)?))
                 })
                 .map_err(storage)?;
             rows.map(|row| {
@@ -134,6 +135,17 @@ impl SqliteStore {
         .map(|_| ())
     }
 
+    /// How many deliveries wait for an attempt (due, leased or later), and when the oldest was created: the
+    /// rows of the partial index of due deliveries.
+    pub async fn backlog(&self) -> Result<(u64, Option<i64>), StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE next_attempt_at IS NOT NULL")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))))
+                .map_err(storage)
+        })
+        .await
+    }
+
     /// When the next delivery (or lease expiry) is due, if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         self.read(|c| {
@@ -145,15 +157,16 @@ impl SqliteStore {
     }
 }
 
-/// The delivery in the six columns from `first`: id, webhook_id, event, body, source_id, correlation_id.
+/// The delivery in the seven columns from `first`: id, webhook_id, event, body, source_id, correlation_id,
+/// traceparent.
 pub(super) fn delivery_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Result<Delivery, StoreError>> {
     let id: String = r.get(first)?;
     let body = text(r.get_ref(first + 3)?);
     let (webhook_id, event): (String, String) = (r.get(first + 1)?, r.get(first + 2)?);
-    let (source_id, correlation_id) = (r.get(first + 4)?, r.get(first + 5)?);
+    let (source_id, correlation_id, traceparent) = (r.get(first + 4)?, r.get(first + 5)?, r.get(first + 6)?);
     Ok((|| {
         let id = DeliveryId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("delivery id {id:?}")))?;
-        Ok(Delivery { id, webhook_id: webhook_id.into(), event, body: body?, source_id, correlation_id })
+        Ok(Delivery { id, webhook_id: webhook_id.into(), event, body: body?, source_id, correlation_id, traceparent })
     })())
 }
 

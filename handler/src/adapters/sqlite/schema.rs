@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     body BLOB NOT NULL,
     source_id TEXT NOT NULL,
     correlation_id TEXT,
+    traceparent TEXT,
     status TEXT NOT NULL,
     attempt_count INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
@@ -84,7 +85,10 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
     let tables: i64 =
         c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
-    if tables > 0 && version != SCHEMA_VERSION {
+    if tables > 0 && version == 2 {
+        // Version 3 added the deliveries' trace context; a file of version 2 gains the column, empty.
+        c.execute_batch("ALTER TABLE deliveries ADD COLUMN traceparent TEXT").map_err(storage)?;
+    } else if tables > 0 && version != SCHEMA_VERSION {
         return Err(storage(format!(
             "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
              move the data dir away (or finish its deliveries with the handler that wrote it)",
@@ -112,6 +116,27 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 2"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 3"), "{error}");
+    }
+
+    #[test]
+    fn a_database_of_version_2_gains_the_trace_context_column() {
+        let dir = std::env::temp_dir().join(format!("dispatcher-schema-v2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dispatcher.db");
+        let c = open_connection(&path).unwrap();
+        let version_2 = SCHEMA.replace("    traceparent TEXT,\n", "");
+        c.execute_batch(&format!("{version_2} PRAGMA user_version = 2;")).unwrap();
+        c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
+        create_schema(&c, &path).unwrap();
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let column: i64 = c
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name = 'traceparent'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks", [], |r| r.get(0)).unwrap();
+        assert_eq!((version, column, kept), (3, 1, 1));
     }
 }

@@ -132,7 +132,9 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
         };
         let correlation_id =
             invocation.metadata_text("CorrelationId").or_else(|| invocation.application_property("x-correlation-id"));
-        let source = Source { id: message_id(&invocation, &body), correlation_id };
+        let traceparent =
+            invocation.application_property("traceparent").or_else(|| invocation.application_property("Diagnostic-Id"));
+        let source = Source { id: message_id(&invocation, &body), correlation_id, traceparent };
         let outputs = OutputBinding::new(azure.log.clone());
         match azure.service.accept(&body, &source, &outputs).await.map_err(unavailable)? {
             Accepted::Routed { event, deliveries } => {

@@ -78,7 +78,7 @@ mod tests {
     use dispatcher_core::dispatch::{direct, Source};
 
     fn job(webhook: &str, n: i64) -> Job {
-        let source = Source { id: n.to_string(), correlation_id: None };
+        let source = Source { id: n.to_string(), correlation_id: None, traceparent: None };
         Job::first(direct(&source, &Arc::from(webhook), "ping", "{}".into()), None)
     }
 

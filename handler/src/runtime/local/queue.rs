@@ -96,6 +96,10 @@ impl DeliveryQueue for LocalQueue {
         Ok(())
     }
 
+    async fn backlog(&self) -> Result<Option<(u64, Option<i64>)>, QueueError> {
+        Ok(Some(self.store.backlog().await?))
+    }
+
     async fn defer(&self, job: &Job, at_ms: i64) -> Result<(), QueueError> {
         if let (Some(slot), Ok(mut slots)) = (job.rate_slot_ms, self.slots.lock()) {
             slots.insert(job.delivery.id, slot);

@@ -1,0 +1,132 @@
+//! What the dispatcher counts, as OpenTelemetry instruments (read at `/metrics` and pushed with OTLP, see
+//! `telemetry`). Label values are bounded: an event name of the catalog, an outcome, a webhook id; never a URL
+//! or a payload value.
+
+use dispatcher_core::events::CATALOG;
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::KeyValue;
+
+/// A delivery's outcome, as `dispatcher_deliveries_total` counts it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Delivered,
+    Retried,
+    Dead,
+    Skipped,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retried => "retried",
+            Outcome::Dead => "dead",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+pub struct Metrics {
+    accepted: Counter<u64>,
+    rejected: Counter<u64>,
+    deliveries: Counter<u64>,
+    attempt_duration: Histogram<f64>,
+    pending: Gauge<u64>,
+    oldest_pending: Gauge<f64>,
+    webhooks: Gauge<u64>,
+}
+
+/// The name a rejected event's body gives itself, when it is one of the catalog's; `unknown` otherwise, so
+/// that any body cannot make a label value of its own.
+fn known_name(body: &[u8]) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        name: Option<&'a str>,
+    }
+    let name = serde_json::from_slice::<Named>(body).ok().and_then(|n| n.name);
+    name.and_then(|name| CATALOG.iter().map(|e| e.name).find(|known| *known == name)).unwrap_or("unknown")
+}
+
+impl Metrics {
+    /// The instruments, from the process's meter provider (none before `telemetry::init`: nothing is kept).
+    pub fn registered() -> Metrics {
+        let meter = opentelemetry::global::meter("dispatcher");
+        Metrics {
+            accepted: meter
+                .u64_counter("dispatcher.events.accepted")
+                .with_description("Events accepted, by event name")
+                .build(),
+            rejected: meter
+                .u64_counter("dispatcher.events.rejected")
+                .with_description(
+                    "Events refused as invalid, by the event name they gave (unknown when none of the catalog)",
+                )
+                .build(),
+            deliveries: meter
+                .u64_counter("dispatcher.deliveries")
+                .with_description("Delivery outcomes, by outcome (delivered, retried, dead, skipped) and webhook")
+                .build(),
+            attempt_duration: meter
+                .f64_histogram("dispatcher.attempt.duration")
+                .with_unit("s")
+                .with_description("How long each attempt took, from sending to the answer, by webhook")
+                .with_boundaries(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .build(),
+            pending: meter
+                .u64_gauge("dispatcher.deliveries.pending")
+                .with_description("Deliveries waiting for an attempt (local mode; on Azure, see the deliveries queue)")
+                .build(),
+            oldest_pending: meter
+                .f64_gauge("dispatcher.deliveries.oldest_pending_age")
+                .with_unit("s")
+                .with_description("Age of the oldest delivery waiting for an attempt (local mode)")
+                .build(),
+            webhooks: meter
+                .u64_gauge("dispatcher.webhooks")
+                .with_description("Webhooks, by state (enabled, disabled)")
+                .build(),
+        }
+    }
+
+    pub fn accepted(&self, event: &'static str) {
+        self.accepted.add(1, &[KeyValue::new("event", event)]);
+    }
+
+    pub fn rejected(&self, body: &[u8]) {
+        self.rejected.add(1, &[KeyValue::new("event", known_name(body))]);
+    }
+
+    pub fn delivery(&self, outcome: Outcome, webhook_id: &str, count: u64) {
+        let labels = [KeyValue::new("outcome", outcome.label()), KeyValue::new("webhook", webhook_id.to_owned())];
+        self.deliveries.add(count, &labels);
+    }
+
+    pub fn attempt(&self, webhook_id: &str, duration_ms: u64) {
+        self.attempt_duration.record(duration_ms as f64 / 1000.0, &[KeyValue::new("webhook", webhook_id.to_owned())]);
+    }
+
+    /// The backlog, when the queue can tell it: how many deliveries wait, and for how long the oldest has.
+    pub fn backlog(&self, pending: u64, oldest_age_ms: Option<i64>) {
+        self.pending.record(pending, &[]);
+        self.oldest_pending.record(oldest_age_ms.unwrap_or(0).max(0) as f64 / 1000.0, &[]);
+    }
+
+    pub fn webhooks(&self, enabled: u64, disabled: u64) {
+        self.webhooks.record(enabled, &[KeyValue::new("state", "enabled")]);
+        self.webhooks.record(disabled, &[KeyValue::new("state", "disabled")]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_event_names_itself_only_from_the_catalog() {
+        assert_eq!(known_name(br#"{"name": "ping", "payload": 3}"#), "ping");
+        assert_eq!(known_name(br#"{"name": "profile:completed"}"#), "profile:completed");
+        assert_eq!(known_name(br#"{"name": "https://attacker.example/anything"}"#), "unknown");
+        assert_eq!(known_name(b"not json"), "unknown");
+    }
+}
