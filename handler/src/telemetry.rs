@@ -31,7 +31,8 @@ fn otlp_endpoint() -> bool {
 
 /// Sets up logs (`DISPATCHER_LOG`, `DISPATCHER_LOG_FORMAT`), metrics and traces for this process.
 pub fn init() -> Result<Telemetry, String> {
-    let resource = Resource::builder().with_service_name("public-event-dispatcher").build();
+    // No resource detectors: the service name is all the exports need, and each detector costs resident code.
+    let resource = Resource::builder_empty().with_service_name("public-event-dispatcher").build();
     let registry = prometheus::Registry::new();
     let prometheus = opentelemetry_prometheus::exporter()
         .with_registry(registry.clone())
@@ -54,7 +55,6 @@ pub fn init() -> Result<Telemetry, String> {
     let (meters, tracer) = (meters.build(), tracer.build());
     let _ = REGISTRY.set(registry);
     opentelemetry::global::set_meter_provider(meters.clone());
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     init_logs(tracer.tracer("dispatcher"));
     Ok(Telemetry { meters, tracer })
 }
@@ -75,7 +75,13 @@ fn init_logs(tracer: opentelemetry_sdk::trace::Tracer) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| "info".parse().unwrap_or_default());
     let json = std::env::var("DISPATCHER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let registry = tracing_subscriber::registry().with(filter).with(tracing_opentelemetry::layer().with_tracer(tracer));
+    // Spans carry what their fields say: no source locations, thread names or busy/idle times.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false);
+    let registry = tracing_subscriber::registry().with(filter).with(spans);
     if json {
         registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init();
     } else {
