@@ -2,10 +2,8 @@
 //! as Cosmos DB does when its request units run out): invocations wait it out as asked, saying so in the log,
 //! and a burst of events is delivered once each after it.
 
-use crate::functions_serve::{cosmos_store, invoke, start_serve, webhook};
-use crate::support::cosmos::start_cosmos_server;
-use crate::support::Receivers;
-use dispatcher::ports::{DeliveryLog, WebhookStore};
+use crate::functions_serve::{invoke, start_serve, with_one_webhook};
+use dispatcher::ports::DeliveryLog;
 use dispatcher_core::model::Status;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -16,11 +14,7 @@ const BURST: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_during_ten_seconds_of_throttling_is_delivered_once_each_after_it() {
-    let cosmos = start_cosmos_server();
-    let store = cosmos_store(&cosmos, "throttled").await;
-    let receivers = Receivers::start().await;
-    let hook = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
-    store.put_webhook(&webhook("wh1", hook)).await.unwrap();
+    let (cosmos, store, receivers) = with_one_webhook("throttled").await;
     let log_file = std::env::temp_dir().join(format!("cosmos-throttling-{}.log", std::process::id()));
     let log = Stdio::from(std::fs::File::create(&log_file).unwrap());
     let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const SERVICE_BUS: &str =
     "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=handler;SharedAccessKey=bm90LWEtcmVhbC1rZXk=";
 
-pub(crate) fn webhook(id: &str, config: Value) -> Webhook {
+fn webhook(id: &str, config: Value) -> Webhook {
     Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
 }
 
@@ -51,7 +51,7 @@ pub(crate) async fn invoke(client: &reqwest::Client, base: &str, function: &str,
 }
 
 /// The Cosmos store of a test, on the local server, in its own database.
-pub(crate) async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
+async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
     let config = CosmosConfig {
         endpoint: cosmos.endpoint.clone(),
         auth: CosmosAuth::Key(EMULATOR_KEY.into()),
@@ -62,6 +62,17 @@ pub(crate) async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> Cosmo
     let store = CosmosStore::new(config);
     store.list_webhooks().await.unwrap();
     store
+}
+
+/// The Cosmos server, a store in `database` holding webhook `wh1` (pings named wh1, to the receiver `/wh1`), and
+/// the receivers: what most tests of DeliverWebhook start from.
+pub(crate) async fn with_one_webhook(database: &str) -> (CosmosServer, CosmosStore, Receivers) {
+    let cosmos = start_cosmos_server();
+    let store = cosmos_store(&cosmos, database).await;
+    let receivers = Receivers::start().await;
+    let config = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
+    store.put_webhook(&webhook("wh1", config)).await.unwrap();
+    (cosmos, store, receivers)
 }
 
 /// `handler serve` started as the host starts it (no arguments, settings in the environment), once it answers
@@ -327,11 +338,7 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_attempts_are_each_logged_in_the_span_of_their_own_delivery_alone() {
-    let cosmos = start_cosmos_server();
-    let store = cosmos_store(&cosmos, "spans").await;
-    let receivers = Receivers::start().await;
-    let config = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
-    store.put_webhook(&webhook("wh1", config)).await.unwrap();
+    let (cosmos, _store, receivers) = with_one_webhook("spans").await;
     let log_file = support::temp_dir("serve-spans").join("handler.log");
     let settings = [
         ("DELIVERIES_QUEUE", "deliveries"),

@@ -2,10 +2,8 @@
 //! the receiver, whose request carries the `traceparent` of its attempt's span; the spans and the metrics go
 //! out with OTLP (HTTP, protobuf), decoded here as a collector decodes them.
 
-use crate::functions_serve::{cosmos_store, invoke, start_serve, webhook};
-use crate::support::cosmos::start_cosmos_server;
+use crate::functions_serve::{invoke, start_serve, with_one_webhook};
 use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
-use dispatcher::ports::WebhookStore;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -107,11 +105,7 @@ async fn a_trace_started_by_the_publisher_ends_at_the_receiver_and_goes_out_with
 /// OnIncomingEvent outputs, and DeliverWebhook's request continues it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_on_a_service_bus_message_reaches_the_receiver() {
-    let cosmos = start_cosmos_server();
-    let store = cosmos_store(&cosmos, "traced").await;
-    let receivers = Receivers::start().await;
-    let hook = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
-    store.put_webhook(&webhook("wh1", hook)).await.unwrap();
+    let (cosmos, _store, receivers) = with_one_webhook("traced").await;
     let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
     let (_handler, client, base) = start_serve(&cosmos, "traced", &settings, Stdio::null()).await;
 

@@ -102,14 +102,20 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    #[test]
-    fn a_new_database_has_small_pages_and_a_write_ahead_log() {
-        let dir = std::env::temp_dir().join(format!("dispatcher-schema-{}", std::process::id()));
+    /// A connection to a new, empty file of a test's own.
+    fn empty_database(name: &str) -> (Connection, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("dispatcher-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("dispatcher.db");
-        let c = open_connection(&path).unwrap();
+        (open_connection(&path).unwrap(), path)
+    }
+
+    #[test]
+    fn a_new_database_has_small_pages_and_a_write_ahead_log() {
+        let (c, path) = empty_database("schema");
         create_schema(&c, &path).unwrap();
         let page_size: u32 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
         let journal: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
@@ -121,11 +127,7 @@ mod tests {
 
     #[test]
     fn a_database_of_version_2_gains_the_trace_context_column() {
-        let dir = std::env::temp_dir().join(format!("dispatcher-schema-v2-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("dispatcher.db");
-        let c = open_connection(&path).unwrap();
+        let (c, path) = empty_database("schema-v2");
         let version_2 = SCHEMA.replace("    traceparent TEXT,\n", "");
         c.execute_batch(&format!("{version_2} PRAGMA user_version = 2;")).unwrap();
         c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
