@@ -163,6 +163,11 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
         let versions: Vec<Option<Value>> =
             jobs.iter_mut().map(|j| j.as_object_mut().unwrap().remove("logVersion")).collect();
         assert!(versions.iter().all(|v| v.is_some() == (i == 0)), "{encoding}: {versions:?}");
+        // Each job carries the trace context of the routing that made it (tests/it/traces.rs follows it).
+        let traces: Vec<Option<Value>> =
+            jobs.iter_mut().map(|j| j.as_object_mut().unwrap().remove("traceparent")).collect();
+        let traced = |t: &Option<Value>| t.as_ref().and_then(Value::as_str).is_some_and(|t| t.len() == 55);
+        assert!(traces.iter().all(traced) && traces.windows(2).all(|w| w[0] == w[1]), "{encoding}: {traces:?}");
         assert_eq!(jobs, expected, "{encoding}: the same jobs whatever the encoding (a redelivery too)");
     }
     let logged = store.get_delivery(delivery_id("msg-5e0c", "wh3", body)).await.unwrap().expect("logged");

@@ -20,7 +20,10 @@ const DEFAULT_WAIT: Duration = Duration::from_millis(100);
 /// How long the service asks to wait before `error`'s request is tried again, when it is throttling.
 fn wait_asked(error: &CosmosError) -> Option<Duration> {
     let status = error.status();
-    if !(status.is_throttled() || status.is_retry_with() || status.is_service_unavailable()) {
+    // A 503 the SDK made up for a connection that failed is no request to wait: the store is unreachable, and
+    // the invocation fails at once.
+    let unavailable = status.is_service_unavailable() && !status.is_transport_generated_503();
+    if !(status.is_throttled() || status.is_retry_with() || unavailable) {
         return None;
     }
     let asked = error.response().and_then(|r| r.headers().retry_after_ms).map(Duration::from_millis);
@@ -97,5 +100,14 @@ mod tests {
         };
         assert!(unthrottled("writing", BUDGET, conflict).await.unwrap_err().status().is_conflict());
         assert_eq!(tries.load(Ordering::SeqCst), 1, "any other answer goes up at once");
+
+        let tries = AtomicU32::new(0);
+        let unreachable = || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            let status = CosmosStatus::new(StatusCode::ServiceUnavailable).with_sub_status(20003);
+            Err::<(), _>(CosmosError::builder().with_status(status).build())
+        };
+        assert!(unthrottled("writing", BUDGET, unreachable).await.is_err());
+        assert_eq!(tries.load(Ordering::SeqCst), 1, "a connection that failed is not throttling");
     }
 }
