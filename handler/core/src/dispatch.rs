@@ -64,15 +64,7 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<D
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.
 pub fn direct(source: &Source, webhook_id: &std::sync::Arc<str>, event: &str, body: String) -> Delivery {
-    Delivery {
-        id: delivery_id(&source.id, webhook_id, &body),
-        webhook_id: webhook_id.clone(),
-        event: event.to_owned(),
-        body,
-        source_id: source.id.clone(),
-        correlation_id: source.correlation_id.clone(),
-        traceparent: source.traceparent.clone(),
-    }
+    IdSeed::new(&source.id).delivery(source, webhook_id, event, body)
 }
 
 /// The id of the delivery of `body` to a webhook, from message `source_id`.
