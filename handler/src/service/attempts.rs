@@ -5,7 +5,7 @@
 //! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
 use super::metrics::Outcome;
-use super::{timestamp, Counters, Service, ServiceError};
+use super::{timestamp, Service, ServiceError};
 use crate::ports::LogKey;
 use crate::telemetry;
 use dispatcher_core::model::{Attempt, Job, Next, Webhook};
@@ -94,8 +94,7 @@ impl Service {
     async fn drop_job(&self, job: &Job, reason: String) -> Result<Step, ServiceError> {
         tracing::warn!(%reason, "delivery dropped");
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
-        Counters::add(&self.counters.dead);
-        self.metrics.delivery(Outcome::Dead, &job.delivery.webhook_id, 1);
+        self.count(Outcome::Dead, &job.delivery.webhook_id);
         Ok(Step::Dropped { reason })
     }
 
@@ -125,13 +124,12 @@ impl Service {
             (None, Next::Succeeded) => self.attempt_succeeded(&webhook).await?,
             (None, _) => self.attempt_failed(&webhook, &outcome).await?,
         }
-        let (counter, outcome) = match &decision.next {
-            Next::Succeeded => (&self.counters.delivered, Outcome::Delivered),
-            Next::RetryAt { .. } => (&self.counters.retried, Outcome::Retried),
-            Next::Dead { .. } => (&self.counters.dead, Outcome::Dead),
+        let outcome = match &decision.next {
+            Next::Succeeded => Outcome::Delivered,
+            Next::RetryAt { .. } => Outcome::Retried,
+            Next::Dead { .. } => Outcome::Dead,
         };
-        Counters::add(counter);
-        self.metrics.delivery(outcome, &job.delivery.webhook_id, 1);
+        self.count(outcome, &job.delivery.webhook_id);
         if dead {
             self.call_back(&job, &webhook, n, status_code).await;
         }
@@ -150,8 +148,7 @@ impl Service {
         let logged = self.log.get_delivery(job.delivery.id).await?;
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
-        Counters::add(&self.counters.dead);
-        self.metrics.delivery(Outcome::Dead, &job.delivery.webhook_id, 1);
+        self.count(Outcome::Dead, &job.delivery.webhook_id);
         tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
         if let Some(webhook) = webhook {

@@ -122,7 +122,7 @@ impl Service {
         Counters::add(&self.counters.accepted);
         self.metrics.accepted(event.name());
         for delivery in &skipped {
-            self.metrics.delivery(Outcome::Skipped, &delivery.webhook_id, 1);
+            self.count(Outcome::Skipped, &delivery.webhook_id);
         }
         Ok(count)
     }

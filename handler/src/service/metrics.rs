@@ -97,9 +97,9 @@ impl Metrics {
         self.rejected.add(1, &[KeyValue::new("event", known_name(body))]);
     }
 
-    pub fn delivery(&self, outcome: Outcome, webhook_id: &str, count: u64) {
+    pub fn delivery(&self, outcome: Outcome, webhook_id: &str) {
         let labels = [KeyValue::new("outcome", outcome.label()), KeyValue::new("webhook", webhook_id.to_owned())];
-        self.deliveries.add(count, &labels);
+        self.deliveries.add(1, &labels);
     }
 
     pub fn attempt(&self, webhook_id: &str, duration_ms: u64) {

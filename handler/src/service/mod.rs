@@ -186,6 +186,18 @@ impl Service {
         }
     }
 
+    /// Counts a delivery's outcome, once for `/info` (this process's totals) and once for the metrics.
+    fn count(&self, outcome: metrics::Outcome, webhook_id: &str) {
+        let counter = match outcome {
+            metrics::Outcome::Delivered => Some(&self.counters.delivered),
+            metrics::Outcome::Retried => Some(&self.counters.retried),
+            metrics::Outcome::Dead => Some(&self.counters.dead),
+            metrics::Outcome::Skipped => None,
+        };
+        counter.into_iter().for_each(Counters::add);
+        self.metrics.delivery(outcome, webhook_id);
+    }
+
     /// Records the figures read rather than counted (the backlog, the webhooks by state) in the metrics, before
     /// they are read.
     pub async fn observe(&self) -> Result<(), ServiceError> {
