@@ -4,7 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
@@ -17,13 +18,18 @@ use std::time::Duration;
 pub struct Behaviour {
     pub status: u16,
     pub delay: Duration,
-    /// The first this many requests get 503.
+    /// The first this many requests get 503 (or `fail_with`).
     pub fail_first: usize,
+    /// The body of the answers (JSON).
+    pub body: &'static str,
+    /// The first `fail_first` requests get 200 with this body instead of 503: an answer whose body says it
+    /// failed, as GraphQL endpoints give.
+    pub fail_with: Option<&'static str>,
 }
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Behaviour { status: 204, delay: Duration::ZERO, fail_first: 0 }
+        Behaviour { status: 204, delay: Duration::ZERO, fail_first: 0, body: "", fail_with: None }
     }
 }
 
@@ -116,7 +122,7 @@ async fn receive(
     Path(hook): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, [(HeaderName, &'static str); 1], &'static str) {
     let at = std::time::Instant::now();
     let (behaviour, n) = match hooks.lock() {
         Ok(mut hooks) => {
@@ -125,13 +131,13 @@ async fn receive(
             *n += 1;
             (behaviour, *n)
         }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, [(CONTENT_TYPE, "application/json")], ""),
     };
     tokio::time::sleep(behaviour.delay).await;
-    let status = if n <= behaviour.fail_first {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::from_u16(behaviour.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let (status, answer) = match behaviour.fail_with {
+        Some(failed) if n <= behaviour.fail_first => (StatusCode::OK, failed),
+        None if n <= behaviour.fail_first => (StatusCode::SERVICE_UNAVAILABLE, ""),
+        _ => (StatusCode::from_u16(behaviour.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), behaviour.body),
     };
     let received = Received { headers, body, at };
     if let Ok(mut hooks) = hooks.lock() {
@@ -140,7 +146,7 @@ async fn receive(
         }
         hooks.received.entry(hook).or_default().push(received);
     }
-    status
+    (status, [(CONTENT_TYPE, "application/json")], answer)
 }
 
 impl Report {

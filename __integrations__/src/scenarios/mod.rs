@@ -79,6 +79,7 @@ fn scenarios() -> Vec<Scenario> {
     let mut all = original::scenarios();
     all.extend(ours::scenarios());
     all.extend(policy::scenarios());
+    all.extend(callbacks::scenarios());
     all
 }
 
@@ -199,6 +200,7 @@ macro_rules! check {
 }
 
 // After `check!`, which they use.
+mod callbacks;
 mod original;
 mod ours;
 mod policy;

@@ -12,6 +12,7 @@
 //! - [`request`]: the signed HTTP request of an attempt, as data.
 //! - [`settle`]: the decisions around an attempt (admit it, then record, retry, disable, call back) as data.
 
+pub mod callback;
 pub mod dispatch;
 pub mod events;
 pub mod model;

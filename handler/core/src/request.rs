@@ -1,6 +1,7 @@
 //! The HTTP request of an attempt, as data: the URL, the headers and the exact body. Built here, with the time
 //! passed in, so that what a receiver gets is decided by plain functions; the sender only puts it on the wire.
 
+use crate::callback::CallbackType;
 use crate::model::{Delivery, Secret, TargetAuth, Webhook};
 use crate::policy::signing::signature_header;
 use base64::Engine as _;
@@ -13,6 +14,9 @@ pub struct Request<'a> {
     pub url: &'a str,
     pub headers: Vec<Header<'a>>,
     pub body: &'a str,
+    /// The target's credentials. Basic and bearer ones are in `headers` already; for `oauth2` the sender adds a
+    /// token, for `mtls` it presents the certificate.
+    pub auth: Option<&'a TargetAuth>,
 }
 
 /// One header of a request; `sensitive` ones (credentials) are kept out of debug output.
@@ -43,41 +47,26 @@ pub const RESERVED_HEADERS: [&str; 9] = [
     "x-correlation-id",
 ];
 
-/// The signed POST of `delivery` to its webhook at `now_ms`: the webhook's headers and credentials, the
-/// Standard Webhooks headers (signed with every secret valid now), and the correlation id.
-pub fn delivery<'a>(delivery: &'a Delivery, webhook: &'a Webhook, now_ms: i64) -> Request<'a> {
-    Signed {
-        url: &webhook.config.url,
+/// The signed POST of `delivery` at `now_ms`: to its webhook's URL with the webhook's headers and `auth`, or,
+/// for a callback (`callback::CallbackType`), to its callback URL with `callbackAuth`; `None` when the webhook
+/// has no such URL any more. The Standard Webhooks headers are signed with every secret valid now.
+pub fn delivery<'a>(delivery: &'a Delivery, webhook: &'a Webhook, now_ms: i64) -> Option<Request<'a>> {
+    static NO_HEADERS: BTreeMap<String, String> = BTreeMap::new();
+    let config = &webhook.config;
+    let (url, headers, auth) = match CallbackType::of(delivery) {
+        None => (config.url.as_str(), &config.headers, config.auth.as_ref()),
+        Some(kind) => (kind.url(config)?, &NO_HEADERS, config.callback_auth.as_ref()),
+    };
+    let signed = Signed {
+        url,
         id: delivery.id.as_str(),
         body: &delivery.body,
-        headers: &webhook.config.headers,
+        headers,
         secrets: webhook.signing_secrets(now_ms),
-        auth: webhook.config.auth.as_ref(),
+        auth,
         correlation_id: delivery.correlation_id.as_deref(),
-    }
-    .request(now_ms)
-}
-
-/// A callback to the webhook's owner about a delivery, signed like a delivery with the webhook's secrets.
-pub fn callback<'a>(
-    url: &'a str,
-    id: &'a str,
-    body: &'a str,
-    webhook: &'a Webhook,
-    correlation_id: Option<&'a str>,
-    now_ms: i64,
-) -> Request<'a> {
-    static NO_HEADERS: BTreeMap<String, String> = BTreeMap::new();
-    Signed {
-        url,
-        id,
-        body,
-        headers: &NO_HEADERS,
-        secrets: webhook.signing_secrets(now_ms),
-        auth: webhook.config.auth.as_ref(),
-        correlation_id,
-    }
-    .request(now_ms)
+    };
+    Some(signed.request(now_ms))
 }
 
 struct Signed<'a> {
@@ -104,19 +93,22 @@ impl<'a> Signed<'a> {
             headers.push(plain("x-correlation-id", correlation_id.into()));
         }
         headers.extend(self.headers.iter().map(|(name, value)| plain(name, value.as_str().into())));
-        if let Some(auth) = self.auth {
-            headers.push(Header { name: "authorization", value: authorization(auth).into(), sensitive: true });
+        if let Some(value) = self.auth.and_then(authorization) {
+            headers.push(Header { name: "authorization", value: value.into(), sensitive: true });
         }
-        Request { url: self.url, headers, body: self.body }
+        Request { url: self.url, headers, body: self.body, auth: self.auth }
     }
 }
 
-fn authorization(auth: &TargetAuth) -> String {
+/// The `Authorization` of credentials that need nothing fetched.
+fn authorization(auth: &TargetAuth) -> Option<String> {
     match auth {
-        TargetAuth::Basic { username, password } => {
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))
-        }
-        TargetAuth::Bearer { token } => format!("Bearer {token}"),
+        TargetAuth::Basic { username, password } => Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        )),
+        TargetAuth::Bearer { token } => Some(format!("Bearer {token}")),
+        TargetAuth::OAuth2(_) | TargetAuth::Mtls(_) => None,
     }
 }
 
@@ -153,7 +145,7 @@ mod tests {
             correlation_id: Some("corr".into()),
             traceparent: None,
         };
-        let request = super::delivery(&delivery, &webhook, 1_700_000_000_999);
+        let request = super::delivery(&delivery, &webhook, 1_700_000_000_999).unwrap();
         assert_eq!((request.url, request.body), ("https://example.com/hook", "{}"));
         assert_eq!(header(&request, "content-type"), Some("application/json"));
         assert_eq!(header(&request, "webhook-id"), Some("dlv_0123456789abcdef0123456789abcdef"));
@@ -168,11 +160,37 @@ mod tests {
     }
 
     #[test]
-    fn basic_credentials_are_encoded_and_callbacks_carry_no_configured_headers() {
-        let webhook = webhook(Some(TargetAuth::Basic { username: "user".into(), password: "pass".into() }));
-        let request = callback("https://example.com/failed", "dlv_x_failure", "{}", &webhook, None, 0);
+    fn callbacks_go_to_their_url_with_callback_auth_and_no_configured_headers() {
+        let mut webhook = webhook(Some(TargetAuth::Bearer { token: "target".into() }));
+        webhook.config.failure_callback_url = Some("https://example.com/failed".into());
+        webhook.config.callback_auth = Some(TargetAuth::Basic { username: "user".into(), password: "pass".into() });
+        let delivery = Delivery {
+            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: "{}".into(),
+            source_id: "m".into(),
+            correlation_id: None,
+            traceparent: None,
+        };
+        let failure = crate::callback::failure(&delivery, &webhook, 3, None).unwrap();
+        let request = super::delivery(&failure, &webhook, 0).unwrap();
+        assert_eq!(request.url, "https://example.com/failed");
         assert_eq!(header(&request, "authorization"), Some("Basic dXNlcjpwYXNz"));
+        assert_eq!(header(&request, "webhook-id"), Some(failure.id.as_str()));
         assert_eq!(header(&request, "x-api-key"), None);
-        assert_eq!(header(&request, "x-correlation-id"), None);
+        webhook.config.failure_callback_url = None;
+        assert_eq!(super::delivery(&failure, &webhook, 0), None, "the URL was removed meanwhile");
+        let oauth2 = TargetAuth::OAuth2(crate::model::OAuth2Client {
+            token_url: Some("https://idp.example/token".into()),
+            issuer: None,
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            scope: None,
+            audience: None,
+        });
+        webhook.config.auth = Some(oauth2.clone());
+        let request = super::delivery(&delivery, &webhook, 0).unwrap();
+        assert_eq!((header(&request, "authorization"), request.auth), (None, Some(&oauth2)), "the sender fetches it");
     }
 }

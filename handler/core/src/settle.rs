@@ -2,7 +2,9 @@
 //! attempt (how to record it, when to retry, whether to disable the webhook, which callback to send). The
 //! service carries these decisions out, the same way whatever the runtime.
 
-use crate::model::{Delivery, Job, Next, Status, Webhook};
+use crate::callback::CallbackType;
+use crate::model::{Attempt, Delivery, Job, Next, Status, Webhook};
+use crate::policy::filter::EventFilter;
 use crate::policy::outcome::{classify, Response, Verdict};
 use crate::policy::retry::RetrySchedule;
 
@@ -47,11 +49,33 @@ pub fn admit(job: &Job, webhook: Option<&Webhook>, logged: Option<Logged>) -> Ad
             };
         }
     }
-    match webhook {
-        Some(webhook) if !webhook.config.disabled => Admission::Attempt,
+    let callback = CallbackType::of(&job.delivery);
+    match (webhook, callback) {
+        // A callback tells the owner of a disabled webhook too (that it was disabled, for one).
+        (Some(webhook), Some(kind)) if kind.url(&webhook.config).is_none() => {
+            Admission::Drop { reason: format!("the webhook has no {} any more", kind.url_field()) }
+        }
+        (Some(_), Some(_)) => Admission::Attempt,
+        (Some(webhook), None) if !webhook.config.disabled => Admission::Attempt,
         _ => Admission::Drop { reason: WEBHOOK_GONE.to_owned() },
     }
 }
+
+/// What a 2xx answer's body says, when the webhook has a `failWhen` pattern: a JSON body that matches it makes
+/// the attempt a failure, retried, recorded with [`FAILED_BY_FAIL_WHEN`] beside its status and body.
+pub fn judge(response: Response, attempt: &mut Attempt, fail_when: Option<&EventFilter>) -> Response {
+    let delivered = matches!(response, Response::Status { code: 200..=299, .. });
+    match fail_when {
+        Some(pattern) if delivered && pattern.matches(&attempt.response) => {
+            attempt.error = Some(FAILED_BY_FAIL_WHEN.to_owned());
+            Response::Failed { error: FAILED_BY_FAIL_WHEN.to_owned(), transient: true }
+        }
+        _ => response,
+    }
+}
+
+/// The error of an attempt whose answer matched the webhook's `failWhen`.
+pub const FAILED_BY_FAIL_WHEN: &str = "failed by failWhen";
 
 /// What follows an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,11 +92,22 @@ impl Decision {
     }
 }
 
-/// What follows attempt `n` (1-based) given its response at `now_ms`: the verdict, then the retry schedule for
-/// retryable failures, its jitter seeded by the delivery id.
-pub fn after_attempt(response: &Response, n: u32, schedule: &RetrySchedule, seed: &str, now_ms: i64) -> Decision {
+/// What follows attempt `n` (1-based) of `delivery` given its response at `now_ms`: the verdict, then the retry
+/// schedule for retryable failures, its jitter seeded by the delivery id. A callback URL answering 410 does not
+/// disable the webhook.
+pub fn after_attempt(
+    response: &Response,
+    n: u32,
+    schedule: &RetrySchedule,
+    delivery: &Delivery,
+    now_ms: i64,
+) -> Decision {
+    let seed = delivery.id.as_str();
     let (next, disable_webhook) = match classify(response) {
         Verdict::Delivered => (Next::Succeeded, None),
+        Verdict::Gone if CallbackType::of(delivery).is_some() => {
+            (Next::Dead { reason: "HTTP 410 is not retried".to_owned() }, None)
+        }
         Verdict::Gone => {
             let reason = "HTTP 410 Gone: the receiver asked for no more deliveries; the webhook is disabled".to_owned();
             (Next::Dead { reason: reason.clone() }, Some(reason))
@@ -86,52 +121,6 @@ pub fn after_attempt(response: &Response, n: u32, schedule: &RetrySchedule, seed
         },
     };
     Decision { next, disable_webhook }
-}
-
-/// A callback to a webhook's owner: where, its `webhook-id`, and its exact body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Callback {
-    pub url: String,
-    pub id: String,
-    pub body: String,
-}
-
-/// The `DeliveryFailure` callback of a delivery given up after `attempts` attempts (the last answered
-/// `status_code`), when its webhook has a `failureCallbackUrl`.
-pub fn failure_callback(
-    delivery: &Delivery,
-    webhook: &Webhook,
-    attempts: u32,
-    status_code: Option<u16>,
-) -> Option<Callback> {
-    let url = webhook.config.failure_callback_url.as_deref()?;
-    let payload = serde_json::from_str::<serde_json::Value>(&delivery.body)
-        .ok()
-        .and_then(|body| body.get("payload").cloned())
-        .unwrap_or_default();
-    let body = serde_json::json!({
-        "callbackType": "DeliveryFailure",
-        "deliveryId": delivery.id,
-        "webhookId": &*webhook.id,
-        "eventType": delivery.event,
-        "payload": payload,
-        "statusCode": status_code,
-        "attempts": attempts,
-    });
-    Some(Callback { url: url.to_owned(), id: format!("{}_failure", delivery.id), body: body.to_string() })
-}
-
-/// The `WebhookDisabled` callback of a webhook the dispatcher disabled at `disabled_at` (RFC 3339), when it has a
-/// `failureCallbackUrl`.
-pub fn disabled_callback(webhook: &Webhook, reason: &str, disabled_at: &str) -> Option<Callback> {
-    let url = webhook.config.failure_callback_url.as_deref()?;
-    let body = serde_json::json!({
-        "callbackType": "WebhookDisabled",
-        "webhookId": &*webhook.id,
-        "reason": reason,
-        "disabledAt": disabled_at,
-    });
-    Some(Callback { url: url.to_owned(), id: format!("{}_disabled_{disabled_at}", webhook.id), body: body.to_string() })
 }
 
 /// Why a delivery is dead when Service Bus dead-lettered its job itself (`DeadLetterReason`, and
@@ -194,54 +183,104 @@ mod tests {
     fn retryable_failures_follow_the_schedule_until_it_runs_out() {
         let schedule: RetrySchedule = "10s,20s".parse().unwrap();
         let busy = Response::Status { code: 503, retry_after: None };
-        let Next::RetryAt { at_ms } = after_attempt(&busy, 1, &schedule, "d", 1_000_000).next else { panic!() };
+        let Next::RetryAt { at_ms } = after_attempt(&busy, 1, &schedule, &job(0).delivery, 1_000_000).next else {
+            panic!()
+        };
         assert!((1_008_000..=1_012_000).contains(&at_ms), "{at_ms}");
-        assert!(matches!(after_attempt(&busy, 2, &schedule, "d", 0).next, Next::RetryAt { .. }));
+        assert!(matches!(after_attempt(&busy, 2, &schedule, &job(0).delivery, 0).next, Next::RetryAt { .. }));
         assert_eq!(
-            after_attempt(&busy, 3, &schedule, "d", 0).next,
+            after_attempt(&busy, 3, &schedule, &job(0).delivery, 0).next,
             Next::Dead { reason: "gave up after 3 attempts; the last: HTTP 503".into() }
         );
         let timeout = Response::Failed { error: "timed out".into(), transient: true };
         assert_eq!(
-            after_attempt(&timeout, 3, &schedule, "d", 0).next,
+            after_attempt(&timeout, 3, &schedule, &job(0).delivery, 0).next,
             Next::Dead { reason: "gave up after 3 attempts; the last: timed out".into() }
         );
         let slow_down = Response::Status { code: 429, retry_after: Some(Duration::from_secs(3600)) };
-        assert_eq!(after_attempt(&slow_down, 1, &schedule, "d", 0).next, Next::RetryAt { at_ms: 3_600_000 });
+        assert_eq!(
+            after_attempt(&slow_down, 1, &schedule, &job(0).delivery, 0).next,
+            Next::RetryAt { at_ms: 3_600_000 }
+        );
     }
 
     #[test]
     fn gone_disables_the_webhook_and_client_errors_end_at_once() {
-        let gone =
-            after_attempt(&Response::Status { code: 410, retry_after: None }, 1, &RetrySchedule::default(), "d", 0);
+        let gone = after_attempt(
+            &Response::Status { code: 410, retry_after: None },
+            1,
+            &RetrySchedule::default(),
+            &job(0).delivery,
+            0,
+        );
         assert!(gone.is_dead() && gone.disable_webhook.is_some());
-        let refused =
-            after_attempt(&Response::Status { code: 400, retry_after: None }, 1, &RetrySchedule::default(), "d", 0);
+        let refused = after_attempt(
+            &Response::Status { code: 400, retry_after: None },
+            1,
+            &RetrySchedule::default(),
+            &job(0).delivery,
+            0,
+        );
         assert_eq!(
             refused,
             Decision { next: Next::Dead { reason: "HTTP 400 is not retried".into() }, disable_webhook: None }
         );
-        let ok =
-            after_attempt(&Response::Status { code: 204, retry_after: None }, 5, &RetrySchedule::default(), "d", 0);
+        let ok = after_attempt(
+            &Response::Status { code: 204, retry_after: None },
+            5,
+            &RetrySchedule::default(),
+            &job(0).delivery,
+            0,
+        );
         assert_eq!(ok.next, Next::Succeeded);
     }
 
     #[test]
-    fn the_failure_callback_carries_the_payload_and_the_last_answer() {
+    fn callbacks_reach_disabled_webhooks_and_a_410_from_one_disables_nothing() {
+        let failure = crate::callback::failure(&job(0).delivery, &webhook(true, Some("https://a.example/f")), 3, None);
+        let callback = Job::first(failure.unwrap(), None);
+        assert_eq!(admit(&callback, Some(&webhook(true, Some("https://a.example/f"))), None), Admission::Attempt);
         assert_eq!(
-            failure_callback(&job(0).delivery, &webhook(false, None), 3, Some(503)),
-            None,
-            "no URL, no callback"
+            admit(&callback, Some(&webhook(false, None)), None),
+            Admission::Drop { reason: "the webhook has no failureCallbackUrl any more".into() }
         );
-        let callback =
-            failure_callback(&job(0).delivery, &webhook(false, Some("https://a.example/failed")), 3, Some(503))
-                .unwrap();
-        assert_eq!(callback.id, "dlv_0123456789abcdef0123456789abcdef_failure");
+        assert_eq!(admit(&callback, None, None), Admission::Drop { reason: WEBHOOK_GONE.into() });
+        let gone = Response::Status { code: 410, retry_after: None };
+        let decision = after_attempt(&gone, 1, &RetrySchedule::default(), &callback.delivery, 0);
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&callback.body).unwrap(),
-            serde_json::json!({"callbackType": "DeliveryFailure", "deliveryId": "dlv_0123456789abcdef0123456789abcdef",
-                "webhookId": "wh1", "eventType": "ping", "payload": {"n": 1}, "statusCode": 503, "attempts": 3})
+            decision,
+            Decision { next: Next::Dead { reason: "HTTP 410 is not retried".into() }, disable_webhook: None }
         );
+    }
+
+    #[test]
+    fn an_answer_matching_fail_when_is_a_failure_with_its_body_kept() {
+        let pattern = EventFilter::new(&serde_json::json!({"errors": [{"exists": true}]})).unwrap();
+        let ok = Response::Status { code: 200, retry_after: None };
+        let attempt = |body: &str| Attempt {
+            at_ms: 0,
+            duration_ms: 1,
+            status_code: Some(200),
+            error: None,
+            response: body.into(),
+        };
+        let mut failed = attempt(r#"{"data": null, "errors": [{"message": "denied"}]}"#);
+        let judged = judge(ok.clone(), &mut failed, Some(&pattern));
+        assert_eq!(judged, Response::Failed { error: FAILED_BY_FAIL_WHEN.into(), transient: true });
+        assert_eq!((failed.error.as_deref(), failed.status_code), (Some("failed by failWhen"), Some(200)));
+        assert!(failed.response.contains("denied"));
+        for body in [r#"{"data": {"ok": true}}"#, "not json", ""] {
+            let mut fine = attempt(body);
+            assert_eq!(judge(ok.clone(), &mut fine, Some(&pattern)), ok, "{body}");
+            assert_eq!(fine.error, None);
+        }
+        let busy = Response::Status { code: 503, retry_after: None };
+        assert_eq!(judge(busy.clone(), &mut failed.clone(), Some(&pattern)), busy, "only 2xx answers are judged");
+        assert_eq!(judge(ok.clone(), &mut failed.clone(), None), ok);
+    }
+
+    #[test]
+    fn service_bus_dead_letter_reasons_are_told() {
         assert_eq!(
             dead_lettered(Some("MaxDeliveryCountExceeded"), Some("10 attempts")),
             "Service Bus dead-lettered the delivery job: MaxDeliveryCountExceeded (10 attempts)"

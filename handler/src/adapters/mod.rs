@@ -5,12 +5,14 @@
 //! - `cosmos/`: the Azure store, Cosmos DB.
 //! - `servicebus/`: Service Bus over AMQP (`azure_core_amqp`): the events queue, and the deliveries queue whose
 //!   jobs the DeliverWebhook function takes.
-//! - `sender.rs`: the HTTP sender of deliveries and callbacks (hyper, rustls), with the SSRF guard.
+//! - `sender.rs`: the HTTP sender of deliveries and callbacks (hyper, rustls), with the SSRF guard and the
+//!   targets' credentials: mTLS client certificates, and OAuth 2.0 tokens from `oauth2.rs`.
 //! - `identity.rs`: the managed identity whose tokens Cosmos DB and Service Bus take instead of keys.
 //! - `tls.rs`: the process's one TLS stack, for every client.
 
 pub mod cosmos;
 pub mod identity;
+pub mod oauth2;
 pub mod sender;
 pub mod servicebus;
 pub mod sqlite;

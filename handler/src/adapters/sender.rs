@@ -2,21 +2,27 @@
 //! timing and what came back, through hyper's pooled client on rustls, with the SSRF guard applied to the
 //! addresses a host name resolves to.
 
+use super::oauth2::{AccessToken, ExchangeError, Tokens};
 use async_trait::async_trait;
 use bytes::Bytes;
 use dispatcher_core::model::Attempt;
+use dispatcher_core::model::{ClientCertificate, TargetAuth};
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::policy::retry::parse_retry_after;
 use dispatcher_core::policy::targets::{forbidden, forbidden_host, http_url};
 use dispatcher_core::request::Request;
-use http::header::{HeaderName, HeaderValue, ACCEPT, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use http::Uri;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use oauth2::{HttpRequest, HttpResponse};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_platform_verifier::BuilderVerifierExt;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -30,20 +36,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// under load, for features a delivery must not use.
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
-/// How much of a response is read (the rest is not waited for).
-pub const MAX_RESPONSE_READ: usize = 64 * 1024;
-/// How much of a response the attempt log keeps.
-pub const RESPONSE_LOGGED: usize = 1024;
+/// How much of a response is read and handed over (the rest is not waited for): what a success callback carries.
+pub const MAX_RESPONSE_READ: usize = dispatcher_core::callback::RESPONSE_KEPT;
 /// The most parsed target URLs a sender keeps (it forgets them all when it has this many).
 const MAX_TARGETS: usize = 4096;
 
-/// Sends deliveries. One per process: it holds the connection pool.
+/// The most mTLS clients (one per client certificate) a sender keeps (it forgets them all when it has this many).
+const MAX_IDENTITIES: usize = 256;
+
+/// Sends deliveries. One per process: it holds the connection pool, one more per mTLS client certificate, and
+/// the OAuth 2.0 tokens.
 ///
 /// The HTTP client is built on first use (or by [`Sender::warm_up`] at start), on a blocking thread: building it
 /// reads the system's CA certificates (~10 ms), longer than everything else the handler does before it can answer.
 #[derive(Clone)]
 pub struct Sender {
     client: Arc<tokio::sync::OnceCell<Result<HttpClient, String>>>,
+    /// Clients presenting a certificate, by the SHA-256 of the certificate and key.
+    identities: Arc<Mutex<HashMap<[u8; 32], HttpClient>>>,
+    tokens: Tokens,
     /// Target URLs parsed and checked before, by their text: parsing one (its host's IDNA mapping included)
     /// for every attempt was 2% of the handler's CPU under load, and a process sends to few distinct URLs.
     targets: Arc<Mutex<HashMap<Box<str>, Uri>>>,
@@ -53,7 +64,14 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(request_timeout: Duration, allow_private: bool) -> Sender {
-        Sender { client: Arc::default(), targets: Arc::default(), request_timeout, allow_private }
+        Sender {
+            client: Arc::default(),
+            identities: Arc::default(),
+            tokens: Tokens::default(),
+            targets: Arc::default(),
+            request_timeout,
+            allow_private,
+        }
     }
 
     /// Builds the HTTP client in the background, so that neither start-up nor the first delivery waits for it.
@@ -73,7 +91,7 @@ impl Sender {
             .get_or_init(|| {
                 let sender = self.clone();
                 async move {
-                    let built = tokio::task::spawn_blocking(move || sender.build_client()).await;
+                    let built = tokio::task::spawn_blocking(move || sender.build_client(None)).await;
                     built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}")))
                 }
             })
@@ -81,12 +99,42 @@ impl Sender {
         built.as_ref().map_err(Clone::clone)
     }
 
-    fn build_client(&self) -> Result<HttpClient, String> {
+    /// The client that presents `certificate`, built on first use. An unusable certificate or key is a
+    /// permanent failure of the attempt, which says what is wrong without showing the key.
+    async fn client_with(&self, certificate: &ClientCertificate) -> Result<HttpClient, (String, bool)> {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(&certificate.certificate)
+            .chain_update(&certificate.private_key)
+            .finalize()
+            .into();
+        if let Some(client) = self.identities.lock().ok().and_then(|clients| clients.get(&digest).cloned()) {
+            return Ok(client);
+        }
+        let (sender, certificate) = (self.clone(), certificate.clone());
+        let built = tokio::task::spawn_blocking(move || sender.build_client(Some(&certificate))).await;
+        let client =
+            built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}"))).map_err(|e| (e, false))?;
+        if let Ok(mut clients) = self.identities.lock() {
+            if clients.len() >= MAX_IDENTITIES {
+                clients.clear();
+            }
+            clients.insert(digest, client.clone());
+        }
+        Ok(client)
+    }
+
+    fn build_client(&self, certificate: Option<&ClientCertificate>) -> Result<HttpClient, String> {
         super::tls::install();
         let tls = rustls::ClientConfig::builder()
             .with_platform_verifier()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?
-            .with_no_client_auth();
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let tls = match certificate {
+            None => tls.with_no_client_auth(),
+            Some(identity) => {
+                let (chain, key) = identity_of(identity)?;
+                tls.with_client_auth_cert(chain, key).map_err(|e| format!("the mTLS certificate is unusable: {e}"))?
+            }
+        };
         let mut http = HttpConnector::new_with_resolver(Resolver { guarded: !self.allow_private });
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.request_timeout.min(Duration::from_secs(10))));
@@ -137,10 +185,61 @@ impl Sender {
         Ok(uri)
     }
 
+    /// Sends `request` with its credentials: with a token for `oauth2` (a new one, once, when the target answers
+    /// 401 to the cached one), through the client presenting the certificate for `mtls`.
     async fn try_send(&self, request: &Request<'_>) -> Result<(u16, Option<Duration>, String), (String, bool)> {
         let uri = self.target(request.url)?;
-        let client = self.client().await.map_err(|error| (error, true))?;
-        let http_request = build_request(uri, request)?;
+        let client = match request.auth {
+            Some(TargetAuth::Mtls(certificate)) => self.client_with(certificate).await?,
+            _ => self.client().await.map_err(|error| (error, true))?.clone(),
+        };
+        let Some(TargetAuth::OAuth2(oauth2)) = request.auth else {
+            return self.exchange_once(client, build_request(uri, request, None)?).await;
+        };
+        // Owned futures: a closure whose futures borrow `self` is not `Send` for every lifetime the trait asks.
+        let sender = self.clone();
+        let exchange = move |request: HttpRequest| {
+            let sender = sender.clone();
+            async move { sender.exchange(request).await }
+        };
+        let token = self.tokens.token(oauth2, None, &exchange).await.map_err(|e| (e, true))?;
+        let answer = self.exchange_once(client.clone(), build_request(uri.clone(), request, Some(&token))?).await?;
+        if answer.0 != 401 {
+            return Ok(answer);
+        }
+        let fresh = self.tokens.token(oauth2, Some(&token), &exchange).await.map_err(|e| (e, true))?;
+        self.exchange_once(client, build_request(uri, request, Some(&fresh))?).await
+    }
+
+    /// A small request of the dispatcher's own (an OAuth 2.0 token, an OpenID configuration), through the
+    /// guarded client, within the request timeout.
+    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, ExchangeError> {
+        let (parts, body) = request.into_parts();
+        let uri = self.target(&parts.uri.to_string()).map_err(|(error, _)| ExchangeError(error))?;
+        let mut request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
+        *request.uri_mut() = uri;
+        request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        let client = self.client().await.map_err(ExchangeError)?.clone();
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let timed_out = |_| ExchangeError("timed out".to_owned());
+        let response = tokio::time::timeout_at(deadline, client.request(request))
+            .await
+            .map_err(timed_out)?
+            .map_err(|error| ExchangeError(describe(&error).0))?;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout_at(deadline, body.collect())
+            .await
+            .map_err(timed_out)?
+            .map_err(|error| ExchangeError(format!("reading the answer failed: {error}")))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, body.to_vec()))
+    }
+
+    async fn exchange_once(
+        &self,
+        client: HttpClient,
+        http_request: http::Request<Full<Bytes>>,
+    ) -> Result<(u16, Option<Duration>, String), (String, bool)> {
         // The timeout covers the whole attempt, reading the response included.
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let response = match tokio::time::timeout_at(deadline, client.request(http_request)).await {
@@ -160,7 +259,7 @@ impl Sender {
             let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await else { break };
             if let Ok(chunk) = frame.into_data() {
                 read += chunk.len();
-                let room = RESPONSE_LOGGED.saturating_sub(head.len());
+                let room = MAX_RESPONSE_READ.saturating_sub(head.len());
                 head.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
         }
@@ -168,10 +267,31 @@ impl Sender {
     }
 }
 
-/// The POST of `request` to `uri`, with the headers the transport adds: who sends it, and that any answer will do.
-fn build_request(uri: Uri, request: &Request<'_>) -> Result<http::Request<Full<Bytes>>, (String, bool)> {
+const USER_AGENT_VALUE: &str = concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION"));
+
+/// The certificate chain and key of an mTLS identity, from PEM.
+fn identity_of(identity: &ClientCertificate) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(identity.certificate.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the mTLS certificate is not PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("the mTLS certificate holds no certificate".to_owned());
+    }
+    // The key's own error could quote it: say only what is wrong.
+    let key = PrivateKeyDer::from_pem_slice(identity.private_key.as_bytes())
+        .map_err(|_| "the mTLS private key is not a PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned())?;
+    Ok((chain, key))
+}
+
+/// The POST of `request` to `uri`, with the headers the transport adds: who sends it, that any answer will do,
+/// and the OAuth 2.0 `token` when there is one.
+fn build_request(
+    uri: Uri,
+    request: &Request<'_>,
+    token: Option<&AccessToken>,
+) -> Result<http::Request<Full<Bytes>>, (String, bool)> {
     let mut http_request = http::Request::post(uri)
-        .header(USER_AGENT, concat!("public-event-dispatcher/", env!("CARGO_PKG_VERSION")))
+        .header(USER_AGENT, USER_AGENT_VALUE)
         .header(ACCEPT, "*/*")
         .body(Full::new(Bytes::copy_from_slice(request.body.as_bytes())))
         .map_err(|e| (format!("invalid request: {e}"), false))?;
@@ -183,6 +303,12 @@ fn build_request(uri: Uri, request: &Request<'_>) -> Result<http::Request<Full<B
         let mut value = HeaderValue::from_str(&header.value).map_err(|_| invalid("its value is not a header value"))?;
         value.set_sensitive(header.sensitive);
         headers.insert(name, value);
+    }
+    if let Some(token) = token {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.0))
+            .map_err(|_| ("the token endpoint gave a token that is not a header value".to_owned(), true))?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
     }
     // The span of the attempt (or callback) this request is made in: the receiver can continue its trace.
     let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
@@ -314,8 +440,9 @@ mod tests {
                 Header { name: "authorization", value: "Bearer t0k3n".into(), sensitive: true },
             ],
             body: "{}",
+            auth: None,
         };
-        let built = build_request("https://example.com/hook".parse().unwrap(), &request).unwrap();
+        let built = build_request("https://example.com/hook".parse().unwrap(), &request, None).unwrap();
         assert_eq!(
             (built.method(), built.uri().to_string().as_str()),
             (&http::Method::POST, "https://example.com/hook")
@@ -328,7 +455,7 @@ mod tests {
         assert!(header("user-agent").unwrap().starts_with("public-event-dispatcher/"));
 
         let bad = Request { headers: vec![plain("x-bad", "line\nbreak")], ..request };
-        let (error, transient) = build_request("https://example.com/".parse().unwrap(), &bad).unwrap_err();
+        let (error, transient) = build_request("https://example.com/".parse().unwrap(), &bad, None).unwrap_err();
         assert_eq!((error.as_str(), transient), ("invalid header \"x-bad\": its value is not a header value", false));
     }
 

@@ -79,6 +79,12 @@ pub struct WebhookView {
     pub retry_schedule: Option<RetrySchedule>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<NonZeroU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_auth: Option<AuthView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_when: Option<EventFilter>,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
@@ -86,13 +92,55 @@ pub struct WebhookView {
     pub secret: Option<String>,
 }
 
-/// Target authentication without its credentials.
+/// Target authentication without its secrets (password, token, clientSecret, privateKey).
 #[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthView {
     #[serde(rename = "type")]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// An mtls client certificate (public; its key is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+impl AuthView {
+    fn of(auth: &TargetAuth) -> AuthView {
+        let view = AuthView {
+            kind: auth.kind(),
+            username: None,
+            token_url: None,
+            issuer: None,
+            client_id: None,
+            scope: None,
+            audience: None,
+            certificate: None,
+        };
+        match auth {
+            TargetAuth::Basic { username, .. } => AuthView { username: Some(username.clone()), ..view },
+            TargetAuth::Bearer { .. } => view,
+            TargetAuth::OAuth2(client) => AuthView {
+                token_url: client.token_url.clone(),
+                issuer: client.issuer.clone(),
+                client_id: Some(client.client_id.clone()),
+                scope: client.scope.clone(),
+                audience: client.audience.clone(),
+                ..view
+            },
+            TargetAuth::Mtls(mtls) => AuthView { certificate: Some(mtls.certificate.clone()), ..view },
+        }
+    }
 }
 
 impl WebhookView {
@@ -109,13 +157,13 @@ impl WebhookView {
             disabled_at: w.disabled_at_ms.map(timestamp),
             description: c.description.clone(),
             failure_callback_url: c.failure_callback_url.clone(),
-            auth: c.auth.as_ref().map(|a| match a {
-                TargetAuth::Basic { username, .. } => AuthView { kind: "basic", username: Some(username.clone()) },
-                TargetAuth::Bearer { .. } => AuthView { kind: "bearer", username: None },
-            }),
+            auth: c.auth.as_ref().map(AuthView::of),
             filter: c.filter.clone(),
             retry_schedule: c.retry_schedule.clone(),
             rate_limit: c.rate_limit,
+            callback_url: c.callback_url.clone(),
+            callback_auth: c.callback_auth.as_ref().map(AuthView::of),
+            fail_when: c.fail_when.clone(),
             created_at: timestamp(w.created_at_ms),
             updated_at: timestamp(w.updated_at_ms),
             secret: with_secret.then(|| w.secret.expose().to_owned()),

@@ -8,12 +8,12 @@ use super::metrics::Outcome;
 use super::{timestamp, Service, ServiceError};
 use crate::ports::LogKey;
 use crate::telemetry;
-use dispatcher_core::model::{Attempt, Job, Next, Webhook};
+use dispatcher_core::callback::{self, CallbackType};
+use dispatcher_core::model::{Attempt, Delivery, Job, Next, Webhook, RESPONSE_LOGGED};
 use dispatcher_core::policy::rate;
 use dispatcher_core::request;
 use dispatcher_core::settle::{self, Admission, Decision};
 use std::sync::Arc;
-use tracing::Instrument;
 
 /// What [`Service::attempt`] did with a job.
 #[derive(Debug)]
@@ -62,19 +62,27 @@ impl Service {
         if let Some(until_ms) = self.wait_for_slot(&job, &webhook).await? {
             return Ok(Step::Deferred { until_ms });
         }
-        let request = request::delivery(&job.delivery, &webhook, self.clock.now_ms());
-        let (response, attempt) = self.sender.send(request).await;
-        self.metrics.attempt(&job.delivery.webhook_id, attempt.duration_ms);
-        let seed = job.delivery.id.as_str();
+        let Some(request) = request::delivery(&job.delivery, &webhook, self.clock.now_ms()) else {
+            return self.drop_job(&job, format!("the webhook has no {} any more", callback_field(&job))).await;
+        };
+        let (response, mut attempt) = self.sender.send(request).await;
+        let callback = CallbackType::of(&job.delivery);
+        if callback.is_none() {
+            self.metrics.attempt(&job.delivery.webhook_id, attempt.duration_ms);
+        }
+        let fail_when = webhook.config.fail_when.as_ref().filter(|_| callback.is_none());
+        let response = settle::judge(response, &mut attempt, fail_when);
         let schedule = webhook.config.retry_schedule.as_ref().unwrap_or(&self.schedule);
-        let decision = settle::after_attempt(&response, job.attempt(), schedule, seed, attempt.at_ms);
+        let decision = settle::after_attempt(&response, job.attempt(), schedule, &job.delivery, attempt.at_ms);
         Ok(Step::Attempted(Box::new(Attempted { job, webhook, attempt, decision })))
     }
 
     /// When a job over its webhook's rate limit goes instead of now: it is queued again for its slot, reserved
     /// on its first turn (or, when none could be taken, for a little later without one).
     async fn wait_for_slot(&self, job: &Job, webhook: &Webhook) -> Result<Option<i64>, ServiceError> {
-        let Some(limit) = webhook.config.rate_limit else { return Ok(None) };
+        let Some(limit) = webhook.config.rate_limit.filter(|_| CallbackType::of(&job.delivery).is_none()) else {
+            return Ok(None);
+        };
         let now_ms = self.clock.now_ms();
         let slot = match job.rate_slot_ms {
             Some(slot) => Some(slot),
@@ -94,7 +102,9 @@ impl Service {
     async fn drop_job(&self, job: &Job, reason: String) -> Result<Step, ServiceError> {
         tracing::warn!(%reason, "delivery dropped");
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
-        self.count(Outcome::Dead, &job.delivery.webhook_id);
+        if CallbackType::of(&job.delivery).is_none() {
+            self.count(Outcome::Dead, &job.delivery.webhook_id);
+        }
         Ok(Step::Dropped { reason })
     }
 
@@ -102,7 +112,7 @@ impl Service {
     /// Settling again after a failure repeats nothing twice: the log keeps one entry per attempt, and the
     /// counters move only once every write is done.
     pub async fn settle(&self, attempted: Box<Attempted>) -> Result<String, ServiceError> {
-        let Attempted { job, webhook, attempt, decision } = *attempted;
+        let Attempted { job, webhook, mut attempt, decision } = *attempted;
         let n = job.attempt();
         let outcome = attempt.outcome();
         let status_code = attempt.status_code;
@@ -111,14 +121,28 @@ impl Service {
             Next::RetryAt { at_ms } => format!("retried at {}", timestamp(*at_ms)),
             Next::Dead { reason } => format!("dead: {reason}"),
         };
+        let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
         let error = attempt.error.clone().unwrap_or_default();
+        let is_callback = CallbackType::of(&job.delivery).is_some();
+        // Queued before the attempt is recorded: settling again after a failure makes the same callback, which
+        // the queue takes once; recorded first, a redelivered job would be a duplicate and the callback lost.
+        if !is_callback {
+            let callback = match (&decision.next, status_code) {
+                (Next::Succeeded, Some(code)) => callback::success(&job.delivery, &webhook, code, &attempt.response),
+                (Next::Dead { .. }, _) => callback::failure(&job.delivery, &webhook, n, status_code),
+                _ => None,
+            };
+            self.call_back(callback).await?;
+        }
+        attempt.response = callback::truncated(&attempt.response, RESPONSE_LOGGED).to_owned();
         let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
         tracing::info!(attempt = n, status = ?status_code, %error, %next, "attempted");
         if let Next::RetryAt { at_ms } = &decision.next {
             self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
         }
-        let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
-        let dead = decision.is_dead();
+        if is_callback {
+            return Ok(line);
+        }
         match (decision.disable_webhook, &decision.next) {
             (Some(reason), _) => self.disable(&webhook, reason).await?,
             (None, Next::Succeeded) => self.attempt_succeeded(&webhook).await?,
@@ -130,9 +154,6 @@ impl Service {
             Next::Dead { .. } => Outcome::Dead,
         };
         self.count(outcome, &job.delivery.webhook_id);
-        if dead {
-            self.call_back(&job, &webhook, n, status_code).await;
-        }
         Ok(line)
     }
 
@@ -147,13 +168,15 @@ impl Service {
         let reason = settle::dead_lettered(cause, description);
         let logged = self.log.get_delivery(job.delivery.id).await?;
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
-        self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
-        self.count(Outcome::Dead, &job.delivery.webhook_id);
-        tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
-        if let Some(webhook) = webhook {
-            self.call_back(&job, &webhook, job.attempts_made, last_status).await;
+        if CallbackType::of(&job.delivery).is_none() {
+            if let Some(webhook) = webhook {
+                self.call_back(callback::failure(&job.delivery, &webhook, job.attempts_made, last_status)).await?;
+            }
+            self.count(Outcome::Dead, &job.delivery.webhook_id);
         }
+        self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
+        tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         Ok(format!("delivery {} dead: {reason}", job.delivery.id))
     }
 
@@ -164,26 +187,27 @@ impl Service {
         let disabled = webhook.disabled(reason.clone(), now_ms);
         self.webhooks.store().put_webhook(&disabled).await?;
         self.webhooks.refresh().await?;
-        self.call_back_disabled(&disabled, &reason, now_ms).await;
+        self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
         Ok(())
     }
 
-    /// Tells the webhook's owner that a delivery was given up, when the webhook has a `failureCallbackUrl`. Its
-    /// outcome is logged; it never changes the delivery's.
-    async fn call_back(&self, job: &Job, webhook: &Webhook, attempts: u32, status_code: Option<u16>) {
-        let Some(callback) = settle::failure_callback(&job.delivery, webhook, attempts, status_code) else { return };
-        let correlation_id = job.delivery.correlation_id.as_deref();
-        let request = request::callback(
-            &callback.url,
-            &callback.id,
-            &callback.body,
-            webhook,
-            correlation_id,
-            self.clock.now_ms(),
-        );
-        let (_, sent) = self.sender.send(request).instrument(tracing::info_span!("callback")).await;
-        tracing::info!(status = ?sent.status_code, error = sent.error.as_deref().unwrap_or(""), "failure callback sent");
+    /// Queues a callback to a webhook's owner (`dispatcher_core::callback`), when the webhook wants it: a
+    /// delivery of its own, retried and logged like any.
+    /// Its trace continues from the span it is made in (the attempt it tells of).
+    pub(super) async fn call_back(&self, callback: Option<Delivery>) -> Result<(), ServiceError> {
+        let Some(mut callback) = callback else { return Ok(()) };
+        if let Some(traceparent) = telemetry::traceparent(&tracing::Span::current()) {
+            callback.traceparent = Some(traceparent);
+        }
+        tracing::info!(callback_id = %callback.id, callback_type = %callback.event, "callback queued");
+        self.queue.submit(vec![callback], self.clock.now_ms()).await?;
+        Ok(())
     }
+}
+
+/// The webhook field a callback job's URL comes from.
+fn callback_field(job: &Job) -> &'static str {
+    CallbackType::of(&job.delivery).map_or("url", CallbackType::url_field)
 }
 
 /// The span of everything done for one job: its attempt, the record of it, a failure callback. Attach it with
@@ -193,8 +217,13 @@ impl Service {
 pub fn span(job: &Job) -> tracing::Span {
     let delivery = &job.delivery;
     let correlation_id = delivery.correlation_id.as_deref().unwrap_or("");
-    let span =
-        tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id);
+    let span = match CallbackType::of(delivery) {
+        None => {
+            tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id)
+        }
+        Some(kind) => tracing::info_span!("callback", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id,
+            correlation_id, callback_type = kind.as_str()),
+    };
     telemetry::continue_trace(&span, delivery.traceparent.as_deref());
     span
 }

@@ -6,10 +6,9 @@
 //! old) may miss a streak that began meanwhile; the next success past that ends it.
 
 use super::{timestamp, Service, ServiceError};
+use dispatcher_core::callback;
 use dispatcher_core::model::Webhook;
 use dispatcher_core::policy::health::{after_failure, AfterFailure};
-use dispatcher_core::request;
-use dispatcher_core::settle;
 
 impl Service {
     /// After a successful attempt: ends the webhook's failure streak, if it had one.
@@ -58,17 +57,9 @@ impl Service {
                 store.put_webhook(&disabled).await?;
                 self.webhooks.refresh().await?;
                 tracing::warn!(webhook_id = %disabled.id, %reason, "webhook disabled");
-                self.call_back_disabled(&disabled, &reason, now_ms).await;
+                self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
             }
         }
         Ok(())
-    }
-
-    /// Tells the webhook's owner that the dispatcher disabled it, when it has a `failureCallbackUrl`.
-    pub(super) async fn call_back_disabled(&self, webhook: &Webhook, reason: &str, at_ms: i64) {
-        let Some(callback) = settle::disabled_callback(webhook, reason, &timestamp(at_ms)) else { return };
-        let request = request::callback(&callback.url, &callback.id, &callback.body, webhook, None, at_ms);
-        let (_, sent) = self.sender.send(request).await;
-        tracing::info!(status = ?sent.status_code, error = sent.error.as_deref().unwrap_or(""), "disabled callback sent");
     }
 }

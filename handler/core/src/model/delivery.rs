@@ -117,6 +117,9 @@ impl Status {
     }
 }
 
+/// How much of a response the attempt log keeps.
+pub const RESPONSE_LOGGED: usize = 1024;
+
 /// What the attempt log keeps of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,7 +131,8 @@ pub struct Attempt {
     pub status_code: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The first KiB of the response body.
+    /// The response body: the first [`RESPONSE_LOGGED`] bytes once logged (the sender hands over more, for the
+    /// success callback and `failWhen`).
     #[serde(default)]
     pub response: String,
 }
@@ -137,7 +141,8 @@ impl Attempt {
     /// `HTTP 503`, or the error: what the attempt came to, in a few words.
     pub fn outcome(&self) -> String {
         match (self.status_code, &self.error) {
-            (Some(code), _) => format!("HTTP {code}"),
+            (Some(code), Some(error)) => format!("HTTP {code}, {error}"),
+            (Some(code), None) => format!("HTTP {code}"),
             (None, Some(error)) => error.clone(),
             (None, None) => "no answer".to_owned(),
         }

@@ -2,6 +2,7 @@
 //! Plain data with its invariants; every other module of the dispatcher speaks in these types, and the stores
 //! keep them as they serialize.
 
+mod auth;
 mod delivery;
 mod ids;
 mod problem;
@@ -9,9 +10,10 @@ mod rejected;
 mod secret;
 mod webhook;
 
-pub use delivery::{Attempt, Delivery, Job, LogEntry, LogVersion, Next, Status};
+pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
+pub use delivery::{Attempt, Delivery, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
 pub use ids::DeliveryId;
 pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
 pub use rejected::Rejected;
 pub use secret::Secret;
-pub use webhook::{PreviousSecret, TargetAuth, Webhook, WebhookConfig, SECRET_OVERLAP_MS};
+pub use webhook::{PreviousSecret, Webhook, WebhookConfig, SECRET_OVERLAP_MS};

@@ -2,7 +2,7 @@
 //! JSON shape), and what only the dispatcher holds for it (its signing secrets, when it changed, why it was
 //! disabled).
 
-use super::Secret;
+use super::{Secret, TargetAuth};
 use crate::policy::filter::EventFilter;
 use crate::policy::health::FailureStreak;
 use crate::policy::retry::RetrySchedule;
@@ -58,6 +58,16 @@ pub struct WebhookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 100000))]
     pub rate_limit: Option<NonZeroU32>,
+    /// Where a signed `Callback` with the receiver's answer is POSTed after each successful delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(url)]
+    pub callback_url: Option<String>,
+    /// How the dispatcher authenticates to `callbackUrl` and `failureCallbackUrl` (the shapes of `auth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_auth: Option<TargetAuth>,
+    /// An event pattern (the language of `filter`) matched against a 2xx answer's JSON body: a match makes the attempt a failure, retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_when: Option<EventFilter>,
 }
 
 impl WebhookConfig {
@@ -75,25 +85,6 @@ enum SubscriptionsShape {
     List(Vec<String>),
     /// Comma-separated names, e.g. `"ping,service:subscribed"`.
     CommaSeparated(String),
-}
-
-/// Credentials sent to the receiver in `Authorization`. `Debug` never shows them.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum TargetAuth {
-    /// HTTP Basic authentication.
-    Basic { username: String, password: String },
-    /// A bearer token.
-    Bearer { token: String },
-}
-
-impl std::fmt::Debug for TargetAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TargetAuth::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            TargetAuth::Bearer { .. } => f.write_str("Bearer(***)"),
-        }
-    }
 }
 
 /// A registered webhook: its configuration and what only the dispatcher sees.
@@ -210,12 +201,5 @@ mod tests {
         enabled_config.disabled = false;
         let enabled = disabled.reconfigured(enabled_config, 3_000);
         assert_eq!((enabled.disabled_reason, enabled.updated_at_ms), (None, 3_000));
-    }
-
-    #[test]
-    fn credentials_are_never_printed() {
-        let auth = TargetAuth::Basic { username: "u".into(), password: "s3cret".into() };
-        assert_eq!(format!("{auth:?}"), "Basic(u, ***)");
-        assert_eq!(format!("{:?}", TargetAuth::Bearer { token: "t0k3n".into() }), "Bearer(***)");
     }
 }

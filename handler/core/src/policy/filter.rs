@@ -2,7 +2,8 @@
 //! `quamina` crate against the body the webhook would receive (`{"name": ..., "payload": {...}}`), after
 //! routing. A pattern names the fields it constrains; each field lists the values or operators it accepts
 //! (`prefix`, `suffix`, `anything-but`, `exists`, `numeric`, `equals-ignore-case`, `wildcard`, ...), any of which
-//! may match.
+//! may match. One departure from EventBridge, which only sees leaf values: `exists` holds for a field whose value
+//! is an object or an array of them too (`{"errors": [{"exists": true}]}` matches a GraphQL error list).
 
 use quamina::Quamina;
 use schemars::JsonSchema;
@@ -17,6 +18,8 @@ pub struct EventFilter {
     matcher: Arc<Quamina<()>>,
     /// How many values and operators it lists, in all.
     weight: usize,
+    /// The fields it asks `exists` of, each a path of keys.
+    exists: Arc<[Vec<String>]>,
 }
 
 /// The most values and operators one pattern may list. quamina 0.7 panics when one state of an automaton has
@@ -48,7 +51,9 @@ impl EventFilter {
         }
         let mut matcher = Quamina::new();
         matcher.add_pattern((), &pattern.to_string()).map_err(|e| e.to_string())?;
-        Ok(EventFilter { pattern: pattern.clone(), matcher: Arc::new(matcher), weight })
+        let mut exists = Vec::new();
+        exists_paths(pattern, &mut Vec::new(), &mut exists);
+        Ok(EventFilter { pattern: pattern.clone(), matcher: Arc::new(matcher), weight, exists: exists.into() })
     }
 
     pub fn pattern(&self) -> &Value {
@@ -57,7 +62,69 @@ impl EventFilter {
 
     /// Whether the delivery body `body` (JSON) passes. A body the matcher cannot read never does.
     pub fn matches(&self, body: &str) -> bool {
-        self.matcher.has_matches(body.as_bytes()).unwrap_or(false)
+        if self.exists.is_empty() {
+            return self.matcher.has_matches(body.as_bytes()).unwrap_or(false);
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(body) else { return false };
+        for path in self.exists.iter() {
+            containers_as_leaves(&mut value, path);
+        }
+        self.matcher.has_matches(value.to_string().as_bytes()).unwrap_or(false)
+    }
+}
+
+/// Collects the paths of the fields `pattern` asks `exists` of.
+fn exists_paths(pattern: &Value, prefix: &mut Vec<String>, paths: &mut Vec<Vec<String>>) {
+    let Value::Object(fields) = pattern else { return };
+    for (key, value) in fields {
+        match value {
+            Value::Object(_) => {
+                prefix.push(key.clone());
+                exists_paths(value, prefix, paths);
+                prefix.pop();
+            }
+            Value::Array(values) if values.iter().any(|v| v.get("exists").is_some()) => {
+                paths.push(prefix.iter().cloned().chain([key.clone()]).collect());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Makes the field at `path` of `body` a leaf the matcher sees: `true` when it holds a value somewhere, absent
+/// when it holds none (`[]`, `{}`). Nothing else of the pattern looks below a field it asks `exists` of.
+fn containers_as_leaves(body: &mut Value, path: &[String]) {
+    let (Some(key), rest) = (path.first(), path.get(1..).unwrap_or_default()) else { return };
+    match body {
+        Value::Array(items) => items.iter_mut().for_each(|item| containers_as_leaves(item, path)),
+        Value::Object(fields) if rest.is_empty() => {
+            let Some(value) = fields.get_mut(key) else { return };
+            if matches!(value, Value::Object(_)) || value.as_array().is_some_and(|a| a.iter().any(is_container)) {
+                if has_leaf(value) {
+                    *value = Value::Bool(true);
+                } else {
+                    fields.remove(key);
+                }
+            }
+        }
+        Value::Object(fields) => {
+            if let Some(value) = fields.get_mut(key) {
+                containers_as_leaves(value, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_container(value: &Value) -> bool {
+    value.is_object() || value.is_array()
+}
+
+fn has_leaf(value: &Value) -> bool {
+    match value {
+        Value::Object(fields) => fields.values().any(has_leaf),
+        Value::Array(items) => items.iter().any(has_leaf),
+        _ => true,
     }
 }
 
@@ -67,6 +134,8 @@ impl EventFilter {
 pub struct FilterSet {
     matchers: Vec<Quamina<usize>>,
     filtered: Vec<bool>,
+    /// Filters that ask `exists` of a field, matched one by one (see [`EventFilter::matches`]).
+    alone: Vec<(usize, EventFilter)>,
 }
 
 /// The values and operators one matcher holds at most: below quamina's 256 transitions per state, whatever
@@ -83,10 +152,15 @@ pub struct FilterMemo {
 impl FilterSet {
     /// The set of `filters`, by position (`None`: a webhook without a filter, which every body passes).
     pub fn new<'a>(filters: impl ExactSizeIterator<Item = Option<&'a EventFilter>>) -> FilterSet {
-        let mut set = FilterSet { matchers: Vec::new(), filtered: vec![false; filters.len()] };
+        let mut set = FilterSet { matchers: Vec::new(), filtered: vec![false; filters.len()], alone: Vec::new() };
         let mut in_last = MATCHER_WEIGHT;
         for (position, filter) in filters.enumerate() {
             let Some(filter) = filter else { continue };
+            if !filter.exists.is_empty() {
+                set.filtered[position] = true;
+                set.alone.push((position, filter.clone()));
+                continue;
+            }
             if in_last + filter.weight > MATCHER_WEIGHT {
                 set.matchers.push(Quamina::new());
                 in_last = 0;
@@ -110,6 +184,9 @@ impl FilterSet {
                 for matched in matcher.matches_for_event(body.as_bytes()).unwrap_or_default() {
                     memo.passing[matched] = true;
                 }
+            }
+            for (position, filter) in &self.alone {
+                memo.passing[*position] = filter.matches(body);
             }
             memo.body = Some(body.to_owned());
         }
@@ -194,6 +271,30 @@ mod tests {
         ] {
             assert_eq!(filter(pattern.clone()).matches(BODY), matches, "{pattern}");
         }
+    }
+
+    #[test]
+    fn exists_holds_for_objects_and_lists_of_them_alone_or_in_a_set() {
+        let errors = filter(json!({"errors": [{"exists": true}]}));
+        let no_errors = filter(json!({"errors": [{"exists": false}]}));
+        for (body, with_errors) in [
+            (r#"{"data": null, "errors": [{"message": "denied", "path": ["user"]}]}"#, true),
+            (r#"{"errors": {"code": 1}}"#, true),
+            (r#"{"errors": ["flat"]}"#, true),
+            (r#"{"data": {"user": {"id": 1}}, "errors": []}"#, false),
+            (r#"{"data": {"user": {"id": 1}}}"#, false),
+            (r#"{"data": {"user": {"id": 1}}, "errors": [{}]}"#, false),
+        ] {
+            assert_eq!(errors.matches(body), with_errors, "{body}");
+            assert_eq!(no_errors.matches(body), !with_errors, "{body}");
+        }
+        let items = filter(json!({"items": {"tags": [{"exists": true}]}}));
+        assert!(items.matches(r#"{"items": [{"tags": []}, {"tags": [{"k": "v"}]}]}"#));
+        assert!(!items.matches(r#"{"items": [{"tags": []}]}"#));
+        let set = FilterSet::new([Some(&errors), Some(&filter(json!({"data": [{"exists": true}]}))), None].into_iter());
+        let mut memo = FilterMemo::default();
+        let body = r#"{"errors": [{"message": "denied"}]}"#;
+        assert_eq!((0..3).map(|p| set.passes(p, body, &mut memo)).collect::<Vec<_>>(), [true, false, true]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! existing configuration imports as it is), with every problem reported at once, each with its path.
 
 use crate::events::catalog;
-use crate::model::{join, quote, wrong_type, Problem, Report, TargetAuth, WebhookConfig};
+use crate::model::{
+    join, quote, wrong_type, ClientCertificate, OAuth2Client, Problem, Report, TargetAuth, WebhookConfig,
+};
 use crate::policy::filter::EventFilter;
 use crate::policy::targets::{http_url, UrlProblem};
 use crate::request::RESERVED_HEADERS;
@@ -46,7 +48,7 @@ pub fn derived_id(config: &WebhookConfig) -> String {
     })
 }
 
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 14] = [
     "url",
     "subscriptions",
     "attributes",
@@ -58,6 +60,9 @@ const FIELDS: [&str; 11] = [
     "filter",
     "retrySchedule",
     "rateLimit",
+    "callbackUrl",
+    "callbackAuth",
+    "failWhen",
 ];
 
 impl WebhookConfig {
@@ -80,15 +85,12 @@ impl WebhookConfig {
             headers: decode_string_map(body, "headers", &mut problems),
             disabled: decode_bool(body.get("disabled"), "disabled", &mut problems),
             description: decode_optional_string(body.get("description"), "description", &mut problems),
-            failure_callback_url: match body.get("failureCallbackUrl") {
-                None | Some(Value::Null) => None,
-                url => Some(decode_url(url, "failureCallbackUrl", &mut problems)),
-            },
-            auth: decode_auth(body.get("auth"), &mut problems),
-            filter: match body.get("filter") {
-                None | Some(Value::Null) => None,
-                Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new("filter", e))).ok(),
-            },
+            failure_callback_url: decode_optional_url(body, "failureCallbackUrl", &mut problems),
+            auth: decode_auth(body.get("auth"), "auth", &mut problems),
+            callback_url: decode_optional_url(body, "callbackUrl", &mut problems),
+            callback_auth: decode_auth(body.get("callbackAuth"), "callbackAuth", &mut problems),
+            filter: decode_pattern(body, "filter", &mut problems),
+            fail_when: decode_pattern(body, "failWhen", &mut problems),
             retry_schedule: match body.get("retrySchedule") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(text)) => {
@@ -131,6 +133,20 @@ pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>
         }
     }
     text.clone()
+}
+
+fn decode_optional_url(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    match body.get(field) {
+        None | Some(Value::Null) => None,
+        url => Some(decode_url(url, field, problems)),
+    }
+}
+
+fn decode_pattern(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<EventFilter> {
+    match body.get(field) {
+        None | Some(Value::Null) => None,
+        Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new(field, e))).ok(),
+    }
 }
 
 fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
@@ -213,38 +229,80 @@ fn decode_optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<
     }
 }
 
-/// `{"type": "basic", "username", "password"}` or `{"type": "bearer", "token"}`. Credentials are never quoted.
-fn decode_auth(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
-    const EXPECTED: &str = r#"{"type": "basic", "username": ..., "password": ...} or {"type": "bearer", "token": ...}"#;
+/// One of the shapes of [`TargetAuth`], at `path` (`auth` or `callbackAuth`). Credentials are never quoted.
+fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
+    const EXPECTED: &str = r#"an object whose "type" is "basic", "bearer", "oauth2" or "mtls""#;
     let fields = match value {
         None | Some(Value::Null) => return None,
         Some(Value::Object(fields)) => fields,
         Some(other) => {
-            problems.push(Problem::new(
-                "auth",
-                format!("is {}, expected {EXPECTED}", if other.is_string() { "a string" } else { "not an object" }),
-            ));
+            let what = if other.is_string() { "a string" } else { "not an object" };
+            problems.push(Problem::new(path, format!("is {what}, expected {EXPECTED}")));
             return None;
         }
     };
-    let mut text = |name: &str| match fields.get(name) {
-        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+    let kind = fields.get("type").and_then(Value::as_str).unwrap_or_default();
+    let known: &[&str] = match kind {
+        "basic" => &["type", "username", "password"],
+        "bearer" => &["type", "token"],
+        "oauth2" => &["type", "tokenUrl", "issuer", "clientId", "clientSecret", "scope", "audience"],
+        "mtls" => &["type", "certificate", "privateKey"],
         _ => {
-            problems.push(Problem::new(join("auth", name), "is missing or not a non-empty string"));
-            None
+            problems.push(Problem::new(join(path, "type"), "must be \"basic\", \"bearer\", \"oauth2\" or \"mtls\""));
+            return None;
         }
     };
-    match fields.get("type").and_then(Value::as_str) {
-        Some("basic") => {
-            let (username, password) = (text("username"), text("password"));
-            Some(TargetAuth::Basic { username: username?, password: password? })
-        }
-        Some("bearer") => text("token").map(|token| TargetAuth::Bearer { token }),
-        _ => {
-            problems.push(Problem::new("auth.type", "must be \"basic\" or \"bearer\""));
-            None
-        }
+    for key in fields.keys().filter(|k| !known.contains(&k.as_str())) {
+        let message = format!("is not a field of {kind} authentication; its fields: {}", known.join(", "));
+        problems.push(Problem::new(join(path, key), message));
     }
+    let before = problems.len();
+    let mut text = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => text.clone(),
+        _ => {
+            problems.push(Problem::new(join(path, name), "is missing or not a non-empty string"));
+            String::new()
+        }
+    };
+    let auth = match kind {
+        "basic" => TargetAuth::Basic { username: text("username"), password: text("password") },
+        "bearer" => TargetAuth::Bearer { token: text("token") },
+        "oauth2" => {
+            let (client_id, client_secret) = (text("clientId"), text("clientSecret"));
+            let scope = decode_optional_string(fields.get("scope"), &join(path, "scope"), problems);
+            let audience = decode_optional_string(fields.get("audience"), &join(path, "audience"), problems);
+            let endpoint = |name: &str, problems: &mut Vec<Problem>| {
+                fields.contains_key(name).then(|| decode_url(fields.get(name), &join(path, name), problems))
+            };
+            let (token_url, issuer) = (endpoint("tokenUrl", problems), endpoint("issuer", problems));
+            if token_url.is_some() == issuer.is_some() {
+                problems.push(Problem::new(
+                    path,
+                    "needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both",
+                ));
+            }
+            TargetAuth::OAuth2(OAuth2Client { token_url, issuer, client_id, client_secret, scope, audience })
+        }
+        _ => {
+            let (certificate, private_key) = (text("certificate"), text("privateKey"));
+            if !certificate.is_empty() && !certificate.contains("-----BEGIN CERTIFICATE-----") {
+                problems.push(Problem::new(
+                    join(path, "certificate"),
+                    "is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+                ));
+            }
+            let pem_key = private_key.contains("-----BEGIN") && private_key.contains("PRIVATE KEY-----");
+            if !private_key.is_empty() && !pem_key {
+                // The key is a secret: say what is wrong without quoting it.
+                problems.push(Problem::new(
+                    join(path, "privateKey"),
+                    "is not a PEM private key (-----BEGIN PRIVATE KEY-----)",
+                ));
+            }
+            TargetAuth::Mtls(ClientCertificate { certificate, private_key })
+        }
+    };
+    (problems.len() == before).then_some(auth)
 }
 
 /// A registration body that may also name the webhook's id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
@@ -367,7 +425,7 @@ mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
@@ -435,7 +493,47 @@ mod tests {
         );
         assert_eq!(
             problems(json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "digest"}})),
-            ["auth.type: must be \"basic\" or \"bearer\"",]
+            ["auth.type: must be \"basic\", \"bearer\", \"oauth2\" or \"mtls\"",]
+        );
+    }
+
+    #[test]
+    fn every_auth_type_decodes_at_auth_and_callback_auth_and_reports_without_quoting_secrets() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+        let body = json!({"url": "https://a.example", "subscriptions": ["ping"],
+            "auth": {"type": "oauth2", "issuer": "https://idp.example", "clientId": "c", "clientSecret": "s3cret", "scope": "a b"},
+            "callbackUrl": "https://a.example/done", "callbackAuth": {"type": "mtls", "certificate": pem, "privateKey": key},
+            "failWhen": {"errors": [{"exists": true}]}});
+        let config = WebhookConfig::decode(&body).unwrap();
+        let Some(TargetAuth::OAuth2(client)) = &config.auth else { panic!("{:?}", config.auth) };
+        assert_eq!((client.issuer.as_deref(), client.token_url.as_deref()), (Some("https://idp.example"), None));
+        assert_eq!(client.scope.as_deref(), Some("a b"));
+        assert!(matches!(&config.callback_auth, Some(TargetAuth::Mtls(c)) if c.private_key == key));
+        assert_eq!(config.callback_url.as_deref(), Some("https://a.example/done"));
+        assert!(config.fail_when.as_ref().unwrap().matches(r#"{"errors": [{"message": "no"}]}"#));
+        assert_eq!(serde_json::to_value(&config).unwrap()["callbackAuth"]["privateKey"], key);
+
+        let bad = json!({"url": "https://a.example", "subscriptions": [],
+            "auth": {"type": "oauth2", "tokenUrl": "https://idp.example/token", "issuer": "https://idp.example",
+                "clientId": "c", "clientSecret": "", "scope": 1, "grant": "password"},
+            "callbackAuth": {"type": "mtls", "certificate": "not pem", "privateKey": "s3cret-key"},
+            "failWhen": "errors"});
+        let reported = problems(bad);
+        assert_eq!(reported, [
+            "auth.grant: is not a field of oauth2 authentication; its fields: type, tokenUrl, issuer, clientId, clientSecret, scope, audience",
+            "auth.clientSecret: is missing or not a non-empty string",
+            "auth.scope: 1 is a number, expected a string",
+            "auth: needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both",
+            "callbackAuth.certificate: is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+            "callbackAuth.privateKey: is not a PEM private key (-----BEGIN PRIVATE KEY-----)",
+            "failWhen: is not an event pattern: an object naming the fields to match, e.g. {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}",
+        ]);
+        assert!(!reported.concat().contains("s3cret"));
+        let neither = json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "oauth2", "clientId": "c", "clientSecret": "s"}});
+        assert_eq!(
+            problems(neither),
+            ["auth: needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both"]
         );
     }
 
