@@ -13,7 +13,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A token is renewed this long before it expires, so that no request carries one that expires on the way.
+/// A token is renewed this long before it expires (or, for short-lived ones, when a quarter of its life is
+/// left), so that no request carries one that expires on the way.
 const EARLY: Duration = Duration::from_secs(30);
 /// How long a token without `expires_in` is used.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -43,7 +44,8 @@ pub struct Tokens {
     slots: Arc<Mutex<HashMap<OAuth2Client, Arc<tokio::sync::Mutex<Slot>>>>>,
 }
 
-/// What is known of one set of credentials: its token, its token endpoint, and how the endpoint takes them.
+/// What is known of one set of credentials: its token (until when it is used), its token endpoint, and how the
+/// endpoint takes them.
 #[derive(Default)]
 struct Slot {
     token: Option<(AccessToken, Instant)>,
@@ -74,8 +76,8 @@ impl Tokens {
         let slot = self.slot(client);
         let mut slot = slot.lock().await;
         let now = Instant::now();
-        if let Some((token, expires)) = &slot.token {
-            if *expires > now + EARLY && Some(token) != stale {
+        if let Some((token, renew_at)) = &slot.token {
+            if *renew_at > now && Some(token) != stale {
                 return Ok(token.clone());
             }
         }
@@ -102,7 +104,7 @@ impl Tokens {
         if let Some((endpoint, _)) = slot.endpoint.as_mut() {
             endpoint.post = post;
         }
-        slot.token = Some((token.clone(), Instant::now() + lifetime));
+        slot.token = Some((token.clone(), Instant::now() + lifetime - EARLY.min(lifetime / 4)));
         Ok(token)
     }
 

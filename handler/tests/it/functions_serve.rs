@@ -323,7 +323,8 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     let callback_job: Value = serde_json::from_str(queued["body"].as_str().unwrap()).unwrap();
     assert_eq!(callback_job["event"], "DeliveryFailure", "{queued}");
     let callback_id = callback_job["id"].as_str().unwrap().to_owned();
-    let invocation = json!({"Data": {"msg": callback_job}, "Metadata": {"MessageId": callback_id, "DeliveryCount": "1"}});
+    let invocation =
+        json!({"Data": {"msg": callback_job}, "Metadata": {"MessageId": callback_id, "DeliveryCount": "1"}});
     let (status, answer) = invoke(&client, &base, "DeliverWebhook", invocation.to_string().into_bytes()).await;
     assert_eq!(
         (status, answer["Logs"][0].as_str()),

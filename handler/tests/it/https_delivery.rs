@@ -45,16 +45,33 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
 /// An HTTPS receiver at `https://localhost:<port>/`, recording what it gets.
-async fn https_receiver() -> (String, Arc<Mutex<Vec<(HeaderMap, String)>>>) {
+async fn https_receiver() -> (String, Received) {
+    tls_receiver(false).await
+}
+
+/// An HTTPS receiver that, with `client_auth`, completes a handshake only with a client certificate of the test
+/// client CA (`fixtures/tls/client-ca.pem`).
+async fn tls_receiver(client_auth: bool) -> (String, Received) {
     let certificates = CertificateDer::pem_file_iter(fixture("localhost.pem")).unwrap().map(Result::unwrap).collect();
     let key = PrivateKeyDer::from_pem_file(fixture("localhost.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let builder = if client_auth {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(fixture("client-ca.pem")).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder.with_single_cert(certificates, key).unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://localhost:{}/hook", tcp.local_addr().unwrap().port());
     let listener = TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(config)) };
@@ -113,4 +130,63 @@ async fn a_certificate_the_platform_does_not_trust_fails_the_attempt_and_says_wh
     let error = attempt["error"].as_str().unwrap_or_default();
     assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{attempt}");
     assert!(received.lock().unwrap().is_empty(), "nothing is sent to a server whose certificate is refused");
+}
+
+/// The last attempt of the only delivery of `webhook`, once there is one.
+async fn last_attempt(dispatcher: &Dispatcher, webhook: &str) -> Value {
+    let attempt = Arc::new(Mutex::new(Value::Null));
+    eventually_async("an attempt in the log", WAIT, || {
+        let attempt = attempt.clone();
+        let path = format!("/webhooks/{webhook}/deliveries");
+        async move {
+            let deliveries = dispatcher.get(&path).await;
+            let Some(id) = deliveries["items"][0]["id"].as_str() else { return false };
+            let delivery = dispatcher.get(&format!("/deliveries/{id}")).await;
+            *attempt.lock().unwrap() =
+                delivery["attempts"].as_array().and_then(|a| a.last().cloned()).unwrap_or_default();
+            !attempt.lock().unwrap().is_null()
+        }
+    })
+    .await;
+    let last = attempt.lock().unwrap().clone();
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mtls_target_gets_the_delivery_with_the_client_certificate_and_refuses_it_without() {
+    let (url, received) = tls_receiver(true).await;
+    let ca = fixture("ca.pem");
+    let dispatcher =
+        Dispatcher::start("https-mtls", &["--retry-schedule", "1h"], &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let pem = |name: &str| std::fs::read_to_string(fixture(name)).unwrap();
+    let (certificate, key) = (pem("client.pem"), pem("client.key"));
+    let register = |name: &str, auth: Value| {
+        let body = json!({"url": url, "subscriptions": ["ping"], "attributes": {"name": name}, "auth": auth,
+                          "headers": {"x-api-key": "k-123"}});
+        dispatcher.register(body)
+    };
+    let (with, _) = register("with", json!({"type": "mtls", "certificate": certificate, "privateKey": key})).await;
+    // A certificate the receiver does not trust: the server's own, from the other test CA.
+    let stranger = json!({"type": "mtls", "certificate": pem("localhost.pem"), "privateKey": pem("localhost.key")});
+    let (other, _) = register("other", stranger).await;
+    let (without, _) = register("without", Value::Null).await;
+    for name in ["with", "other", "without"] {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": name}})).await;
+    }
+
+    eventually("the delivery over mTLS", WAIT, || !received.lock().unwrap().is_empty()).await;
+    let (headers, _) = received.lock().unwrap()[0].clone();
+    assert_eq!(headers["x-api-key"], "k-123", "combined with headers");
+    assert_eq!(last_attempt(&dispatcher, &with).await["statusCode"], 200);
+    for webhook in [other, without] {
+        let attempt = last_attempt(&dispatcher, &webhook).await;
+        assert!(attempt["statusCode"].is_null() && attempt["error"].as_str().is_some(), "{attempt}");
+    }
+    assert_eq!(received.lock().unwrap().len(), 1, "only the trusted certificate gets through");
+
+    let shown = dispatcher.get(&format!("/webhooks/{with}")).await;
+    assert_eq!(shown["auth"]["type"], "mtls");
+    assert_eq!(shown["auth"]["certificate"], certificate.as_str());
+    assert!(!shown.to_string().contains("PRIVATE KEY"), "the key is never shown: {shown}");
+    assert!(!dispatcher.logs().contains("PRIVATE KEY"), "nor logged");
 }

@@ -23,6 +23,7 @@ mod invocations;
 mod layers;
 mod local_mode;
 mod metrics;
+mod oauth2;
 mod openapi;
 mod retention;
 mod servicebus;

@@ -1,0 +1,220 @@
+//! `oauth2` targets against a real OpenID provider: `oidc-provider` (certified by the OpenID Foundation) in
+//! `__integrations__/oidc/`, started by the tests, and `handler local` as a process. The receiver accepts only
+//! tokens the provider issued, and refuses those the test revokes.
+
+use crate::support::{eventually, eventually_async, npm, Dispatcher};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const CLIENT_SECRET: &str = "dispatcher-s3cret";
+
+/// The provider as a process, and the lines it printed: one per token issued (`{"token", "client", "scope"}`)
+/// or refused (`{"refused"}`).
+struct Provider {
+    child: Child,
+    issuer: String,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Provider {
+    fn start(env: &[(&str, &str)]) -> Provider {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/oidc");
+        npm::install(&dir).unwrap();
+        let mut child = Command::new("node")
+            .arg("provider.js")
+            .arg("0")
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node (Node.js 20 or later) runs the OpenID provider");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let issuer = serde_json::from_str::<Value>(&first).unwrap()["issuer"].as_str().unwrap().to_owned();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                seen.lock().unwrap().push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+            }
+        });
+        Provider { child, issuer, lines }
+    }
+
+    /// The access tokens it issued, in order.
+    fn tokens(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().iter().filter(|l| l.get("token").is_some()).cloned().collect()
+    }
+
+    fn refusals(&self) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| l.get("refused").is_some()).count()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A protected resource: answers 200 to a bearer token the provider issued and that is not revoked, 401 to
+/// anything else; records every `Authorization` it got.
+#[derive(Clone, Default)]
+struct Resource {
+    received: Arc<Mutex<Vec<String>>>,
+    revoked: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Resource {
+    async fn start(provider: &Provider) -> (Resource, String) {
+        let resource = Resource::default();
+        let (state, lines) = (resource.clone(), provider.lines.clone());
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let (state, lines) = (state.clone(), lines.clone());
+            async move {
+                let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                state.received.lock().unwrap().push(authorization.to_owned());
+                let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
+                let issued = lines.lock().unwrap().iter().any(|l| l["token"] == token);
+                if issued && !state.revoked.lock().unwrap().contains(token) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (resource, url)
+    }
+
+    fn received(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn publish(dispatcher: &Dispatcher, name: &str, n: usize) {
+    for _ in 0..n {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": name}})).await;
+    }
+}
+
+/// The deliveries of `webhook` as the API lists them, once `count` are settled.
+async fn settled(dispatcher: &Dispatcher, webhook: &str, count: usize) -> Vec<Value> {
+    let path = format!("/webhooks/{webhook}/deliveries");
+    let items = Arc::new(Mutex::new(Vec::new()));
+    eventually_async("the deliveries settled", WAIT, || {
+        let (items, path) = (items.clone(), path.clone());
+        async move {
+            let page = dispatcher.get(&path).await["items"].as_array().cloned().unwrap_or_default();
+            let done = page.iter().filter(|d| d["status"] == "succeeded").count() >= count;
+            *items.lock().unwrap() = page;
+            done
+        }
+    })
+    .await;
+    let settled = items.lock().unwrap().clone();
+    settled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_refused() {
+    let provider = Provider::start(&[("TOKEN_TTL", "4")]);
+    let (resource, url) = Resource::start(&provider).await;
+    let dispatcher = Dispatcher::start("oauth2", &["--retry-schedule", "1h"], &[]);
+    let auth = json!({"type": "oauth2", "issuer": provider.issuer, "clientId": "dispatcher",
+                      "clientSecret": CLIENT_SECRET, "scope": "deliveries", "audience": "https://resource.example"});
+    let (webhook, _) = dispatcher
+        .register(json!({"url": url, "subscriptions": ["ping"], "attributes": {"name": "oauth"}, "auth": auth}))
+        .await;
+
+    // Ten deliveries at once: one token, fetched through discovery, with the scope asked for.
+    publish(&dispatcher, "oauth", 10).await;
+    eventually("ten deliveries", WAIT, || resource.received().len() >= 10).await;
+    let tokens = provider.tokens();
+    assert_eq!(tokens.len(), 1, "one token for every delivery: {tokens:?}");
+    assert_eq!((&tokens[0]["client"], &tokens[0]["scope"]), (&json!("dispatcher"), &json!("deliveries")));
+    let first = format!("Bearer {}", tokens[0]["token"].as_str().unwrap());
+    assert!(resource.received().iter().all(|a| *a == first), "{:?}", resource.received());
+
+    // The resource revokes it: the next delivery's 401 fetches a new token and sends again at once, in the
+    // same attempt.
+    resource.revoked.lock().unwrap().insert(tokens[0]["token"].as_str().unwrap().to_owned());
+    publish(&dispatcher, "oauth", 1).await;
+    eventually("a second token", WAIT, || resource.received().len() >= 12).await;
+    assert_eq!(provider.tokens().len(), 2);
+    let second = format!("Bearer {}", provider.tokens()[1]["token"].as_str().unwrap());
+    assert_eq!(resource.received()[10..], [first.clone(), second.clone()]);
+    let deliveries = settled(&dispatcher, &webhook, 11).await;
+    assert!(deliveries.iter().all(|d| d["attempts"].as_array().unwrap().len() == 1), "{deliveries:?}");
+
+    // It lives 4 s, and is renewed when a quarter of that is left.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    publish(&dispatcher, "oauth", 1).await;
+    eventually("a third token", WAIT, || resource.received().len() >= 13).await;
+    assert_eq!(provider.tokens().len(), 3);
+    assert_eq!(resource.received()[12], format!("Bearer {}", provider.tokens()[2]["token"].as_str().unwrap()));
+
+    let shown = dispatcher.get(&format!("/webhooks/{webhook}")).await;
+    assert_eq!(
+        shown["auth"],
+        json!({"type": "oauth2", "issuer": provider.issuer, "clientId": "dispatcher",
+        "scope": "deliveries", "audience": "https://resource.example"})
+    );
+    let logs = dispatcher.logs();
+    assert!(!logs.contains(CLIENT_SECRET), "the client secret is never logged");
+    for token in provider.tokens() {
+        assert!(!logs.contains(token["token"].as_str().unwrap()), "nor a token");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_in_the_form_when_the_endpoint_asks_and_a_refusal_fails_the_attempt() {
+    let provider = Provider::start(&[("ONLY_POST", "1")]);
+    let (resource, url) = Resource::start(&provider).await;
+    let dispatcher = Dispatcher::start("oauth2-post", &["--retry-schedule", "1h"], &[]);
+    let token_url = format!("{}/token", provider.issuer);
+    let register = |name: &str, secret: &str| {
+        let auth = json!({"type": "oauth2", "tokenUrl": token_url, "clientId": "dispatcher", "clientSecret": secret});
+        dispatcher.register(json!({"url": url, "subscriptions": ["ping"], "attributes": {"name": name}, "auth": auth}))
+    };
+    let (_, _) = register("post", CLIENT_SECRET).await;
+    publish(&dispatcher, "post", 2).await;
+    eventually("two deliveries", WAIT, || resource.received().len() >= 2).await;
+    assert_eq!(provider.tokens().len(), 1);
+    assert_eq!(provider.refusals(), 1, "Authorization once, then the form, remembered for the next token");
+
+    let (refused, _) = register("refused", "not-the-s3cret").await;
+    publish(&dispatcher, "refused", 1).await;
+    let attempt = Arc::new(Mutex::new(Value::Null));
+    eventually_async("the failed attempt", WAIT, || {
+        let attempt = attempt.clone();
+        let path = format!("/webhooks/{refused}/deliveries");
+        let dispatcher = &dispatcher;
+        async move {
+            let page = dispatcher.get(&path).await;
+            *attempt.lock().unwrap() = page["items"][0]["attempts"][0].clone();
+            !attempt.lock().unwrap().is_null()
+        }
+    })
+    .await;
+    let attempt = attempt.lock().unwrap().clone();
+    let error = attempt["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with(&format!("the token endpoint {token_url} answered HTTP 401 invalid_client")), "{error}");
+    assert!(attempt["statusCode"].is_null(), "nothing was sent to the target: {attempt}");
+    assert_eq!(resource.received().len(), 2);
+    let page = dispatcher.get(&format!("/webhooks/{refused}/deliveries")).await;
+    assert_eq!(page["items"][0]["status"], "retrying", "retried on the schedule: {page}");
+    assert!(!dispatcher.logs().contains("not-the-s3cret") && !page.to_string().contains("not-the-s3cret"));
+}
