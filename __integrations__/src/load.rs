@@ -6,7 +6,7 @@ use crate::handler_process::{Handler, TempDir};
 use crate::receiver::Receiver;
 use anyhow::bail;
 use dispatcher_core::dispatch::delivery_id;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,6 +41,10 @@ pub struct LoadArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// How the webhooks authenticate to the receiver: `none`, `bearer`, or `oauth2` (tokens from the OpenID
+    /// provider of the tests, started for the run).
+    #[arg(long, default_value = "none", value_parser = ["none", "bearer", "oauth2"])]
+    pub auth: String,
 }
 
 /// The CPU seconds a process used between two readings of [`resources`].
@@ -80,9 +84,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         dispatcher::adapters::tls::build(dispatcher::adapters::tls::builder().pool_max_idle_per_host(args.concurrency))
             .map_err(anyhow::Error::msg)?;
 
+    // Kept for the run: the token endpoint of `--auth oauth2`.
+    let provider = match args.auth.as_str() {
+        "oauth2" => Some(crate::oidc::Provider::start(&[("TOKEN_TTL", "3600")]).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
+    let auth = match &provider {
+        Some(provider) => json!({"type": "oauth2", "issuer": provider.issuer, "clientId": "dispatcher",
+                                 "clientSecret": "dispatcher-s3cret", "scope": "deliveries"}),
+        None if args.auth == "bearer" => json!({"type": "bearer", "token": "load-t0ken"}),
+        None => Value::Null,
+    };
     let webhook_ids: Vec<String> = (0..args.webhooks).map(|i| format!("load-{i}")).collect();
     for id in &webhook_ids {
-        let body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": ["ping"], "attributes": {"name": id}});
+        let body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": ["ping"],
+                          "attributes": {"name": id}, "auth": auth});
         let response = client.post(format!("{}/webhooks", handler.api)).json(&body).send().await?;
         if response.status() != 201 {
             bail!("cannot register {id}: {} {}", response.status(), response.text().await.unwrap_or_default());
@@ -226,6 +242,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         },
         // This tool's own share of the machine: its publishers and receivers run beside the handler.
         "loadCpuSeconds": load_cpu,
+        "auth": args.auth,
+        // With `--auth oauth2`: how many tokens the provider issued for the whole run.
+        "oauth2Tokens": provider.as_ref().map(|p| p.tokens().len()),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -254,6 +273,9 @@ fn print_table(r: &serde_json::Value) {
     println!("| handler ready (ms) | {} |", f(&h["readyMs"]));
     println!("| handler RSS idle / peak (MB) | {} / {} |", f(&h["idleRssMb"]), f(&h["peakRssMb"]));
     println!("| handler CPU (s) | {} |", f(&h["cpuSeconds"]));
+    if let Some(tokens) = r["oauth2Tokens"].as_u64() {
+        println!("| OAuth 2.0 tokens issued | {tokens} |");
+    }
     println!("| load tool CPU: publishers and receivers (s) | {} |", f(&r["loadCpuSeconds"]));
     println!(
         "| received / expected, lost, duplicates | {} / {}, {}, {} |",

@@ -9,6 +9,7 @@ mod functions_host;
 mod handler_process;
 mod load;
 mod npm;
+mod oidc;
 mod producer;
 mod receiver;
 mod scenarios;

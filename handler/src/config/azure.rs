@@ -4,6 +4,7 @@
 use super::{boolean, disable_after, duration, number, required, Problems};
 use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
+use crate::adapters::sealed::EncryptionKey;
 use crate::adapters::servicebus::ServiceBusConnection;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct ServeConfig {
     pub allow_private_targets: bool,
     /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
     pub disable_after: Option<Duration>,
+    /// Seals webhook secrets at rest, when set.
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 /// The settings of `handler serve` (app settings in Azure); [`ServeArgs::validate`] checks them.
@@ -76,6 +79,10 @@ pub struct ServeArgs {
     /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "false")]
     pub allow_private_targets: String,
+    /// 32 random bytes, base64 (a Key Vault reference in Azure): webhook secrets and credentials are stored
+    /// encrypted with it.
+    #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -118,6 +125,10 @@ impl ServeArgs {
                 problems.add(format!("{name}: {queue:?} is not a queue name"));
             }
         }
+        let encryption_key = match self.encryption_key.filter(|k| !k.is_empty()) {
+            Some(text) => problems.check(EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text).map(Some)),
+            None => Some(None),
+        };
         problems.into_result(|| {
             let cosmos = CosmosConfig {
                 endpoint: endpoint?,
@@ -137,6 +148,7 @@ impl ServeArgs {
                 request_timeout: request_timeout?,
                 allow_private_targets: allow_private_targets?,
                 disable_after: disable_after?,
+                encryption_key: encryption_key?,
             })
         })
     }

@@ -1,6 +1,7 @@
 //! The settings of `handler local`.
 
 use super::{boolean, disable_after, duration, number, Problems};
+use crate::adapters::sealed::EncryptionKey;
 use crate::http::ApiKey;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct LocalConfig {
     pub shutdown_grace: Duration,
     /// How long settled deliveries and rejected events are kept.
     pub retention: Duration,
+    /// Seals webhook secrets at rest, when set.
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 /// The flags of `handler local`, as text; [`LocalArgs::validate`] turns them into a [`LocalConfig`].
@@ -65,6 +68,9 @@ pub struct LocalArgs {
     /// When set, every API call needs it in the `x-functions-key` header.
     #[arg(long, env = "DISPATCHER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// 32 random bytes, base64: webhook secrets and credentials are stored encrypted with it.
+    #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
 }
 
 impl LocalArgs {
@@ -109,6 +115,10 @@ impl LocalArgs {
             // Say what is wrong without repeating the key.
             problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
         }
+        let encryption_key = match self.encryption_key.filter(|k| !k.is_empty()) {
+            Some(text) => problems.check(EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text).map(Some)),
+            None => Some(None),
+        };
         problems.into_result(|| {
             Some(LocalConfig {
                 bind: bind?,
@@ -123,6 +133,7 @@ impl LocalArgs {
                 disable_after: disable_after?,
                 shutdown_grace: shutdown_grace?,
                 retention: Duration::from_secs(retention_days? * 86_400),
+                encryption_key: encryption_key?,
             })
         })
     }

@@ -51,7 +51,7 @@ pub(crate) async fn invoke(client: &reqwest::Client, base: &str, function: &str,
 }
 
 /// The Cosmos store of a test, on the local server, in its own database.
-async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
+pub(crate) async fn cosmos_store(cosmos: &CosmosServer, database: &str) -> CosmosStore {
     let config = CosmosConfig {
         endpoint: cosmos.endpoint.clone(),
         auth: CosmosAuth::Key(EMULATOR_KEY.into()),

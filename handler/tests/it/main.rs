@@ -26,6 +26,7 @@ mod metrics;
 mod oauth2;
 mod openapi;
 mod retention;
+mod secrets;
 mod servicebus;
 mod store_suite;
 mod support;

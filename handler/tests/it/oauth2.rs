@@ -2,70 +2,16 @@
 //! `__integrations__/oidc/`, started by the tests, and `handler local` as a process. The receiver accepts only
 //! tokens the provider issued, and refuses those the test revokes.
 
-use crate::support::{eventually, eventually_async, npm, Dispatcher};
+use crate::support::oidc::Provider;
+use crate::support::{eventually, eventually_async, Dispatcher};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 const CLIENT_SECRET: &str = "dispatcher-s3cret";
-
-/// The provider as a process, and the lines it printed: one per token issued (`{"token", "client", "scope"}`)
-/// or refused (`{"refused"}`).
-struct Provider {
-    child: Child,
-    issuer: String,
-    lines: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Provider {
-    fn start(env: &[(&str, &str)]) -> Provider {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/oidc");
-        npm::install(&dir).unwrap();
-        let mut child = Command::new("node")
-            .arg("provider.js")
-            .arg("0")
-            .envs(env.iter().copied())
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node (Node.js 20 or later) runs the OpenID provider");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        stdout.read_line(&mut first).unwrap();
-        let issuer = serde_json::from_str::<Value>(&first).unwrap()["issuer"].as_str().unwrap().to_owned();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let seen = lines.clone();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                seen.lock().unwrap().push(serde_json::from_str(&line).unwrap_or(Value::String(line)));
-            }
-        });
-        Provider { child, issuer, lines }
-    }
-
-    /// The access tokens it issued, in order.
-    fn tokens(&self) -> Vec<Value> {
-        self.lines.lock().unwrap().iter().filter(|l| l.get("token").is_some()).cloned().collect()
-    }
-
-    fn refusals(&self) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| l.get("refused").is_some()).count()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A protected resource: answers 200 to a bearer token the provider issued and that is not revoked, 401 to
 /// anything else; records every `Authorization` it got.
@@ -130,7 +76,7 @@ async fn settled(dispatcher: &Dispatcher, webhook: &str, count: usize) -> Vec<Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_refused() {
-    let provider = Provider::start(&[("TOKEN_TTL", "4")]);
+    let provider = Provider::start(&[("TOKEN_TTL", "4")]).unwrap();
     let (resource, url) = Resource::start(&provider).await;
     let dispatcher = Dispatcher::start("oauth2", &["--retry-schedule", "1h"], &[]);
     let auth = json!({"type": "oauth2", "issuer": provider.issuer, "clientId": "dispatcher",
@@ -181,7 +127,7 @@ async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_go_in_the_form_when_the_endpoint_asks_and_a_refusal_fails_the_attempt() {
-    let provider = Provider::start(&[("ONLY_POST", "1")]);
+    let provider = Provider::start(&[("ONLY_POST", "1")]).unwrap();
     let (resource, url) = Resource::start(&provider).await;
     let dispatcher = Dispatcher::start("oauth2-post", &["--retry-schedule", "1h"], &[]);
     let token_url = format!("{}/token", provider.issuer);

@@ -33,6 +33,11 @@ impl Secret {
         &self.0
     }
 
+    /// The stored text, for the store's encryption at rest to seal and open in place.
+    pub fn text_mut(&mut self) -> &mut String {
+        &mut self.0
+    }
+
     /// The key bytes that sign.
     pub fn key(&self) -> Vec<u8> {
         // Only built by `from_key` and `parse`, so the base64 is valid.

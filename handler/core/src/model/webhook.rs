@@ -139,6 +139,17 @@ impl Webhook {
         std::iter::once(&self.secret).chain(self.previous_secret(now_ms).map(|p| &p.secret)).collect()
     }
 
+    /// Every secret it holds: its signing secrets, the credentials of `auth` and `callbackAuth`, and the values
+    /// of `headers` (API keys, often). What encryption at rest seals.
+    pub fn secrets_mut(&mut self) -> Vec<&mut String> {
+        let mut secrets = vec![self.secret.text_mut()];
+        secrets.extend(self.previous_secret.as_mut().map(|p| p.secret.text_mut()));
+        let config = &mut self.config;
+        secrets.extend(config.auth.iter_mut().chain(config.callback_auth.iter_mut()).flat_map(TargetAuth::secrets_mut));
+        secrets.extend(config.headers.values_mut());
+        secrets
+    }
+
     /// The previous secret while it still signs.
     pub fn previous_secret(&self, now_ms: i64) -> Option<&PreviousSecret> {
         self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms)

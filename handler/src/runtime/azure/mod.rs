@@ -12,6 +12,7 @@ mod outputs;
 pub mod package;
 
 use crate::adapters::cosmos::CosmosStore;
+use crate::adapters::sealed::SealedWebhooks;
 use crate::adapters::sender::Sender;
 use crate::adapters::servicebus::{QueueSender, ServiceBusDeliveries, ServiceBusEvents};
 use crate::config::ServeConfig;
@@ -40,7 +41,7 @@ impl Azure {
         let events = ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue));
         let service = Arc::new(Service::new(Parts {
             mode: "azure",
-            webhooks: cosmos.clone(),
+            webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.encryption_key.clone())),
             webhook_cache: Some(config.webhook_cache),
             log: cosmos.clone(),
             rejected: cosmos.clone(),
@@ -76,5 +77,13 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
     let (azure, sender) = Azure::new(&config);
     // The HTTP client reads the platform's CA certificates: after readiness, in the background.
     sender.warm_up();
+    // Likewise, a DISPATCHER_ENCRYPTION_KEY that does not open the stored secrets is said at start, not at the
+    // first delivery (every request that needs a webhook fails with the same message until it is fixed).
+    let service = azure.service.clone();
+    tokio::spawn(async move {
+        if let Err(error) = service.webhooks().refresh().await {
+            tracing::error!(%error, "the webhooks cannot be read");
+        }
+    });
     axum::serve(listener, azure.router()).with_graceful_shutdown(shutdown).await
 }

@@ -13,6 +13,7 @@ pub use queue::LocalQueue;
 pub use rate_limits::MemoryRateLimits;
 pub use workers::Workers;
 
+use crate::adapters::sealed::SealedWebhooks;
 use crate::adapters::sender::Sender;
 use crate::adapters::sqlite::SqliteStore;
 use crate::config::LocalConfig;
@@ -47,7 +48,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let queue = Arc::new(LocalQueue::new(store.clone(), lease_ms));
     let service = Arc::new(Service::new(Parts {
         mode: "local",
-        webhooks: store.clone(),
+        webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.encryption_key.clone())),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),

@@ -6,6 +6,8 @@ pub mod cosmos;
 pub mod job;
 #[path = "../../../../__integrations__/src/npm.rs"]
 pub mod npm;
+#[path = "../../../../__integrations__/src/oidc.rs"]
+pub mod oidc;
 pub mod servicebus;
 
 use axum::body::Bytes;
