@@ -60,15 +60,7 @@ pub fn success(delivery: &Delivery, webhook: &Webhook, status_code: u16, respons
     webhook.config.callback_url.as_ref()?;
     let response = truncated(response, RESPONSE_KEPT);
     let response = serde_json::from_str::<Value>(response).unwrap_or_else(|_| Value::String(response.to_owned()));
-    let body = json!({
-        "callbackType": CallbackType::Callback.as_str(),
-        "deliveryId": delivery.id,
-        "webhookId": &*webhook.id,
-        "eventType": delivery.event,
-        "payload": payload(delivery),
-        "statusCode": status_code,
-        "response": response,
-    });
+    let body = [("statusCode", json!(status_code)), ("response", response)];
     Some(about(delivery, webhook, CallbackType::Callback, body))
 }
 
@@ -76,15 +68,7 @@ pub fn success(delivery: &Delivery, webhook: &Webhook, status_code: u16, respons
 /// `status_code`), when its webhook has a `failureCallbackUrl`.
 pub fn failure(delivery: &Delivery, webhook: &Webhook, attempts: u32, status_code: Option<u16>) -> Option<Delivery> {
     webhook.config.failure_callback_url.as_ref()?;
-    let body = json!({
-        "callbackType": CallbackType::DeliveryFailure.as_str(),
-        "deliveryId": delivery.id,
-        "webhookId": &*webhook.id,
-        "eventType": delivery.event,
-        "payload": payload(delivery),
-        "statusCode": status_code,
-        "attempts": attempts,
-    });
+    let body = [("statusCode", json!(status_code)), ("attempts", json!(attempts))];
     Some(about(delivery, webhook, CallbackType::DeliveryFailure, body))
 }
 
@@ -107,8 +91,24 @@ pub fn disabled(webhook: &Webhook, reason: &str, disabled_at: &str) -> Option<De
     Some(dispatch::direct(&source, &webhook.id, kind.as_str(), body.to_string()))
 }
 
-/// A callback about `delivery`: its id derives from the delivery's, so that making it again makes the same one.
-fn about(delivery: &Delivery, webhook: &Webhook, kind: CallbackType, body: Value) -> Delivery {
+/// A callback about `delivery`, telling `facts` besides which delivery it is: its id derives from the
+/// delivery's, so that making it again makes the same one.
+fn about<const N: usize>(
+    delivery: &Delivery,
+    webhook: &Webhook,
+    kind: CallbackType,
+    facts: [(&str, Value); N],
+) -> Delivery {
+    let mut body = json!({
+        "callbackType": kind.as_str(),
+        "deliveryId": delivery.id,
+        "webhookId": &*webhook.id,
+        "eventType": delivery.event,
+        "payload": payload(delivery),
+    });
+    for (name, value) in facts {
+        body[name] = value;
+    }
     let source = Source {
         id: format!("{}/{}", delivery.id, kind.as_str()),
         correlation_id: delivery.correlation_id.clone(),

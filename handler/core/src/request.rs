@@ -129,6 +129,18 @@ mod tests {
         Webhook::new("wh1".into(), config, Secret::from_key(&[3; 32]), 0)
     }
 
+    fn ping() -> Delivery {
+        Delivery {
+            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: "{}".into(),
+            source_id: "m".into(),
+            correlation_id: None,
+            traceparent: None,
+        }
+    }
+
     fn header<'a>(request: &'a Request<'_>, name: &str) -> Option<&'a str> {
         request.headers.iter().find(|h| h.name == name).map(|h| h.value.as_ref())
     }
@@ -136,15 +148,7 @@ mod tests {
     #[test]
     fn a_delivery_is_a_signed_post_with_the_webhooks_headers_and_credentials() {
         let webhook = webhook(Some(TargetAuth::Bearer { token: "t0k3n".into() }));
-        let delivery = Delivery {
-            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
-            webhook_id: "wh1".into(),
-            event: "ping".into(),
-            body: "{}".into(),
-            source_id: "m".into(),
-            correlation_id: Some("corr".into()),
-            traceparent: None,
-        };
+        let delivery = Delivery { correlation_id: Some("corr".into()), ..ping() };
         let request = super::delivery(&delivery, &webhook, 1_700_000_000_999).unwrap();
         assert_eq!((request.url, request.body), ("https://example.com/hook", "{}"));
         assert_eq!(header(&request, "content-type"), Some("application/json"));
@@ -164,15 +168,7 @@ mod tests {
         let mut webhook = webhook(Some(TargetAuth::Bearer { token: "target".into() }));
         webhook.config.failure_callback_url = Some("https://example.com/failed".into());
         webhook.config.callback_auth = Some(TargetAuth::Basic { username: "user".into(), password: "pass".into() });
-        let delivery = Delivery {
-            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
-            webhook_id: "wh1".into(),
-            event: "ping".into(),
-            body: "{}".into(),
-            source_id: "m".into(),
-            correlation_id: None,
-            traceparent: None,
-        };
+        let delivery = ping();
         let failure = crate::callback::failure(&delivery, &webhook, 3, None).unwrap();
         let request = super::delivery(&failure, &webhook, 0).unwrap();
         assert_eq!(request.url, "https://example.com/failed");

@@ -189,9 +189,13 @@ impl Sender {
     /// 401 to the cached one), through the client presenting the certificate for `mtls`.
     async fn try_send(&self, request: &Request<'_>) -> Result<(u16, Option<Duration>, String), (String, bool)> {
         let uri = self.target(request.url)?;
+        let with_certificate;
         let client = match request.auth {
-            Some(TargetAuth::Mtls(certificate)) => self.client_with(certificate).await?,
-            _ => self.client().await.map_err(|error| (error, true))?.clone(),
+            Some(TargetAuth::Mtls(certificate)) => {
+                with_certificate = self.client_with(certificate).await?;
+                &with_certificate
+            }
+            _ => self.client().await.map_err(|error| (error, true))?,
         };
         let Some(TargetAuth::OAuth2(oauth2)) = request.auth else {
             return self.exchange_once(client, build_request(uri, request, None)?).await;
@@ -203,7 +207,7 @@ impl Sender {
             async move { sender.exchange(request).await }
         };
         let token = self.tokens.token(oauth2, None, &exchange).await.map_err(|e| (e, true))?;
-        let answer = self.exchange_once(client.clone(), build_request(uri.clone(), request, Some(&token))?).await?;
+        let answer = self.exchange_once(client, build_request(uri.clone(), request, Some(&token))?).await?;
         if answer.0 != 401 {
             return Ok(answer);
         }
@@ -237,7 +241,7 @@ impl Sender {
 
     async fn exchange_once(
         &self,
-        client: HttpClient,
+        client: &HttpClient,
         http_request: http::Request<Full<Bytes>>,
     ) -> Result<(u16, Option<Duration>, String), (String, bool)> {
         // The timeout covers the whole attempt, reading the response included.

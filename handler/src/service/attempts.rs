@@ -134,7 +134,8 @@ impl Service {
             };
             self.call_back(callback).await?;
         }
-        attempt.response = callback::truncated(&attempt.response, RESPONSE_LOGGED).to_owned();
+        let logged = callback::truncated(&attempt.response, RESPONSE_LOGGED).len();
+        attempt.response.truncate(logged);
         let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
         tracing::info!(attempt = n, status = ?status_code, %error, %next, "attempted");
         if let Next::RetryAt { at_ms } = &decision.next {

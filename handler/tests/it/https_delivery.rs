@@ -2,7 +2,7 @@
 //! speaking TLS with a certificate of a test CA (`fixtures/tls/`). The dispatcher trusts the platform's roots,
 //! read at its start; `SSL_CERT_FILE` names another bundle, as it does for OpenSSL.
 
-use crate::support::{eventually, eventually_async, Dispatcher};
+use crate::support::{eventually, Dispatcher};
 use axum::http::HeaderMap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -112,44 +112,10 @@ async fn a_certificate_the_platform_does_not_trust_fails_the_attempt_and_says_wh
     let dispatcher = Dispatcher::start("https-untrusted", &["--retry-schedule", "1h"], &[]);
     let webhook = register_and_publish(&dispatcher, &url).await;
 
-    let attempt = Arc::new(Mutex::new(Value::Null));
-    eventually_async("a failed attempt in the log", WAIT, || {
-        let attempt = attempt.clone();
-        let path = format!("/webhooks/{webhook}/deliveries");
-        let dispatcher = &dispatcher;
-        async move {
-            let deliveries = dispatcher.get(&path).await;
-            let Some(id) = deliveries["items"][0]["id"].as_str() else { return false };
-            let delivery = dispatcher.get(&format!("/deliveries/{id}")).await;
-            *attempt.lock().unwrap() = delivery["attempts"][0].clone();
-            !delivery["attempts"][0].is_null()
-        }
-    })
-    .await;
-    let attempt = attempt.lock().unwrap().clone();
+    let attempt = dispatcher.last_attempt(&webhook).await;
     let error = attempt["error"].as_str().unwrap_or_default();
     assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{attempt}");
     assert!(received.lock().unwrap().is_empty(), "nothing is sent to a server whose certificate is refused");
-}
-
-/// The last attempt of the only delivery of `webhook`, once there is one.
-async fn last_attempt(dispatcher: &Dispatcher, webhook: &str) -> Value {
-    let attempt = Arc::new(Mutex::new(Value::Null));
-    eventually_async("an attempt in the log", WAIT, || {
-        let attempt = attempt.clone();
-        let path = format!("/webhooks/{webhook}/deliveries");
-        async move {
-            let deliveries = dispatcher.get(&path).await;
-            let Some(id) = deliveries["items"][0]["id"].as_str() else { return false };
-            let delivery = dispatcher.get(&format!("/deliveries/{id}")).await;
-            *attempt.lock().unwrap() =
-                delivery["attempts"].as_array().and_then(|a| a.last().cloned()).unwrap_or_default();
-            !attempt.lock().unwrap().is_null()
-        }
-    })
-    .await;
-    let last = attempt.lock().unwrap().clone();
-    last
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,9 +143,9 @@ async fn an_mtls_target_gets_the_delivery_with_the_client_certificate_and_refuse
     eventually("the delivery over mTLS", WAIT, || !received.lock().unwrap().is_empty()).await;
     let (headers, _) = received.lock().unwrap()[0].clone();
     assert_eq!(headers["x-api-key"], "k-123", "combined with headers");
-    assert_eq!(last_attempt(&dispatcher, &with).await["statusCode"], 200);
+    assert_eq!(dispatcher.last_attempt(&with).await["statusCode"], 200);
     for webhook in [other, without] {
-        let attempt = last_attempt(&dispatcher, &webhook).await;
+        let attempt = dispatcher.last_attempt(&webhook).await;
         assert!(attempt["statusCode"].is_null() && attempt["error"].as_str().is_some(), "{attempt}");
     }
     assert_eq!(received.lock().unwrap().len(), 1, "only the trusted certificate gets through");

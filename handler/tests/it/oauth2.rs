@@ -143,19 +143,7 @@ async fn credentials_go_in_the_form_when_the_endpoint_asks_and_a_refusal_fails_t
 
     let (refused, _) = register("refused", "not-the-s3cret").await;
     publish(&dispatcher, "refused", 1).await;
-    let attempt = Arc::new(Mutex::new(Value::Null));
-    eventually_async("the failed attempt", WAIT, || {
-        let attempt = attempt.clone();
-        let path = format!("/webhooks/{refused}/deliveries");
-        let dispatcher = &dispatcher;
-        async move {
-            let page = dispatcher.get(&path).await;
-            *attempt.lock().unwrap() = page["items"][0]["attempts"][0].clone();
-            !attempt.lock().unwrap().is_null()
-        }
-    })
-    .await;
-    let attempt = attempt.lock().unwrap().clone();
+    let attempt = dispatcher.last_attempt(&refused).await;
     let error = attempt["error"].as_str().unwrap_or_default();
     assert!(error.starts_with(&format!("the token endpoint {token_url} answered HTTP 401 invalid_client")), "{error}");
     assert!(attempt["statusCode"].is_null(), "nothing was sent to the target: {attempt}");

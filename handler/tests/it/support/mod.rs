@@ -237,6 +237,21 @@ impl Dispatcher {
         (created["id"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned())
     }
 
+    /// The last attempt of the newest delivery of `webhook`, once it has one (waiting up to 20 s).
+    pub async fn last_attempt(&self, webhook: &str) -> Value {
+        let path = format!("/webhooks/{webhook}/deliveries");
+        let start = Instant::now();
+        loop {
+            let deliveries = self.get(&path).await;
+            let attempts = deliveries["items"][0]["attempts"].as_array().cloned().unwrap_or_default();
+            if let Some(last) = attempts.last() {
+                return last.clone();
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no attempt of {webhook}'s delivery: {deliveries}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn publish(&self, event: Value) -> Value {
         let (status, body) = self.call("POST", "/events", Some(event)).await;
         assert_eq!(status, 202, "{body}");
