@@ -1,9 +1,10 @@
-//! `/events`: publishing an event, the catalog with the mapping table, and the rejected events.
+//! `/events`: publishing an event, previewing its routing, the catalog with the mapping table, and the rejected
+//! events.
 
 use super::answer::Answer;
 use super::extract::{EventBody, PageQuery, Query};
 use super::problem::ApiError;
-use super::views::{AcceptedView, Page, RejectedView};
+use super::views::{AcceptedView, Page, PreviewView, RejectedView};
 use super::{errors, AppState};
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
@@ -20,6 +21,17 @@ pub fn routes() -> ApiRouter<AppState> {
             post_with(publish, |op| {
                 errors(
                     op.id("publishEvent").summary("Publish an event; 202 once its deliveries are stored"),
+                    &[400, 413, 415],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/events/preview",
+            post_with(preview, |op| {
+                errors(
+                    op.id("previewEvent").summary(
+                        "Which webhooks an event would reach, and the body each would receive; nothing is sent or kept",
+                    ),
                     &[400, 413, 415],
                 )
             }),
@@ -61,6 +73,13 @@ async fn publish(
             Err(if body.len() > MAX_EVENT_BYTES { error.with_status(StatusCode::PAYLOAD_TOO_LARGE) } else { error })
         }
     }
+}
+
+async fn preview(
+    State(service): State<AppState>,
+    EventBody(body): EventBody,
+) -> Result<Answer<200, PreviewView>, ApiError> {
+    Ok(Answer(service.preview(&body?).await?.into()))
 }
 
 async fn catalog() -> Answer<200, Value> {

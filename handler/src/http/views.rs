@@ -1,8 +1,8 @@
 //! What the API answers: the JSON shapes of its responses (times as RFC 3339, credentials left out), whose
 //! schemas go into the OpenAPI document. Each is made from a model type by one function here.
 
-use crate::service::timestamp;
-use dispatcher_core::model::{Attempt, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
+use crate::service::{timestamp, Preview};
+use dispatcher_core::model::{Attempt, Delivery, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
 use dispatcher_core::policy::filter::EventFilter;
 use dispatcher_core::policy::retry::RetrySchedule;
 use schemars::JsonSchema;
@@ -17,6 +17,44 @@ pub struct AcceptedView {
     /// Absent on Azure, where the event is queued and routed by OnIncomingEvent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<usize>,
+}
+
+/// What an event would make, nothing kept: the routing of the engine, for a filter tester.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewView {
+    /// The event's name.
+    pub event: &'static str,
+    /// The deliveries it would make: to which webhook, which public event, the exact body.
+    pub deliveries: Vec<PreviewDelivery>,
+    /// What it would deliver to disabled webhooks, were they enabled (logged as skipped when it is published).
+    pub skipped: Vec<PreviewDelivery>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewDelivery {
+    pub webhook_id: String,
+    /// The public event.
+    pub event: String,
+    /// The exact body the webhook would receive.
+    #[schemars(with = "serde_json::Value")]
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+impl From<Preview> for PreviewView {
+    fn from(preview: Preview) -> PreviewView {
+        let view = |deliveries: Vec<Delivery>| {
+            deliveries
+                .into_iter()
+                .filter_map(|d| {
+                    let body = serde_json::value::RawValue::from_string(d.body).ok()?;
+                    Some(PreviewDelivery { webhook_id: d.webhook_id.to_string(), event: d.event, body })
+                })
+                .collect()
+        };
+        PreviewView { event: preview.event, deliveries: view(preview.deliveries), skipped: view(preview.skipped) }
+    }
 }
 
 #[derive(Serialize, JsonSchema)]

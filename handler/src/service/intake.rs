@@ -8,7 +8,7 @@ use crate::ports::DeliveryQueue;
 use crate::telemetry;
 use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, Event};
-use dispatcher_core::model::{Problem, Rejected};
+use dispatcher_core::model::{Delivery, Problem, Rejected};
 use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
@@ -17,6 +17,15 @@ use tracing::Instrument;
 pub struct Published {
     pub id: String,
     pub deliveries: Option<usize>,
+}
+
+/// What an event would make, without making it: the deliveries routing gives it (webhook, public event, exact
+/// body), and those it would make to disabled webhooks were they enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub event: &'static str,
+    pub deliveries: Vec<Delivery>,
+    pub skipped: Vec<Delivery>,
 }
 
 /// What became of a message taken from a queue.
@@ -68,6 +77,19 @@ impl Service {
             }
         };
         Ok(Published { id: source.id, deliveries })
+    }
+
+    /// Routes an event's body as publishing would, against the webhooks of now, and keeps nothing: what a
+    /// filter tester shows. An invalid event is refused with every problem, and not recorded.
+    pub async fn preview(&self, body: &[u8]) -> Result<Preview, ServiceError> {
+        let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
+        let webhooks = self.webhooks.get().await?;
+        let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
+        Ok(Preview {
+            event: event.name(),
+            deliveries: dispatch(&source, &event, &webhooks),
+            skipped: skipped(&source, &event, &webhooks),
+        })
     }
 
     /// Takes a message of the events queue (OnIncomingEvent): routes a valid event, submitting its deliveries

@@ -14,7 +14,7 @@ mod webhooks;
 
 pub use attempts::{span, Attempted, Step};
 pub use cache::WebhookCache;
-pub use intake::{Accepted, Published};
+pub use intake::{Accepted, Preview, Published};
 pub use webhooks::ImportError;
 
 use crate::ports::{

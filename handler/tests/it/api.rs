@@ -275,3 +275,42 @@ fn a_second_process_on_the_same_data_dir_is_refused_and_bad_settings_are_all_rep
     );
     assert!(!stderr.contains("tiny-key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_shows_where_an_event_would_go_and_what_each_webhook_would_get_and_sends_nothing() {
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start("preview", &[], &[]);
+    let service = "aServiceId12345";
+    let register = |name: &str, extra: Value| {
+        let mut body = json!({"url": receivers.url(name), "subscriptions": ["service:subscribed"],
+                              "attributes": {"serviceId": service}, "id": name});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        dispatcher.register(body)
+    };
+    register("plain", json!({})).await;
+    register("filtered-out", json!({"filter": {"payload": {"fiscalCode": [{"prefix": "ZZZ"}]}}})).await;
+    register("off", json!({"disabled": true})).await;
+    let event =
+        json!({"name": "service:subscribed", "payload": {"serviceId": service, "fiscalCode": "AAABBB00A00A000B"}});
+
+    let (status, preview) = dispatcher.call("POST", "/events/preview", Some(event)).await;
+    assert_eq!(status, 200, "{preview}");
+    let body = json!({"name": "service:subscribed", "payload": {"fiscalCode": "AAABBB00A00A000B"}});
+    assert_eq!(
+        preview,
+        json!({"event": "service:subscribed",
+               "deliveries": [{"webhookId": "plain", "event": "service:subscribed", "body": body}],
+               "skipped": [{"webhookId": "off", "event": "service:subscribed", "body": body}]})
+    );
+    let (status, invalid) =
+        dispatcher.call("POST", "/events/preview", Some(json!({"name": "ping", "payload": 1}))).await;
+    assert_eq!(status, 400, "{invalid}");
+    assert_eq!(invalid["problems"][0]["path"], "payload", "{invalid}");
+
+    // Nothing was sent, logged or recorded.
+    let info = dispatcher.get("/info").await;
+    assert_eq!((&info["counters"]["accepted"], &info["counters"]["rejected"]), (&json!(0), &json!(0)), "{info}");
+    assert_eq!(dispatcher.get("/webhooks/plain/deliveries").await["items"], json!([]));
+    assert_eq!(dispatcher.get("/events/rejected").await["items"], json!([]));
+    assert!(receivers.at("plain").is_empty());
+}
