@@ -10,7 +10,9 @@
 
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
-use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Webhook};
+use dispatcher_core::model::{
+    Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Webhook,
+};
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
 use dispatcher_core::settle::Logged;
@@ -62,10 +64,12 @@ impl<'a> LogKey<'a> {
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     async fn get_delivery(&self, id: DeliveryId) -> Result<Option<LogEntry>, StoreError>;
-    /// A webhook's deliveries, newest first: `limit` of them after the cursor of a previous page.
+    /// A webhook's deliveries (those in `status` only, when given), newest first: `limit` of them after the
+    /// cursor of a previous page.
     async fn list_deliveries(
         &self,
         webhook_id: &str,
+        status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError>;

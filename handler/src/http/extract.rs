@@ -223,6 +223,24 @@ impl PageQuery {
     }
 }
 
+/// A webhook's deliveries: the paging of [`PageQuery`], and `?status=` for those in one status only. (Not a
+/// flattened `PageQuery`: a query string read through `#[serde(flatten)]` cannot hold a number.)
+#[derive(Deserialize, JsonSchema)]
+pub struct DeliveriesQuery {
+    /// How many items, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only the deliveries in this status.
+    pub status: Option<dispatcher_core::model::Status>,
+}
+
+impl DeliveriesQuery {
+    pub fn limit(&self) -> usize {
+        PageQuery { limit: self.limit, cursor: None }.limit()
+    }
+}
+
 /// A query string read as `T`, refused with problem details when it does not fit.
 pub struct Query<T>(pub T);
 

@@ -2,7 +2,7 @@
 //! deliveries, and recovering the ones a disabled webhook missed.
 
 use super::answer::{Answer, NoContent};
-use super::extract::{ConfigurationSchema, Id, JsonBody, MergePatch, PageQuery, Query, RegistrationSchema};
+use super::extract::{ConfigurationSchema, DeliveriesQuery, Id, JsonBody, MergePatch, Query, RegistrationSchema};
 use super::problem::ApiError;
 use super::views::{DeliveryQueuedView, DeliveryView, Page, RecoverRequest, RecoveredView, SecretView, WebhookView};
 use super::{errors, AppState};
@@ -164,8 +164,8 @@ async fn recover(
 async fn deliveries(
     State(service): State<AppState>,
     Id(id): Id,
-    Query(page): Query<PageQuery>,
+    Query(query): Query<DeliveriesQuery>,
 ) -> Answered<200, Page<DeliveryView>> {
-    let found = service.deliveries(&id, page.limit(), page.cursor.as_deref()).await?;
+    let found = service.deliveries(&id, query.status, query.limit(), query.cursor.as_deref()).await?;
     Ok(Answer(Page::of(found, DeliveryView::from)))
 }

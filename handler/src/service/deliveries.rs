@@ -11,15 +11,16 @@ fn not_found(id: &str) -> ServiceError {
 }
 
 impl Service {
-    /// A webhook's deliveries with their attempts, newest first.
+    /// A webhook's deliveries (in `status`, when given) with their attempts, newest first.
     pub async fn deliveries(
         &self,
         webhook_id: &str,
+        status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, ServiceError> {
         self.webhook(webhook_id).await?;
-        Ok(self.log.list_deliveries(webhook_id, limit, cursor).await?)
+        Ok(self.log.list_deliveries(webhook_id, status, limit, cursor).await?)
     }
 
     /// One delivery with every attempt; `id` as given in a URL.
@@ -50,7 +51,7 @@ impl Service {
         }
         let (mut cursor, mut recovered) = (None, 0);
         loop {
-            let (entries, next) = self.log.list_deliveries(id, 100, cursor.as_deref()).await?;
+            let (entries, next) = self.log.list_deliveries(id, None, 100, cursor.as_deref()).await?;
             for entry in &entries {
                 let in_window = (since_ms..until_ms).contains(&entry.created_at_ms);
                 if in_window && matches!(entry.status, Status::Dead | Status::Skipped) {

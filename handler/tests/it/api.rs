@@ -148,6 +148,17 @@ async fn the_attempt_log_pages_newest_first_and_a_retry_keeps_the_webhook_id() {
     let resent = receivers.at("picky").into_iter().last().unwrap();
     assert_eq!(resent.header("webhook-id"), Some(delivery_id));
     assert_eq!(dispatcher.get(&format!("/deliveries/{delivery_id}")).await["attempts"].as_array().unwrap().len(), 2);
+
+    // Filtered by status: the one retried is the only one succeeded, the four others dead.
+    let ids = |page: Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let path = |status: &str| format!("/webhooks/{id}/deliveries?status={status}");
+    assert_eq!(ids(dispatcher.get(&path("succeeded")).await), [delivery_id]);
+    assert_eq!(ids(dispatcher.get(&path("dead")).await).len(), 4);
+    let (status, problem) = dispatcher.call("GET", &format!("/webhooks/{id}/deliveries?status=lost"), None).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("lost"), "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,7 +139,7 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let (page, next) = store.list_deliveries("wh-page", 2, cursor.as_deref()).await.unwrap();
+        let (page, next) = store.list_deliveries("wh-page", None, 2, cursor.as_deref()).await.unwrap();
         assert!(page.len() <= 2);
         seen.extend(page.iter().map(|d| d.delivery.id));
         match next {
@@ -148,10 +148,22 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
         }
     }
     assert_eq!(seen, ids.iter().rev().map(|d| d.id).collect::<Vec<_>>(), "every one once, newest first");
-    match store.list_deliveries("wh-page", 2, Some("not-a-cursor")).await {
+    match store.list_deliveries("wh-page", None, 2, Some("not-a-cursor")).await {
         Err(StoreError::BadCursor(cursor)) => assert_eq!(cursor, "not-a-cursor"),
         other => panic!("a bad cursor is refused: {other:?}"),
     }
+
+    // Those of one status only, paged: p-1 and p-3 succeed, p-4 is dead.
+    for (i, next) in [(1, Next::Succeeded), (3, Next::Succeeded), (4, Next::Dead { reason: "HTTP 400".into() })] {
+        let job = Job::first(ids[i].clone(), None);
+        store.log_attempt(&job, attempt(30_000, Some(200), None), next).await.unwrap();
+    }
+    let (page, next) = store.list_deliveries("wh-page", Some(Status::Succeeded), 1, None).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[3].id]);
+    let (rest, _) = store.list_deliveries("wh-page", Some(Status::Succeeded), 5, next.as_deref()).await.unwrap();
+    assert_eq!(rest.iter().map(|e| (e.delivery.id, e.status)).collect::<Vec<_>>(), [(ids[1].id, Status::Succeeded)]);
+    let (pending, _) = store.list_deliveries("wh-page", Some(Status::Pending), 10, None).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[2].id, ids[0].id]);
 }
 
 async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
-use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next};
+use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
 use dispatcher_core::settle::Logged;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -148,14 +148,22 @@ impl DeliveryLog for CosmosStore {
     async fn list_deliveries(
         &self,
         webhook_id: &str,
+        status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError> {
         let after = parse_cursor(cursor)?;
         // The partition key in the WHERE clause too: TOP then applies within the partition even on servers that
         // scope a query by the clause rather than by the partition key header (the local test server).
-        let text = keyset_query("*", "c.webhookId = @webhook", "createdAtMs", limit, &after);
-        let query = parameter(Query::from(text), "@webhook", webhook_id)?;
+        let filter = match status {
+            Some(_) => "c.webhookId = @webhook AND c.status = @status",
+            None => "c.webhookId = @webhook",
+        };
+        let text = keyset_query("*", filter, "createdAtMs", limit, &after);
+        let mut query = parameter(Query::from(text), "@webhook", webhook_id)?;
+        if let Some(status) = status {
+            query = parameter(query, "@status", status.as_str())?;
+        }
         let entries: Vec<LogEntry> = query_all(
             self.deliveries().await?,
             with_cursor(query, &after)?,

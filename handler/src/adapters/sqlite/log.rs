@@ -112,6 +112,7 @@ impl DeliveryLog for SqliteStore {
     async fn list_deliveries(
         &self,
         webhook_id: &str,
+        status: Option<Status>,
         limit: usize,
         before: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError> {
@@ -119,11 +120,13 @@ impl DeliveryLog for SqliteStore {
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(&format!(
-                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND seq < ?2 AND (?4 IS NULL OR status = ?4) \
+                     ORDER BY seq DESC LIMIT ?3"
                 ))
                 .map_err(storage)?;
+            let status = status.map(Status::as_str);
             let rows = statement
-                .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1], entry_row)
+                .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1, status], entry_row)
                 .map_err(storage)?;
             let rows: Vec<(i64, (i64, Result<LogEntry, StoreError>))> = rows
                 .map(|row| row.map(|(seq, entry)| (seq, (seq, entry))))
