@@ -1,5 +1,5 @@
-// An OpenID provider for the dispatcher's OAuth 2.0 tests: oidc-provider with a client credentials client and
-// the scope `deliveries`. Prints one JSON line when it listens ({"issuer"}) and one per access token it issues, so that
+// An OpenID provider for the dispatcher's OAuth 2.0 tests: oidc-provider with a client credentials client, the
+// scope `deliveries`, and token introspection (RFC 7662) for the test's resource server. Prints one JSON line when it listens ({"issuer"}) and one per access token it issues, so that
 // tests can count them and tell a token it issued from any other.
 //
 //   node provider.js [PORT]        TOKEN_TTL=<seconds> sets how long its tokens live (default 60);
@@ -27,7 +27,12 @@ server.listen(port, '127.0.0.1', () => {
     clients: [
       client('dispatcher', 'dispatcher-s3cret', onlyPost ? 'client_secret_post' : 'client_secret_basic'),
     ],
-    features: { clientCredentials: { enabled: true }, devInteractions: { enabled: false } },
+    features: {
+      clientCredentials: { enabled: true },
+      devInteractions: { enabled: false },
+      // Resource servers ask whether a token is active (RFC 7662).
+      introspection: { enabled: true },
+    },
     scopes: ['deliveries'],
     ttl: { ClientCredentials: ttl },
   });

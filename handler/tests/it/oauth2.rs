@@ -13,8 +13,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 const CLIENT_SECRET: &str = "dispatcher-s3cret";
 
-/// A protected resource: answers 200 to a bearer token the provider issued and that is not revoked, 401 to
-/// anything else; records every `Authorization` it got.
+/// A protected resource: answers 200 to a bearer token the provider says is active (token introspection, RFC
+/// 7662) and that the test did not revoke, 401 to anything else; records every `Authorization` it got.
 #[derive(Clone, Default)]
 struct Resource {
     received: Arc<Mutex<Vec<String>>>,
@@ -24,15 +24,28 @@ struct Resource {
 impl Resource {
     async fn start(provider: &Provider) -> (Resource, String) {
         let resource = Resource::default();
-        let (state, lines) = (resource.clone(), provider.lines.clone());
+        let state = resource.clone();
+        let introspection = format!("{}/token/introspection", provider.issuer);
+        let client = dispatcher::adapters::tls::client().unwrap();
         let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-            let (state, lines) = (state.clone(), lines.clone());
+            let (state, introspection, client) = (state.clone(), introspection.clone(), client.clone());
             async move {
                 let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
                 state.received.lock().unwrap().push(authorization.to_owned());
-                let token = authorization.strip_prefix("Bearer ").unwrap_or_default();
-                let issued = lines.lock().unwrap().iter().any(|l| l["token"] == token);
-                if issued && !state.revoked.lock().unwrap().contains(token) {
+                let token = authorization.strip_prefix("Bearer ").unwrap_or_default().to_owned();
+                if token.is_empty() || state.revoked.lock().unwrap().contains(&token) {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                let answer = client
+                    .post(&introspection)
+                    .basic_auth("dispatcher", Some(CLIENT_SECRET))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("token={token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let active = answer.json::<Value>().await.unwrap()["active"] == json!(true);
+                if active {
                     StatusCode::OK
                 } else {
                     StatusCode::UNAUTHORIZED
@@ -76,7 +89,8 @@ async fn settled(dispatcher: &Dispatcher, webhook: &str, count: usize) -> Vec<Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_refused() {
-    let provider = Provider::start(&[("TOKEN_TTL", "4")]).unwrap();
+    // Tokens live 10 s, renewed when 2.5 s are left: time enough for the first steps on a busy machine.
+    let provider = Provider::start(&[("TOKEN_TTL", "10")]).unwrap();
     let (resource, url) = Resource::start(&provider).await;
     let dispatcher = Dispatcher::start("oauth2", &["--retry-schedule", "1h"], &[]);
     let auth = json!({"type": "oauth2", "issuer": provider.issuer, "clientId": "dispatcher",
@@ -88,6 +102,8 @@ async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_r
     // Ten deliveries at once: one token, fetched through discovery, with the scope asked for.
     publish(&dispatcher, "oauth", 10).await;
     eventually("ten deliveries", WAIT, || resource.received().len() >= 10).await;
+    // The provider's lines are read by a thread of their own: wait for them too.
+    eventually("the provider's line", WAIT, || !provider.tokens().is_empty()).await;
     let tokens = provider.tokens();
     assert_eq!(tokens.len(), 1, "one token for every delivery: {tokens:?}");
     assert_eq!((&tokens[0]["client"], &tokens[0]["scope"]), (&json!("dispatcher"), &json!("deliveries")));
@@ -99,16 +115,19 @@ async fn one_token_serves_many_deliveries_and_is_renewed_when_it_expires_or_is_r
     resource.revoked.lock().unwrap().insert(tokens[0]["token"].as_str().unwrap().to_owned());
     publish(&dispatcher, "oauth", 1).await;
     eventually("a second token", WAIT, || resource.received().len() >= 12).await;
+    let second_fetched = std::time::Instant::now();
+    eventually("the provider's line", WAIT, || provider.tokens().len() >= 2).await;
     assert_eq!(provider.tokens().len(), 2);
     let second = format!("Bearer {}", provider.tokens()[1]["token"].as_str().unwrap());
     assert_eq!(resource.received()[10..], [first.clone(), second.clone()]);
     let deliveries = settled(&dispatcher, &webhook, 11).await;
     assert!(deliveries.iter().all(|d| d["attempts"].as_array().unwrap().len() == 1), "{deliveries:?}");
 
-    // It lives 4 s, and is renewed when a quarter of that is left.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Renewed when a quarter of its life is left.
+    tokio::time::sleep(Duration::from_millis(7_600).saturating_sub(second_fetched.elapsed())).await;
     publish(&dispatcher, "oauth", 1).await;
     eventually("a third token", WAIT, || resource.received().len() >= 13).await;
+    eventually("the provider's line", WAIT, || provider.tokens().len() >= 3).await;
     assert_eq!(provider.tokens().len(), 3);
     assert_eq!(resource.received()[12], format!("Bearer {}", provider.tokens()[2]["token"].as_str().unwrap()));
 
@@ -138,6 +157,7 @@ async fn credentials_go_in_the_form_when_the_endpoint_asks_and_a_refusal_fails_t
     let (_, _) = register("post", CLIENT_SECRET).await;
     publish(&dispatcher, "post", 2).await;
     eventually("two deliveries", WAIT, || resource.received().len() >= 2).await;
+    eventually("the provider's line", WAIT, || !provider.tokens().is_empty()).await;
     assert_eq!(provider.tokens().len(), 1);
     assert_eq!(provider.refusals(), 1, "Authorization once, then the form, remembered for the next token");
 
