@@ -2,6 +2,8 @@
 //! webhooks (`routing`), and the exact body each receives (`body`).
 
 pub mod body;
+mod credentials;
+mod fields;
 pub mod registration;
 pub mod routing;
 

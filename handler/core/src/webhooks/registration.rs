@@ -1,12 +1,11 @@
 //! Decoding a webhook registration, as integrators write it: the original system's JSON shape, unchanged (an
 //! existing configuration imports as it is), with every problem reported at once, each with its path.
 
+use super::credentials::decode_auth;
+use super::fields::{decode_optional_string, decode_url};
 use crate::events::catalog;
-use crate::model::{
-    join, quote, wrong_type, ClientCertificate, OAuth2Client, Problem, Report, TargetAuth, WebhookConfig,
-};
+use crate::model::{join, quote, wrong_type, Problem, Report, WebhookConfig};
 use crate::policy::filter::EventFilter;
-use crate::policy::targets::{http_url, UrlProblem};
 use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -108,33 +107,6 @@ impl WebhookConfig {
     }
 }
 
-/// An absolute http(s) URL with a host; anything else is reported at `path`.
-pub fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> String {
-    let text = match value {
-        Some(Value::String(text)) => text,
-        None => {
-            problems.push(Problem::new(path, "is missing, expected an http or https URL"));
-            return String::new();
-        }
-        Some(other) => {
-            problems.push(Problem::new(path, wrong_type(other, "an http or https URL")));
-            return String::new();
-        }
-    };
-    let quoted = || quote(value.unwrap_or(&Value::Null));
-    match http_url(text) {
-        Ok(_) => {}
-        Err(UrlProblem::NotHttp(_)) => {
-            problems.push(Problem::new(path, format!("{} is not an http or https URL", quoted())))
-        }
-        Err(UrlProblem::NoHost) => problems.push(Problem::new(path, format!("{} has no host", quoted()))),
-        Err(UrlProblem::Invalid(e)) => {
-            problems.push(Problem::new(path, format!("{} is not a valid URL ({e})", quoted())))
-        }
-    }
-    text.clone()
-}
-
 fn decode_optional_url(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<String> {
     match body.get(field) {
         None | Some(Value::Null) => None,
@@ -218,93 +190,6 @@ fn decode_string_map(body: &Map<String, Value>, field: &str, problems: &mut Vec<
     }
 }
 
-fn decode_optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(other) => {
-            problems.push(Problem::new(path, wrong_type(other, "a string")));
-            None
-        }
-    }
-}
-
-/// One of the shapes of [`TargetAuth`], at `path` (`auth` or `callbackAuth`). Credentials are never quoted.
-fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
-    const EXPECTED: &str = r#"an object whose "type" is "basic", "bearer", "oauth2" or "mtls""#;
-    let fields = match value {
-        None | Some(Value::Null) => return None,
-        Some(Value::Object(fields)) => fields,
-        Some(other) => {
-            let what = if other.is_string() { "a string" } else { "not an object" };
-            problems.push(Problem::new(path, format!("is {what}, expected {EXPECTED}")));
-            return None;
-        }
-    };
-    let kind = fields.get("type").and_then(Value::as_str).unwrap_or_default();
-    let known: &[&str] = match kind {
-        "basic" => &["type", "username", "password"],
-        "bearer" => &["type", "token"],
-        "oauth2" => &["type", "tokenUrl", "issuer", "clientId", "clientSecret", "scope", "audience"],
-        "mtls" => &["type", "certificate", "privateKey"],
-        _ => {
-            problems.push(Problem::new(join(path, "type"), "must be \"basic\", \"bearer\", \"oauth2\" or \"mtls\""));
-            return None;
-        }
-    };
-    for key in fields.keys().filter(|k| !known.contains(&k.as_str())) {
-        let message = format!("is not a field of {kind} authentication; its fields: {}", known.join(", "));
-        problems.push(Problem::new(join(path, key), message));
-    }
-    let before = problems.len();
-    let mut text = |name: &str| match fields.get(name) {
-        Some(Value::String(text)) if !text.is_empty() => text.clone(),
-        _ => {
-            problems.push(Problem::new(join(path, name), "is missing or not a non-empty string"));
-            String::new()
-        }
-    };
-    let auth = match kind {
-        "basic" => TargetAuth::Basic { username: text("username"), password: text("password") },
-        "bearer" => TargetAuth::Bearer { token: text("token") },
-        "oauth2" => {
-            let (client_id, client_secret) = (text("clientId"), text("clientSecret"));
-            let scope = decode_optional_string(fields.get("scope"), &join(path, "scope"), problems);
-            let audience = decode_optional_string(fields.get("audience"), &join(path, "audience"), problems);
-            let endpoint = |name: &str, problems: &mut Vec<Problem>| {
-                fields.contains_key(name).then(|| decode_url(fields.get(name), &join(path, name), problems))
-            };
-            let (token_url, issuer) = (endpoint("tokenUrl", problems), endpoint("issuer", problems));
-            if token_url.is_some() == issuer.is_some() {
-                problems.push(Problem::new(
-                    path,
-                    "needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both",
-                ));
-            }
-            TargetAuth::OAuth2(OAuth2Client { token_url, issuer, client_id, client_secret, scope, audience })
-        }
-        _ => {
-            let (certificate, private_key) = (text("certificate"), text("privateKey"));
-            if !certificate.is_empty() && !certificate.contains("-----BEGIN CERTIFICATE-----") {
-                problems.push(Problem::new(
-                    join(path, "certificate"),
-                    "is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
-                ));
-            }
-            let pem_key = private_key.contains("-----BEGIN") && private_key.contains("PRIVATE KEY-----");
-            if !private_key.is_empty() && !pem_key {
-                // The key is a secret: say what is wrong without quoting it.
-                problems.push(Problem::new(
-                    join(path, "privateKey"),
-                    "is not a PEM private key (-----BEGIN PRIVATE KEY-----)",
-                ));
-            }
-            TargetAuth::Mtls(ClientCertificate { certificate, private_key })
-        }
-    };
-    (problems.len() == before).then_some(auth)
-}
-
 /// A registration body that may also name the webhook's id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
 pub fn decode_registration(value: &Value) -> Result<(Option<String>, WebhookConfig), Report> {
     let mut body = value.clone();
@@ -384,6 +269,7 @@ fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TargetAuth;
     use serde_json::json;
 
     fn problems(body: Value) -> Vec<String> {
@@ -494,46 +380,6 @@ mod tests {
         assert_eq!(
             problems(json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "digest"}})),
             ["auth.type: must be \"basic\", \"bearer\", \"oauth2\" or \"mtls\"",]
-        );
-    }
-
-    #[test]
-    fn every_auth_type_decodes_at_auth_and_callback_auth_and_reports_without_quoting_secrets() {
-        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
-        let body = json!({"url": "https://a.example", "subscriptions": ["ping"],
-            "auth": {"type": "oauth2", "issuer": "https://idp.example", "clientId": "c", "clientSecret": "s3cret", "scope": "a b"},
-            "callbackUrl": "https://a.example/done", "callbackAuth": {"type": "mtls", "certificate": pem, "privateKey": key},
-            "failWhen": {"errors": [{"exists": true}]}});
-        let config = WebhookConfig::decode(&body).unwrap();
-        let Some(TargetAuth::OAuth2(client)) = &config.auth else { panic!("{:?}", config.auth) };
-        assert_eq!((client.issuer.as_deref(), client.token_url.as_deref()), (Some("https://idp.example"), None));
-        assert_eq!(client.scope.as_deref(), Some("a b"));
-        assert!(matches!(&config.callback_auth, Some(TargetAuth::Mtls(c)) if c.private_key == key));
-        assert_eq!(config.callback_url.as_deref(), Some("https://a.example/done"));
-        assert!(config.fail_when.as_ref().unwrap().matches(r#"{"errors": [{"message": "no"}]}"#));
-        assert_eq!(serde_json::to_value(&config).unwrap()["callbackAuth"]["privateKey"], key);
-
-        let bad = json!({"url": "https://a.example", "subscriptions": [],
-            "auth": {"type": "oauth2", "tokenUrl": "https://idp.example/token", "issuer": "https://idp.example",
-                "clientId": "c", "clientSecret": "", "scope": 1, "grant": "password"},
-            "callbackAuth": {"type": "mtls", "certificate": "not pem", "privateKey": "s3cret-key"},
-            "failWhen": "errors"});
-        let reported = problems(bad);
-        assert_eq!(reported, [
-            "auth.grant: is not a field of oauth2 authentication; its fields: type, tokenUrl, issuer, clientId, clientSecret, scope, audience",
-            "auth.clientSecret: is missing or not a non-empty string",
-            "auth.scope: 1 is a number, expected a string",
-            "auth: needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both",
-            "callbackAuth.certificate: is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
-            "callbackAuth.privateKey: is not a PEM private key (-----BEGIN PRIVATE KEY-----)",
-            "failWhen: is not an event pattern: an object naming the fields to match, e.g. {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}",
-        ]);
-        assert!(!reported.concat().contains("s3cret"));
-        let neither = json!({"url": "https://a.example", "subscriptions": [], "auth": {"type": "oauth2", "clientId": "c", "clientSecret": "s"}});
-        assert_eq!(
-            problems(neither),
-            ["auth: needs either tokenUrl (the token endpoint) or issuer (an OpenID provider), not both"]
         );
     }
 
