@@ -37,12 +37,13 @@ impl CallbackType {
         CallbackType::ALL.into_iter().find(|kind| kind.as_str() == delivery.event)
     }
 
-    /// The webhook field that holds its URL.
-    pub fn url_field(self) -> &'static str {
-        match self {
+    /// Why it is not sent: the webhook field that held its URL was removed since it was made.
+    pub fn url_gone(self) -> String {
+        let field = match self {
             CallbackType::Callback => "callbackUrl",
             CallbackType::DeliveryFailure | CallbackType::WebhookDisabled => "failureCallbackUrl",
-        }
+        };
+        format!("the webhook has no {field} any more")
     }
 
     /// Where a webhook wants this callback, if it still does.
@@ -134,7 +135,7 @@ pub fn truncated(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeliveryId, Secret};
+    use crate::model::Secret;
 
     fn webhook(callback: Option<&str>, failure: Option<&str>) -> Webhook {
         let config = WebhookConfig {
@@ -148,15 +149,7 @@ mod tests {
     }
 
     fn delivery() -> Delivery {
-        Delivery {
-            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
-            webhook_id: "wh1".into(),
-            event: "ping".into(),
-            body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
-            source_id: "m".into(),
-            correlation_id: Some("corr".into()),
-            traceparent: None,
-        }
+        Delivery { correlation_id: Some("corr".into()), ..Delivery::example() }
     }
 
     fn body(delivery: &Delivery) -> Value {

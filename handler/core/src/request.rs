@@ -115,7 +115,7 @@ fn authorization(auth: &TargetAuth) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeliveryId, WebhookConfig};
+    use crate::model::WebhookConfig;
     use crate::policy::signing::sign;
 
     fn webhook(auth: Option<TargetAuth>) -> Webhook {
@@ -130,15 +130,7 @@ mod tests {
     }
 
     fn ping() -> Delivery {
-        Delivery {
-            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
-            webhook_id: "wh1".into(),
-            event: "ping".into(),
-            body: "{}".into(),
-            source_id: "m".into(),
-            correlation_id: None,
-            traceparent: None,
-        }
+        Delivery { body: "{}".into(), ..Delivery::example() }
     }
 
     fn header<'a>(request: &'a Request<'_>, name: &str) -> Option<&'a str> {

@@ -53,7 +53,7 @@ pub fn admit(job: &Job, webhook: Option<&Webhook>, logged: Option<Logged>) -> Ad
     match (webhook, callback) {
         // A callback tells the owner of a disabled webhook too (that it was disabled, for one).
         (Some(webhook), Some(kind)) if kind.url(&webhook.config).is_none() => {
-            Admission::Drop { reason: format!("the webhook has no {} any more", kind.url_field()) }
+            Admission::Drop { reason: kind.url_gone() }
         }
         (Some(_), Some(_)) => Admission::Attempt,
         (Some(webhook), None) if !webhook.config.disabled => Admission::Attempt,
@@ -136,7 +136,7 @@ pub fn dead_lettered(cause: Option<&str>, description: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeliveryId, Secret, WebhookConfig};
+    use crate::model::{Secret, WebhookConfig};
     use std::time::Duration;
 
     fn webhook(disabled: bool, callback: Option<&str>) -> Webhook {
@@ -151,16 +151,7 @@ mod tests {
     }
 
     fn job(attempts_made: u32) -> Job {
-        let delivery = Delivery {
-            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap(),
-            webhook_id: "wh1".into(),
-            event: "ping".into(),
-            body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
-            source_id: "m".into(),
-            correlation_id: None,
-            traceparent: None,
-        };
-        Job { delivery, attempts_made, log_version: None, rate_slot_ms: None }
+        Job { delivery: Delivery::example(), attempts_made, log_version: None, rate_slot_ms: None }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The settings of `handler serve`, the Azure Functions custom handler: app settings, as
 //! `function-app/local.settings.json.example` lists them.
 
-use super::{boolean, disable_after, duration, number, required, Problems};
+use super::{boolean, disable_after, duration, encryption_key, number, required, Problems};
 use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::sealed::EncryptionKey;
@@ -125,10 +125,7 @@ impl ServeArgs {
                 problems.add(format!("{name}: {queue:?} is not a queue name"));
             }
         }
-        let encryption_key = match self.encryption_key.filter(|k| !k.is_empty()) {
-            Some(text) => problems.check(EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text).map(Some)),
-            None => Some(None),
-        };
+        let encryption_key = problems.check(encryption_key(self.encryption_key));
         problems.into_result(|| {
             let cosmos = CosmosConfig {
                 endpoint: endpoint?,

@@ -1,6 +1,6 @@
 //! The settings of `handler local`.
 
-use super::{boolean, disable_after, duration, number, Problems};
+use super::{boolean, disable_after, duration, encryption_key, number, Problems};
 use crate::adapters::sealed::EncryptionKey;
 use crate::http::ApiKey;
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -115,10 +115,7 @@ impl LocalArgs {
             // Say what is wrong without repeating the key.
             problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
         }
-        let encryption_key = match self.encryption_key.filter(|k| !k.is_empty()) {
-            Some(text) => problems.check(EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text).map(Some)),
-            None => Some(None),
-        };
+        let encryption_key = problems.check(encryption_key(self.encryption_key));
         problems.into_result(|| {
             Some(LocalConfig {
                 bind: bind?,

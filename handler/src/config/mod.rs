@@ -8,6 +8,7 @@ mod local;
 pub use azure::{ServeArgs, ServeConfig};
 pub use local::{LocalArgs, LocalConfig};
 
+use crate::adapters::sealed::EncryptionKey;
 use std::time::Duration;
 
 /// Collects the problems of several settings, so that all of them are reported at once.
@@ -60,6 +61,11 @@ pub(crate) fn disable_after(name: &str, text: &str) -> Result<Option<Duration>, 
         .filter(|d| !d.is_zero())
         .map(Some)
         .ok_or_else(|| format!("{name}: {text:?} is not a duration (like 5d or 12h) or off"))
+}
+
+/// `DISPATCHER_ENCRYPTION_KEY`, when set (an empty value is no key).
+pub(crate) fn encryption_key(text: Option<String>) -> Result<Option<EncryptionKey>, String> {
+    text.filter(|k| !k.is_empty()).map(|text| EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text)).transpose()
 }
 
 pub(crate) fn required(name: &str, value: Option<String>, what: &str) -> Result<String, String> {

@@ -62,8 +62,11 @@ impl Service {
         if let Some(until_ms) = self.wait_for_slot(&job, &webhook).await? {
             return Ok(Step::Deferred { until_ms });
         }
+        // `admit` saw the URL; it can only have gone since for a callback.
         let Some(request) = request::delivery(&job.delivery, &webhook, self.clock.now_ms()) else {
-            return self.drop_job(&job, format!("the webhook has no {} any more", callback_field(&job))).await;
+            let reason =
+                CallbackType::of(&job.delivery).map_or(settle::WEBHOOK_GONE.to_owned(), CallbackType::url_gone);
+            return self.drop_job(&job, reason).await;
         };
         let (response, mut attempt) = self.sender.send(request).await;
         let callback = CallbackType::of(&job.delivery);
@@ -169,14 +172,16 @@ impl Service {
         let reason = settle::dead_lettered(cause, description);
         let logged = self.log.get_delivery(job.delivery.id).await?;
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
+        let is_callback = CallbackType::of(&job.delivery).is_some();
         let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
-        if CallbackType::of(&job.delivery).is_none() {
-            if let Some(webhook) = webhook {
-                self.call_back(callback::failure(&job.delivery, &webhook, job.attempts_made, last_status)).await?;
-            }
-            self.count(Outcome::Dead, &job.delivery.webhook_id);
+        // The callback first, as in `settle`; the counter once every write is done.
+        if let Some(webhook) = webhook.filter(|_| !is_callback) {
+            self.call_back(callback::failure(&job.delivery, &webhook, job.attempts_made, last_status)).await?;
         }
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
+        if !is_callback {
+            self.count(Outcome::Dead, &job.delivery.webhook_id);
+        }
         tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         Ok(format!("delivery {} dead: {reason}", job.delivery.id))
     }
@@ -204,11 +209,6 @@ impl Service {
         self.queue.submit(vec![callback], self.clock.now_ms()).await?;
         Ok(())
     }
-}
-
-/// The webhook field a callback job's URL comes from.
-fn callback_field(job: &Job) -> &'static str {
-    CallbackType::of(&job.delivery).map_or("url", CallbackType::url_field)
 }
 
 /// The span of everything done for one job: its attempt, the record of it, a failure callback. Attach it with

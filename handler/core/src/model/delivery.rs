@@ -47,6 +47,22 @@ pub struct Job {
     pub rate_slot_ms: Option<i64>,
 }
 
+#[cfg(test)]
+impl Delivery {
+    /// A ping of `{"n": 1}` to webhook `wh1`, for the core's tests.
+    pub(crate) fn example() -> Delivery {
+        Delivery {
+            id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap_or_else(|| unreachable!()),
+            webhook_id: "wh1".into(),
+            event: "ping".into(),
+            body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
+            source_id: "m".into(),
+            correlation_id: None,
+            traceparent: None,
+        }
+    }
+}
+
 impl Job {
     /// The first attempt of a new delivery.
     pub fn first(delivery: Delivery, log_version: Option<LogVersion>) -> Job {
