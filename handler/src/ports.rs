@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{
-    Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Webhook,
+    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Webhook,
 };
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
@@ -73,6 +73,8 @@ pub trait DeliveryLog: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError>;
+    /// How many of a webhook's deliveries created at or after `since_ms` stand in each status.
+    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError>;
     /// Logs new deliveries, pending; a delivery logged before is left as it is (a redelivered message). Returns,
     /// for each delivery, the version of its entry when this call created it, `None` when it was there already.
     async fn log_deliveries(&self, deliveries: &[Delivery], now_ms: i64)

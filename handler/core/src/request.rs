@@ -2,7 +2,7 @@
 //! passed in, so that what a receiver gets is decided by plain functions; the sender only puts it on the wire.
 
 use crate::callback::CallbackType;
-use crate::model::{Delivery, Secret, TargetAuth, Webhook};
+use crate::model::{Delivery, Secret, TargetAuth, Webhook, REDACTED};
 use crate::policy::signing::signature_header;
 use base64::Engine as _;
 use std::borrow::Cow;
@@ -17,6 +17,22 @@ pub struct Request<'a> {
     /// The target's credentials. Basic and bearer ones are in `headers` already; for `oauth2` the sender adds a
     /// token, for `mtls` it presents the certificate.
     pub auth: Option<&'a TargetAuth>,
+}
+
+impl Request<'_> {
+    /// The headers as the attempt log keeps them: credentials redacted, and the `authorization` an `oauth2`
+    /// target gets from the sender shown as such.
+    pub fn logged_headers(&self) -> Vec<(String, String)> {
+        let mut logged: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|h| (h.name.to_owned(), if h.sensitive { REDACTED.to_owned() } else { h.value.clone().into_owned() }))
+            .collect();
+        if let Some(TargetAuth::OAuth2(_)) = self.auth {
+            logged.push(("authorization".to_owned(), format!("Bearer {REDACTED}")));
+        }
+        logged
+    }
 }
 
 /// One header of a request; `sensitive` ones (credentials) are kept out of debug output.
@@ -153,6 +169,11 @@ mod tests {
         assert_eq!(header(&request, "authorization"), Some("Bearer t0k3n"));
         let printed = format!("{request:?}");
         assert!(printed.contains("authorization: ***") && !printed.contains("t0k3n"), "{printed}");
+        let logged = request.logged_headers();
+        assert!(logged.contains(&("authorization".into(), "[redacted]".into())), "{logged:?}");
+        assert!(logged.contains(&("webhook-signature".into(), expected.clone())), "the signature is kept");
+        assert!(logged.contains(&("x-api-key".into(), "k".into())));
+        assert_eq!(logged.len(), request.headers.len());
     }
 
     #[test]
@@ -180,5 +201,6 @@ mod tests {
         webhook.config.auth = Some(oauth2.clone());
         let request = super::delivery(&delivery, &webhook, 0).unwrap();
         assert_eq!((header(&request, "authorization"), request.auth), (None, Some(&oauth2)), "the sender fetches it");
+        assert!(request.logged_headers().contains(&("authorization".into(), "Bearer [redacted]".into())));
     }
 }

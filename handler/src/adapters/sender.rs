@@ -160,8 +160,9 @@ impl Sender {
                 (Response::Failed { error: error.clone(), transient }, None, Some(error), String::new())
             }
         };
-        let record =
-            Attempt { at_ms, duration_ms: started.elapsed().as_millis() as u64, status_code, error, response: text };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let headers = request.logged_headers();
+        let record = Attempt { at_ms, duration_ms, status_code, error, response: text, headers };
         (response, record)
     }
 

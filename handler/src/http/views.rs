@@ -1,7 +1,7 @@
 //! What the API answers: the JSON shapes of its responses (times as RFC 3339, credentials left out), whose
 //! schemas go into the OpenAPI document. Each is made from a model type by one function here.
 
-use crate::service::{timestamp, Preview};
+use crate::service::{timestamp, Health, Preview};
 use dispatcher_core::model::{Attempt, Delivery, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
 use dispatcher_core::policy::filter::EventFilter;
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -250,6 +250,67 @@ pub struct RecoveredView {
     pub deliveries: usize,
 }
 
+/// A webhook's health: its deliveries of the last 24 hours, and its latest failure.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    /// The start of the window (RFC 3339): deliveries created since then are counted.
+    pub since: String,
+    /// How many deliveries were created in the window.
+    pub deliveries: u64,
+    /// How many of them are in each status.
+    pub pending: u64,
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub dead: u64,
+    pub skipped: u64,
+    /// Succeeded among those that ended (succeeded or dead), from 0 to 1; absent before any ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// The latest delivery now retrying or dead, of any age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailureView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureView {
+    pub delivery_id: DeliveryId,
+    pub event: String,
+    /// When its last attempt was made (or it was given up without one).
+    pub at: String,
+    pub status: Status,
+    /// Why: the dead reason, else the last attempt's outcome (`HTTP 503`, an error).
+    pub reason: String,
+}
+
+impl From<Health> for HealthView {
+    fn from(health: Health) -> HealthView {
+        let c = health.counts;
+        let last_failure = health.last_failure.map(|entry| {
+            let last = entry.attempts.last();
+            FailureView {
+                at: timestamp(last.map_or(entry.created_at_ms, |a| a.at_ms)),
+                reason: entry.dead_reason.clone().or_else(|| last.map(Attempt::outcome)).unwrap_or_default(),
+                delivery_id: entry.delivery.id,
+                event: entry.delivery.event,
+                status: entry.status,
+            }
+        });
+        HealthView {
+            since: timestamp(health.since_ms),
+            deliveries: c.total(),
+            pending: c.pending,
+            retrying: c.retrying,
+            succeeded: c.succeeded,
+            dead: c.dead,
+            skipped: c.skipped,
+            success_rate: c.success_rate(),
+            last_failure,
+        }
+    }
+}
+
 #[derive(Serialize, JsonSchema)]
 pub struct DeliveryQueuedView {
     pub id: DeliveryId,
@@ -287,6 +348,14 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// The first KiB of the response body.
     pub response: String,
+    /// The headers sent, in order, credentials shown as `[redacted]`; with `webhook-signature` among them.
+    pub headers: Vec<HeaderView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct HeaderView {
+    pub name: String,
+    pub value: String,
 }
 
 impl From<Attempt> for AttemptView {
@@ -297,6 +366,7 @@ impl From<Attempt> for AttemptView {
             status_code: a.status_code,
             error: a.error,
             response: a.response,
+            headers: a.headers.into_iter().map(|(name, value)| HeaderView { name, value }).collect(),
         }
     }
 }

@@ -4,7 +4,9 @@
 use super::answer::{Answer, NoContent};
 use super::extract::{ConfigurationSchema, DeliveriesQuery, Id, JsonBody, MergePatch, Query, RegistrationSchema};
 use super::problem::ApiError;
-use super::views::{DeliveryQueuedView, DeliveryView, Page, RecoverRequest, RecoveredView, SecretView, WebhookView};
+use super::views::{
+    DeliveryQueuedView, DeliveryView, HealthView, Page, RecoverRequest, RecoveredView, SecretView, WebhookView,
+};
 use super::{errors, AppState};
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
@@ -74,6 +76,16 @@ pub fn routes() -> ApiRouter<AppState> {
                     op.id("recoverWebhook")
                         .summary("Send again the webhook's dead and skipped deliveries created in a time window"),
                     &[400, 404, 409, 415],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/webhooks/{id}/health",
+            get_with(health, |op| {
+                errors(
+                    op.id("getWebhookHealth")
+                        .summary("Deliveries and success rate over the last 24 hours, and the latest failure"),
+                    &[404],
                 )
             }),
         )
@@ -159,6 +171,10 @@ async fn recover(
     };
     let until = until.unwrap_or_else(|| service.now_ms() + 1);
     Ok(Answer(RecoveredView { deliveries: service.recover(&id, since, until).await? }))
+}
+
+async fn health(State(service): State<AppState>, Id(id): Id) -> Answered<200, HealthView> {
+    Ok(Answer(service.health(&id).await?.into()))
 }
 
 async fn deliveries(

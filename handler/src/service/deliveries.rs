@@ -4,7 +4,18 @@
 
 use super::{Service, ServiceError};
 use crate::ports::Page;
-use dispatcher_core::model::{DeliveryId, LogEntry, Status};
+use dispatcher_core::model::{DeliveryCounts, DeliveryId, LogEntry, Status};
+
+/// The window of a webhook's health.
+pub const HEALTH_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// What [`Service::health`] found.
+#[derive(Debug)]
+pub struct Health {
+    pub since_ms: i64,
+    pub counts: DeliveryCounts,
+    pub last_failure: Option<LogEntry>,
+}
 
 fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound { what: "delivery", id: id.to_owned() }
@@ -21,6 +32,21 @@ impl Service {
     ) -> Result<Page<LogEntry>, ServiceError> {
         self.webhook(webhook_id).await?;
         Ok(self.log.list_deliveries(webhook_id, status, limit, cursor).await?)
+    }
+
+    /// How webhook `id` fared over the last 24 hours: its deliveries by status, and its latest failure (a
+    /// delivery now retrying or dead, of any age) with the attempts that tell why.
+    pub async fn health(&self, id: &str) -> Result<Health, ServiceError> {
+        self.webhook(id).await?;
+        let since_ms = self.clock.now_ms() - HEALTH_WINDOW_MS;
+        let (counts, retrying, dead) = tokio::try_join!(
+            self.log.count_deliveries(id, since_ms),
+            self.log.list_deliveries(id, Some(Status::Retrying), 1, None),
+            self.log.list_deliveries(id, Some(Status::Dead), 1, None),
+        )?;
+        let failed_at = |entry: &LogEntry| entry.attempts.last().map_or(entry.created_at_ms, |a| a.at_ms);
+        let last_failure = retrying.0.into_iter().chain(dead.0).max_by_key(failed_at);
+        Ok(Health { since_ms, counts, last_failure })
     }
 
     /// One delivery with every attempt; `id` as given in a URL.

@@ -32,6 +32,7 @@ fn attempt(at_ms: i64, status_code: Option<u16>, error: Option<&str>) -> Attempt
         status_code,
         error: error.map(str::to_owned),
         response: status_code.map(|c| format!("answer {c}")).unwrap_or_default(),
+        headers: vec![("webhook-id".into(), "msg_1".into()), ("authorization".into(), "[redacted]".into())],
     }
 }
 
@@ -164,6 +165,12 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
     assert_eq!(rest.iter().map(|e| (e.delivery.id, e.status)).collect::<Vec<_>>(), [(ids[1].id, Status::Succeeded)]);
     let (pending, _) = store.list_deliveries("wh-page", Some(Status::Pending), 10, None).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[2].id, ids[0].id]);
+
+    // Counted by status from a time on (created at 10,000 + i): p-0 falls before the window.
+    let counts = store.count_deliveries("wh-page", 10_001).await.unwrap();
+    assert_eq!((counts.pending, counts.succeeded, counts.dead, counts.total()), (1, 2, 1, 4), "{counts:?}");
+    assert_eq!(store.count_deliveries("wh-page", 0).await.unwrap().pending, 2);
+    assert_eq!(store.count_deliveries("wh-none", 0).await.unwrap().total(), 0);
 }
 
 async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {

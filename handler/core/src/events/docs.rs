@@ -9,9 +9,26 @@ use std::fmt::Write as _;
 
 const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 
-/// The catalog and the mapping table, as served at `GET /api/v1/events/catalog`.
+/// The catalog and the mapping table, as served at `GET /api/v1/events/catalog`: each event with its payload's
+/// JSON Schema and a sample event that the dispatcher accepts.
 pub fn catalog() -> Value {
-    json!({"events": CATALOG, "mappings": MAPPINGS})
+    let events: Vec<Value> = CATALOG
+        .iter()
+        .map(|e| {
+            let mut entry = object(json!(e));
+            entry.insert("schema".to_owned(), payload_schema(e, false));
+            entry.insert("example".to_owned(), example(e));
+            Value::Object(entry)
+        })
+        .collect();
+    json!({"events": events, "mappings": MAPPINGS})
+}
+
+/// A valid event of this kind, every field given an example value.
+pub fn example(event: &EventSpec) -> Value {
+    let payload: Map<String, Value> =
+        event.fields.iter().map(|f| (f.name.to_owned(), Value::from(f.ty.example(f.name)))).collect();
+    json!({"name": event.name, "payload": payload})
 }
 
 /// `service:subscribed` → `service.subscribed`: colons are not allowed in file names everywhere.
@@ -171,6 +188,18 @@ mod tests {
         );
         let inline = incoming_event_schema(false);
         assert!(inline.get("$defs").is_none() && inline["oneOf"][0]["properties"]["payload"]["type"] == "object");
+    }
+
+    #[test]
+    fn every_sample_event_of_the_catalog_is_accepted_and_carries_its_schema() {
+        let catalog = catalog();
+        let events = catalog["events"].as_array().unwrap();
+        assert_eq!(events.len(), CATALOG.len());
+        for entry in events {
+            let decoded = crate::events::decode_value(entry["example"].clone());
+            assert!(decoded.is_ok(), "{}: {decoded:?}", entry["name"]);
+            assert_eq!(entry["schema"]["title"], format!("{} payload", entry["name"].as_str().unwrap()));
+        }
     }
 
     #[test]

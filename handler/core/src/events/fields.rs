@@ -58,6 +58,15 @@ impl FieldType {
         }
     }
 
+    /// A valid value for a field `name` of this type, for sample events.
+    pub fn example(self, name: &str) -> String {
+        match self {
+            FieldType::NonEmptyString => format!("example-{name}"),
+            FieldType::FiscalCode => "AAABBB00A00A000B".to_owned(),
+            FieldType::ServicePreferencesMode => "AUTO".to_owned(),
+        }
+    }
+
     /// The JSON Schema of a value of this type.
     pub fn json_schema(self) -> Value {
         match self {

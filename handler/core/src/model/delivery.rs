@@ -137,7 +137,7 @@ impl Status {
 pub const RESPONSE_LOGGED: usize = 1024;
 
 /// What the attempt log keeps of one attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// When the request started, in milliseconds since the Unix epoch.
@@ -151,7 +151,13 @@ pub struct Attempt {
     /// success callback and `failWhen`).
     #[serde(default)]
     pub response: String,
+    /// The headers the request carried, credentials shown as [`REDACTED`] (`Request::logged_headers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
+
+/// What the log shows instead of a credential.
+pub const REDACTED: &str = "[redacted]";
 
 impl Attempt {
     /// `HTTP 503`, or the error: what the attempt came to, in a few words.
@@ -162,6 +168,40 @@ impl Attempt {
             (None, Some(error)) => error.clone(),
             (None, None) => "no answer".to_owned(),
         }
+    }
+}
+
+/// How many of a webhook's deliveries stand in each status: its health over a time window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub dead: u64,
+    pub skipped: u64,
+}
+
+impl DeliveryCounts {
+    pub fn add(&mut self, status: Status, n: u64) {
+        let count = match status {
+            Status::Pending => &mut self.pending,
+            Status::Retrying => &mut self.retrying,
+            Status::Succeeded => &mut self.succeeded,
+            Status::Dead => &mut self.dead,
+            Status::Skipped => &mut self.skipped,
+        };
+        *count += n;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.pending + self.retrying + self.succeeded + self.dead + self.skipped
+    }
+
+    /// The share of deliveries that reached the receiver among those that were sent and came to an end
+    /// (succeeded or dead); `None` before any did. Skipped ones were never sent and pending ones may yet succeed.
+    pub fn success_rate(&self) -> Option<f64> {
+        let ended = self.succeeded + self.dead;
+        (ended > 0).then(|| self.succeeded as f64 / ended as f64)
     }
 }
 
@@ -292,9 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn the_success_rate_counts_only_deliveries_that_ended_after_being_sent() {
+        let mut counts = DeliveryCounts::default();
+        assert_eq!(counts.success_rate(), None, "nothing ended yet");
+        counts.add(Status::Pending, 5);
+        counts.add(Status::Skipped, 2);
+        assert_eq!((counts.total(), counts.success_rate()), (7, None));
+        counts.add(Status::Succeeded, 3);
+        counts.add(Status::Dead, 1);
+        counts.add(Status::Retrying, 4);
+        assert_eq!((counts.total(), counts.success_rate()), (15, Some(0.75)));
+    }
+
+    #[test]
     fn recording_an_attempt_again_replaces_it_and_forgets_the_later_ones() {
         let attempt =
-            |code| Attempt { at_ms: 1, duration_ms: 2, status_code: Some(code), error: None, response: String::new() };
+            |code| Attempt { at_ms: 1, duration_ms: 2, status_code: Some(code), error: None, ..Attempt::default() };
         let mut entry = LogEntry::pending(delivery(), 10);
         entry.record(1, attempt(503), Next::RetryAt { at_ms: 20 });
         entry.record(2, attempt(502), Next::RetryAt { at_ms: 30 });

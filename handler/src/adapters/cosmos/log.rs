@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
-use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
+use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
 use dispatcher_core::settle::Logged;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -172,6 +172,25 @@ impl DeliveryLog for CosmosStore {
         )
         .await?;
         Ok(cut(entries, limit, |e| format!("{}:{}", e.created_at_ms, e.delivery.id)))
+    }
+
+    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
+        // One count per status: GROUP BY is not on every server (nor in the SDK's cross-partition support).
+        let container = self.deliveries().await?;
+        let counts = Status::ALL.map(|status| async move {
+            let text = "SELECT VALUE COUNT(1) FROM c \
+                        WHERE c.webhookId = @webhook AND c.createdAtMs >= @since AND c.status = @status";
+            let query = parameter(Query::from(text), "@webhook", webhook_id)?;
+            let query = parameter(parameter(query, "@since", since_ms)?, "@status", status.as_str())?;
+            let scope = FeedScope::partition(webhook_id.to_owned());
+            let found: Vec<u64> = query_all(container, query, scope, "counting deliveries").await?;
+            Ok::<_, StoreError>((status, found.into_iter().sum::<u64>()))
+        });
+        let mut total = DeliveryCounts::default();
+        for (status, n) in futures_util::future::try_join_all(counts).await? {
+            total.add(status, n);
+        }
+        Ok(total)
     }
 
     async fn log_deliveries(

@@ -6,7 +6,7 @@ use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
-use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
+use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
 use dispatcher_core::settle::Logged;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -136,6 +136,28 @@ impl DeliveryLog for SqliteStore {
             let entries =
                 page.into_iter().map(|(seq, entry)| with_attempts(c, seq, entry)).collect::<Result<_, _>>()?;
             Ok((entries, next))
+        })
+        .await
+    }
+
+    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
+        let webhook_id = webhook_id.to_owned();
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND created_at >= ?2 GROUP BY status",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(params![webhook_id, since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(storage)?;
+            let mut counts = DeliveryCounts::default();
+            for row in rows {
+                let (status, n) = row.map_err(storage)?;
+                let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?;
+                counts.add(status, n as u64);
+            }
+            Ok(counts)
         })
         .await
     }
