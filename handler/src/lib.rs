@@ -18,6 +18,7 @@
 pub mod adapters;
 pub mod config;
 pub mod http;
+pub mod portal;
 pub mod ports;
 pub mod runtime;
 pub mod schemas;

@@ -3,7 +3,7 @@
 //! of its answer into a view (`views.rs`) or problem details (`problem.rs`). The OpenAPI document is generated
 //! by aide from the same routes and the schemars types they take and answer: served at
 //! `GET /api/v1/openapi.json` and committed as `schemas/openapi.json`. `GET /metrics` serves the metrics for
-//! Prometheus, outside the API's document.
+//! Prometheus, outside the API's document; the portal's page is served beside them.
 
 mod answer;
 mod auth;
@@ -31,7 +31,8 @@ use std::sync::{Arc, OnceLock};
 
 type AppState = Arc<Service>;
 
-/// The API router, with the key check when a key is configured.
+/// The API router, with the key check when a key is configured, and the portal (`crate::portal`), whose
+/// page needs no key: the calls it makes carry one.
 pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
     let mut api = OpenApi::default();
     routes()
@@ -48,6 +49,7 @@ pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(key, auth::require_key))
+        .merge(crate::portal::router())
         .with_state(service)
 }
 

@@ -132,6 +132,13 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
     let log = Stdio::from(std::fs::File::create(&log_file).unwrap());
     let (_handler, client, base) = start_serve(&cosmos, "functions", &[], log).await;
 
+    // The portal, as the host forwards the Portal function's requests: with their full path, /api/portal/...
+    let page = client.get(format!("{base}/api/portal/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains(r#"<script type="module" src="app.js">"#));
+    let script = client.get(format!("{base}/api/portal/app.js")).send().await.unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+
     // profile:completed AUTO maps to service:subscribed for wh2 and wh3, ids derived from MessageId.
     let body = r#"{"name":"service:subscribed","payload":{"fiscalCode":"AAABBB00A00A000B"}}"#;
     let expected: Vec<Value> = ["wh2", "wh3"]

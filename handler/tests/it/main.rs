@@ -9,6 +9,7 @@
 //! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
+//! - `portal`: the integrator portal in headless Chromium, driven through WebDriver as a person would use it.
 //! - `generated_files`, `layers`: `schemas/` and the README tables are fresh; the layers' dependencies.
 
 mod api;
@@ -25,6 +26,7 @@ mod local_mode;
 mod metrics;
 mod oauth2;
 mod openapi;
+mod portal;
 mod retention;
 mod secrets;
 mod servicebus;

@@ -68,6 +68,12 @@ pub const FUNCTIONS: &[Function] = &[
         trigger: Binding { name: "req", kind: "httpTrigger", queue: None },
         outputs: &[Binding { name: "res", kind: "http", queue: None }],
     },
+    // The portal's files, forwarded likewise; anonymous, for the page carries no key (its API calls do).
+    Function {
+        name: "Portal",
+        trigger: Binding { name: "req", kind: "httpTrigger", queue: None },
+        outputs: &[Binding { name: "res", kind: "http", queue: None }],
+    },
 ];
 
 /// The trigger binding of the Service Bus functions, and OnIncomingEvent's output.

@@ -2,6 +2,7 @@
 //! local Cosmos DB server (`cosmos.rs`) and the Service Bus broker (`servicebus.rs`).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cosmos;
 pub mod job;
 #[path = "../../../../__integrations__/src/npm.rs"]

@@ -1,0 +1,151 @@
+//! The portal in a real browser (headless Chromium through WebDriver) against a real `handler local` and real
+//! receivers: what a person does from the page alone, from signing in to replaying a failed delivery.
+
+use crate::support::browser::Browser;
+use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
+use serde_json::json;
+use std::time::Duration;
+
+const KEY: &str = "portal-test-key-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the_page() {
+    let Some(browser) = Browser::start("portal").await else { return };
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start("portal", &[], &[("DISPATCHER_API_KEY", KEY)]);
+    let portal = dispatcher.api.replace("/api/v1", "/portal/");
+
+    // Signing in: a wrong key is refused with the API's problem details; #key= signs in and leaves the address.
+    browser.client.goto(&portal).await.unwrap();
+    browser.fill("API key", "not-the-key").await;
+    browser.click("Sign in").await;
+    browser.wait_text("#alert", "Unauthorized (HTTP 401)", 10).await;
+    browser.wait_text("#alert", "missing or wrong API key", 1).await;
+    browser.screenshot("sign-in").await;
+    browser.client.goto(&format!("{portal}#key={KEY}")).await.unwrap();
+    browser.wait_text("main", "No webhook yet", 10).await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains(KEY), "the key left the address bar: {url}");
+
+    // Registering, with a field the API refuses first: its problem is shown with its place.
+    browser.click("Register a webhook").await;
+    browser.fill("Endpoint URL", &receivers.url("crm")).await;
+    browser.fill("Description", "CRM").await;
+    browser.element("input[name=subscriptions][value=ping]").await.click().await.unwrap();
+    browser.fill("Attributes", r#"{"name": "crm"}"#).await;
+    browser.fill("Retry schedule", "soon").await;
+    browser.click("Register").await;
+    browser.wait_text("#alert li", "retrySchedule", 10).await;
+    browser.fill("Retry schedule", "1s").await;
+    let unlabelled = browser
+        .run("return [...document.querySelectorAll('input, select, textarea')].filter((e) => e.labels.length === 0).length")
+        .await;
+    assert_eq!(unlabelled, json!(0), "every control of the form has a label");
+    browser.screenshot("register").await;
+    browser.click("Register").await;
+    let shown = browser.wait_text("#secret-value", "whsec_", 10).await.text().await.unwrap();
+    let webhooks = dispatcher.get("/webhooks").await;
+    let id = webhooks[0]["id"].as_str().unwrap().to_owned();
+    let secret = dispatcher.get(&format!("/webhooks/{id}/secret")).await["secret"].as_str().unwrap().to_owned();
+    assert_eq!(shown, secret, "the page shows the webhook's signing secret");
+    assert_eq!(
+        (webhooks[0]["retrySchedule"].clone(), webhooks[0]["attributes"].clone()),
+        (json!("1s"), json!({"name": "crm"}))
+    );
+
+    // The filter tester: the engine's routing, nothing sent; then publishing from the same page.
+    browser.click("Filter tester").await;
+    let sample = browser.element("select[name=sample]").await;
+    browser.wait_text("select[name=sample] option", "ping:all", 10).await;
+    sample.select_by_value("ping:all").await.unwrap();
+    browser.click("See where it goes").await;
+    browser.wait_text(".results", "ping:all: 1 delivery", 10).await;
+    browser.wait_text(".results td", &id, 1).await;
+    browser.wait_text(".results td", r#""name": "ping""#, 1).await;
+    assert!(receivers.all().is_empty(), "a preview sends nothing");
+    browser.screenshot("filter-tester").await;
+    browser.click("Publish it").await;
+    browser.wait_text("#notice", "1 deliveries", 10).await;
+    eventually("the receiver gets the ping", Duration::from_secs(15), || receivers.at("crm").len() == 1).await;
+    let received = receivers.at("crm")[0].clone();
+    assert!(received.verify(&secret), "signed with the secret the page showed");
+
+    // The delivery and its attempt appear on the webhook's page, with the headers sent and the signature.
+    browser.client.goto(&format!("{portal}#/webhooks/{id}")).await.unwrap();
+    browser.click_text("details.delivery summary", "succeeded").await;
+    browser.wait_text("details.delivery td", "HTTP 200", 5).await;
+    browser.click_text("summary", "headers, signature included").await;
+    let signature = received.header("webhook-signature").unwrap().to_owned();
+    browser.wait_text("pre.headers", &format!("webhook-signature: {signature}"), 5).await;
+    browser.wait_text("details.delivery pre.json", r#""name": "ping""#, 1).await;
+    browser.screenshot("webhook").await;
+
+    // A failing receiver: the delivery dies after its schedule; the list shows why; a retry from the page
+    // delivers it with the same id once the receiver is back.
+    receivers.behave("crm", Behaviour { status: 500, ..Behaviour::default() });
+    browser.click("Send a ping").await;
+    browser.wait_text("#notice", "Ping queued", 10).await;
+    browser.wait_text("details.delivery summary", "dead", 20).await;
+    browser.click("Webhooks").await;
+    browser.wait_text("table.cards td", "HTTP 500", 10).await;
+    browser.wait_text("table.cards td", "50.0 %", 1).await;
+    let health = dispatcher.get(&format!("/webhooks/{id}/health")).await;
+    assert_eq!(
+        (health["deliveries"].clone(), health["succeeded"].clone(), health["dead"].clone()),
+        (json!(2), json!(1), json!(1))
+    );
+    assert_eq!((health["successRate"].clone(), health["lastFailure"]["status"].clone()), (json!(0.5), json!("dead")));
+    assert!(health["lastFailure"]["reason"].as_str().unwrap().contains("HTTP 500"), "{health}");
+    browser.screenshot("webhooks").await;
+    browser.client.goto(&format!("{portal}#/webhooks/{id}")).await.unwrap();
+    browser.element("select[name=status]").await.select_by_value("dead").await.unwrap();
+    browser.click_text("details.delivery summary", "2 attempts").await;
+    browser.wait_text("details.delivery td", "HTTP 500", 5).await;
+    receivers.behave("crm", Behaviour::default());
+    browser.click("Retry now").await;
+    eventually("the retried delivery arrives", Duration::from_secs(15), || receivers.at("crm").len() == 4).await;
+    let tries = receivers.at("crm");
+    assert_eq!(tries[3].header("webhook-id"), tries[1].header("webhook-id"), "a retry keeps the delivery's id");
+    browser.element("select[name=status]").await.select_by_value("").await.unwrap();
+    browser.wait_text("details.delivery summary", "3 attempts", 15).await;
+
+    // Rotating the secret, after a confirmation; the old one is shown until it expires.
+    browser.click("Rotate secret").await;
+    browser.wait_text("dialog.confirm", "new signing secret", 5).await;
+    browser.click("Rotate").await;
+    browser.wait_text("#notice", "Secret rotated", 10).await;
+    let rotated = dispatcher.get(&format!("/webhooks/{id}/secret")).await;
+    assert_ne!(rotated["secret"], json!(secret));
+    assert_eq!(rotated["previousSecret"], json!(secret));
+    browser.wait_text("#secret", rotated["secret"].as_str().unwrap(), 5).await;
+
+    // The catalog, the mapping table and the payload schemas; rejected events with their reasons.
+    browser.click("Events and mapping").await;
+    browser.wait_text("table.cards td", "profile:completed", 10).await;
+    browser.wait_text("article.event", "Payload JSON Schema", 1).await;
+    browser.screenshot("events").await;
+    dispatcher.call("POST", "/events", Some(json!({"name": "profile:completed", "payload": {}}))).await;
+    browser.click("Rejected events").await;
+    browser.wait_text("article.rejected-event li", "payload.fiscalCode", 10).await;
+
+    // Phone width: nothing wider than the screen.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.client.goto(&format!("{portal}#/webhooks")).await.unwrap();
+    browser.wait_text("table.cards td", "CRM", 10).await;
+    let overflow = browser.run("return document.documentElement.scrollWidth - window.innerWidth").await;
+    assert!(overflow.as_i64().unwrap() <= 0, "the page is wider than a phone: {overflow}");
+    browser.screenshot("webhooks-phone").await;
+    browser.client.set_window_size(1280, 900).await.unwrap();
+
+    // Deleting asks first; cancelled, nothing changes.
+    browser.client.goto(&format!("{portal}#/webhooks/{id}")).await.unwrap();
+    browser.click("Delete").await;
+    browser.wait_text("dialog.confirm", "cannot be undone", 5).await;
+    browser.click("Cancel").await;
+    assert_eq!(dispatcher.call("GET", &format!("/webhooks/{id}"), None).await.0, 200);
+    browser.click("Delete").await;
+    browser.click_text("dialog.confirm button", "Delete").await;
+    browser.wait_text("main", "No webhook yet", 10).await;
+    assert_eq!(dispatcher.call("GET", &format!("/webhooks/{id}"), None).await.0, 404);
+    browser.client.clone().close().await.unwrap();
+}
