@@ -254,7 +254,7 @@ mod tests {
             status_code: Some(200),
             error: None,
             response: body.into(),
-            headers: Vec::new(),
+            ..Attempt::default()
         };
         let mut failed = attempt(r#"{"data": null, "errors": [{"message": "denied"}]}"#);
         let judged = judge(ok.clone(), &mut failed, Some(&pattern));

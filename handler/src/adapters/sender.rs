@@ -161,8 +161,8 @@ impl Sender {
             }
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        let headers = request.logged_headers();
-        let record = Attempt { at_ms, duration_ms, status_code, error, response: text, headers };
+        let (signed_at, signature) = (Some(request.signed_at), request.signature().map(str::to_owned));
+        let record = Attempt { at_ms, duration_ms, status_code, error, response: text, signed_at, signature };
         (response, record)
     }
 
@@ -446,6 +446,7 @@ mod tests {
             ],
             body: "{}",
             auth: None,
+            signed_at: 0,
         };
         let built = build_request("https://example.com/hook".parse().unwrap(), &request, None).unwrap();
         assert_eq!(

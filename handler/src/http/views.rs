@@ -348,7 +348,8 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// The first KiB of the response body.
     pub response: String,
-    /// The headers sent, in order, credentials shown as `[redacted]`; with `webhook-signature` among them.
+    /// The headers the dispatcher set, in the order sent, `webhook-signature` among them; the webhook's own
+    /// `headers` and its credentials followed them.
     pub headers: Vec<HeaderView>,
 }
 
@@ -358,15 +359,27 @@ pub struct HeaderView {
     pub value: String,
 }
 
-impl From<Attempt> for AttemptView {
-    fn from(a: Attempt) -> Self {
+impl AttemptView {
+    /// The attempt of `delivery`, with the headers `request::delivery` set for it, rebuilt from what the log
+    /// keeps (an attempt logged before signatures were kept shows none of the signed ones).
+    fn of(a: Attempt, delivery: &Delivery) -> AttemptView {
+        let header = |name: &str, value: String| HeaderView { name: name.to_owned(), value };
+        let mut headers = vec![header("content-type", "application/json".into())];
+        if let (Some(signed_at), Some(signature)) = (a.signed_at, a.signature) {
+            headers.push(header("webhook-id", delivery.id.to_string()));
+            headers.push(header("webhook-timestamp", signed_at.to_string()));
+            headers.push(header("webhook-signature", signature));
+        }
+        if let Some(correlation_id) = &delivery.correlation_id {
+            headers.push(header("x-correlation-id", correlation_id.clone()));
+        }
         AttemptView {
             at: timestamp(a.at_ms),
             duration_ms: a.duration_ms,
             status_code: a.status_code,
             error: a.error,
             response: a.response,
-            headers: a.headers.into_iter().map(|(name, value)| HeaderView { name, value }).collect(),
+            headers,
         }
     }
 }
@@ -378,6 +391,7 @@ impl From<LogEntry> for DeliveryView {
         let payload = serde_json::value::RawValue::from_string(d.body.clone())
             .or_else(|_| serde_json::value::to_raw_value(&d.body))
             .unwrap_or_default();
+        let attempts = e.attempts.into_iter().map(|a| AttemptView::of(a, &d)).collect();
         DeliveryView {
             id: d.id,
             webhook_id: d.webhook_id.to_string(),
@@ -389,7 +403,7 @@ impl From<LogEntry> for DeliveryView {
             created_at: timestamp(e.created_at_ms),
             next_attempt_at: e.next_attempt_at_ms.map(timestamp),
             dead_reason: e.dead_reason,
-            attempts: e.attempts.into_iter().map(AttemptView::from).collect(),
+            attempts,
         }
     }
 }

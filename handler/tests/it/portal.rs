@@ -3,6 +3,7 @@
 
 use crate::support::browser::Browser;
 use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
+use fantoccini::key::Key;
 use serde_json::json;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.screenshot("sign-in").await;
     browser.client.goto(&format!("{portal}#key={KEY}")).await.unwrap();
     browser.wait_text("main", "No webhook yet", 10).await;
+    assert!(browser.element("#sign-out").await.is_displayed().await.unwrap(), "signed in with a key");
     let url = browser.client.current_url().await.unwrap();
     assert!(!url.as_str().contains(KEY), "the key left the address bar: {url}");
 
@@ -147,5 +149,84 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.click_text("dialog.confirm button", "Delete").await;
     browser.wait_text("main", "No webhook yet", 10).await;
     assert_eq!(dispatcher.call("GET", &format!("/webhooks/{id}"), None).await.0, 404);
+    browser.client.clone().close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_key_the_page_opens_at_once_and_every_setting_is_edited_from_it() {
+    let Some(browser) = Browser::start("portal-edit").await else { return };
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start("portal-edit", &[], &[]);
+    let portal = dispatcher.api.replace("/api/v1", "/portal/");
+    let (id, _) = dispatcher
+        .register(json!({"url": receivers.url("a"), "subscriptions": ["ping"], "attributes": {"name": "a"},
+                         "auth": {"type": "bearer", "token": "t0k3n-kept"}}))
+        .await;
+
+    // No key configured: no sign-in, no sign-out. The keyboard reaches the skip link first, which leads to the
+    // content.
+    browser.client.goto(&portal).await.unwrap();
+    browser.wait_text("table.cards td", &receivers.url("a"), 10).await;
+    assert!(!browser.element("#sign-out").await.is_displayed().await.unwrap(), "no sign-out without a key");
+    browser.client.active_element().await.unwrap().send_keys(&Key::Tab).await.unwrap();
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    focused.send_keys(&Key::Enter).await.unwrap();
+    assert_eq!(browser.run("return document.activeElement.id").await, json!("main"));
+
+    // A field that is not JSON is named before anything is sent.
+    browser.client.goto(&format!("{portal}#/webhooks/{id}/edit")).await.unwrap();
+    browser.fill("Filter", "{not json").await;
+    browser.click("Save").await;
+    browser.wait_text("#alert li", "filter: is not valid JSON", 10).await;
+
+    // Every setting, the credentials left as they are.
+    browser.fill("Description", "Orders").await;
+    browser.fill("Attributes", r#"{"name": "a", "team": "blue"}"#).await;
+    browser.fill("Filter", r#"{"name": ["ping"]}"#).await;
+    browser.fill("Rate limit (deliveries a second)", "5").await;
+    browser.fill("Success callback URL", &receivers.url("cb")).await;
+    browser.fill("Fail when the answer matches", r#"{"errors": [{"exists": true}]}"#).await;
+    browser.click("Save").await;
+    browser.wait_text("#notice", "Saved.", 10).await;
+    let saved = dispatcher.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["description"], "Orders");
+    assert_eq!(saved["attributes"], json!({"name": "a", "team": "blue"}));
+    assert_eq!((saved["filter"].clone(), saved["rateLimit"].clone()), (json!({"name": ["ping"]}), json!(5)));
+    assert_eq!(
+        (saved["callbackUrl"].clone(), saved["failWhen"].clone()),
+        (json!(receivers.url("cb")), json!({"errors": [{"exists": true}]}))
+    );
+    assert_eq!(saved["auth"]["type"], "bearer", "credentials left empty are kept");
+    browser.click("Send a ping").await;
+    eventually("the ping", Duration::from_secs(15), || receivers.at("a").len() == 1).await;
+    assert_eq!(receivers.at("a")[0].header("authorization"), Some("Bearer t0k3n-kept"));
+    eventually("the success callback", Duration::from_secs(15), || receivers.at("cb").len() == 1).await;
+
+    // Removing: a key of an object, a whole setting, the credentials.
+    browser.click("Edit").await;
+    browser.fill("Attributes", r#"{"name": "a"}"#).await;
+    browser.fill("Filter", "").await;
+    browser.element("input[name=remove-auth]").await.click().await.unwrap();
+    browser.click("Save").await;
+    browser.wait_text("#notice", "Saved.", 10).await;
+    let saved = dispatcher.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["attributes"], json!({"name": "a"}));
+    assert!(saved.get("filter").is_none() && saved.get("auth").is_none(), "{saved}");
+    assert_eq!(saved["rateLimit"], 5, "what was not touched stays");
+
+    // Disabled, an event is skipped; enabled again, recovering sends it.
+    browser.click("Disable").await;
+    browser.wait_text(".title-row .badge", "Disabled", 10).await;
+    assert_eq!(dispatcher.get(&format!("/webhooks/{id}")).await["disabled"], true);
+    dispatcher.publish(json!({"name": "ping:all"})).await;
+    browser.element("select[name=status]").await.select_by_value("skipped").await.unwrap();
+    browser.wait_text("details.delivery summary", "skipped", 15).await;
+    browser.click("Enable").await;
+    browser.wait_text(".title-row .badge", "Enabled", 10).await;
+    browser.click_text("summary", "Recover failed deliveries").await;
+    browser.click("Recover").await;
+    browser.wait_text("#notice", "1 deliveries sent again", 10).await;
+    eventually("the recovered delivery", Duration::from_secs(15), || receivers.at("a").len() == 2).await;
     browser.client.clone().close().await.unwrap();
 }

@@ -32,7 +32,8 @@ fn attempt(at_ms: i64, status_code: Option<u16>, error: Option<&str>) -> Attempt
         status_code,
         error: error.map(str::to_owned),
         response: status_code.map(|c| format!("answer {c}")).unwrap_or_default(),
-        headers: vec![("webhook-id".into(), "msg_1".into()), ("authorization".into(), "[redacted]".into())],
+        signed_at: Some(at_ms / 1000),
+        signature: Some("v1,c2lnbmF0dXJl".into()),
     }
 }
 

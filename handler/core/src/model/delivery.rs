@@ -151,13 +151,13 @@ pub struct Attempt {
     /// success callback and `failWhen`).
     #[serde(default)]
     pub response: String,
-    /// The headers the request carried, credentials shown as [`REDACTED`] (`Request::logged_headers`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<(String, String)>,
+    /// The `webhook-timestamp` the request was signed at (seconds), and its `webhook-signature`: the two
+    /// headers that change from one attempt to the next (the others follow from the delivery and the webhook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
-
-/// What the log shows instead of a credential.
-pub const REDACTED: &str = "[redacted]";
 
 impl Attempt {
     /// `HTTP 503`, or the error: what the attempt came to, in a few words.

@@ -11,9 +11,7 @@ mod secret;
 mod webhook;
 
 pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
-pub use delivery::{
-    Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, REDACTED, RESPONSE_LOGGED,
-};
+pub use delivery::{Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
 pub use ids::DeliveryId;
 pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
 pub use rejected::Rejected;

@@ -73,6 +73,20 @@ export function say(text) {
   fill(document.getElementById('notice'), text);
 }
 
+let next = '';
+
+/** Says `text` once the page has moved to the view an action leads to (a move clears what was said). */
+export function sayNext(text) {
+  next = text;
+}
+
+/** What `sayNext` left to say, said once. */
+export function takeNext() {
+  const text = next;
+  next = '';
+  return text;
+}
+
 /** Runs an API action; an error is shown rather than thrown. Resolves to the answer, or undefined on error. */
 export async function attempt(action) {
   try {

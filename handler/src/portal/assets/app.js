@@ -1,6 +1,6 @@
 // The page's shell: signing in with the API key, the sections, and which view the address (#/...) shows.
 import { h, fill, field } from './dom.js';
-import { apiKey, call, showError, clearError, say, Problem } from './api.js';
+import { apiKey, call, showError, clearError, say, takeNext, Problem } from './api.js';
 import { webhookList, webhookPage, webhookForm } from './webhooks.js';
 import { deliveryPage, stopRefreshing } from './deliveries.js';
 import { catalogPage, testerPage, rejectedPage } from './events.js';
@@ -32,7 +32,7 @@ async function route() {
   if (!hash.startsWith('#/')) return;
   stopRefreshing();
   clearError();
-  say('');
+  say(takeNext());
   for (const link of document.querySelectorAll('nav a')) {
     const current = hash === link.getAttribute('href') || hash.startsWith(`${link.getAttribute('href')}/`);
     if (current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');

@@ -33,7 +33,8 @@ function attemptsTable(id, attempts) {
       cell('Response', a.response ? h('pre', { class: 'response' }, a.response) : h('span', { class: 'hint' }, 'empty')),
       cell('Headers sent', a.headers.length
         ? h('details', { dataset: { key: `${id}:${i}` } }, h('summary', {}, `${a.headers.length} headers, signature included`),
-          h('pre', { class: 'headers' }, a.headers.map((header) => `${header.name}: ${header.value}`).join('\n')))
+          h('pre', { class: 'headers' }, a.headers.map((header) => `${header.name}: ${header.value}`).join('\n')),
+          h('p', { class: 'hint' }, 'Then the webhook\u2019s own headers and its credentials, as configured.'))
         : '–')))));
 }
 
@@ -65,13 +66,18 @@ export function deliveriesSection(id) {
   const select = h('select', { name: 'status' }, h('option', { value: '' }, 'All'),
     STATUSES.map((s) => h('option', { value: s }, s)));
   const auto = h('input', { type: 'checkbox', name: 'auto', checked: true });
-  const list = h('div', { class: 'deliveries', 'aria-live': 'polite', 'aria-busy': 'true' });
+  const list = h('div', { class: 'deliveries', 'aria-busy': 'true' });
   let shown = 50;
+  let drawn = null;
   const load = async () => {
     const query = new URLSearchParams({ limit: String(shown) });
     if (select.value) query.set('status', select.value);
     const page = await attempt(() => call('GET', `/webhooks/${encodeURIComponent(id)}/deliveries?${query}`));
     if (!page) return;
+    // Redrawn only when something changed: a redraw would take the keyboard focus from a button in the list.
+    const text = JSON.stringify([select.value, page]);
+    if (text === drawn) return;
+    drawn = text;
     const open = new Set([...list.querySelectorAll('details.delivery[open]')].map((d) => d.dataset.id));
     // Folds stay as the reader left them, the headers of an attempt too.
     const openInside = new Set([...list.querySelectorAll('details[data-key][open]')].map((d) => d.dataset.key));

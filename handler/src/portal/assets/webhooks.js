@@ -1,7 +1,7 @@
 // Webhooks: the list with each one's health, one webhook's page (its settings, secret, actions, deliveries),
 // and the form that registers or edits one.
 import { h, fill, json, time, field, button, percent, confirmAction } from './dom.js';
-import { call, attempt, say, showError, Problem } from './api.js';
+import { call, attempt, say, sayNext, showError, Problem } from './api.js';
 import { deliveriesSection } from './deliveries.js';
 
 const path = (id, rest = '') => `/webhooks/${encodeURIComponent(id)}${rest}`;
@@ -133,7 +133,7 @@ export async function webhookPage(main, id) {
     button('Delete', async () => {
       if (!await confirmAction(`Delete the webhook ${webhook.description || webhook.url}? Its pending deliveries end. This cannot be undone.`, 'Delete')) return;
       const deleted = await attempt(() => call('DELETE', path(id)));
-      if (deleted !== undefined) { location.hash = '#/webhooks'; say('Webhook deleted.'); }
+      if (deleted !== undefined) { sayNext('Webhook deleted.'); location.hash = '#/webhooks'; }
     }, { class: 'danger' }));
   fill(main,
     h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', webhook.id),
@@ -260,8 +260,8 @@ export async function webhookForm(main, id) {
       : call('POST', '/webhooks', body)));
     if (!saved) return;
     if (!webhook) newSecret = saved.secret;
+    sayNext(webhook ? 'Saved.' : 'Webhook registered.');
     location.hash = link(saved.id);
-    say(webhook ? 'Saved.' : 'Webhook registered.');
   });
   fill(main,
     h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), webhook && [' / ', h('a', { href: link(id) }, id)]),
