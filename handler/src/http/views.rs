@@ -364,9 +364,9 @@ impl AttemptView {
     /// keeps (an attempt logged before signatures were kept shows none of the signed ones).
     fn of(a: Attempt, delivery: &Delivery) -> AttemptView {
         let header = |name: &str, value: String| HeaderView { name: name.to_owned(), value };
-        let mut headers = vec![header("content-type", "application/json".into())];
+        let mut headers =
+            vec![header("content-type", "application/json".into()), header("webhook-id", delivery.id.to_string())];
         if let (Some(signed_at), Some(signature)) = (a.signed_at, a.signature) {
-            headers.push(header("webhook-id", delivery.id.to_string()));
             headers.push(header("webhook-timestamp", signed_at.to_string()));
             headers.push(header("webhook-signature", signature));
         }

@@ -79,6 +79,12 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.click_text("summary", "headers, signature included").await;
     let signature = received.header("webhook-signature").unwrap().to_owned();
     browser.wait_text("pre.headers", &format!("webhook-signature: {signature}"), 5).await;
+    let logged = dispatcher.last_attempt(&id).await;
+    for name in ["content-type", "webhook-id", "webhook-timestamp", "webhook-signature"] {
+        let value =
+            logged["headers"].as_array().unwrap().iter().find(|h| h["name"] == name).map(|h| h["value"].clone());
+        assert_eq!(value, Some(json!(received.header(name).unwrap())), "{name} as logged and as received");
+    }
     browser.wait_text("details.delivery pre.json", r#""name": "ping""#, 1).await;
     browser.screenshot("webhook").await;
 
