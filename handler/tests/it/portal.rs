@@ -23,6 +23,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.wait_text("#alert", "Unauthorized (HTTP 401)", 10).await;
     browser.wait_text("#alert", "missing or wrong API key", 1).await;
     browser.screenshot("sign-in").await;
+    browser.assert_accessible("sign-in").await;
     browser.client.goto(&format!("{portal}#key={KEY}")).await.unwrap();
     browser.wait_text("main", "No webhook yet", 10).await;
     assert!(browser.element("#sign-out").await.is_displayed().await.unwrap(), "signed in with a key");
@@ -44,6 +45,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
         .await;
     assert_eq!(unlabelled, json!(0), "every control of the form has a label");
     browser.screenshot("register").await;
+    browser.assert_accessible("register").await;
     browser.click("Register").await;
     let shown = browser.wait_text("#secret-value", "whsec_", 10).await.text().await.unwrap();
     let webhooks = dispatcher.get("/webhooks").await;
@@ -66,6 +68,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.wait_text(".results td", r#""name": "ping""#, 1).await;
     assert!(receivers.all().is_empty(), "a preview sends nothing");
     browser.screenshot("filter-tester").await;
+    browser.assert_accessible("filter-tester").await;
     browser.click("Publish it").await;
     browser.wait_text("#notice", "1 deliveries", 10).await;
     eventually("the receiver gets the ping", Duration::from_secs(15), || receivers.at("crm").len() == 1).await;
@@ -87,6 +90,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     }
     browser.wait_text("details.delivery pre.json", r#""name": "ping""#, 1).await;
     browser.screenshot("webhook").await;
+    browser.assert_accessible("webhook").await;
 
     // A failing receiver: the delivery dies after its schedule; the list shows why; a retry from the page
     // delivers it with the same id once the receiver is back.
@@ -105,6 +109,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     assert_eq!((health["successRate"].clone(), health["lastFailure"]["status"].clone()), (json!(0.5), json!("dead")));
     assert!(health["lastFailure"]["reason"].as_str().unwrap().contains("HTTP 500"), "{health}");
     browser.screenshot("webhooks").await;
+    browser.assert_accessible("webhooks").await;
     browser.client.goto(&format!("{portal}#/webhooks/{id}")).await.unwrap();
     browser.element("select[name=status]").await.select_by_value("dead").await.unwrap();
     browser.click_text("details.delivery summary", "2 attempts").await;
@@ -132,9 +137,11 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.wait_text("table.cards td", "profile:completed", 10).await;
     browser.wait_text("article.event", "Payload JSON Schema", 1).await;
     browser.screenshot("events").await;
+    browser.assert_accessible("events").await;
     dispatcher.call("POST", "/events", Some(json!({"name": "profile:completed", "payload": {}}))).await;
     browser.click("Rejected events").await;
     browser.wait_text("article.rejected-event li", "payload.fiscalCode", 10).await;
+    browser.assert_accessible("rejected events").await;
 
     // Phone width: nothing wider than the screen.
     browser.client.set_window_size(390, 844).await.unwrap();
@@ -143,6 +150,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     let overflow = browser.run("return document.documentElement.scrollWidth - window.innerWidth").await;
     assert!(overflow.as_i64().unwrap() <= 0, "the page is wider than a phone: {overflow}");
     browser.screenshot("webhooks-phone").await;
+    browser.assert_accessible("phone-width webhooks").await;
     browser.client.set_window_size(1280, 900).await.unwrap();
 
     // Deleting asks first; cancelled, nothing changes.

@@ -148,6 +148,24 @@ impl Browser {
         self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
     }
 
+    /// Fails with every WCAG 2.1 A/AA rule the page breaks (contrast, labels, names, landmarks...), as axe-core,
+    /// the engine of browser accessibility checkers, finds them (`__integrations__/axe`, npm).
+    pub async fn assert_accessible(&self, screen: &str) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/axe");
+        super::npm::install(&dir).unwrap();
+        let axe = std::fs::read_to_string(dir.join("node_modules/axe-core/axe.min.js")).unwrap();
+        // Scripts run by the driver are not the page's, so its content security policy does not refuse them.
+        self.run(&format!("{axe}\nwindow.axe = axe; return true;")).await;
+        let script = "const done = arguments[arguments.length - 1];
+            const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+            axe.run(document, { runOnly: { type: 'tag', values: tags } }).then(
+              (r) => done(r.violations.map((v) => `${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)),
+              (e) => done([`axe failed: ${e}`]));";
+        let found = self.client.execute_async(script, vec![]).await.unwrap_or_else(|e| panic!("axe: {e}"));
+        let violations: Vec<String> = serde_json::from_value(found).unwrap();
+        assert!(violations.is_empty(), "the {screen} screen breaks accessibility rules:\n{}", violations.join("\n"));
+    }
+
     /// Saves a PNG of the page as `name`.png under the test's output folder (and, with
     /// `UPDATE_PORTAL_SCREENSHOTS` set, under docs/portal/ for the README).
     pub async fn screenshot(&self, name: &str) {
