@@ -18,6 +18,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("dom.js", JS, include_str!("assets/dom.js")),
     ("app.js", JS, include_str!("assets/app.js")),
     ("webhooks.js", JS, include_str!("assets/webhooks.js")),
+    ("webhook-form.js", JS, include_str!("assets/webhook-form.js")),
     ("deliveries.js", JS, include_str!("assets/deliveries.js")),
     ("events.js", JS, include_str!("assets/events.js")),
 ];

@@ -11,6 +11,10 @@ export const apiKey = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
+/** The API path of webhook `id` (and of something under it), and the page that shows it. */
+export const webhookPath = (id, rest = '') => `/webhooks/${encodeURIComponent(id)}${rest}`;
+export const webhookLink = (id) => `#/webhooks/${encodeURIComponent(id)}`;
+
 /** An API error: the problem details it answered (or made up for a network failure). */
 export class Problem extends Error {
   constructor(details) {

@@ -1,7 +1,8 @@
 // The page's shell: signing in with the API key, the sections, and which view the address (#/...) shows.
 import { h, fill, field } from './dom.js';
 import { apiKey, call, showError, clearError, say, takeNext, Problem } from './api.js';
-import { webhookList, webhookPage, webhookForm } from './webhooks.js';
+import { webhookList, webhookPage } from './webhooks.js';
+import { webhookForm } from './webhook-form.js';
 import { deliveryPage, stopRefreshing } from './deliveries.js';
 import { catalogPage, testerPage, rejectedPage } from './events.js';
 

@@ -1,14 +1,8 @@
-// Webhooks: the list with each one's health, one webhook's page (its settings, secret, actions, deliveries),
-// and the form that registers or edits one.
+// Webhooks: the list with each one's health, and one webhook's page (its settings, secret, actions, deliveries).
 import { h, fill, json, time, field, button, percent, confirmAction } from './dom.js';
-import { call, attempt, say, sayNext, showError, Problem } from './api.js';
+import { call, attempt, say, sayNext, webhookPath as path, webhookLink as link } from './api.js';
 import { deliveriesSection } from './deliveries.js';
-
-const path = (id, rest = '') => `/webhooks/${encodeURIComponent(id)}${rest}`;
-const link = (id) => `#/webhooks/${encodeURIComponent(id)}`;
-
-/** The secret of a webhook just registered: shown once on its page. */
-let newSecret = null;
+import { takeNewSecret } from './webhook-form.js';
 
 function state(webhook) {
   return webhook.disabled
@@ -105,10 +99,10 @@ export async function webhookPage(main, id) {
   ]);
   if (!webhook) return fill(main, h('h1', {}, 'Webhook'), h('a', { href: '#/webhooks' }, 'Back to the webhooks'));
   const secretBox = h('div', { id: 'secret', 'aria-live': 'polite' });
+  const newSecret = takeNewSecret();
   if (newSecret) {
     fill(secretBox, h('p', { class: 'good' }, 'Registered. Keep its signing secret: you can reveal it here again later.'),
       secretView({ secret: newSecret }));
-    newSecret = null;
   }
   const reload = () => webhookPage(main, id);
   const actions = h('div', { class: 'actions' },
@@ -163,109 +157,4 @@ function recoverForm(id) {
     if (done) say(`${done.deliveries} deliveries sent again.`);
   });
   return h('details', { class: 'panel' }, h('summary', {}, 'Recover failed deliveries'), form);
-}
-
-// The form: each field as the API names it; JSON ones are parsed here only to say which one is not JSON.
-const JSON_FIELDS = ['attributes', 'headers', 'filter', 'auth', 'callbackAuth', 'failWhen'];
-const CREDENTIALS = ['auth', 'callbackAuth'];
-
-const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
-
-/** The JSON merge patch (RFC 7396) that turns `before` into `after`: a key left out is removed with null. */
-function mergeDiff(before, after) {
-  if (!isObject(before) || !isObject(after)) return after;
-  const patch = {};
-  for (const key of Object.keys(before)) if (!(key in after)) patch[key] = null;
-  for (const [key, value] of Object.entries(after)) patch[key] = mergeDiff(before[key], value);
-  return patch;
-}
-
-export async function webhookForm(main, id) {
-  const [webhook, catalog] = await Promise.all([
-    id ? attempt(() => call('GET', path(id))) : Promise.resolve(null),
-    call('GET', '/events/catalog').catch(() => ({ events: [] })),
-  ]);
-  if (id && !webhook) return;
-  const current = webhook || { url: '', subscriptions: [], attributes: {}, headers: {} };
-  const text = (value) => (value === undefined || value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value, null, 2));
-  const inputs = {
-    url: h('input', { type: 'url', name: 'url', required: true, value: current.url, placeholder: 'https://your.app/webhooks' }),
-    description: h('input', { type: 'text', name: 'description', value: current.description || '' }),
-    attributes: h('textarea', { name: 'attributes', rows: 3 }, text(current.attributes)),
-    headers: h('textarea', { name: 'headers', rows: 3 }, text(current.headers)),
-    filter: h('textarea', { name: 'filter', rows: 4 }, text(current.filter)),
-    rateLimit: h('input', { type: 'number', name: 'rateLimit', min: 1, value: current.rateLimit ?? '' }),
-    retrySchedule: h('input', { type: 'text', name: 'retrySchedule', value: current.retrySchedule ?? '', placeholder: '10s,1m,10m' }),
-    auth: h('textarea', { name: 'auth', rows: 3 }),
-    callbackUrl: h('input', { type: 'url', name: 'callbackUrl', value: current.callbackUrl || '' }),
-    failureCallbackUrl: h('input', { type: 'url', name: 'failureCallbackUrl', value: current.failureCallbackUrl || '' }),
-    callbackAuth: h('textarea', { name: 'callbackAuth', rows: 3 }),
-    failWhen: h('textarea', { name: 'failWhen', rows: 3 }, text(current.failWhen)),
-  };
-  const publicEvents = catalog.events.filter((e) => e.kind === 'public').map((e) => e.name);
-  for (const name of current.subscriptions) if (!publicEvents.includes(name)) publicEvents.push(name);
-  const boxes = publicEvents.map((name) => h('label', { class: 'check' },
-    h('input', { type: 'checkbox', name: 'subscriptions', value: name, checked: current.subscriptions.includes(name) }), ` ${name}`));
-  const removeAuth = {};
-  const credentialsHint = (name) => {
-    const now = current[name];
-    if (!webhook) return 'JSON, e.g. {"type": "bearer", "token": "…"}; types: basic, bearer, oauth2, mtls. Empty for none.';
-    removeAuth[name] = h('input', { type: 'checkbox', name: `remove-${name}` });
-    return [now ? `Now: ${now.type}; its secrets are never shown. ` : 'Now: none. ',
-      'Empty keeps it as it is; JSON replaces it. ', h('label', {}, removeAuth[name], ' Remove it')];
-  };
-  const form = h('form', { class: 'webhook-form', novalidate: true },
-    field('Endpoint URL', inputs.url, 'Where the events are POSTed, signed.'),
-    field('Description', inputs.description),
-    h('fieldset', {}, h('legend', {}, 'Events'), boxes),
-    field('Attributes', inputs.attributes, 'JSON object of strings: the webhook\u2019s attributes (e.g. serviceId), which route and fill events.'),
-    field('Headers', inputs.headers, 'JSON object: headers added to every delivery.'),
-    field('Filter', inputs.filter, 'JSON event pattern matched against the body (EventBridge language); empty for every event.'),
-    field('Rate limit (deliveries a second)', inputs.rateLimit),
-    field('Retry schedule', inputs.retrySchedule, 'Delays between attempts, e.g. 10s,1m,10m; empty for the default.'),
-    field('Authentication', inputs.auth, credentialsHint('auth')),
-    field('Success callback URL', inputs.callbackUrl),
-    field('Failure callback URL', inputs.failureCallbackUrl),
-    field('Callback authentication', inputs.callbackAuth, credentialsHint('callbackAuth')),
-    field('Fail when the answer matches', inputs.failWhen, 'JSON pattern: a 2xx answer whose JSON body matches it counts as a failure.'),
-    h('div', { class: 'actions' },
-      h('button', { type: 'submit', class: 'primary' }, webhook ? 'Save' : 'Register'),
-      h('a', { class: 'button quiet', href: webhook ? link(id) : '#/webhooks' }, 'Cancel')));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const problems = [];
-    const body = {};
-    for (const [name, input] of Object.entries(inputs)) {
-      const value = input.value.trim();
-      if (JSON_FIELDS.includes(name) && value) {
-        try {
-          const parsed = JSON.parse(value);
-          body[name] = webhook ? mergeDiff(current[name], parsed) : parsed;
-        } catch (error) { problems.push({ path: name, message: `is not valid JSON (${error.message})` }); }
-      } else if (name === 'rateLimit' && value) {
-        body[name] = Number(value);
-      } else if (value) {
-        body[name] = value;
-      } else if (webhook && !CREDENTIALS.includes(name) && current[name] !== undefined) {
-        body[name] = null; // emptied: removed by the merge patch
-      }
-    }
-    for (const name of CREDENTIALS) if (removeAuth[name] && removeAuth[name].checked) body[name] = null;
-    body.subscriptions = [...form.querySelectorAll('input[name=subscriptions]:checked')].map((box) => box.value);
-    if (problems.length) {
-      return showError(new Problem({ title: 'Not sent', detail: 'some fields are not valid JSON', problems }));
-    }
-    const saved = await attempt(() => (webhook
-      ? call('PATCH', path(id), body, 'application/merge-patch+json')
-      : call('POST', '/webhooks', body)));
-    if (!saved) return;
-    if (!webhook) newSecret = saved.secret;
-    sayNext(webhook ? 'Saved.' : 'Webhook registered.');
-    location.hash = link(saved.id);
-  });
-  fill(main,
-    h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), webhook && [' / ', h('a', { href: link(id) }, id)]),
-    h('h1', {}, webhook ? `Edit ${webhook.description || webhook.url}` : 'Register a webhook'),
-    form);
-  inputs.url.focus();
 }
