@@ -2,7 +2,7 @@
 //! receivers: what a person does from the page alone, from signing in to replaying a failed delivery.
 
 use crate::support::browser::Browser;
-use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
+use crate::support::{eventually, eventually_async, Behaviour, Dispatcher, Receivers};
 use fantoccini::key::Key;
 use serde_json::json;
 use std::time::Duration;
@@ -242,5 +242,21 @@ async fn without_a_key_the_page_opens_at_once_and_every_setting_is_edited_from_i
     browser.click("Recover").await;
     browser.wait_text("#notice", "1 deliveries sent again", 10).await;
     eventually("the recovered delivery", Duration::from_secs(15), || receivers.at("a").len() == 2).await;
+
+    // More deliveries than a page: "Show more" pages on with the API's cursor.
+    for _ in 0..55 {
+        dispatcher.publish(json!({"name": "ping:all"})).await;
+    }
+    browser.element("select[name=status]").await.select_by_value("").await.unwrap();
+    let all = dispatcher.get(&format!("/webhooks/{id}/deliveries?limit=500")).await["items"].as_array().unwrap().len();
+    assert!(all > 55, "{all} deliveries");
+    let shown = "return document.querySelectorAll('details.delivery').length";
+    eventually_async("a page of 50", Duration::from_secs(10), || async { browser.run(shown).await == json!(50) }).await;
+    browser.click("Show more").await;
+    let more = || async { browser.run(shown).await.as_u64().is_some_and(|n| n > 50 && n <= 100) };
+    eventually_async("the next page", Duration::from_secs(10), more).await;
+    let ids = "const ids = [...document.querySelectorAll('details.delivery')].map((d) => d.dataset.id);
+               return new Set(ids).size === ids.length";
+    assert_eq!(browser.run(ids).await, json!(true), "pages joined without a delivery twice");
     browser.client.clone().close().await.unwrap();
 }

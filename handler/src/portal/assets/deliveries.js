@@ -5,6 +5,7 @@ import { call, attempt, say } from './api.js';
 
 const STATUSES = ['pending', 'retrying', 'succeeded', 'dead', 'skipped'];
 const REFRESH_MS = 3000;
+const PAGE = 50;
 let timer = null;
 
 /** Stops updating the list (when the page shows something else). */
@@ -67,12 +68,24 @@ export function deliveriesSection(id) {
     STATUSES.map((s) => h('option', { value: s }, s)));
   const auto = h('input', { type: 'checkbox', name: 'auto', checked: true });
   const list = h('div', { class: 'deliveries', 'aria-busy': 'true' });
-  let shown = 50;
+  let shown = PAGE;
   let drawn = null;
+  // The newest `shown` deliveries, a page of PAGE after another.
+  const fetchShown = async () => {
+    const items = [];
+    let cursor = null;
+    do {
+      const query = new URLSearchParams({ limit: String(PAGE) });
+      if (select.value) query.set('status', select.value);
+      if (cursor) query.set('cursor', cursor);
+      const page = await call('GET', `/webhooks/${encodeURIComponent(id)}/deliveries?${query}`);
+      items.push(...page.items);
+      cursor = page.nextCursor || null;
+    } while (cursor && items.length < shown);
+    return { items, nextCursor: cursor };
+  };
   const load = async () => {
-    const query = new URLSearchParams({ limit: String(shown) });
-    if (select.value) query.set('status', select.value);
-    const page = await attempt(() => call('GET', `/webhooks/${encodeURIComponent(id)}/deliveries?${query}`));
+    const page = await attempt(fetchShown);
     if (!page) return;
     // Redrawn only when something changed: a redraw would take the keyboard focus from a button in the list.
     const text = JSON.stringify([select.value, page]);
@@ -84,7 +97,7 @@ export function deliveriesSection(id) {
     fill(list,
       page.items.length === 0 && h('p', { class: 'empty' }, select.value ? `No ${select.value} delivery.` : 'No delivery yet.'),
       page.items.map((d) => deliveryCard(d, open.has(d.id), load)),
-      page.nextCursor && button('Show more', async () => { shown += 50; await load(); }));
+      page.nextCursor && button('Show more', async () => { shown += PAGE; await load(); }));
     for (const inner of list.querySelectorAll('details[data-key]')) inner.open = openInside.has(inner.dataset.key);
     list.setAttribute('aria-busy', 'false');
   };
