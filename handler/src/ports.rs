@@ -73,8 +73,11 @@ pub trait DeliveryLog: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError>;
-    /// How many of a webhook's deliveries created at or after `since_ms` stand in each status.
+    /// How many of a webhook's deliveries to its URL (callbacks left out) created at or after `since_ms` stand in
+    /// each status.
     async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError>;
+    /// The newest of a webhook's deliveries to its URL (callbacks left out) that is now retrying or dead.
+    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError>;
     /// Logs new deliveries, pending; a delivery logged before is left as it is (a redelivered message). Returns,
     /// for each delivery, the version of its entry when this call created it, `None` when it was there already.
     async fn log_deliveries(&self, deliveries: &[Delivery], now_ms: i64)

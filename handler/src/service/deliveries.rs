@@ -34,18 +34,14 @@ impl Service {
         Ok(self.log.list_deliveries(webhook_id, status, limit, cursor).await?)
     }
 
-    /// How webhook `id` fared over the last 24 hours: its deliveries by status, and its latest failure (a
-    /// delivery now retrying or dead, of any age) with the attempts that tell why.
+    /// How webhook `id`'s URL fared over the last 24 hours: its deliveries by status, and its latest failure (a
+    /// delivery now retrying or dead, of any age) with the attempts that tell why. Callbacks, sent to the
+    /// webhook's owner, are left out.
     pub async fn health(&self, id: &str) -> Result<Health, ServiceError> {
         self.webhook(id).await?;
         let since_ms = self.clock.now_ms() - HEALTH_WINDOW_MS;
-        let (counts, retrying, dead) = tokio::try_join!(
-            self.log.count_deliveries(id, since_ms),
-            self.log.list_deliveries(id, Some(Status::Retrying), 1, None),
-            self.log.list_deliveries(id, Some(Status::Dead), 1, None),
-        )?;
-        let failed_at = |entry: &LogEntry| entry.attempts.last().map_or(entry.created_at_ms, |a| a.at_ms);
-        let last_failure = retrying.0.into_iter().chain(dead.0).max_by_key(failed_at);
+        let (counts, last_failure) =
+            tokio::try_join!(self.log.count_deliveries(id, since_ms), self.log.last_failure(id))?;
         Ok(Health { since_ms, counts, last_failure })
     }
 

@@ -167,7 +167,14 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
     let (pending, _) = store.list_deliveries("wh-page", Some(Status::Pending), 10, None).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[2].id, ids[0].id]);
 
-    // Counted by status from a time on (created at 10,000 + i): p-0 falls before the window.
+    // Counted by status from a time on (created at 10,000 + i): p-0 falls before the window. A callback, sent
+    // to the webhook's owner rather than to its URL, is neither counted nor its last failure.
+    assert_eq!(store.last_failure("wh-page").await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
+    let callback = Delivery { event: "DeliveryFailure".into(), ..delivery("p-callback", "wh-page") };
+    store.log_deliveries(std::slice::from_ref(&callback), 40_000).await.unwrap();
+    store.give_up(&callback, "HTTP 500", 40_001).await.unwrap();
+    assert_eq!(store.last_failure("wh-page").await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
+    assert_eq!(store.last_failure("wh-other").await.unwrap(), None);
     let counts = store.count_deliveries("wh-page", 10_001).await.unwrap();
     assert_eq!((counts.pending, counts.succeeded, counts.dead, counts.total()), (1, 2, 1, 4), "{counts:?}");
     assert_eq!(store.count_deliveries("wh-page", 0).await.unwrap().pending, 2);

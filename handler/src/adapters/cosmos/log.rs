@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
+use dispatcher_core::callback::CallbackType;
 use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
 use dispatcher_core::settle::Logged;
 use futures_util::{StreamExt, TryStreamExt};
@@ -178,10 +179,11 @@ impl DeliveryLog for CosmosStore {
         // One count per status: GROUP BY is not on every server (nor in the SDK's cross-partition support).
         let container = self.deliveries().await?;
         let counts = Status::ALL.map(|status| async move {
-            let text = "SELECT VALUE COUNT(1) FROM c \
-                        WHERE c.webhookId = @webhook AND c.createdAtMs >= @since AND c.status = @status";
+            let text = "SELECT VALUE COUNT(1) FROM c WHERE c.webhookId = @webhook AND c.createdAtMs >= @since \
+                        AND c.status = @status AND NOT ARRAY_CONTAINS(@callbacks, c.event)";
             let query = parameter(Query::from(text), "@webhook", webhook_id)?;
             let query = parameter(parameter(query, "@since", since_ms)?, "@status", status.as_str())?;
+            let query = parameter(query, "@callbacks", CallbackType::ALL.map(CallbackType::as_str))?;
             let scope = FeedScope::partition(webhook_id.to_owned());
             let found: Vec<u64> = query_all(container, query, scope, "counting deliveries").await?;
             Ok::<_, StoreError>((status, found.into_iter().sum::<u64>()))
@@ -191,6 +193,17 @@ impl DeliveryLog for CosmosStore {
             total.add(status, n);
         }
         Ok(total)
+    }
+
+    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError> {
+        let text =
+            "SELECT TOP 1 * FROM c WHERE c.webhookId = @webhook AND (c.status = 'retrying' OR c.status = 'dead') \
+                    AND NOT ARRAY_CONTAINS(@callbacks, c.event) ORDER BY c.createdAtMs DESC";
+        let query = parameter(Query::from(text), "@webhook", webhook_id)?;
+        let query = parameter(query, "@callbacks", CallbackType::ALL.map(CallbackType::as_str))?;
+        let scope = FeedScope::partition(webhook_id.to_owned());
+        let found: Vec<LogEntry> = query_all(self.deliveries().await?, query, scope, "finding a failure").await?;
+        Ok(found.into_iter().next())
     }
 
     async fn log_deliveries(

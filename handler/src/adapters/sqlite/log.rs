@@ -6,12 +6,19 @@ use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
+use dispatcher_core::callback::CallbackType;
 use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
 use dispatcher_core::settle::Logged;
 use rusqlite::{params, Connection, OptionalExtension};
 
 const SELECT_ENTRY: &str = "SELECT seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
     created_at, next_attempt_at, dead_reason FROM deliveries";
+
+/// Leaves out the callbacks of a webhook (`dispatcher_core::callback`): deliveries to its owner, not to its URL.
+fn not_a_callback() -> String {
+    let names: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
+    format!("event NOT IN ({})", names.join(", "))
+}
 
 /// A row of [`SELECT_ENTRY`]: its `seq`, and the entry without its attempts.
 fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<LogEntry, StoreError>)> {
@@ -144,9 +151,11 @@ impl DeliveryLog for SqliteStore {
         let webhook_id = webhook_id.to_owned();
         self.read(move |c| {
             let mut statement = c
-                .prepare_cached(
-                    "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND created_at >= ?2 GROUP BY status",
-                )
+                .prepare_cached(&format!(
+                    "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND created_at >= ?2 \
+                     AND {} GROUP BY status",
+                    not_a_callback()
+                ))
                 .map_err(storage)?;
             let rows = statement
                 .query_map(params![webhook_id, since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -158,6 +167,22 @@ impl DeliveryLog for SqliteStore {
                 counts.add(status, n as u64);
             }
             Ok(counts)
+        })
+        .await
+    }
+
+    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError> {
+        let webhook_id = webhook_id.to_owned();
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached(&format!(
+                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND status IN ('retrying', 'dead') AND {} \
+                     ORDER BY seq DESC LIMIT 1",
+                    not_a_callback()
+                ))
+                .map_err(storage)?;
+            let row = statement.query_row([webhook_id], entry_row).optional().map_err(storage)?;
+            row.map(|(seq, entry)| with_attempts(c, seq, entry)).transpose()
         })
         .await
     }
