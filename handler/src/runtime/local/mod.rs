@@ -68,7 +68,10 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let listen_error = |e: std::io::Error| StartError::Listen { address, reason: e.to_string() };
     let listener = tokio::net::TcpListener::bind(address).await.map_err(listen_error)?;
     let address = listener.local_addr().map_err(listen_error)?;
-    println!("dispatcher ready: API http://{address}/api/v1, data {}, {webhooks} webhooks", store.path().display());
+    println!(
+        "dispatcher ready: API http://{address}/api/v1, portal http://{address}/portal/, data {}, {webhooks} webhooks",
+        store.path().display()
+    );
     sender.warm_up();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.shutdown_grace };
