@@ -1,13 +1,13 @@
-//! Reading the attempt log, and sending deliveries again: one (a manual retry), or a webhook's dead and skipped
-//! ones of a time window (recovery). Each keeps its id, so a receiver that deduplicates by `webhook-id` sees one
-//! delivery.
+//! Reading the attempt log (one delivery, a webhook's, its health), and sending deliveries again: one (a manual
+//! retry), or a webhook's dead and skipped ones of a time window (recovery). Each keeps its id, so a receiver
+//! that deduplicates by `webhook-id` sees one delivery.
 
 use super::{Service, ServiceError};
 use crate::ports::Page;
 use dispatcher_core::model::{DeliveryCounts, DeliveryId, LogEntry, Status};
 
 /// The window of a webhook's health.
-pub const HEALTH_WINDOW_MS: i64 = 24 * 3600 * 1000;
+const HEALTH_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// What [`Service::health`] found.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ mod webhooks;
 
 pub use attempts::{span, Attempted, Step};
 pub use cache::WebhookCache;
-pub use deliveries::{Health, HEALTH_WINDOW_MS};
+pub use deliveries::Health;
 pub use intake::{Accepted, Preview, Published};
 pub use webhooks::ImportError;
 
