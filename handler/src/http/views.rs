@@ -47,14 +47,23 @@ impl From<Preview> for PreviewView {
         let view = |deliveries: Vec<Delivery>| {
             deliveries
                 .into_iter()
-                .filter_map(|d| {
-                    let body = serde_json::value::RawValue::from_string(d.body).ok()?;
-                    Some(PreviewDelivery { webhook_id: d.webhook_id.to_string(), event: d.event, body })
+                .map(|d| PreviewDelivery {
+                    webhook_id: d.webhook_id.to_string(),
+                    event: d.event,
+                    body: raw_body(&d.body),
                 })
                 .collect()
         };
         PreviewView { event: preview.event, deliveries: view(preview.deliveries), skipped: view(preview.skipped) }
     }
+}
+
+/// A delivery's body as the JSON it is. It is always JSON text (it is made so); an unreadable one shows as a
+/// string rather than failing the answer.
+fn raw_body(body: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string(body.to_owned())
+        .or_else(|_| serde_json::value::to_raw_value(body))
+        .unwrap_or_default()
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -387,10 +396,7 @@ impl AttemptView {
 impl From<LogEntry> for DeliveryView {
     fn from(e: LogEntry) -> Self {
         let d = e.delivery;
-        // The body is always JSON text (it is made so); an unreadable one shows as a string rather than failing.
-        let payload = serde_json::value::RawValue::from_string(d.body.clone())
-            .or_else(|_| serde_json::value::to_raw_value(&d.body))
-            .unwrap_or_default();
+        let payload = raw_body(&d.body);
         let attempts = e.attempts.into_iter().map(|a| AttemptView::of(a, &d)).collect();
         DeliveryView {
             id: d.id,

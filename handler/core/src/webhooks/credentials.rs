@@ -84,11 +84,8 @@ pub(super) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<
 #[cfg(test)]
 mod tests {
     use crate::model::{TargetAuth, WebhookConfig};
-    use serde_json::{json, Value};
-
-    fn problems(body: Value) -> Vec<String> {
-        WebhookConfig::decode(&body).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
-    }
+    use crate::webhooks::registration::tests::problems;
+    use serde_json::json;
     #[test]
     fn every_auth_type_decodes_at_auth_and_callback_auth_and_reports_without_quoting_secrets() {
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

@@ -267,12 +267,13 @@ fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::TargetAuth;
     use serde_json::json;
 
-    fn problems(body: Value) -> Vec<String> {
+    /// What decoding `body` as a registration reports, each problem as `path: message`.
+    pub(in crate::webhooks) fn problems(body: Value) -> Vec<String> {
         WebhookConfig::decode(&body).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
     }
 

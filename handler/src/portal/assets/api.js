@@ -11,9 +11,11 @@ export const apiKey = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
-/** The API path of webhook `id` (and of something under it), and the page that shows it. */
+/** The API path of webhook `id` (and of something under it), and the page that shows it; likewise a delivery. */
 export const webhookPath = (id, rest = '') => `/webhooks/${encodeURIComponent(id)}${rest}`;
 export const webhookLink = (id) => `#/webhooks/${encodeURIComponent(id)}`;
+export const deliveryPath = (id, rest = '') => `/deliveries/${encodeURIComponent(id)}${rest}`;
+export const deliveryLink = (id) => `#/deliveries/${encodeURIComponent(id)}`;
 
 /** An API error: the problem details it answered (or made up for a network failure). */
 export class Problem extends Error {

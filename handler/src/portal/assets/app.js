@@ -74,17 +74,14 @@ function signInPage(problem) {
 /** Whether the dispatcher wants a key (its /info answers 401 without one), and whether ours is right. */
 async function start() {
   keyFromFragment();
-  let open;
+  let info;
+  let open = true;
   try {
-    open = (await fetch('/api/v1/info', { headers: { accept: 'application/json' } })).status !== 401;
-  } catch (error) {
-    showError(error);
-    return;
-  }
-  if (!open && !apiKey.get()) return signInPage();
-  try {
-    const info = await call('GET', '/info');
-    fill(document.getElementById('about'), `Dispatcher ${info.version} · ${info.mode} mode`);
+    // Asked without the key first: when none is needed, that answer is the info itself.
+    const response = await fetch('/api/v1/info', { headers: { accept: 'application/json' } });
+    open = response.status !== 401;
+    if (!open && !apiKey.get()) return signInPage();
+    info = open && response.ok ? await response.json() : await call('GET', '/info');
   } catch (error) {
     if (error instanceof Problem && error.details.status === 401) {
       apiKey.clear();
@@ -92,6 +89,7 @@ async function start() {
     }
     showError(error);
   }
+  if (info) fill(document.getElementById('about'), `Dispatcher ${info.version} · ${info.mode} mode`);
   if (open) apiKey.clear();
   showSections(!open);
   await route();

@@ -1,7 +1,7 @@
 // Deliveries: a webhook's, newest first, filtered by status and kept up to date; each with every attempt (what
 // was sent, headers and signature included, and what came back), retried from here.
 import { h, fill, json, time, field, button } from './dom.js';
-import { call, attempt, say } from './api.js';
+import { call, attempt, say, webhookPath, webhookLink, deliveryPath } from './api.js';
 
 const STATUSES = ['pending', 'retrying', 'succeeded', 'dead', 'skipped'];
 const REFRESH_MS = 3000;
@@ -42,7 +42,7 @@ function attemptsTable(id, attempts) {
 /** One delivery, folded to a line until opened. */
 export function deliveryCard(d, open, onChange) {
   const retry = button('Retry now', async () => {
-    const queued = await attempt(() => call('POST', `/deliveries/${encodeURIComponent(d.id)}/retry`));
+    const queued = await attempt(() => call('POST', deliveryPath(d.id, '/retry')));
     if (queued) { say(`Delivery ${d.id} queued again.`); if (onChange) await onChange(); }
   });
   const details = h('details', { class: `delivery ${d.status}`, dataset: { id: d.id }, open },
@@ -78,7 +78,7 @@ export function deliveriesSection(id) {
       const query = new URLSearchParams({ limit: String(PAGE) });
       if (select.value) query.set('status', select.value);
       if (cursor) query.set('cursor', cursor);
-      const page = await call('GET', `/webhooks/${encodeURIComponent(id)}/deliveries?${query}`);
+      const page = await call('GET', webhookPath(id, `/deliveries?${query}`));
       items.push(...page.items);
       cursor = page.nextCursor || null;
     } while (cursor && items.length < shown);
@@ -120,11 +120,11 @@ export function deliveriesSection(id) {
 /** One delivery by its id (linked from a webhook's last failure). */
 export async function deliveryPage(main, id) {
   const load = async () => {
-    const d = await attempt(() => call('GET', `/deliveries/${encodeURIComponent(id)}`));
+    const d = await attempt(() => call('GET', deliveryPath(id)));
     if (!d) return;
     fill(main,
       h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ',
-        h('a', { href: `#/webhooks/${encodeURIComponent(d.webhookId)}` }, d.webhookId), ' / ', d.id),
+        h('a', { href: webhookLink(d.webhookId) }, d.webhookId), ' / ', d.id),
       h('h1', {}, `Delivery of ${d.event}`),
       deliveryCard(d, true, load));
   };

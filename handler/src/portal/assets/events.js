@@ -1,9 +1,7 @@
 // Events: the catalog and the mapping table as the API documents them, the filter tester (the engine's own
 // routing, through POST /events/preview), publishing, and the events that were refused.
 import { h, fill, json, time, field, button } from './dom.js';
-import { call, attempt, say, showError, Problem } from './api.js';
-
-const webhookLink = (id) => h('a', { href: `#/webhooks/${encodeURIComponent(id)}` }, id);
+import { call, attempt, say, showError, Problem, webhookLink } from './api.js';
 
 function when(condition) {
   if (condition === 'always') return 'always';
@@ -51,7 +49,7 @@ function deliveriesTable(caption, deliveries) {
     h('caption', {}, caption),
     h('thead', {}, h('tr', {}, ['Webhook', 'Event', 'Body it receives'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, deliveries.map((d) => h('tr', {},
-      cell('Webhook', webhookLink(d.webhookId)), cell('Event', h('code', {}, d.event)), cell('Body it receives', json(d.body, 'Body'))))));
+      cell('Webhook', h('a', { href: webhookLink(d.webhookId) }, d.webhookId)), cell('Event', h('code', {}, d.event)), cell('Body it receives', json(d.body, 'Body'))))));
 }
 
 export async function testerPage(main) {

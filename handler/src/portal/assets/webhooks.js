@@ -1,6 +1,6 @@
 // Webhooks: the list with each one's health, and one webhook's page (its settings, secret, actions, deliveries).
 import { h, fill, json, time, field, button, percent, confirmAction } from './dom.js';
-import { call, attempt, say, sayNext, webhookPath as path, webhookLink as link } from './api.js';
+import { call, attempt, say, sayNext, webhookPath as path, webhookLink as link, deliveryLink } from './api.js';
 import { deliveriesSection } from './deliveries.js';
 import { takeNewSecret } from './webhook-form.js';
 
@@ -13,7 +13,7 @@ function state(webhook) {
 function failure(health) {
   const last = health && health.lastFailure;
   if (!last) return 'None';
-  return [time(last.at), ' ', h('a', { href: `#/deliveries/${encodeURIComponent(last.deliveryId)}` }, last.reason)];
+  return [time(last.at), ' ', h('a', { href: deliveryLink(last.deliveryId) }, last.reason)];
 }
 
 export async function webhookList(main) {

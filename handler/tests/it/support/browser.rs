@@ -8,21 +8,11 @@ use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A chromedriver process and a browser session on it; both end when dropped.
+/// A chromedriver process and a browser session on it, on a fresh profile; all three end when dropped.
 pub struct Browser {
     pub client: Client,
     driver: Child,
-    _profile: tempdir::Profile,
-}
-
-mod tempdir {
-    /// A fresh, empty Chromium profile, removed afterwards.
-    pub struct Profile(pub std::path::PathBuf);
-    impl Drop for Profile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    profile: std::path::PathBuf,
 }
 
 impl Browser {
@@ -42,7 +32,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let profile = tempdir::Profile(super::temp_dir(&format!("chromium-{name}")));
+        let profile = super::temp_dir(&format!("chromium-{name}"));
         // Without the background-networking flags Chromium calls Google's hosts, which this sandbox refuses.
         let args = [
             "--headless=new",
@@ -56,7 +46,7 @@ impl Browser {
             "--disable-sync",
             "--window-size=1280,900",
             "--lang=en-US",
-            &format!("--user-data-dir={}", profile.0.display()),
+            &format!("--user-data-dir={}", profile.display()),
         ];
         let capabilities = json!({
             "browserName": "chrome",
@@ -68,14 +58,13 @@ impl Browser {
             let mut builder = ClientBuilder::new(HttpConnector::new());
             match builder.capabilities(capabilities.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
                 Ok(client) => break client,
-                Err(error) if start.elapsed() < Duration::from_secs(30) => {
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
                 }
                 Err(error) => panic!("no WebDriver session with Chromium: {error}"),
             }
         };
-        Some(Browser { client, driver, _profile: profile })
+        Some(Browser { client, driver, profile })
     }
 
     /// The first element matching `css` whose text contains `text`, waiting up to `seconds`.
@@ -195,6 +184,7 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         // Chromium outlives its driver when the session was not closed (a failed test): found by its profile.
-        let _ = Command::new("pkill").arg("-f").arg(self._profile.0.as_os_str()).status();
+        let _ = Command::new("pkill").arg("-f").arg(self.profile.as_os_str()).status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
