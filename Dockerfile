@@ -11,7 +11,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN scripts/package-function-app.sh /function-app \
- && cargo build --release --locked -p handler -p testagent
+ && cargo build --profile dist --locked -p handler -p testagent
 
 # The host image runs .NET and starts the custom handler; FUNCTIONS_WORKER_RUNTIME=custom makes it do so.
 FROM mcr.microsoft.com/azure-functions/dotnet:4 AS functions
@@ -24,5 +24,5 @@ FROM debian:bookworm-slim AS testagent
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/testagent /src/target/release/handler /usr/local/bin/
+COPY --from=build /src/target/dist/testagent /src/target/dist/handler /usr/local/bin/
 ENTRYPOINT ["testagent"]

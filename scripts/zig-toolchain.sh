@@ -3,6 +3,7 @@
 # and Zig (PyPI's ziglang package, in a virtualenv), both under target/tools, and prints the two lines that put
 # them on the PATH:
 #   eval "$(scripts/zig-toolchain.sh)"
+# With --zig-only, Zig alone (what linking a small C program needs; cargo-zigbuild is a build of its own).
 # Concurrent calls (parallel tests) wait for the first under a lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ tools="$PWD/target/tools"
 mkdir -p "$tools"
 exec 9>"$tools/.lock"
 flock 9
-if [ ! -x "$tools/bin/cargo-zigbuild" ]; then
+if [ "${1:-}" != --zig-only ] && [ ! -x "$tools/bin/cargo-zigbuild" ]; then
   cargo install --quiet --locked --root "$tools" cargo-zigbuild@0.24.1 >&2
 fi
 if [ ! -f "$tools/venv/.ziglang" ]; then
