@@ -1,7 +1,7 @@
 // Everything the dispatcher needs on Azure, in one resource group, connected by the function app's managed
 // identity (no keys in app settings): deploy with
 //   az deployment group create -g <group> -f infra/main.bicep -p name=<prefix>
-// then publish the code (README, "Deploy to Azure"). infra/main.json is the same template as ARM JSON, for
+// then publish the code (docs/azure.md, "Deploy"). infra/main.json is the same template as ARM JSON, for
 // `az deployment group create -f infra/main.json` without Bicep; keep the two in step (`az bicep build`).
 // A test (__integrations__/tests/it/infra.rs) reads main.json and checks it against what the code expects.
 

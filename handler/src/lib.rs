@@ -12,8 +12,9 @@
 //!   and mapping, routing, dispatch, the delivery policy. No I/O; its own crate, so that nothing of the runtime
 //!   can creep in.
 //!
-//! [`schemas`] writes what the code documents of itself: `schemas/` and the README's tables; [`telemetry`] sets
-//! up logs, metrics (`/metrics`, OTLP) and traces (W3C `traceparent`) for both runtimes.
+//! [`schemas`] writes what the code documents of itself: `schemas/` and the tables of `docs/events.md` and
+//! `docs/api.md`; [`telemetry`] sets up logs, metrics (`/metrics`, OTLP) and traces (W3C `traceparent`) for both
+//! runtimes.
 
 pub mod adapters;
 pub mod config;

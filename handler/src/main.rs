@@ -30,9 +30,10 @@ enum Command {
     /// Run as the Azure Functions custom handler (the host starts it; see function-app/).
     #[command(after_help = LOGGING)]
     Serve(Box<ServeArgs>),
-    /// Regenerate schemas/ (JSON Schemas, catalog, OpenAPI) and the README's event tables from the code.
+    /// Regenerate schemas/ (JSON Schemas, catalog, OpenAPI), the event tables of docs/events.md and the API table
+    /// of docs/api.md from the code.
     Schemas {
-        /// The repository root, holding README.md and schemas/.
+        /// The repository root, holding schemas/ and docs/.
         #[arg(long, default_value = ".")]
         root: PathBuf,
         /// Write nothing; fail when the generated files are stale.
@@ -134,19 +135,22 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
 }
 
 fn schemas(root: PathBuf, check: bool) -> anyhow::Result<()> {
-    if !root.join("README.md").is_file() {
-        bail!("{} has no README.md: run from the repository root or pass --root", root.display());
+    let pages = dispatcher::schemas::PAGES.map(|page| page.path);
+    let missing: Vec<&str> = pages.iter().copied().filter(|path| !root.join(path).is_file()).collect();
+    if !missing.is_empty() {
+        bail!("{} has no {}: run from the repository root or pass --root", root.display(), missing.join(" nor "));
     }
+    let pages = pages.join(" and ");
     if check {
         let stale = dispatcher::schemas::stale(&root).context("reading the generated files")?;
         if !stale.is_empty() {
             bail!("stale generated files (run `cargo run -p handler -- schemas`): {}", stale.join(", "));
         }
-        println!("schemas/ and the README tables are up to date");
+        println!("schemas/ and the tables of {pages} are up to date");
     } else {
         dispatcher::schemas::write(&root).context("writing the generated files")?;
         println!(
-            "wrote {} files in {} and the README tables",
+            "wrote {} files in {} and the tables of {pages}",
             dispatcher::schemas::files().len(),
             root.join("schemas").display()
         );

@@ -1,7 +1,7 @@
 //! What `handler schemas` writes: what the code documents of itself (the catalog's JSON Schemas and tables,
 //! `dispatcher_core::events::docs`; the registration's schema; the OpenAPI document, `crate::http::openapi`)
-//! into `schemas/`, and the event and API tables into the README. A test fails when the committed copies are
-//! stale.
+//! into `schemas/`, the event tables into `docs/events.md` and the API table into `docs/api.md`, each between its
+//! marker lines. A test fails when the committed copies are stale.
 
 use dispatcher_core::events::{docs, CATALOG};
 use dispatcher_core::webhooks::registration;
@@ -10,11 +10,46 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::{fs, io};
 
-pub const README_BEGIN: &str =
+/// The page holding the event tables (relative to the repository root), and the lines around them.
+pub const EVENTS_PAGE: &str = "docs/events.md";
+pub const EVENTS_BEGIN: &str =
     "<!-- BEGIN GENERATED event tables: `cargo run -p handler -- schemas` rewrites this part -->";
-pub const README_END: &str = "<!-- END GENERATED event tables -->";
+pub const EVENTS_END: &str = "<!-- END GENERATED event tables -->";
+/// The page holding the API table (relative to the repository root), and the lines around it.
+pub const API_PAGE: &str = "docs/api.md";
 pub const API_BEGIN: &str = "<!-- BEGIN GENERATED API table: `cargo run -p handler -- schemas` rewrites this part -->";
 pub const API_END: &str = "<!-- END GENERATED API table -->";
+
+/// A Markdown page with a generated part: where it is, what the part is, its marker lines, and what goes between.
+pub struct Page {
+    /// Relative to the repository root.
+    pub path: &'static str,
+    /// What the generated part is, as stale files are listed: `docs/events.md (event tables)`.
+    pub part: &'static str,
+    begin: &'static str,
+    end: &'static str,
+    contents: fn() -> String,
+}
+
+/// The pages with generated parts.
+pub const PAGES: [Page; 2] = [
+    Page {
+        path: EVENTS_PAGE,
+        part: "event tables",
+        begin: EVENTS_BEGIN,
+        end: EVENTS_END,
+        contents: docs::event_tables,
+    },
+    Page { path: API_PAGE, part: "API table", begin: API_BEGIN, end: API_END, contents: api_table },
+];
+
+impl Page {
+    /// `text`, the page's contents, with its generated part replaced by what the code generates now; an error
+    /// naming the page when a marker line is missing.
+    pub fn splice(&self, text: &str) -> Result<String, String> {
+        splice(self.path, text, self.begin, self.end, &(self.contents)())
+    }
+}
 
 /// Every generated file, as (path relative to `schemas/`, contents).
 pub fn files() -> Vec<(String, String)> {
@@ -53,23 +88,25 @@ pub fn api_table() -> String {
     md
 }
 
-/// `readme` with the generated parts (between their markers) replaced by what the code generates now.
-pub fn splice_readme(readme: &str) -> Result<String, String> {
-    let readme = splice(readme, README_BEGIN, README_END, &docs::event_tables())?;
-    splice(&readme, API_BEGIN, API_END, &api_table())
-}
-
-fn splice(text: &str, begin: &str, end_marker: &str, contents: &str) -> Result<String, String> {
-    let start = text.find(begin).ok_or_else(|| format!("README.md has no line {begin}"))?;
+fn splice(path: &str, text: &str, begin: &str, end_marker: &str, contents: &str) -> Result<String, String> {
+    let start = text.find(begin).ok_or_else(|| format!("{path} has no line {begin}"))?;
     let end = text
         .find(end_marker)
         .filter(|&end| end > start)
-        .ok_or_else(|| format!("README.md has no line {end_marker} after {begin}"))?;
+        .ok_or_else(|| format!("{path} has no line {end_marker} after {begin}"))?;
     Ok(format!("{}{begin}\n\n{contents}\n{}", &text[..start], &text[end..]))
 }
 
-/// Writes `schemas/` and the README tables under the repository root `root`; removes stale generated files.
+/// Writes `schemas/` and the generated parts of [`PAGES`] under the repository root `root`; removes stale
+/// generated files. Every page is checked before anything is written.
 pub fn write(root: &Path) -> io::Result<()> {
+    let mut spliced = Vec::new();
+    for page in &PAGES {
+        let path = root.join(page.path);
+        let text = fs::read_to_string(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", page.path)))?;
+        spliced.push((path, page.splice(&text).map_err(io::Error::other)?));
+    }
     let dir = root.join("schemas");
     for stale in unexpected_files(&dir)? {
         fs::remove_file(dir.join(stale))?;
@@ -81,13 +118,15 @@ pub fn write(root: &Path) -> io::Result<()> {
         }
         fs::write(path, contents)?;
     }
-    let readme = root.join("README.md");
-    let spliced = splice_readme(&fs::read_to_string(&readme)?).map_err(io::Error::other)?;
-    fs::write(readme, spliced)
+    for (path, text) in spliced {
+        fs::write(path, text)?;
+    }
+    Ok(())
 }
 
 /// The generated files under `root` that differ from what the code generates now, missing ones, and files in
-/// `schemas/` that the code no longer generates. Empty when everything is fresh.
+/// `schemas/` that the code no longer generates; the pages whose generated part is stale, or which are missing or
+/// lack a marker line (with why). Empty when everything is fresh.
 pub fn stale(root: &Path) -> io::Result<Vec<String>> {
     let dir = root.join("schemas");
     let mut stale: Vec<String> =
@@ -97,9 +136,15 @@ pub fn stale(root: &Path) -> io::Result<Vec<String>> {
             stale.push(format!("schemas/{path}"));
         }
     }
-    let readme = fs::read_to_string(root.join("README.md"))?;
-    if splice_readme(&readme).ok().as_deref() != Some(readme.as_str()) {
-        stale.push("README.md (event tables)".to_owned());
+    for page in &PAGES {
+        let fresh = fs::read_to_string(root.join(page.path))
+            .map_err(|e| e.to_string())
+            .and_then(|text| Ok(page.splice(&text)? == text));
+        match fresh {
+            Ok(true) => {}
+            Ok(false) => stale.push(format!("{} ({})", page.path, page.part)),
+            Err(why) => stale.push(format!("{} ({}: {why})", page.path, page.part)),
+        }
     }
     Ok(stale)
 }

@@ -10,11 +10,13 @@
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
 //! - `portal`: the integrator portal in headless Chromium, driven through WebDriver as a person would use it.
-//! - `generated_files`, `layers`: `schemas/` and the README tables are fresh; the layers' dependencies.
+//! - `generated_files`, `layers`: `schemas/` and the tables of `docs/` are fresh; the layers' dependencies.
+//! - `doc_links`: every relative link and anchor of the README and `docs/` leads somewhere.
 
 mod api;
 mod cosmos_throttling;
 mod disk_full;
+mod doc_links;
 mod function_app;
 mod functions_serve;
 mod generated_files;

@@ -1,7 +1,7 @@
 //! The event catalog: every event the dispatcher accepts, what its payload holds, and who may see it.
 //!
 //! This table is the contract with producers and integrators. `handler schemas` turns it into the JSON Schemas
-//! in `schemas/`, the catalog served at `GET /api/v1/events/catalog` and the tables in the README.
+//! in `schemas/`, the catalog served at `GET /api/v1/events/catalog` and the tables in `docs/events.md`.
 //! To add an event: add a row here (and a row in [`super::mapping::MAPPINGS`] if it is not public), then run
 //! `cargo run -p handler -- schemas`.
 

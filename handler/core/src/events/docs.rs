@@ -1,5 +1,5 @@
 //! What the catalog and the mapping table document of themselves: the JSON Schemas of the payloads and of an
-//! incoming event, the catalog as JSON (`GET /api/v1/events/catalog`), and the Markdown tables of the README.
+//! incoming event, the catalog as JSON (`GET /api/v1/events/catalog`), and the Markdown tables of `docs/events.md`.
 //! `handler schemas` writes them into `schemas/`; a test fails when the committed copies are stale.
 
 use super::catalog::{EventSpec, CATALOG};

@@ -1,6 +1,6 @@
 //! The mapping table: how non-public events become public ones.
 //!
-//! Each row reads like the documentation table generated from it (`schemas/catalog.md`, the README): when
+//! Each row reads like the documentation table generated from it (`schemas/catalog.md`, `docs/events.md`): when
 //! event `from` arrives and `when` holds, emit event `to` once for each distinct value of a webhook attribute,
 //! with a payload built field by field. The remapped events are then routed like any public event.
 
