@@ -6,6 +6,7 @@
 //! - `identity`: `handler serve` on the managed identity's tokens, from a stand-in of its endpoint.
 //! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
 //!   invocation protocol, and `handler package`.
+//! - `shutdown`: SIGTERM lets the work under way finish, and nothing is done twice after a restart.
 //! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
@@ -32,6 +33,7 @@ mod portal;
 mod retention;
 mod secrets;
 mod servicebus;
+mod shutdown;
 mod store_suite;
 mod support;
 mod traces;

@@ -44,13 +44,13 @@ async fn what_is_older_than_the_retention_goes_and_what_is_due_or_recent_stays()
     store.log_deliveries(std::slice::from_ref(&due), NOW_MS - 40 * DAY_MS).await.unwrap();
     settle_old(&store, 10_000, 3, NOW_MS - DAY_MS).await;
 
-    let pruned = store.prune(NOW_MS - 30 * DAY_MS, PRUNE_BATCH).await.unwrap();
+    let pruned = store.prune(NOW_MS - 30 * DAY_MS, PRUNE_BATCH, &|| false).await.unwrap();
     assert_eq!(pruned, Pruned { deliveries: 1_200, rejected_events: 1_200 });
     assert!(store.get_delivery(delivery(7).id).await.unwrap().is_none());
     assert!(store.get_delivery(due.id).await.unwrap().is_some(), "a due delivery stays");
     assert!(store.get_delivery(delivery(10_001).id).await.unwrap().is_some(), "a recent one stays");
     assert_eq!(store.list_rejected(100, None).await.unwrap().0.len(), 3);
-    assert_eq!(store.prune(NOW_MS - 30 * DAY_MS, PRUNE_BATCH).await.unwrap(), Pruned::default());
+    assert_eq!(store.prune(NOW_MS - 30 * DAY_MS, PRUNE_BATCH, &|| false).await.unwrap(), Pruned::default());
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -63,7 +63,7 @@ async fn under_a_steady_load_the_file_stops_growing() {
     let mut sizes = Vec::new();
     for window in 0..4 {
         settle_old(&store, window * 2_000, 2_000, NOW_MS - (40 - window as i64) * DAY_MS).await;
-        let pruned = store.prune(NOW_MS - (40 - window as i64) * DAY_MS + 1, PRUNE_BATCH).await.unwrap();
+        let pruned = store.prune(NOW_MS - (40 - window as i64) * DAY_MS + 1, PRUNE_BATCH, &|| false).await.unwrap();
         assert_eq!(pruned.deliveries, 2_000, "window {window}");
         sizes.push(pages(&store));
     }

@@ -21,8 +21,14 @@ pub struct Pruned {
 
 impl SqliteStore {
     /// Deletes what was created before `cutoff_ms`: settled deliveries and their attempts, and rejected events,
-    /// `batch` rows of each at a time, until none is left.
-    pub async fn prune(&self, cutoff_ms: i64, batch: usize) -> Result<Pruned, StoreError> {
+    /// `batch` rows of each at a time, until none is left or `stop` answers true after a batch (shutting down:
+    /// each batch is a transaction of its own, and the next pass deletes the rest).
+    pub async fn prune(
+        &self,
+        cutoff_ms: i64,
+        batch: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
         loop {
             let (deliveries, rejected) = self
@@ -56,7 +62,7 @@ impl SqliteStore {
                 .await?;
             pruned.deliveries += deliveries;
             pruned.rejected_events += rejected;
-            if deliveries < batch && rejected < batch {
+            if (deliveries < batch && rejected < batch) || stop() {
                 return Ok(pruned);
             }
             // Let the deliveries' writes in between batches.

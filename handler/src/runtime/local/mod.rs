@@ -1,7 +1,8 @@
 //! `handler local`: the whole dispatcher in one process, on one SQLite file: the HTTP API, and delivery workers
 //! taking jobs from the local queue (`queue.rs`, with the in-memory hand-off of `hand_off.rs`) and attempting
 //! them through the service (`workers.rs`), with the webhooks' rate limits in memory (`rate_limits.rs`). This file wires the adapters to the service, starts the listener
-//! and the workers, and stops them on a signal: no new requests, in-flight deliveries may finish.
+//! and the workers, and stops them on a signal: no new requests, then the deliveries in flight and a pruning
+//! pass under way finish (up to `--shutdown-grace`) before the process exits.
 
 mod backoff;
 mod hand_off;
@@ -74,30 +75,48 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     );
     sender.warm_up();
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
     let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.shutdown_grace };
-    let workers = tokio::spawn(workers::run(service.clone(), queue, settings, stopped));
-    tokio::spawn(prune(store.clone(), config.retention));
+    // Everything started here is awaited before `run` returns: the runtime is dropped after it, and would
+    // cancel a task still running mid-attempt or mid-write.
+    let background = tokio_util::task::TaskTracker::new();
+    background.spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
+    background.spawn(prune(store.clone(), config.retention, stopped));
+    background.close();
     let router = crate::http::router(service, config.api_key.clone());
+    let stop_on_signal = stop.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
-        tracing::info!("shutting down: no new requests; in-flight deliveries may finish");
-        let _ = stop.send(true);
+        tracing::info!("shutting down: no new requests; the deliveries in flight finish first");
+        let _ = stop_on_signal.send(true);
     });
-    server.await.map_err(|e| StartError::Serve(e.to_string()))?;
-    workers.await.map_err(|e| StartError::Serve(format!("stopping the delivery workers: {e}")))?;
-    Ok(())
+    let served = server.await.map_err(|e| StartError::Serve(e.to_string()));
+    // Also when the server failed rather than stopped.
+    let _ = stop.send(true);
+    // The workers bound their own wait by the grace period; a pruning pass ends at its next batch.
+    background.wait().await;
+    tracing::info!("stopped");
+    served
 }
 
 /// How often the log is pruned, the first time shortly after the start.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+const PRUNE_FIRST: Duration = Duration::from_secs(1);
 
-/// Deletes what is older than `retention`, now and then, in the background (`adapters/sqlite/retention.rs`).
-async fn prune(store: Arc<SqliteStore>, retention: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(10), PRUNE_EVERY);
+/// Deletes what is older than `retention`, now and then, in the background (`adapters/sqlite/retention.rs`),
+/// until `stop` turns true. A pass under way when it does ends at the end of its current batch: each batch is
+/// one transaction, and what is left goes at the next start.
+async fn prune(store: Arc<SqliteStore>, retention: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_FIRST, PRUNE_EVERY);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
         let cutoff = SystemClock.now_ms() - retention.as_millis() as i64;
-        match store.prune(cutoff, crate::adapters::sqlite::PRUNE_BATCH).await {
+        tracing::debug!("pruning the log");
+        let stopped = || *stop.borrow();
+        match store.prune(cutoff, crate::adapters::sqlite::PRUNE_BATCH, &stopped).await {
             Ok(pruned) if pruned.deliveries + pruned.rejected_events > 0 => {
                 tracing::info!(deliveries = pruned.deliveries, rejected_events = pruned.rejected_events, "pruned")
             }

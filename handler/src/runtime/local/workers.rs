@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// The longest the workers sleep without looking at the store again.
@@ -25,8 +26,8 @@ const SATURATED_POLL: Duration = Duration::from_millis(100);
 struct Pool {
     /// One permit per attempt under way (`--concurrency`).
     slots: Arc<Semaphore>,
-    /// One permit per task, held until its outcome is recorded: shutting down waits for all of them.
-    tasks: Arc<Semaphore>,
+    /// Every attempt's task, until its outcome is recorded: shutting down waits for all of them.
+    tasks: TaskTracker,
     /// Attempts under way per webhook.
     in_flight: Mutex<HashMap<Arc<str>, usize>>,
     per_webhook: usize,
@@ -75,7 +76,7 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
     let concurrency = workers.concurrency.max(1);
     let pool = Arc::new(Pool {
         slots: Arc::new(Semaphore::new(concurrency)),
-        tasks: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
+        tasks: TaskTracker::new(),
         in_flight: Mutex::default(),
         per_webhook: (concurrency * 3 / 4).max(1),
     });
@@ -103,8 +104,18 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
             spawn_attempt(&service, &queue, &pool, job).await;
         }
     }
-    let all = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(workers.shutdown_grace, pool.tasks.acquire_many(all)).await;
+    pool.tasks.close();
+    let in_flight = pool.tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "waiting for the deliveries in flight");
+    }
+    if tokio::time::timeout(workers.shutdown_grace, pool.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            unfinished = pool.tasks.len(),
+            grace = ?workers.shutdown_grace,
+            "deliveries still in flight after the grace period stay leased: they are attempted again after a restart"
+        );
+    }
 }
 
 /// As many jobs as there are free slots: handed-off ones first, then due ones from the store.
@@ -175,12 +186,10 @@ async fn settle(service: &Service, queue: &LocalQueue, attempted: Box<service::A
 }
 
 async fn spawn_attempt(service: &Arc<Service>, queue: &Arc<LocalQueue>, pool: &Arc<Pool>, job: Job) {
-    let (Ok(slot), Ok(task)) = (pool.slots.clone().acquire_owned().await, pool.tasks.clone().acquire_owned().await)
-    else {
-        return;
-    };
+    let Ok(slot) = pool.slots.clone().acquire_owned().await else { return };
     let webhook_id = job.delivery.webhook_id.clone();
     pool.started(&webhook_id);
+    let tasks = pool.tasks.clone();
     let (service, queue, pool) = (service.clone(), queue.clone(), pool.clone());
     let span = service::span(&job);
     let attempt = async move {
@@ -195,7 +204,6 @@ async fn spawn_attempt(service: &Arc<Service>, queue: &Arc<LocalQueue>, pool: &A
             Ok(Step::Duplicate { .. } | Step::Dropped { .. } | Step::Deferred { .. }) => {}
             Err(error) => queue.backoff.failed("admitting a delivery", &error),
         }
-        drop(task);
     };
-    tokio::spawn(attempt.instrument(span));
+    tasks.spawn(attempt.instrument(span));
 }

@@ -101,6 +101,11 @@ impl Receivers {
         self.log.lock().unwrap().received.iter().filter(|r| r.path == path).cloned().collect()
     }
 
+    /// How many requests reached `path` so far, answered or still being answered.
+    pub fn arrived(&self, path: &str) -> usize {
+        self.log.lock().unwrap().counts.get(&format!("/{path}")).copied().unwrap_or(0)
+    }
+
     pub fn all(&self) -> Vec<Received> {
         self.log.lock().unwrap().received.clone()
     }

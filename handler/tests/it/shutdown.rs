@@ -1,0 +1,126 @@
+//! Stopping `handler local` with SIGTERM: no new work is taken, the deliveries in flight finish and are recorded
+//! within the grace period, a pruning pass under way ends at a batch, and a restart sends nothing twice.
+
+use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
+use dispatcher::adapters::sqlite::SqliteStore;
+use dispatcher::ports::DeliveryLog;
+use dispatcher_core::dispatch::{direct, Source};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn webhook_ids(receivers: &Receivers, path: &str) -> Vec<String> {
+    receivers.at(path).iter().map(|r| r.header("webhook-id").unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_the_deliveries_in_flight_and_a_restart_sends_none_again() {
+    let receivers = Receivers::start().await;
+    receivers.behave("slow", Behaviour { delay: Duration::from_millis(1500), ..Behaviour::default() });
+    let mut dispatcher = Dispatcher::start("drain", &["--shutdown-grace", "10s"], &[]);
+    let webhook = json!({"url": receivers.url("slow"), "subscriptions": ["ping"], "attributes": {"name": "slow"}});
+    let (id, _) = dispatcher.register(webhook).await;
+    for _ in 0..4 {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": "slow"}})).await;
+    }
+    eventually("four requests in flight", WAIT, || receivers.arrived("slow") == 4).await;
+    assert!(receivers.at("slow").is_empty(), "none answered yet: the signal lands while all four are in flight");
+
+    let status = dispatcher.terminate();
+    assert!(status.success(), "{status:?}; log:\n{}", dispatcher.logs());
+    assert_eq!(receivers.at("slow").len(), 4, "each answered before the process exited");
+
+    dispatcher.restart();
+    let deliveries = dispatcher.get(&format!("/webhooks/{id}/deliveries")).await;
+    let items = deliveries["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{deliveries}");
+    for item in items {
+        assert_eq!(item["status"], "succeeded", "{item}");
+        assert_eq!(item["attempts"].as_array().map(Vec::len), Some(1), "{item}");
+    }
+    // A delivery after the restart goes through the same workers: had any of the four been left due, it
+    // would be sent again beside it.
+    receivers.behave("slow", Behaviour::default());
+    dispatcher.publish(json!({"name": "ping", "payload": {"name": "slow"}})).await;
+    eventually("the delivery published after the restart", WAIT, || receivers.at("slow").len() >= 5).await;
+    let ids = webhook_ids(&receivers, "slow");
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 5, "each webhook-id once: {ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_still_in_flight_after_the_grace_period_are_left_leased_and_counted() {
+    let receivers = Receivers::start().await;
+    receivers.behave("stuck", Behaviour { delay: Duration::from_secs(30), ..Behaviour::default() });
+    let args = ["--shutdown-grace", "200ms", "--request-timeout", "2s"];
+    let mut dispatcher = Dispatcher::start("grace", &args, &[]);
+    let webhook = json!({"url": receivers.url("stuck"), "subscriptions": ["ping"], "attributes": {"name": "stuck"}});
+    dispatcher.register(webhook).await;
+    for _ in 0..2 {
+        dispatcher.publish(json!({"name": "ping", "payload": {"name": "stuck"}})).await;
+    }
+    eventually("two requests in flight", WAIT, || receivers.arrived("stuck") == 2).await;
+    let started = std::time::Instant::now();
+    assert!(dispatcher.terminate().success());
+    assert!(started.elapsed() < Duration::from_secs(2), "the grace period bounds the wait: {:?}", started.elapsed());
+    let logs = dispatcher.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("after the grace period") && l.contains("unfinished=2")),
+        "the deliveries left are logged with their count:\n{logs}"
+    );
+}
+
+/// `count` skipped deliveries created at `at_ms`, written straight into the data dir's store.
+async fn old_deliveries(data_dir: &std::path::Path, count: usize, at_ms: i64) {
+    let store = SqliteStore::open(data_dir, at_ms).unwrap();
+    let deliveries: Vec<_> = (0..count)
+        .map(|n| {
+            let source = Source { id: format!("old-{n}"), correlation_id: None, traceparent: None };
+            direct(&source, &Arc::from("gone"), "ping", format!(r#"{{"name":"ping","payload":{{"n":{n}}}}}"#))
+        })
+        .collect();
+    for chunk in deliveries.chunks(5_000) {
+        store.log_skipped(chunk, at_ms).await.unwrap();
+    }
+}
+
+fn pruned(line: &str) -> Option<u64> {
+    let line: Value = serde_json::from_str(line).ok()?;
+    (line["fields"]["message"] == "pruned").then(|| line["fields"]["deliveries"].as_u64()).flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_pruning_pass_ends_it_at_a_batch_and_the_next_start_prunes_the_rest() {
+    const OLD: usize = 200_000;
+    let dir = crate::support::temp_dir("prune-drain");
+    let data_dir = dir.join("data");
+    let a_year_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+        - 365 * 86_400_000;
+    old_deliveries(&data_dir, OLD, a_year_ago).await;
+    let env = [("DISPATCHER_LOG", "dispatcher=debug,info"), ("DISPATCHER_LOG_FORMAT", "json")];
+    let mut dispatcher = Dispatcher::start_on(&data_dir, &dir.join("handler.log"), &[], &env);
+    eventually("the pruning pass to start", WAIT, || dispatcher.logs().contains("pruning the log")).await;
+    assert!(dispatcher.terminate().success(), "{}", dispatcher.logs());
+
+    let logs = dispatcher.logs();
+    let order: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| match () {
+            _ if l.contains("shutting down") => Some("shutting down"),
+            _ if pruned(l).is_some() => Some("pruned"),
+            _ if l.contains(r#""stopped""#) => Some("stopped"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["shutting down", "pruned", "stopped"], "the pass is awaited:\n{logs}");
+    let first = logs.lines().find_map(pruned).unwrap();
+    assert!(first > 0 && first < OLD as u64, "the pass ended early, at a batch: {first} of {OLD}");
+
+    dispatcher.restart();
+    eventually("the next pass", WAIT, || dispatcher.logs().lines().filter_map(pruned).count() == 2).await;
+    let second = dispatcher.logs().lines().filter_map(pruned).nth(1).unwrap();
+    assert_eq!(first + second, OLD as u64, "nothing is pruned twice or left behind");
+}
