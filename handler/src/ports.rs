@@ -32,14 +32,35 @@ pub enum StoreError {
     Closed,
     #[error("cursor: {0:?} is not a cursor this store gave out")]
     BadCursor(String),
+    /// A conditional write found the item changed since it was read (or, creating it, already there).
+    #[error("{0}")]
+    Conflict(String),
 }
 
-/// Registered webhooks, with their signing secrets.
+/// The version of a stored webhook, new with every write: a counter (SQLite) or the item's etag (Cosmos DB).
+/// Opaque, printable ASCII without double quotes: compared, and shown to API clients as the webhook's `ETag`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebhookVersion(pub String);
+
+impl std::fmt::Display for WebhookVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Registered webhooks, with their signing secrets. Every write is conditional, so that two changes made from
+/// the same read cannot undo each other: the service re-reads and applies its change again on a
+/// [`StoreError::Conflict`] (`service/webhooks.rs`, `update_webhook`).
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Creates or replaces the webhook with this id.
-    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
-    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
+    /// Creates the webhook when `expected` is `None` (a conflict when its id is taken), else replaces it when
+    /// its stored version is still `expected` (a conflict when it changed or is gone). Returns its new version.
+    async fn put_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Option<&WebhookVersion>,
+    ) -> Result<WebhookVersion, StoreError>;
+    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError>;
     /// Every webhook, oldest first.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// Whether there was one to delete. (Its deliveries still queued end dead when their turn comes.)

@@ -7,7 +7,7 @@
 //! (the associated data), so that it cannot be moved to another webhook. Plain values (stored before the key
 //! was set) are read as they are and sealed on the webhook's next write.
 
-use crate::ports::{StoreError, WebhookStore};
+use crate::ports::{StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -98,12 +98,16 @@ impl SealedWebhooks {
 
 #[async_trait]
 impl WebhookStore for SealedWebhooks {
-    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
-        self.inner.put_webhook(&self.seal(webhook)?).await
+    async fn put_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Option<&WebhookVersion>,
+    ) -> Result<WebhookVersion, StoreError> {
+        self.inner.put_webhook(&self.seal(webhook)?, expected).await
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
-        self.inner.get_webhook(id).await?.map(|webhook| self.open(webhook)).transpose()
+    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+        self.inner.get_webhook(id).await?.map(|(webhook, version)| Ok((self.open(webhook)?, version))).transpose()
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
@@ -122,18 +126,27 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    /// Keeps webhooks as they are given: what a store would write.
+    /// Keeps webhooks as they are given: what a store would write (versions are the stores' own concern,
+    /// tested in tests/it/store_suite.rs).
     #[derive(Default)]
     struct Kept(Mutex<BTreeMap<String, Webhook>>);
 
+    fn any_version() -> WebhookVersion {
+        WebhookVersion("1".into())
+    }
+
     #[async_trait]
     impl WebhookStore for Kept {
-        async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        async fn put_webhook(
+            &self,
+            webhook: &Webhook,
+            _: Option<&WebhookVersion>,
+        ) -> Result<WebhookVersion, StoreError> {
             self.0.lock().unwrap().insert(webhook.id.to_string(), webhook.clone());
-            Ok(())
+            Ok(any_version())
         }
-        async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
-            Ok(self.0.lock().unwrap().get(id).cloned())
+        async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+            Ok(self.0.lock().unwrap().get(id).cloned().map(|w| (w, any_version())))
         }
         async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
             Ok(self.0.lock().unwrap().values().cloned().collect())
@@ -172,14 +185,14 @@ mod tests {
         let kept = Arc::new(Kept::default());
         let sealed = SealedWebhooks::new(kept.clone(), key(1));
         let original = webhook("wh1");
-        sealed.put_webhook(&original).await.unwrap();
+        sealed.put_webhook(&original, None).await.unwrap();
         let stored = serde_json::to_string(&kept.0.lock().unwrap()["wh1"]).unwrap();
         for secret in ["client-s3cret", "callback-pa55", "api-k3y", original.secret.expose()] {
             assert!(!stored.contains(secret), "{secret} in {stored}");
         }
         assert_eq!(stored.matches(SEALED).count(), 4, "{stored}");
         assert!(stored.contains("dispatcher") && stored.contains("owner"), "only secrets are sealed");
-        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some(original.clone()));
+        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some((original.clone(), any_version())));
         assert_eq!(sealed.list_webhooks().await.unwrap(), std::slice::from_ref(&original));
 
         let error = SealedWebhooks::new(kept.clone(), key(2)).list_webhooks().await.unwrap_err().to_string();
@@ -197,14 +210,14 @@ mod tests {
     #[tokio::test]
     async fn plain_secrets_stored_before_the_key_are_read_and_sealed_on_the_next_write() {
         let kept = Arc::new(Kept::default());
-        SealedWebhooks::new(kept.clone(), None).put_webhook(&webhook("wh1")).await.unwrap();
+        SealedWebhooks::new(kept.clone(), None).put_webhook(&webhook("wh1"), None).await.unwrap();
         assert!(serde_json::to_string(&kept.0.lock().unwrap()["wh1"]).unwrap().contains("client-s3cret"));
         let sealed = SealedWebhooks::new(kept.clone(), key(1));
-        let read = sealed.get_webhook("wh1").await.unwrap().unwrap();
+        let (read, version) = sealed.get_webhook("wh1").await.unwrap().unwrap();
         assert_eq!(read, webhook("wh1"));
-        sealed.put_webhook(&read).await.unwrap();
+        sealed.put_webhook(&read, Some(&version)).await.unwrap();
         assert!(!serde_json::to_string(&kept.0.lock().unwrap()["wh1"]).unwrap().contains("client-s3cret"));
-        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some(webhook("wh1")));
+        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some((webhook("wh1"), any_version())));
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The success answers of the API: a JSON body with a status (200, 201 or 202), or no body (204), each
-//! documenting itself with its status and schema.
+//! The success answers of the API: a JSON body with a status (200, 201 or 202), a webhook with its `ETag`, or
+//! no body (204), each documenting itself with its status, schema and headers.
 
+use crate::ports::WebhookVersion;
 use aide::generate::GenContext;
-use aide::openapi::{MediaType, Operation, Response as ApiResponse, SchemaObject, StatusCode as ApiStatus};
+use aide::openapi::{
+    Header, MediaType, Operation, ParameterSchemaOrContent, ReferenceOr, Response as ApiResponse, SchemaObject,
+    StatusCode as ApiStatus,
+};
 use aide::OperationOutput;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
@@ -42,6 +46,54 @@ impl<const N: u16, T: JsonSchema> OperationOutput for Answer<N, T> {
 
     fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<ApiStatus>, ApiResponse)> {
         Self::operation_response(ctx, operation).map(|r| (Some(ApiStatus::Code(N)), r)).into_iter().collect()
+    }
+}
+
+/// A 200 JSON answer showing a stored version of something (a webhook), with that version as its `ETag`:
+/// sent back in `If-Match`, it makes a change fail with 412 when someone changed it meanwhile.
+pub struct Tagged<T>(pub T, pub WebhookVersion);
+
+/// The entity tag of a version: the version quoted.
+pub fn etag(version: &WebhookVersion) -> String {
+    format!("\"{}\"", version.0)
+}
+
+impl<T: Serialize> IntoResponse for Tagged<T> {
+    fn into_response(self) -> Response {
+        let mut response = Answer::<200, T>(self.0).into_response();
+        if let Ok(value) = HeaderValue::from_str(&etag(&self.1)) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        response
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Tagged<T> {
+    type Inner = T;
+
+    fn operation_response(ctx: &mut GenContext, _operation: &mut Operation) -> Option<ApiResponse> {
+        let mut response = json(ctx.schema.subschema_for::<T>(), 200);
+        let schema = SchemaObject {
+            json_schema: schemars::json_schema!({"type": "string"}),
+            example: None,
+            external_docs: None,
+        };
+        let etag = Header {
+            description: Some("The version shown; send it back in If-Match to change only this version".to_owned()),
+            style: Default::default(),
+            required: true,
+            deprecated: None,
+            format: ParameterSchemaOrContent::Schema(schema),
+            example: None,
+            examples: Default::default(),
+            extensions: Default::default(),
+        };
+        response.headers.insert("ETag".to_owned(), ReferenceOr::Item(etag));
+        Some(response)
+    }
+
+    fn inferred_responses(ctx: &mut GenContext, operation: &mut Operation) -> Vec<(Option<ApiStatus>, ApiResponse)> {
+        Self::operation_response(ctx, operation).map(|r| (Some(ApiStatus::Code(200)), r)).into_iter().collect()
     }
 }
 

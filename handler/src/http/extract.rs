@@ -2,8 +2,11 @@
 //! extractors answer in plain text) and documenting itself in the OpenAPI document.
 
 use super::problem::ApiError;
+use crate::ports::WebhookVersion;
 use aide::generate::GenContext;
-use aide::openapi::{MediaType, Operation, RequestBody, SchemaObject};
+use aide::openapi::{
+    MediaType, Operation, Parameter, ParameterData, ParameterSchemaOrContent, ReferenceOr, RequestBody, SchemaObject,
+};
 use aide::OperationInput;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -74,6 +77,58 @@ impl<S: JsonSchema> OperationInput for JsonBody<S> {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         let schema = ctx.schema.subschema_for::<S>();
         request_body(ctx, operation, schema, "JSON");
+    }
+}
+
+/// The version a client changes (`If-Match: "<ETag>"`, from a previous answer); absent, or `*`, changes
+/// whatever is stored.
+pub struct IfMatch(pub Option<WebhookVersion>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        let invalid = || {
+            let problem = "is not one entity tag (\"...\", as the ETag of a previous answer) or *";
+            ApiError::invalid("invalid-if-match", "the If-Match header is invalid", Report::single("If-Match", problem))
+        };
+        let text = value.to_str().map_err(|_| invalid())?.trim();
+        if text == "*" {
+            return Ok(IfMatch(None));
+        }
+        // A weak tag names the same version here: every version is a whole webhook.
+        let tag = text.strip_prefix("W/").unwrap_or(text);
+        let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('"'));
+        inner.map(|t| IfMatch(Some(WebhookVersion(t.to_owned())))).ok_or_else(invalid)
+    }
+}
+
+impl OperationInput for IfMatch {
+    fn operation_input(_ctx: &mut GenContext, operation: &mut Operation) {
+        let schema = SchemaObject {
+            json_schema: schemars::json_schema!({"type": "string"}),
+            example: None,
+            external_docs: None,
+        };
+        let parameter = Parameter::Header {
+            parameter_data: ParameterData {
+                name: "If-Match".to_owned(),
+                description: Some(
+                    "The webhook's ETag as last read: the change is made only if it is still that version (412 if not)"
+                        .to_owned(),
+                ),
+                required: false,
+                deprecated: None,
+                format: ParameterSchemaOrContent::Schema(schema),
+                example: None,
+                examples: Default::default(),
+                explode: None,
+                extensions: Default::default(),
+            },
+            style: Default::default(),
+        };
+        operation.parameters.push(ReferenceOr::Item(parameter));
     }
 }
 

@@ -113,6 +113,7 @@ fn add_errors(operation: &mut aide::openapi::Operation, statuses: &[u16]) {
             401 => "The API key is missing or wrong (when one is required)",
             404 => "No such webhook or delivery",
             409 => "The request conflicts with the current state",
+            412 => "The webhook changed since the version given in If-Match: read it again and retry",
             413 => "The body is over 256 KiB",
             415 => "The body is not application/json",
             503 => "The store or the queue is unavailable; try again",

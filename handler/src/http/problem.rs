@@ -60,8 +60,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        if let StoreError::BadCursor(_) = error {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid-cursor", error.to_string());
+        match error {
+            StoreError::BadCursor(_) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "invalid-cursor", error.to_string())
+            }
+            StoreError::Conflict(detail) => return ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            _ => {}
         }
         tracing::error!(%error, "store failure");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", error.to_string())
@@ -85,6 +89,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::NotFound { what, id } => ApiError::not_found(what, &id),
             ServiceError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
+            ServiceError::PreconditionFailed(detail) => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", detail)
+            }
             ServiceError::InFlight(detail) => ApiError::new(StatusCode::CONFLICT, "in-flight", detail),
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal failure");

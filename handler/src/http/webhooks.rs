@@ -1,8 +1,10 @@
 //! `/webhooks`: register, read, replace, patch and delete webhooks, their signing secret, a ping, their
 //! deliveries, and recovering the ones a disabled webhook missed.
 
-use super::answer::{Answer, NoContent};
-use super::extract::{ConfigurationSchema, DeliveriesQuery, Id, JsonBody, MergePatch, Query, RegistrationSchema};
+use super::answer::{Answer, NoContent, Tagged};
+use super::extract::{
+    ConfigurationSchema, DeliveriesQuery, Id, IfMatch, JsonBody, MergePatch, Query, RegistrationSchema,
+};
 use super::problem::ApiError;
 use super::views::{
     DeliveryQueuedView, DeliveryView, HealthView, Page, RecoverRequest, RecoveredView, SecretView, WebhookView,
@@ -32,10 +34,13 @@ pub fn routes() -> ApiRouter<AppState> {
             "/api/v1/webhooks/{id}",
             get_with(get, |op| errors(op.id("getWebhook").summary("One webhook"), &[404]))
                 .put_with(replace, |op| {
-                    errors(op.id("replaceWebhook").summary("Replace a webhook's configuration"), &[400, 404, 415])
+                    errors(op.id("replaceWebhook").summary("Replace a webhook's configuration"), &[400, 404, 412, 415])
                 })
                 .patch_with(patch, |op| {
-                    errors(op.id("patchWebhook").summary("Change some fields (JSON merge patch)"), &[400, 404, 415])
+                    errors(
+                        op.id("patchWebhook").summary("Change some fields (JSON merge patch)"),
+                        &[400, 404, 412, 415],
+                    )
                 })
                 .delete_with(delete, |op| {
                     errors(op.id("deleteWebhook").summary("Delete a webhook; its pending deliveries end"), &[404])
@@ -111,24 +116,29 @@ async fn create(
     Ok(Answer(WebhookView::of(&service.create_webhook(&body).await?, true)))
 }
 
-async fn get(State(service): State<AppState>, Id(id): Id) -> Answered<200, WebhookView> {
-    Ok(Answer(WebhookView::of(&service.webhook(&id).await?, false)))
+async fn get(State(service): State<AppState>, Id(id): Id) -> Result<Tagged<WebhookView>, ApiError> {
+    let (webhook, version) = service.versioned_webhook(&id).await?;
+    Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn replace(
     State(service): State<AppState>,
     Id(id): Id,
+    IfMatch(if_match): IfMatch,
     JsonBody(body, _): JsonBody<ConfigurationSchema>,
-) -> Answered<200, WebhookView> {
-    Ok(Answer(WebhookView::of(&service.replace_webhook(&id, &body).await?, false)))
+) -> Result<Tagged<WebhookView>, ApiError> {
+    let (webhook, version) = service.replace_webhook(&id, &body, if_match.as_ref()).await?;
+    Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn patch(
     State(service): State<AppState>,
     Id(id): Id,
+    IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<MergePatch>,
-) -> Answered<200, WebhookView> {
-    Ok(Answer(WebhookView::of(&service.patch_webhook(&id, &patch).await?, false)))
+) -> Result<Tagged<WebhookView>, ApiError> {
+    let (webhook, version) = service.patch_webhook(&id, &patch, if_match.as_ref()).await?;
+    Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn delete(State(service): State<AppState>, Id(id): Id) -> Result<NoContent, ApiError> {

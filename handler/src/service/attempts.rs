@@ -186,14 +186,15 @@ impl Service {
         Ok(format!("delivery {} dead: {reason}", job.delivery.id))
     }
 
-    /// Disables a webhook that asked for no more deliveries.
+    /// Disables a webhook that asked for no more deliveries: the webhook as stored now, not the copy the
+    /// attempt was made with, so that a rotation or a PATCH made during the request is kept.
     async fn disable(&self, webhook: &Webhook, reason: String) -> Result<(), ServiceError> {
         tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
         let now_ms = self.clock.now_ms();
-        let disabled = webhook.disabled(reason.clone(), now_ms);
-        self.webhooks.store().put_webhook(&disabled).await?;
-        self.webhooks.refresh().await?;
-        self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
+        let disabled = |fresh: &Webhook| Ok(Some(fresh.disabled(reason.clone(), now_ms)));
+        if let Some((disabled, _)) = self.update_webhook(&webhook.id, None, disabled).await? {
+            self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
+        }
         Ok(())
     }
 

@@ -64,8 +64,7 @@ impl Service {
     /// Sends again every dead or skipped delivery of webhook `id` created from `since_ms` until `until_ms`, each
     /// with its id; returns how many. A disabled webhook is refused: enable it first.
     pub async fn recover(&self, id: &str, since_ms: i64, until_ms: i64) -> Result<usize, ServiceError> {
-        let webhook = self.webhooks.store().get_webhook(id).await?;
-        let webhook = webhook.ok_or_else(|| ServiceError::NotFound { what: "webhook", id: id.to_owned() })?;
+        let (webhook, _) = self.versioned_webhook(id).await?;
         if webhook.config.disabled {
             return Err(ServiceError::Conflict(format!(
                 "webhook {id:?} is disabled: enable it (PATCH {{\"disabled\": false}}) before recovering its deliveries"

@@ -3,7 +3,8 @@
 //! `WebhookDisabled` callback; a success ends the streak. The streak is read from the store, not the cache, and
 //! written only when it starts, for its first counts, when it ends and when it disables: a handful of writes a
 //! streak. On Azure, a success seen through another instance's cache (up to DISPATCHER_WEBHOOK_CACHE_SECONDS
-//! old) may miss a streak that began meanwhile; the next success past that ends it.
+//! old) may miss a streak that began meanwhile; the next success past that ends it. Each write is a change of
+//! the webhook as stored (`update_webhook`): a PATCH or a rotation made meanwhile is kept.
 
 use super::{timestamp, Service, ServiceError};
 use dispatcher_core::callback;
@@ -16,12 +17,10 @@ impl Service {
         if webhook.failure_streak.is_none() {
             return Ok(());
         }
-        let store = self.webhooks.store();
-        if let Some(mut fresh) = store.get_webhook(&webhook.id).await?.filter(|w| w.failure_streak.is_some()) {
-            fresh.failure_streak = None;
-            store.put_webhook(&fresh).await?;
-            self.webhooks.refresh().await?;
-        }
+        let ended = |fresh: &Webhook| {
+            Ok(fresh.failure_streak.is_some().then(|| Webhook { failure_streak: None, ..fresh.clone() }))
+        };
+        self.update_webhook(&webhook.id, None, ended).await?;
         Ok(())
     }
 
@@ -32,33 +31,34 @@ impl Service {
         if self.disable_after.is_none() {
             return Ok(());
         }
-        let store = self.webhooks.store();
-        let Some(mut fresh) = store.get_webhook(&webhook.id).await? else { return Ok(()) };
-        if fresh.config.disabled {
-            return Ok(());
-        }
         let now_ms = self.clock.now_ms();
-        match after_failure(fresh.failure_streak, now_ms, self.disable_after) {
-            AfterFailure::Continue { streak, record } => {
-                if record {
-                    fresh.failure_streak = Some(streak);
-                    store.put_webhook(&fresh).await?;
-                    self.webhooks.refresh().await?;
+        // Why the webhook was disabled, when the try that was written disabled it.
+        let mut disabled_for = None;
+        let extended = |fresh: &Webhook| {
+            disabled_for = None;
+            if fresh.config.disabled {
+                return Ok(None);
+            }
+            Ok(match after_failure(fresh.failure_streak, now_ms, self.disable_after) {
+                AfterFailure::Continue { streak, record } => {
+                    record.then(|| Webhook { failure_streak: Some(streak), ..fresh.clone() })
                 }
-            }
-            AfterFailure::Disable { streak } => {
-                let reason = format!(
-                    "every attempt failed since {} ({} attempts; the last: {outcome})",
-                    timestamp(streak.since_ms),
-                    streak.failed
-                );
-                fresh.failure_streak = Some(streak);
-                let disabled = fresh.disabled(reason.clone(), now_ms);
-                store.put_webhook(&disabled).await?;
-                self.webhooks.refresh().await?;
-                tracing::warn!(webhook_id = %disabled.id, %reason, "webhook disabled");
-                self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
-            }
+                AfterFailure::Disable { streak } => {
+                    let reason = format!(
+                        "every attempt failed since {} ({} attempts; the last: {outcome})",
+                        timestamp(streak.since_ms),
+                        streak.failed
+                    );
+                    let streaked = Webhook { failure_streak: Some(streak), ..fresh.clone() };
+                    disabled_for = Some(reason.clone());
+                    Some(streaked.disabled(reason, now_ms))
+                }
+            })
+        };
+        let updated = self.update_webhook(&webhook.id, None, extended).await?;
+        if let (Some((disabled, _)), Some(reason)) = (updated, disabled_for) {
+            tracing::warn!(webhook_id = %disabled.id, %reason, "webhook disabled");
+            self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
         }
         Ok(())
     }

@@ -95,6 +95,9 @@ pub enum ServiceError {
     /// The delivery is being attempted right now.
     #[error("{0}")]
     InFlight(String),
+    /// The client's `If-Match` names a version that is no longer the stored one.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Something that should not fail did (the operating system's random generator).
     #[error("{0}")]
     Internal(String),

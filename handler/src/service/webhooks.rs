@@ -1,8 +1,10 @@
 //! Managing webhooks: register, read, replace, patch (JSON merge patch), delete, the signing secret and its
 //! rotation, a ping, and importing a file of webhooks in the original configuration shape. Every change is
-//! read back into the routing cache before the answer.
+//! made by [`Service::update_webhook`], from a fresh read and written only if nobody changed the webhook
+//! meanwhile, and read back into the routing cache before the answer.
 
 use super::{Invalid, Service, ServiceError};
+use crate::ports::{StoreError, WebhookVersion};
 use dispatcher_core::dispatch::{self, Source};
 use dispatcher_core::model::{DeliveryId, Webhook, WebhookConfig};
 use dispatcher_core::webhooks::registration::{decode_registration, derived_id};
@@ -23,13 +25,53 @@ fn not_found(id: &str) -> ServiceError {
     ServiceError::NotFound { what: "webhook", id: id.to_owned() }
 }
 
+/// How often a change is made again from a fresh read when others keep changing the webhook first.
+const UPDATE_TRIES: usize = 16;
+
 impl Service {
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ServiceError> {
         Ok(self.webhooks.store().list_webhooks().await?)
     }
 
     pub async fn webhook(&self, id: &str) -> Result<Webhook, ServiceError> {
+        Ok(self.versioned_webhook(id).await?.0)
+    }
+
+    /// A webhook with its version (the API's `ETag`).
+    pub async fn versioned_webhook(&self, id: &str) -> Result<(Webhook, WebhookVersion), ServiceError> {
         self.webhooks.store().get_webhook(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    /// Changes webhook `id`: `change` gets it as stored now and gives its new value (or `None` to leave it
+    /// as it is), which is written only if the webhook is still the one read; otherwise it is read again and
+    /// `change` applied again, so two changes made at once both survive. With `if_match` (an API client's
+    /// `If-Match`), a webhook whose version is another is not changed: [`ServiceError::PreconditionFailed`].
+    /// `None` when there is no such webhook.
+    pub(super) async fn update_webhook(
+        &self,
+        id: &str,
+        if_match: Option<&WebhookVersion>,
+        mut change: impl FnMut(&Webhook) -> Result<Option<Webhook>, ServiceError>,
+    ) -> Result<Option<(Webhook, WebhookVersion)>, ServiceError> {
+        let store = self.webhooks.store();
+        for _ in 0..UPDATE_TRIES {
+            let Some((current, version)) = store.get_webhook(id).await? else { return Ok(None) };
+            if if_match.is_some_and(|expected| *expected != version) {
+                return Err(ServiceError::PreconditionFailed(format!(
+                    "webhook {id:?} changed since the version given in If-Match: read it again (its ETag) and retry"
+                )));
+            }
+            let Some(changed) = change(&current)? else { return Ok(Some((current, version))) };
+            match store.put_webhook(&changed, Some(&version)).await {
+                Ok(written) => {
+                    self.webhooks.refresh().await?;
+                    return Ok(Some((changed, written)));
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(ServiceError::Conflict(format!("webhook {id:?} kept changing while this change was made: try again")))
     }
 
     /// Registers a webhook from a registration body (which may name its id); the answer holds its secret.
@@ -37,39 +79,51 @@ impl Service {
         let (id, config) =
             decode_registration(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
         let id = match id {
-            Some(id) if self.webhooks.store().get_webhook(&id).await?.is_some() => {
-                return Err(ServiceError::Conflict(format!("webhook {id:?} already exists")));
-            }
             Some(id) => id,
             None => self.random_id("wh_")?,
         };
         let webhook = Webhook::new(id.into(), config, self.new_secret()?, self.clock.now_ms());
-        self.save(&webhook).await?;
+        match self.webhooks.store().put_webhook(&webhook, None).await {
+            Err(StoreError::Conflict(reason)) => return Err(ServiceError::Conflict(reason)),
+            written => written?,
+        };
+        self.webhooks.refresh().await?;
         Ok(webhook)
     }
 
     /// Replaces a webhook's configuration.
-    pub async fn replace_webhook(&self, id: &str, body: &Value) -> Result<Webhook, ServiceError> {
-        let webhook = self.webhook(id).await?;
+    pub async fn replace_webhook(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&WebhookVersion>,
+    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
         let config =
             WebhookConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
-        self.reconfigure(webhook, config).await
+        let now_ms = self.clock.now_ms();
+        let changed =
+            self.update_webhook(id, if_match, |webhook| Ok(Some(webhook.reconfigured(config.clone(), now_ms))));
+        changed.await?.ok_or_else(|| not_found(id))
     }
 
-    /// Changes some fields of a webhook's configuration (RFC 7396 JSON merge patch).
-    pub async fn patch_webhook(&self, id: &str, patch: &Value) -> Result<Webhook, ServiceError> {
-        let webhook = self.webhook(id).await?;
-        let mut merged = serde_json::to_value(&webhook.config).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        json_patch::merge(&mut merged, patch);
-        let config = WebhookConfig::decode(&merged)
-            .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })?;
-        self.reconfigure(webhook, config).await
-    }
-
-    async fn reconfigure(&self, webhook: Webhook, config: WebhookConfig) -> Result<Webhook, ServiceError> {
-        let webhook = webhook.reconfigured(config, self.clock.now_ms());
-        self.save(&webhook).await?;
-        Ok(webhook)
+    /// Changes some fields of a webhook's configuration (RFC 7396 JSON merge patch), applied to the webhook as
+    /// stored when it is written: fields the patch leaves out keep what others wrote meanwhile.
+    pub async fn patch_webhook(
+        &self,
+        id: &str,
+        patch: &Value,
+        if_match: Option<&WebhookVersion>,
+    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
+        let now_ms = self.clock.now_ms();
+        let changed = self.update_webhook(id, if_match, |webhook| {
+            let mut merged =
+                serde_json::to_value(&webhook.config).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            json_patch::merge(&mut merged, patch);
+            let config = WebhookConfig::decode(&merged)
+                .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })?;
+            Ok(Some(webhook.reconfigured(config, now_ms)))
+        });
+        changed.await?.ok_or_else(|| not_found(id))
     }
 
     /// Deletes a webhook; its deliveries still queued end dead when their turn comes.
@@ -83,9 +137,9 @@ impl Service {
 
     /// A new signing secret; the current one keeps signing for 24 hours.
     pub async fn rotate_secret(&self, id: &str) -> Result<Webhook, ServiceError> {
-        let webhook = self.webhook(id).await?.rotated(self.new_secret()?, self.clock.now_ms());
-        self.save(&webhook).await?;
-        Ok(webhook)
+        let (fresh, now_ms) = (self.new_secret()?, self.clock.now_ms());
+        let rotated = self.update_webhook(id, None, |webhook| Ok(Some(webhook.rotated(fresh.clone(), now_ms))));
+        Ok(rotated.await?.ok_or_else(|| not_found(id))?.0)
     }
 
     /// Queues `{"name":"ping","payload":{}}` for this webhook now, outside routing; returns the delivery's id.
@@ -118,23 +172,25 @@ impl Service {
         }
         let mut changed = 0;
         for (id, config) in decoded {
-            let store = self.webhooks.store();
-            let webhook = match store.get_webhook(&id).await.map_err(ServiceError::from)? {
-                Some(existing) if existing.config == config => continue,
-                Some(existing) => existing.reconfigured(config, self.clock.now_ms()),
-                None => Webhook::new(id.into(), config, self.new_secret()?, self.clock.now_ms()),
+            let now_ms = self.clock.now_ms();
+            let reconfigured = |existing: &Webhook| {
+                Ok((existing.config != config).then(|| existing.reconfigured(config.clone(), now_ms)))
             };
-            store.put_webhook(&webhook).await.map_err(ServiceError::from)?;
+            let before = self.webhooks.store().get_webhook(&id).await.map_err(ServiceError::from)?;
+            match before {
+                Some((existing, _)) if existing.config == config => continue,
+                Some(_) => {
+                    self.update_webhook(&id, None, reconfigured).await?;
+                }
+                None => {
+                    let webhook = Webhook::new(id.into(), config, self.new_secret()?, now_ms);
+                    self.webhooks.store().put_webhook(&webhook, None).await.map_err(ServiceError::from)?;
+                }
+            }
             changed += 1;
         }
         self.webhooks.refresh().await.map_err(ServiceError::from)?;
         Ok(changed)
-    }
-
-    async fn save(&self, webhook: &Webhook) -> Result<(), ServiceError> {
-        self.webhooks.store().put_webhook(webhook).await?;
-        self.webhooks.refresh().await?;
-        Ok(())
     }
 
     /// The time now, as the service sees it (for views that depend on it, such as a secret's overlap).

@@ -21,7 +21,7 @@ fn webhook(id: &str, config: Value) -> Webhook {
     Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
 }
 
-pub(crate) struct Handler(Child);
+pub(crate) struct Handler(pub(crate) Child);
 
 impl Drop for Handler {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/it/fixtures/invocations/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
@@ -71,7 +71,7 @@ pub(crate) async fn with_one_webhook(database: &str) -> (CosmosServer, CosmosSto
     let store = cosmos_store(&cosmos, database).await;
     let receivers = Receivers::start().await;
     let config = json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"}});
-    store.put_webhook(&webhook("wh1", config)).await.unwrap();
+    store.put_webhook(&webhook("wh1", config), None).await.unwrap();
     (cosmos, store, receivers)
 }
 
@@ -125,7 +125,7 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
             json!({"url": "https://three.example/hook", "subscriptions": ["service:subscribed"], "attributes": {"serviceId": "aServiceId09876"}}),
         ),
     ] {
-        store.put_webhook(&self::webhook(id, webhook)).await.unwrap();
+        store.put_webhook(&self::webhook(id, webhook), None).await.unwrap();
     }
 
     let log_file = std::env::temp_dir().join(format!("functions-serve-{}.log", std::process::id()));
@@ -245,7 +245,7 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
         json!({"url": receivers.url("wh1"), "subscriptions": ["ping"], "attributes": {"name": "wh1"},
                                     "failureCallbackUrl": receivers.url("callback")}),
     );
-    store.put_webhook(&wh1).await.unwrap();
+    store.put_webhook(&wh1, None).await.unwrap();
     let broker = start_servicebus_broker();
     let connection = service_bus(&broker);
     let settings = [
@@ -409,7 +409,7 @@ async fn a_delivery_costs_two_cosmos_requests() {
     for i in 0..n {
         let config = json!({"url": receivers.url("service"), "subscriptions": ["service:subscribed"],
                             "attributes": {"serviceId": format!("service-{i}")}});
-        store.put_webhook(&webhook(&format!("wh-{i}"), config)).await.unwrap();
+        store.put_webhook(&webhook(&format!("wh-{i}"), config), None).await.unwrap();
     }
     let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
     let (_handler, client, base) = start_serve(&cosmos, "requests", &settings, Stdio::null()).await;

@@ -40,14 +40,26 @@ fn attempt(at_ms: i64, status_code: Option<u16>, error: Option<&str>) -> Attempt
 async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     assert!(store.list_webhooks().await.unwrap().is_empty());
     let (a, b) = (webhook("wh-a", "a"), webhook("wh-b", "b"));
-    store.put_webhook(&a).await.unwrap();
-    store.put_webhook(&b).await.unwrap();
-    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some(a.clone()), "secrets and all");
+    let created = store.put_webhook(&a, None).await.unwrap();
+    store.put_webhook(&b, None).await.unwrap();
+    assert!(matches!(store.put_webhook(&a, None).await, Err(StoreError::Conflict(_))), "created once");
+    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((a.clone(), created.clone())), "secrets and all");
     let mut changed = a.clone();
     changed.config.disabled = true;
     changed.disabled_reason = Some("HTTP 410".into());
-    store.put_webhook(&changed).await.unwrap();
+    let replaced = store.put_webhook(&changed, Some(&created)).await.unwrap();
+    assert_ne!(replaced, created, "every write makes a new version");
     assert_eq!(store.list_webhooks().await.unwrap(), [changed.clone(), b.clone()], "replaced in place, oldest first");
+
+    // A write from a read that is no longer current changes nothing: two writers cannot undo each other.
+    let stale = store.put_webhook(&a, Some(&created)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let foreign = store.put_webhook(&a, Some(&dispatcher::ports::WebhookVersion("not-a-version".into()))).await;
+    assert!(matches!(foreign, Err(StoreError::Conflict(_))), "{foreign:?}");
+    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((changed.clone(), replaced)));
+    let gone = store.put_webhook(&webhook("wh-never", "n"), Some(&created)).await;
+    assert!(matches!(gone, Err(StoreError::Conflict(_))), "replacing one that is not there: {gone:?}");
+    assert_eq!(store.get_webhook("wh-never").await.unwrap(), None);
     assert!(store.delete_webhook("wh-a").await.unwrap());
     assert!(!store.delete_webhook("wh-a").await.unwrap(), "already gone");
     assert_eq!(store.get_webhook("wh-a").await.unwrap(), None);

@@ -7,13 +7,12 @@
 //! attempt's entry is written without a read; later attempts, and jobs nobody vouched for, read the entry first.
 //! A delivery made in one attempt thus costs two requests: the create and the replace.
 
-use super::query::{cut, keyset_query, parameter, parse_cursor, point_read, query_all, with_cursor};
+use super::query::{cut, etag_of, if_match, keyset_query, parameter, parse_cursor, point_read, query_all, with_cursor};
 use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
 use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
-use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
 use dispatcher_core::callback::CallbackType;
 use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
@@ -50,14 +49,6 @@ impl Version {
         let etag = parts.next()?.to_owned();
         Some(Version { attempts, created_at_ms, etag })
     }
-}
-
-fn etag_of(response: &azure_data_cosmos::models::ItemResponse) -> String {
-    response.headers().etag().map(|e| e.to_string()).unwrap_or_default()
-}
-
-fn if_match(etag: &str) -> Option<ItemWriteOptions> {
-    Some(ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned())))
 }
 
 /// Why a conditional write did not happen.

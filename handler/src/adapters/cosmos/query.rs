@@ -5,6 +5,7 @@ use super::cosmos;
 use super::throttle::{unthrottled, BUDGET};
 use crate::ports::StoreError;
 use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
 use futures_util::TryStreamExt;
 use serde::de::DeserializeOwned;
@@ -42,6 +43,15 @@ pub(super) async fn point_read<T: DeserializeOwned>(
         Err(error) if error.status().is_not_found() => Ok(None),
         Err(error) => Err(cosmos(&format!("reading a {what}"))(error)),
     }
+}
+
+pub(super) fn etag_of(response: &azure_data_cosmos::models::ItemResponse) -> String {
+    response.headers().etag().map(|e| e.to_string()).unwrap_or_default()
+}
+
+/// Write options that make a replace conditional on the item's etag (optimistic concurrency).
+pub(super) fn if_match(etag: &str) -> Option<ItemWriteOptions> {
+    Some(ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned())))
 }
 
 pub(super) fn parameter<V: Serialize>(query: Query, name: &str, value: V) -> Result<Query, StoreError> {

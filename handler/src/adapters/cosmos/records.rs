@@ -1,9 +1,9 @@
 //! The webhooks (one item each, the webhook whole under `webhook`) and the rejected events.
 
-use super::query::{cut, keyset_query, parse_cursor, point_read, query_all, with_cursor};
+use super::query::{cut, etag_of, if_match, keyset_query, parse_cursor, point_read, query_all, with_cursor};
 use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
-use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore};
+use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
 use azure_data_cosmos::{FeedScope, Query};
 use dispatcher_core::model::{Rejected, Webhook};
@@ -16,19 +16,51 @@ struct WebhookDoc {
     webhook: Webhook,
 }
 
+/// The etag as a version, which the port wants without double quotes (Cosmos DB quotes its etags; the local
+/// server does not): `%` and `"` percent-encoded, decoded again for If-Match, which must be the etag exactly.
+fn version_of(etag: &str) -> WebhookVersion {
+    WebhookVersion(etag.replace('%', "%25").replace('"', "%22"))
+}
+
+fn etag_of_version(version: &WebhookVersion) -> String {
+    version.0.replace("%22", "\"").replace("%25", "%")
+}
+
 #[async_trait]
 impl WebhookStore for CosmosStore {
-    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+    async fn put_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Option<&WebhookVersion>,
+    ) -> Result<WebhookVersion, StoreError> {
         let doc = WebhookDoc { id: webhook.id.to_string(), webhook: webhook.clone() };
         let container = &self.containers().await?.webhooks;
-        let upsert = || container.upsert_item(doc.id.clone(), &doc.id, &doc, None);
-        unthrottled("writing a webhook", BUDGET, upsert).await.map_err(cosmos("writing a webhook"))?;
-        Ok(())
+        let written = match expected {
+            None => {
+                unthrottled("creating a webhook", BUDGET, || container.create_item(doc.id.clone(), &doc.id, &doc, None))
+                    .await
+            }
+            Some(version) => {
+                let etag = etag_of_version(version);
+                let replace = || container.replace_item(doc.id.clone(), &doc.id, &doc, if_match(&etag));
+                unthrottled("writing a webhook", BUDGET, replace).await
+            }
+        };
+        match written {
+            Ok(response) => Ok(version_of(&etag_of(&response))),
+            Err(error) if expected.is_none() && error.status().is_conflict() => {
+                Err(StoreError::Conflict(format!("webhook {:?} already exists", doc.id)))
+            }
+            Err(error) if error.status().is_precondition_failed() || error.status().is_not_found() => {
+                Err(StoreError::Conflict(format!("webhook {:?} changed since it was read", doc.id)))
+            }
+            Err(error) => Err(cosmos("writing a webhook")(error)),
+        }
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
         let doc: Option<(WebhookDoc, _)> = point_read(&self.containers().await?.webhooks, id, id, "webhook").await?;
-        Ok(doc.map(|(doc, _)| doc.webhook))
+        Ok(doc.map(|(doc, etag)| (doc.webhook, version_of(&etag.unwrap_or_default()))))
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {

@@ -3,7 +3,7 @@
 use super::log::{cut_page, parse_cursor};
 use super::schema::storage;
 use super::SqliteStore;
-use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore};
+use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
 use dispatcher_core::model::{Rejected, Webhook};
 use rusqlite::{params, OptionalExtension};
@@ -12,29 +12,51 @@ fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("webhook document: {e}")))
 }
 
+/// The version column, a counter every write increments, as the port's opaque version.
+fn version_of(n: i64) -> WebhookVersion {
+    WebhookVersion(n.to_string())
+}
+
 #[async_trait]
 impl WebhookStore for SqliteStore {
-    async fn put_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+    async fn put_webhook(
+        &self,
+        webhook: &Webhook,
+        expected: Option<&WebhookVersion>,
+    ) -> Result<WebhookVersion, StoreError> {
         let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
+        // A version this store never gave out (not a number) matches no row: a conflict, like a stale one.
+        let expected = expected.map(|v| v.0.parse::<i64>().unwrap_or(-1));
         self.write(move |c| {
-            c.execute(
-                "INSERT INTO webhooks (id, doc) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET doc = ?2",
-                params![id, doc],
-            )
+            let written = match expected {
+                None => c.execute(
+                    "INSERT INTO webhooks (id, doc, version) VALUES (?1, ?2, 1) ON CONFLICT(id) DO NOTHING",
+                    params![id, doc],
+                ),
+                Some(n) => c.execute(
+                    "UPDATE webhooks SET doc = ?2, version = version + 1 WHERE id = ?1 AND version = ?3",
+                    params![id, doc, n],
+                ),
+            }
             .map_err(storage)?;
-            Ok(())
+            match (written, expected) {
+                (0, None) => Err(StoreError::Conflict(format!("webhook {id:?} already exists"))),
+                (0, Some(_)) => Err(StoreError::Conflict(format!("webhook {id:?} changed since it was read"))),
+                (_, None) => Ok(version_of(1)),
+                (_, Some(n)) => Ok(version_of(n + 1)),
+            }
         })
         .await
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
-            let doc: Option<String> = c
-                .query_row("SELECT doc FROM webhooks WHERE id = ?1", [id], |r| r.get(0))
+            let row: Option<(String, i64)> = c
+                .query_row("SELECT doc, version FROM webhooks WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
                 .map_err(storage)?;
-            doc.map(|doc| parse_webhook(&doc)).transpose()
+            row.map(|(doc, version)| Ok((parse_webhook(&doc)?, version_of(version)))).transpose()
         })
         .await
     }

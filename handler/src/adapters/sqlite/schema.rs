@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -14,7 +14,8 @@ const SCHEMA_VERSION: i64 = 3;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS webhooks (
     id TEXT PRIMARY KEY,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY,
@@ -85,9 +86,12 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
     let tables: i64 =
         c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
+    // Version 3 added the deliveries' trace context (empty in older rows), version 4 the webhooks' version.
     if tables > 0 && version == 2 {
-        // Version 3 added the deliveries' trace context; a file of version 2 gains the column, empty.
         c.execute_batch("ALTER TABLE deliveries ADD COLUMN traceparent TEXT").map_err(storage)?;
+    }
+    if tables > 0 && (version == 2 || version == 3) {
+        c.execute_batch("ALTER TABLE webhooks ADD COLUMN version INTEGER NOT NULL DEFAULT 1").map_err(storage)?;
     } else if tables > 0 && version != SCHEMA_VERSION {
         return Err(storage(format!(
             "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
@@ -122,13 +126,15 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 3"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 4"), "{error}");
     }
 
     #[test]
-    fn a_database_of_version_2_gains_the_trace_context_column() {
+    fn a_database_of_version_2_gains_the_trace_context_and_webhook_version_columns() {
         let (c, path) = empty_database("schema-v2");
-        let version_2 = SCHEMA.replace("    traceparent TEXT,\n", "");
+        let version_2 =
+            SCHEMA.replace("    traceparent TEXT,\n", "").replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
+        assert!(!version_2.contains("version INTEGER") && !version_2.contains("traceparent"));
         c.execute_batch(&format!("{version_2} PRAGMA user_version = 2;")).unwrap();
         c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
         create_schema(&c, &path).unwrap();
@@ -138,7 +144,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks", [], |r| r.get(0)).unwrap();
-        assert_eq!((version, column, kept), (3, 1, 1));
+        let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap();
+        assert_eq!((version, column, kept), (4, 1, 1));
     }
 }
