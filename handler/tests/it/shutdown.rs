@@ -1,6 +1,8 @@
-//! Stopping `handler local` with SIGTERM: no new work is taken, the deliveries in flight finish and are recorded
-//! within the grace period, a pruning pass under way ends at a batch, and a restart sends nothing twice.
+//! Stopping the handler with SIGTERM: no new work is taken, the deliveries in flight finish and are recorded
+//! within the grace period, and nothing is sent twice. `handler local` also ends a pruning pass at a batch;
+//! `handler serve` answers the invocation under way before it exits (the host would deliver its message again).
 
+use crate::functions_serve::{fixture, invoke, start_serve, with_one_webhook};
 use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
 use dispatcher::adapters::sqlite::SqliteStore;
 use dispatcher::ports::DeliveryLog;
@@ -123,4 +125,28 @@ async fn sigterm_during_a_pruning_pass_ends_it_at_a_batch_and_the_next_start_pru
     eventually("the next pass", WAIT, || dispatcher.logs().lines().filter_map(pruned).count() == 2).await;
     let second = dispatcher.logs().lines().filter_map(pruned).nth(1).unwrap();
     assert_eq!(first + second, OLD as u64, "nothing is pruned twice or left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_the_invocation_under_way_before_it_exits() {
+    let (cosmos, store, receivers) = with_one_webhook("drain").await;
+    receivers.behave("wh1", Behaviour { delay: Duration::from_millis(1500), ..Behaviour::default() });
+    let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
+    let (mut handler, client, base) = start_serve(&cosmos, "drain", &settings, std::process::Stdio::null()).await;
+    let invocation =
+        tokio::spawn(
+            async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
+        );
+    eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
+    let pid = handler.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let (status, answer) = invocation.await.unwrap();
+    let id = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["Logs"][0], format!("delivery {id} attempt 1: HTTP 200, delivered"));
+    assert!(handler.0.wait().unwrap().success());
+    let logged = store.get_delivery(dispatcher_core::model::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!((logged.status, logged.attempts.len()), (dispatcher_core::model::Status::Succeeded, 1));
+    assert_eq!(receivers.at("wh1").len(), 1);
 }

@@ -18,10 +18,15 @@ use crate::adapters::servicebus::{QueueSender, ServiceBusDeliveries, ServiceBusE
 use crate::config::ServeConfig;
 use crate::ports::{DeliveryLog, SystemClock};
 use crate::service::{Intake, Parts, Service};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the functions' handlers share.
 pub struct Azure {
@@ -69,7 +74,32 @@ impl Azure {
     }
 }
 
-/// Serves the functions on 127.0.0.1:`config.port` until `shutdown` completes.
+/// Invocations being answered, for the shutdown's report.
+#[derive(Clone, Default)]
+struct InFlight(Arc<AtomicUsize>);
+
+async fn count_in_flight(State(in_flight): State<InFlight>, request: Request, next: Next) -> Response {
+    in_flight.0.fetch_add(1, Ordering::SeqCst);
+    // Decremented on drop, also when the connection goes away mid-request.
+    struct Done(InFlight);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0 .0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _done = Done(in_flight);
+    next.run(request).await
+}
+
+/// How long invocations under way may take to finish once the host stops the handler: an attempt is bounded
+/// by the request timeout, and recording it takes a few store writes.
+fn shutdown_grace(config: &ServeConfig) -> Duration {
+    config.request_timeout + Duration::from_secs(5)
+}
+
+/// Serves the functions on 127.0.0.1:`config.port` until `shutdown` completes, then lets the invocations under
+/// way finish (their attempts recorded, their answers sent) within the grace period: an invocation cut short
+/// has its message delivered again by the host, which would send its attempt twice.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -85,5 +115,30 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
             tracing::error!(%error, "the webhooks cannot be read");
         }
     });
-    axum::serve(listener, azure.router()).with_graceful_shutdown(shutdown).await
+    let in_flight = InFlight::default();
+    let router = azure.router().layer(axum::middleware::from_fn_with_state(in_flight.clone(), count_in_flight));
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
+    let (grace, counter) = (shutdown_grace(&config), in_flight);
+    tokio::select! {
+        served = server => {
+            tracing::info!("stopped");
+            served
+        }
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tracing::info!(in_flight = counter.0.load(Ordering::SeqCst), "shutting down: no new invocations; those under way finish first");
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(
+                unfinished = counter.0.load(Ordering::SeqCst),
+                ?grace,
+                "invocations still under way after the grace period: the host delivers their messages again"
+            );
+            Ok(())
+        }
+    }
 }
