@@ -175,7 +175,7 @@ async fn wait_until_ready(client: &reqwest::Client, api: &str, wait: Duration) -
             Ok(response) => last = format!("status {}", response.status()),
             Err(error) => last = error.to_string(),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("{api}/info did not answer 200 within {wait:?} ({last})")
 }
