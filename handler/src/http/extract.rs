@@ -80,27 +80,39 @@ impl<S: JsonSchema> OperationInput for JsonBody<S> {
     }
 }
 
-/// The version a client changes (`If-Match: "<ETag>"`, from a previous answer); absent, or `*`, changes
-/// whatever is stored.
-pub struct IfMatch(pub Option<WebhookVersion>);
+/// The versions a client changes (`If-Match`, RFC 9110 §13.1.1: the ETag of a previous answer, or a list of
+/// them); absent, or `*`, changes whatever is stored. If-Match compares strongly: a weak tag (`W/"..."`) names
+/// no version, so a list of weak tags alone never matches (412).
+pub struct IfMatch(pub Option<Vec<WebhookVersion>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
         let invalid = || {
-            let problem = "is not one entity tag (\"...\", as the ETag of a previous answer) or *";
+            let problem = "is not * or a list of entity tags (\"...\", as the ETag of a previous answer)";
             ApiError::invalid("invalid-if-match", "the If-Match header is invalid", Report::single("If-Match", problem))
         };
-        let text = value.to_str().map_err(|_| invalid())?.trim();
-        if text == "*" {
-            return Ok(IfMatch(None));
+        let mut versions = Vec::new();
+        let mut present = false;
+        for value in parts.headers.get_all(header::IF_MATCH) {
+            present = true;
+            for tag in value.to_str().map_err(|_| invalid())?.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if tag == "*" {
+                    return Ok(IfMatch(None));
+                }
+                let (weak, tag) = match tag.strip_prefix("W/") {
+                    Some(tag) => (true, tag),
+                    None => (false, tag),
+                };
+                let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('"'));
+                let inner = inner.ok_or_else(invalid)?;
+                if !weak {
+                    versions.push(WebhookVersion(inner.to_owned()));
+                }
+            }
         }
-        // A weak tag names the same version here: every version is a whole webhook.
-        let tag = text.strip_prefix("W/").unwrap_or(text);
-        let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('"'));
-        inner.map(|t| IfMatch(Some(WebhookVersion(t.to_owned())))).ok_or_else(invalid)
+        Ok(IfMatch(present.then_some(versions)))
     }
 }
 

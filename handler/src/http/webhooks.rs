@@ -34,12 +34,15 @@ pub fn routes() -> ApiRouter<AppState> {
             "/api/v1/webhooks/{id}",
             get_with(get, |op| errors(op.id("getWebhook").summary("One webhook"), &[404]))
                 .put_with(replace, |op| {
-                    errors(op.id("replaceWebhook").summary("Replace a webhook's configuration"), &[400, 404, 412, 415])
+                    errors(
+                        op.id("replaceWebhook").summary("Replace a webhook's configuration"),
+                        &[400, 404, 409, 412, 415],
+                    )
                 })
                 .patch_with(patch, |op| {
                     errors(
                         op.id("patchWebhook").summary("Change some fields (JSON merge patch)"),
-                        &[400, 404, 412, 415],
+                        &[400, 404, 409, 412, 415],
                     )
                 })
                 .delete_with(delete, |op| {
@@ -61,7 +64,7 @@ pub fn routes() -> ApiRouter<AppState> {
                 errors(
                     op.id("rotateWebhookSecret")
                         .summary("A new signing secret; the old one keeps signing for 24 hours"),
-                    &[404],
+                    &[404, 409],
                 )
             }),
         )
@@ -127,7 +130,7 @@ async fn replace(
     IfMatch(if_match): IfMatch,
     JsonBody(body, _): JsonBody<ConfigurationSchema>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.replace_webhook(&id, &body, if_match.as_ref()).await?;
+    let (webhook, version) = service.replace_webhook(&id, &body, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
@@ -137,7 +140,7 @@ async fn patch(
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<MergePatch>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.patch_webhook(&id, &patch, if_match.as_ref()).await?;
+    let (webhook, version) = service.patch_webhook(&id, &patch, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 

@@ -5,6 +5,7 @@
 //! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
 use super::metrics::Outcome;
+use super::webhooks::Updated;
 use super::{timestamp, Service, ServiceError};
 use crate::ports::LogKey;
 use crate::telemetry;
@@ -187,12 +188,17 @@ impl Service {
     }
 
     /// Disables a webhook that asked for no more deliveries: the webhook as stored now, not the copy the
-    /// attempt was made with, so that a rotation or a PATCH made during the request is kept.
+    /// attempt was made with, so that a rotation or a PATCH made during the request is kept. Not when it is
+    /// disabled already (other attempts answered 410 too), nor when its URL changed since: the 410 came from
+    /// the URL it no longer has.
     async fn disable(&self, webhook: &Webhook, reason: String) -> Result<(), ServiceError> {
-        tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
         let now_ms = self.clock.now_ms();
-        let disabled = |fresh: &Webhook| Ok(Some(fresh.disabled(reason.clone(), now_ms)));
-        if let Some((disabled, _)) = self.update_webhook(&webhook.id, None, disabled).await? {
+        let disabled = |fresh: &Webhook| {
+            let still_gone = !fresh.config.disabled && fresh.config.url == webhook.config.url;
+            Ok(still_gone.then(|| fresh.disabled(reason.clone(), now_ms)))
+        };
+        if let Updated::Changed(disabled, _) = self.update_webhook(&webhook.id, None, disabled).await? {
+            tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
             self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
         }
         Ok(())

@@ -6,6 +6,7 @@
 //! old) may miss a streak that began meanwhile; the next success past that ends it. Each write is a change of
 //! the webhook as stored (`update_webhook`): a PATCH or a rotation made meanwhile is kept.
 
+use super::webhooks::Updated;
 use super::{timestamp, Service, ServiceError};
 use dispatcher_core::callback;
 use dispatcher_core::model::Webhook;
@@ -56,7 +57,7 @@ impl Service {
             })
         };
         let updated = self.update_webhook(&webhook.id, None, extended).await?;
-        if let (Some((disabled, _)), Some(reason)) = (updated, disabled_for) {
+        if let (Updated::Changed(disabled, _), Some(reason)) = (updated, disabled_for) {
             tracing::warn!(webhook_id = %disabled.id, %reason, "webhook disabled");
             self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
         }

@@ -28,6 +28,27 @@ fn not_found(id: &str) -> ServiceError {
 /// How often a change is made again from a fresh read when others keep changing the webhook first.
 const UPDATE_TRIES: usize = 16;
 
+/// What [`Service::update_webhook`] did.
+#[derive(Debug)]
+pub(super) enum Updated {
+    /// The change was written: the webhook as it is now, and its new version.
+    Changed(Webhook, WebhookVersion),
+    /// The change left the webhook as it was.
+    Unchanged(Webhook, WebhookVersion),
+    /// There is no such webhook.
+    Missing,
+}
+
+impl Updated {
+    /// The webhook as it is now; [`ServiceError::NotFound`] when there is none.
+    fn found(self, id: &str) -> Result<(Webhook, WebhookVersion), ServiceError> {
+        match self {
+            Updated::Changed(webhook, version) | Updated::Unchanged(webhook, version) => Ok((webhook, version)),
+            Updated::Missing => Err(not_found(id)),
+        }
+    }
+}
+
 impl Service {
     pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ServiceError> {
         Ok(self.webhooks.store().list_webhooks().await?)
@@ -44,28 +65,28 @@ impl Service {
 
     /// Changes webhook `id`: `change` gets it as stored now and gives its new value (or `None` to leave it
     /// as it is), which is written only if the webhook is still the one read; otherwise it is read again and
-    /// `change` applied again, so two changes made at once both survive. With `if_match` (an API client's
-    /// `If-Match`), a webhook whose version is another is not changed: [`ServiceError::PreconditionFailed`].
-    /// `None` when there is no such webhook.
+    /// `change` applied again, so two changes made at once both survive. With `if_match` (the versions an API
+    /// client's `If-Match` names), a webhook of another version is not changed:
+    /// [`ServiceError::PreconditionFailed`].
     pub(super) async fn update_webhook(
         &self,
         id: &str,
-        if_match: Option<&WebhookVersion>,
+        if_match: Option<&[WebhookVersion]>,
         mut change: impl FnMut(&Webhook) -> Result<Option<Webhook>, ServiceError>,
-    ) -> Result<Option<(Webhook, WebhookVersion)>, ServiceError> {
+    ) -> Result<Updated, ServiceError> {
         let store = self.webhooks.store();
         for _ in 0..UPDATE_TRIES {
-            let Some((current, version)) = store.get_webhook(id).await? else { return Ok(None) };
-            if if_match.is_some_and(|expected| *expected != version) {
+            let Some((current, version)) = store.get_webhook(id).await? else { return Ok(Updated::Missing) };
+            if if_match.is_some_and(|expected| !expected.contains(&version)) {
                 return Err(ServiceError::PreconditionFailed(format!(
                     "webhook {id:?} changed since the version given in If-Match: read it again (its ETag) and retry"
                 )));
             }
-            let Some(changed) = change(&current)? else { return Ok(Some((current, version))) };
+            let Some(changed) = change(&current)? else { return Ok(Updated::Unchanged(current, version)) };
             match store.put_webhook(&changed, Some(&version)).await {
                 Ok(written) => {
                     self.webhooks.refresh().await?;
-                    return Ok(Some((changed, written)));
+                    return Ok(Updated::Changed(changed, written));
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
@@ -96,14 +117,14 @@ impl Service {
         &self,
         id: &str,
         body: &Value,
-        if_match: Option<&WebhookVersion>,
+        if_match: Option<&[WebhookVersion]>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
         let config =
             WebhookConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
         let now_ms = self.clock.now_ms();
         let changed =
             self.update_webhook(id, if_match, |webhook| Ok(Some(webhook.reconfigured(config.clone(), now_ms))));
-        changed.await?.ok_or_else(|| not_found(id))
+        changed.await?.found(id)
     }
 
     /// Changes some fields of a webhook's configuration (RFC 7396 JSON merge patch), applied to the webhook as
@@ -112,7 +133,7 @@ impl Service {
         &self,
         id: &str,
         patch: &Value,
-        if_match: Option<&WebhookVersion>,
+        if_match: Option<&[WebhookVersion]>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
         let now_ms = self.clock.now_ms();
         let changed = self.update_webhook(id, if_match, |webhook| {
@@ -123,7 +144,7 @@ impl Service {
                 .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })?;
             Ok(Some(webhook.reconfigured(config, now_ms)))
         });
-        changed.await?.ok_or_else(|| not_found(id))
+        changed.await?.found(id)
     }
 
     /// Deletes a webhook; its deliveries still queued end dead when their turn comes.
@@ -139,7 +160,7 @@ impl Service {
     pub async fn rotate_secret(&self, id: &str) -> Result<Webhook, ServiceError> {
         let (fresh, now_ms) = (self.new_secret()?, self.clock.now_ms());
         let rotated = self.update_webhook(id, None, |webhook| Ok(Some(webhook.rotated(fresh.clone(), now_ms))));
-        Ok(rotated.await?.ok_or_else(|| not_found(id))?.0)
+        Ok(rotated.await?.found(id)?.0)
     }
 
     /// Queues `{"name":"ping","payload":{}}` for this webhook now, outside routing; returns the delivery's id.
@@ -176,18 +197,15 @@ impl Service {
             let reconfigured = |existing: &Webhook| {
                 Ok((existing.config != config).then(|| existing.reconfigured(config.clone(), now_ms)))
             };
-            let before = self.webhooks.store().get_webhook(&id).await.map_err(ServiceError::from)?;
-            match before {
-                Some((existing, _)) if existing.config == config => continue,
-                Some(_) => {
-                    self.update_webhook(&id, None, reconfigured).await?;
-                }
-                None => {
+            match self.update_webhook(&id, None, reconfigured).await? {
+                Updated::Changed(..) => changed += 1,
+                Updated::Unchanged(..) => {}
+                Updated::Missing => {
                     let webhook = Webhook::new(id.into(), config, self.new_secret()?, now_ms);
                     self.webhooks.store().put_webhook(&webhook, None).await.map_err(ServiceError::from)?;
+                    changed += 1;
                 }
             }
-            changed += 1;
         }
         self.webhooks.refresh().await.map_err(ServiceError::from)?;
         Ok(changed)

@@ -228,7 +228,7 @@ fn serve_reports_every_missing_setting_at_once() {
 }
 
 /// The broker's connection string, for `handler serve`'s settings.
-fn service_bus(broker: &ServiceBusBroker) -> String {
+pub(crate) fn service_bus(broker: &ServiceBusBroker) -> String {
     broker.connection_string(crate::support::servicebus::EMULATOR_KEY)
 }
 

@@ -7,6 +7,7 @@
 //! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
 //!   invocation protocol, and `handler package`.
 //! - `shutdown`: SIGTERM lets the work under way finish, and nothing is done twice after a restart.
+//! - `webhook_races`: concurrent changes to one webhook all survive, on both runtimes; a stale If-Match is a 412.
 //! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
@@ -37,3 +38,4 @@ mod shutdown;
 mod store_suite;
 mod support;
 mod traces;
+mod webhook_races;

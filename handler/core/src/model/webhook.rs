@@ -155,12 +155,16 @@ impl Webhook {
         self.previous_secret.as_ref().filter(|p| p.expires_at_ms > now_ms)
     }
 
-    /// This webhook with a new configuration; enabling it forgets why and when the dispatcher had disabled it,
-    /// and its failure streak.
+    /// This webhook with a new configuration; enabling it forgets why and when the dispatcher had disabled it.
+    /// Its failure streak starts over when it is enabled or sent elsewhere (a new URL), not for an edit that
+    /// leaves its target failing as before (a description, a filter).
     pub fn reconfigured(&self, config: WebhookConfig, now_ms: i64) -> Webhook {
         let mut webhook = Webhook { updated_at_ms: now_ms, ..self.clone() };
         if !config.disabled {
-            (webhook.disabled_reason, webhook.disabled_at_ms, webhook.failure_streak) = (None, None, None);
+            (webhook.disabled_reason, webhook.disabled_at_ms) = (None, None);
+        }
+        if !config.disabled && (self.config.disabled || self.config.url != config.url) {
+            webhook.failure_streak = None;
         }
         webhook.config = config;
         webhook
@@ -212,5 +216,21 @@ mod tests {
         enabled_config.disabled = false;
         let enabled = disabled.reconfigured(enabled_config, 3_000);
         assert_eq!((enabled.disabled_reason, enabled.updated_at_ms), (None, 3_000));
+    }
+
+    #[test]
+    fn a_failure_streak_starts_over_when_enabled_or_sent_elsewhere_not_for_an_edit() {
+        let mut failing = webhook();
+        failing.failure_streak = Some(FailureStreak { since_ms: 1_000, failed: 2 });
+        let mut described = failing.config.clone();
+        described.description = Some("the CRM".into());
+        assert_eq!(failing.reconfigured(described, 2_000).failure_streak, failing.failure_streak);
+        let mut moved = failing.config.clone();
+        moved.url = "https://b.example".into();
+        assert_eq!(failing.reconfigured(moved, 2_000).failure_streak, None);
+        let disabled = failing.disabled("failing".into(), 2_000);
+        let mut enabled = disabled.config.clone();
+        enabled.disabled = false;
+        assert_eq!(disabled.reconfigured(enabled, 3_000).failure_streak, None);
     }
 }

@@ -47,7 +47,12 @@ impl WebhookStore for CosmosStore {
             }
         };
         match written {
-            Ok(response) => Ok(version_of(&etag_of(&response))),
+            Ok(response) => match etag_of(&response) {
+                etag if etag.is_empty() => {
+                    Err(StoreError::Corrupt(format!("webhook {:?} was written without an etag", doc.id)))
+                }
+                etag => Ok(version_of(&etag)),
+            },
             Err(error) if expected.is_none() && error.status().is_conflict() => {
                 Err(StoreError::Conflict(format!("webhook {:?} already exists", doc.id)))
             }
@@ -60,7 +65,11 @@ impl WebhookStore for CosmosStore {
 
     async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
         let doc: Option<(WebhookDoc, _)> = point_read(&self.containers().await?.webhooks, id, id, "webhook").await?;
-        Ok(doc.map(|(doc, etag)| (doc.webhook, version_of(&etag.unwrap_or_default()))))
+        match doc {
+            None => Ok(None),
+            Some((doc, Some(etag))) => Ok(Some((doc.webhook, version_of(&etag)))),
+            Some((_, None)) => Err(StoreError::Corrupt(format!("webhook {id:?} was read without an etag"))),
+        }
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {

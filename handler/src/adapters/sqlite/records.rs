@@ -12,9 +12,17 @@ fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("webhook document: {e}")))
 }
 
-/// The version column, a counter every write increments, as the port's opaque version.
+/// The version column as the port's opaque version.
 fn version_of(n: i64) -> WebhookVersion {
     WebhookVersion(n.to_string())
+}
+
+/// A new version: random, so that a webhook deleted and registered again under its id never has a version an
+/// older read of it had (a counter starting over would let that read's write through).
+fn new_version() -> Result<i64, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Storage(format!("no random version: {e}")))?;
+    Ok(i64::from_le_bytes(bytes) & i64::MAX)
 }
 
 #[async_trait]
@@ -27,26 +35,30 @@ impl WebhookStore for SqliteStore {
         let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
         // A version this store never gave out (not a number) matches no row: a conflict, like a stale one.
         let expected = expected.map(|v| v.0.parse::<i64>().unwrap_or(-1));
-        self.write(move |c| {
-            let written = match expected {
-                None => c.execute(
-                    "INSERT INTO webhooks (id, doc, version) VALUES (?1, ?2, 1) ON CONFLICT(id) DO NOTHING",
-                    params![id, doc],
-                ),
-                Some(n) => c.execute(
-                    "UPDATE webhooks SET doc = ?2, version = version + 1 WHERE id = ?1 AND version = ?3",
-                    params![id, doc, n],
-                ),
-            }
-            .map_err(storage)?;
-            match (written, expected) {
-                (0, None) => Err(StoreError::Conflict(format!("webhook {id:?} already exists"))),
-                (0, Some(_)) => Err(StoreError::Conflict(format!("webhook {id:?} changed since it was read"))),
-                (_, None) => Ok(version_of(1)),
-                (_, Some(n)) => Ok(version_of(n + 1)),
-            }
-        })
-        .await
+        let version = new_version()?;
+        let named = id.clone();
+        // A conflict is an answer, not a failed write: returned inside `Ok`, so that the writer does not roll
+        // back the other writes of its batch.
+        let written = self
+            .write(move |c| {
+                let written = match expected {
+                    None => c.execute(
+                        "INSERT INTO webhooks (id, doc, version) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
+                        params![id, doc, version],
+                    ),
+                    Some(old) => c.execute(
+                        "UPDATE webhooks SET doc = ?2, version = ?3 WHERE id = ?1 AND version = ?4",
+                        params![id, doc, version, old],
+                    ),
+                };
+                Ok(written.map_err(storage)? > 0)
+            })
+            .await?;
+        match (written, expected) {
+            (true, _) => Ok(version_of(version)),
+            (false, None) => Err(StoreError::Conflict(format!("webhook {named:?} already exists"))),
+            (false, Some(_)) => Err(StoreError::Conflict(format!("webhook {named:?} changed since it was read"))),
+        }
     }
 
     async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {

@@ -81,8 +81,18 @@ pub(super) fn tune_writer(connection: &Connection) -> Result<(), StoreError> {
         .map_err(storage)
 }
 
-/// Creates the tables of an empty database, and refuses one written with another schema.
+/// Creates the tables of an empty database, brings one of an older schema up to date, and refuses one of
+/// another schema. One transaction: a process killed midway leaves the file as it was.
 pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreError> {
+    c.execute_batch("BEGIN IMMEDIATE").map_err(storage)?;
+    let created = migrate(c, path).and_then(|()| c.execute_batch("COMMIT").map_err(storage));
+    if created.is_err() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    created
+}
+
+fn migrate(c: &Connection, path: &Path) -> Result<(), StoreError> {
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
     let tables: i64 =
         c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
@@ -146,5 +156,26 @@ mod tests {
             .unwrap();
         let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap();
         assert_eq!((version, column, kept), (4, 1, 1));
+    }
+
+    #[test]
+    fn a_database_of_version_3_gains_the_webhook_version_column_in_one_transaction() {
+        let (c, path) = empty_database("schema-v3");
+        let version_3 = SCHEMA.replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
+        c.execute_batch(&format!("{version_3} PRAGMA user_version = 3;")).unwrap();
+        c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
+        // A migration that fails midway changes nothing: here the column is there already, as if a
+        // previous run had added it without committing the version.
+        c.execute_batch("ALTER TABLE webhooks ADD COLUMN version INTEGER NOT NULL DEFAULT 7").unwrap();
+        assert!(create_schema(&c, &path).is_err());
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 3, "not committed");
+        c.execute_batch("ALTER TABLE webhooks DROP COLUMN version").unwrap();
+        create_schema(&c, &path).unwrap();
+        let (version, kept): (i64, i64) = (
+            c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap(),
+            c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap(),
+        );
+        assert_eq!((version, kept), (4, 1));
     }
 }
