@@ -1,12 +1,10 @@
 //! The settings of `handler serve`, the Azure Functions custom handler: app settings, as
 //! `function-app/local.settings.json.example` lists them.
 
-use super::{boolean, disable_after, duration, encryption_key, number, required, Problems};
+use super::{boolean, number, required, Bounds, Delivery, DeliveryArgs, Problems};
 use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
-use crate::adapters::sealed::EncryptionKey;
 use crate::adapters::servicebus::ServiceBusConnection;
-use dispatcher_core::policy::retry::RetrySchedule;
 use std::time::Duration;
 
 /// Everything `handler serve` is configured with.
@@ -19,13 +17,7 @@ pub struct ServeConfig {
     pub service_bus: ServiceBusConnection,
     pub events_queue: String,
     pub deliveries_queue: String,
-    pub retry_schedule: RetrySchedule,
-    pub request_timeout: Duration,
-    pub allow_private_targets: bool,
-    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
-    pub disable_after: Option<Duration>,
-    /// Seals webhook secrets at rest, when set.
-    pub encryption_key: Option<EncryptionKey>,
+    pub delivery: Delivery,
 }
 
 /// The settings of `handler serve` (app settings in Azure); [`ServeArgs::validate`] checks them.
@@ -45,9 +37,6 @@ pub struct ServeArgs {
     /// Create the database and containers when they are missing.
     #[arg(long, env = "COSMOSDB_CREATE_IF_MISSING", default_value = "false")]
     pub cosmos_create_if_missing: String,
-    /// How many days the attempt log and rejected events are kept (the containers' TTL).
-    #[arg(long, env = "DISPATCHER_RETENTION_DAYS", default_value = "30")]
-    pub retention_days: String,
     /// How many seconds the webhooks read from Cosmos DB are used before they are read again.
     #[arg(long, env = "DISPATCHER_WEBHOOK_CACHE_SECONDS", default_value = "10")]
     pub webhook_cache_seconds: String,
@@ -67,22 +56,8 @@ pub struct ServeArgs {
     /// The queue of delivery jobs (retries are re-sent there).
     #[arg(long, env = "DELIVERIES_QUEUE", default_value = "deliveries")]
     pub deliveries_queue: String,
-    /// Delays between attempts; a delivery gets one attempt more than there are delays.
-    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
-    pub retry_schedule: String,
-    /// How long one delivery attempt may take.
-    #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
-    pub request_timeout: String,
-    /// How long a webhook's attempts may all fail (at least three of them) before it is disabled; `off`: never.
-    #[arg(long, env = "DISPATCHER_DISABLE_AFTER", default_value = "5d")]
-    pub disable_after: String,
-    /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
-    #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "false")]
-    pub allow_private_targets: String,
-    /// 32 random bytes, base64 (a Key Vault reference in Azure): webhook secrets and credentials are stored
-    /// encrypted with it.
-    #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl ServeArgs {
@@ -104,8 +79,6 @@ impl ServeArgs {
             (None, identity) => identity.clone().map(CosmosAuth::ManagedIdentity),
         };
         let create_if_missing = problems.check(boolean("COSMOSDB_CREATE_IF_MISSING", &self.cosmos_create_if_missing));
-        let retention_days =
-            problems.check(number("DISPATCHER_RETENTION_DAYS", &self.retention_days, 1..=3650u32, "a number of days"));
         let cache = problems.check(number(
             "DISPATCHER_WEBHOOK_CACHE_SECONDS",
             &self.webhook_cache_seconds,
@@ -113,26 +86,22 @@ impl ServeArgs {
             "a number of seconds",
         ));
         let service_bus = problems.check(service_bus(self.service_bus, self.service_bus_namespace, identity));
-        let retry_schedule = problems
-            .check(self.retry_schedule.parse::<RetrySchedule>().map_err(|e| format!("DISPATCHER_RETRY_SCHEDULE: {e}")));
-        let request_timeout =
-            problems.check(duration("DISPATCHER_REQUEST_TIMEOUT", &self.request_timeout, Duration::from_secs(230)));
-        let disable_after = problems.check(disable_after("DISPATCHER_DISABLE_AFTER", &self.disable_after));
-        let allow_private_targets =
-            problems.check(boolean("DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
+        // The Functions host answers an HTTP-triggered invocation within 230 s.
+        let bounds = Bounds { max_request_timeout: Duration::from_secs(230), private_targets_by_default: false };
+        let delivery = self.delivery.validate(&mut problems, bounds);
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
             if queue.is_empty() || queue.contains('/') {
                 problems.add(format!("{name}: {queue:?} is not a queue name"));
             }
         }
-        let encryption_key = problems.check(encryption_key(self.encryption_key));
         problems.into_result(|| {
+            let delivery = delivery?;
             let cosmos = CosmosConfig {
                 endpoint: endpoint?,
                 auth: cosmos_auth?,
                 database: self.cosmos_database,
                 create_if_missing: create_if_missing?,
-                retention_days: retention_days?,
+                retention_days: delivery.retention_days,
             };
             Some(ServeConfig {
                 port: port?,
@@ -141,11 +110,7 @@ impl ServeArgs {
                 service_bus: service_bus?,
                 events_queue: self.events_queue,
                 deliveries_queue: self.deliveries_queue,
-                retry_schedule: retry_schedule?,
-                request_timeout: request_timeout?,
-                allow_private_targets: allow_private_targets?,
-                disable_after: disable_after?,
-                encryption_key: encryption_key?,
+                delivery,
             })
         })
     }

@@ -1,9 +1,7 @@
 //! The settings of `handler local`.
 
-use super::{boolean, disable_after, duration, encryption_key, number, Problems};
-use crate::adapters::sealed::EncryptionKey;
+use super::{number, Bounds, Delivery, DeliveryArgs, Problems};
 use crate::http::ApiKey;
-use dispatcher_core::policy::retry::RetrySchedule;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,18 +13,9 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     pub webhooks_file: Option<PathBuf>,
     pub concurrency: usize,
-    pub retry_schedule: RetrySchedule,
-    pub request_timeout: Duration,
     /// Never printed: see the `Debug` of [`ApiKey`].
     pub api_key: Option<ApiKey>,
-    pub allow_private_targets: bool,
-    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
-    pub disable_after: Option<Duration>,
-    pub shutdown_grace: Duration,
-    /// How long settled deliveries and rejected events are kept.
-    pub retention: Duration,
-    /// Seals webhook secrets at rest, when set.
-    pub encryption_key: Option<EncryptionKey>,
+    pub delivery: Delivery,
 }
 
 /// The flags of `handler local`, as text; [`LocalArgs::validate`] turns them into a [`LocalConfig`].
@@ -47,30 +36,11 @@ pub struct LocalArgs {
     /// How many deliveries may be in flight at once.
     #[arg(long, env = "DISPATCHER_CONCURRENCY", default_value = "64")]
     pub concurrency: String,
-    /// Delays between attempts; a delivery gets one attempt more than there are delays.
-    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
-    pub retry_schedule: String,
-    /// How long one delivery attempt may take.
-    #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
-    pub request_timeout: String,
-    /// On SIGINT/SIGTERM, how long in-flight deliveries may take to finish.
-    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "10s")]
-    pub shutdown_grace: String,
-    /// How long a webhook's attempts may all fail (at least three of them) before it is disabled; `off`: never.
-    #[arg(long, env = "DISPATCHER_DISABLE_AFTER", default_value = "5d")]
-    pub disable_after: String,
-    /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
-    #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS", default_value = "true")]
-    pub allow_private_targets: String,
-    /// How many days settled deliveries (with their attempts) and rejected events are kept, as on Azure.
-    #[arg(long, env = "DISPATCHER_RETENTION_DAYS", default_value = "30")]
-    pub retention_days: String,
     /// When set, every API call needs it in the `x-functions-key` header.
     #[arg(long, env = "DISPATCHER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// 32 random bytes, base64: webhook secrets and credentials are stored encrypted with it.
-    #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
-    pub encryption_key: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 impl LocalArgs {
@@ -86,36 +56,12 @@ impl LocalArgs {
         );
         let concurrency =
             problems.check(number("--concurrency / DISPATCHER_CONCURRENCY", &self.concurrency, 1..=4096, "a number"));
-        let retry_schedule = problems.check(
-            self.retry_schedule
-                .parse::<RetrySchedule>()
-                .map_err(|e| format!("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: {e}")),
-        );
-        let request_timeout = problems.check(duration(
-            "--request-timeout / DISPATCHER_REQUEST_TIMEOUT",
-            &self.request_timeout,
-            Duration::from_secs(300),
-        ));
-        let shutdown_grace = problems.check(duration(
-            "--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE",
-            &self.shutdown_grace,
-            Duration::from_secs(600),
-        ));
-        let disable_after =
-            problems.check(disable_after("--disable-after / DISPATCHER_DISABLE_AFTER", &self.disable_after));
-        let allow_private_targets = problems
-            .check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", &self.allow_private_targets));
-        let retention_days = problems.check(number(
-            "--retention-days / DISPATCHER_RETENTION_DAYS",
-            &self.retention_days,
-            1..=3650u64,
-            "a number of days",
-        ));
+        let bounds = Bounds { max_request_timeout: Duration::from_secs(300), private_targets_by_default: true };
+        let delivery = self.delivery.validate(&mut problems, bounds);
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.
             problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
         }
-        let encryption_key = problems.check(encryption_key(self.encryption_key));
         problems.into_result(|| {
             Some(LocalConfig {
                 bind: bind?,
@@ -123,14 +69,8 @@ impl LocalArgs {
                 data_dir: self.data_dir,
                 webhooks_file: self.webhooks,
                 concurrency: concurrency?,
-                retry_schedule: retry_schedule?,
-                request_timeout: request_timeout?,
                 api_key: self.api_key.map(ApiKey),
-                allow_private_targets: allow_private_targets?,
-                disable_after: disable_after?,
-                shutdown_grace: shutdown_grace?,
-                retention: Duration::from_secs(retention_days? * 86_400),
-                encryption_key: encryption_key?,
+                delivery: delivery?,
             })
         })
     }
@@ -154,12 +94,12 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         let config = parse(&[]).unwrap();
-        assert_eq!((config.port, config.concurrency, config.allow_private_targets), (7071, 64, true));
-        assert_eq!(config.retry_schedule, RetrySchedule::default());
-        assert_eq!(config.request_timeout, Duration::from_secs(15));
-        assert_eq!(config.disable_after, Some(Duration::from_secs(5 * 86_400)));
-        assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
-        assert_eq!(parse(&["--disable-after", "off"]).unwrap().disable_after, None);
+        assert_eq!((config.port, config.concurrency, config.delivery.allow_private_targets), (7071, 64, true));
+        assert_eq!(config.delivery.retry_schedule, dispatcher_core::policy::retry::RetrySchedule::default());
+        assert_eq!(config.delivery.request_timeout, Duration::from_secs(15));
+        assert_eq!(config.delivery.disable_after, Some(Duration::from_secs(5 * 86_400)));
+        assert_eq!(config.delivery.retention_days, 30);
+        assert_eq!(parse(&["--disable-after", "off"]).unwrap().delivery.disable_after, None);
     }
 
     #[test]

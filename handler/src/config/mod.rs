@@ -1,12 +1,16 @@
 //! The settings of `handler local` and `handler serve`: flags, each also read from an environment variable
 //! (an app setting in Azure), validated together so that every problem is reported at once. Secrets are never
-//! printed. `local.rs` and `azure.rs` hold each command's settings; this file, the checks they share.
+//! printed. `shared.rs` holds the settings both commands take, `local.rs` and `azure.rs` each command's own;
+//! this file, the checks they use.
 
 mod azure;
 mod local;
+mod shared;
 
 pub use azure::{ServeArgs, ServeConfig};
 pub use local::{LocalArgs, LocalConfig};
+use shared::Bounds;
+pub use shared::{Delivery, DeliveryArgs};
 
 use crate::adapters::sealed::EncryptionKey;
 use std::time::Duration;

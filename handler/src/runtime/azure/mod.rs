@@ -20,13 +20,12 @@ use crate::ports::{DeliveryLog, SystemClock};
 use crate::service::{Intake, Parts, Service};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use tokio_util::task::TaskTracker;
 
 /// What the functions' handlers share.
 pub struct Azure {
@@ -38,7 +37,7 @@ pub struct Azure {
 impl Azure {
     pub fn new(config: &ServeConfig) -> (Arc<Azure>, Sender) {
         let cosmos = Arc::new(CosmosStore::new(config.cosmos.clone()));
-        let sender = Sender::new(config.request_timeout, config.allow_private_targets);
+        let sender = Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets);
         let deliveries = ServiceBusDeliveries {
             log: cosmos.clone(),
             sender: QueueSender::new(&config.service_bus, &config.deliveries_queue),
@@ -46,7 +45,7 @@ impl Azure {
         let events = ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue));
         let service = Arc::new(Service::new(Parts {
             mode: "azure",
-            webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.encryption_key.clone())),
+            webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.delivery.encryption_key.clone())),
             webhook_cache: Some(config.webhook_cache),
             log: cosmos.clone(),
             rejected: cosmos.clone(),
@@ -55,8 +54,8 @@ impl Azure {
             intake: Intake::Queue(Arc::new(events)),
             sender: Arc::new(sender.clone()),
             clock: Arc::new(SystemClock),
-            schedule: config.retry_schedule.clone(),
-            disable_after: config.disable_after,
+            schedule: config.delivery.retry_schedule.clone(),
+            disable_after: config.delivery.disable_after,
         }));
         (Arc::new(Azure { service, log: cosmos }), sender)
     }
@@ -74,32 +73,21 @@ impl Azure {
     }
 }
 
-/// Invocations being answered, for the shutdown's report.
-#[derive(Clone, Default)]
-struct InFlight(Arc<AtomicUsize>);
-
-async fn count_in_flight(State(in_flight): State<InFlight>, request: Request, next: Next) -> Response {
-    in_flight.0.fetch_add(1, Ordering::SeqCst);
-    // Decremented on drop, also when the connection goes away mid-request.
-    struct Done(InFlight);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            self.0 .0.fetch_sub(1, Ordering::SeqCst);
+/// Runs each request in a task of `tasks`, so that it finishes even when its connection goes away (a host
+/// stopping the handler may close it): an invocation cut short mid-attempt has its message delivered again,
+/// and the attempt made twice. Shutting down waits for the tasks.
+async fn run_to_completion(State(tasks): State<TaskTracker>, request: Request, next: Next) -> Response {
+    match tasks.spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a request's task failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
-    let _done = Done(in_flight);
-    next.run(request).await
-}
-
-/// How long invocations under way may take to finish once the host stops the handler: an attempt is bounded
-/// by the request timeout, and recording it takes a few store writes.
-fn shutdown_grace(config: &ServeConfig) -> Duration {
-    config.request_timeout + Duration::from_secs(5)
 }
 
 /// Serves the functions on 127.0.0.1:`config.port` until `shutdown` completes, then lets the invocations under
-/// way finish (their attempts recorded, their answers sent) within the grace period: an invocation cut short
-/// has its message delivered again by the host, which would send its attempt twice.
+/// way finish (their attempts recorded, their answers sent) within `--shutdown-grace`.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
     let listener = tokio::net::TcpListener::bind(address).await?;
@@ -115,30 +103,35 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
             tracing::error!(%error, "the webhooks cannot be read");
         }
     });
-    let in_flight = InFlight::default();
-    let router = azure.router().layer(axum::middleware::from_fn_with_state(in_flight.clone(), count_in_flight));
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let tasks = TaskTracker::new();
+    let router = azure.router().layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion));
+    let grace = config.delivery.shutdown_grace;
+    // When the grace period ends, from the moment the signal came.
+    let (stopping, stopped) = tokio::sync::watch::channel(None);
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
-        let _ = stopping.send(true);
+        let _ = stopping.send(Some(tokio::time::Instant::now() + grace));
     });
-    let (grace, counter) = (shutdown_grace(&config), in_flight);
-    tokio::select! {
-        served = server => {
-            tracing::info!("stopped");
-            served
-        }
-        _ = async {
-            let _ = stopped.wait_for(|s| *s).await;
-            tracing::info!(in_flight = counter.0.load(Ordering::SeqCst), "shutting down: no new invocations; those under way finish first");
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(
-                unfinished = counter.0.load(Ordering::SeqCst),
-                ?grace,
-                "invocations still under way after the grace period: the host delivers their messages again"
-            );
-            Ok(())
-        }
+    let mut until_stopped = stopped.clone();
+    let deadline = async move {
+        let Ok(until) = until_stopped.wait_for(Option::is_some).await.map(|until| *until) else { return };
+        tracing::info!("shutting down: no new invocations; those under way finish first");
+        tokio::time::sleep_until(until.unwrap_or_else(tokio::time::Instant::now)).await;
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => Ok(()),
+    };
+    // A request whose connection closed early leaves its task running: it is awaited too.
+    tasks.close();
+    let until = stopped.borrow().unwrap_or_else(tokio::time::Instant::now);
+    if tokio::time::timeout_at(until, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            unfinished = tasks.len(),
+            ?grace,
+            "invocations still under way after the grace period: the host delivers their messages again"
+        );
     }
+    tracing::info!("stopped");
+    served
 }

@@ -23,7 +23,6 @@ pub struct HandOff {
 }
 
 impl HandOff {
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }

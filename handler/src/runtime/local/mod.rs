@@ -43,13 +43,13 @@ pub enum StartError {
 pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(SqliteStore::open(&config.data_dir, clock.now_ms())?);
-    let sender = Arc::new(Sender::new(config.request_timeout, config.allow_private_targets));
+    let sender = Arc::new(Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets));
     // Past the lease, a delivery whose attempt never reported back is due again.
-    let lease_ms = (config.request_timeout + Duration::from_secs(60)).as_millis() as i64;
+    let lease_ms = (config.delivery.request_timeout + Duration::from_secs(60)).as_millis() as i64;
     let queue = Arc::new(LocalQueue::new(store.clone(), lease_ms));
     let service = Arc::new(Service::new(Parts {
         mode: "local",
-        webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.encryption_key.clone())),
+        webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.delivery.encryption_key.clone())),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),
@@ -58,8 +58,8 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         intake: Intake::Route,
         sender: sender.clone(),
         clock,
-        schedule: config.retry_schedule.clone(),
-        disable_after: config.disable_after,
+        schedule: config.delivery.retry_schedule.clone(),
+        disable_after: config.delivery.disable_after,
     }));
     if let Some(path) = &config.webhooks_file {
         import(&service, path).await?;
@@ -76,12 +76,14 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     sender.warm_up();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = Arc::new(stop);
-    let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.shutdown_grace };
+    let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.delivery.shutdown_grace };
     // Everything started here is awaited before `run` returns: the runtime is dropped after it, and would
     // cancel a task still running mid-attempt or mid-write.
     let background = tokio_util::task::TaskTracker::new();
     background.spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
-    background.spawn(prune(store.clone(), config.retention, stopped));
+    let retention = Duration::from_secs(u64::from(config.delivery.retention_days) * 86_400);
+    let mut stopping = stopped.clone();
+    background.spawn(prune(store.clone(), retention, stopped));
     background.close();
     let router = crate::http::router(service, config.api_key.clone());
     let stop_on_signal = stop.clone();
@@ -90,7 +92,12 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         tracing::info!("shutting down: no new requests; the deliveries in flight finish first");
         let _ = stop_on_signal.send(true);
     });
-    let served = server.await.map_err(|e| StartError::Serve(e.to_string()));
+    // Requests under way get the grace period too: a stuck client does not hold the process.
+    let grace = config.delivery.shutdown_grace;
+    let served = tokio::select! {
+        served = server => served.map_err(|e| StartError::Serve(e.to_string())),
+        _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => Ok(()),
+    };
     // Also when the server failed rather than stopped.
     let _ = stop.send(true);
     // The workers bound their own wait by the grace period; a pruning pass ends at its next batch.

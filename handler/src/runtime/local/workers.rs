@@ -105,6 +105,10 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
         }
     }
     pool.tasks.close();
+    let handed_off = queue.hand_off.lock().map_or(0, |h| h.len());
+    if handed_off > 0 {
+        tracing::info!(handed_off, "deliveries not started stay leased: they are due again at the next start");
+    }
     let in_flight = pool.tasks.len();
     if in_flight > 0 {
         tracing::info!(in_flight, "waiting for the deliveries in flight");

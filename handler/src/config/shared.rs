@@ -1,0 +1,108 @@
+//! The settings both runtimes share: how deliveries are made, how long they are kept, how long they may take
+//! to finish at shutdown, and the key that seals secrets. Each is declared once, with its flag and its environment variable, and flattened into the settings
+//! of `handler local` and of `handler serve`.
+
+use super::{boolean, disable_after, duration, encryption_key, number, Problems};
+use crate::adapters::sealed::EncryptionKey;
+use dispatcher_core::policy::retry::RetrySchedule;
+use std::time::Duration;
+
+/// The shared settings, checked.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub retry_schedule: RetrySchedule,
+    /// How long one attempt may take.
+    pub request_timeout: Duration,
+    /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
+    pub disable_after: Option<Duration>,
+    /// How many days settled deliveries (with their attempts) and rejected events are kept.
+    pub retention_days: u32,
+    /// Seals webhook secrets at rest, when set.
+    pub encryption_key: Option<EncryptionKey>,
+    /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
+    pub allow_private_targets: bool,
+    /// On SIGINT/SIGTERM (the Functions host stopping the handler), how long the deliveries in flight may take
+    /// to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// What a runtime decides of the shared settings.
+pub(crate) struct Bounds {
+    /// The longest an attempt may take there.
+    pub max_request_timeout: Duration,
+    /// Whether private targets are allowed when the setting is not given.
+    pub private_targets_by_default: bool,
+}
+
+/// The shared settings as given; [`DeliveryArgs::validate`] checks them with the rest of a command's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryArgs {
+    /// Delays between attempts; a delivery gets one attempt more than there are delays.
+    #[arg(long, env = "DISPATCHER_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
+    pub retry_schedule: String,
+    /// How long one delivery attempt may take.
+    #[arg(long, env = "DISPATCHER_REQUEST_TIMEOUT", default_value = "15s")]
+    pub request_timeout: String,
+    /// How long a webhook's attempts may all fail (at least three of them) before it is disabled; `off`: never.
+    #[arg(long, env = "DISPATCHER_DISABLE_AFTER", default_value = "5d")]
+    pub disable_after: String,
+    /// How many days settled deliveries (with their attempts) and rejected events are kept (on Azure, the
+    /// containers' TTL).
+    #[arg(long, env = "DISPATCHER_RETENTION_DAYS", default_value = "30")]
+    pub retention_days: String,
+    /// 32 random bytes, base64 (a Key Vault reference in Azure): webhook secrets and credentials are stored
+    /// encrypted with it.
+    #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// Whether webhook URLs may resolve to loopback, private or link-local addresses (default: true for
+    /// `handler local`, false for `handler serve`).
+    #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: Option<String>,
+    /// On SIGINT/SIGTERM (the Functions host stopping the handler), how long in-flight deliveries may take to
+    /// finish.
+    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "10s")]
+    pub shutdown_grace: String,
+}
+
+impl DeliveryArgs {
+    /// Adds each problem to `problems`.
+    pub(crate) fn validate(self, problems: &mut Problems, bounds: Bounds) -> Option<Delivery> {
+        let retry_schedule = problems.check(
+            self.retry_schedule
+                .parse::<RetrySchedule>()
+                .map_err(|e| format!("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: {e}")),
+        );
+        let request_timeout = problems.check(duration(
+            "--request-timeout / DISPATCHER_REQUEST_TIMEOUT",
+            &self.request_timeout,
+            bounds.max_request_timeout,
+        ));
+        let disable_after =
+            problems.check(disable_after("--disable-after / DISPATCHER_DISABLE_AFTER", &self.disable_after));
+        let retention_days = problems.check(number(
+            "--retention-days / DISPATCHER_RETENTION_DAYS",
+            &self.retention_days,
+            1..=3650u32,
+            "a number of days",
+        ));
+        let encryption_key = problems.check(encryption_key(self.encryption_key));
+        let allow_private_targets = match &self.allow_private_targets {
+            None => Some(bounds.private_targets_by_default),
+            Some(text) => problems.check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", text)),
+        };
+        let shutdown_grace = problems.check(duration(
+            "--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE",
+            &self.shutdown_grace,
+            Duration::from_secs(600),
+        ));
+        Some(Delivery {
+            retry_schedule: retry_schedule?,
+            request_timeout: request_timeout?,
+            disable_after: disable_after?,
+            retention_days: retention_days?,
+            encryption_key: encryption_key?,
+            allow_private_targets: allow_private_targets?,
+            shutdown_grace: shutdown_grace?,
+        })
+    }
+}
