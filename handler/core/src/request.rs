@@ -19,6 +19,9 @@ pub struct Request<'a> {
     pub auth: Option<&'a TargetAuth>,
     /// The `webhook-timestamp`: when it was signed, in seconds since the Unix epoch.
     pub signed_at: i64,
+    /// When the attempt is made, in milliseconds since the Unix epoch: the time the service's clock gave, which
+    /// the attempt log keeps.
+    pub at_ms: i64,
 }
 
 impl Request<'_> {
@@ -105,7 +108,7 @@ impl<'a> Signed<'a> {
         if let Some(value) = self.auth.and_then(authorization) {
             headers.push(Header { name: "authorization", value: value.into(), sensitive: true });
         }
-        Request { url: self.url, headers, body: self.body, auth: self.auth, signed_at: timestamp }
+        Request { url: self.url, headers, body: self.body, auth: self.auth, signed_at: timestamp, at_ms: now_ms }
     }
 }
 

@@ -29,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The HTTP client of deliveries: hyper's pooled client, on rustls for `https` targets. Not reqwest: its
 /// layers (redirects, retries, parsing the URL again, building the request) were 8% of the handler's CPU
@@ -101,7 +101,7 @@ impl Sender {
 
     /// The client that presents `certificate`, built on first use. An unusable certificate or key is a
     /// permanent failure of the attempt, which says what is wrong without showing the key.
-    async fn client_with(&self, certificate: &ClientCertificate) -> Result<HttpClient, (String, bool)> {
+    async fn client_with(&self, certificate: &ClientCertificate) -> Result<HttpClient, Failure> {
         let digest: [u8; 32] = Sha256::new()
             .chain_update(&certificate.certificate)
             .chain_update(&certificate.private_key)
@@ -113,7 +113,7 @@ impl Sender {
         let (sender, certificate) = (self.clone(), certificate.clone());
         let built = tokio::task::spawn_blocking(move || sender.build_client(Some(&certificate))).await;
         let client =
-            built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}"))).map_err(|e| (e, false))?;
+            built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}"))).map_err(Failure::Permanent)?;
         if let Ok(mut clients) = self.identities.lock() {
             if clients.len() >= MAX_IDENTITIES {
                 clients.clear();
@@ -152,12 +152,13 @@ impl Sender {
 
     /// Sends one request. Never fails: every failure is a [`Response::Failed`] with its reason.
     async fn send_one(&self, request: Request<'_>) -> (Response, Attempt) {
-        let at_ms = now_ms();
+        let at_ms = request.at_ms;
         let started = Instant::now();
         let (response, status_code, error, text) = match self.try_send(&request).await {
-            Ok((code, retry_after, text)) => (Response::Status { code, retry_after }, Some(code), None, text),
-            Err((error, transient)) => {
-                (Response::Failed { error: error.clone(), transient }, None, Some(error), String::new())
+            Ok(Answer { code, retry_after, body }) => (Response::Status { code, retry_after }, Some(code), None, body),
+            Err(failure) => {
+                let (error, response) = failure.into_response();
+                (response, None, Some(error), String::new())
             }
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -167,16 +168,16 @@ impl Sender {
     }
 
     /// `text` parsed, and checked against the SSRF guard when it applies; remembered only when it passes.
-    fn target(&self, text: &str) -> Result<Uri, (String, bool)> {
+    fn target(&self, text: &str) -> Result<Uri, Failure> {
         if let Some(uri) = self.targets.lock().ok().and_then(|targets| targets.get(text).cloned()) {
             return Ok(uri);
         }
         // Parsed as a URL first: that maps an international host name to the ASCII a URI needs.
-        let url = http_url(text).map_err(|problem| (format!("invalid URL: {problem}"), false))?;
+        let url = http_url(text).map_err(|problem| Failure::Permanent(format!("invalid URL: {problem}")))?;
         if let Some((ip, why)) = forbidden_host(&url).filter(|_| !self.allow_private) {
-            return Err((Refused { host: ip.to_string(), ip, why }.to_string(), false));
+            return Err(Failure::Permanent(Refused { host: ip.to_string(), ip, why }.to_string()));
         }
-        let uri: Uri = url.as_str().parse().map_err(|e| (format!("invalid URL: {e}"), false))?;
+        let uri: Uri = url.as_str().parse().map_err(|e| Failure::Permanent(format!("invalid URL: {e}")))?;
         if let Ok(mut targets) = self.targets.lock() {
             if targets.len() >= MAX_TARGETS {
                 targets.clear();
@@ -188,7 +189,7 @@ impl Sender {
 
     /// Sends `request` with its credentials: with a token for `oauth2` (a new one, once, when the target answers
     /// 401 to the cached one), through the client presenting the certificate for `mtls`.
-    async fn try_send(&self, request: &Request<'_>) -> Result<(u16, Option<Duration>, String), (String, bool)> {
+    async fn try_send(&self, request: &Request<'_>) -> Result<Answer, Failure> {
         let uri = self.target(request.url)?;
         let with_certificate;
         let client = match request.auth {
@@ -196,7 +197,7 @@ impl Sender {
                 with_certificate = self.client_with(certificate).await?;
                 &with_certificate
             }
-            _ => self.client().await.map_err(|error| (error, true))?,
+            _ => self.client().await.map_err(Failure::Transient)?,
         };
         let Some(TargetAuth::OAuth2(oauth2)) = request.auth else {
             return self.exchange_once(client, build_request(uri, request, None)?).await;
@@ -207,12 +208,12 @@ impl Sender {
             let sender = sender.clone();
             async move { sender.exchange(request).await }
         };
-        let token = self.tokens.token(oauth2, None, &exchange).await.map_err(|e| (e, true))?;
+        let token = self.tokens.token(oauth2, None, &exchange).await.map_err(Failure::Transient)?;
         let answer = self.exchange_once(client, build_request(uri.clone(), request, Some(&token))?).await?;
-        if answer.0 != 401 {
+        if answer.code != 401 {
             return Ok(answer);
         }
-        let fresh = self.tokens.token(oauth2, Some(&token), &exchange).await.map_err(|e| (e, true))?;
+        let fresh = self.tokens.token(oauth2, Some(&token), &exchange).await.map_err(Failure::Transient)?;
         self.exchange_once(client, build_request(uri, request, Some(&fresh))?).await
     }
 
@@ -220,7 +221,7 @@ impl Sender {
     /// guarded client, within the request timeout.
     async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, ExchangeError> {
         let (parts, body) = request.into_parts();
-        let uri = self.target(&parts.uri.to_string()).map_err(|(error, _)| ExchangeError(error))?;
+        let uri = self.target(&parts.uri.to_string()).map_err(|failure| ExchangeError(failure.into_response().0))?;
         let mut request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         *request.uri_mut() = uri;
         request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
@@ -230,7 +231,7 @@ impl Sender {
         let response = tokio::time::timeout_at(deadline, client.request(request))
             .await
             .map_err(timed_out)?
-            .map_err(|error| ExchangeError(describe(&error).0))?;
+            .map_err(|error| ExchangeError(describe(&error).into_response().0))?;
         let (parts, body) = response.into_parts();
         let body = tokio::time::timeout_at(deadline, body.collect())
             .await
@@ -244,12 +245,12 @@ impl Sender {
         &self,
         client: &HttpClient,
         http_request: http::Request<Full<Bytes>>,
-    ) -> Result<(u16, Option<Duration>, String), (String, bool)> {
+    ) -> Result<Answer, Failure> {
         // The timeout covers the whole attempt, reading the response included.
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let response = match tokio::time::timeout_at(deadline, client.request(http_request)).await {
             Ok(sent) => sent.map_err(|error| describe(&error))?,
-            Err(_) => return Err(("timed out".to_owned(), true)),
+            Err(_) => return Err(Failure::Transient("timed out".to_owned())),
         };
         let code = response.status().as_u16();
         let retry_after = response
@@ -268,7 +269,32 @@ impl Sender {
                 head.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
         }
-        Ok((code, retry_after, String::from_utf8_lossy(&head).into_owned()))
+        Ok(Answer { code, retry_after, body: String::from_utf8_lossy(&head).into_owned() })
+    }
+}
+
+/// What a receiver answered: its status, when it asked to be retried (`Retry-After`), and the start of its body.
+struct Answer {
+    code: u16,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+/// Why no answer came: whether trying again can help (a timeout, a refused connection) or cannot (an invalid
+/// URL, a target the SSRF guard refuses, an unusable certificate), and a readable reason without the URL.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    Transient(String),
+    Permanent(String),
+}
+
+impl Failure {
+    fn into_response(self) -> (String, Response) {
+        let (error, transient) = match self {
+            Failure::Transient(error) => (error, true),
+            Failure::Permanent(error) => (error, false),
+        };
+        (error.clone(), Response::Failed { error, transient })
     }
 }
 
@@ -294,16 +320,16 @@ fn build_request(
     uri: Uri,
     request: &Request<'_>,
     token: Option<&AccessToken>,
-) -> Result<http::Request<Full<Bytes>>, (String, bool)> {
+) -> Result<http::Request<Full<Bytes>>, Failure> {
     let mut http_request = http::Request::post(uri)
         .header(USER_AGENT, USER_AGENT_VALUE)
         .header(ACCEPT, "*/*")
         .body(Full::new(Bytes::copy_from_slice(request.body.as_bytes())))
-        .map_err(|e| (format!("invalid request: {e}"), false))?;
+        .map_err(|e| Failure::Permanent(format!("invalid request: {e}")))?;
     let headers = http_request.headers_mut();
     for header in &request.headers {
         // A configured header's value may be a credential: say what is wrong without repeating it.
-        let invalid = |what: &str| (format!("invalid header {:?}: {what}", header.name), false);
+        let invalid = |what: &str| Failure::Permanent(format!("invalid header {:?}: {what}", header.name));
         let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| invalid("not a header name"))?;
         let mut value = HeaderValue::from_str(&header.value).map_err(|_| invalid("its value is not a header value"))?;
         value.set_sensitive(header.sensitive);
@@ -311,7 +337,7 @@ fn build_request(
     }
     if let Some(token) = token {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.0))
-            .map_err(|_| ("the token endpoint gave a token that is not a header value".to_owned(), true))?;
+            .map_err(|_| Failure::Transient("the token endpoint gave a token that is not a header value".to_owned()))?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
     }
@@ -325,16 +351,16 @@ fn build_request(
 
 /// A readable reason for a failed request, and whether trying again can help. Never includes the URL, which
 /// may carry credentials in its query.
-fn describe(error: &hyper_util::client::legacy::Error) -> (String, bool) {
+fn describe(error: &hyper_util::client::legacy::Error) -> Failure {
     let chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
     if let Some(refused) = chain.clone().find_map(|e| e.downcast_ref::<Refused>()) {
-        return (refused.to_string(), false);
+        return Failure::Permanent(refused.to_string());
     }
     let kind = if error.is_connect() { "could not connect" } else { "request failed" };
     // The innermost cause says what happened ("Connection refused"); the outer ones only where.
     match chain.skip(1).last().map(|cause| cause.to_string()).filter(|cause| !cause.is_empty()) {
-        Some(cause) => (format!("{kind}: {cause}"), true),
-        None => (kind.to_owned(), true),
+        Some(cause) => Failure::Transient(format!("{kind}: {cause}")),
+        None => Failure::Transient(kind.to_owned()),
     }
 }
 
@@ -399,10 +425,6 @@ impl crate::ports::Sender for Sender {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,10 +437,12 @@ mod tests {
     fn targets_are_parsed_once_and_refusals_are_not_remembered() {
         let sender = Sender::new(Duration::from_secs(1), false);
         for _ in 0..2 {
-            let (error, transient) = sender.target("http://10.0.0.1/hook").unwrap_err();
+            let Failure::Permanent(error) = sender.target("http://10.0.0.1/hook").unwrap_err() else {
+                panic!("a refused target is a permanent failure")
+            };
             assert!(error.starts_with("refused: 10.0.0.1 resolves to 10.0.0.1"), "{error}");
-            assert!(!transient);
-            assert!(sender.target("http//nope").unwrap_err().0.starts_with("invalid URL: "));
+            let Failure::Permanent(error) = sender.target("http//nope").unwrap_err() else { panic!("permanent") };
+            assert!(error.starts_with("invalid URL: "), "{error}");
         }
         assert_eq!(remembered(&sender), 0);
         for _ in 0..2 {
@@ -447,6 +471,7 @@ mod tests {
             body: "{}",
             auth: None,
             signed_at: 0,
+            at_ms: 0,
         };
         let built = build_request("https://example.com/hook".parse().unwrap(), &request, None).unwrap();
         assert_eq!(
@@ -461,8 +486,8 @@ mod tests {
         assert!(header("user-agent").unwrap().starts_with("public-event-dispatcher/"));
 
         let bad = Request { headers: vec![plain("x-bad", "line\nbreak")], ..request };
-        let (error, transient) = build_request("https://example.com/".parse().unwrap(), &bad, None).unwrap_err();
-        assert_eq!((error.as_str(), transient), ("invalid header \"x-bad\": its value is not a header value", false));
+        let failure = build_request("https://example.com/".parse().unwrap(), &bad, None).unwrap_err();
+        assert_eq!(failure, Failure::Permanent("invalid header \"x-bad\": its value is not a header value".into()));
     }
 
     #[test]
