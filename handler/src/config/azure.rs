@@ -87,7 +87,11 @@ impl ServeArgs {
         ));
         let service_bus = problems.check(service_bus(self.service_bus, self.service_bus_namespace, identity));
         // The Functions host answers an HTTP-triggered invocation within 230 s.
-        let bounds = Bounds { max_request_timeout: Duration::from_secs(230), private_targets_by_default: false };
+        let bounds = Bounds {
+            max_request_timeout: Duration::from_secs(230),
+            private_targets_by_default: false,
+            default_grace: None,
+        };
         let delivery = self.delivery.validate(&mut problems, bounds);
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
             if queue.is_empty() || queue.contains('/') {

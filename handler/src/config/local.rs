@@ -56,7 +56,11 @@ impl LocalArgs {
         );
         let concurrency =
             problems.check(number("--concurrency / DISPATCHER_CONCURRENCY", &self.concurrency, 1..=4096, "a number"));
-        let bounds = Bounds { max_request_timeout: Duration::from_secs(300), private_targets_by_default: true };
+        let bounds = Bounds {
+            max_request_timeout: Duration::from_secs(300),
+            private_targets_by_default: true,
+            default_grace: Some(Duration::from_secs(10)),
+        };
         let delivery = self.delivery.validate(&mut problems, bounds);
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.

@@ -32,6 +32,9 @@ pub(crate) struct Bounds {
     pub max_request_timeout: Duration,
     /// Whether private targets are allowed when the setting is not given.
     pub private_targets_by_default: bool,
+    /// The shutdown grace when the setting is not given; `None`: the request timeout and 5 s more, so that an
+    /// attempt under way can always finish and be recorded.
+    pub default_grace: Option<Duration>,
 }
 
 /// The shared settings as given; [`DeliveryArgs::validate`] checks them with the rest of a command's.
@@ -54,14 +57,14 @@ pub struct DeliveryArgs {
     /// encrypted with it.
     #[arg(long, env = "DISPATCHER_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
-    /// Whether webhook URLs may resolve to loopback, private or link-local addresses (default: true for
-    /// `handler local`, false for `handler serve`).
+    /// Whether webhook URLs may resolve to loopback, private or link-local addresses [default: true for
+    /// `handler local`, false for `handler serve`].
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<String>,
-    /// On SIGINT/SIGTERM (the Functions host stopping the handler), how long in-flight deliveries may take to
-    /// finish.
-    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE", default_value = "10s")]
-    pub shutdown_grace: String,
+    /// On SIGINT/SIGTERM, how long in-flight deliveries may take to finish (default: 10s for `handler local`;
+    /// for `handler serve`, stopped by the Functions host, the request timeout and 5s more).
+    #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
 }
 
 impl DeliveryArgs {
@@ -90,11 +93,12 @@ impl DeliveryArgs {
             None => Some(bounds.private_targets_by_default),
             Some(text) => problems.check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", text)),
         };
-        let shutdown_grace = problems.check(duration(
-            "--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE",
-            &self.shutdown_grace,
-            Duration::from_secs(600),
-        ));
+        let shutdown_grace = match &self.shutdown_grace {
+            Some(text) => {
+                problems.check(duration("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE", text, Duration::from_secs(600)))
+            }
+            None => bounds.default_grace.or(request_timeout.map(|timeout| timeout + Duration::from_secs(5))),
+        };
         Some(Delivery {
             retry_schedule: retry_schedule?,
             request_timeout: request_timeout?,
@@ -104,5 +108,55 @@ impl DeliveryArgs {
             allow_private_targets: allow_private_targets?,
             shutdown_grace: shutdown_grace?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        delivery: DeliveryArgs,
+    }
+
+    fn serve() -> Bounds {
+        Bounds { max_request_timeout: Duration::from_secs(230), private_targets_by_default: false, default_grace: None }
+    }
+
+    fn validate(args: &[&str], bounds: Bounds) -> Result<Delivery, Vec<String>> {
+        let cli = Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap();
+        let mut problems = Problems::default();
+        let delivery = cli.delivery.validate(&mut problems, bounds);
+        problems.into_result(|| delivery)
+    }
+
+    #[test]
+    fn by_default_serve_refuses_private_targets_and_waits_out_an_attempt_at_shutdown() {
+        let defaults = validate(&[], serve()).unwrap();
+        assert!(!defaults.allow_private_targets, "the SSRF guard is on, on Azure");
+        assert_eq!(defaults.shutdown_grace, Duration::from_secs(20), "the request timeout (15s) and 5s");
+        assert_eq!(validate(&["--request-timeout", "60s"], serve()).unwrap().shutdown_grace, Duration::from_secs(65));
+        let given = validate(&["--shutdown-grace", "3s", "--allow-private-targets", "true"], serve()).unwrap();
+        assert_eq!((given.shutdown_grace, given.allow_private_targets), (Duration::from_secs(3), true));
+        let local =
+            Bounds { private_targets_by_default: true, default_grace: Some(Duration::from_secs(10)), ..serve() };
+        let local = validate(&[], local).unwrap();
+        assert_eq!((local.shutdown_grace, local.allow_private_targets), (Duration::from_secs(10), true));
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_flag_and_variable() {
+        let problems = validate(
+            &["--shutdown-grace", "soon", "--allow-private-targets", "maybe", "--request-timeout", "5m"],
+            serve(),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].starts_with("--request-timeout / DISPATCHER_REQUEST_TIMEOUT: \"5m\""), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.starts_with("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS")));
+        assert!(problems.iter().any(|p| p.starts_with("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE: \"soon\"")));
     }
 }

@@ -94,12 +94,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             ApiError::invalid("invalid-if-match", "the If-Match header is invalid", Report::single("If-Match", problem))
         };
         let mut versions = Vec::new();
-        let mut present = false;
+        let (mut present, mut tags, mut any) = (false, 0, false);
         for value in parts.headers.get_all(header::IF_MATCH) {
             present = true;
             for tag in value.to_str().map_err(|_| invalid())?.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                tags += 1;
                 if tag == "*" {
-                    return Ok(IfMatch(None));
+                    any = true;
+                    continue;
                 }
                 let (weak, tag) = match tag.strip_prefix("W/") {
                     Some(tag) => (true, tag),
@@ -111,6 +113,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                     versions.push(WebhookVersion(inner.to_owned()));
                 }
             }
+        }
+        // `*` stands alone (RFC 9110 §13.1.1); a header with no tag at all says nothing.
+        if (present && tags == 0) || (any && tags > 1) {
+            return Err(invalid());
+        }
+        if any {
+            return Ok(IfMatch(None));
         }
         Ok(IfMatch(present.then_some(versions)))
     }

@@ -18,8 +18,10 @@ impl Service {
         if webhook.failure_streak.is_none() {
             return Ok(());
         }
+        // A success of the URL it had before a change says nothing of the streak of the one it has now.
         let ended = |fresh: &Webhook| {
-            Ok(fresh.failure_streak.is_some().then(|| Webhook { failure_streak: None, ..fresh.clone() }))
+            let ends = fresh.failure_streak.is_some() && fresh.config.url == webhook.config.url;
+            Ok(ends.then(|| Webhook { failure_streak: None, ..fresh.clone() }))
         };
         self.update_webhook(&webhook.id, None, ended).await?;
         Ok(())
@@ -37,7 +39,8 @@ impl Service {
         let mut disabled_for = None;
         let extended = |fresh: &Webhook| {
             disabled_for = None;
-            if fresh.config.disabled {
+            // Nor does a failure of the URL it had count toward the new one's.
+            if fresh.config.disabled || fresh.config.url != webhook.config.url {
                 return Ok(None);
             }
             Ok(match after_failure(fresh.failure_streak, now_ms, self.disable_after) {

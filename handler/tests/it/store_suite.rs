@@ -56,7 +56,15 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     let foreign = store.put_webhook(&a, Some(&dispatcher::ports::WebhookVersion("not-a-version".into()))).await;
     assert!(matches!(foreign, Err(StoreError::Conflict(_))), "{foreign:?}");
-    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((changed.clone(), replaced)));
+    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((changed.clone(), replaced.clone())));
+    // Deleted and registered again under its id: a version read before is still stale.
+    assert!(store.delete_webhook("wh-a").await.unwrap());
+    let again = store.put_webhook(&a, None).await.unwrap();
+    for old in [&created, &replaced] {
+        let stale = store.put_webhook(&changed, Some(old)).await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "a version of the deleted webhook: {stale:?}");
+    }
+    store.put_webhook(&changed, Some(&again)).await.unwrap();
     let gone = store.put_webhook(&webhook("wh-never", "n"), Some(&created)).await;
     assert!(matches!(gone, Err(StoreError::Conflict(_))), "replacing one that is not there: {gone:?}");
     assert_eq!(store.get_webhook("wh-never").await.unwrap(), None);

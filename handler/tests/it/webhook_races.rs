@@ -119,7 +119,7 @@ impl Runtime {
 
 async fn an_attempt_answered_410_during_a_rotation_keeps_the_new_secret(runtime: &Runtime, receivers: &Receivers) {
     let id = runtime.register(receivers, "gone").await;
-    receivers.behave("gone", Behaviour { status: 410, delay: Duration::from_millis(1000), ..Behaviour::default() });
+    receivers.behave("gone", Behaviour { status: 410, delay: Duration::from_millis(1500), ..Behaviour::default() });
     let attempt = runtime.attempt(&id).await;
     eventually("the attempt in flight", WAIT, || receivers.arrived("gone") == 1).await;
     let rotated = runtime.call("POST", &format!("/webhooks/{id}/rotate-secret"), None, None).await;
@@ -147,12 +147,13 @@ async fn a_patch_during_the_attempt_that_disables_a_failing_webhook_survives(run
         })
         .await;
     }
-    receivers.behave("failing", Behaviour { status: 500, delay: Duration::from_millis(1000), ..Behaviour::default() });
+    receivers.behave("failing", Behaviour { status: 500, delay: Duration::from_millis(1500), ..Behaviour::default() });
     let third = runtime.attempt(&id).await;
     eventually("the third attempt in flight", WAIT, || receivers.arrived("failing") == 3).await;
     let patch = json!({"description": "patched during the attempt"});
     let patched = runtime.call("PATCH", &format!("/webhooks/{id}"), Some(patch), None).await;
     assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(receivers.at("failing").len(), 2, "patched while the third attempt was still waiting for its answer");
     third.await.unwrap();
     eventually_async("the webhook auto-disabled", WAIT, || async {
         runtime.get(&format!("/webhooks/{id}")).await["disabled"] == true
@@ -201,8 +202,11 @@ async fn a_change_from_a_stale_etag_is_refused_with_412(runtime: &Runtime, recei
     let listed = format!("{first}, {second}");
     let current = runtime.call("PUT", &path, Some(replacement), Some(&listed)).await;
     assert_eq!((current.status, current.body["description"].as_str()), (200, Some("from a stale read")));
-    let malformed = runtime.call("PATCH", &path, Some(json!({})), Some("no-quotes")).await;
-    assert_eq!(malformed.status, 400, "{}", malformed.body);
+    for malformed in ["no-quotes", "*, \"x\"", " , "] {
+        let answered = runtime.call("PATCH", &path, Some(json!({})), Some(malformed)).await;
+        assert_eq!(answered.status, 400, "If-Match: {malformed:?}: {}", answered.body);
+        assert_eq!(answered.body["problems"][0]["path"], "If-Match");
+    }
 }
 
 async fn the_race_suite(runtime: Runtime) {

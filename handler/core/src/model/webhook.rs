@@ -156,14 +156,16 @@ impl Webhook {
     }
 
     /// This webhook with a new configuration; enabling it forgets why and when the dispatcher had disabled it.
-    /// Its failure streak starts over when it is enabled or sent elsewhere (a new URL), not for an edit that
-    /// leaves its target failing as before (a description, a filter).
+    /// Its failure streak starts over when it is enabled or its target changes (URL, credentials, headers),
+    /// not for an edit that leaves the target failing as before (a description, a filter).
     pub fn reconfigured(&self, config: WebhookConfig, now_ms: i64) -> Webhook {
         let mut webhook = Webhook { updated_at_ms: now_ms, ..self.clone() };
         if !config.disabled {
             (webhook.disabled_reason, webhook.disabled_at_ms) = (None, None);
         }
-        if !config.disabled && (self.config.disabled || self.config.url != config.url) {
+        let retargeted =
+            self.config.url != config.url || self.config.auth != config.auth || self.config.headers != config.headers;
+        if !config.disabled && (self.config.disabled || retargeted) {
             webhook.failure_streak = None;
         }
         webhook.config = config;
@@ -228,6 +230,9 @@ mod tests {
         let mut moved = failing.config.clone();
         moved.url = "https://b.example".into();
         assert_eq!(failing.reconfigured(moved, 2_000).failure_streak, None);
+        let mut rekeyed = failing.config.clone();
+        rekeyed.headers.insert("x-api-key".into(), "new".into());
+        assert_eq!(failing.reconfigured(rekeyed, 2_000).failure_streak, None);
         let disabled = failing.disabled("failing".into(), 2_000);
         let mut enabled = disabled.config.clone();
         enabled.disabled = false;

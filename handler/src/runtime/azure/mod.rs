@@ -60,22 +60,25 @@ impl Azure {
         (Arc::new(Azure { service, log: cosmos }), sender)
     }
 
-    /// The functions at `/{FunctionName}`, `GET /` for the host's readiness probe, and the API.
-    pub fn router(self: Arc<Self>) -> Router {
+    /// The functions at `/{FunctionName}`, `GET /` for the host's readiness probe, and the API. Each invocation
+    /// runs in a task of `invocations`, to its end (see `run_to_completion`).
+    pub fn router(self: Arc<Self>, invocations: TaskTracker) -> Router {
         let functions = Router::new()
             .route("/", get(|| async { "ready" }))
             .route("/OnIncomingEvent", post(functions::on_incoming_event))
             .route("/DeliverWebhook", post(functions::deliver_webhook))
             .route("/OnDeliveryDeadLettered", post(functions::on_dead_lettered))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(invocations, run_to_completion));
         // On Azure the host checks the function key before a request gets here.
         functions.merge(crate::http::router(self.service.clone(), None))
     }
 }
 
-/// Runs each request in a task of `tasks`, so that it finishes even when its connection goes away (a host
+/// Runs each invocation in a task of `tasks`, so that it finishes even when its connection goes away (a host
 /// stopping the handler may close it): an invocation cut short mid-attempt has its message delivered again,
-/// and the attempt made twice. Shutting down waits for the tasks.
+/// and the attempt made twice. Shutting down waits for the tasks. API requests are not held so: a client that
+/// gives up on one ends it.
 async fn run_to_completion(State(tasks): State<TaskTracker>, request: Request, next: Next) -> Response {
     match tasks.spawn(next.run(request)).await {
         Ok(response) => response,
@@ -104,7 +107,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()> + Sen
         }
     });
     let tasks = TaskTracker::new();
-    let router = azure.router().layer(axum::middleware::from_fn_with_state(tasks.clone(), run_to_completion));
+    let router = azure.router(tasks.clone());
     let grace = config.delivery.shutdown_grace;
     // When the grace period ends, from the moment the signal came.
     let (stopping, stopped) = tokio::sync::watch::channel(None);

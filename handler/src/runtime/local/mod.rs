@@ -96,7 +96,10 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let grace = config.delivery.shutdown_grace;
     let served = tokio::select! {
         served = server => served.map_err(|e| StartError::Serve(e.to_string())),
-        _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => Ok(()),
+        _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "requests still under way after the grace period are cut off");
+            Ok(())
+        }
     };
     // Also when the server failed rather than stopped.
     let _ = stop.send(true);
