@@ -187,11 +187,12 @@ impl DeliveryLog for CosmosStore {
     }
 
     async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError> {
-        let text =
-            "SELECT TOP 1 * FROM c WHERE c.webhookId = @webhook AND (c.status = 'retrying' OR c.status = 'dead') \
+        let text = "SELECT TOP 1 * FROM c WHERE c.webhookId = @webhook AND (c.status = @retrying OR c.status = @dead) \
                     AND NOT ARRAY_CONTAINS(@callbacks, c.event) ORDER BY c.createdAtMs DESC";
         let query = parameter(Query::from(text), "@webhook", webhook_id)?;
         let query = parameter(query, "@callbacks", CallbackType::ALL.map(CallbackType::as_str))?;
+        let query = parameter(query, "@retrying", Status::Retrying)?;
+        let query = parameter(query, "@dead", Status::Dead)?;
         let scope = FeedScope::partition(webhook_id.to_owned());
         let found: Vec<LogEntry> = query_all(self.deliveries().await?, query, scope, "finding a failure").await?;
         Ok(found.into_iter().next())

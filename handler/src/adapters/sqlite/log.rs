@@ -176,12 +176,13 @@ impl DeliveryLog for SqliteStore {
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(&format!(
-                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND status IN ('retrying', 'dead') AND {} \
+                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND status IN (?2, ?3) AND {} \
                      ORDER BY seq DESC LIMIT 1",
                     not_a_callback()
                 ))
                 .map_err(storage)?;
-            let row = statement.query_row([webhook_id], entry_row).optional().map_err(storage)?;
+            let failed = params![webhook_id, Status::Retrying.as_str(), Status::Dead.as_str()];
+            let row = statement.query_row(failed, entry_row).optional().map_err(storage)?;
             row.map(|(seq, entry)| with_attempts(c, seq, entry)).transpose()
         })
         .await
@@ -249,7 +250,8 @@ impl DeliveryLog for SqliteStore {
             let mut insert = insert_statement(c)?;
             for delivery in deliveries.iter() {
                 if let Some(seq) = insert_delivery(&mut insert, delivery, now_ms, false, now_ms)? {
-                    c.execute("UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL WHERE seq = ?1", [seq])
+                    let skipped = params![seq, Status::Skipped.as_str()];
+                    c.execute("UPDATE deliveries SET status = ?2, next_attempt_at = NULL WHERE seq = ?1", skipped)
                         .map_err(storage)?;
                 }
             }
@@ -264,8 +266,8 @@ impl DeliveryLog for SqliteStore {
         self.write(move |c| {
             let seq = row_or_insert(c, &delivery, now_ms)?;
             c.execute(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, leased = 0, dead_reason = ?2 WHERE seq = ?1",
-                params![seq, reason],
+                "UPDATE deliveries SET status = ?3, next_attempt_at = NULL, leased = 0, dead_reason = ?2 WHERE seq = ?1",
+                params![seq, reason, Status::Dead.as_str()],
             )
             .map_err(storage)?;
             Ok(())
@@ -277,13 +279,13 @@ impl DeliveryLog for SqliteStore {
         self.write(move |c| {
             let mut statement = c
                 .prepare_cached(
-                    "UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN 'pending' ELSE 'retrying' END,
+                    "UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN ?3 ELSE ?4 END,
                      next_attempt_at = ?2, dead_reason = NULL WHERE id = ?1 AND leased = 0
                      RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, attempt_count",
                 )
                 .map_err(storage)?;
             let row = statement
-                .query_row(params![id.as_str(), now_ms], |r| {
+                .query_row(params![id.as_str(), now_ms, Status::Pending.as_str(), Status::Retrying.as_str()], |r| {
                     Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(8)?))
                 })
                 .optional()

@@ -7,7 +7,7 @@
 use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::StoreError;
-use dispatcher_core::model::{Delivery, DeliveryId, Job, LogVersion};
+use dispatcher_core::model::{Delivery, DeliveryId, Job, LogVersion, Status};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A job's log version: its delivery's row.
@@ -31,7 +31,7 @@ pub(super) fn release_leases(c: &Connection, now_ms: i64) -> Result<(), StoreErr
 pub(super) fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
     c.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
-         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, 'pending', ?7, ?8, ?9)
+         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, ?11, ?7, ?8, ?9)
          ON CONFLICT (id) DO NOTHING RETURNING seq",
     )
     .map_err(storage)
@@ -56,7 +56,8 @@ pub(super) fn insert_delivery(
         due,
         leased,
         now_ms,
-        d.traceparent
+        d.traceparent,
+        Status::Pending.as_str()
     ];
     insert.query_row(row, |r| r.get(0)).optional().map_err(storage)
 }

@@ -5,7 +5,7 @@ use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
-use dispatcher_core::model::{Rejected, Webhook};
+use dispatcher_core::model::{Rejected, Status, Webhook};
 use rusqlite::{params, OptionalExtension};
 
 fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
@@ -87,9 +87,9 @@ impl WebhookStore for SqliteStore {
         self.write(move |c| {
             // Its pending deliveries go with it: nobody is left to receive them.
             c.execute(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, dead_reason = 'webhook deleted'
+                "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, dead_reason = 'webhook deleted'
                  WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
-                [&id],
+                params![id, Status::Dead.as_str()],
             )
             .map_err(storage)?;
             Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)

@@ -7,6 +7,7 @@
 use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::StoreError;
+use dispatcher_core::model::Status;
 use rusqlite::params;
 
 /// Rows one batch deletes at most, per table.
@@ -74,10 +75,10 @@ impl SqliteStore {
 /// Deletes up to `batch` settled deliveries created before `cutoff_ms`, oldest first, with their attempts.
 fn prune_deliveries(c: &rusqlite::Connection, cutoff_ms: i64, batch: usize) -> Result<usize, StoreError> {
     let old = "SELECT seq FROM deliveries WHERE created_at < ?1 AND next_attempt_at IS NULL
-               AND status IN ('succeeded', 'dead', 'skipped') ORDER BY seq LIMIT ?2";
-    c.execute(&format!("DELETE FROM attempts WHERE delivery_seq IN ({old})"), params![cutoff_ms, batch as i64])
-        .and_then(|_| {
-            c.execute(&format!("DELETE FROM deliveries WHERE seq IN ({old})"), params![cutoff_ms, batch as i64])
-        })
+               AND status IN (?3, ?4, ?5) ORDER BY seq LIMIT ?2";
+    let settled = [Status::Succeeded, Status::Dead, Status::Skipped].map(Status::as_str);
+    let old_rows = params![cutoff_ms, batch as i64, settled[0], settled[1], settled[2]];
+    c.execute(&format!("DELETE FROM attempts WHERE delivery_seq IN ({old})"), old_rows)
+        .and_then(|_| c.execute(&format!("DELETE FROM deliveries WHERE seq IN ({old})"), old_rows))
         .map_err(storage)
 }
