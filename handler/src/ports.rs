@@ -2,7 +2,8 @@
 //! pick which (`runtime/`), and the service (`service/`) is written once against them.
 //!
 //! - [`WebhookStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
-//! - [`DeliveryQueue`]: when each delivery is attempted (the local workers' queue, or Service Bus).
+//! - [`NewDeliveries`], [`DeliveryQueue`]: where new deliveries go, and when each is attempted (the local
+//!   workers' queue, or Service Bus; OnIncomingEvent's output binding takes new deliveries only).
 //! - [`RateLimits`]: each rate-limited webhook's next free slot (in memory locally, Cosmos DB on Azure).
 //! - [`EventQueue`]: where a published event waits to be routed, when it is not routed at once (Service Bus).
 //! - [`Sender`]: one HTTP request on the wire.
@@ -138,12 +139,17 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// When each delivery is attempted: new deliveries queued for a first attempt, failed ones for a retry.
+/// Where new deliveries go: logged, pending, and queued for their first attempt.
 #[async_trait]
-pub trait DeliveryQueue: Send + Sync {
+pub trait NewDeliveries: Send + Sync {
     /// Logs new deliveries, pending, and queues them for their first attempt; returns once they are kept. A
     /// delivery logged before is not queued again, unless nothing shows that it was (see the implementations).
     async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError>;
+}
+
+/// When each delivery is attempted: new deliveries queued for a first attempt, failed ones for a retry.
+#[async_trait]
+pub trait DeliveryQueue: NewDeliveries {
     /// Queues `job` (whose log entry says so already) for `at_ms`: a retry after a failed attempt.
     async fn schedule(&self, job: &Job, at_ms: i64) -> Result<(), QueueError>;
     /// Queues a job now that was reopened in the log (a manual retry): never dropped as a duplicate.

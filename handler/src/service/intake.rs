@@ -4,7 +4,7 @@
 
 use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
-use crate::ports::DeliveryQueue;
+use crate::ports::NewDeliveries;
 use crate::telemetry;
 use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, Event};
@@ -98,7 +98,7 @@ impl Service {
         &self,
         body: &[u8],
         source: &Source,
-        queue: &dyn DeliveryQueue,
+        queue: &dyn NewDeliveries,
     ) -> Result<Accepted, ServiceError> {
         match decode(body) {
             Ok(event) => {
@@ -119,7 +119,7 @@ impl Service {
         &self,
         event: &Event,
         source: &Source,
-        queue: &dyn DeliveryQueue,
+        queue: &dyn NewDeliveries,
     ) -> Result<usize, ServiceError> {
         let span = tracing::info_span!("route", event = event.name());
         telemetry::continue_trace(&span, source.traceparent.as_deref());
@@ -131,7 +131,7 @@ impl Service {
         &self,
         event: &Event,
         source: &Source,
-        queue: &dyn DeliveryQueue,
+        queue: &dyn NewDeliveries,
     ) -> Result<usize, ServiceError> {
         let webhooks = self.webhooks.get().await?;
         let deliveries = dispatch(source, event, &webhooks);

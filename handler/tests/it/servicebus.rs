@@ -8,7 +8,7 @@ use crate::support::job::job;
 use crate::support::servicebus::{start_servicebus_broker, EMULATOR_KEY};
 use dispatcher::adapters::servicebus::{Outgoing, QueueSender, ServiceBusConnection, ServiceBusDeliveries};
 use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{DeliveryLog, DeliveryQueue};
+use dispatcher::ports::{DeliveryLog, DeliveryQueue, NewDeliveries};
 use dispatcher_core::model::Job;
 use serde_json::{json, Value};
 use std::sync::Arc;

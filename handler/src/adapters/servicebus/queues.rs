@@ -6,7 +6,7 @@
 //! job waiting for its rate-limit slot one naming the slot.
 
 use super::{Outgoing, QueueSender};
-use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, QueueError};
+use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, NewDeliveries, QueueError};
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{Delivery, Job};
@@ -55,7 +55,7 @@ fn attempt_message_id(job: &Job) -> String {
 }
 
 #[async_trait]
-impl DeliveryQueue for ServiceBusDeliveries {
+impl NewDeliveries for ServiceBusDeliveries {
     async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
         let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
         for (delivery, version) in deliveries.into_iter().zip(versions) {
@@ -64,7 +64,10 @@ impl DeliveryQueue for ServiceBusDeliveries {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl DeliveryQueue for ServiceBusDeliveries {
     async fn schedule(&self, job: &Job, at_ms: i64) -> Result<(), QueueError> {
         self.send_job(job, &attempt_message_id(job), Some(at_ms)).await
     }

@@ -5,7 +5,7 @@
 //! outputs were ever sent is unknown, and DeliverWebhook reads the log before attempting such a job, so a
 //! duplicate sends nothing.
 
-use crate::ports::{DeliveryLog, DeliveryQueue, QueueError};
+use crate::ports::{DeliveryLog, NewDeliveries, QueueError};
 use async_trait::async_trait;
 use dispatcher_core::model::{Delivery, Job};
 use std::sync::{Arc, Mutex};
@@ -26,8 +26,9 @@ impl OutputBinding {
     }
 }
 
+/// New deliveries only: a message of an output binding cannot be delayed, nor sent again.
 #[async_trait]
-impl DeliveryQueue for OutputBinding {
+impl NewDeliveries for OutputBinding {
     async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
         let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
         let jobs = deliveries.into_iter().zip(versions).map(|(delivery, version)| Job::first(delivery, version));
@@ -39,17 +40,5 @@ impl DeliveryQueue for OutputBinding {
             outputs.extend(messages);
         }
         Ok(())
-    }
-
-    async fn schedule(&self, _job: &Job, _at_ms: i64) -> Result<(), QueueError> {
-        Err(QueueError::Unavailable("an output binding cannot delay a message".into()))
-    }
-
-    async fn resend(&self, _job: &Job) -> Result<(), QueueError> {
-        Err(QueueError::Unavailable("an output binding takes new deliveries only".into()))
-    }
-
-    async fn defer(&self, _job: &Job, _at_ms: i64) -> Result<(), QueueError> {
-        Err(QueueError::Unavailable("an output binding cannot delay a message".into()))
     }
 }

@@ -6,7 +6,7 @@
 use super::backoff::StoreBackoff;
 use super::hand_off::HandOff;
 use crate::adapters::sqlite::SqliteStore;
-use crate::ports::{DeliveryQueue, QueueError, StoreError};
+use crate::ports::{DeliveryQueue, NewDeliveries, QueueError, StoreError};
 use async_trait::async_trait;
 use dispatcher_core::model::{Delivery, DeliveryId, Job};
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ impl LocalQueue {
 }
 
 #[async_trait]
-impl DeliveryQueue for LocalQueue {
+impl NewDeliveries for LocalQueue {
     /// Stores deliveries durably; when the workers have room, leases them to this process at the same time and
     /// hands them over in memory, which spares the store a lease per delivery.
     async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
@@ -79,7 +79,10 @@ impl DeliveryQueue for LocalQueue {
         self.wake.notify_one();
         Ok(())
     }
+}
 
+#[async_trait]
+impl DeliveryQueue for LocalQueue {
     /// The delivery's row says when already (its log is this queue): the workers only need to know, at once
     /// when they sleep until later.
     async fn schedule(&self, _job: &Job, at_ms: i64) -> Result<(), QueueError> {
