@@ -10,7 +10,7 @@ use super::{timestamp, Service, ServiceError};
 use crate::ports::LogKey;
 use crate::telemetry;
 use dispatcher_core::callback::{self, CallbackType};
-use dispatcher_core::model::{Attempt, Delivery, Job, Next, Webhook, RESPONSE_LOGGED};
+use dispatcher_core::model::{Attempt, Delivery, DeliveryId, Job, Next, Webhook, RESPONSE_LOGGED};
 use dispatcher_core::policy::rate;
 use dispatcher_core::request;
 use dispatcher_core::settle::{self, Admission, Decision};
@@ -27,6 +27,69 @@ pub enum Step {
     Dropped { reason: String },
     /// Nothing was sent yet: the job waits in the queue for its webhook's rate-limit slot at `until_ms`.
     Deferred { until_ms: i64 },
+}
+
+impl Step {
+    /// How a job that sent nothing was handled; the attempt to record (`settle`) when one was made.
+    pub fn without_attempt(self, id: DeliveryId) -> Result<Handled, Box<Attempted>> {
+        match self {
+            Step::Attempted(attempted) => Err(attempted),
+            Step::Duplicate { why } => Ok(Handled::Duplicate { id, why }),
+            Step::Dropped { reason } => Ok(Handled::Dropped { id, reason }),
+            Step::Deferred { until_ms } => Ok(Handled::Deferred { id, until_ms }),
+        }
+    }
+}
+
+/// How a job was handled, in the end: what the runtimes report (the invocation's log on Azure), told in words
+/// in one place, its `Display`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    /// Attempt `attempt` was made and recorded (`outcome`, e.g. "HTTP 503"), and `next` follows it.
+    Settled {
+        id: DeliveryId,
+        attempt: u32,
+        outcome: String,
+        next: Next,
+    },
+    Duplicate {
+        id: DeliveryId,
+        why: String,
+    },
+    Dropped {
+        id: DeliveryId,
+        reason: String,
+    },
+    Deferred {
+        id: DeliveryId,
+        until_ms: i64,
+    },
+    /// The queue gave the job up itself.
+    DeadLettered {
+        id: DeliveryId,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handled::Settled { id, attempt, outcome, next } => {
+                write!(f, "delivery {id} attempt {attempt}: {outcome}, ")?;
+                match next {
+                    Next::Succeeded => f.write_str("delivered"),
+                    Next::RetryAt { at_ms } => write!(f, "retried at {}", timestamp(*at_ms)),
+                    Next::Dead { reason } => write!(f, "dead: {reason}"),
+                }
+            }
+            Handled::Duplicate { id, why } => write!(f, "delivery {id}: nothing sent, a duplicate job: {why}"),
+            Handled::Dropped { id, reason } => write!(f, "delivery {id} dropped: {reason}"),
+            Handled::Deferred { id, until_ms } => {
+                write!(f, "delivery {id} waits for its webhook's rate limit until {}", timestamp(*until_ms))
+            }
+            Handled::DeadLettered { id, reason } => write!(f, "delivery {id} dead: {reason}"),
+        }
+    }
 }
 
 /// An attempt made, and what the core decided should follow it.
@@ -112,20 +175,25 @@ impl Service {
         Ok(Step::Dropped { reason })
     }
 
-    /// Records an attempt and carries out what follows it. Returns a line saying what happened, for the logs.
+    /// Records an attempt and carries out what follows it; returns what was done.
     /// Settling again after a failure repeats nothing twice: the log keeps one entry per attempt, and the
     /// counters move only once every write is done.
-    pub async fn settle(&self, attempted: Box<Attempted>) -> Result<String, ServiceError> {
+    pub async fn settle(&self, attempted: Box<Attempted>) -> Result<Handled, ServiceError> {
         let Attempted { job, webhook, mut attempt, decision } = *attempted;
         let n = job.attempt();
         let outcome = attempt.outcome();
         let status_code = attempt.status_code;
+        let handled = Handled::Settled {
+            id: job.delivery.id,
+            attempt: n,
+            outcome: outcome.to_string(),
+            next: decision.next.clone(),
+        };
         let next = match &decision.next {
             Next::Succeeded => "delivered".to_owned(),
             Next::RetryAt { at_ms } => format!("retried at {}", timestamp(*at_ms)),
             Next::Dead { reason } => format!("dead: {reason}"),
         };
-        let line = format!("delivery {} attempt {n}: {outcome}, {next}", job.delivery.id);
         let error = attempt.error.clone().unwrap_or_default();
         let is_callback = CallbackType::of(&job.delivery).is_some();
         // Queued before the attempt is recorded: settling again after a failure makes the same callback, which
@@ -146,7 +214,7 @@ impl Service {
             self.queue.schedule(&job.next(Some(version)), *at_ms).await?;
         }
         if is_callback {
-            return Ok(line);
+            return Ok(handled);
         }
         match (decision.disable_webhook, &decision.next) {
             (Some(reason), _) => self.disable(&webhook, reason).await?,
@@ -159,7 +227,7 @@ impl Service {
             Next::Dead { .. } => Outcome::Dead,
         };
         self.count(outcome, &job.delivery.webhook_id);
-        Ok(line)
+        Ok(handled)
     }
 
     /// Service Bus gave a delivery job up itself (its delivery count ran out, or it expired): the same dead path
@@ -169,7 +237,7 @@ impl Service {
         job: Job,
         cause: Option<&str>,
         description: Option<&str>,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<Handled, ServiceError> {
         let reason = settle::dead_lettered(cause, description);
         let logged = self.log.get_delivery(job.delivery.id).await?;
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
@@ -184,7 +252,7 @@ impl Service {
             self.count(Outcome::Dead, &job.delivery.webhook_id);
         }
         tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
-        Ok(format!("delivery {} dead: {reason}", job.delivery.id))
+        Ok(Handled::DeadLettered { id: job.delivery.id, reason })
     }
 
     /// Disables a webhook that asked for no more deliveries: the webhook as stored now, not the copy the

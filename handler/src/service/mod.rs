@@ -12,7 +12,7 @@ mod intake;
 pub mod metrics;
 mod webhooks;
 
-pub use attempts::{span, Attempted, Step};
+pub use attempts::{span, Attempted, Handled, Step};
 pub use cache::WebhookCache;
 pub use deliveries::Health;
 pub use intake::{Accepted, Preview, Published};

@@ -13,7 +13,7 @@
 use super::invocation::{Invocation, InvocationResponse};
 use super::outputs::OutputBinding;
 use super::Azure;
-use crate::service::{self, timestamp, Accepted, ServiceError, Step};
+use crate::service::{self, Accepted, ServiceError};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -175,15 +175,11 @@ pub async fn deliver_webhook(State(azure): State<Arc<Azure>>, body: Bytes) -> Re
         let span = service::span(&job);
         let id = job.delivery.id;
         let attempted = async {
-            let line = match azure.service.attempt(job).await? {
-                Step::Attempted(attempted) => azure.service.settle(attempted).await?,
-                Step::Duplicate { why } => format!("delivery {id}: nothing sent, a duplicate job: {why}"),
-                Step::Dropped { reason } => format!("delivery {id} dropped: {reason}"),
-                Step::Deferred { until_ms } => {
-                    format!("delivery {id} waits for its webhook's rate limit until {}", timestamp(until_ms))
-                }
+            let handled = match azure.service.attempt(job).await?.without_attempt(id) {
+                Ok(handled) => handled,
+                Err(attempted) => azure.service.settle(attempted).await?,
             };
-            Ok::<_, ServiceError>(InvocationResponse::default().log(line))
+            Ok::<_, ServiceError>(InvocationResponse::default().log(handled.to_string()))
         };
         attempted.instrument(span).await.map_err(unavailable)
     };
@@ -200,9 +196,9 @@ pub async fn on_dead_lettered(State(azure): State<Arc<Azure>>, body: Bytes) -> R
         };
         let cause = invocation.application_property("DeadLetterReason");
         let description = invocation.application_property("DeadLetterErrorDescription");
-        let line =
+        let handled =
             azure.service.dead_lettered(job, cause.as_deref(), description.as_deref()).await.map_err(unavailable)?;
-        Ok(InvocationResponse::default().log(line))
+        Ok(InvocationResponse::default().log(handled.to_string()))
     };
     answer(handled.await)
 }
