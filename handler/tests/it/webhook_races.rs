@@ -45,8 +45,7 @@ impl Runtime {
             ("DISPATCHER_RETRY_SCHEDULE", "1h"),
             ("DISPATCHER_DISABLE_AFTER", DISABLE_AFTER),
         ];
-        let log = std::fs::File::create(std::env::temp_dir().join("races-serve.log")).unwrap();
-        let (handler, client, base) = start_serve(&cosmos, "races", &settings, log.into()).await;
+        let (handler, client, base) = start_serve(&cosmos, "races", &settings, std::process::Stdio::null()).await;
         Runtime::Azure { _handler: handler, client, base, broker, _cosmos: cosmos }
     }
 
