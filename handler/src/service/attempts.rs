@@ -75,12 +75,7 @@ impl std::fmt::Display for Handled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Handled::Settled { id, attempt, outcome, next } => {
-                write!(f, "delivery {id} attempt {attempt}: {outcome}, ")?;
-                match next {
-                    Next::Succeeded => f.write_str("delivered"),
-                    Next::RetryAt { at_ms } => write!(f, "retried at {}", timestamp(*at_ms)),
-                    Next::Dead { reason } => write!(f, "dead: {reason}"),
-                }
+                write!(f, "delivery {id} attempt {attempt}: {outcome}, {}", Following(next))
             }
             Handled::Duplicate { id, why } => write!(f, "delivery {id}: nothing sent, a duplicate job: {why}"),
             Handled::Dropped { id, reason } => write!(f, "delivery {id} dropped: {reason}"),
@@ -88,6 +83,19 @@ impl std::fmt::Display for Handled {
                 write!(f, "delivery {id} waits for its webhook's rate limit until {}", timestamp(*until_ms))
             }
             Handled::DeadLettered { id, reason } => write!(f, "delivery {id} dead: {reason}"),
+        }
+    }
+}
+
+/// What follows an attempt, in words: "delivered", "retried at <time>", "dead: <reason>".
+struct Following<'a>(&'a Next);
+
+impl std::fmt::Display for Following<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Next::Succeeded => f.write_str("delivered"),
+            Next::RetryAt { at_ms } => write!(f, "retried at {}", timestamp(*at_ms)),
+            Next::Dead { reason } => write!(f, "dead: {reason}"),
         }
     }
 }
@@ -189,11 +197,6 @@ impl Service {
             outcome: outcome.to_string(),
             next: decision.next.clone(),
         };
-        let next = match &decision.next {
-            Next::Succeeded => "delivered".to_owned(),
-            Next::RetryAt { at_ms } => format!("retried at {}", timestamp(*at_ms)),
-            Next::Dead { reason } => format!("dead: {reason}"),
-        };
         let error = attempt.error.clone().unwrap_or_default();
         let is_callback = CallbackType::of(&job.delivery).is_some();
         // Queued before the attempt is recorded: settling again after a failure makes the same callback, which
@@ -209,6 +212,7 @@ impl Service {
         let logged = callback::truncated(&attempt.response, RESPONSE_LOGGED).len();
         attempt.response.truncate(logged);
         let version = self.log.log_attempt(&job, attempt, decision.next.clone()).await?;
+        let next = Following(&decision.next);
         tracing::info!(attempt = n, status = ?status_code, %error, %next, "attempted");
         if let Next::RetryAt { at_ms } = &decision.next {
             self.queue.schedule(&job.next(Some(version)), *at_ms).await?;

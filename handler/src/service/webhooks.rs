@@ -104,10 +104,8 @@ impl Service {
             None => self.random_id("wh_")?,
         };
         let webhook = Webhook::new(id.into(), config, self.new_secret()?, self.clock.now_ms());
-        match self.webhooks.store().put_webhook(&webhook, None).await {
-            Err(StoreError::Conflict(reason)) => return Err(ServiceError::Conflict(reason)),
-            written => written?,
-        };
+        // An id taken meanwhile is a conflict of the store, answered 409 like the one above.
+        self.webhooks.store().put_webhook(&webhook, None).await?;
         self.webhooks.refresh().await?;
         Ok(webhook)
     }
@@ -121,10 +119,7 @@ impl Service {
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
         let config =
             WebhookConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
-        let now_ms = self.clock.now_ms();
-        let changed =
-            self.update_webhook(id, if_match, |webhook| Ok(Some(webhook.reconfigured(config.clone(), now_ms))));
-        changed.await?.found(id)
+        self.reconfigure(id, if_match, |_| Ok(config.clone())).await
     }
 
     /// Changes some fields of a webhook's configuration (RFC 7396 JSON merge patch), applied to the webhook as
@@ -135,15 +130,26 @@ impl Service {
         patch: &Value,
         if_match: Option<&[WebhookVersion]>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
-        let now_ms = self.clock.now_ms();
-        let changed = self.update_webhook(id, if_match, |webhook| {
+        self.reconfigure(id, if_match, |webhook| {
             let mut merged =
                 serde_json::to_value(&webhook.config).map_err(|e| ServiceError::Internal(e.to_string()))?;
             json_patch::merge(&mut merged, patch);
-            let config = WebhookConfig::decode(&merged)
-                .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })?;
-            Ok(Some(webhook.reconfigured(config, now_ms)))
-        });
+            WebhookConfig::decode(&merged)
+                .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })
+        })
+        .await
+    }
+
+    /// Gives webhook `id` the configuration `config_of` makes from it as stored (see `update_webhook`).
+    async fn reconfigure(
+        &self,
+        id: &str,
+        if_match: Option<&[WebhookVersion]>,
+        config_of: impl Fn(&Webhook) -> Result<WebhookConfig, ServiceError>,
+    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
+        let now_ms = self.clock.now_ms();
+        let changed =
+            self.update_webhook(id, if_match, |webhook| Ok(Some(webhook.reconfigured(config_of(webhook)?, now_ms))));
         changed.await?.found(id)
     }
 

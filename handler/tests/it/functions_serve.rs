@@ -228,6 +228,17 @@ fn serve_reports_every_missing_setting_at_once() {
 }
 
 /// The broker's connection string, for `handler serve`'s settings.
+/// The settings of a `handler serve` whose jobs go to the broker at `connection`, retried after `retry_schedule`,
+/// to receivers on this machine.
+pub(crate) fn delivering_to<'a>(connection: &'a str, retry_schedule: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("ServiceBusConnection", connection),
+        ("DELIVERIES_QUEUE", "deliveries"),
+        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
+        ("DISPATCHER_RETRY_SCHEDULE", retry_schedule),
+    ]
+}
+
 pub(crate) fn service_bus(broker: &ServiceBusBroker) -> String {
     broker.connection_string(crate::support::servicebus::EMULATOR_KEY)
 }
@@ -248,12 +259,7 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     store.put_webhook(&wh1, None).await.unwrap();
     let broker = start_servicebus_broker();
     let connection = service_bus(&broker);
-    let settings = [
-        ("ServiceBusConnection", connection.as_str()),
-        ("DELIVERIES_QUEUE", "deliveries"),
-        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
-        ("DISPATCHER_RETRY_SCHEDULE", "1m,1m"),
-    ];
+    let settings = delivering_to(&connection, "1m,1m");
     let (_handler, client, base) = start_serve(&cosmos, "deliver", &settings, Stdio::null()).await;
     let id = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
     let body = r#"{"name":"ping","payload":{}}"#;

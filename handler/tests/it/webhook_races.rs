@@ -4,7 +4,7 @@
 //! disables a failing webhook keeps the patched field; PATCHes of different fields all land; and a client's
 //! `If-Match` with a stale ETag is refused with 412.
 
-use crate::functions_serve::{cosmos_store, invoke, service_bus, start_serve, Handler};
+use crate::functions_serve::{cosmos_store, delivering_to, invoke, service_bus, start_serve, Handler};
 use crate::support::cosmos::{start_cosmos_server, CosmosServer};
 use crate::support::servicebus::{start_servicebus_broker, ServiceBusBroker};
 use crate::support::{eventually, eventually_async, Behaviour, Dispatcher, Receivers};
@@ -38,13 +38,8 @@ impl Runtime {
         cosmos_store(&cosmos, "races").await;
         let broker = start_servicebus_broker();
         let connection = service_bus(&broker);
-        let settings = [
-            ("ServiceBusConnection", connection.as_str()),
-            ("DELIVERIES_QUEUE", "deliveries"),
-            ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
-            ("DISPATCHER_RETRY_SCHEDULE", "1h"),
-            ("DISPATCHER_DISABLE_AFTER", DISABLE_AFTER),
-        ];
+        let mut settings = delivering_to(&connection, "1h");
+        settings.push(("DISPATCHER_DISABLE_AFTER", DISABLE_AFTER));
         let (handler, client, base) = start_serve(&cosmos, "races", &settings, std::process::Stdio::null()).await;
         Runtime::Azure { _handler: handler, client, base, broker, _cosmos: cosmos }
     }

@@ -75,7 +75,6 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     );
     sender.warm_up();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop = Arc::new(stop);
     let settings = Workers { concurrency: config.concurrency, shutdown_grace: config.delivery.shutdown_grace };
     // Everything started here is awaited before `run` returns: the runtime is dropped after it, and would
     // cancel a task still running mid-attempt or mid-write.
