@@ -90,7 +90,7 @@ impl ServeArgs {
         let bounds = Bounds {
             max_request_timeout: Duration::from_secs(230),
             private_targets_by_default: false,
-            default_grace: None,
+            least_grace: Duration::ZERO,
         };
         let delivery = self.delivery.validate(&mut problems, bounds);
         for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {

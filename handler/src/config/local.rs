@@ -59,7 +59,7 @@ impl LocalArgs {
         let bounds = Bounds {
             max_request_timeout: Duration::from_secs(300),
             private_targets_by_default: true,
-            default_grace: Some(Duration::from_secs(10)),
+            least_grace: Duration::from_secs(10),
         };
         let delivery = self.delivery.validate(&mut problems, bounds);
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {

@@ -32,9 +32,9 @@ pub(crate) struct Bounds {
     pub max_request_timeout: Duration,
     /// Whether private targets are allowed when the setting is not given.
     pub private_targets_by_default: bool,
-    /// The shutdown grace when the setting is not given; `None`: the request timeout and 5 s more, so that an
-    /// attempt under way can always finish and be recorded.
-    pub default_grace: Option<Duration>,
+    /// The least shutdown grace when the setting is not given; the default is the request timeout and 5 s more,
+    /// so that an attempt under way can always finish and be recorded.
+    pub least_grace: Duration,
 }
 
 /// The shared settings as given; [`DeliveryArgs::validate`] checks them with the rest of a command's.
@@ -61,8 +61,8 @@ pub struct DeliveryArgs {
     /// `handler local`, false for `handler serve`].
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<String>,
-    /// On SIGINT/SIGTERM, how long in-flight deliveries may take to finish (default: 10s for `handler local`;
-    /// for `handler serve`, stopped by the Functions host, the request timeout and 5s more).
+    /// On SIGINT/SIGTERM (or the Functions host stopping `handler serve`), how long in-flight deliveries may
+    /// take to finish [default: the request timeout and 5s more; for `handler local` at least 10s].
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
 }
@@ -97,7 +97,7 @@ impl DeliveryArgs {
             Some(text) => {
                 problems.check(duration("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE", text, Duration::from_secs(600)))
             }
-            None => bounds.default_grace.or(request_timeout.map(|timeout| timeout + Duration::from_secs(5))),
+            None => request_timeout.map(|timeout| (timeout + Duration::from_secs(5)).max(bounds.least_grace)),
         };
         Some(Delivery {
             retry_schedule: retry_schedule?,
@@ -123,7 +123,11 @@ mod tests {
     }
 
     fn serve() -> Bounds {
-        Bounds { max_request_timeout: Duration::from_secs(230), private_targets_by_default: false, default_grace: None }
+        Bounds {
+            max_request_timeout: Duration::from_secs(230),
+            private_targets_by_default: false,
+            least_grace: Duration::ZERO,
+        }
     }
 
     fn validate(args: &[&str], bounds: Bounds) -> Result<Delivery, Vec<String>> {
@@ -141,10 +145,11 @@ mod tests {
         assert_eq!(validate(&["--request-timeout", "60s"], serve()).unwrap().shutdown_grace, Duration::from_secs(65));
         let given = validate(&["--shutdown-grace", "3s", "--allow-private-targets", "true"], serve()).unwrap();
         assert_eq!((given.shutdown_grace, given.allow_private_targets), (Duration::from_secs(3), true));
-        let local =
-            Bounds { private_targets_by_default: true, default_grace: Some(Duration::from_secs(10)), ..serve() };
+        let local = Bounds { private_targets_by_default: true, least_grace: Duration::from_secs(10), ..serve() };
         let local = validate(&[], local).unwrap();
-        assert_eq!((local.shutdown_grace, local.allow_private_targets), (Duration::from_secs(10), true));
+        assert_eq!((local.shutdown_grace, local.allow_private_targets), (Duration::from_secs(20), true));
+        let short = Bounds { least_grace: Duration::from_secs(10), ..serve() };
+        assert_eq!(validate(&["--request-timeout", "2s"], short).unwrap().shutdown_grace, Duration::from_secs(10));
     }
 
     #[test]

@@ -269,11 +269,26 @@ impl Service {
             let still_gone = !fresh.config.disabled && fresh.config.url == webhook.config.url;
             Ok(still_gone.then(|| fresh.disabled(reason.clone(), now_ms)))
         };
-        if let Updated::Changed(disabled, _) = self.update_webhook(&webhook.id, None, disabled).await? {
-            tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
-            self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
+        let now = match self.update_webhook(&webhook.id, None, disabled).await? {
+            Updated::Changed(now, _) => {
+                tracing::warn!(webhook_id = %webhook.id, "webhook disabled after 410 Gone");
+                now
+            }
+            Updated::Unchanged(now, _) => now,
+            Updated::Missing => return Ok(()),
+        };
+        self.announce_disabled(&now, webhook).await
+    }
+
+    /// The `WebhookDisabled` callback of a webhook the dispatcher disabled, made from the webhook as stored (its
+    /// reason and time), so that making it again makes the same one, which the queue takes once: a settle
+    /// retried after its write went through still sends it. Not for a webhook sent elsewhere since `attempted`.
+    pub(super) async fn announce_disabled(&self, now: &Webhook, attempted: &Webhook) -> Result<(), ServiceError> {
+        let (Some(reason), Some(at_ms)) = (&now.disabled_reason, now.disabled_at_ms) else { return Ok(()) };
+        if !now.config.disabled || now.config.url != attempted.config.url {
+            return Ok(());
         }
-        Ok(())
+        self.call_back(callback::disabled(now, reason, &timestamp(at_ms))).await
     }
 
     /// Queues a callback to a webhook's owner (`dispatcher_core::callback`), when the webhook wants it: a

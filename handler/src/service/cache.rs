@@ -53,6 +53,17 @@ impl WebhookCache {
         self.read().await
     }
 
+    /// Reads the webhooks again after a change this process wrote; when that read fails, forgets the copy, so
+    /// that the next use reads them (a change written is never reported as failed for its read-back).
+    pub async fn changed(&self) {
+        if let Err(error) = self.refresh().await {
+            tracing::warn!(%error, "the webhooks could not be read again after a change: they are read at next use");
+            if let Ok(mut current) = self.current.write() {
+                *current = None;
+            }
+        }
+    }
+
     async fn read(&self) -> Result<Arc<WebhookIndex>, StoreError> {
         let set = Arc::new(WebhookIndex::new(self.store.list_webhooks().await?));
         if let Ok(mut current) = self.current.write() {

@@ -8,7 +8,6 @@
 
 use super::webhooks::Updated;
 use super::{timestamp, Service, ServiceError};
-use dispatcher_core::callback;
 use dispatcher_core::model::Webhook;
 use dispatcher_core::policy::health::{after_failure, AfterFailure};
 
@@ -35,10 +34,7 @@ impl Service {
             return Ok(());
         }
         let now_ms = self.clock.now_ms();
-        // Why the webhook was disabled, when the try that was written disabled it.
-        let mut disabled_for = None;
         let extended = |fresh: &Webhook| {
-            disabled_for = None;
             // Nor does a failure of the URL it had count toward the new one's.
             if fresh.config.disabled || fresh.config.url != webhook.config.url {
                 return Ok(None);
@@ -54,16 +50,18 @@ impl Service {
                         streak.failed
                     );
                     let streaked = Webhook { failure_streak: Some(streak), ..fresh.clone() };
-                    disabled_for = Some(reason.clone());
                     Some(streaked.disabled(reason, now_ms))
                 }
             })
         };
-        let updated = self.update_webhook(&webhook.id, None, extended).await?;
-        if let (Updated::Changed(disabled, _), Some(reason)) = (updated, disabled_for) {
-            tracing::warn!(webhook_id = %disabled.id, %reason, "webhook disabled");
-            self.call_back(callback::disabled(&disabled, &reason, &timestamp(now_ms))).await?;
-        }
-        Ok(())
+        let now = match self.update_webhook(&webhook.id, None, extended).await? {
+            Updated::Changed(now, _) if now.config.disabled => {
+                tracing::warn!(webhook_id = %now.id, reason = now.disabled_reason.as_deref(), "webhook disabled");
+                now
+            }
+            Updated::Changed(..) | Updated::Missing => return Ok(()),
+            Updated::Unchanged(now, _) => now,
+        };
+        self.announce_disabled(&now, webhook).await
     }
 }

@@ -85,7 +85,7 @@ impl Service {
             let Some(changed) = change(&current)? else { return Ok(Updated::Unchanged(current, version)) };
             match store.put_webhook(&changed, Some(&version)).await {
                 Ok(written) => {
-                    self.webhooks.refresh().await?;
+                    self.webhooks.changed().await;
                     return Ok(Updated::Changed(changed, written));
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -106,7 +106,7 @@ impl Service {
         let webhook = Webhook::new(id.into(), config, self.new_secret()?, self.clock.now_ms());
         // An id taken meanwhile is a conflict of the store, answered 409 like the one above.
         self.webhooks.store().put_webhook(&webhook, None).await?;
-        self.webhooks.refresh().await?;
+        self.webhooks.changed().await;
         Ok(webhook)
     }
 
@@ -158,14 +158,16 @@ impl Service {
         if !self.webhooks.store().delete_webhook(id).await? {
             return Err(not_found(id));
         }
-        self.webhooks.refresh().await?;
+        self.webhooks.changed().await;
         Ok(())
     }
 
     /// A new signing secret; the current one keeps signing for 24 hours.
     pub async fn rotate_secret(&self, id: &str) -> Result<Webhook, ServiceError> {
         let (fresh, now_ms) = (self.new_secret()?, self.clock.now_ms());
-        let rotated = self.update_webhook(id, None, |webhook| Ok(Some(webhook.rotated(fresh.clone(), now_ms))));
+        // A retry of a write that went through finds the new secret there already: rotated once.
+        let rotate = |webhook: &Webhook| Ok((webhook.secret != fresh).then(|| webhook.rotated(fresh.clone(), now_ms)));
+        let rotated = self.update_webhook(id, None, rotate);
         Ok(rotated.await?.found(id)?.0)
     }
 
@@ -213,7 +215,7 @@ impl Service {
                 }
             }
         }
-        self.webhooks.refresh().await.map_err(ServiceError::from)?;
+        self.webhooks.changed().await;
         Ok(changed)
     }
 

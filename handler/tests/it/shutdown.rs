@@ -54,7 +54,7 @@ async fn sigterm_waits_for_the_deliveries_in_flight_and_a_restart_sends_none_aga
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliveries_still_in_flight_after_the_grace_period_are_left_leased_and_counted() {
+async fn deliveries_still_in_flight_after_the_grace_period_are_counted_and_made_again_after_a_restart() {
     let receivers = Receivers::start().await;
     receivers.behave("stuck", Behaviour { delay: Duration::from_secs(30), ..Behaviour::default() });
     let args = ["--shutdown-grace", "200ms", "--request-timeout", "2s"];
@@ -73,6 +73,14 @@ async fn deliveries_still_in_flight_after_the_grace_period_are_left_leased_and_c
         logs.lines().any(|l| l.contains("after the grace period") && l.contains("unfinished=2")),
         "the deliveries left are logged with their count:\n{logs}"
     );
+
+    // Their leases are released at the next start: each is made again, with its webhook-id.
+    assert!(receivers.at("stuck").is_empty(), "neither was answered before the exit");
+    receivers.behave("stuck", Behaviour::default());
+    dispatcher.restart();
+    eventually("both made again", WAIT, || receivers.at("stuck").len() == 2).await;
+    assert_eq!(receivers.arrived("stuck"), 4, "two attempts cut short, two made again");
+    assert_eq!(webhook_ids(&receivers, "stuck").iter().collect::<BTreeSet<_>>().len(), 2);
 }
 
 /// `count` skipped deliveries created at `at_ms`, written straight into the data dir's store.

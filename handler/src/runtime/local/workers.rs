@@ -100,7 +100,8 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
             }
             continue;
         }
-        for job in jobs {
+        // Jobs leased as the stop came are not started: their leases are released at the next start.
+        for job in jobs.into_iter().take_while(|_| !*stop.borrow()) {
             spawn_attempt(&service, &queue, &pool, job).await;
         }
     }
