@@ -116,7 +116,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let expected: HashMap<String, usize> = (0..args.events)
         .flat_map(|k| {
             let key = format!("load-{k}");
-            webhook_ids.iter().map(move |w| (delivery_id(&key, w, PING_BODY).to_string(), k)).collect::<Vec<_>>()
+            webhook_ids
+                .iter()
+                .map(move |w| (delivery_id(&key, &w.as_str().into(), PING_BODY).to_string(), k))
+                .collect::<Vec<_>>()
         })
         .collect();
     let total_expected = expected.len() as u64;

@@ -23,7 +23,7 @@ fn deliveries(webhooks: usize) -> Vec<Delivery> {
         correlation_id: None,
         traceparent: None,
     };
-    (0..webhooks).map(|w| direct(&source, &Arc::from(format!("wh-{w}")), "ping", BODY.to_owned())).collect()
+    (0..webhooks).map(|w| direct(&source, &format!("wh-{w}").into(), "ping", BODY.to_owned())).collect()
 }
 
 fn success() -> Attempt {

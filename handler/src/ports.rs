@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{
     Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Webhook,
+    WebhookId,
 };
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
@@ -61,11 +62,11 @@ pub trait WebhookStore: Send + Sync {
         webhook: &Webhook,
         expected: Option<&WebhookVersion>,
     ) -> Result<WebhookVersion, StoreError>;
-    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError>;
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError>;
     /// Every webhook, oldest first.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// Whether there was one to delete. (Its deliveries still queued end dead when their turn comes.)
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError>;
 }
 
 /// Which delivery a log entry is: its id, and its webhook's, which a store may partition the log by (Cosmos DB
@@ -73,7 +74,7 @@ pub trait WebhookStore: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogKey<'a> {
     pub id: DeliveryId,
-    pub webhook_id: &'a str,
+    pub webhook_id: &'a WebhookId,
 }
 
 impl<'a> LogKey<'a> {
@@ -90,16 +91,16 @@ pub trait DeliveryLog: Send + Sync {
     /// cursor of a previous page.
     async fn list_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<LogEntry>, StoreError>;
     /// How many of a webhook's deliveries to its URL (callbacks left out) created at or after `since_ms` stand in
     /// each status.
-    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError>;
+    async fn count_deliveries(&self, webhook_id: &WebhookId, since_ms: i64) -> Result<DeliveryCounts, StoreError>;
     /// The newest of a webhook's deliveries to its URL (callbacks left out) that is now retrying or dead.
-    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError>;
+    async fn last_failure(&self, webhook_id: &WebhookId) -> Result<Option<LogEntry>, StoreError>;
     /// Logs new deliveries, pending; a delivery logged before is left as it is (a redelivered message). Returns,
     /// for each delivery, the version of its entry when this call created it, `None` when it was there already.
     async fn log_deliveries(&self, deliveries: &[Delivery], now_ms: i64)
@@ -170,7 +171,7 @@ pub trait RateLimits: Send + Sync {
     /// Reserves the next slot of a webhook limited to `limit` deliveries a second for a delivery asking at
     /// `now_ms`: when it may go (`now_ms` or later). `None` when no slot could be taken now (other instances
     /// kept taking it first): ask again a little later.
-    async fn reserve(&self, webhook_id: &str, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError>;
+    async fn reserve(&self, webhook_id: &WebhookId, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError>;
 }
 
 /// Where published events wait to be routed, when they are not routed at once.

@@ -5,55 +5,12 @@
 //! any delivery. It never changes the delivery it is about.
 
 use crate::dispatch::{self, Source};
-use crate::model::{Delivery, Webhook, WebhookConfig};
+pub use crate::model::CallbackType;
+use crate::model::{Delivery, Webhook};
 use serde_json::{json, Value};
 
 /// How much of a receiver's answer a `Callback` carries.
 pub const RESPONSE_KEPT: usize = 64 * 1024;
-
-/// What a callback tells; its name is the body's `callbackType` and the callback delivery's event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackType {
-    /// A delivery succeeded: the receiver's answer.
-    Callback,
-    DeliveryFailure,
-    WebhookDisabled,
-}
-
-impl CallbackType {
-    pub const ALL: [CallbackType; 3] =
-        [CallbackType::Callback, CallbackType::DeliveryFailure, CallbackType::WebhookDisabled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackType::Callback => "Callback",
-            CallbackType::DeliveryFailure => "DeliveryFailure",
-            CallbackType::WebhookDisabled => "WebhookDisabled",
-        }
-    }
-
-    /// The callback a delivery is, if it is one. (Public event names are lower case; callback types are not.)
-    pub fn of(delivery: &Delivery) -> Option<CallbackType> {
-        CallbackType::ALL.into_iter().find(|kind| kind.as_str() == delivery.event)
-    }
-
-    /// Why it is not sent: the webhook field that held its URL was removed since it was made.
-    pub fn url_gone(self) -> String {
-        let field = match self {
-            CallbackType::Callback => "callbackUrl",
-            CallbackType::DeliveryFailure | CallbackType::WebhookDisabled => "failureCallbackUrl",
-        };
-        format!("the webhook has no {field} any more")
-    }
-
-    /// Where a webhook wants this callback, if it still does.
-    pub fn url(self, config: &WebhookConfig) -> Option<&str> {
-        match self {
-            CallbackType::Callback => config.callback_url.as_deref(),
-            CallbackType::DeliveryFailure | CallbackType::WebhookDisabled => config.failure_callback_url.as_deref(),
-        }
-    }
-}
 
 /// The `Callback` of `delivery`, which `webhook` answered with `status_code` and `response` (its body), when the
 /// webhook has a `callbackUrl`.
@@ -80,7 +37,7 @@ pub fn disabled(webhook: &Webhook, reason: &str, disabled_at: &str) -> Option<De
     let kind = CallbackType::WebhookDisabled;
     let body = json!({
         "callbackType": kind.as_str(),
-        "webhookId": &*webhook.id,
+        "webhookId": webhook.id.as_str(),
         "reason": reason,
         "disabledAt": disabled_at,
     });
@@ -89,7 +46,7 @@ pub fn disabled(webhook: &Webhook, reason: &str, disabled_at: &str) -> Option<De
         correlation_id: None,
         traceparent: None,
     };
-    Some(dispatch::direct(&source, &webhook.id, kind.as_str(), body.to_string()))
+    Some(dispatch::callback(&source, &webhook.id, kind, body.to_string()))
 }
 
 /// A callback about `delivery`, telling `facts` besides which delivery it is: its id derives from the
@@ -103,7 +60,7 @@ fn about<const N: usize>(
     let mut body = json!({
         "callbackType": kind.as_str(),
         "deliveryId": delivery.id,
-        "webhookId": &*webhook.id,
+        "webhookId": webhook.id.as_str(),
         "eventType": delivery.event,
         "payload": payload(delivery),
     });
@@ -115,7 +72,7 @@ fn about<const N: usize>(
         correlation_id: delivery.correlation_id.clone(),
         traceparent: delivery.traceparent.clone(),
     };
-    dispatch::direct(&source, &webhook.id, kind.as_str(), body.to_string())
+    dispatch::callback(&source, &webhook.id, kind, body.to_string())
 }
 
 /// The `payload` of a delivery's body.
@@ -135,7 +92,7 @@ pub fn truncated(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Secret;
+    use crate::model::{Secret, WebhookConfig};
 
     fn webhook(callback: Option<&str>, failure: Option<&str>) -> Webhook {
         let config = WebhookConfig {
@@ -161,9 +118,9 @@ mod tests {
         assert_eq!(success(&delivery(), &webhook(None, Some("https://a.example/f")), 200, "{}"), None);
         let hook = webhook(Some("https://a.example/done"), None);
         let callback = success(&delivery(), &hook, 201, r#"{"accepted": true}"#).unwrap();
-        assert_eq!(CallbackType::of(&callback), Some(CallbackType::Callback));
+        assert_eq!(callback.callback, Some(CallbackType::Callback));
         assert_eq!(CallbackType::Callback.url(&hook.config), Some("https://a.example/done"));
-        assert_eq!((&*callback.webhook_id, callback.correlation_id.as_deref()), ("wh1", Some("corr")));
+        assert_eq!((callback.webhook_id.as_str(), callback.correlation_id.as_deref()), ("wh1", Some("corr")));
         assert_eq!(
             body(&callback),
             json!({"callbackType": "Callback", "deliveryId": "dlv_0123456789abcdef0123456789abcdef", "webhookId": "wh1",
@@ -186,15 +143,15 @@ mod tests {
         assert_eq!(failure(&delivery(), &webhook(Some("https://a.example/done"), None), 3, Some(503)), None);
         let hook = webhook(None, Some("https://a.example/failed"));
         let callback = failure(&delivery(), &hook, 3, Some(503)).unwrap();
-        assert_eq!(CallbackType::of(&callback).and_then(|k| k.url(&hook.config)), Some("https://a.example/failed"));
+        assert_eq!(callback.callback.and_then(|k| k.url(&hook.config)), Some("https://a.example/failed"));
         assert_eq!(
             body(&callback),
             json!({"callbackType": "DeliveryFailure", "deliveryId": "dlv_0123456789abcdef0123456789abcdef",
                 "webhookId": "wh1", "eventType": "ping", "payload": {"n": 1}, "statusCode": 503, "attempts": 3})
         );
         let off = disabled(&hook, "HTTP 410", "2026-01-01T00:00:00Z").unwrap();
-        assert_eq!(CallbackType::of(&off), Some(CallbackType::WebhookDisabled));
+        assert_eq!(off.callback, Some(CallbackType::WebhookDisabled));
         assert_eq!(body(&off)["reason"], "HTTP 410");
-        assert_eq!(CallbackType::of(&delivery()), None);
+        assert_eq!(delivery().callback, None);
     }
 }

@@ -5,7 +5,7 @@
 //! headers and integrators can deduplicate.
 
 use crate::events::{public_events, Event};
-use crate::model::{Delivery, DeliveryId};
+use crate::model::{CallbackType, Delivery, DeliveryId, WebhookId};
 use crate::policy::filter::FilterMemo;
 use crate::webhooks::routing::would_receive;
 use crate::webhooks::{delivery_body, WebhookIndex};
@@ -63,12 +63,18 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<D
 }
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.
-pub fn direct(source: &Source, webhook_id: &std::sync::Arc<str>, event: &str, body: String) -> Delivery {
+pub fn direct(source: &Source, webhook_id: &WebhookId, event: &str, body: String) -> Delivery {
     IdSeed::new(&source.id).delivery(source, webhook_id, event, body)
 }
 
+/// The callback `kind` of `body` to a webhook's owner, made from `source`.
+pub fn callback(source: &Source, webhook_id: &WebhookId, kind: CallbackType, body: String) -> Delivery {
+    let delivery = IdSeed::new(&source.id).delivery(source, webhook_id, kind.as_str(), body);
+    Delivery { callback: Some(kind), ..delivery }
+}
+
 /// The id of the delivery of `body` to a webhook, from message `source_id`.
-pub fn delivery_id(source_id: &str, webhook_id: &str, body: &str) -> DeliveryId {
+pub fn delivery_id(source_id: &str, webhook_id: &WebhookId, body: &str) -> DeliveryId {
     IdSeed::new(source_id).delivery_id(webhook_id, body)
 }
 
@@ -93,11 +99,12 @@ impl IdSeed {
     }
 
     /// The delivery of `body` (a public `event`) to a webhook, from message `source`.
-    fn delivery(&self, source: &Source, webhook_id: &std::sync::Arc<str>, event: &str, body: String) -> Delivery {
+    fn delivery(&self, source: &Source, webhook_id: &WebhookId, event: &str, body: String) -> Delivery {
         Delivery {
             id: self.delivery_id(webhook_id, &body),
             webhook_id: webhook_id.clone(),
             event: event.to_owned(),
+            callback: None,
             body,
             source_id: source.id.clone(),
             correlation_id: source.correlation_id.clone(),
@@ -105,9 +112,9 @@ impl IdSeed {
         }
     }
 
-    fn delivery_id(&self, webhook_id: &str, body: &str) -> DeliveryId {
+    fn delivery_id(&self, webhook_id: &WebhookId, body: &str) -> DeliveryId {
         let mut hash = self.source.clone();
-        for part in [webhook_id.as_bytes(), body.as_bytes()] {
+        for part in [webhook_id.as_str().as_bytes(), body.as_bytes()] {
             hash_part(&mut hash, part);
         }
         let digest = hash.finalize();
@@ -136,6 +143,6 @@ mod tests {
             (fnv1a(b""), fnv1a(b"a"), fnv1a(b"foobar")),
             (0xcbf29ce484222325, 0xaf63dc4c8601ec8c, 0x85944171f73967e8)
         );
-        assert_eq!(&IdSeed::new("a").delivery_id("w", "{}").as_str()[4..20], "af63dc4c8601ec8c");
+        assert_eq!(&IdSeed::new("a").delivery_id(&"w".into(), "{}").as_str()[4..20], "af63dc4c8601ec8c");
     }
 }

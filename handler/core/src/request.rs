@@ -1,7 +1,6 @@
 //! The HTTP request of an attempt, as data: the URL, the headers and the exact body. Built here, with the time
 //! passed in, so that what a receiver gets is decided by plain functions; the sender only puts it on the wire.
 
-use crate::callback::CallbackType;
 use crate::model::{Delivery, Secret, TargetAuth, Webhook};
 use crate::policy::signing::signature_header;
 use base64::Engine as _;
@@ -65,7 +64,7 @@ pub const RESERVED_HEADERS: [&str; 9] = [
 pub fn delivery<'a>(delivery: &'a Delivery, webhook: &'a Webhook, now_ms: i64) -> Option<Request<'a>> {
     static NO_HEADERS: BTreeMap<String, String> = BTreeMap::new();
     let config = &webhook.config;
-    let (url, headers, auth) = match CallbackType::of(delivery) {
+    let (url, headers, auth) = match delivery.callback {
         None => (config.url.as_str(), &config.headers, config.auth.as_ref()),
         Some(kind) => (kind.url(config)?, &NO_HEADERS, config.callback_auth.as_ref()),
     };

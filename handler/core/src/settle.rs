@@ -2,7 +2,6 @@
 //! attempt (how to record it, when to retry, whether to disable the webhook, which callback to send). The
 //! service carries these decisions out, the same way whatever the runtime.
 
-use crate::callback::CallbackType;
 use crate::model::{Attempt, Delivery, Job, Next, Status, Webhook};
 use crate::policy::filter::EventFilter;
 use crate::policy::outcome::{classify, Response, Verdict};
@@ -49,7 +48,7 @@ pub fn admit(job: &Job, webhook: Option<&Webhook>, logged: Option<Logged>) -> Ad
             };
         }
     }
-    let callback = CallbackType::of(&job.delivery);
+    let callback = job.delivery.callback;
     match (webhook, callback) {
         // A callback tells the owner of a disabled webhook too (that it was disabled, for one).
         (Some(webhook), Some(kind)) if kind.url(&webhook.config).is_none() => {
@@ -105,7 +104,7 @@ pub fn after_attempt(
     let seed = delivery.id.as_str();
     let (next, disable_webhook) = match classify(response) {
         Verdict::Delivered => (Next::Succeeded, None),
-        Verdict::Gone if CallbackType::of(delivery).is_some() => {
+        Verdict::Gone if delivery.callback.is_some() => {
             (Next::Dead { reason: "HTTP 410 is not retried".to_owned() }, None)
         }
         Verdict::Gone => {

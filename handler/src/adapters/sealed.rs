@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use dispatcher_core::model::Webhook;
+use dispatcher_core::model::{Webhook, WebhookId};
 use std::sync::Arc;
 
 const SEALED: &str = "enc:v1:";
@@ -58,7 +58,7 @@ impl SealedWebhooks {
         for secret in sealed.secrets_mut() {
             let mut nonce = [0u8; NONCE_LEN];
             getrandom::fill(&mut nonce).map_err(|e| StoreError::Storage(format!("no random nonce: {e}")))?;
-            let payload = Payload { msg: secret.as_bytes(), aad: webhook.id.as_bytes() };
+            let payload = Payload { msg: secret.as_bytes(), aad: webhook.id.as_str().as_bytes() };
             let ciphertext = key
                 .0
                 .encrypt(&XNonce::from(nonce), payload)
@@ -88,8 +88,10 @@ impl SealedWebhooks {
             }
             let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
             let nonce = XNonce::try_from(nonce).map_err(|_| wrong_key())?;
-            let plain =
-                key.0.decrypt(&nonce, Payload { msg: ciphertext, aad: id.as_bytes() }).map_err(|_| wrong_key())?;
+            let plain = key
+                .0
+                .decrypt(&nonce, Payload { msg: ciphertext, aad: id.as_str().as_bytes() })
+                .map_err(|_| wrong_key())?;
             *secret = String::from_utf8(plain).map_err(|_| wrong_key())?;
         }
         Ok(webhook)
@@ -106,7 +108,7 @@ impl WebhookStore for SealedWebhooks {
         self.inner.put_webhook(&self.seal(webhook)?, expected).await
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
         self.inner.get_webhook(id).await?.map(|(webhook, version)| Ok((self.open(webhook)?, version))).transpose()
     }
 
@@ -114,7 +116,7 @@ impl WebhookStore for SealedWebhooks {
         self.inner.list_webhooks().await?.into_iter().map(|webhook| self.open(webhook)).collect()
     }
 
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
         self.inner.delete_webhook(id).await
     }
 }
@@ -122,7 +124,7 @@ impl WebhookStore for SealedWebhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dispatcher_core::model::{OAuth2Client, Secret, TargetAuth, WebhookConfig};
+    use dispatcher_core::model::{OAuth2Client, Secret, TargetAuth, WebhookConfig, WebhookId};
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -145,14 +147,14 @@ mod tests {
             self.0.lock().unwrap().insert(webhook.id.to_string(), webhook.clone());
             Ok(any_version())
         }
-        async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
-            Ok(self.0.lock().unwrap().get(id).cloned().map(|w| (w, any_version())))
+        async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+            Ok(self.0.lock().unwrap().get(id.as_str()).cloned().map(|w| (w, any_version())))
         }
         async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
             Ok(self.0.lock().unwrap().values().cloned().collect())
         }
-        async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-            Ok(self.0.lock().unwrap().remove(id).is_some())
+        async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
+            Ok(self.0.lock().unwrap().remove(id.as_str()).is_some())
         }
     }
 
@@ -192,19 +194,19 @@ mod tests {
         }
         assert_eq!(stored.matches(SEALED).count(), 4, "{stored}");
         assert!(stored.contains("dispatcher") && stored.contains("owner"), "only secrets are sealed");
-        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some((original.clone(), any_version())));
+        assert_eq!(sealed.get_webhook(&"wh1".into()).await.unwrap(), Some((original.clone(), any_version())));
         assert_eq!(sealed.list_webhooks().await.unwrap(), std::slice::from_ref(&original));
 
         let error = SealedWebhooks::new(kept.clone(), key(2)).list_webhooks().await.unwrap_err().to_string();
         assert!(error.contains("does not open with DISPATCHER_ENCRYPTION_KEY"), "{error}");
-        let error = SealedWebhooks::new(kept.clone(), None).get_webhook("wh1").await.unwrap_err().to_string();
+        let error = SealedWebhooks::new(kept.clone(), None).get_webhook(&"wh1".into()).await.unwrap_err().to_string();
         assert!(error.contains("are encrypted: set DISPATCHER_ENCRYPTION_KEY"), "{error}");
 
         // A sealed secret moved to another webhook does not open there.
         let mut moved = kept.0.lock().unwrap()["wh1"].clone();
         moved.id = "wh2".into();
         kept.0.lock().unwrap().insert("wh2".into(), moved);
-        assert!(sealed.get_webhook("wh2").await.is_err());
+        assert!(sealed.get_webhook(&"wh2".into()).await.is_err());
     }
 
     #[tokio::test]
@@ -213,11 +215,11 @@ mod tests {
         SealedWebhooks::new(kept.clone(), None).put_webhook(&webhook("wh1"), None).await.unwrap();
         assert!(serde_json::to_string(&kept.0.lock().unwrap()["wh1"]).unwrap().contains("client-s3cret"));
         let sealed = SealedWebhooks::new(kept.clone(), key(1));
-        let (read, version) = sealed.get_webhook("wh1").await.unwrap().unwrap();
+        let (read, version) = sealed.get_webhook(&"wh1".into()).await.unwrap().unwrap();
         assert_eq!(read, webhook("wh1"));
         sealed.put_webhook(&read, Some(&version)).await.unwrap();
         assert!(!serde_json::to_string(&kept.0.lock().unwrap()["wh1"]).unwrap().contains("client-s3cret"));
-        assert_eq!(sealed.get_webhook("wh1").await.unwrap(), Some((webhook("wh1"), any_version())));
+        assert_eq!(sealed.get_webhook(&"wh1".into()).await.unwrap(), Some((webhook("wh1"), any_version())));
     }
 
     #[test]

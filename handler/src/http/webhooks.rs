@@ -120,7 +120,7 @@ async fn create(
 }
 
 async fn get(State(service): State<AppState>, Id(id): Id) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.versioned_webhook(&id).await?;
+    let (webhook, version) = service.versioned_webhook(&id.into()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
@@ -130,7 +130,7 @@ async fn replace(
     IfMatch(if_match): IfMatch,
     JsonBody(body, _): JsonBody<ConfigurationSchema>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.replace_webhook(&id, &body, if_match.as_deref()).await?;
+    let (webhook, version) = service.replace_webhook(&id.into(), &body, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
@@ -140,25 +140,25 @@ async fn patch(
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<MergePatch>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.patch_webhook(&id, &patch, if_match.as_deref()).await?;
+    let (webhook, version) = service.patch_webhook(&id.into(), &patch, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn delete(State(service): State<AppState>, Id(id): Id) -> Result<NoContent, ApiError> {
-    service.delete_webhook(&id).await?;
+    service.delete_webhook(&id.into()).await?;
     Ok(NoContent)
 }
 
 async fn secret(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
-    Ok(Answer(SecretView::of(&service.webhook(&id).await?, service.now_ms())))
+    Ok(Answer(SecretView::of(&service.webhook(&id.into()).await?, service.now_ms())))
 }
 
 async fn rotate(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
-    Ok(Answer(SecretView::of(&service.rotate_secret(&id).await?, service.now_ms())))
+    Ok(Answer(SecretView::of(&service.rotate_secret(&id.into()).await?, service.now_ms())))
 }
 
 async fn ping(State(service): State<AppState>, Id(id): Id) -> Answered<202, DeliveryQueuedView> {
-    Ok(Answer(DeliveryQueuedView { id: service.ping(&id).await? }))
+    Ok(Answer(DeliveryQueuedView { id: service.ping(&id.into()).await? }))
 }
 
 async fn recover(
@@ -183,11 +183,11 @@ async fn recover(
         return Err(ApiError::invalid("invalid-recovery", "the recovery window is invalid", report));
     };
     let until = until.unwrap_or_else(|| service.now_ms() + 1);
-    Ok(Answer(RecoveredView { deliveries: service.recover(&id, since, until).await? }))
+    Ok(Answer(RecoveredView { deliveries: service.recover(&id.into(), since, until).await? }))
 }
 
 async fn health(State(service): State<AppState>, Id(id): Id) -> Answered<200, HealthView> {
-    Ok(Answer(service.health(&id).await?.into()))
+    Ok(Answer(service.health(&id.into()).await?.into()))
 }
 
 async fn deliveries(
@@ -195,6 +195,6 @@ async fn deliveries(
     Id(id): Id,
     Query(query): Query<DeliveriesQuery>,
 ) -> Answered<200, Page<DeliveryView>> {
-    let found = service.deliveries(&id, query.status, query.limit(), query.cursor.as_deref()).await?;
+    let found = service.deliveries(&id.into(), query.status, query.limit(), query.cursor.as_deref()).await?;
     Ok(Answer(Page::of(found, DeliveryView::from)))
 }

@@ -136,14 +136,13 @@ impl Service {
         }
         // `admit` saw the URL; it can only have gone since for a callback.
         let Some(request) = request::delivery(&job.delivery, &webhook, self.clock.now_ms()) else {
-            let reason =
-                CallbackType::of(&job.delivery).map_or(settle::WEBHOOK_GONE.to_owned(), CallbackType::url_gone);
+            let reason = job.delivery.callback.map_or(settle::WEBHOOK_GONE.to_owned(), CallbackType::url_gone);
             return self.drop_job(&job, reason).await;
         };
         let (response, mut attempt) = self.sender.send(request).await;
-        let callback = CallbackType::of(&job.delivery);
+        let callback = job.delivery.callback;
         if callback.is_none() {
-            self.metrics.attempt(&job.delivery.webhook_id, attempt.duration_ms);
+            self.metrics.attempt(job.delivery.webhook_id.as_str(), attempt.duration_ms);
         }
         let fail_when = webhook.config.fail_when.as_ref().filter(|_| callback.is_none());
         let response = settle::judge(response, &mut attempt, fail_when);
@@ -155,7 +154,7 @@ impl Service {
     /// When a job over its webhook's rate limit goes instead of now: it is queued again for its slot, reserved
     /// on its first turn (or, when none could be taken, for a little later without one).
     async fn wait_for_slot(&self, job: &Job, webhook: &Webhook) -> Result<Option<i64>, ServiceError> {
-        let Some(limit) = webhook.config.rate_limit.filter(|_| CallbackType::of(&job.delivery).is_none()) else {
+        let Some(limit) = webhook.config.rate_limit.filter(|_| job.delivery.callback.is_none()) else {
             return Ok(None);
         };
         let now_ms = self.clock.now_ms();
@@ -177,8 +176,8 @@ impl Service {
     async fn drop_job(&self, job: &Job, reason: String) -> Result<Step, ServiceError> {
         tracing::warn!(%reason, "delivery dropped");
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
-        if CallbackType::of(&job.delivery).is_none() {
-            self.count(Outcome::Dead, &job.delivery.webhook_id);
+        if job.delivery.callback.is_none() {
+            self.count(Outcome::Dead, job.delivery.webhook_id.as_str());
         }
         Ok(Step::Dropped { reason })
     }
@@ -198,7 +197,7 @@ impl Service {
             next: decision.next.clone(),
         };
         let error = attempt.error.clone().unwrap_or_default();
-        let is_callback = CallbackType::of(&job.delivery).is_some();
+        let is_callback = job.delivery.callback.is_some();
         // Queued before the attempt is recorded: settling again after a failure makes the same callback, which
         // the queue takes once; recorded first, a redelivered job would be a duplicate and the callback lost.
         if !is_callback {
@@ -230,7 +229,7 @@ impl Service {
             Next::RetryAt { .. } => Outcome::Retried,
             Next::Dead { .. } => Outcome::Dead,
         };
-        self.count(outcome, &job.delivery.webhook_id);
+        self.count(outcome, job.delivery.webhook_id.as_str());
         Ok(handled)
     }
 
@@ -245,7 +244,7 @@ impl Service {
         let reason = settle::dead_lettered(cause, description);
         let logged = self.log.get_delivery(job.delivery.id).await?;
         let last_status = logged.and_then(|entry| entry.attempts.last().and_then(|a| a.status_code));
-        let is_callback = CallbackType::of(&job.delivery).is_some();
+        let is_callback = job.delivery.callback.is_some();
         let webhook = self.webhooks.get().await?.get(&job.delivery.webhook_id).cloned();
         // The callback first, as in `settle`; the counter once every write is done.
         if let Some(webhook) = webhook.filter(|_| !is_callback) {
@@ -253,7 +252,7 @@ impl Service {
         }
         self.log.give_up(&job.delivery, &reason, self.clock.now_ms()).await?;
         if !is_callback {
-            self.count(Outcome::Dead, &job.delivery.webhook_id);
+            self.count(Outcome::Dead, job.delivery.webhook_id.as_str());
         }
         tracing::warn!(delivery_id = %job.delivery.id, %reason, "delivery dead");
         Ok(Handled::DeadLettered { id: job.delivery.id, reason })
@@ -312,7 +311,7 @@ impl Service {
 pub fn span(job: &Job) -> tracing::Span {
     let delivery = &job.delivery;
     let correlation_id = delivery.correlation_id.as_deref().unwrap_or("");
-    let span = match CallbackType::of(delivery) {
+    let span = match delivery.callback {
         None => {
             tracing::info_span!("delivery", delivery_id = %delivery.id, webhook_id = %delivery.webhook_id, correlation_id)
         }

@@ -4,7 +4,7 @@
 
 use super::{Service, ServiceError};
 use crate::ports::Page;
-use dispatcher_core::model::{DeliveryCounts, DeliveryId, LogEntry, Status};
+use dispatcher_core::model::{DeliveryCounts, DeliveryId, LogEntry, Status, WebhookId};
 
 /// The window of a webhook's health.
 const HEALTH_WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -25,7 +25,7 @@ impl Service {
     /// A webhook's deliveries (in `status`, when given) with their attempts, newest first.
     pub async fn deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
@@ -37,7 +37,7 @@ impl Service {
     /// How webhook `id`'s URL fared over the last 24 hours: its deliveries by status, and its latest failure (a
     /// delivery now retrying or dead, of any age) with the attempts that tell why. Callbacks, sent to the
     /// webhook's owner, are left out.
-    pub async fn health(&self, id: &str) -> Result<Health, ServiceError> {
+    pub async fn health(&self, id: &WebhookId) -> Result<Health, ServiceError> {
         self.webhook(id).await?;
         let since_ms = self.clock.now_ms() - HEALTH_WINDOW_MS;
         let (counts, last_failure) =
@@ -63,7 +63,7 @@ impl Service {
 
     /// Sends again every dead or skipped delivery of webhook `id` created from `since_ms` until `until_ms`, each
     /// with its id; returns how many. A disabled webhook is refused: enable it first.
-    pub async fn recover(&self, id: &str, since_ms: i64, until_ms: i64) -> Result<usize, ServiceError> {
+    pub async fn recover(&self, id: &WebhookId, since_ms: i64, until_ms: i64) -> Result<usize, ServiceError> {
         let (webhook, _) = self.versioned_webhook(id).await?;
         if webhook.config.disabled {
             return Err(ServiceError::Conflict(format!(

@@ -144,7 +144,7 @@ impl Service {
         Counters::add(&self.counters.accepted);
         self.metrics.accepted(event.name());
         for delivery in &skipped {
-            self.count(Outcome::Skipped, &delivery.webhook_id);
+            self.count(Outcome::Skipped, delivery.webhook_id.as_str());
         }
         Ok(count)
     }

@@ -6,7 +6,7 @@
 use super::{Invalid, Service, ServiceError};
 use crate::ports::{StoreError, WebhookVersion};
 use dispatcher_core::dispatch::{self, Source};
-use dispatcher_core::model::{DeliveryId, Webhook, WebhookConfig};
+use dispatcher_core::model::{DeliveryId, Webhook, WebhookConfig, WebhookId};
 use dispatcher_core::webhooks::registration::{decode_registration, derived_id};
 use serde_json::Value;
 
@@ -21,8 +21,8 @@ pub enum ImportError {
     Service(#[from] ServiceError),
 }
 
-fn not_found(id: &str) -> ServiceError {
-    ServiceError::NotFound { what: "webhook", id: id.to_owned() }
+fn not_found(id: &WebhookId) -> ServiceError {
+    ServiceError::NotFound { what: "webhook", id: id.to_string() }
 }
 
 /// How often a change is made again from a fresh read when others keep changing the webhook first.
@@ -41,7 +41,7 @@ pub(super) enum Updated {
 
 impl Updated {
     /// The webhook as it is now; [`ServiceError::NotFound`] when there is none.
-    fn found(self, id: &str) -> Result<(Webhook, WebhookVersion), ServiceError> {
+    fn found(self, id: &WebhookId) -> Result<(Webhook, WebhookVersion), ServiceError> {
         match self {
             Updated::Changed(webhook, version) | Updated::Unchanged(webhook, version) => Ok((webhook, version)),
             Updated::Missing => Err(not_found(id)),
@@ -54,12 +54,12 @@ impl Service {
         Ok(self.webhooks.store().list_webhooks().await?)
     }
 
-    pub async fn webhook(&self, id: &str) -> Result<Webhook, ServiceError> {
+    pub async fn webhook(&self, id: &WebhookId) -> Result<Webhook, ServiceError> {
         Ok(self.versioned_webhook(id).await?.0)
     }
 
     /// A webhook with its version (the API's `ETag`).
-    pub async fn versioned_webhook(&self, id: &str) -> Result<(Webhook, WebhookVersion), ServiceError> {
+    pub async fn versioned_webhook(&self, id: &WebhookId) -> Result<(Webhook, WebhookVersion), ServiceError> {
         self.webhooks.store().get_webhook(id).await?.ok_or_else(|| not_found(id))
     }
 
@@ -70,7 +70,7 @@ impl Service {
     /// [`ServiceError::PreconditionFailed`].
     pub(super) async fn update_webhook(
         &self,
-        id: &str,
+        id: &WebhookId,
         if_match: Option<&[WebhookVersion]>,
         mut change: impl FnMut(&Webhook) -> Result<Option<Webhook>, ServiceError>,
     ) -> Result<Updated, ServiceError> {
@@ -113,7 +113,7 @@ impl Service {
     /// Replaces a webhook's configuration.
     pub async fn replace_webhook(
         &self,
-        id: &str,
+        id: &WebhookId,
         body: &Value,
         if_match: Option<&[WebhookVersion]>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
@@ -126,7 +126,7 @@ impl Service {
     /// stored when it is written: fields the patch leaves out keep what others wrote meanwhile.
     pub async fn patch_webhook(
         &self,
-        id: &str,
+        id: &WebhookId,
         patch: &Value,
         if_match: Option<&[WebhookVersion]>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
@@ -143,7 +143,7 @@ impl Service {
     /// Gives webhook `id` the configuration `config_of` makes from it as stored (see `update_webhook`).
     async fn reconfigure(
         &self,
-        id: &str,
+        id: &WebhookId,
         if_match: Option<&[WebhookVersion]>,
         config_of: impl Fn(&Webhook) -> Result<WebhookConfig, ServiceError>,
     ) -> Result<(Webhook, WebhookVersion), ServiceError> {
@@ -154,7 +154,7 @@ impl Service {
     }
 
     /// Deletes a webhook; its deliveries still queued end dead when their turn comes.
-    pub async fn delete_webhook(&self, id: &str) -> Result<(), ServiceError> {
+    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<(), ServiceError> {
         if !self.webhooks.store().delete_webhook(id).await? {
             return Err(not_found(id));
         }
@@ -163,7 +163,7 @@ impl Service {
     }
 
     /// A new signing secret; the current one keeps signing for 24 hours.
-    pub async fn rotate_secret(&self, id: &str) -> Result<Webhook, ServiceError> {
+    pub async fn rotate_secret(&self, id: &WebhookId) -> Result<Webhook, ServiceError> {
         let (fresh, now_ms) = (self.new_secret()?, self.clock.now_ms());
         // A retry of a write that went through finds the new secret there already: rotated once.
         let rotate = |webhook: &Webhook| Ok((webhook.secret != fresh).then(|| webhook.rotated(fresh.clone(), now_ms)));
@@ -172,7 +172,7 @@ impl Service {
     }
 
     /// Queues `{"name":"ping","payload":{}}` for this webhook now, outside routing; returns the delivery's id.
-    pub async fn ping(&self, id: &str) -> Result<DeliveryId, ServiceError> {
+    pub async fn ping(&self, id: &WebhookId) -> Result<DeliveryId, ServiceError> {
         let webhook = self.webhook(id).await?;
         let source = Source { id: self.random_id("evt_")?, correlation_id: None, traceparent: None };
         let delivery = dispatch::direct(&source, &webhook.id, "ping", r#"{"name":"ping","payload":{}}"#.to_owned());
@@ -192,7 +192,7 @@ impl Service {
         let mut decoded = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             match decode_registration(entry) {
-                Ok((id, config)) => decoded.push((id.unwrap_or_else(|| derived_id(&config)), config)),
+                Ok((id, config)) => decoded.push((WebhookId::from(id.unwrap_or_else(|| derived_id(&config))), config)),
                 Err(report) => problems.push(format!("[{i}]: {report}")),
             }
         }

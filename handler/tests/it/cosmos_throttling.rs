@@ -47,7 +47,7 @@ async fn a_burst_during_ten_seconds_of_throttling_is_delivered_once_each_after_i
     let ids: HashSet<String> =
         receivers.at("wh1").iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
     assert_eq!((receivers.at("wh1").len(), ids.len()), (BURST, BURST), "each event delivered once");
-    let (logged, _) = store.list_deliveries("wh1", None, 50, None).await.unwrap();
+    let (logged, _) = store.list_deliveries(&"wh1".into(), None, 50, None).await.unwrap();
     assert_eq!(logged.len(), BURST, "one log entry per delivery");
     assert!(logged.iter().all(|e| e.status == Status::Succeeded && e.attempts.len() == 1));
 

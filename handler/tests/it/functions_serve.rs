@@ -144,7 +144,7 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
     let expected: Vec<Value> = ["wh2", "wh3"]
         .iter()
         .map(|webhook| {
-            json!({"id": delivery_id("msg-5e0c", webhook, body).as_str(), "webhookId": webhook,
+            json!({"id": delivery_id("msg-5e0c", &(*webhook).into(), body).as_str(), "webhookId": webhook,
                    "event": "service:subscribed", "body": body, "sourceId": "msg-5e0c",
                    "correlationId": "corr-abc", "attemptsMade": 0})
         })
@@ -177,7 +177,7 @@ async fn on_incoming_event_outputs_the_delivery_jobs_and_records_what_it_rejects
         assert!(traces.iter().all(traced) && traces.windows(2).all(|w| w[0] == w[1]), "{encoding}: {traces:?}");
         assert_eq!(jobs, expected, "{encoding}: the same jobs whatever the encoding (a redelivery too)");
     }
-    let logged = store.get_delivery(delivery_id("msg-5e0c", "wh3", body)).await.unwrap().expect("logged");
+    let logged = store.get_delivery(delivery_id("msg-5e0c", &"wh3".into(), body)).await.unwrap().expect("logged");
     assert_eq!((logged.status, logged.delivery.correlation_id.as_deref()), (Status::Pending, Some("corr-abc")));
 
     // An invalid event: recorded with its problems, answered 2xx so that it is not retried.
@@ -263,7 +263,7 @@ async fn deliver_webhook_attempts_once_and_schedules_the_retry() {
     let (_handler, client, base) = start_serve(&cosmos, "deliver", &settings, Stdio::null()).await;
     let id = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
     let body = r#"{"name":"ping","payload":{}}"#;
-    assert_eq!(delivery_id("msg-7a41", "wh1", body).as_str(), id, "the fixtures' job");
+    assert_eq!(delivery_id("msg-7a41", &"wh1".into(), body).as_str(), id, "the fixtures' job");
     let logged = || async { store.get_delivery(DeliveryId::parse(id).unwrap()).await.unwrap().unwrap() };
 
     // Attempt 1 fails with 503: answered 2xx, the job scheduled for attempt 2, its MessageId naming the attempt.
@@ -381,7 +381,7 @@ async fn concurrent_attempts_are_each_logged_in_the_span_of_their_own_delivery_a
 
     // Sixteen attempts at once, of sixteen deliveries, on the handler's two threads.
     let body = r#"{"name":"ping","payload":{}}"#;
-    let ids: Vec<String> = (0..16).map(|i| delivery_id(&format!("msg-{i}"), "wh1", body).to_string()).collect();
+    let ids: Vec<String> = (0..16).map(|i| delivery_id(&format!("msg-{i}"), &"wh1".into(), body).to_string()).collect();
     let mut invocations = tokio::task::JoinSet::new();
     for (i, id) in ids.iter().enumerate() {
         let job = json!({"id": id, "webhookId": "wh1", "event": "ping", "body": body,

@@ -222,7 +222,8 @@ async fn every_accepted_delivery_arrives_after_a_kill_9_and_a_restart() {
     let expected: std::collections::HashSet<String> = accepted
         .iter()
         .map(|key| {
-            dispatcher_core::dispatch::delivery_id(key, &webhook_id, r#"{"name":"ping","payload":{}}"#).to_string()
+            dispatcher_core::dispatch::delivery_id(key, &webhook_id.as_str().into(), r#"{"name":"ping","payload":{}}"#)
+                .to_string()
         })
         .collect();
     eventually("every accepted delivery", Duration::from_secs(60), || {

@@ -6,7 +6,6 @@ use dispatcher::adapters::sqlite::{Pruned, SqliteStore, PRUNE_BATCH};
 use dispatcher::ports::{DeliveryLog, RejectedEvents};
 use dispatcher_core::dispatch::{direct, Source};
 use dispatcher_core::model::{Delivery, Rejected};
-use std::sync::Arc;
 
 const DAY_MS: i64 = 86_400_000;
 const NOW_MS: i64 = 1_800_000_000_000;
@@ -14,7 +13,7 @@ const NOW_MS: i64 = 1_800_000_000_000;
 fn delivery(n: usize) -> Delivery {
     let source = Source { id: format!("message-{n}"), correlation_id: None, traceparent: None };
     let body = format!(r#"{{"name":"ping","payload":{{"n":{n},"padding":"{}"}}}}"#, "x".repeat(200));
-    direct(&source, &Arc::from("wh1"), "ping", body)
+    direct(&source, &"wh1".into(), "ping", body)
 }
 
 /// `count` dead deliveries and as many rejected events, created at `at_ms`, numbered from `from`.

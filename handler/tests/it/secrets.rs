@@ -138,7 +138,7 @@ async fn on_azure_cosmos_db_holds_only_sealed_secrets() {
     let created: Value = created.json().await.unwrap();
     let id = created["id"].as_str().unwrap();
 
-    let item = serde_json::to_string(&raw.get_webhook(id).await.unwrap().unwrap().0).unwrap();
+    let item = serde_json::to_string(&raw.get_webhook(&id.into()).await.unwrap().unwrap().0).unwrap();
     assert!(item.contains("enc:v1:"), "{item}");
     for secret in secrets.iter().chain([&created["secret"].as_str().unwrap().to_owned()]) {
         assert!(!item.contains(secret.as_str()), "{secret} is in Cosmos DB: {item}");

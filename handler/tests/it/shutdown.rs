@@ -9,7 +9,6 @@ use dispatcher::ports::DeliveryLog;
 use dispatcher_core::dispatch::{direct, Source};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -89,7 +88,7 @@ async fn old_deliveries(data_dir: &std::path::Path, count: usize, at_ms: i64) {
     let deliveries: Vec<_> = (0..count)
         .map(|n| {
             let source = Source { id: format!("old-{n}"), correlation_id: None, traceparent: None };
-            direct(&source, &Arc::from("gone"), "ping", format!(r#"{{"name":"ping","payload":{{"n":{n}}}}}"#))
+            direct(&source, &"gone".into(), "ping", format!(r#"{{"name":"ping","payload":{{"n":{n}}}}}"#))
         })
         .collect();
     for chunk in deliveries.chunks(5_000) {

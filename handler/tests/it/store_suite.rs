@@ -8,7 +8,9 @@ use dispatcher::adapters::sqlite::SqliteStore;
 use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, WebhookStore};
 use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
-use dispatcher_core::model::{Attempt, Delivery, Job, Next, Problem, Rejected, Secret, Status, Webhook, WebhookConfig};
+use dispatcher_core::model::{
+    Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Secret, Status, Webhook, WebhookConfig,
+};
 use dispatcher_core::settle::Logged;
 use serde_json::json;
 
@@ -43,7 +45,7 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     let created = store.put_webhook(&a, None).await.unwrap();
     store.put_webhook(&b, None).await.unwrap();
     assert!(matches!(store.put_webhook(&a, None).await, Err(StoreError::Conflict(_))), "created once");
-    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((a.clone(), created.clone())), "secrets and all");
+    assert_eq!(store.get_webhook(&"wh-a".into()).await.unwrap(), Some((a.clone(), created.clone())), "secrets and all");
     let mut changed = a.clone();
     changed.config.disabled = true;
     changed.disabled_reason = Some("HTTP 410".into());
@@ -56,9 +58,9 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     let foreign = store.put_webhook(&a, Some(&dispatcher::ports::WebhookVersion("not-a-version".into()))).await;
     assert!(matches!(foreign, Err(StoreError::Conflict(_))), "{foreign:?}");
-    assert_eq!(store.get_webhook("wh-a").await.unwrap(), Some((changed.clone(), replaced.clone())));
+    assert_eq!(store.get_webhook(&"wh-a".into()).await.unwrap(), Some((changed.clone(), replaced.clone())));
     // Deleted and registered again under its id: a version read before is still stale.
-    assert!(store.delete_webhook("wh-a").await.unwrap());
+    assert!(store.delete_webhook(&"wh-a".into()).await.unwrap());
     let again = store.put_webhook(&a, None).await.unwrap();
     for old in [&created, &replaced] {
         let stale = store.put_webhook(&changed, Some(old)).await;
@@ -67,10 +69,10 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     store.put_webhook(&changed, Some(&again)).await.unwrap();
     let gone = store.put_webhook(&webhook("wh-never", "n"), Some(&created)).await;
     assert!(matches!(gone, Err(StoreError::Conflict(_))), "replacing one that is not there: {gone:?}");
-    assert_eq!(store.get_webhook("wh-never").await.unwrap(), None);
-    assert!(store.delete_webhook("wh-a").await.unwrap());
-    assert!(!store.delete_webhook("wh-a").await.unwrap(), "already gone");
-    assert_eq!(store.get_webhook("wh-a").await.unwrap(), None);
+    assert_eq!(store.get_webhook(&"wh-never".into()).await.unwrap(), None);
+    assert!(store.delete_webhook(&"wh-a".into()).await.unwrap());
+    assert!(!store.delete_webhook(&"wh-a".into()).await.unwrap(), "already gone");
+    assert_eq!(store.get_webhook(&"wh-a".into()).await.unwrap(), None);
     assert_eq!(store.list_webhooks().await.unwrap(), [b]);
 }
 
@@ -148,7 +150,7 @@ async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
     assert_eq!(store.get_delivery(late.id).await.unwrap().unwrap().attempts.len(), 1);
 
     // A log entry is found under its own webhook only: Cosmos DB keeps it in that webhook's partition.
-    let elsewhere = LogKey { id: first.id, webhook_id: "wh-other" };
+    let elsewhere = LogKey { id: first.id, webhook_id: &"wh-other".into() };
     assert!(store.logged(elsewhere).await.unwrap().is_none());
 }
 
@@ -161,7 +163,7 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let (page, next) = store.list_deliveries("wh-page", None, 2, cursor.as_deref()).await.unwrap();
+        let (page, next) = store.list_deliveries(&"wh-page".into(), None, 2, cursor.as_deref()).await.unwrap();
         assert!(page.len() <= 2);
         seen.extend(page.iter().map(|d| d.delivery.id));
         match next {
@@ -170,7 +172,7 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
         }
     }
     assert_eq!(seen, ids.iter().rev().map(|d| d.id).collect::<Vec<_>>(), "every one once, newest first");
-    match store.list_deliveries("wh-page", None, 2, Some("not-a-cursor")).await {
+    match store.list_deliveries(&"wh-page".into(), None, 2, Some("not-a-cursor")).await {
         Err(StoreError::BadCursor(cursor)) => assert_eq!(cursor, "not-a-cursor"),
         other => panic!("a bad cursor is refused: {other:?}"),
     }
@@ -180,25 +182,29 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
         let job = Job::first(ids[i].clone(), None);
         store.log_attempt(&job, attempt(30_000, Some(200), None), next).await.unwrap();
     }
-    let (page, next) = store.list_deliveries("wh-page", Some(Status::Succeeded), 1, None).await.unwrap();
+    let (page, next) = store.list_deliveries(&"wh-page".into(), Some(Status::Succeeded), 1, None).await.unwrap();
     assert_eq!(page.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[3].id]);
-    let (rest, _) = store.list_deliveries("wh-page", Some(Status::Succeeded), 5, next.as_deref()).await.unwrap();
+    let (rest, _) =
+        store.list_deliveries(&"wh-page".into(), Some(Status::Succeeded), 5, next.as_deref()).await.unwrap();
     assert_eq!(rest.iter().map(|e| (e.delivery.id, e.status)).collect::<Vec<_>>(), [(ids[1].id, Status::Succeeded)]);
-    let (pending, _) = store.list_deliveries("wh-page", Some(Status::Pending), 10, None).await.unwrap();
+    let (pending, _) = store.list_deliveries(&"wh-page".into(), Some(Status::Pending), 10, None).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.delivery.id).collect::<Vec<_>>(), [ids[2].id, ids[0].id]);
 
     // Counted by status from a time on (created at 10,000 + i): p-0 falls before the window. A callback, sent
     // to the webhook's owner rather than to its URL, is neither counted nor its last failure.
-    assert_eq!(store.last_failure("wh-page").await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
-    let callback = Delivery { event: "DeliveryFailure".into(), ..delivery("p-callback", "wh-page") };
+    assert_eq!(store.last_failure(&"wh-page".into()).await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
+    let kind = Some(CallbackType::DeliveryFailure);
+    let callback = Delivery { event: "DeliveryFailure".into(), callback: kind, ..delivery("p-callback", "wh-page") };
     store.log_deliveries(std::slice::from_ref(&callback), 40_000).await.unwrap();
     store.give_up(&callback, "HTTP 500", 40_001).await.unwrap();
-    assert_eq!(store.last_failure("wh-page").await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
-    assert_eq!(store.last_failure("wh-other").await.unwrap(), None);
-    let counts = store.count_deliveries("wh-page", 10_001).await.unwrap();
+    let logged = store.get_delivery(callback.id).await.unwrap().expect("logged");
+    assert_eq!((logged.delivery.callback, logged.status), (kind, Status::Dead), "kept as the callback it is");
+    assert_eq!(store.last_failure(&"wh-page".into()).await.unwrap().map(|e| e.delivery.id), Some(ids[4].id));
+    assert_eq!(store.last_failure(&"wh-other".into()).await.unwrap(), None);
+    let counts = store.count_deliveries(&"wh-page".into(), 10_001).await.unwrap();
     assert_eq!((counts.pending, counts.succeeded, counts.dead, counts.total()), (1, 2, 1, 4), "{counts:?}");
-    assert_eq!(store.count_deliveries("wh-page", 0).await.unwrap().pending, 2);
-    assert_eq!(store.count_deliveries("wh-none", 0).await.unwrap().total(), 0);
+    assert_eq!(store.count_deliveries(&"wh-page".into(), 0).await.unwrap().pending, 2);
+    assert_eq!(store.count_deliveries(&"wh-none".into(), 0).await.unwrap().total(), 0);
 }
 
 async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {
@@ -223,7 +229,7 @@ async fn rate_limits_hold_across_instances(one: &dyn RateLimits, other: &dyn Rat
     async fn reserve(limits: &dyn RateLimits, limit: std::num::NonZeroU32, now_ms: i64) -> Vec<i64> {
         let mut slots = Vec::new();
         for _ in 0..8 {
-            slots.extend(limits.reserve("wh-paced", limit, now_ms).await.unwrap());
+            slots.extend(limits.reserve(&"wh-paced".into(), limit, now_ms).await.unwrap());
         }
         slots
     }
@@ -233,7 +239,7 @@ async fn rate_limits_hold_across_instances(one: &dyn RateLimits, other: &dyn Rat
     assert!(slots.len() >= 8, "most reservations got a slot: {slots:?}");
     let expected: Vec<i64> = (0..slots.len() as i64).map(|n| now_ms + n * 100).collect();
     assert_eq!(slots, expected);
-    let unrelated = one.reserve("wh-other", limit, now_ms).await.unwrap();
+    let unrelated = one.reserve(&"wh-other".into(), limit, now_ms).await.unwrap();
     assert_eq!(unrelated, Some(now_ms), "each webhook has its own slots");
 }
 

@@ -2,19 +2,20 @@
 //! value moves through every stage: `dispatch` makes it, a queue hands it over as a [`Job`], and the log keeps it
 //! as a [`LogEntry`] with every [`Attempt`].
 
-use super::DeliveryId;
+use super::{CallbackType, DeliveryId, WebhookId};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// One HTTP request to make, as the dispatcher accepted it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "Stored")]
 pub struct Delivery {
-    #[serde(alias = "deliveryId")]
     pub id: DeliveryId,
-    pub webhook_id: Arc<str>,
-    /// The public event's name.
+    pub webhook_id: WebhookId,
+    /// The public event's name, or the callback's type.
     pub event: String,
+    /// The callback it is, sent to the webhook's owner; `None` for an event, sent to the webhook's URL.
+    #[serde(rename = "callbackType", default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackType>,
     /// The exact body sent, on every attempt: `{"name": ..., "payload": ...}` as JSON text.
     pub body: String,
     /// The message the delivery came from (a Service Bus `MessageId`, an API event id): the source of its id.
@@ -24,6 +25,34 @@ pub struct Delivery {
     /// The W3C trace context of the routing that made it: its attempts continue that trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+/// A delivery as queues and logs hold it, including those written by earlier versions: a job queued before
+/// its id was called `id`, and a callback queued or logged before deliveries carried `callbackType`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    #[serde(alias = "deliveryId")]
+    id: DeliveryId,
+    webhook_id: WebhookId,
+    event: String,
+    #[serde(rename = "callbackType", default)]
+    callback: Option<CallbackType>,
+    body: String,
+    source_id: String,
+    #[serde(default)]
+    correlation_id: Option<String>,
+    #[serde(default)]
+    traceparent: Option<String>,
+}
+
+impl From<Stored> for Delivery {
+    fn from(d: Stored) -> Delivery {
+        // Public event names are lower case and callback types are not: the name tells only old records apart.
+        let callback = d.callback.or_else(|| CallbackType::parse(&d.event));
+        let Stored { id, webhook_id, event, body, source_id, correlation_id, traceparent, .. } = d;
+        Delivery { id, webhook_id, event, callback, body, source_id, correlation_id, traceparent }
+    }
 }
 
 /// A delivery due for its next attempt, as a queue hands it over (and, on Azure, the message of the deliveries
@@ -55,6 +84,7 @@ impl Delivery {
             id: DeliveryId::parse("dlv_0123456789abcdef0123456789abcdef").unwrap_or_else(|| unreachable!()),
             webhook_id: "wh1".into(),
             event: "ping".into(),
+            callback: None,
             body: r#"{"name":"ping","payload":{"n":1}}"#.into(),
             source_id: "m".into(),
             correlation_id: None,
@@ -299,6 +329,7 @@ mod tests {
             id: DeliveryId::from_halves([1; 16]),
             webhook_id: "wh1".into(),
             event: "ping".into(),
+            callback: None,
             body: r#"{"name":"ping","payload":{}}"#.into(),
             source_id: "m-1".into(),
             correlation_id: Some("c-1".into()),
@@ -329,6 +360,20 @@ mod tests {
         let id = earlier.as_object_mut().unwrap().remove("id").unwrap();
         earlier["deliveryId"] = id;
         assert_eq!(serde_json::from_value::<Job>(earlier).unwrap(), job);
+    }
+
+    #[test]
+    fn a_callback_says_so_and_one_written_before_it_did_is_read_as_one() {
+        let callback =
+            Delivery { event: "DeliveryFailure".into(), callback: Some(CallbackType::DeliveryFailure), ..delivery() };
+        let mut text = serde_json::to_value(Job::first(callback.clone(), None)).unwrap();
+        assert_eq!(text["callbackType"], "DeliveryFailure");
+        assert_eq!(serde_json::from_value::<Job>(text.clone()).unwrap().delivery, callback);
+        text.as_object_mut().unwrap().remove("callbackType");
+        assert_eq!(serde_json::from_value::<Job>(text).unwrap().delivery, callback, "queued by an earlier version");
+        let event = serde_json::to_value(Job::first(delivery(), None)).unwrap();
+        assert!(event.get("callbackType").is_none(), "{event}");
+        assert_eq!(serde_json::from_value::<Job>(event).unwrap().delivery.callback, None);
     }
 
     #[test]

@@ -1,8 +1,46 @@
-//! The id of a delivery: `dlv_` and 32 hex digits. How it is derived is `dispatch`'s business; this is the
-//! value, as URLs, stores and queue messages carry it.
+//! The ids of a webhook and of a delivery (`dlv_` and 32 hex digits). How a delivery's is derived is
+//! `dispatch`'s business; these are the values, as URLs, stores and queue messages carry them.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
+
+/// A webhook's id: chosen by whoever registers it (checked by `webhooks::registration`) or made by the
+/// dispatcher (`wh_…`). Shared: every delivery names its webhook, and cloning one allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookId(Arc<str>);
+
+impl WebhookId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for WebhookId {
+    fn from(id: &str) -> Self {
+        WebhookId(id.into())
+    }
+}
+
+impl From<String> for WebhookId {
+    fn from(id: String) -> Self {
+        WebhookId(id.into())
+    }
+}
+
+impl Borrow<str> for WebhookId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A delivery's id, sent as `webhook-id`, the receiver's idempotency key; contains no `.`, as Standard Webhooks
 /// requires. Held inline: making one allocates nothing.

@@ -5,6 +5,7 @@
 mod auth;
 mod delivery;
 mod ids;
+mod kind;
 mod problem;
 mod rejected;
 mod secret;
@@ -12,7 +13,8 @@ mod webhook;
 
 pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
 pub use delivery::{Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
-pub use ids::DeliveryId;
+pub use ids::{DeliveryId, WebhookId};
+pub use kind::CallbackType;
 pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
 pub use rejected::Rejected;
 pub use secret::Secret;

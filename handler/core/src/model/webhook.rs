@@ -2,7 +2,7 @@
 //! JSON shape), and what only the dispatcher holds for it (its signing secrets, when it changed, why it was
 //! disabled).
 
-use super::{Secret, TargetAuth};
+use super::{Secret, TargetAuth, WebhookId};
 use crate::policy::filter::EventFilter;
 use crate::policy::health::FailureStreak;
 use crate::policy::retry::RetrySchedule;
@@ -10,7 +10,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 /// How long a rotated-out secret keeps signing alongside the new one.
 pub const SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
@@ -91,8 +90,7 @@ enum SubscriptionsShape {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
-    /// Shared: every delivery names its webhook, and cloning the id must not cost an allocation.
-    pub id: Arc<str>,
+    pub id: WebhookId,
     #[serde(flatten)]
     pub config: WebhookConfig,
     pub secret: Secret,
@@ -120,7 +118,7 @@ pub struct PreviousSecret {
 
 impl Webhook {
     /// A new webhook, created at `now_ms`, signing with `secret`.
-    pub fn new(id: Arc<str>, config: WebhookConfig, secret: Secret, now_ms: i64) -> Webhook {
+    pub fn new(id: WebhookId, config: WebhookConfig, secret: Secret, now_ms: i64) -> Webhook {
         Webhook {
             id,
             config,

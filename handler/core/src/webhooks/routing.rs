@@ -3,7 +3,7 @@
 
 use crate::events::catalog::{self, EventSpec, CATALOG};
 use crate::events::Event;
-use crate::model::Webhook;
+use crate::model::{Webhook, WebhookId};
 use crate::policy::filter::{FilterMemo, FilterSet};
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ fn attributes_match(webhook: &Webhook, event: &Event) -> bool {
 #[derive(Debug, Default)]
 pub struct WebhookIndex {
     webhooks: Vec<Arc<Webhook>>,
-    by_id: HashMap<Arc<str>, usize>,
+    by_id: HashMap<WebhookId, usize>,
     /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
     routes: Vec<Routes>,
     attribute_values: HashMap<String, Vec<String>>,
@@ -88,7 +88,7 @@ impl WebhookIndex {
         &self.webhooks
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Webhook>> {
+    pub fn get(&self, id: &WebhookId) -> Option<&Arc<Webhook>> {
         self.by_id.get(id).map(|&i| &self.webhooks[i])
     }
 

@@ -60,7 +60,7 @@ fn pings_in_bursts_give_one_delivery_each_with_distinct_ids() {
         for i in 0..size {
             let made = dispatch(&source(&format!("burst-{size}-{i}")), &event, &webhooks);
             assert_eq!(made.len(), 1);
-            assert_eq!(&*made[0].webhook_id, bursts["to"].as_str().unwrap());
+            assert_eq!(made[0].webhook_id.as_str(), bursts["to"].as_str().unwrap());
             assert!(ids.insert(made[0].id), "ids repeat within a burst");
         }
         assert_eq!(ids.len() as u64, size);

@@ -2,7 +2,7 @@
 
 use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, public_events, Event};
-use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
+use dispatcher_core::model::{Secret, Webhook, WebhookConfig, WebhookId};
 use dispatcher_core::webhooks::{receives, WebhookIndex};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -116,12 +116,12 @@ proptest! {
         let webhooks = index(&configs);
         let mut expected = Vec::new();
         for public in public_events(&event, |a| webhooks.attribute_values(a)) {
-            let by_index: Vec<&str> = webhooks.recipients(&public).map(|(_, w)| &*w.id).collect();
-            let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| &*w.id).collect();
+            let by_index: Vec<&str> = webhooks.recipients(&public).map(|(_, w)| w.id.as_str()).collect();
+            let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| w.id.as_str()).collect();
             prop_assert_eq!(&by_index, &by_scan);
-            expected.extend(by_scan.into_iter().map(|id| (std::sync::Arc::from(id), public.name())));
+            expected.extend(by_scan.into_iter().map(|id| (WebhookId::from(id), public.name())));
         }
-        let made: Vec<(std::sync::Arc<str>, &str)> = dispatch(&source("m"), &event, &webhooks).into_iter().map(|d| (d.webhook_id, catalog_name(&d.event))).collect();
+        let made: Vec<(WebhookId, &str)> = dispatch(&source("m"), &event, &webhooks).into_iter().map(|d| (d.webhook_id, catalog_name(&d.event))).collect();
         prop_assert_eq!(made, expected);
     }
 

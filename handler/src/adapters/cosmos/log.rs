@@ -14,8 +14,9 @@ use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
-use dispatcher_core::callback::CallbackType;
-use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
+use dispatcher_core::model::{
+    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, WebhookId,
+};
 use dispatcher_core::settle::Logged;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -66,7 +67,7 @@ impl CosmosStore {
     /// The entry of `key` with its version, read from its webhook's partition.
     async fn read_entry(&self, key: LogKey<'_>) -> Result<Option<(LogEntry, Version)>, StoreError> {
         let read: Option<(LogEntry, Option<String>)> =
-            point_read(self.deliveries().await?, key.webhook_id, key.id.as_str(), "delivery").await?;
+            point_read(self.deliveries().await?, key.webhook_id.as_str(), key.id.as_str(), "delivery").await?;
         Ok(read.map(|(entry, etag)| {
             let version = Version::of(&entry, etag.unwrap_or_default());
             (entry, version)
@@ -139,7 +140,7 @@ impl DeliveryLog for CosmosStore {
 
     async fn list_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         status: Option<Status>,
         limit: usize,
         cursor: Option<&str>,
@@ -159,23 +160,22 @@ impl DeliveryLog for CosmosStore {
         let entries: Vec<LogEntry> = query_all(
             self.deliveries().await?,
             with_cursor(query, &after)?,
-            FeedScope::partition(webhook_id.to_owned()),
+            FeedScope::partition(webhook_id.to_string()),
             "listing deliveries",
         )
         .await?;
         Ok(cut(entries, limit, |e| format!("{}:{}", e.created_at_ms, e.delivery.id)))
     }
 
-    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
+    async fn count_deliveries(&self, webhook_id: &WebhookId, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
         // One count per status: GROUP BY is not on every server (nor in the SDK's cross-partition support).
         let container = self.deliveries().await?;
         let counts = Status::ALL.map(|status| async move {
             let text = "SELECT VALUE COUNT(1) FROM c WHERE c.webhookId = @webhook AND c.createdAtMs >= @since \
-                        AND c.status = @status AND NOT ARRAY_CONTAINS(@callbacks, c.event)";
+                        AND c.status = @status AND NOT IS_DEFINED(c.callbackType)";
             let query = parameter(Query::from(text), "@webhook", webhook_id)?;
             let query = parameter(parameter(query, "@since", since_ms)?, "@status", status.as_str())?;
-            let query = parameter(query, "@callbacks", CallbackType::ALL.map(CallbackType::as_str))?;
-            let scope = FeedScope::partition(webhook_id.to_owned());
+            let scope = FeedScope::partition(webhook_id.to_string());
             let found: Vec<u64> = query_all(container, query, scope, "counting deliveries").await?;
             Ok::<_, StoreError>((status, found.into_iter().sum::<u64>()))
         });
@@ -186,14 +186,13 @@ impl DeliveryLog for CosmosStore {
         Ok(total)
     }
 
-    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError> {
+    async fn last_failure(&self, webhook_id: &WebhookId) -> Result<Option<LogEntry>, StoreError> {
         let text = "SELECT TOP 1 * FROM c WHERE c.webhookId = @webhook AND (c.status = @retrying OR c.status = @dead) \
-                    AND NOT ARRAY_CONTAINS(@callbacks, c.event) ORDER BY c.createdAtMs DESC";
+                    AND NOT IS_DEFINED(c.callbackType) ORDER BY c.createdAtMs DESC";
         let query = parameter(Query::from(text), "@webhook", webhook_id)?;
-        let query = parameter(query, "@callbacks", CallbackType::ALL.map(CallbackType::as_str))?;
         let query = parameter(query, "@retrying", Status::Retrying)?;
         let query = parameter(query, "@dead", Status::Dead)?;
-        let scope = FeedScope::partition(webhook_id.to_owned());
+        let scope = FeedScope::partition(webhook_id.to_string());
         let found: Vec<LogEntry> = query_all(self.deliveries().await?, query, scope, "finding a failure").await?;
         Ok(found.into_iter().next())
     }

@@ -8,6 +8,7 @@ use super::{cosmos, CosmosStore};
 use crate::ports::{RateLimits, StoreError};
 use async_trait::async_trait;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
+use dispatcher_core::model::WebhookId;
 use dispatcher_core::policy::rate;
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
@@ -25,22 +26,22 @@ struct Pace {
 
 #[async_trait]
 impl RateLimits for CosmosStore {
-    async fn reserve(&self, webhook_id: &str, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError> {
+    async fn reserve(&self, webhook_id: &WebhookId, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError> {
         let container = &self.containers().await?.rate_limits;
         for _ in 0..RACES {
             let read: Option<(Pace, Option<String>)> =
-                point_read(container, webhook_id, webhook_id, "rate limit").await?;
+                point_read(container, webhook_id.as_str(), webhook_id.as_str(), "rate limit").await?;
             let slot = rate::reserve(read.as_ref().map(|(pace, _)| pace.tat_us), now_ms * 1000, limit.get());
-            let pace = Pace { id: webhook_id.to_owned(), tat_us: slot.tat_us };
+            let pace = Pace { id: webhook_id.to_string(), tat_us: slot.tat_us };
             let etag = read.and_then(|(_, etag)| etag);
             let write = || async {
                 match &etag {
                     Some(etag) => {
                         let precondition = Precondition::if_match(etag.clone());
                         let options = ItemWriteOptions::default().with_precondition(precondition);
-                        container.replace_item(webhook_id.to_owned(), webhook_id, &pace, Some(options)).await
+                        container.replace_item(webhook_id.to_string(), webhook_id.as_str(), &pace, Some(options)).await
                     }
-                    None => container.create_item(webhook_id.to_owned(), webhook_id, &pace, None).await,
+                    None => container.create_item(webhook_id.to_string(), webhook_id.as_str(), &pace, None).await,
                 }
             };
             let written = unthrottled("reserving a rate-limit slot", BUDGET, write).await;

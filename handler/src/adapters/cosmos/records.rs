@@ -6,7 +6,7 @@ use super::{cosmos, CosmosStore};
 use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
 use azure_data_cosmos::{FeedScope, Query};
-use dispatcher_core::model::{Rejected, Webhook};
+use dispatcher_core::model::{Rejected, Webhook, WebhookId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -63,8 +63,9 @@ impl WebhookStore for CosmosStore {
         }
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
-        let doc: Option<(WebhookDoc, _)> = point_read(&self.containers().await?.webhooks, id, id, "webhook").await?;
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+        let doc: Option<(WebhookDoc, _)> =
+            point_read(&self.containers().await?.webhooks, id.as_str(), id.as_str(), "webhook").await?;
         match doc {
             None => Ok(None),
             Some((doc, Some(etag))) => Ok(Some((doc.webhook, version_of(&etag)))),
@@ -82,9 +83,11 @@ impl WebhookStore for CosmosStore {
         Ok(webhooks)
     }
 
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
         let container = &self.containers().await?.webhooks;
-        match unthrottled("deleting a webhook", BUDGET, || container.delete_item(id.to_owned(), id, None)).await {
+        match unthrottled("deleting a webhook", BUDGET, || container.delete_item(id.to_string(), id.as_str(), None))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if error.status().is_not_found() => Ok(false),
             Err(error) => Err(cosmos("deleting a webhook")(error)),

@@ -6,25 +6,20 @@ use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
-use dispatcher_core::callback::CallbackType;
-use dispatcher_core::model::{Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status};
+use dispatcher_core::model::{
+    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, WebhookId,
+};
 use dispatcher_core::settle::Logged;
 use rusqlite::{params, Connection, OptionalExtension};
 
-const SELECT_ENTRY: &str = "SELECT seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
-    created_at, next_attempt_at, dead_reason FROM deliveries";
-
-/// Leaves out the callbacks of a webhook (`dispatcher_core::callback`): deliveries to its owner, not to its URL.
-fn not_a_callback() -> String {
-    let names: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
-    format!("event NOT IN ({})", names.join(", "))
-}
+const SELECT_ENTRY: &str = "SELECT seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, callback,
+    status, created_at, next_attempt_at, dead_reason FROM deliveries";
 
 /// A row of [`SELECT_ENTRY`]: its `seq`, and the entry without its attempts.
 fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Result<LogEntry, StoreError>)> {
     let delivery = delivery_columns(r, 1)?;
-    let status: String = r.get(8)?;
-    let (created_at_ms, next_attempt_at_ms, dead_reason) = (r.get(9)?, r.get(10)?, r.get(11)?);
+    let status: String = r.get(9)?;
+    let (created_at_ms, next_attempt_at_ms, dead_reason) = (r.get(10)?, r.get(11)?, r.get(12)?);
     let entry = delivery.and_then(|delivery| {
         let status = Status::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?;
         Ok(LogEntry { delivery, status, created_at_ms, next_attempt_at_ms, dead_reason, attempts: Vec::new() })
@@ -118,7 +113,7 @@ impl DeliveryLog for SqliteStore {
 
     async fn list_deliveries(
         &self,
-        webhook_id: &str,
+        webhook_id: &WebhookId,
         status: Option<Status>,
         limit: usize,
         before: Option<&str>,
@@ -133,7 +128,10 @@ impl DeliveryLog for SqliteStore {
                 .map_err(storage)?;
             let status = status.map(Status::as_str);
             let rows = statement
-                .query_map(params![webhook_id, before.unwrap_or(i64::MAX), limit as i64 + 1, status], entry_row)
+                .query_map(
+                    params![webhook_id.as_str(), before.unwrap_or(i64::MAX), limit as i64 + 1, status],
+                    entry_row,
+                )
                 .map_err(storage)?;
             let rows: Vec<(i64, (i64, Result<LogEntry, StoreError>))> = rows
                 .map(|row| row.map(|(seq, entry)| (seq, (seq, entry))))
@@ -147,18 +145,19 @@ impl DeliveryLog for SqliteStore {
         .await
     }
 
-    async fn count_deliveries(&self, webhook_id: &str, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
+    async fn count_deliveries(&self, webhook_id: &WebhookId, since_ms: i64) -> Result<DeliveryCounts, StoreError> {
         let webhook_id = webhook_id.to_owned();
         self.read(move |c| {
             let mut statement = c
-                .prepare_cached(&format!(
+                .prepare_cached(
                     "SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ?1 AND created_at >= ?2 \
-                     AND {} GROUP BY status",
-                    not_a_callback()
-                ))
+                     AND callback IS NULL GROUP BY status",
+                )
                 .map_err(storage)?;
             let rows = statement
-                .query_map(params![webhook_id, since_ms], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .query_map(params![webhook_id.as_str(), since_ms], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .map_err(storage)?;
             let mut counts = DeliveryCounts::default();
             for row in rows {
@@ -171,17 +170,16 @@ impl DeliveryLog for SqliteStore {
         .await
     }
 
-    async fn last_failure(&self, webhook_id: &str) -> Result<Option<LogEntry>, StoreError> {
+    async fn last_failure(&self, webhook_id: &WebhookId) -> Result<Option<LogEntry>, StoreError> {
         let webhook_id = webhook_id.to_owned();
         self.read(move |c| {
             let mut statement = c
                 .prepare_cached(&format!(
-                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND status IN (?2, ?3) AND {} \
-                     ORDER BY seq DESC LIMIT 1",
-                    not_a_callback()
+                    "{SELECT_ENTRY} WHERE webhook_id = ?1 AND status IN (?2, ?3) AND callback IS NULL \
+                     ORDER BY seq DESC LIMIT 1"
                 ))
                 .map_err(storage)?;
-            let failed = params![webhook_id, Status::Retrying.as_str(), Status::Dead.as_str()];
+            let failed = params![webhook_id.as_str(), Status::Retrying.as_str(), Status::Dead.as_str()];
             let row = statement.query_row(failed, entry_row).optional().map_err(storage)?;
             row.map(|(seq, entry)| with_attempts(c, seq, entry)).transpose()
         })
@@ -212,7 +210,7 @@ impl DeliveryLog for SqliteStore {
             let row = c
                 .prepare_cached("SELECT seq, status, attempt_count FROM deliveries WHERE id = ?1 AND webhook_id = ?2")
                 .and_then(|mut s| {
-                    s.query_row(params![id.as_str(), webhook_id], |r| {
+                    s.query_row(params![id.as_str(), webhook_id.as_str()], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?))
                     })
                     .optional()
@@ -281,12 +279,13 @@ impl DeliveryLog for SqliteStore {
                 .prepare_cached(
                     "UPDATE deliveries SET status = CASE WHEN attempt_count = 0 THEN ?3 ELSE ?4 END,
                      next_attempt_at = ?2, dead_reason = NULL WHERE id = ?1 AND leased = 0
-                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, attempt_count",
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, callback,
+                     attempt_count",
                 )
                 .map_err(storage)?;
             let row = statement
                 .query_row(params![id.as_str(), now_ms, Status::Pending.as_str(), Status::Retrying.as_str()], |r| {
-                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(8)?))
+                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(9)?))
                 })
                 .optional()
                 .map_err(storage)?;

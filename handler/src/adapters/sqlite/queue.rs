@@ -7,7 +7,7 @@
 use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::StoreError;
-use dispatcher_core::model::{Delivery, DeliveryId, Job, LogVersion, Status};
+use dispatcher_core::model::{CallbackType, Delivery, DeliveryId, Job, LogVersion, Status};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// A job's log version: its delivery's row.
@@ -31,7 +31,7 @@ pub(super) fn release_leases(c: &Connection, now_ms: i64) -> Result<(), StoreErr
 pub(super) fn insert_statement(c: &Connection) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
     c.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event, body, source_id, correlation_id, traceparent, status,
-         next_attempt_at, leased, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, ?11, ?7, ?8, ?9)
+         next_attempt_at, leased, created_at, callback) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, ?11, ?7, ?8, ?9, ?12)
          ON CONFLICT (id) DO NOTHING RETURNING seq",
     )
     .map_err(storage)
@@ -48,7 +48,7 @@ pub(super) fn insert_delivery(
 ) -> Result<Option<i64>, StoreError> {
     let row = params![
         d.id.as_str(),
-        &*d.webhook_id,
+        d.webhook_id.as_str(),
         d.event,
         d.body.as_bytes(),
         d.source_id,
@@ -57,7 +57,8 @@ pub(super) fn insert_delivery(
         leased,
         now_ms,
         d.traceparent,
-        Status::Pending.as_str()
+        Status::Pending.as_str(),
+        d.callback.map(CallbackType::as_str)
     ];
     insert.query_row(row, |r| r.get(0)).optional().map_err(storage)
 }
@@ -105,12 +106,13 @@ impl SqliteStore {
                      WHERE seq IN (SELECT seq FROM deliveries WHERE next_attempt_at <= ?1
                                    AND webhook_id NOT IN (SELECT value FROM json_each(?4))
                                    ORDER BY next_attempt_at LIMIT ?3)
-                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, attempt_count",
+                     RETURNING seq, id, webhook_id, event, body, source_id, correlation_id, traceparent, callback,
+                     attempt_count",
                 )
                 .map_err(storage)?;
             let rows = statement
                 .query_map(params![now_ms, now_ms + lease_ms, limit as i64, skip], |r| {
-                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(8)?))
+                    Ok((r.get::<_, i64>(0)?, delivery_columns(r, 1)?, r.get::<_, u32>(9)?))
                 })
                 .map_err(storage)?;
             rows.map(|row| {
@@ -158,16 +160,24 @@ impl SqliteStore {
     }
 }
 
-/// The delivery in the seven columns from `first`: id, webhook_id, event, body, source_id, correlation_id,
-/// traceparent.
+/// The delivery in the eight columns from `first`: id, webhook_id, event, body, source_id, correlation_id,
+/// traceparent, callback.
 pub(super) fn delivery_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Result<Delivery, StoreError>> {
     let id: String = r.get(first)?;
     let body = text(r.get_ref(first + 3)?);
     let (webhook_id, event): (String, String) = (r.get(first + 1)?, r.get(first + 2)?);
     let (source_id, correlation_id, traceparent) = (r.get(first + 4)?, r.get(first + 5)?, r.get(first + 6)?);
+    let callback: Option<String> = r.get(first + 7)?;
     Ok((|| {
         let id = DeliveryId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("delivery id {id:?}")))?;
-        Ok(Delivery { id, webhook_id: webhook_id.into(), event, body: body?, source_id, correlation_id, traceparent })
+        let callback = match callback {
+            None => None,
+            Some(name) => {
+                Some(CallbackType::parse(&name).ok_or_else(|| StoreError::Corrupt(format!("callback {name:?}")))?)
+            }
+        };
+        let webhook_id = webhook_id.into();
+        Ok(Delivery { id, webhook_id, event, callback, body: body?, source_id, correlation_id, traceparent })
     })())
 }
 

@@ -5,7 +5,7 @@ use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
 use async_trait::async_trait;
-use dispatcher_core::model::{Rejected, Status, Webhook};
+use dispatcher_core::model::{Rejected, Status, Webhook, WebhookId};
 use rusqlite::{params, OptionalExtension};
 
 fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
@@ -61,11 +61,13 @@ impl WebhookStore for SqliteStore {
         }
     }
 
-    async fn get_webhook(&self, id: &str) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
             let row: Option<(String, i64)> = c
-                .query_row("SELECT doc, version FROM webhooks WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row("SELECT doc, version FROM webhooks WHERE id = ?1", [id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()
                 .map_err(storage)?;
             row.map(|(doc, version)| Ok((parse_webhook(&doc)?, version_of(version)))).transpose()
@@ -82,17 +84,17 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.write(move |c| {
             // Its pending deliveries go with it: nobody is left to receive them.
             c.execute(
                 "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, dead_reason = 'webhook deleted'
                  WHERE webhook_id = ?1 AND next_attempt_at IS NOT NULL",
-                params![id, Status::Dead.as_str()],
+                params![id.as_str(), Status::Dead.as_str()],
             )
             .map_err(storage)?;
-            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [&id]).map_err(storage)? > 0)
+            Ok(c.execute("DELETE FROM webhooks WHERE id = ?1", [id.as_str()]).map_err(storage)? > 0)
         })
         .await
     }

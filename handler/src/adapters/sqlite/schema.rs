@@ -2,11 +2,12 @@
 //! was written with the schema this code reads.
 
 use crate::ports::StoreError;
+use dispatcher_core::model::CallbackType;
 use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     source_id TEXT NOT NULL,
     correlation_id TEXT,
     traceparent TEXT,
+    callback TEXT,
     status TEXT NOT NULL,
     attempt_count INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
@@ -92,22 +94,41 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
     created
 }
 
+/// What brings a database of each older version to the next one.
+fn steps() -> [(i64, String); 3] {
+    let callbacks: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
+    [
+        // The deliveries' trace context (empty in older rows).
+        (2, "ALTER TABLE deliveries ADD COLUMN traceparent TEXT".to_owned()),
+        (3, "ALTER TABLE webhooks ADD COLUMN version INTEGER NOT NULL DEFAULT 1".to_owned()),
+        // Which callback a delivery is; older rows only said so by their event's name.
+        (
+            4,
+            format!(
+                "ALTER TABLE deliveries ADD COLUMN callback TEXT;
+                 UPDATE deliveries SET callback = event WHERE event IN ({})",
+                callbacks.join(", ")
+            ),
+        ),
+    ]
+}
+
 fn migrate(c: &Connection, path: &Path) -> Result<(), StoreError> {
     let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(storage)?;
     let tables: i64 =
         c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(storage)?;
-    // Version 3 added the deliveries' trace context (empty in older rows), version 4 the webhooks' version.
-    if tables > 0 && version == 2 {
-        c.execute_batch("ALTER TABLE deliveries ADD COLUMN traceparent TEXT").map_err(storage)?;
-    }
-    if tables > 0 && (version == 2 || version == 3) {
-        c.execute_batch("ALTER TABLE webhooks ADD COLUMN version INTEGER NOT NULL DEFAULT 1").map_err(storage)?;
-    } else if tables > 0 && version != SCHEMA_VERSION {
-        return Err(storage(format!(
-            "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
-             move the data dir away (or finish its deliveries with the handler that wrote it)",
-            path.display()
-        )));
+    if tables > 0 && version != SCHEMA_VERSION {
+        let steps = steps();
+        if !steps.iter().any(|(from, _)| *from == version) {
+            return Err(storage(format!(
+                "{} has schema version {version}, this handler reads version {SCHEMA_VERSION}: \
+                 move the data dir away (or finish its deliveries with the handler that wrote it)",
+                path.display()
+            )));
+        }
+        for (_, step) in steps.iter().filter(|(from, _)| *from >= version) {
+            c.execute_batch(step).map_err(storage)?;
+        }
     }
     c.execute_batch(SCHEMA).map_err(storage)?;
     c.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(storage)
@@ -136,14 +157,14 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 4"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 5"), "{error}");
     }
 
     #[test]
     fn a_database_of_version_2_gains_the_trace_context_and_webhook_version_columns() {
         let (c, path) = empty_database("schema-v2");
         let version_2 =
-            SCHEMA.replace("    traceparent TEXT,\n", "").replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
+            version_4().replace("    traceparent TEXT,\n", "").replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
         assert!(!version_2.contains("version INTEGER") && !version_2.contains("traceparent"));
         c.execute_batch(&format!("{version_2} PRAGMA user_version = 2;")).unwrap();
         c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
@@ -155,13 +176,13 @@ mod tests {
             })
             .unwrap();
         let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap();
-        assert_eq!((version, column, kept), (4, 1, 1));
+        assert_eq!((version, column, kept), (5, 1, 1));
     }
 
     #[test]
     fn a_database_of_version_3_gains_the_webhook_version_column_in_one_transaction() {
         let (c, path) = empty_database("schema-v3");
-        let version_3 = SCHEMA.replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
+        let version_3 = version_4().replace(",\n    version INTEGER NOT NULL DEFAULT 1", "");
         c.execute_batch(&format!("{version_3} PRAGMA user_version = 3;")).unwrap();
         c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
         // A migration that fails midway changes nothing: here the column is there already, as if a
@@ -176,6 +197,37 @@ mod tests {
             c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap(),
             c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap(),
         );
-        assert_eq!((version, kept), (4, 1));
+        assert_eq!((version, kept), (5, 1));
+    }
+
+    fn version_4() -> String {
+        SCHEMA.replace("    callback TEXT,\n", "")
+    }
+
+    #[test]
+    fn a_database_of_version_4_learns_which_deliveries_are_callbacks() {
+        let (c, path) = empty_database("schema-v4");
+        c.execute_batch(&format!("{} PRAGMA user_version = 4;", version_4())).unwrap();
+        for (n, event) in ["ping", "DeliveryFailure", "Callback", "WebhookDisabled"].iter().enumerate() {
+            c.execute(
+                "INSERT INTO deliveries (id, webhook_id, event, body, source_id, status, created_at)
+                 VALUES (?1, 'wh1', ?2, '{}', 'm', 'pending', 0)",
+                rusqlite::params![format!("d{n}"), event],
+            )
+            .unwrap();
+        }
+        create_schema(&c, &path).unwrap();
+        let kinds: Vec<(String, Option<String>)> = c
+            .prepare("SELECT event, callback FROM deliveries ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let callback = |name: &str| (name.to_owned(), Some(name.to_owned()));
+        assert_eq!(
+            kinds,
+            [("ping".to_owned(), None), callback("DeliveryFailure"), callback("Callback"), callback("WebhookDisabled")]
+        );
     }
 }

@@ -5,9 +5,8 @@
 //! others' deliveries wait behind its own, and finding the next job for the others costs nothing however long
 //! its queue is. Bounded (`LIMIT`): beyond it, accepted deliveries wait in the store as due.
 
-use dispatcher_core::model::Job;
+use dispatcher_core::model::{Job, WebhookId};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
 /// The most jobs held, give or take the accepts under way (room is checked before the store write, and the jobs
 /// are added after it, without holding the lock across). A fanned-out burst fits, so that it skips the lease round
@@ -16,9 +15,9 @@ pub const LIMIT: usize = 49_152;
 
 #[derive(Default)]
 pub struct HandOff {
-    queues: HashMap<Arc<str>, VecDeque<Job>>,
+    queues: HashMap<WebhookId, VecDeque<Job>>,
     /// The webhooks with jobs, in the order they are next taken from.
-    turns: VecDeque<Arc<str>>,
+    turns: VecDeque<WebhookId>,
     len: usize,
 }
 
@@ -43,7 +42,7 @@ impl HandOff {
 
     /// Up to `limit` jobs, one webhook at a time in turn, oldest first for each, passing over (and keeping)
     /// those of the webhooks in `saturated`.
-    pub fn take(&mut self, limit: usize, saturated: &[Arc<str>]) -> Vec<Job> {
+    pub fn take(&mut self, limit: usize, saturated: &[WebhookId]) -> Vec<Job> {
         let mut jobs = Vec::new();
         let mut passed_over = Vec::new();
         while jobs.len() < limit {
@@ -78,11 +77,11 @@ mod tests {
 
     fn job(webhook: &str, n: i64) -> Job {
         let source = Source { id: n.to_string(), correlation_id: None, traceparent: None };
-        Job::first(direct(&source, &Arc::from(webhook), "ping", "{}".into()), None)
+        Job::first(direct(&source, &WebhookId::from(webhook), "ping", "{}".into()), None)
     }
 
     fn taken(hand_off: &mut HandOff, limit: usize, saturated: &[&str]) -> Vec<(String, i64)> {
-        let saturated: Vec<Arc<str>> = saturated.iter().map(|s| Arc::from(*s)).collect();
+        let saturated: Vec<WebhookId> = saturated.iter().map(|s| WebhookId::from(*s)).collect();
         let jobs = hand_off.take(limit, &saturated);
         jobs.into_iter().map(|j| (j.delivery.webhook_id.to_string(), j.delivery.source_id.parse().unwrap())).collect()
     }

@@ -8,7 +8,7 @@
 
 use super::queue::LocalQueue;
 use crate::service::{self, Service, Step};
-use dispatcher_core::model::Job;
+use dispatcher_core::model::{Job, WebhookId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,27 +29,27 @@ struct Pool {
     /// Every attempt's task, until its outcome is recorded: shutting down waits for all of them.
     tasks: TaskTracker,
     /// Attempts under way per webhook.
-    in_flight: Mutex<HashMap<Arc<str>, usize>>,
+    in_flight: Mutex<HashMap<WebhookId, usize>>,
     per_webhook: usize,
 }
 
 impl Pool {
     /// Webhooks that use their whole share of the slots.
-    fn saturated(&self) -> Vec<Arc<str>> {
+    fn saturated(&self) -> Vec<WebhookId> {
         let in_flight = self.in_flight.lock();
         in_flight
             .map(|m| m.iter().filter(|(_, n)| **n >= self.per_webhook).map(|(id, _)| id.clone()).collect())
             .unwrap_or_default()
     }
 
-    fn started(&self, webhook_id: &Arc<str>) {
+    fn started(&self, webhook_id: &WebhookId) {
         if let Ok(mut m) = self.in_flight.lock() {
             *m.entry(webhook_id.clone()).or_default() += 1;
         }
     }
 
     /// Returns whether the webhook was saturated (so its deliveries waiting in the store can go now).
-    fn finished(&self, webhook_id: &Arc<str>) -> bool {
+    fn finished(&self, webhook_id: &WebhookId) -> bool {
         let Ok(mut m) = self.in_flight.lock() else { return false };
         let Some(n) = m.get_mut(webhook_id) else { return false };
         let was_saturated = *n >= self.per_webhook;
