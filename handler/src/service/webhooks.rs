@@ -209,7 +209,7 @@ impl Service {
                 Updated::Changed(..) => changed += 1,
                 Updated::Unchanged(..) => {}
                 Updated::Missing => {
-                    let webhook = Webhook::new(id.into(), config, self.new_secret()?, now_ms);
+                    let webhook = Webhook::new(id, config, self.new_secret()?, now_ms);
                     self.webhooks.store().put_webhook(&webhook, None).await.map_err(ServiceError::from)?;
                     changed += 1;
                 }
