@@ -90,7 +90,7 @@ impl Producer {
                 let body = event.to_string();
                 let message =
                     Outgoing { message_id: &id, correlation_id, scheduled_at_ms: None, traceparent: None, body: &body };
-                queue.send(message).await?;
+                queue.send(message).await.map_err(|e| e.to_string())?;
                 Ok(Published { id, answer: Value::Null })
             }
         }

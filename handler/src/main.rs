@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use dispatcher::config::{LocalArgs, ServeArgs};
+use dispatcher::config::{InvalidSettings, LocalArgs, ServeArgs};
 use dispatcher::runtime::azure::glibc::{self, Version};
 use dispatcher::runtime::{self, shutdown_signal};
 use dispatcher::telemetry::{self, Telemetry};
@@ -107,11 +107,8 @@ fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>, max_glibc: Ve
 }
 
 /// The settings checked, logs, metrics and traces set up, and the runtime to run the command on.
-fn start<T>(settings: Result<T, Vec<String>>) -> anyhow::Result<(T, Telemetry, tokio::runtime::Runtime)> {
-    let config = match settings {
-        Ok(config) => config,
-        Err(problems) => bail!("invalid settings:\n  {}", problems.join("\n  ")),
-    };
+fn start<T>(settings: Result<T, InvalidSettings>) -> anyhow::Result<(T, Telemetry, tokio::runtime::Runtime)> {
+    let config = settings?;
     // The OTLP exporters' HTTP client, like every client here, runs on rustls with ring.
     dispatcher::adapters::tls::install();
     let telemetry = telemetry::init().map_err(|e| anyhow::anyhow!("setting up telemetry: {e}"))?;

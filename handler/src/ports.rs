@@ -195,8 +195,13 @@ pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
     /// Fills `bytes` from the operating system's generator.
-    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), String>;
+    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), RandomUnavailable>;
 }
+
+/// The operating system's random generator failed: nothing that needs a secret or an id can be made.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random generator failed: {0}")]
+pub struct RandomUnavailable(pub String);
 
 /// The system clock and the operating system's random generator.
 pub struct SystemClock;
@@ -206,7 +211,7 @@ impl Clock for SystemClock {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
 
-    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), String> {
-        getrandom::fill(bytes).map_err(|e| format!("the operating system's random generator failed: {e}"))
+    fn fill_random(&self, bytes: &mut [u8]) -> Result<(), RandomUnavailable> {
+        getrandom::fill(bytes).map_err(|e| RandomUnavailable(e.to_string()))
     }
 }

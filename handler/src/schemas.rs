@@ -46,7 +46,7 @@ pub const PAGES: [Page; 2] = [
 impl Page {
     /// `text`, the page's contents, with its generated part replaced by what the code generates now; an error
     /// naming the page when a marker line is missing.
-    pub fn splice(&self, text: &str) -> Result<String, String> {
+    pub fn splice(&self, text: &str) -> Result<String, MissingMarker> {
         splice(self.path, text, self.begin, self.end, &(self.contents)())
     }
 }
@@ -88,12 +88,22 @@ pub fn api_table() -> String {
     md
 }
 
-fn splice(path: &str, text: &str, begin: &str, end_marker: &str, contents: &str) -> Result<String, String> {
-    let start = text.find(begin).ok_or_else(|| format!("{path} has no line {begin}"))?;
+/// A page without the marker line its generated part starts or ends at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} has no line {marker}")]
+pub struct MissingMarker {
+    pub path: String,
+    /// The marker, and for the end marker, `after` the begin marker.
+    pub marker: String,
+}
+
+fn splice(path: &str, text: &str, begin: &str, end_marker: &str, contents: &str) -> Result<String, MissingMarker> {
+    let missing = |marker: String| MissingMarker { path: path.to_owned(), marker };
+    let start = text.find(begin).ok_or_else(|| missing(begin.to_owned()))?;
     let end = text
         .find(end_marker)
         .filter(|&end| end > start)
-        .ok_or_else(|| format!("{path} has no line {end_marker} after {begin}"))?;
+        .ok_or_else(|| missing(format!("{end_marker} after {begin}")))?;
     Ok(format!("{}{begin}\n\n{contents}\n{}", &text[..start], &text[end..]))
 }
 
@@ -139,7 +149,7 @@ pub fn stale(root: &Path) -> io::Result<Vec<String>> {
     for page in &PAGES {
         let fresh = fs::read_to_string(root.join(page.path))
             .map_err(|e| e.to_string())
-            .and_then(|text| Ok(page.splice(&text)? == text));
+            .and_then(|text| Ok(page.splice(&text).map_err(|e| e.to_string())? == text));
         match fresh {
             Ok(true) => {}
             Ok(false) => stale.push(format!("{} ({})", page.path, page.part)),

@@ -29,27 +29,39 @@ fn otlp_endpoint() -> bool {
         .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
 }
 
+/// An exporter that could not be set up: which one, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{exporter}: {reason}")]
+pub struct TelemetryError {
+    pub exporter: &'static str,
+    pub reason: String,
+}
+
+fn failed(exporter: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> TelemetryError {
+    move |reason| TelemetryError { exporter, reason: reason.to_string() }
+}
+
 /// Sets up logs (`DISPATCHER_LOG`, `DISPATCHER_LOG_FORMAT`), metrics and traces for this process.
-pub fn init() -> Result<Telemetry, String> {
+pub fn init() -> Result<Telemetry, TelemetryError> {
     // No resource detectors: the service name is all the exports need, and each detector costs resident code.
     let resource = Resource::builder_empty().with_service_name("public-event-dispatcher").build();
     let registry = prometheus::Registry::new();
     let prometheus = opentelemetry_prometheus::exporter()
         .with_registry(registry.clone())
         .build()
-        .map_err(|e| format!("the Prometheus exporter: {e}"))?;
+        .map_err(|e| failed("the Prometheus exporter")(&e))?;
     let mut meters = SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(prometheus);
     let mut tracer = SdkTracerProvider::builder().with_resource(resource);
     if otlp_endpoint() {
         let metrics = opentelemetry_otlp::MetricExporter::builder()
             .with_http()
             .build()
-            .map_err(|e| format!("the OTLP metric exporter: {e}"))?;
+            .map_err(|e| failed("the OTLP metric exporter")(&e))?;
         meters = meters.with_reader(PeriodicReader::builder(metrics).build());
         let spans = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
-            .map_err(|e| format!("the OTLP span exporter: {e}"))?;
+            .map_err(|e| failed("the OTLP span exporter")(&e))?;
         tracer = tracer.with_batch_exporter(spans);
     }
     let (meters, tracer) = (meters.build(), tracer.build());

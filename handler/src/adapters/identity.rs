@@ -7,6 +7,11 @@ use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use std::sync::Arc;
 
+/// What the managed identity could not do: the Azure SDK's words, never a token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentityError(String);
+
 /// The system-assigned identity, or the user-assigned one of `client_id`.
 #[derive(Clone)]
 pub struct ManagedIdentity {
@@ -16,15 +21,15 @@ pub struct ManagedIdentity {
 
 impl ManagedIdentity {
     /// The identity; nothing is requested until a token is.
-    pub fn new(client_id: Option<String>) -> Result<ManagedIdentity, String> {
+    pub fn new(client_id: Option<String>) -> Result<ManagedIdentity, IdentityError> {
         // The credential builds its HTTP client now, on the process's TLS stack.
         crate::adapters::tls::install();
         let options = ManagedIdentityCredentialOptions {
             user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
             ..Default::default()
         };
-        let credential =
-            ManagedIdentityCredential::new(Some(options)).map_err(|e| format!("no managed identity: {e}"))?;
+        let credential = ManagedIdentityCredential::new(Some(options))
+            .map_err(|e| IdentityError(format!("no managed identity: {e}")))?;
         Ok(ManagedIdentity { client_id, credential })
     }
 
@@ -35,11 +40,11 @@ impl ManagedIdentity {
 
     /// A token for `scope` (cached by the credential until shortly before it expires); the error says what the
     /// identity endpoint answered, never a token.
-    pub async fn token(&self, scope: &str) -> Result<AccessToken, String> {
+    pub async fn token(&self, scope: &str) -> Result<AccessToken, IdentityError> {
         self.credential
             .get_token(&[scope], None)
             .await
-            .map_err(|e| format!("no token from the managed identity ({self:?}) for {scope}: {e}"))
+            .map_err(|e| IdentityError(format!("no token from the managed identity ({self:?}) for {scope}: {e}")))
     }
 }
 

@@ -38,6 +38,11 @@ impl std::fmt::Debug for AccessToken {
 #[error("{0}")]
 pub struct ExchangeError(pub String);
 
+/// Why no token came for a set of credentials: what the endpoint (or its discovery) answered, never a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(String);
+
 /// The tokens of every set of credentials this process sends with.
 #[derive(Clone, Default)]
 pub struct Tokens {
@@ -68,7 +73,7 @@ impl Tokens {
         client: &OAuth2Client,
         stale: Option<&AccessToken>,
         http: &F,
-    ) -> Result<AccessToken, String>
+    ) -> Result<AccessToken, TokenError>
     where
         F: Fn(HttpRequest) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<HttpResponse, ExchangeError>> + Send + 'static,
@@ -85,7 +90,7 @@ impl Tokens {
         let endpoint = match &slot.endpoint {
             Some((endpoint, until)) if *until > now => endpoint.clone(),
             _ => {
-                let found = endpoint(client, http).await?;
+                let found = endpoint(client, http).await.map_err(TokenError)?;
                 slot.endpoint = Some((found.clone(), now + DISCOVERY_LIFETIME));
                 found
             }
@@ -94,12 +99,10 @@ impl Tokens {
             // A server that refuses the credentials in `Authorization` may want them in the body (RFC 6749 §2.3.1).
             Err(Fetch::InvalidClient(_)) if !endpoint.post => {
                 let post = Endpoint { post: true, ..endpoint };
-                let (token, lifetime) = fetch(client, &post, http).await.map_err(Fetch::into_message)?;
+                let (token, lifetime) = fetch(client, &post, http).await.map_err(Fetch::into_error)?;
                 (token, lifetime, true)
             }
-            fetched => {
-                fetched.map(|(token, lifetime)| (token, lifetime, endpoint.post)).map_err(Fetch::into_message)?
-            }
+            fetched => fetched.map(|(token, lifetime)| (token, lifetime, endpoint.post)).map_err(Fetch::into_error)?,
         };
         if let Some((endpoint, _)) = slot.endpoint.as_mut() {
             endpoint.post = post;
@@ -125,9 +128,9 @@ enum Fetch {
 }
 
 impl Fetch {
-    fn into_message(self) -> String {
+    fn into_error(self) -> TokenError {
         match self {
-            Fetch::InvalidClient(message) | Fetch::Other(message) => message,
+            Fetch::InvalidClient(message) | Fetch::Other(message) => TokenError(message),
         }
     }
 }

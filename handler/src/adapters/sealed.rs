@@ -23,12 +23,19 @@ const NONCE_LEN: usize = 24;
 #[derive(Clone)]
 pub struct EncryptionKey(Arc<XChaCha20Poly1305>);
 
+/// What is wrong with a key, never what it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not base64 (32 random bytes, base64)")]
+    NotBase64,
+    #[error("{0} bytes, expected 32 (e.g. `openssl rand -base64 32`)")]
+    WrongLength(usize),
+}
+
 impl EncryptionKey {
-    /// Reads a key; the error says what is wrong with it, never what it is.
-    pub fn parse(name: &str, text: &str) -> Result<EncryptionKey, String> {
-        let bytes = BASE64.decode(text.trim()).map_err(|_| format!("{name}: not base64 (32 random bytes, base64)"))?;
-        let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
-            .map_err(|_| format!("{name}: {} bytes, expected 32 (e.g. `openssl rand -base64 32`)", bytes.len()))?;
+    pub fn parse(text: &str) -> Result<EncryptionKey, KeyError> {
+        let bytes = BASE64.decode(text.trim()).map_err(|_| KeyError::NotBase64)?;
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| KeyError::WrongLength(bytes.len()))?;
         Ok(EncryptionKey(Arc::new(cipher)))
     }
 }
@@ -159,7 +166,7 @@ mod tests {
     }
 
     fn key(byte: u8) -> Option<EncryptionKey> {
-        Some(EncryptionKey::parse("KEY", &BASE64.encode([byte; 32])).unwrap())
+        Some(EncryptionKey::parse(&BASE64.encode([byte; 32])).unwrap())
     }
 
     fn webhook(id: &str) -> Webhook {
@@ -224,12 +231,10 @@ mod tests {
 
     #[test]
     fn a_key_that_is_not_32_bytes_of_base64_is_refused_without_being_shown() {
-        assert_eq!(
-            EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", "c2hvcnQ=").unwrap_err(),
-            "DISPATCHER_ENCRYPTION_KEY: 5 bytes, expected 32 (e.g. `openssl rand -base64 32`)"
-        );
-        let error = EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", "not base64!").unwrap_err();
-        assert_eq!(error, "DISPATCHER_ENCRYPTION_KEY: not base64 (32 random bytes, base64)");
+        let error = EncryptionKey::parse("c2hvcnQ=").unwrap_err();
+        assert_eq!(error.to_string(), "5 bytes, expected 32 (e.g. `openssl rand -base64 32`)");
+        let error = EncryptionKey::parse("not base64!").unwrap_err();
+        assert_eq!(error, KeyError::NotBase64);
         assert_eq!(format!("{:?}", key(1).unwrap()), "EncryptionKey(***)");
     }
 }

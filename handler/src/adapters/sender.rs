@@ -208,12 +208,13 @@ impl Sender {
             let sender = sender.clone();
             async move { sender.exchange(request).await }
         };
-        let token = self.tokens.token(oauth2, None, &exchange).await.map_err(Failure::Transient)?;
+        let token = self.tokens.token(oauth2, None, &exchange).await.map_err(|e| Failure::Transient(e.to_string()))?;
         let answer = self.exchange_once(client, build_request(uri.clone(), request, Some(&token))?).await?;
         if answer.code != 401 {
             return Ok(answer);
         }
-        let fresh = self.tokens.token(oauth2, Some(&token), &exchange).await.map_err(Failure::Transient)?;
+        let fresh =
+            self.tokens.token(oauth2, Some(&token), &exchange).await.map_err(|e| Failure::Transient(e.to_string()))?;
         self.exchange_once(client, build_request(uri, request, Some(&fresh))?).await
     }
 

@@ -22,14 +22,18 @@ pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
-/// Builds `builder`. The error gives the cause, such as a platform without CA certificates (the
-/// `ca-certificates` package), which every client needs even for plain HTTP.
-pub fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
-    builder.build().map_err(|error| format!("cannot build an HTTP client: {}", error_chain(&error)))
+/// An HTTP client could not be built; the words give the cause, such as a platform without CA certificates
+/// (the `ca-certificates` package), which every client needs even for plain HTTP.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot build an HTTP client: {0}")]
+pub struct ClientError(String);
+
+pub fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, ClientError> {
+    builder.build().map_err(|error| ClientError(error_chain(&error)))
 }
 
 /// An HTTP client with reqwest's defaults.
-pub fn client() -> Result<reqwest::Client, String> {
+pub fn client() -> Result<reqwest::Client, ClientError> {
     build(builder())
 }
 

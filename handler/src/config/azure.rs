@@ -1,7 +1,9 @@
 //! The settings of `handler serve`, the Azure Functions custom handler: app settings, as
 //! `function-app/local.settings.json.example` lists them.
 
-use super::{boolean, number, required, Bounds, Delivery, DeliveryArgs, Problems};
+use super::{
+    boolean, number, required, variable, Bounds, Delivery, DeliveryArgs, InvalidSettings, Problems, SettingError,
+};
 use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::servicebus::ServiceBusConnection;
@@ -61,26 +63,29 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn validate(self) -> Result<ServeConfig, Vec<String>> {
+    pub fn validate(self) -> Result<ServeConfig, InvalidSettings> {
+        let name = variable::<ServeArgs>;
         let mut problems = Problems::default();
         let port = self.port.or(std::env::var("FUNCTIONS_HTTPWORKER_PORT").ok());
-        let port =
-            problems.check(required("FUNCTIONS_CUSTOMHANDLER_PORT", port, "the Functions host sets it").and_then(
-                |text| text.parse::<u16>().map_err(|_| format!("FUNCTIONS_CUSTOMHANDLER_PORT: {text:?} is not a port")),
-            ));
-        let endpoint = problems.check(required("COSMOSDB_ENDPOINT", self.cosmos_endpoint, "the Cosmos DB account URL"));
+        let port = problems.check(required(&name("port"), port, "the Functions host sets it")).and_then(|text| {
+            problems.check_setting(&name("port"), text.parse::<u16>().map_err(|_| format!("{text:?} is not a port")))
+        });
+        let endpoint =
+            problems.check(required(&name("cosmos_endpoint"), self.cosmos_endpoint, "the Cosmos DB account URL"));
         // One identity for both, so that its tokens are requested by one client.
         let identity = match (&self.cosmos_key, &self.service_bus) {
             (Some(_), Some(_)) => None,
-            _ => problems.check(ManagedIdentity::new(self.client_id.filter(|id| !id.is_empty()))),
+            _ => problems
+                .check_setting(&name("client_id"), ManagedIdentity::new(self.client_id.filter(|id| !id.is_empty()))),
         };
         let cosmos_auth = match (self.cosmos_key.filter(|k| !k.is_empty()), &identity) {
             (Some(key), _) => Some(CosmosAuth::Key(key)),
             (None, identity) => identity.clone().map(CosmosAuth::ManagedIdentity),
         };
-        let create_if_missing = problems.check(boolean("COSMOSDB_CREATE_IF_MISSING", &self.cosmos_create_if_missing));
+        let create_if_missing =
+            problems.check(boolean(&name("cosmos_create_if_missing"), &self.cosmos_create_if_missing));
         let cache = problems.check(number(
-            "DISPATCHER_WEBHOOK_CACHE_SECONDS",
+            &name("webhook_cache_seconds"),
             &self.webhook_cache_seconds,
             0..=3600u64,
             "a number of seconds",
@@ -93,9 +98,9 @@ impl ServeArgs {
             least_grace: Duration::ZERO,
         };
         let delivery = self.delivery.validate(&mut problems, bounds);
-        for (name, queue) in [("EVENTS_QUEUE", &self.events_queue), ("DELIVERIES_QUEUE", &self.deliveries_queue)] {
+        for (id, queue) in [("events_queue", &self.events_queue), ("deliveries_queue", &self.deliveries_queue)] {
             if queue.is_empty() || queue.contains('/') {
-                problems.add(format!("{name}: {queue:?} is not a queue name"));
+                problems.add(&name(id), format!("{queue:?} is not a queue name"));
             }
         }
         problems.into_result(|| {
@@ -125,14 +130,17 @@ fn service_bus(
     connection_string: Option<String>,
     namespace: Option<String>,
     identity: Option<ManagedIdentity>,
-) -> Result<ServiceBusConnection, String> {
+) -> Result<ServiceBusConnection, SettingError> {
+    let (by_key, by_identity) = (variable::<ServeArgs>("service_bus"), variable::<ServeArgs>("service_bus_namespace"));
     match (connection_string.filter(|c| !c.is_empty()), namespace.filter(|n| !n.is_empty()), identity) {
-        (Some(text), _, _) => ServiceBusConnection::parse(&text).map_err(|e| format!("ServiceBusConnection: {e}")),
-        (None, Some(namespace), Some(identity)) => ServiceBusConnection::with_identity(&namespace, identity)
-            .map_err(|e| format!("ServiceBusConnection__fullyQualifiedNamespace: {e}")),
-        (None, Some(_), None) => Err("ServiceBusConnection__fullyQualifiedNamespace: no managed identity".into()),
-        (None, None, _) => Err("ServiceBusConnection: missing (a connection string with a SharedAccessKey, or \
-                                ServiceBusConnection__fullyQualifiedNamespace and the managed identity)"
-            .into()),
+        (Some(text), _, _) => ServiceBusConnection::parse(&text).map_err(|e| SettingError::new(&by_key, e)),
+        (None, Some(namespace), Some(identity)) => {
+            ServiceBusConnection::with_identity(&namespace, identity).map_err(|e| SettingError::new(&by_identity, e))
+        }
+        (None, Some(_), None) => Err(SettingError::new(&by_identity, "no managed identity")),
+        (None, None, _) => Err(SettingError::new(
+            &by_key,
+            format!("missing (a connection string with a SharedAccessKey, or {by_identity} and the managed identity)"),
+        )),
     }
 }

@@ -1,6 +1,6 @@
 //! The settings of `handler local`.
 
-use super::{number, Bounds, Delivery, DeliveryArgs, Problems};
+use super::{name, number, variable, Bounds, Delivery, DeliveryArgs, InvalidSettings, Problems};
 use crate::http::ApiKey;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,18 +44,18 @@ pub struct LocalArgs {
 }
 
 impl LocalArgs {
-    pub fn validate(self) -> Result<LocalConfig, Vec<String>> {
+    pub fn validate(self) -> Result<LocalConfig, InvalidSettings> {
+        let name = name::<LocalArgs>;
         let mut problems = Problems::default();
-        let bind = problems.check(
-            self.bind.parse().map_err(|_| format!("--bind / DISPATCHER_BIND: {:?} is not an IP address", self.bind)),
+        let bind = problems.check_setting(
+            &name("bind"),
+            self.bind.parse().map_err(|_| format!("{:?} is not an IP address", self.bind)),
         );
-        let port = problems.check(
-            self.port
-                .parse::<u16>()
-                .map_err(|_| format!("--port / DISPATCHER_PORT: {:?} is not a port number (0-65535)", self.port)),
+        let port = problems.check_setting(
+            &name("port"),
+            self.port.parse::<u16>().map_err(|_| format!("{:?} is not a port number (0-65535)", self.port)),
         );
-        let concurrency =
-            problems.check(number("--concurrency / DISPATCHER_CONCURRENCY", &self.concurrency, 1..=4096, "a number"));
+        let concurrency = problems.check(number(&name("concurrency"), &self.concurrency, 1..=4096, "a number"));
         let bounds = Bounds {
             max_request_timeout: Duration::from_secs(300),
             private_targets_by_default: true,
@@ -64,7 +64,7 @@ impl LocalArgs {
         let delivery = self.delivery.validate(&mut problems, bounds);
         if self.api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.
-            problems.add("DISPATCHER_API_KEY: must be at least 16 characters".to_owned());
+            problems.add(&variable::<LocalArgs>("api_key"), "must be at least 16 characters");
         }
         problems.into_result(|| {
             Some(LocalConfig {
@@ -92,7 +92,8 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<LocalConfig, Vec<String>> {
-        Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap().local.validate()
+        let cli = Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap();
+        cli.local.validate().map_err(|invalid| invalid.0.iter().map(ToString::to_string).collect())
     }
 
     #[test]

@@ -13,50 +13,110 @@ use shared::Bounds;
 pub use shared::{Delivery, DeliveryArgs};
 
 use crate::adapters::sealed::EncryptionKey;
+use std::fmt::Display;
 use std::time::Duration;
+
+/// One setting that is wrong: how it is set, and what is wrong with it (never its value when it is a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct SettingError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl SettingError {
+    fn new(setting: &str, problem: impl Display) -> SettingError {
+        SettingError { setting: setting.to_owned(), problem: problem.to_string() }
+    }
+}
+
+/// Every wrong setting of a command, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid settings:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+pub struct InvalidSettings(pub Vec<SettingError>);
+
+/// How a user sets argument `id` of `A`, read from its clap declaration so that each name is written once:
+/// `--retry-schedule / DISPATCHER_RETRY_SCHEDULE`, or only the variable (an app setting) without a flag.
+pub(crate) fn name<A: clap::Args>(id: &str) -> String {
+    let command = A::augment_args(clap::Command::new("handler"));
+    let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == id) else {
+        return id.to_owned();
+    };
+    let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
+    match (arg.get_long(), env) {
+        (Some(long), Some(env)) => format!("--{long} / {env}"),
+        (None, Some(env)) => env,
+        (Some(long), None) => format!("--{long}"),
+        (None, None) => id.to_owned(),
+    }
+}
+
+/// The environment variable (app setting) of argument `id` of `A`.
+pub(crate) fn variable<A: clap::Args>(id: &str) -> String {
+    let command = A::augment_args(clap::Command::new("handler"));
+    let env = command.get_arguments().find(|arg| arg.get_id() == id).and_then(|arg| arg.get_env());
+    env.map_or_else(|| id.to_owned(), |env| env.to_string_lossy().into_owned())
+}
 
 /// Collects the problems of several settings, so that all of them are reported at once.
 #[derive(Default)]
-pub(crate) struct Problems(Vec<String>);
+pub(crate) struct Problems(Vec<SettingError>);
 
 impl Problems {
-    pub(crate) fn check<T>(&mut self, result: Result<T, String>) -> Option<T> {
-        result.map_err(|problem| self.add(problem)).ok()
+    pub(crate) fn check<T>(&mut self, result: Result<T, SettingError>) -> Option<T> {
+        result.map_err(|problem| self.0.push(problem)).ok()
     }
 
-    pub(crate) fn add(&mut self, problem: String) {
-        self.0.push(problem);
+    /// Checks a value another layer read, whose error says what is wrong but not which setting it came from.
+    pub(crate) fn check_setting<T, E: Display>(&mut self, setting: &str, result: Result<T, E>) -> Option<T> {
+        self.check(result.map_err(|problem| SettingError::new(setting, problem)))
+    }
+
+    pub(crate) fn add(&mut self, setting: &str, problem: impl Display) {
+        self.0.push(SettingError::new(setting, problem));
+    }
+
+    /// The problems found, when there are any.
+    pub(crate) fn into_result<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, InvalidSettings> {
+        match (self.0.is_empty(), value()) {
+            (true, Some(value)) => Ok(value),
+            _ => Err(InvalidSettings(self.0)),
+        }
     }
 }
 
 /// A whole number within `range`; the error says which setting, what it got, and what it takes.
-pub(crate) fn number<T>(name: &str, text: &str, range: std::ops::RangeInclusive<T>, what: &str) -> Result<T, String>
+pub(crate) fn number<T>(
+    setting: &str,
+    text: &str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, SettingError>
 where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + Display,
 {
-    text.parse::<T>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| format!("{name}: {text:?} is not {what} from {} to {}", range.start(), range.end()))
+    text.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        SettingError::new(setting, format!("{text:?} is not {what} from {} to {}", range.start(), range.end()))
+    })
 }
 
-pub(crate) fn boolean(name: &str, text: &str) -> Result<bool, String> {
+pub(crate) fn boolean(setting: &str, text: &str) -> Result<bool, SettingError> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
-        other => Err(format!("{name}: {other:?} is not true or false")),
+        other => Err(SettingError::new(setting, format!("{other:?} is not true or false"))),
     }
 }
 
-pub(crate) fn duration(name: &str, text: &str, max: Duration) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .ok()
-        .filter(|d| !d.is_zero() && *d <= max)
-        .ok_or_else(|| format!("{name}: {text:?} is not a duration from 1ms to {}", humantime::format_duration(max)))
+pub(crate) fn duration(setting: &str, text: &str, max: Duration) -> Result<Duration, SettingError> {
+    humantime::parse_duration(text).ok().filter(|d| !d.is_zero() && *d <= max).ok_or_else(|| {
+        let max = humantime::format_duration(max);
+        SettingError::new(setting, format!("{text:?} is not a duration from 1ms to {max}"))
+    })
 }
 
 /// `--disable-after`: a duration, or `off`.
-pub(crate) fn disable_after(name: &str, text: &str) -> Result<Option<Duration>, String> {
+pub(crate) fn disable_after(setting: &str, text: &str) -> Result<Option<Duration>, SettingError> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
@@ -64,24 +124,33 @@ pub(crate) fn disable_after(name: &str, text: &str) -> Result<Option<Duration>, 
         .ok()
         .filter(|d| !d.is_zero())
         .map(Some)
-        .ok_or_else(|| format!("{name}: {text:?} is not a duration (like 5d or 12h) or off"))
+        .ok_or_else(|| SettingError::new(setting, format!("{text:?} is not a duration (like 5d or 12h) or off")))
 }
 
-/// `DISPATCHER_ENCRYPTION_KEY`, when set (an empty value is no key).
-pub(crate) fn encryption_key(text: Option<String>) -> Result<Option<EncryptionKey>, String> {
-    text.filter(|k| !k.is_empty()).map(|text| EncryptionKey::parse("DISPATCHER_ENCRYPTION_KEY", &text)).transpose()
+/// The encryption key, when set (an empty value is no key).
+pub(crate) fn encryption_key(setting: &str, text: Option<String>) -> Result<Option<EncryptionKey>, SettingError> {
+    let key = text.filter(|k| !k.is_empty()).map(|text| EncryptionKey::parse(&text));
+    key.transpose().map_err(|problem| SettingError::new(setting, problem))
 }
 
-pub(crate) fn required(name: &str, value: Option<String>, what: &str) -> Result<String, String> {
-    value.filter(|v| !v.is_empty()).ok_or_else(|| format!("{name}: missing ({what})"))
+pub(crate) fn required(setting: &str, value: Option<String>, what: &str) -> Result<String, SettingError> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| SettingError::new(setting, format!("missing ({what})")))
 }
 
-impl Problems {
-    /// The problems found, when there are any.
-    pub(crate) fn into_result<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Vec<String>> {
-        match (self.0.is_empty(), value()) {
-            (true, Some(value)) => Ok(value),
-            _ => Err(self.0),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_is_named_as_clap_declares_it() {
+        assert_eq!(name::<DeliveryArgs>("retry_schedule"), "--retry-schedule / DISPATCHER_RETRY_SCHEDULE");
+        assert_eq!(variable::<ServeArgs>("cosmos_endpoint"), "COSMOSDB_ENDPOINT");
+        assert_eq!(variable::<ServeArgs>("service_bus_namespace"), "ServiceBusConnection__fullyQualifiedNamespace");
+        assert_eq!(variable::<LocalArgs>("api_key"), "DISPATCHER_API_KEY");
+        let invalid = InvalidSettings(vec![
+            SettingError::new("A", "is wrong"),
+            SettingError::new(&variable::<ServeArgs>("events_queue"), "\"\" is not a queue name"),
+        ]);
+        assert_eq!(invalid.to_string(), "invalid settings:\n  A: is wrong\n  EVENTS_QUEUE: \"\" is not a queue name");
     }
 }

@@ -2,7 +2,7 @@
 //! to finish at shutdown, and the key that seals secrets. Each is declared once, with its flag and its environment variable, and flattened into the settings
 //! of `handler local` and of `handler serve`.
 
-use super::{boolean, disable_after, duration, encryption_key, number, Problems};
+use super::{boolean, disable_after, duration, encryption_key, name, number, Problems};
 use crate::adapters::sealed::EncryptionKey;
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::time::Duration;
@@ -70,33 +70,21 @@ pub struct DeliveryArgs {
 impl DeliveryArgs {
     /// Adds each problem to `problems`.
     pub(crate) fn validate(self, problems: &mut Problems, bounds: Bounds) -> Option<Delivery> {
-        let retry_schedule = problems.check(
-            self.retry_schedule
-                .parse::<RetrySchedule>()
-                .map_err(|e| format!("--retry-schedule / DISPATCHER_RETRY_SCHEDULE: {e}")),
-        );
-        let request_timeout = problems.check(duration(
-            "--request-timeout / DISPATCHER_REQUEST_TIMEOUT",
-            &self.request_timeout,
-            bounds.max_request_timeout,
-        ));
-        let disable_after =
-            problems.check(disable_after("--disable-after / DISPATCHER_DISABLE_AFTER", &self.disable_after));
-        let retention_days = problems.check(number(
-            "--retention-days / DISPATCHER_RETENTION_DAYS",
-            &self.retention_days,
-            1..=3650u32,
-            "a number of days",
-        ));
-        let encryption_key = problems.check(encryption_key(self.encryption_key));
+        let name = name::<DeliveryArgs>;
+        let retry_schedule =
+            problems.check_setting(&name("retry_schedule"), self.retry_schedule.parse::<RetrySchedule>());
+        let request_timeout =
+            problems.check(duration(&name("request_timeout"), &self.request_timeout, bounds.max_request_timeout));
+        let disable_after = problems.check(disable_after(&name("disable_after"), &self.disable_after));
+        let retention_days =
+            problems.check(number(&name("retention_days"), &self.retention_days, 1..=3650u32, "a number of days"));
+        let encryption_key = problems.check(encryption_key(&name("encryption_key"), self.encryption_key));
         let allow_private_targets = match &self.allow_private_targets {
             None => Some(bounds.private_targets_by_default),
-            Some(text) => problems.check(boolean("--allow-private-targets / DISPATCHER_ALLOW_PRIVATE_TARGETS", text)),
+            Some(text) => problems.check(boolean(&name("allow_private_targets"), text)),
         };
         let shutdown_grace = match &self.shutdown_grace {
-            Some(text) => {
-                problems.check(duration("--shutdown-grace / DISPATCHER_SHUTDOWN_GRACE", text, Duration::from_secs(600)))
-            }
+            Some(text) => problems.check(duration(&name("shutdown_grace"), text, Duration::from_secs(600))),
             None => request_timeout.map(|timeout| (timeout + Duration::from_secs(5)).max(bounds.least_grace)),
         };
         Some(Delivery {
@@ -134,7 +122,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap();
         let mut problems = Problems::default();
         let delivery = cli.delivery.validate(&mut problems, bounds);
-        problems.into_result(|| delivery)
+        problems.into_result(|| delivery).map_err(|invalid| invalid.0.iter().map(ToString::to_string).collect())
     }
 
     #[test]

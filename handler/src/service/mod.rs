@@ -19,8 +19,8 @@ pub use intake::{Accepted, Preview, Published};
 pub use webhooks::ImportError;
 
 use crate::ports::{
-    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RateLimits, RejectedEvents, Sender, StoreError,
-    WebhookStore,
+    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RandomUnavailable, RateLimits, RejectedEvents, Sender,
+    StoreError, WebhookStore,
 };
 use dispatcher_core::model::Report;
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -101,6 +101,12 @@ pub enum ServiceError {
     /// Something that should not fail did (the operating system's random generator).
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<RandomUnavailable> for ServiceError {
+    fn from(error: RandomUnavailable) -> Self {
+        ServiceError::Internal(error.to_string())
+    }
 }
 
 /// What was invalid.
@@ -232,7 +238,7 @@ impl Service {
     /// `prefix` + 32 random hex digits.
     fn random_id(&self, prefix: &str) -> Result<String, ServiceError> {
         let mut bytes = [0u8; 16];
-        self.clock.fill_random(&mut bytes).map_err(ServiceError::Internal)?;
+        self.clock.fill_random(&mut bytes)?;
         Ok(bytes.iter().fold(prefix.to_owned(), |mut id, b| {
             id.push_str(&format!("{b:02x}"));
             id
@@ -242,7 +248,7 @@ impl Service {
     /// A new signing secret, from 32 random bytes.
     fn new_secret(&self) -> Result<dispatcher_core::model::Secret, ServiceError> {
         let mut key = [0u8; 32];
-        self.clock.fill_random(&mut key).map_err(ServiceError::Internal)?;
+        self.clock.fill_random(&mut key)?;
         Ok(dispatcher_core::model::Secret::from_key(&key))
     }
 }

@@ -119,7 +119,7 @@ fn decode_payload(
         // The last of duplicate keys wins, as in any JSON object reader.
         let checked = match fields.iter().rev().find(|(key, _)| key == field.name) {
             None => Err(format!("is missing, expected {}", field.ty.expected())),
-            Some((_, value)) => field.ty.check(value),
+            Some((_, value)) => field.ty.check(value).map_err(|invalid| invalid.to_string()),
         };
         if let Err(reason) = checked {
             problems.push(Problem::new(join("payload", field.name), reason));

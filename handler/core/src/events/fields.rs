@@ -22,11 +22,21 @@ pub const FISCAL_CODE_PATTERN: &str =
 
 pub const SERVICE_PREFERENCES_MODES: [&str; 3] = ["LEGACY", "AUTO", "MANUAL"];
 
+/// Why a value is not one of a field's type; its words quote the value and say what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    /// Not a string at all.
+    #[error("{}", wrong_type(.found, .expected))]
+    WrongType { found: Value, expected: &'static str },
+    #[error("{} is not {expected}", quote(.found))]
+    NotValid { found: Value, expected: &'static str },
+}
+
 impl FieldType {
-    /// Ok when `value` is a valid value of this type, otherwise why not, quoting the value.
-    pub fn check(self, value: &Value) -> Result<(), String> {
+    /// Ok when `value` is a valid value of this type, otherwise why not.
+    pub fn check(self, value: &Value) -> Result<(), InvalidValue> {
         let Value::String(text) = value else {
-            return Err(wrong_type(value, self.expected()));
+            return Err(InvalidValue::WrongType { found: value.clone(), expected: self.expected() });
         };
         let valid = match self {
             FieldType::NonEmptyString => !text.is_empty(),
@@ -36,7 +46,7 @@ impl FieldType {
         if valid {
             Ok(())
         } else {
-            Err(format!("{} is not {}", quote(value), self.expected()))
+            Err(InvalidValue::NotValid { found: value.clone(), expected: self.expected() })
         }
     }
 
@@ -152,7 +162,7 @@ mod tests {
 
     #[test]
     fn reports_quote_the_value_and_say_what_was_expected() {
-        let check = |ty: FieldType, v: Value| ty.check(&v).unwrap_err();
+        let check = |ty: FieldType, v: Value| ty.check(&v).unwrap_err().to_string();
         assert_eq!(
             check(FieldType::FiscalCode, json!("abc")),
             "\"abc\" is not a valid fiscal code (e.g. \"AAABBB00A00A000B\")"

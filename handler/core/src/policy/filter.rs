@@ -35,22 +35,35 @@ fn weight(pattern: &Value) -> usize {
     }
 }
 
+/// Why a pattern is not one, in words that follow the field's name in a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// Not an object, or one with no value to match anywhere (`{}`, `{"name": {}}`): quamina's verdicts on
+    /// those differ between a matcher of one pattern and a matcher of several (found by the fuzz tests).
+    #[error(
+        "is not an event pattern: an object naming the fields to match, e.g. \
+         {{\"payload\": {{\"fiscalCode\": [{{\"prefix\": \"AAA\"}}]}}}}"
+    )]
+    NotAPattern,
+    #[error("lists {0} values and operators; at most {MAX_PATTERN_WEIGHT}")]
+    TooHeavy(usize),
+    /// The matcher's own words.
+    #[error("{0}")]
+    Refused(String),
+}
+
 impl EventFilter {
     /// Compiles `pattern`; the error says what is wrong with it, as the matcher found it.
-    pub fn new(pattern: &Value) -> Result<EventFilter, String> {
-        // An object with no value to match anywhere (`{}`, `{"name": {}}`) is no pattern: quamina's verdicts on
-        // it differ between a matcher of one pattern and a matcher of several (found by the fuzz tests).
+    pub fn new(pattern: &Value) -> Result<EventFilter, PatternError> {
         if !pattern.is_object() || weight(pattern) == 0 {
-            return Err("is not an event pattern: an object naming the fields to match, e.g. \
-                        {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}"
-                .into());
+            return Err(PatternError::NotAPattern);
         }
         let weight = weight(pattern);
         if weight > MAX_PATTERN_WEIGHT {
-            return Err(format!("lists {weight} values and operators; at most {MAX_PATTERN_WEIGHT}"));
+            return Err(PatternError::TooHeavy(weight));
         }
         let mut matcher = Quamina::new();
-        matcher.add_pattern((), &pattern.to_string()).map_err(|e| e.to_string())?;
+        matcher.add_pattern((), &pattern.to_string()).map_err(|e| PatternError::Refused(e.to_string()))?;
         let mut exists = Vec::new();
         exists_paths(pattern, &mut Vec::new(), &mut exists);
         Ok(EventFilter { pattern: pattern.clone(), matcher: Arc::new(matcher), weight, exists: exists.into() })
@@ -299,9 +312,9 @@ mod tests {
 
     #[test]
     fn a_pattern_that_does_not_parse_says_what_is_wrong() {
-        let error = EventFilter::new(&json!({"payload": {"amount": [{"numeric": ["~", 1]}]}})).unwrap_err();
+        let error = EventFilter::new(&json!({"payload": {"amount": [{"numeric": ["~", 1]}]}})).unwrap_err().to_string();
         assert!(error.contains("numeric"), "{error}");
-        assert!(EventFilter::new(&json!("ping")).unwrap_err().starts_with("is not an event pattern"));
+        assert!(EventFilter::new(&json!("ping")).unwrap_err().to_string().starts_with("is not an event pattern"));
         assert!(EventFilter::new(&json!({})).is_err());
     }
 
@@ -345,7 +358,7 @@ mod tests {
         assert_eq!(passing, [7]);
         let too_heavy: Vec<Value> = (0..=MAX_PATTERN_WEIGHT).map(|v| json!(v.to_string())).collect();
         let error = EventFilter::new(&json!({"name": too_heavy})).unwrap_err();
-        assert_eq!(error, "lists 65 values and operators; at most 64");
+        assert_eq!(error.to_string(), "lists 65 values and operators; at most 64");
     }
 
     proptest! {

@@ -23,19 +23,28 @@ impl Default for RetrySchedule {
     }
 }
 
+/// Why a retry schedule cannot be read: which of its delays, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("{0:?} is longer than 24h")]
+    TooLong(String),
+    #[error("{part:?} is not a duration like 5s, 2m or 1h ({reason})")]
+    NotADuration { part: String, reason: String },
+}
+
 impl std::str::FromStr for RetrySchedule {
-    type Err = String;
+    type Err = ScheduleError;
 
     /// `5s,30s,2m` (humantime durations); an empty string means no retries.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ScheduleError> {
         let delays = text
             .split(',')
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .map(|part| match humantime::parse_duration(part) {
                 Ok(delay) if delay <= MAX_DELAY => Ok(delay),
-                Ok(_) => Err(format!("{part:?} is longer than 24h")),
-                Err(e) => Err(format!("{part:?} is not a duration like 5s, 2m or 1h ({e})")),
+                Ok(_) => Err(ScheduleError::TooLong(part.to_owned())),
+                Err(e) => Err(ScheduleError::NotADuration { part: part.to_owned(), reason: e.to_string() }),
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RetrySchedule(delays))
@@ -166,7 +175,11 @@ mod tests {
         let schedule: RetrySchedule = "5s, 1m30s,2h".parse().unwrap();
         assert_eq!(schedule.to_string(), "5s,1m 30s,2h");
         assert_eq!(schedule.to_string().parse::<RetrySchedule>().unwrap(), schedule);
-        assert!("5s,later".parse::<RetrySchedule>().unwrap_err().starts_with("\"later\" is not a duration"));
-        assert_eq!("48h".parse::<RetrySchedule>().unwrap_err(), "\"48h\" is longer than 24h");
+        assert!("5s,later"
+            .parse::<RetrySchedule>()
+            .unwrap_err()
+            .to_string()
+            .starts_with("\"later\" is not a duration"));
+        assert_eq!("48h".parse::<RetrySchedule>().unwrap_err().to_string(), "\"48h\" is longer than 24h");
     }
 }

@@ -6,6 +6,7 @@ use super::fields::{decode_optional_string, decode_url};
 use crate::events::catalog;
 use crate::model::{join, quote, wrong_type, Problem, Report, WebhookConfig};
 use crate::policy::filter::EventFilter;
+use crate::policy::retry::ScheduleError;
 use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -92,9 +93,10 @@ impl WebhookConfig {
             fail_when: decode_pattern(body, "failWhen", &mut problems),
             retry_schedule: match body.get("retrySchedule") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(text)) => {
-                    text.parse().map_err(|e: String| problems.push(Problem::new("retrySchedule", e))).ok()
-                }
+                Some(Value::String(text)) => text
+                    .parse()
+                    .map_err(|e: ScheduleError| problems.push(Problem::new("retrySchedule", e.to_string())))
+                    .ok(),
                 Some(other) => {
                     problems.push(Problem::new("retrySchedule", wrong_type(other, "a string like \"10s,1m,10m\"")));
                     None
@@ -117,7 +119,7 @@ fn decode_optional_url(body: &Map<String, Value>, field: &str, problems: &mut Ve
 fn decode_pattern(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<EventFilter> {
     match body.get(field) {
         None | Some(Value::Null) => None,
-        Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new(field, e))).ok(),
+        Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new(field, e.to_string()))).ok(),
     }
 }
 

@@ -17,7 +17,7 @@ mod sender;
 pub use queues::{ServiceBusDeliveries, ServiceBusEvents};
 pub use sender::{Outgoing, QueueSender};
 
-use crate::adapters::identity::ManagedIdentity;
+use crate::adapters::identity::{IdentityError, ManagedIdentity};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
@@ -45,7 +45,7 @@ const ENTRA_SCOPE: &str = "https://servicebus.azure.net/.default";
 impl ServiceBusConnection {
     /// A token for `queue`, valid until about `expiry` (Unix seconds), with its CBS token type; the managed
     /// identity's expires when its endpoint says (returned in place of `expiry`).
-    pub async fn token(&self, queue: &str, expiry: u64) -> Result<(String, &'static str, u64), String> {
+    pub async fn token(&self, queue: &str, expiry: u64) -> Result<(String, &'static str, u64), IdentityError> {
         match &self.auth {
             Auth::SharedAccessKey { policy, key } => {
                 Ok((sas_token(&self.audience(queue), policy, key, expiry), "servicebus.windows.net:sastoken", expiry))
@@ -65,7 +65,10 @@ impl ServiceBusConnection {
 
     /// The namespace `fully_qualified` (`<ns>.servicebus.windows.net`, or `localhost:<port>` for a broker on this
     /// machine, spoken to without TLS), reached with the managed identity.
-    pub fn with_identity(fully_qualified: &str, identity: ManagedIdentity) -> Result<ServiceBusConnection, String> {
+    pub fn with_identity(
+        fully_qualified: &str,
+        identity: ManagedIdentity,
+    ) -> Result<ServiceBusConnection, ConnectionError> {
         let host = fully_qualified.trim_start_matches("sb://").trim_end_matches('/');
         let (name, _) = host.rsplit_once(':').unwrap_or((host, ""));
         let endpoint = if ["localhost", "127.0.0.1", "[::1]"].contains(&name) {
@@ -74,6 +77,23 @@ impl ServiceBusConnection {
             namespace(host).ok_or_else(|| format!("{fully_qualified:?} is not <namespace>.servicebus.windows.net"))?
         };
         Ok(ServiceBusConnection { endpoint, auth: Auth::ManagedIdentity(identity) })
+    }
+}
+
+/// What is wrong with a connection string or a namespace; never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectionError(String);
+
+impl From<&str> for ConnectionError {
+    fn from(problem: &str) -> Self {
+        ConnectionError(problem.to_owned())
+    }
+}
+
+impl From<String> for ConnectionError {
+    fn from(problem: String) -> Self {
+        ConnectionError(problem)
     }
 }
 
@@ -145,7 +165,7 @@ pub fn sas_token(uri: &str, policy: &str, key: &str, expiry: u64) -> String {
 
 impl ServiceBusConnection {
     /// Reads a connection string; the error names what is missing or wrong, never the key.
-    pub fn parse(text: &str) -> Result<ServiceBusConnection, String> {
+    pub fn parse(text: &str) -> Result<ServiceBusConnection, ConnectionError> {
         let part = |name: &str| {
             text.split(';').find_map(|p| {
                 p.trim().split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.to_owned())
@@ -166,7 +186,7 @@ impl ServiceBusConnection {
     }
 }
 
-fn local_endpoint(host: &str) -> Result<Endpoint, String> {
+fn local_endpoint(host: &str) -> Result<Endpoint, ConnectionError> {
     let (name, port) = match host.rsplit_once(':') {
         Some((name, port)) => (name, port.parse().map_err(|_| format!("the port {port:?} is not a number"))?),
         None => (host, 5672),
@@ -194,10 +214,10 @@ mod tests {
         assert!(!format!("{connection:?}").contains("c2VjcmV0"));
         let error = ServiceBusConnection::parse("Endpoint=sb://localhost/;SharedAccessKeyName=a;SharedAccessKey=k3y")
             .unwrap_err();
-        assert_eq!(error, "Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/");
+        assert_eq!(error, "Endpoint \"sb://localhost/\" is not sb://<namespace>.servicebus.windows.net/".into());
         assert_eq!(
             ServiceBusConnection::parse("Endpoint=sb://a.servicebus.windows.net/;SharedAccessKeyName=a").unwrap_err(),
-            "no SharedAccessKey"
+            "no SharedAccessKey".into()
         );
     }
 

@@ -29,7 +29,7 @@ impl EventQueue for ServiceBusEvents {
             traceparent: source.traceparent.as_deref(),
             body,
         };
-        self.0.send(message).await.map_err(QueueError::Unavailable)
+        self.0.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 
@@ -45,7 +45,7 @@ impl ServiceBusDeliveries {
         let correlation_id = job.delivery.correlation_id.as_deref();
         // The job carries its trace context itself (`Delivery::traceparent`).
         let message = Outgoing { message_id, correlation_id, scheduled_at_ms, traceparent: None, body: &body };
-        self.sender.send(message).await.map_err(QueueError::Unavailable)
+        self.sender.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 

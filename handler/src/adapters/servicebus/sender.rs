@@ -62,7 +62,7 @@ impl QueueSender {
 
     /// Sends one message and waits for the broker to accept it. The error says what the broker answered, and
     /// never shows the key.
-    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), String> {
+    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), SendError> {
         let mut link = self.link.lock().await;
         let outcome = tokio::time::timeout(TIMEOUT, async {
             if link.as_ref().is_none_or(|l| Instant::now() >= l.renew_at) {
@@ -80,13 +80,7 @@ impl QueueSender {
             // The connection may be in any state: the next send starts afresh.
             *link = None;
         }
-        outcome.map_err(|e| {
-            format!(
-                "sending to the Service Bus queue {:?} at {} failed: {e}",
-                self.queue,
-                self.connection.endpoint.url()
-            )
-        })
+        outcome.map_err(|problem| SendError { queue: self.queue.clone(), url: self.connection.endpoint.url(), problem })
     }
 
     async fn open(&self) -> Result<Link, String> {
@@ -99,7 +93,8 @@ impl QueueSender {
         let cbs = AmqpClaimsBasedSecurity::new(session.clone()).map_err(|e| e.to_string())?;
         cbs.attach().await.map_err(|e| format!("cannot attach to $cbs: {e}"))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let (token, kind, expiry) = self.connection.token(&self.queue, now + TOKEN_LIFETIME.as_secs()).await?;
+        let (token, kind, expiry) =
+            self.connection.token(&self.queue, now + TOKEN_LIFETIME.as_secs()).await.map_err(|e| e.to_string())?;
         let token = Secret::new(token);
         let expires = OffsetDateTime::from_unix_timestamp(expiry as i64).map_err(|e| e.to_string())?;
         let audience = self.connection.audience(&self.queue);
@@ -115,6 +110,15 @@ impl QueueSender {
             .map_err(|e| format!("cannot attach to the queue: {e}"))?;
         Ok(Link { _connection: connection, _session: session, _cbs: cbs, sender, renew_at: Instant::now() + lifetime })
     }
+}
+
+/// A message the broker did not take: which queue, where, and what it answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("sending to the Service Bus queue {queue:?} at {url} failed: {problem}")]
+pub struct SendError {
+    pub queue: String,
+    pub url: String,
+    pub problem: String,
 }
 
 async fn send_on(sender: &AmqpSender, message: Outgoing<'_>) -> Result<(), String> {

@@ -19,17 +19,36 @@ impl std::fmt::Display for Version {
     }
 }
 
-impl std::str::FromStr for Version {
-    type Err = String;
+/// Text that is not a glibc version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a glibc version like 2.31")]
+pub struct NotAVersion(String);
 
-    fn from_str(text: &str) -> Result<Version, String> {
-        let (major, minor) =
-            text.split_once('.').ok_or_else(|| format!("{text:?} is not a glibc version like 2.31"))?;
-        match (major.parse(), minor.parse()) {
-            (Ok(major), Ok(minor)) => Ok(Version(major, minor)),
-            _ => Err(format!("{text:?} is not a glibc version like 2.31")),
+impl std::str::FromStr for Version {
+    type Err = NotAVersion;
+
+    fn from_str(text: &str) -> Result<Version, NotAVersion> {
+        let numbers = text.split_once('.').map(|(major, minor)| (major.parse(), minor.parse()));
+        match numbers {
+            Some((Ok(major), Ok(minor))) => Ok(Version(major, minor)),
+            _ => Err(NotAVersion(text.to_owned())),
         }
     }
+}
+
+/// Why a binary would not start on Azure's workers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    #[error("not an x86_64 Linux executable: {0}")]
+    NotElf(String),
+    #[error("built for ELF machine {0}, where Azure's workers are x86_64")]
+    OtherMachine(String),
+    #[error(
+        "it needs glibc {} (symbol {}@GLIBC_{}), newer than {floor}, the oldest the Functions workers may have: \
+         build it with scripts/package-function-app.sh",
+        .newest.version, .newest.symbol, .newest.version
+    )]
+    GlibcTooNew { newest: Newest, floor: Version },
 }
 
 /// The symbol that needs the newest glibc, and that version; `None` for a binary that needs no versioned glibc
@@ -41,12 +60,12 @@ pub struct Newest {
 }
 
 /// Reads the dynamic symbols of an x86_64 ELF executable; the error says why `bytes` is not one.
-pub fn newest_required(bytes: &[u8]) -> Result<Option<Newest>, String> {
-    let not_elf = |e: object::read::Error| format!("not an x86_64 Linux executable: {e}");
+pub fn newest_required(bytes: &[u8]) -> Result<Option<Newest>, BinaryError> {
+    let not_elf = |e: object::read::Error| BinaryError::NotElf(e.to_string());
     let header = FileHeader64::<Endianness>::parse(bytes).map_err(not_elf)?;
     let endian = header.endian().map_err(not_elf)?;
     if header.e_machine(endian) != EM_X86_64 {
-        return Err(format!("built for ELF machine {}, where Azure's workers are x86_64", header.e_machine(endian)));
+        return Err(BinaryError::OtherMachine(header.e_machine(endian).to_string()));
     }
     let sections = header.sections(endian, bytes).map_err(not_elf)?;
     let symbols = sections.symbols(endian, bytes, SHT_DYNSYM).map_err(not_elf)?;
@@ -71,13 +90,9 @@ pub fn newest_required(bytes: &[u8]) -> Result<Option<Newest>, String> {
 }
 
 /// Whether the binary `bytes` runs on workers with glibc `floor`; the error names the symbol that does not.
-pub fn check(bytes: &[u8], floor: Version) -> Result<Option<Newest>, String> {
+pub fn check(bytes: &[u8], floor: Version) -> Result<Option<Newest>, BinaryError> {
     match newest_required(bytes)? {
-        Some(newest) if newest.version > floor => Err(format!(
-            "it needs glibc {} (symbol {}@GLIBC_{}), newer than {floor}, the oldest the Functions workers may have: \
-             build it with scripts/package-function-app.sh",
-            newest.version, newest.symbol, newest.version
-        )),
+        Some(newest) if newest.version > floor => Err(BinaryError::GlibcTooNew { newest, floor }),
         newest => Ok(newest),
     }
 }
@@ -90,12 +105,12 @@ mod tests {
     fn versions_are_read_and_ordered_by_number() {
         assert_eq!("2.31".parse(), Ok(Version(2, 31)));
         assert!(Version(2, 4) < Version(2, 31));
-        assert_eq!("2".parse::<Version>(), Err("\"2\" is not a glibc version like 2.31".into()));
+        assert_eq!("2".parse::<Version>().unwrap_err().to_string(), "\"2\" is not a glibc version like 2.31");
     }
 
     #[test]
     fn what_is_not_an_elf_executable_is_said_so() {
-        let error = newest_required(b"#!/bin/sh\necho hi\n").unwrap_err();
+        let error = newest_required(b"#!/bin/sh\necho hi\n").unwrap_err().to_string();
         assert!(error.starts_with("not an x86_64 Linux executable"), "{error}");
     }
 

@@ -3,7 +3,7 @@
 //! root, executable (docs/azure-functions.md §1 and §8).
 
 use super::functions::{Binding, Function, FUNCTIONS};
-use super::glibc::{self, Version};
+use super::glibc::{self, BinaryError, Version};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub enum PackageError {
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
     #[error("the binary {path} would not start on Azure's workers: {reason}")]
-    Binary { path: String, reason: String },
+    Binary { path: String, reason: BinaryError },
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PackageError + '_ {
