@@ -44,7 +44,7 @@ fn queue(c: &mut Criterion) {
             b.to_async(&runtime).iter(|| async {
                 let accepts = (0..PUBLISHERS).map(|_| {
                     let store = store.clone();
-                    tokio::spawn(async move { store.accept(deliveries(fan_out), 0, None).await.unwrap() })
+                    tokio::spawn(async move { store.log_deliveries(&deliveries(fan_out), 0).await.unwrap() })
                 });
                 for accept in accepts.collect::<Vec<_>>() {
                     accept.await.unwrap();
@@ -60,11 +60,11 @@ fn queue(c: &mut Criterion) {
             let store = store.clone();
             async move {
                 for _ in 0..rounds {
-                    store.accept(deliveries(LEASE), 0, None).await.unwrap();
+                    store.log_deliveries(&deliveries(LEASE), 0).await.unwrap();
                 }
                 let start = Instant::now();
                 for _ in 0..rounds {
-                    let jobs = store.lease(1, LEASE, 60_000, Vec::new()).await.unwrap();
+                    let jobs = store.lease(1, LEASE, 60_000, Vec::new(), &[]).await.unwrap();
                     let completions = jobs.into_iter().map(|job| {
                         let store = store.clone();
                         tokio::spawn(async move { store.log_attempt(&job, success(), Next::Succeeded).await.unwrap() })

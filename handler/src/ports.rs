@@ -140,12 +140,13 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// Where new deliveries go: logged, pending, and queued for their first attempt.
+/// Where the first attempts of new deliveries wait. Queues only: the service has logged each delivery before
+/// (`DeliveryLog::log_deliveries`), and a job carries its entry's version, or none for a delivery that was
+/// logged before (a message routed again), whose first job may or may not have been queued then.
 #[async_trait]
 pub trait NewDeliveries: Send + Sync {
-    /// Logs new deliveries, pending, and queues them for their first attempt; returns once they are kept. A
-    /// delivery logged before is not queued again, unless nothing shows that it was (see the implementations).
-    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError>;
+    /// Queues the jobs of first attempts, at `now_ms`; returns once they are kept.
+    async fn enqueue(&self, jobs: Vec<Job>, now_ms: i64) -> Result<(), QueueError>;
 }
 
 /// When each delivery is attempted: new deliveries queued for a first attempt, failed ones for a retry.

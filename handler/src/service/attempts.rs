@@ -299,7 +299,7 @@ impl Service {
             callback.traceparent = Some(traceparent);
         }
         tracing::info!(callback_id = %callback.id, callback_type = %callback.event, "callback queued");
-        self.queue.submit(vec![callback], self.clock.now_ms()).await?;
+        self.submit(vec![callback], &*self.queue).await?;
         Ok(())
     }
 }

@@ -140,7 +140,7 @@ impl Service {
         if !skipped.is_empty() {
             self.log.log_skipped(&skipped, self.clock.now_ms()).await?;
         }
-        queue.submit(deliveries, self.clock.now_ms()).await?;
+        self.submit(deliveries, queue).await?;
         Counters::add(&self.counters.accepted);
         self.metrics.accepted(event.name());
         for delivery in &skipped {

@@ -19,10 +19,10 @@ pub use intake::{Accepted, Preview, Published};
 pub use webhooks::ImportError;
 
 use crate::ports::{
-    Clock, DeliveryLog, DeliveryQueue, EventQueue, QueueError, RandomUnavailable, RateLimits, RejectedEvents, Sender,
-    StoreError, WebhookStore,
+    Clock, DeliveryLog, DeliveryQueue, EventQueue, NewDeliveries, QueueError, RandomUnavailable, RateLimits,
+    RejectedEvents, Sender, StoreError, WebhookStore,
 };
-use dispatcher_core::model::Report;
+use dispatcher_core::model::{Delivery, Job, Report};
 use dispatcher_core::policy::retry::RetrySchedule;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -206,6 +206,17 @@ impl Service {
         };
         counter.into_iter().for_each(Counters::add);
         self.metrics.delivery(outcome, webhook_id);
+    }
+
+    /// Logs new deliveries, pending, then queues their first attempts in `queue`: a job is never queued for a
+    /// delivery that is not logged. One that was logged before (a message routed again) is queued without a
+    /// version, for the queue to decide (`NewDeliveries`).
+    async fn submit(&self, deliveries: Vec<Delivery>, queue: &dyn NewDeliveries) -> Result<(), ServiceError> {
+        let now_ms = self.clock.now_ms();
+        let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
+        let jobs = deliveries.into_iter().zip(versions).map(|(delivery, version)| Job::first(delivery, version));
+        queue.enqueue(jobs.collect(), now_ms).await?;
+        Ok(())
     }
 
     /// Records the figures read rather than counted (the backlog, the webhooks by state) in the metrics, before

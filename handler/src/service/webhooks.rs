@@ -177,7 +177,7 @@ impl Service {
         let source = Source { id: self.random_id("evt_")?, correlation_id: None, traceparent: None };
         let delivery = dispatch::direct(&source, &webhook.id, "ping", r#"{"name":"ping","payload":{}}"#.to_owned());
         let id = delivery.id;
-        self.queue.submit(vec![delivery], self.clock.now_ms()).await?;
+        self.submit(vec![delivery], &*self.queue).await?;
         Ok(id)
     }
 

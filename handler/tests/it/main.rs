@@ -27,6 +27,7 @@ mod identity;
 mod invocations;
 mod layers;
 mod local_mode;
+mod local_queue;
 mod metrics;
 mod oauth2;
 mod openapi;

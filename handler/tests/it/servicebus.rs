@@ -2,16 +2,14 @@
 //! holds clients to the emulator's contract (`__integrations__/servicebus/broker.js`, on rhea, the Azure SDK for
 //! JavaScript's AMQP library): SASL ANONYMOUS, a CBS put-token whose SAS signature verifies with the key, the
 //! declared queues only, and the message as Service Bus reads it (properties, `x-opt-scheduled-enqueue-time`, a
-//! data section); and the deliveries queue, which logs each delivery before its job is sent.
+//! data section); and the deliveries queue's jobs.
 
 use crate::support::job::job;
 use crate::support::servicebus::{start_servicebus_broker, EMULATOR_KEY};
 use dispatcher::adapters::servicebus::{Outgoing, QueueSender, ServiceBusConnection, ServiceBusDeliveries};
-use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{DeliveryLog, DeliveryQueue, NewDeliveries};
-use dispatcher_core::model::Job;
+use dispatcher::ports::{DeliveryQueue, NewDeliveries};
+use dispatcher_core::model::{Delivery, Job, LogVersion};
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 fn queue(connection: &str, name: &str) -> QueueSender {
     QueueSender::new(&ServiceBusConnection::parse(connection).unwrap(), name)
@@ -24,8 +22,7 @@ fn outgoing<'a>(id: &'a str, body: &'a str) -> Outgoing<'a> {
 #[tokio::test]
 async fn a_scheduled_resend_reaches_the_emulator_queue_as_service_bus_reads_it() {
     let broker = start_servicebus_broker();
-    let log = Arc::new(SqliteStore::open(&crate::support::temp_dir("servicebus-schedule"), 0).unwrap());
-    let deliveries = ServiceBusDeliveries { log, sender: queue(&broker.connection_string(EMULATOR_KEY), "deliveries") };
+    let deliveries = ServiceBusDeliveries(queue(&broker.connection_string(EMULATOR_KEY), "deliveries"));
     let at_ms = 1_900_000_000_250;
     deliveries.schedule(&job(), at_ms).await.unwrap();
 
@@ -49,7 +46,7 @@ async fn a_scheduled_resend_reaches_the_emulator_queue_as_service_bus_reads_it()
     // The connection stays open: the next sends go on it, without another put-token, each accepted in turn.
     for n in 0..3 {
         let (id, body) = (format!("m-{n}"), format!("{{\"n\":{n}}}"));
-        deliveries.sender.send(outgoing(&id, &body)).await.unwrap();
+        deliveries.0.send(outgoing(&id, &body)).await.unwrap();
         let message = broker.next_message();
         assert_eq!(
             (message["message_id"].clone(), message["body"].clone()),
@@ -107,22 +104,21 @@ async fn a_closed_port_is_an_error_not_a_hang() {
 }
 
 #[tokio::test]
-async fn a_submitted_delivery_is_logged_then_sent_as_its_first_job() {
+async fn first_jobs_are_sent_under_their_attempts_id_with_their_log_version_or_without() {
     let broker = start_servicebus_broker();
-    let log = Arc::new(SqliteStore::open(&crate::support::temp_dir("servicebus-submit"), 0).unwrap());
-    let deliveries =
-        ServiceBusDeliveries { log: log.clone(), sender: queue(&broker.connection_string(EMULATOR_KEY), "deliveries") };
-    let delivery = job().delivery;
-    deliveries.submit(vec![delivery.clone()], 1_000).await.unwrap();
-    let message = broker.next_message();
-    assert_eq!(message["message_id"], format!("{}-0", delivery.id));
-    let sent: Job = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
-    assert_eq!((&sent.delivery, sent.attempts_made), (&delivery, 0));
-    assert!(sent.log_version.is_some(), "the version of the entry logged: its first attempt writes without a read");
-    assert!(log.get_delivery(delivery.id).await.unwrap().is_some(), "logged before it was sent");
+    let deliveries = ServiceBusDeliveries(queue(&broker.connection_string(EMULATOR_KEY), "deliveries"));
+    let logged = Job::first(job().delivery, Some(LogVersion::new("7")));
+    let routed_again = Job::first(Delivery { source_id: "m-again".into(), ..job().delivery }, None);
+    deliveries.enqueue(vec![logged.clone(), routed_again.clone()], 1_000).await.unwrap();
+    for sent in [&logged, &routed_again] {
+        let message = broker.next_message();
+        assert_eq!(message["message_id"], format!("{}-0", sent.delivery.id));
+        let body: Job = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
+        assert_eq!(&body, sent, "the version, or none for a delivery logged before: DeliverWebhook reads the log");
+    }
     // A manual retry is never a duplicate of a scheduled job.
-    deliveries.resend(&sent).await.unwrap();
+    deliveries.resend(&logged).await.unwrap();
     let resent = broker.next_message();
     let id = resent["message_id"].as_str().unwrap();
-    assert!(id.starts_with(&format!("{}-0-retry-", delivery.id)), "{id}");
+    assert!(id.starts_with(&format!("{}-0-retry-", logged.delivery.id)), "{id}");
 }

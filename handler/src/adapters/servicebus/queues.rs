@@ -6,11 +6,10 @@
 //! job waiting for its rate-limit slot one naming the slot.
 
 use super::{Outgoing, QueueSender};
-use crate::ports::{DeliveryLog, DeliveryQueue, EventQueue, NewDeliveries, QueueError};
+use crate::ports::{DeliveryQueue, EventQueue, NewDeliveries, QueueError};
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
-use dispatcher_core::model::{Delivery, Job};
-use std::sync::Arc;
+use dispatcher_core::model::Job;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The events queue.
@@ -33,11 +32,8 @@ impl EventQueue for ServiceBusEvents {
     }
 }
 
-/// The deliveries queue, with the log each delivery is kept in before its job is sent.
-pub struct ServiceBusDeliveries {
-    pub log: Arc<dyn DeliveryLog>,
-    pub sender: QueueSender,
-}
+/// The deliveries queue: a message per job, whose id tells a job sent twice from the next attempt's.
+pub struct ServiceBusDeliveries(pub QueueSender);
 
 impl ServiceBusDeliveries {
     async fn send_job(&self, job: &Job, message_id: &str, scheduled_at_ms: Option<i64>) -> Result<(), QueueError> {
@@ -45,7 +41,7 @@ impl ServiceBusDeliveries {
         let correlation_id = job.delivery.correlation_id.as_deref();
         // The job carries its trace context itself (`Delivery::traceparent`).
         let message = Outgoing { message_id, correlation_id, scheduled_at_ms, traceparent: None, body: &body };
-        self.sender.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
+        self.0.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 
@@ -56,11 +52,11 @@ fn attempt_message_id(job: &Job) -> String {
 
 #[async_trait]
 impl NewDeliveries for ServiceBusDeliveries {
-    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
-        let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
-        for (delivery, version) in deliveries.into_iter().zip(versions) {
-            let job = Job::first(delivery, version);
-            self.send_job(&job, &attempt_message_id(&job), None).await?;
+    /// Sends every job, those of deliveries logged before too: whether their first job was sent is unknown, and
+    /// DeliverWebhook reads the log before attempting a job without a version, so a duplicate sends nothing.
+    async fn enqueue(&self, jobs: Vec<Job>, _now_ms: i64) -> Result<(), QueueError> {
+        for job in &jobs {
+            self.send_job(job, &attempt_message_id(job), None).await?;
         }
         Ok(())
     }

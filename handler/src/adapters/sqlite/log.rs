@@ -191,13 +191,14 @@ impl DeliveryLog for SqliteStore {
         deliveries: &[Delivery],
         now_ms: i64,
     ) -> Result<Vec<Option<LogVersion>>, StoreError> {
-        // Here the log is the queue: a delivery logged is due at once.
+        // Here the log is the queue: a delivery logged is due at once, or leased to this process's queue.
+        let (due, leased) = if self.claim_ms > 0 { (now_ms + self.claim_ms, true) } else { (now_ms, false) };
         let (_, inserted) = self
             .write_with(deliveries.to_vec(), move |deliveries, c| {
                 let mut insert = insert_statement(c)?;
                 deliveries
                     .iter()
-                    .map(|d| insert_delivery(&mut insert, d, now_ms, false, now_ms))
+                    .map(|d| insert_delivery(&mut insert, d, due, leased, now_ms))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await?;

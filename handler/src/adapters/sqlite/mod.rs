@@ -35,6 +35,9 @@ pub struct SqliteStore {
     /// Dropping it stops the checkpoint thread.
     _checkpointer: std::sync::mpsc::Sender<()>,
     _lock: File,
+    /// How long a delivery logged here is leased to this process, for its queue to hand over (see
+    /// [`SqliteStore::claiming_new`]); 0: logged due at once.
+    claim_ms: i64,
 }
 
 impl SqliteStore {
@@ -61,7 +64,14 @@ impl SqliteStore {
             .name("sqlite-checkpoint".into())
             .spawn(move || writer::checkpoint_loop(checkpoint_connection, stop))
             .map_err(storage)?;
-        Ok(SqliteStore { writer, readers: Arc::default(), path, _checkpointer: checkpointer, _lock: lock })
+        Ok(SqliteStore { writer, readers: Arc::default(), path, _checkpointer: checkpointer, _lock: lock, claim_ms: 0 })
+    }
+
+    /// Logs new deliveries leased to this process for `lease_ms`: here the log is the queue, and the queue hands
+    /// them to its workers in memory (`runtime::local::LocalQueue`), so logging them leases them in the same write.
+    /// Those it does not hand over the next [`SqliteStore::lease`] makes due; a restart releases every lease.
+    pub fn claiming_new(self, lease_ms: i64) -> SqliteStore {
+        SqliteStore { claim_ms: lease_ms, ..self }
     }
 
     pub fn path(&self) -> &Path {

@@ -64,42 +64,30 @@ pub(super) fn insert_delivery(
 }
 
 impl SqliteStore {
-    /// Logs new deliveries, due now; or, with `lease_until`, leased by the caller until then, and returns them as
-    /// jobs to attempt. A delivery id seen before is left as it is (and not returned).
-    pub async fn accept(
-        &self,
-        deliveries: Vec<Delivery>,
-        now_ms: i64,
-        lease_until: Option<i64>,
-    ) -> Result<Vec<Job>, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (due, leased) = (lease_until.unwrap_or(now_ms), lease_until.is_some());
-        let (deliveries, inserted) = self
-            .write_with(deliveries, move |deliveries, c| {
-                let mut insert = insert_statement(c)?;
-                let insert_one = |delivery| insert_delivery(&mut insert, delivery, due, leased, now_ms);
-                deliveries.iter().map(insert_one).collect::<Result<Vec<_>, _>>()
-            })
-            .await?;
-        if !leased {
-            return Ok(Vec::new());
-        }
-        let jobs = deliveries.into_iter().zip(inserted);
-        Ok(jobs.filter_map(|(delivery, seq)| Some(Job::first(delivery, Some(version(seq?))))).collect())
-    }
-
     /// Leases up to `limit` due deliveries (oldest due first) for `lease_ms`, skipping the webhooks in `skip`.
+    /// First, in the same write, makes the deliveries of `release` due now: logged leased to this process
+    /// ([`SqliteStore::claiming_new`]), they were not handed over in memory.
     pub async fn lease(
         &self,
         now_ms: i64,
         limit: usize,
         lease_ms: i64,
         skip: Vec<String>,
+        release: &[LogVersion],
     ) -> Result<Vec<Job>, StoreError> {
         let skip = serde_json::to_string(&skip).map_err(storage)?;
+        let release: Vec<i64> = release.iter().filter_map(|version| row_of(Some(version))).collect();
         self.write(move |c| {
+            if !release.is_empty() {
+                let mut statement = c
+                    .prepare_cached(
+                        "UPDATE deliveries SET leased = 0, next_attempt_at = ?2 WHERE seq = ?1 AND leased = 1",
+                    )
+                    .map_err(storage)?;
+                for seq in &release {
+                    statement.execute(params![seq, now_ms]).map_err(storage)?;
+                }
+            }
             let mut statement = c
                 .prepare_cached(
                     "UPDATE deliveries SET leased = 1, next_attempt_at = ?2

@@ -141,7 +141,7 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
         let traceparent =
             invocation.application_property("traceparent").or_else(|| invocation.application_property("Diagnostic-Id"));
         let source = Source { id: message_id(&invocation, &body), correlation_id, traceparent };
-        let outputs = OutputBinding::new(azure.log.clone());
+        let outputs = OutputBinding::default();
         match azure.service.accept(&body, &source, &outputs).await.map_err(unavailable)? {
             Accepted::Routed { event, deliveries } => {
                 let line = format!("{event} from message {}: {deliveries} deliveries", source.id);

@@ -38,10 +38,7 @@ impl Azure {
     pub fn new(config: &ServeConfig) -> (Arc<Azure>, Sender) {
         let cosmos = Arc::new(CosmosStore::new(config.cosmos.clone()));
         let sender = Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets);
-        let deliveries = ServiceBusDeliveries {
-            log: cosmos.clone(),
-            sender: QueueSender::new(&config.service_bus, &config.deliveries_queue),
-        };
+        let deliveries = ServiceBusDeliveries(QueueSender::new(&config.service_bus, &config.deliveries_queue));
         let events = ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue));
         let service = Arc::new(Service::new(Parts {
             mode: "azure",

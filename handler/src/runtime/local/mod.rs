@@ -42,10 +42,10 @@ pub enum StartError {
 /// and how many webhooks it holds).
 pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Arc::new(SqliteStore::open(&config.data_dir, clock.now_ms())?);
-    let sender = Arc::new(Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets));
     // Past the lease, a delivery whose attempt never reported back is due again.
     let lease_ms = (config.delivery.request_timeout + Duration::from_secs(60)).as_millis() as i64;
+    let store = Arc::new(SqliteStore::open(&config.data_dir, clock.now_ms())?.claiming_new(lease_ms));
+    let sender = Arc::new(Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets));
     let queue = Arc::new(LocalQueue::new(store.clone(), lease_ms));
     let service = Arc::new(Service::new(Parts {
         mode: "local",

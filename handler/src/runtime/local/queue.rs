@@ -8,7 +8,7 @@ use super::hand_off::HandOff;
 use crate::adapters::sqlite::SqliteStore;
 use crate::ports::{DeliveryQueue, NewDeliveries, QueueError, StoreError};
 use async_trait::async_trait;
-use dispatcher_core::model::{Delivery, DeliveryId, Job};
+use dispatcher_core::model::{DeliveryId, Job, LogVersion};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -28,6 +28,9 @@ pub struct LocalQueue {
     /// The rate-limit slots of deliveries waiting in the store for them, given back to their jobs when leased.
     /// Lost on a restart, when those deliveries reserve slots again.
     slots: Mutex<HashMap<DeliveryId, i64>>,
+    /// New deliveries, logged leased to this process, that the workers had no room for: the next lease makes
+    /// them due in the same write. Lost on a restart, which releases every lease.
+    unclaimed: Mutex<Vec<LogVersion>>,
 }
 
 impl LocalQueue {
@@ -41,12 +44,23 @@ impl LocalQueue {
             lease_ms,
             backoff: StoreBackoff::default(),
             slots: Mutex::default(),
+            unclaimed: Mutex::default(),
         }
     }
 
     /// Leases up to `limit` due deliveries, skipping the webhooks in `skip`, each with the slot it reserved.
     pub(super) async fn lease(&self, now_ms: i64, limit: usize, skip: Vec<String>) -> Result<Vec<Job>, StoreError> {
-        let mut jobs = self.store.lease(now_ms, limit, self.lease_ms, skip).await?;
+        let release = self.unclaimed.lock().map(|mut unclaimed| std::mem::take(&mut *unclaimed)).unwrap_or_default();
+        let leased = self.store.lease(now_ms, limit, self.lease_ms, skip, &release).await;
+        let mut jobs = match leased {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                if let Ok(mut unclaimed) = self.unclaimed.lock() {
+                    unclaimed.extend(release);
+                }
+                return Err(error);
+            }
+        };
         if let Ok(mut slots) = self.slots.lock() {
             if !slots.is_empty() {
                 jobs.iter_mut().for_each(|job| job.rate_slot_ms = slots.remove(&job.delivery.id));
@@ -58,23 +72,27 @@ impl LocalQueue {
 
 #[async_trait]
 impl NewDeliveries for LocalQueue {
-    /// Stores deliveries durably; when the workers have room, leases them to this process at the same time and
-    /// hands them over in memory, which spares the store a lease per delivery.
-    async fn submit(&self, deliveries: Vec<Delivery>, now_ms: i64) -> Result<(), QueueError> {
+    /// The deliveries' rows are their queue already (the log is the queue), logged leased to this process
+    /// (`SqliteStore::claiming_new`): when the workers have room, hands them over in memory, which spares the
+    /// store a lease per delivery; else leaves them to the workers' next lease, which makes them due first.
+    async fn enqueue(&self, jobs: Vec<Job>, now_ms: i64) -> Result<(), QueueError> {
+        // A delivery logged before is in its row, as due as it is.
+        let jobs: Vec<Job> = jobs.into_iter().filter(|job| job.log_version.is_some()).collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
         // Deliveries already waiting in the store go first: new ones queue behind them there.
         let backlog = self.due.at() <= now_ms;
-        let room = self.hand_off.lock().is_ok_and(|h| h.has_room_for(deliveries.len()));
-        let lease_until = (room && !backlog).then(|| now_ms + self.lease_ms);
-        let jobs = self.store.accept(deliveries, now_ms, lease_until).await?;
-        match lease_until {
-            Some(_) => {
-                if let Ok(mut handed_off) = self.hand_off.lock() {
-                    jobs.into_iter().for_each(|job| handed_off.push(job));
-                }
+        let room = self.hand_off.lock().is_ok_and(|h| h.has_room_for(jobs.len()));
+        if room && !backlog {
+            if let Ok(mut handed_off) = self.hand_off.lock() {
+                jobs.into_iter().for_each(|job| handed_off.push(job));
             }
-            None => {
-                self.due.note(now_ms);
+        } else {
+            if let Ok(mut unclaimed) = self.unclaimed.lock() {
+                unclaimed.extend(jobs.into_iter().filter_map(|job| job.log_version));
             }
+            self.due.note(now_ms);
         }
         self.wake.notify_one();
         Ok(())
