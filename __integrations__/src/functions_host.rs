@@ -9,7 +9,6 @@
 //! otherwise. HTTP requests to the `Api` function are forwarded unchanged, so the scenarios call the handler
 //! directly.
 
-use crate::handler_process::TempDir;
 use anyhow::{bail, Context};
 use azure_core::credentials::Secret;
 use azure_core::time::OffsetDateTime;
@@ -28,6 +27,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testkit::node::{self, NodeServer};
+use testkit::TempDir;
 use tokio::sync::{mpsc, Semaphore};
 
 /// The well-known key of the Cosmos DB emulator (the local server accepts any).
@@ -91,7 +92,9 @@ pub struct FunctionsTarget {
     violations: Arc<Mutex<Vec<String>>>,
     /// The host's connection, which its receivers use.
     _amqp: Amqp,
-    children: Vec<Child>,
+    handler: Child,
+    /// The local stores, stopped after the handler (it would log their going as failures).
+    _servers: Vec<NodeServer>,
     _dir: TempDir,
 }
 
@@ -105,43 +108,9 @@ struct Amqp {
 impl Drop for FunctionsTarget {
     fn drop(&mut self) {
         self.host.stopping.store(true, Ordering::SeqCst);
-        // The handler first: it would log the stores' going as failures.
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.handler.kill();
+        let _ = self.handler.wait();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Installs the npm packages of `dir` when missing, then starts `node <script> 0 <args>` there and returns it
-/// with the port of its `listening <port>` line, and the rest of its output.
-fn start_node(
-    dir: &str,
-    script: &str,
-    args: &[&str],
-) -> anyhow::Result<(Child, u16, BufReader<std::process::ChildStdout>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    crate::npm::install(&dir).map_err(anyhow::Error::msg)?;
-    let mut child = Command::new("node")
-        .arg(script)
-        .arg("0")
-        .args(args)
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start node")?;
-    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line)?;
-    let Some(port) = line.strip_prefix("listening ").and_then(|p| p.trim().parse().ok()) else {
-        let _ = child.kill();
-        bail!("{script} did not start: {line:?}");
-    };
-    Ok((child, port, stdout))
 }
 
 impl FunctionsTarget {
@@ -154,24 +123,26 @@ impl FunctionsTarget {
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<FunctionsTarget> {
         let dir = TempDir::new("testagent-functions");
-        let mut children = Vec::new();
+        let mut servers = Vec::new();
         let cosmos = match cosmos {
             Some(endpoint) => endpoint.to_owned(),
             None => {
-                let (child, port, _) = start_node("cosmos", "server.js", &[])?;
-                children.push(child);
-                format!("http://127.0.0.1:{port}/")
+                let server = node::start("cosmos", "server.js", &[], &[]).map_err(anyhow::Error::msg)?;
+                let endpoint = format!("http://127.0.0.1:{}/", server.port);
+                servers.push(server);
+                endpoint
             }
         };
         let violations: Arc<Mutex<Vec<String>>> = Arc::default();
         let service_bus = match service_bus {
             Some(connection) => connection.to_owned(),
             None => {
-                let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../compose/servicebus/Config.json");
+                let config = testkit::integrations().join("../compose/servicebus/Config.json");
                 let config = config.to_string_lossy().into_owned();
-                let (child, port, stdout) = start_node("servicebus", "broker.js", &[&config])?;
-                children.push(child);
-                watch_broker(stdout, violations.clone());
+                let mut server = node::start("servicebus", "broker.js", &[&config], &[]).map_err(anyhow::Error::msg)?;
+                let port = server.port;
+                watch_broker(server.stdout.take().context("the broker's output")?, violations.clone());
+                servers.push(server);
                 format!(
                     "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=RootManageSharedAccessKey;\
                      SharedAccessKey={SERVICE_BUS_KEY};UseDevelopmentEmulator=true;"
@@ -179,7 +150,7 @@ impl FunctionsTarget {
             }
         };
         let connection = ServiceBusConnection::parse(&service_bus).map_err(anyhow::Error::msg)?;
-        let port = free_port()?;
+        let port = testkit::free_port();
         let handler_base = format!("http://127.0.0.1:{port}");
         let binary = match binary {
             Some(path) => path.to_path_buf(),
@@ -202,11 +173,9 @@ impl FunctionsTarget {
         for (name, value) in extra_env {
             command.env(name, value);
         }
-        children.push(
-            command.spawn().with_context(|| {
-                format!("cannot start {} (build it with `cargo build -p handler`)", binary.display())
-            })?,
-        );
+        let handler = command
+            .spawn()
+            .with_context(|| format!("cannot start {} (build it with `cargo build -p handler`)", binary.display()))?;
         let host = Arc::new(Host {
             handler: handler_base.clone(),
             client: dispatcher::adapters::tls::client().map_err(anyhow::Error::msg)?,
@@ -247,7 +216,8 @@ impl FunctionsTarget {
             host,
             violations,
             _amqp: amqp,
-            children,
+            handler,
+            _servers: servers,
             _dir: dir,
         })
     }

@@ -2,7 +2,6 @@
 //! and reports ingest rate, delivery rate, publish→receipt latency, and the handler's CPU time and memory.
 //! Every expected delivery id is computed in advance, so each run also checks exactly-once arrival.
 
-use crate::handler_process::{Handler, TempDir};
 use crate::receiver::Receiver;
 use anyhow::bail;
 use dispatcher_core::dispatch::delivery_id;
@@ -12,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::handler::Handler;
+use testkit::TempDir;
 
 const PING_BODY: &str = r#"{"name":"ping","payload":{}}"#;
 
@@ -76,8 +77,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let dir = TempDir::new("testagent-load");
     let handler_args: Vec<&str> = args.handler_args.iter().map(String::as_str).collect();
     // Readiness counts on an existing data dir, as after a deploy or a crash: create it with a first start.
-    drop(Handler::start(args.handler.as_deref(), &dir.0, &handler_args)?);
-    let (handler, ready) = Handler::start(args.handler.as_deref(), &dir.0, &handler_args)?;
+    drop(Handler::start(args.handler.as_deref(), &dir.0, &handler_args).map_err(anyhow::Error::msg)?);
+    let (handler, ready) =
+        Handler::start(args.handler.as_deref(), &dir.0, &handler_args).map_err(anyhow::Error::msg)?;
     let pid = handler.child.id();
     let receiver = Receiver::start(!args.backlog).await?;
     let client =
@@ -86,7 +88,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
 
     // Kept for the run: the token endpoint of `--auth oauth2`.
     let provider = match args.auth.as_str() {
-        "oauth2" => Some(crate::oidc::Provider::start(&[("TOKEN_TTL", "3600")]).map_err(anyhow::Error::msg)?),
+        "oauth2" => Some(testkit::oidc::Provider::start(&[("TOKEN_TTL", "3600")]).map_err(anyhow::Error::msg)?),
         _ => None,
     };
     let auth = match &provider {

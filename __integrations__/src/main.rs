@@ -6,10 +6,7 @@
 
 mod consumer;
 mod functions_host;
-mod handler_process;
 mod load;
-mod npm;
-mod oidc;
 mod producer;
 mod receiver;
 mod scenarios;

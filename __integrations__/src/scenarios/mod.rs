@@ -5,7 +5,6 @@
 
 use crate::consumer::{Consumer, Received};
 use crate::functions_host::FunctionsTarget;
-use crate::handler_process::{Handler, TempDir};
 use crate::producer::Producer;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
@@ -15,6 +14,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use testkit::handler::Handler;
+use testkit::TempDir;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -96,7 +97,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 args.handler.as_deref(),
                 &dir.0,
                 &["--retry-schedule", schedule, "--disable-after", disable_after],
-            )?;
+            )
+            .map_err(anyhow::Error::msg)?;
             let api = handler.api.clone();
             _handler = Some(handler);
             api

@@ -3,35 +3,16 @@
 //! (docs/cosmos-local.md) over plain HTTP, the way the Rust SDK calls it.
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use testkit::node::NodeServer;
 
 struct Server {
-    child: Child,
+    _server: NodeServer,
     base: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start() -> Server {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cosmos");
-    crate::npm::install(&dir).unwrap();
-    let mut child = Command::new("node")
-        .args(["server.js", "0"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.strip_prefix("listening ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
-    Server { base: format!("http://127.0.0.1:{port}"), child }
+    let server = testkit::node::start("cosmos", "server.js", &[], &[]).unwrap();
+    Server { base: format!("http://127.0.0.1:{}", server.port), _server: server }
 }
 
 async fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> (u16, Value) {

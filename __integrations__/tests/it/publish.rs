@@ -2,9 +2,9 @@
 //! emulator: against the broker that holds clients to the emulator's contract (`servicebus/broker.js`); and
 //! through a dispatcher's API that asks for a key, as on Azure.
 
-use crate::broker::{start_servicebus_broker, EMULATOR_KEY};
 use serde_json::{json, Value};
 use std::process::Command;
+use testkit::servicebus::{start_servicebus_broker, EMULATOR_KEY};
 
 fn publish(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_testagent")).arg("publish").args(args).output().unwrap();
@@ -62,10 +62,10 @@ fn a_bad_connection_string_is_named_without_its_key() {
 
 #[test]
 fn through_an_api_that_asks_for_a_key_the_functions_key_is_sent() {
-    let dir = crate::handler_process::TempDir::new("publish-key");
+    let dir = testkit::TempDir::new("publish-key");
     let handler = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("handler");
     let key = "a-function-key-0f3e";
-    let (handler, _) = crate::handler_process::Handler::start(Some(&handler), &dir.0, &["--api-key", key]).unwrap();
+    let (handler, _) = testkit::handler::Handler::start(Some(&handler), &dir.0, &["--api-key", key]).unwrap();
     let event = r#"{"name":"ping","payload":{"name":"wh1"}}"#;
     let (code, stdout, _) = publish(&["--url", &handler.api, event]);
     assert_eq!(code, 1);

@@ -14,11 +14,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("function-app-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use testkit::temp_dir;
 
 /// `handler package` of this build's binary, allowed the glibc this machine built it for: the glibc floor is
 /// checked by the tests of the packaging script's build below.
@@ -63,7 +59,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn the_assembled_app_has_the_handler_at_its_root_and_every_function_the_handler_expects() {
-    let out = temp_dir("assembled");
+    let out = temp_dir("assembled").join("app");
     let output = package(&repo().join("function-app"), &out);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
@@ -124,7 +120,7 @@ fn a_function_app_the_handler_would_not_understand_is_refused_with_every_reason(
     let example = source.join("local.settings.json.example");
     std::fs::write(&example, std::fs::read_to_string(&example).unwrap().replace("\"EVENTS_QUEUE\"", "\"EVENT_QUEUE\""))
         .unwrap();
-    let out = temp_dir("refused");
+    let out = temp_dir("refused").join("app");
     let output = package(&source, &out);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());

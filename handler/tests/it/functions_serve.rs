@@ -8,7 +8,7 @@ use crate::support::{self, Behaviour, Receivers};
 use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::ports::{DeliveryLog, RejectedEvents, WebhookStore};
 use dispatcher_core::dispatch::delivery_id;
-use dispatcher_core::model::{DeliveryId, Secret, Status, Webhook, WebhookConfig};
+use dispatcher_core::model::{DeliveryId, Status};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 const SERVICE_BUS: &str =
     "Endpoint=sb://acme-bus.servicebus.windows.net/;SharedAccessKeyName=handler;SharedAccessKey=bm90LWEtcmVhbC1rZXk=";
 
-fn webhook(id: &str, config: Value) -> Webhook {
-    Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
-}
+use crate::support::webhook;
 
 pub(crate) struct Handler(pub(crate) Child);
 
@@ -30,9 +28,7 @@ impl Drop for Handler {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use testkit::free_port;
 
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/it/fixtures/invocations/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

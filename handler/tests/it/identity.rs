@@ -8,7 +8,7 @@
 //! seconds as a string, `resource`, `token_type`, `client_id`). The Cosmos DB server accepts only its token
 //! (`COSMOS_ENTRA_TOKEN`), the broker only its token as a `jwt` put-token (`BROKER_JWT`).
 
-use crate::functions_serve::{free_port, start_ready};
+use crate::functions_serve::start_ready;
 use crate::support::cosmos::start_cosmos_server_with;
 use crate::support::servicebus::start_servicebus_broker_with;
 use axum::extract::{Query, State};
@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
+use testkit::free_port;
 
 const IDENTITY_HEADER: &str = "c2VjcmV0LWlkZW50aXR5LWhlYWRlcg";
 const CLIENT_ID: &str = "7d2f3c8e-1b4a-4f0e-9c61-2a5b8e9d0f13";

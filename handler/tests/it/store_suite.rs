@@ -8,18 +8,13 @@ use dispatcher::adapters::sqlite::SqliteStore;
 use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, WebhookStore};
 use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
-use dispatcher_core::model::{
-    Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Secret, Status, Webhook, WebhookConfig,
-};
+use dispatcher_core::model::{Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Status, Webhook};
 use dispatcher_core::settle::Logged;
 use serde_json::json;
 
 fn webhook(id: &str, name: &str) -> Webhook {
-    let config = WebhookConfig::decode(
-        &json!({"url": format!("https://{id}.example/hook"), "subscriptions": ["ping"], "attributes": {"name": name}}),
-    )
-    .unwrap();
-    Webhook::new(id.into(), config, Secret::from_key(id.as_bytes()), 0)
+    let url = format!("https://{id}.example/hook");
+    crate::support::webhook(id, json!({"url": url, "subscriptions": ["ping"], "attributes": {"name": name}}))
 }
 
 fn delivery(source: &str, webhook_id: &str) -> Delivery {

@@ -141,7 +141,7 @@ impl Browser {
     /// the engine of browser accessibility checkers, finds them (`__integrations__/axe`, npm).
     pub async fn assert_accessible(&self, screen: &str) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/axe");
-        super::npm::install(&dir).unwrap();
+        testkit::npm::install(&dir).unwrap();
         let axe = std::fs::read_to_string(dir.join("node_modules/axe-core/axe.min.js")).unwrap();
         // Scripts run by the driver are not the page's, so its content security policy does not refuse them.
         self.run(&format!("{axe}\nwindow.axe = axe; return true;")).await;

@@ -3,13 +3,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
-pub mod cosmos;
 pub mod job;
-#[path = "../../../../__integrations__/src/npm.rs"]
-pub mod npm;
-#[path = "../../../../__integrations__/src/oidc.rs"]
-pub mod oidc;
-pub mod servicebus;
+
+pub use testkit::{cosmos, oidc, servicebus, temp_dir};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,11 +14,17 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A webhook registered with `config` (its JSON), signing with a secret derived from its id, created at 0.
+pub fn webhook(id: &str, config: Value) -> dispatcher_core::model::Webhook {
+    use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
+    Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(id.as_bytes()), 0)
+}
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
@@ -148,13 +150,6 @@ pub struct Dispatcher {
     args: Vec<String>,
     env: Vec<(String, String)>,
     key: Option<String>,
-}
-
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dispatcher-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 impl Dispatcher {
@@ -305,27 +300,10 @@ fn spawn(
     env: &[(String, String)],
 ) -> (Child, String) {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
-        .arg("local")
-        .args(["--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .envs(env.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let api = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| {
-            panic!("no API address in {line:?}; log: {}", std::fs::read_to_string(log_file).unwrap_or_default())
-        })
-        .trim_end_matches(',')
-        .to_owned();
-    (child, api)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+    command.envs(env.iter().cloned()).stderr(log);
+    testkit::handler::start_local(command, data_dir, args)
+        .unwrap_or_else(|problem| panic!("{problem}; log: {}", std::fs::read_to_string(log_file).unwrap_or_default()))
 }
 
 /// The delivery ids of the "attempted" lines of JSON `logs`, sorted; fails when a line is not in exactly one

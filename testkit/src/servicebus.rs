@@ -1,11 +1,9 @@
 //! The AMQP broker of the tests (`__integrations__/servicebus/broker.js`), holding clients to the Service Bus
-//! emulator's contract; its npm packages are installed when missing. Shared by the handler's and the test agent's
-//! tests (`#[path]`), so that both start it the same way.
+//! emulator's contract.
 
+use crate::node::{self, NodeServer};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -13,22 +11,9 @@ use std::time::Duration;
 pub const EMULATOR_KEY: &str = "SAS_KEY_VALUE";
 
 pub struct ServiceBusBroker {
-    child: Child,
+    _server: NodeServer,
     lines: Receiver<Value>,
     pub port: u16,
-}
-
-impl Drop for ServiceBusBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn integrations() -> PathBuf {
-    // Both crates sit next to `__integrations__`, and this file is compiled into tests of either.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().expect("a workspace member").join("__integrations__")
 }
 
 /// Starts the broker with the queues of `compose/servicebus/Config.json`, the emulator's configuration.
@@ -38,23 +23,10 @@ pub fn start_servicebus_broker() -> ServiceBusBroker {
 
 /// The broker with these environment variables (`BROKER_JWT=<token>` accepts that Entra token).
 pub fn start_servicebus_broker_with(env: &[(&str, &str)]) -> ServiceBusBroker {
-    let dir = integrations().join("servicebus");
-    super::npm::install(&dir).unwrap();
-    let config = integrations().join("../compose/servicebus/Config.json");
-    let mut child = Command::new("node")
-        .arg("broker.js")
-        .arg("0")
-        .arg(&config)
-        .envs(env.iter().copied())
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let port = line.strip_prefix("listening ").and_then(|p| p.trim().parse().ok());
-    let port = port.unwrap_or_else(|| panic!("the broker did not start: {line:?}"));
+    let config = crate::integrations().join("../compose/servicebus/Config.json");
+    let config = config.to_string_lossy().into_owned();
+    let mut server = node::start("servicebus", "broker.js", &[&config], env).unwrap_or_else(|e| panic!("{e}"));
+    let stdout = server.stdout.take().expect("the broker's output");
     let (send, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
@@ -64,7 +36,7 @@ pub fn start_servicebus_broker_with(env: &[(&str, &str)]) -> ServiceBusBroker {
             }
         }
     });
-    ServiceBusBroker { child, lines, port }
+    ServiceBusBroker { port: server.port, _server: server, lines }
 }
 
 impl ServiceBusBroker {

@@ -1,8 +1,7 @@
 //! The npm packages of the local servers (`cosmos/`, `servicebus/`), installed when missing. In a fresh clone the
 //! tests of one binary, and the test agents they start, all want them at the same moment, and two `npm ci` in one
 //! directory remove each other's files: an exclusive lock on a file beside `package.json` (released by the
-//! kernel even when its holder is killed) lets one install while the others wait. Shared by the test agent and
-//! the tests of both crates (`#[path]`).
+//! kernel even when its holder is killed) lets one install while the others wait.
 
 use std::fs::File;
 use std::path::Path;

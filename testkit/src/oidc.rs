@@ -1,10 +1,9 @@
 //! The OpenID provider of the OAuth 2.0 tests and loads (`oidc/provider.js`, on `oidc-provider`), as a process:
 //! its issuer, and what it printed, one JSON line per token issued (`{"token", "client", "scope"}`) or refused
-//! (`{"refused"}`). Shared by the test agent and the handler's tests (`#[path]`), beside `npm.rs`.
+//! (`{"refused"}`).
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
@@ -18,9 +17,8 @@ impl Provider {
     /// Starts the provider with these environment variables (`TOKEN_TTL`, `ONLY_POST`, see `provider.js`),
     /// installing its packages first when they are missing.
     pub fn start(env: &[(&str, &str)]) -> Result<Provider, String> {
-        // From either crate's directory (`handler/` or `__integrations__/`).
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../__integrations__/oidc");
-        super::npm::install(&dir)?;
+        let dir = crate::integrations().join("oidc");
+        crate::npm::install(&dir)?;
         let mut child = Command::new("node")
             .arg("provider.js")
             .arg("0")
@@ -54,7 +52,6 @@ impl Provider {
     }
 
     /// How many times its token endpoint refused credentials in `Authorization` (`ONLY_POST`).
-    #[allow(dead_code)] // Asked by the handler's tests only.
     pub fn refusals(&self) -> usize {
         self.lines.lock().map(|l| l.iter().filter(|l| l.get("refused").is_some()).count()).unwrap_or_default()
     }
