@@ -39,4 +39,5 @@ mod shutdown;
 mod store_suite;
 mod support;
 mod traces;
+mod webhook_conflicts;
 mod webhook_races;

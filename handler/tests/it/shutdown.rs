@@ -157,3 +157,58 @@ async fn serve_answers_the_invocation_under_way_before_it_exits() {
     assert_eq!((logged.status, logged.attempts.len()), (dispatcher_core::model::Status::Succeeded, 1));
     assert_eq!(receivers.at("wh1").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_finishes_an_invocation_whose_connection_the_host_closed() {
+    let (cosmos, store, receivers) = with_one_webhook("closed").await;
+    receivers.behave("wh1", Behaviour { delay: Duration::from_millis(1000), ..Behaviour::default() });
+    let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
+    let (mut handler, client, base) = start_serve(&cosmos, "closed", &settings, std::process::Stdio::null()).await;
+    let invocation =
+        tokio::spawn(
+            async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
+        );
+    eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
+    // The host goes away mid-invocation: its connection closes before the answer.
+    invocation.abort();
+    let id = dispatcher_core::model::DeliveryId::parse("dlv_e02cdc1c690f6a5eb73152a53a985ab1").unwrap();
+    let recorded = || async {
+        let logged = store.get_delivery(id).await.unwrap();
+        logged.is_some_and(|entry| entry.attempts.len() == 1)
+    };
+    crate::support::eventually_async("the attempt recorded all the same", WAIT, recorded).await;
+    let logged = store.get_delivery(id).await.unwrap().unwrap();
+    assert_eq!(logged.status, dispatcher_core::model::Status::Succeeded);
+    assert_eq!(receivers.at("wh1").len(), 1);
+    let pid = handler.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(handler.0.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exits_within_the_grace_period_with_an_invocation_still_stuck_and_says_so() {
+    let (cosmos, _store, receivers) = with_one_webhook("stuck").await;
+    receivers.behave("wh1", Behaviour { delay: Duration::from_secs(30), ..Behaviour::default() });
+    let log = crate::support::temp_dir("stuck-log").join("handler.log");
+    let settings = [
+        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
+        ("DISPATCHER_REQUEST_TIMEOUT", "60s"),
+        ("DISPATCHER_SHUTDOWN_GRACE", "1s"),
+    ];
+    let stderr = std::fs::File::create(&log).unwrap();
+    let (mut handler, client, base) = start_serve(&cosmos, "stuck", &settings, stderr.into()).await;
+    let invocation =
+        tokio::spawn(
+            async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
+        );
+    eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
+    let pid = handler.0.id().to_string();
+    let signalled = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(handler.0.wait().unwrap().success());
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(10), "exited {took:?} after SIGTERM, with a grace of 1 s");
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("unfinished=1"), "the invocation left unfinished is counted: {logs}");
+    invocation.abort();
+}
