@@ -134,81 +134,87 @@ async fn sigterm_during_a_pruning_pass_ends_it_at_a_batch_and_the_next_start_pru
     assert_eq!(first + second, OLD as u64, "nothing is pruned twice or left behind");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_answers_the_invocation_under_way_before_it_exits() {
-    let (cosmos, store, receivers) = with_one_webhook("drain").await;
-    receivers.behave("wh1", Behaviour { delay: Duration::from_millis(1500), ..Behaviour::default() });
-    let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
-    let (mut handler, client, base) = start_serve(&cosmos, "drain", &settings, std::process::Stdio::null()).await;
+/// `handler serve` (stderr to `log`, when given) making the attempt of a DeliverWebhook invocation, to a
+/// receiver that answers after `delay`: it is in flight when this returns.
+struct InFlight {
+    handler: crate::functions_serve::Handler,
+    store: dispatcher::adapters::cosmos::CosmosStore,
+    receivers: Receivers,
+    invocation: tokio::task::JoinHandle<(u16, Value)>,
+    _cosmos: crate::support::cosmos::CosmosServer,
+}
+
+/// The delivery of the invocation fixture `deliver-webhook-base64.json`.
+const INVOKED: &str = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
+
+async fn serve_in_flight(
+    name: &str,
+    delay: Duration,
+    settings: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> InFlight {
+    let (cosmos, store, receivers) = with_one_webhook(name).await;
+    receivers.behave("wh1", Behaviour { delay, ..Behaviour::default() });
+    let mut settings = settings.to_vec();
+    settings.push(("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"));
+    let stderr = log.map_or_else(std::process::Stdio::null, |path| std::fs::File::create(path).unwrap().into());
+    let (handler, client, base) = start_serve(&cosmos, name, &settings, stderr).await;
     let invocation =
         tokio::spawn(
             async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
         );
     eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
-    let pid = handler.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    InFlight { handler, store, receivers, invocation, _cosmos: cosmos }
+}
 
-    let (status, answer) = invocation.await.unwrap();
-    let id = "dlv_e02cdc1c690f6a5eb73152a53a985ab1";
+impl InFlight {
+    fn terminate(&self) {
+        let pid = self.handler.0.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+
+    async fn logged(&self) -> Option<dispatcher_core::model::LogEntry> {
+        self.store.get_delivery(dispatcher_core::model::DeliveryId::parse(INVOKED).unwrap()).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_the_invocation_under_way_before_it_exits() {
+    let mut serve = serve_in_flight("drain", Duration::from_millis(1500), &[], None).await;
+    serve.terminate();
+    let (status, answer) = (&mut serve.invocation).await.unwrap();
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["Logs"][0], format!("delivery {id} attempt 1: HTTP 200, delivered"));
-    assert!(handler.0.wait().unwrap().success());
-    let logged = store.get_delivery(dispatcher_core::model::DeliveryId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(answer["Logs"][0], format!("delivery {INVOKED} attempt 1: HTTP 200, delivered"));
+    assert!(serve.handler.0.wait().unwrap().success());
+    let logged = serve.logged().await.unwrap();
     assert_eq!((logged.status, logged.attempts.len()), (dispatcher_core::model::Status::Succeeded, 1));
-    assert_eq!(receivers.at("wh1").len(), 1);
+    assert_eq!(serve.receivers.at("wh1").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_finishes_an_invocation_whose_connection_the_host_closed() {
-    let (cosmos, store, receivers) = with_one_webhook("closed").await;
-    receivers.behave("wh1", Behaviour { delay: Duration::from_millis(1000), ..Behaviour::default() });
-    let settings = [("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")];
-    let (mut handler, client, base) = start_serve(&cosmos, "closed", &settings, std::process::Stdio::null()).await;
-    let invocation =
-        tokio::spawn(
-            async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
-        );
-    eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
+    let mut serve = serve_in_flight("closed", Duration::from_millis(1000), &[], None).await;
     // The host goes away mid-invocation: its connection closes before the answer.
-    invocation.abort();
-    let id = dispatcher_core::model::DeliveryId::parse("dlv_e02cdc1c690f6a5eb73152a53a985ab1").unwrap();
-    let recorded = || async {
-        let logged = store.get_delivery(id).await.unwrap();
-        logged.is_some_and(|entry| entry.attempts.len() == 1)
-    };
+    serve.invocation.abort();
+    let recorded = || async { serve.logged().await.is_some_and(|entry| entry.attempts.len() == 1) };
     crate::support::eventually_async("the attempt recorded all the same", WAIT, recorded).await;
-    let logged = store.get_delivery(id).await.unwrap().unwrap();
-    assert_eq!(logged.status, dispatcher_core::model::Status::Succeeded);
-    assert_eq!(receivers.at("wh1").len(), 1);
-    let pid = handler.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert!(handler.0.wait().unwrap().success());
+    assert_eq!(serve.logged().await.unwrap().status, dispatcher_core::model::Status::Succeeded);
+    assert_eq!(serve.receivers.at("wh1").len(), 1);
+    serve.terminate();
+    assert!(serve.handler.0.wait().unwrap().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exits_within_the_grace_period_with_an_invocation_still_stuck_and_says_so() {
-    let (cosmos, _store, receivers) = with_one_webhook("stuck").await;
-    receivers.behave("wh1", Behaviour { delay: Duration::from_secs(30), ..Behaviour::default() });
     let log = crate::support::temp_dir("stuck-log").join("handler.log");
-    let settings = [
-        ("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true"),
-        ("DISPATCHER_REQUEST_TIMEOUT", "60s"),
-        ("DISPATCHER_SHUTDOWN_GRACE", "1s"),
-    ];
-    let stderr = std::fs::File::create(&log).unwrap();
-    let (mut handler, client, base) = start_serve(&cosmos, "stuck", &settings, stderr.into()).await;
-    let invocation =
-        tokio::spawn(
-            async move { invoke(&client, &base, "DeliverWebhook", fixture("deliver-webhook-base64.json")).await },
-        );
-    eventually("the attempt in flight", WAIT, || receivers.arrived("wh1") == 1).await;
-    let pid = handler.0.id().to_string();
+    let settings = [("DISPATCHER_REQUEST_TIMEOUT", "60s"), ("DISPATCHER_SHUTDOWN_GRACE", "1s")];
+    let mut serve = serve_in_flight("stuck", Duration::from_secs(30), &settings, Some(&log)).await;
     let signalled = std::time::Instant::now();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert!(handler.0.wait().unwrap().success());
+    serve.terminate();
+    assert!(serve.handler.0.wait().unwrap().success());
     let took = signalled.elapsed();
     assert!(took < Duration::from_secs(10), "exited {took:?} after SIGTERM, with a grace of 1 s");
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("unfinished=1"), "the invocation left unfinished is counted: {logs}");
-    invocation.abort();
+    serve.invocation.abort();
 }
