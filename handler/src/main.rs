@@ -62,15 +62,10 @@ enum Command {
 fn main() -> ExitCode {
     let command = match Cli::parse().command {
         Some(command) => command,
-        None if ["FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTIONS_HTTPWORKER_PORT"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some()) =>
-        {
-            match Cli::parse_from(["handler", "serve"]).command {
-                Some(command) => command,
-                None => return ExitCode::FAILURE,
-            }
-        }
+        None if ServeArgs::started_by_host() => match Cli::parse_from(["handler", "serve"]).command {
+            Some(command) => command,
+            None => return ExitCode::FAILURE,
+        },
         None => {
             eprintln!("error: a command is needed (see `handler --help`)");
             return ExitCode::from(2);

@@ -4,10 +4,13 @@
 use super::{
     boolean, number, required, variable, Bounds, Delivery, DeliveryArgs, InvalidSettings, Problems, SettingError,
 };
-use crate::adapters::cosmos::{CosmosAuth, CosmosConfig};
+use crate::adapters::cosmos::{check_endpoint, CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::servicebus::ServiceBusConnection;
 use std::time::Duration;
+
+/// The port variable's name in Functions hosts before custom handlers had their own.
+const OLDER_PORT_VARIABLE: &str = "FUNCTIONS_HTTPWORKER_PORT";
 
 /// Everything `handler serve` is configured with.
 #[derive(Debug, Clone)]
@@ -63,20 +66,30 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Whether the Functions host started this process: it sets the port variable (or its older name).
+    pub fn started_by_host() -> bool {
+        [variable::<ServeArgs>("port"), OLDER_PORT_VARIABLE.to_owned()].iter().any(|v| std::env::var_os(v).is_some())
+    }
+
     pub fn validate(self) -> Result<ServeConfig, InvalidSettings> {
         let name = variable::<ServeArgs>;
         let mut problems = Problems::default();
-        let port = self.port.or(std::env::var("FUNCTIONS_HTTPWORKER_PORT").ok());
+        let port = self.port.or(std::env::var(OLDER_PORT_VARIABLE).ok());
         let port = problems.check(required(&name("port"), port, "the Functions host sets it")).and_then(|text| {
             problems.check_setting(&name("port"), text.parse::<u16>().map_err(|_| format!("{text:?} is not a port")))
         });
         let endpoint =
             problems.check(required(&name("cosmos_endpoint"), self.cosmos_endpoint, "the Cosmos DB account URL"));
+        let endpoint = endpoint
+            .and_then(|text| problems.check_setting(&name("cosmos_endpoint"), check_endpoint(&text)).map(|()| text));
         // One identity for both, so that its tokens are requested by one client.
         let identity = match (&self.cosmos_key, &self.service_bus) {
             (Some(_), Some(_)) => None,
-            _ => problems
-                .check_setting(&name("client_id"), ManagedIdentity::new(self.client_id.filter(|id| !id.is_empty()))),
+            _ => {
+                let client_id = self.client_id.filter(|id| !id.is_empty());
+                let what = if client_id.is_some() { name("client_id") } else { "the managed identity".to_owned() };
+                problems.check_setting(&what, ManagedIdentity::new(client_id))
+            }
         };
         let cosmos_auth = match (self.cosmos_key.filter(|k| !k.is_empty()), &identity) {
             (Some(key), _) => Some(CosmosAuth::Key(key)),
@@ -142,5 +155,48 @@ fn service_bus(
             &by_key,
             format!("missing (a connection string with a SharedAccessKey, or {by_identity} and the managed identity)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn problems(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(std::iter::once("handler").chain(args.iter().copied())).unwrap();
+        cli.serve
+            .validate()
+            .err()
+            .map(|invalid| invalid.0.iter().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_an_account_url_is_named_and_never_quoted() {
+        let pasted = "AccountEndpoint=https://acme.documents.azure.com:443/;AccountKey=c2VjcmV0LWtleQ==;";
+        let base = [
+            "--port",
+            "7071",
+            "--cosmos-key",
+            "k",
+            "--service-bus",
+            "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=b",
+        ];
+        let found = problems(&[&base[..], &["--cosmos-endpoint", pasted]].concat());
+        assert_eq!(
+            found,
+            ["COSMOSDB_ENDPOINT: is not a Cosmos DB account URL like https://<account>.documents.azure.com:443/"],
+            "{found:?}"
+        );
+        assert!(
+            problems(&[&base[..], &["--cosmos-endpoint", "https://acme.documents.azure.com:443/"]].concat()).is_empty()
+        );
     }
 }

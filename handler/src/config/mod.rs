@@ -40,6 +40,7 @@ pub struct InvalidSettings(pub Vec<SettingError>);
 pub(crate) fn name<A: clap::Args>(id: &str) -> String {
     let command = A::augment_args(clap::Command::new("handler"));
     let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == id) else {
+        debug_assert!(false, "no setting {id}");
         return id.to_owned();
     };
     let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
@@ -55,6 +56,7 @@ pub(crate) fn name<A: clap::Args>(id: &str) -> String {
 pub(crate) fn variable<A: clap::Args>(id: &str) -> String {
     let command = A::augment_args(clap::Command::new("handler"));
     let env = command.get_arguments().find(|arg| arg.get_id() == id).and_then(|arg| arg.get_env());
+    debug_assert!(env.is_some(), "no variable for setting {id}");
     env.map_or_else(|| id.to_owned(), |env| env.to_string_lossy().into_owned())
 }
 

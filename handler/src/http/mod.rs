@@ -31,6 +31,25 @@ use std::sync::{Arc, OnceLock};
 
 type AppState = Arc<Service>;
 
+/// Runs each request in a task of `tasks`, so that it finishes even when its connection goes away: a
+/// function invocation cut short mid-attempt (a host stopping the handler may close it) has its message
+/// delivered again and the attempt made twice, and an event cut short between logging its deliveries and
+/// queueing them leaves them waiting for their lease to run out. Shutting down waits for the tasks.
+pub async fn run_to_completion(
+    axum::extract::State(tasks): axum::extract::State<tokio_util::task::TaskTracker>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tasks.spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a request's task failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 /// The API router, with the key check when a key is configured, and the portal (`crate::portal`), whose
 /// page needs no key: the calls it makes carry one.
 pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {

@@ -212,6 +212,9 @@ impl Service {
     /// delivery that is not logged. One that was logged before (a message routed again) is queued without a
     /// version, for the queue to decide (`NewDeliveries`).
     async fn submit(&self, deliveries: Vec<Delivery>, queue: &dyn NewDeliveries) -> Result<(), ServiceError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
         let now_ms = self.clock.now_ms();
         let versions = self.log.log_deliveries(&deliveries, now_ms).await?;
         let jobs = deliveries.into_iter().zip(versions).map(|(delivery, version)| Job::first(delivery, version));

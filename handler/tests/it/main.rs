@@ -8,6 +8,8 @@
 //!   invocation protocol, and `handler package`.
 //! - `shutdown`: SIGTERM lets the work under way finish, and nothing is done twice after a restart.
 //! - `webhook_races`: concurrent changes to one webhook all survive, on both runtimes; a stale If-Match is a 412.
+//! - `webhook_conflicts`: a change that meets other writes is applied again, gives up after 16, respects If-Match.
+//! - `local_queue`: new deliveries leased to the local queue that logged them, released by a lease or a restart.
 //! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
 //! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.

@@ -202,6 +202,18 @@ async fn deliveries_page_newest_first(store: &impl DeliveryLog) {
     assert_eq!(store.count_deliveries(&"wh-none".into(), 0).await.unwrap().total(), 0);
 }
 
+/// A Cosmos DB document of a callback written before deliveries carried `callbackType`: read back as the
+/// callback it is, and neither counted nor a last failure.
+async fn a_callback_logged_before_deliveries_said_so_is_still_left_out_of_health(store: &CosmosStore) {
+    let legacy = Delivery { event: "DeliveryFailure".into(), callback: None, ..delivery("p-legacy", "wh-legacy") };
+    store.log_deliveries(std::slice::from_ref(&legacy), 50_000).await.unwrap();
+    store.give_up(&legacy, "HTTP 500", 50_001).await.unwrap();
+    let logged = store.get_delivery(legacy.id).await.unwrap().expect("logged");
+    assert_eq!(logged.delivery.callback, Some(CallbackType::DeliveryFailure), "read by its name");
+    assert_eq!(store.last_failure(&"wh-legacy".into()).await.unwrap(), None);
+    assert_eq!(store.count_deliveries(&"wh-legacy".into(), 0).await.unwrap().total(), 0);
+}
+
 async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {
     for i in 0..3 {
         let problem =
@@ -273,6 +285,7 @@ async fn cosmos_passes_the_store_suite() {
     the_delivery_log_keeps_every_attempt(&store).await;
     deliveries_page_newest_first(&store).await;
     rejected_events_page_newest_first(&store).await;
+    a_callback_logged_before_deliveries_said_so_is_still_left_out_of_health(&store).await;
     // Connecting again finds what is there.
     let again = CosmosStore::new(config);
     assert_eq!(again.list_webhooks().await.unwrap().len(), 1);

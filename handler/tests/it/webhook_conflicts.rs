@@ -53,7 +53,8 @@ impl WebhookStore for Interfering {
 
 /// The local service on a store of its own whose writes are interfered with `interfere` times, and webhook `wh1`.
 async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
-    let store = Arc::new(SqliteStore::open(&crate::support::temp_dir(name), 0).unwrap());
+    let queue = Arc::new(LocalQueue::new(SqliteStore::open(&crate::support::temp_dir(name), 0).unwrap(), 60_000));
+    let store = queue.store().clone();
     let webhooks = Arc::new(Interfering { inner: store.clone(), interfere, conditional_writes: AtomicUsize::new(0) });
     let service = Service::new(Parts {
         mode: "local",
@@ -61,7 +62,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),
-        queue: Arc::new(LocalQueue::new(store.clone(), 60_000)),
+        queue,
         rate_limits: Arc::new(MemoryRateLimits::default()),
         intake: Intake::Route,
         sender: Arc::new(Sender::new(Duration::from_secs(1), true)),

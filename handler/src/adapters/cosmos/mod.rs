@@ -100,10 +100,25 @@ impl CosmosStore {
     }
 }
 
+/// An endpoint that is not an account URL; its words never quote it (a connection string pasted there would
+/// carry the account key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is not a Cosmos DB account URL like https://<account>.documents.azure.com:443/")]
+pub struct NotAnEndpoint;
+
+/// Checks an account endpoint before anything connects to it.
+pub fn check_endpoint(text: &str) -> Result<(), NotAnEndpoint> {
+    text.parse::<AccountEndpoint>().map_err(|_| NotAnEndpoint)?;
+    let url = azure_core::http::Url::parse(text).map_err(|_| NotAnEndpoint)?;
+    match url.scheme() {
+        "https" | "http" if url.host_str().is_some() && url.password().is_none() => Ok(()),
+        _ => Err(NotAnEndpoint),
+    }
+}
+
 async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
-    let endpoint: AccountEndpoint = config.endpoint.parse().map_err(|e| {
-        StoreError::Storage(format!("COSMOSDB_ENDPOINT: {:?} is not an endpoint: {e}", config.endpoint))
-    })?;
+    let endpoint: AccountEndpoint =
+        config.endpoint.parse().map_err(|_| StoreError::Storage(format!("the Cosmos DB endpoint {NotAnEndpoint}")))?;
     crate::adapters::tls::install();
     let account = match &config.auth {
         CosmosAuth::Key(key) => AccountReference::with_authentication_key(endpoint, key.clone()),

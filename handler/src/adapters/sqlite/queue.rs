@@ -77,16 +77,15 @@ impl SqliteStore {
     ) -> Result<Vec<Job>, StoreError> {
         let skip = serde_json::to_string(&skip).map_err(storage)?;
         let release: Vec<i64> = release.iter().filter_map(|version| row_of(Some(version))).collect();
+        let release = (!release.is_empty()).then(|| serde_json::to_string(&release)).transpose().map_err(storage)?;
         self.write(move |c| {
-            if !release.is_empty() {
-                let mut statement = c
-                    .prepare_cached(
-                        "UPDATE deliveries SET leased = 0, next_attempt_at = ?2 WHERE seq = ?1 AND leased = 1",
-                    )
-                    .map_err(storage)?;
-                for seq in &release {
-                    statement.execute(params![seq, now_ms]).map_err(storage)?;
-                }
+            if let Some(rows) = &release {
+                c.prepare_cached(
+                    "UPDATE deliveries SET leased = 0, next_attempt_at = ?2
+                     WHERE seq IN (SELECT value FROM json_each(?1)) AND leased = 1",
+                )
+                .and_then(|mut s| s.execute(params![rows, now_ms]))
+                .map_err(storage)?;
             }
             let mut statement = c
                 .prepare_cached(

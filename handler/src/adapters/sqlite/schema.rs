@@ -170,13 +170,15 @@ mod tests {
         c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
         create_schema(&c, &path).unwrap();
         let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        let column: i64 = c
-            .query_row("SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name = 'traceparent'", [], |r| {
-                r.get(0)
-            })
+        let columns: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name IN ('traceparent', 'callback')",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap();
-        assert_eq!((version, column, kept), (5, 1, 1));
+        assert_eq!((version, columns, kept), (5, 2, 1), "every step since version 2, in order");
     }
 
     #[test]

@@ -18,9 +18,6 @@ use crate::adapters::servicebus::{QueueSender, ServiceBusDeliveries, ServiceBusE
 use crate::config::ServeConfig;
 use crate::ports::{DeliveryLog, SystemClock};
 use crate::service::{Intake, Parts, Service};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
@@ -66,23 +63,9 @@ impl Azure {
             .route("/DeliverWebhook", post(functions::deliver_webhook))
             .route("/OnDeliveryDeadLettered", post(functions::on_dead_lettered))
             .with_state(self.clone())
-            .layer(axum::middleware::from_fn_with_state(invocations, run_to_completion));
+            .layer(axum::middleware::from_fn_with_state(invocations, crate::http::run_to_completion));
         // On Azure the host checks the function key before a request gets here.
         functions.merge(crate::http::router(self.service.clone(), None))
-    }
-}
-
-/// Runs each invocation in a task of `tasks`, so that it finishes even when its connection goes away (a host
-/// stopping the handler may close it): an invocation cut short mid-attempt has its message delivered again,
-/// and the attempt made twice. Shutting down waits for the tasks. API requests are not held so: a client that
-/// gives up on one ends it.
-async fn run_to_completion(State(tasks): State<TaskTracker>, request: Request, next: Next) -> Response {
-    match tasks.spawn(next.run(request)).await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::error!(%error, "a request's task failed");
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
     }
 }
 

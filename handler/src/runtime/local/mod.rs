@@ -44,9 +44,9 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // Past the lease, a delivery whose attempt never reported back is due again.
     let lease_ms = (config.delivery.request_timeout + Duration::from_secs(60)).as_millis() as i64;
-    let store = Arc::new(SqliteStore::open(&config.data_dir, clock.now_ms())?.claiming_new(lease_ms));
+    let queue = Arc::new(LocalQueue::new(SqliteStore::open(&config.data_dir, clock.now_ms())?, lease_ms));
+    let store = queue.store().clone();
     let sender = Arc::new(Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets));
-    let queue = Arc::new(LocalQueue::new(store.clone(), lease_ms));
     let service = Arc::new(Service::new(Parts {
         mode: "local",
         webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.delivery.encryption_key.clone())),
@@ -84,7 +84,10 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let mut stopping = stopped.clone();
     background.spawn(prune(store.clone(), retention, stopped));
     background.close();
-    let router = crate::http::router(service, config.api_key.clone());
+    // A request runs to its end even when its client goes away (`run_to_completion`), and is waited for.
+    let requests = tokio_util::task::TaskTracker::new();
+    let router = crate::http::router(service, config.api_key.clone())
+        .layer(axum::middleware::from_fn_with_state(requests.clone(), crate::http::run_to_completion));
     let stop_on_signal = stop.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
@@ -102,6 +105,10 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     };
     // Also when the server failed rather than stopped.
     let _ = stop.send(true);
+    requests.close();
+    if tokio::time::timeout(grace, requests.wait()).await.is_err() {
+        tracing::warn!(unfinished = requests.len(), "requests still under way are cut off");
+    }
     // The workers bound their own wait by the grace period; a pruning pass ends at its next batch.
     background.wait().await;
     tracing::info!("stopped");

@@ -1,14 +1,15 @@
 //! The local delivery queue (`ports::DeliveryQueue`): the deliveries table of the SQLite store, where a
-//! delivery is due when its `next_attempt_at` has passed, with deliveries handed to the workers in memory at
-//! once while they keep up (`hand_off.rs`), and a note of when the store may next hold a due delivery that no
-//! worker has in memory, so that the workers ask it only then.
+//! delivery is due when its `next_attempt_at` has passed. A new delivery is logged leased to this queue
+//! (`SqliteStore::claiming_new`), which hands it to the workers in memory while they keep up (`hand_off.rs`)
+//! and otherwise lets the workers' next lease make it due; and a note of when the store may next hold a due
+//! delivery that no worker has in memory, so that the workers ask it only then.
 
 use super::backoff::StoreBackoff;
 use super::hand_off::HandOff;
 use crate::adapters::sqlite::SqliteStore;
 use crate::ports::{DeliveryQueue, NewDeliveries, QueueError, StoreError};
 use async_trait::async_trait;
-use dispatcher_core::model::{DeliveryId, Job, LogVersion};
+use dispatcher_core::model::{DeliveryId, Job, LogVersion, WebhookId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -33,10 +34,16 @@ pub struct LocalQueue {
     unclaimed: Mutex<Vec<LogVersion>>,
 }
 
+/// How long a new delivery may wait in memory for a worker: its lease (the request timeout and a minute more)
+/// must outlast its attempt, or the store would hand it out again.
+const HOLD_MS: i64 = 30_000;
+
 impl LocalQueue {
-    pub fn new(store: Arc<SqliteStore>, lease_ms: i64) -> LocalQueue {
+    /// The queue on `store`, which it makes log new deliveries leased to it for `lease_ms` (the store's
+    /// leases and the queue's hand-off are one mechanism: a store that logged them due would hand them out twice).
+    pub fn new(store: SqliteStore, lease_ms: i64) -> LocalQueue {
         LocalQueue {
-            store,
+            store: Arc::new(store.claiming_new(lease_ms)),
             hand_off: Mutex::default(),
             // Whatever a previous run left is due now.
             due: DueHint::new(0),
@@ -46,6 +53,29 @@ impl LocalQueue {
             slots: Mutex::default(),
             unclaimed: Mutex::default(),
         }
+    }
+
+    /// New deliveries leased to this queue and not started: held in memory, or waiting for the next lease.
+    pub(super) fn not_started(&self) -> usize {
+        let held = self.hand_off.lock().map_or(0, |h| h.len());
+        held + self.unclaimed.lock().map_or(0, |u| u.len())
+    }
+
+    /// The store, which is also the delivery log of local mode.
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
+    /// Up to `limit` new deliveries held in memory, passing over the webhooks in `saturated`. Those held too
+    /// long are let go: the store makes them due when their lease runs out, and the workers are told when.
+    pub(super) fn take_handed_off(&self, limit: usize, saturated: &[WebhookId], now_ms: i64) -> Vec<Job> {
+        let Ok(mut hand_off) = self.hand_off.lock() else { return Vec::new() };
+        let (jobs, let_go) = hand_off.take(limit, saturated, now_ms);
+        if let_go > 0 {
+            tracing::debug!(let_go, "deliveries held in memory too long are left to their lease");
+            self.due.note(now_ms - HOLD_MS + self.lease_ms);
+        }
+        jobs
     }
 
     /// Leases up to `limit` due deliveries, skipping the webhooks in `skip`, each with the slot it reserved.
@@ -82,13 +112,17 @@ impl NewDeliveries for LocalQueue {
             return Ok(());
         }
         // Deliveries already waiting in the store go first: new ones queue behind them there.
-        let backlog = self.due.at() <= now_ms;
-        let room = self.hand_off.lock().is_ok_and(|h| h.has_room_for(jobs.len()));
-        if room && !backlog {
-            if let Ok(mut handed_off) = self.hand_off.lock() {
-                jobs.into_iter().for_each(|job| handed_off.push(job));
+        let mut jobs = Some(jobs);
+        if self.due.at() > now_ms {
+            if let Ok(mut hand_off) = self.hand_off.lock() {
+                let n = jobs.as_ref().map_or(0, Vec::len);
+                if hand_off.has_room_for(n) {
+                    let take_by_ms = now_ms + HOLD_MS;
+                    jobs.take().into_iter().flatten().for_each(|job| hand_off.push(job, take_by_ms));
+                }
             }
-        } else {
+        }
+        if let Some(jobs) = jobs {
             if let Ok(mut unclaimed) = self.unclaimed.lock() {
                 unclaimed.extend(jobs.into_iter().filter_map(|job| job.log_version));
             }

@@ -1,6 +1,6 @@
 //! The delivery workers of local mode.
 //!
-//! Jobs come from two places: deliveries that `accept` leased to this process and handed over in memory (the
+//! Jobs come from two places: new deliveries, logged leased to this process and handed over in memory (the
 //! fast path while the workers keep up), and deliveries due in the store (retries, the overflow of a burst,
 //! whatever a previous run left). Each job is attempted in its own task, at most `--concurrency` at a time, and
 //! at most three quarters of them for one webhook, so that a slow or failing webhook never starves the others.
@@ -106,9 +106,9 @@ pub async fn run(service: Arc<Service>, queue: Arc<LocalQueue>, workers: Workers
         }
     }
     pool.tasks.close();
-    let handed_off = queue.hand_off.lock().map_or(0, |h| h.len());
-    if handed_off > 0 {
-        tracing::info!(handed_off, "deliveries not started stay leased: they are due again at the next start");
+    let not_started = queue.not_started();
+    if not_started > 0 {
+        tracing::info!(not_started, "new deliveries not started stay leased: they are due again at the next start");
     }
     let in_flight = pool.tasks.len();
     if in_flight > 0 {
@@ -140,8 +140,8 @@ async fn next_jobs(
         // Every webhook uses its whole share: nothing could start (a webhook that gets room wakes the workers).
         return Vec::new();
     }
-    let mut jobs = queue.hand_off.lock().map(|mut h| h.take(free, &saturated)).unwrap_or_default();
     let now = service.now_ms();
+    let mut jobs = queue.take_handed_off(free, &saturated, now);
     let (due_at, notes) = queue.due.snapshot();
     if jobs.len() == free || due_at > now {
         return jobs;
