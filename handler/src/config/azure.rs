@@ -68,7 +68,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// Whether the Functions host started this process: it sets the port variable (or its older name).
     pub fn started_by_host() -> bool {
-        [variable::<ServeArgs>("port"), OLDER_PORT_VARIABLE.to_owned()].iter().any(|v| std::env::var_os(v).is_some())
+        [variable::<ServeArgs>("port").to_string(), OLDER_PORT_VARIABLE.to_owned()]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
     }
 
     pub fn validate(self) -> Result<ServeConfig, InvalidSettings> {
@@ -87,8 +89,9 @@ impl ServeArgs {
             (Some(_), Some(_)) => None,
             _ => {
                 let client_id = self.client_id.filter(|id| !id.is_empty());
-                let what = if client_id.is_some() { name("client_id") } else { "the managed identity".to_owned() };
-                problems.check_setting(&what, ManagedIdentity::new(client_id))
+                let setting = name("client_id");
+                let what: &dyn std::fmt::Display = if client_id.is_some() { &setting } else { &"the managed identity" };
+                problems.check_setting(what, ManagedIdentity::new(client_id))
             }
         };
         let cosmos_auth = match (self.cosmos_key.filter(|k| !k.is_empty()), &identity) {

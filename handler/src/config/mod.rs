@@ -25,8 +25,8 @@ pub struct SettingError {
 }
 
 impl SettingError {
-    fn new(setting: &str, problem: impl Display) -> SettingError {
-        SettingError { setting: setting.to_owned(), problem: problem.to_string() }
+    fn new(setting: &dyn Display, problem: impl Display) -> SettingError {
+        SettingError { setting: setting.to_string(), problem: problem.to_string() }
     }
 }
 
@@ -35,29 +35,41 @@ impl SettingError {
 #[error("invalid settings:\n  {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
 pub struct InvalidSettings(pub Vec<SettingError>);
 
-/// How a user sets argument `id` of `A`, read from its clap declaration so that each name is written once:
-/// `--retry-schedule / DISPATCHER_RETRY_SCHEDULE`, or only the variable (an app setting) without a flag.
-pub(crate) fn name<A: clap::Args>(id: &str) -> String {
-    let command = A::augment_args(clap::Command::new("handler"));
-    let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == id) else {
-        debug_assert!(false, "no setting {id}");
-        return id.to_owned();
-    };
-    let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
-    match (arg.get_long(), env) {
-        (Some(long), Some(env)) => format!("--{long} / {env}"),
-        (None, Some(env)) => env,
-        (Some(long), None) => format!("--{long}"),
-        (None, None) => id.to_owned(),
-    }
+/// How a user sets one argument, as its clap declaration says, so that each name is written once: shown as
+/// `--retry-schedule / DISPATCHER_RETRY_SCHEDULE`, or only the variable (an app setting). Read only when shown:
+/// building the declarations costs more than checking every setting.
+#[derive(Clone, Copy)]
+pub(crate) struct Setting {
+    declared: fn() -> clap::Command,
+    id: &'static str,
+    with_flag: bool,
 }
 
-/// The environment variable (app setting) of argument `id` of `A`.
-pub(crate) fn variable<A: clap::Args>(id: &str) -> String {
-    let command = A::augment_args(clap::Command::new("handler"));
-    let env = command.get_arguments().find(|arg| arg.get_id() == id).and_then(|arg| arg.get_env());
-    debug_assert!(env.is_some(), "no variable for setting {id}");
-    env.map_or_else(|| id.to_owned(), |env| env.to_string_lossy().into_owned())
+/// Argument `id` of `A`, shown with its flag and its variable.
+pub(crate) fn name<A: clap::Args>(id: &'static str) -> Setting {
+    Setting { declared: || A::augment_args(clap::Command::new("handler")), id, with_flag: true }
+}
+
+/// Argument `id` of `A`, shown as its environment variable (app setting) alone.
+pub(crate) fn variable<A: clap::Args>(id: &'static str) -> Setting {
+    Setting { with_flag: false, ..name::<A>(id) }
+}
+
+impl Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let command = (self.declared)();
+        let Some(arg) = command.get_arguments().find(|arg| arg.get_id() == self.id) else {
+            debug_assert!(false, "no setting {}", self.id);
+            return f.write_str(self.id);
+        };
+        let env = arg.get_env().map(|env| env.to_string_lossy());
+        match (arg.get_long().filter(|_| self.with_flag), env) {
+            (Some(long), Some(env)) => write!(f, "--{long} / {env}"),
+            (None, Some(env)) => f.write_str(&env),
+            (Some(long), None) => write!(f, "--{long}"),
+            (None, None) => f.write_str(self.id),
+        }
+    }
 }
 
 /// Collects the problems of several settings, so that all of them are reported at once.
@@ -70,11 +82,11 @@ impl Problems {
     }
 
     /// Checks a value another layer read, whose error says what is wrong but not which setting it came from.
-    pub(crate) fn check_setting<T, E: Display>(&mut self, setting: &str, result: Result<T, E>) -> Option<T> {
+    pub(crate) fn check_setting<T, E: Display>(&mut self, setting: &dyn Display, result: Result<T, E>) -> Option<T> {
         self.check(result.map_err(|problem| SettingError::new(setting, problem)))
     }
 
-    pub(crate) fn add(&mut self, setting: &str, problem: impl Display) {
+    pub(crate) fn add(&mut self, setting: &dyn Display, problem: impl Display) {
         self.0.push(SettingError::new(setting, problem));
     }
 
@@ -89,7 +101,7 @@ impl Problems {
 
 /// A whole number within `range`; the error says which setting, what it got, and what it takes.
 pub(crate) fn number<T>(
-    setting: &str,
+    setting: &dyn Display,
     text: &str,
     range: std::ops::RangeInclusive<T>,
     what: &str,
@@ -102,7 +114,7 @@ where
     })
 }
 
-pub(crate) fn boolean(setting: &str, text: &str) -> Result<bool, SettingError> {
+pub(crate) fn boolean(setting: &dyn Display, text: &str) -> Result<bool, SettingError> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
@@ -110,7 +122,7 @@ pub(crate) fn boolean(setting: &str, text: &str) -> Result<bool, SettingError> {
     }
 }
 
-pub(crate) fn duration(setting: &str, text: &str, max: Duration) -> Result<Duration, SettingError> {
+pub(crate) fn duration(setting: &dyn Display, text: &str, max: Duration) -> Result<Duration, SettingError> {
     humantime::parse_duration(text).ok().filter(|d| !d.is_zero() && *d <= max).ok_or_else(|| {
         let max = humantime::format_duration(max);
         SettingError::new(setting, format!("{text:?} is not a duration from 1ms to {max}"))
@@ -118,7 +130,7 @@ pub(crate) fn duration(setting: &str, text: &str, max: Duration) -> Result<Durat
 }
 
 /// `--disable-after`: a duration, or `off`.
-pub(crate) fn disable_after(setting: &str, text: &str) -> Result<Option<Duration>, SettingError> {
+pub(crate) fn disable_after(setting: &dyn Display, text: &str) -> Result<Option<Duration>, SettingError> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
@@ -130,12 +142,15 @@ pub(crate) fn disable_after(setting: &str, text: &str) -> Result<Option<Duration
 }
 
 /// The encryption key, when set (an empty value is no key).
-pub(crate) fn encryption_key(setting: &str, text: Option<String>) -> Result<Option<EncryptionKey>, SettingError> {
+pub(crate) fn encryption_key(
+    setting: &dyn Display,
+    text: Option<String>,
+) -> Result<Option<EncryptionKey>, SettingError> {
     let key = text.filter(|k| !k.is_empty()).map(|text| EncryptionKey::parse(&text));
     key.transpose().map_err(|problem| SettingError::new(setting, problem))
 }
 
-pub(crate) fn required(setting: &str, value: Option<String>, what: &str) -> Result<String, SettingError> {
+pub(crate) fn required(setting: &dyn Display, value: Option<String>, what: &str) -> Result<String, SettingError> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| SettingError::new(setting, format!("missing ({what})")))
 }
 
@@ -145,12 +160,13 @@ mod tests {
 
     #[test]
     fn a_setting_is_named_as_clap_declares_it() {
-        assert_eq!(name::<DeliveryArgs>("retry_schedule"), "--retry-schedule / DISPATCHER_RETRY_SCHEDULE");
-        assert_eq!(variable::<ServeArgs>("cosmos_endpoint"), "COSMOSDB_ENDPOINT");
-        assert_eq!(variable::<ServeArgs>("service_bus_namespace"), "ServiceBusConnection__fullyQualifiedNamespace");
-        assert_eq!(variable::<LocalArgs>("api_key"), "DISPATCHER_API_KEY");
+        assert_eq!(name::<DeliveryArgs>("retry_schedule").to_string(), "--retry-schedule / DISPATCHER_RETRY_SCHEDULE");
+        assert_eq!(variable::<ServeArgs>("cosmos_endpoint").to_string(), "COSMOSDB_ENDPOINT");
+        let namespace = variable::<ServeArgs>("service_bus_namespace").to_string();
+        assert_eq!(namespace, "ServiceBusConnection__fullyQualifiedNamespace");
+        assert_eq!(variable::<LocalArgs>("api_key").to_string(), "DISPATCHER_API_KEY");
         let invalid = InvalidSettings(vec![
-            SettingError::new("A", "is wrong"),
+            SettingError::new(&"A", "is wrong"),
             SettingError::new(&variable::<ServeArgs>("events_queue"), "\"\" is not a queue name"),
         ]);
         assert_eq!(invalid.to_string(), "invalid settings:\n  A: is wrong\n  EVENTS_QUEUE: \"\" is not a queue name");
