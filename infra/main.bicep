@@ -12,14 +12,27 @@ param name string
 
 param location string = resourceGroup().location
 
-// Flex Consumption is not offered: it does not run custom handlers (the `custom` runtime).
-@description('ElasticPremium (EP1: always-ready instances, no cold start, VNet), Consumption (Linux Y1: cheapest; retires 30 September 2028) or Dedicated (App Service P1v3).')
+@description('FlexConsumption (FC1: serverless, billed per execution and GB-second, scales per function; the default), ElasticPremium (EP1: always-ready instances, billed around the clock) or Dedicated (App Service P1v3). Linux Consumption (Y1) is not offered: its publish needs a storage key, and it retires on 30 September 2028.')
 @allowed([
+  'FlexConsumption'
   'ElasticPremium'
-  'Consumption'
   'Dedicated'
 ])
-param hostingPlan string = 'ElasticPremium'
+param hostingPlan string = 'FlexConsumption'
+
+@description('Flex Consumption: the memory of each instance, in MB (the handler needs tens).')
+@allowed([ 512, 2048, 4096 ])
+param instanceMemoryMB int = 512
+
+@description('Flex Consumption: the most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Flex Consumption: instances kept warm for the HTTP functions (billed while idle); 0 for none.')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyInstances int = 0
 
 @description('Days the attempt log and rejected events are kept: the containers\' TTL and DISPATCHER_RETENTION_DAYS.')
 @minValue(1)
@@ -35,10 +48,30 @@ var eventsQueue = 'events'
 var deliveriesQueue = 'deliveries'
 var database = 'dispatcher'
 var retentionSeconds = retentionDays * 86400
+var flex = hostingPlan == 'FlexConsumption'
+var deploymentContainer = 'app-package'
+
+// Flex Consumption's runtime and scale, and where it takes the package from: a blob container reached with the
+// app's identity (Storage Blob Data Owner, below), so that `func azure functionapp publish` needs no key.
+var functionAppConfig = {
+  deployment: {
+    storage: {
+      type: 'blobContainer'
+      value: 'https://${storageName}.blob.${environment().suffixes.storage}/${deploymentContainer}'
+      authentication: { type: 'SystemAssignedIdentity' }
+    }
+  }
+  scaleAndConcurrency: {
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    alwaysReady: alwaysReadyInstances > 0 ? [ { name: 'http', instanceCount: alwaysReadyInstances } ] : []
+  }
+  runtime: { name: 'custom', version: '1.0' }
+}
 
 var plans = {
+  FlexConsumption: { sku: { name: 'FC1', tier: 'FlexConsumption' }, kind: 'functionapp' }
   ElasticPremium: { sku: { name: 'EP1', tier: 'ElasticPremium' }, kind: 'elastic' }
-  Consumption: { sku: { name: 'Y1', tier: 'Dynamic' }, kind: 'functionapp' }
   Dedicated: { sku: { name: 'P1v3', tier: 'PremiumV3' }, kind: 'linux' }
 }
 
@@ -52,7 +85,7 @@ var roles = {
   cosmosDataContributor: '00000000-0000-0000-0000-000000000002'
 }
 
-resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource storage 'Microsoft.Storage/storageAccounts@2026-09-01' = {
   name: storageName
   location: location
   kind: 'StorageV2'
@@ -64,7 +97,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource packages 'Microsoft.Storage/storageAccounts/blobServices/containers@2026-09-01' = if (flex) {
+  name: '${storage.name}/default/${deploymentContainer}'
+  properties: { publicAccess: 'None' }
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
   name: '${name}-logs-${suffix}'
   location: location
   properties: {
@@ -84,7 +122,7 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 // Standard tier at least: scheduled messages (retries) and duplicate detection.
-resource serviceBus 'Microsoft.ServiceBus/namespaces@2021-11-01' = {
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2026-01-01' = {
   name: '${name}-bus-${suffix}'
   location: location
   sku: { name: 'Standard', tier: 'Standard' }
@@ -95,7 +133,7 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2021-11-01' = {
 }
 
 // Duplicate detection drops an event published twice under one Idempotency-Key.
-resource events 'Microsoft.ServiceBus/namespaces/queues@2021-11-01' = {
+resource events 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
   parent: serviceBus
   name: eventsQueue
   properties: {
@@ -111,7 +149,7 @@ resource events 'Microsoft.ServiceBus/namespaces/queues@2021-11-01' = {
 // A job's lock outlasts one attempt and its failure callback (two request timeouts); a retry is re-sent under
 // a MessageId per attempt, which duplicate detection keys on; an expired job is dead-lettered, and
 // OnDeliveryDeadLettered ends it.
-resource deliveries 'Microsoft.ServiceBus/namespaces/queues@2021-11-01' = {
+resource deliveries 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
   parent: serviceBus
   name: deliveriesQueue
   properties: {
@@ -124,7 +162,7 @@ resource deliveries 'Microsoft.ServiceBus/namespaces/queues@2021-11-01' = {
   }
 }
 
-resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
+resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2026-03-15' = {
   name: '${name}-cosmos-${suffix}'
   location: location
   kind: 'GlobalDocumentDB'
@@ -138,7 +176,7 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
   }
 }
 
-resource cosmosDatabase 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15' = {
+resource cosmosDatabase 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2026-03-15' = {
   parent: cosmos
   name: database
   properties: {
@@ -149,7 +187,7 @@ resource cosmosDatabase 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024
 
 // As handler/src/adapters/cosmos/mod.rs (CONTAINERS) creates them: a webhook's attempt log is one partition,
 // paged newest first by the composite index.
-resource webhooks 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+resource webhooks 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
   parent: cosmosDatabase
   name: 'webhooks'
   properties: {
@@ -160,7 +198,7 @@ resource webhooks 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers
   }
 }
 
-resource deliveryLog 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+resource deliveryLog 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
   parent: cosmosDatabase
   name: 'deliveries'
   properties: {
@@ -183,7 +221,7 @@ resource deliveryLog 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/contain
   }
 }
 
-resource rejectedEvents 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+resource rejectedEvents 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
   parent: cosmosDatabase
   name: 'rejected-events'
   properties: {
@@ -207,7 +245,7 @@ resource rejectedEvents 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/cont
 }
 
 // Each rate-limited webhook's next free slot, shared by every instance.
-resource rateLimits 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+resource rateLimits 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
   parent: cosmosDatabase
   name: 'rate-limits'
   properties: {
@@ -219,7 +257,7 @@ resource rateLimits 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   }
 }
 
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-05-01' = {
   name: '${name}-plan-${suffix}'
   location: location
   sku: plans[hostingPlan].sku
@@ -230,9 +268,9 @@ resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   }
 }
 
-// Azure Files, where Consumption and Elastic Premium keep the app's content, takes no identity: its connection
-// string is the one key the platform needs. No data of the dispatcher goes through it.
-var contentShare = hostingPlan == 'Dedicated' ? [] : [
+// Azure Files, where Elastic Premium keeps the app's content, takes no identity: its connection string is the
+// one key that plan needs. No data of the dispatcher goes through it.
+var contentShare = hostingPlan != 'ElasticPremium' ? [] : [
   {
     name: 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING'
     value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
@@ -240,24 +278,29 @@ var contentShare = hostingPlan == 'Dedicated' ? [] : [
   { name: 'WEBSITE_CONTENTSHARE', value: toLower('${name}-${suffix}') }
 ]
 
-resource app 'Microsoft.Web/sites@2023-12-01' = {
+resource app 'Microsoft.Web/sites@2025-05-01' = {
   name: '${name}-${suffix}'
   location: location
   kind: 'functionapp,linux'
   identity: { type: 'SystemAssigned' }
+  // Flex Consumption deploys from the container: it must be there first.
+  dependsOn: [ packages ]
   properties: {
     serverFarmId: plan.id
     reserved: true
     httpsOnly: true
+    functionAppConfig: flex ? functionAppConfig : null
     siteConfig: {
       // A custom handler: no language stack (the `custom` runtime leaves linuxFxVersion empty).
       alwaysOn: hostingPlan == 'Dedicated'
       minimumElasticInstanceCount: hostingPlan == 'ElasticPremium' ? 1 : null
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: concat([
+      // Flex Consumption refuses the runtime settings: functionAppConfig holds them.
+      appSettings: concat(flex ? [] : [
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
         { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'custom' }
+      ], [
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         // The triggers and the handler reach Service Bus with the identity (no connection string).
@@ -317,7 +360,7 @@ resource hostStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for
   }
 }]
 
-resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2026-03-15' = {
   parent: cosmos
   name: guid(cosmos.id, app.id, roles.cosmosDataContributor)
   properties: {

@@ -1,13 +1,15 @@
 //! What the handler's integration tests and the test agent share, each helper once: a free port, a temporary
 //! directory, `handler local` started as a process (`handler`), and the local servers the tests run against,
 //! each a Node.js program under `__integrations__/` whose npm packages are installed when missing (`npm`):
-//! Cosmos DB (`cosmos`), the Service Bus broker (`servicebus`) and the OpenID provider (`oidc`).
+//! Cosmos DB (`cosmos`), the Service Bus broker (`servicebus`) and the OpenID provider (`oidc`); and Python tools
+//! in virtual environments of their own (`python`).
 
 pub mod cosmos;
 pub mod handler;
 pub mod node;
 pub mod npm;
 pub mod oidc;
+pub mod python;
 pub mod servicebus;
 
 use std::path::{Path, PathBuf};

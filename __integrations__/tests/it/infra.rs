@@ -83,26 +83,49 @@ fn iso_duration(text: &str) -> Duration {
 }
 
 #[test]
-fn the_hosting_plans_all_run_custom_handlers_on_linux() {
+fn flex_consumption_is_the_default_plan_and_every_plan_runs_the_custom_runtime_on_linux() {
     let template = template();
     let choice = &template["parameters"]["hostingPlan"];
-    assert_eq!(choice["defaultValue"], "ElasticPremium");
+    assert_eq!(choice["defaultValue"], "FlexConsumption");
     let plans = &template["variables"]["plans"];
-    for allowed in choice["allowedValues"].as_array().unwrap() {
-        let sku = &plans[allowed.as_str().unwrap()]["sku"];
-        // Flex Consumption (FC1) does not run the `custom` runtime.
-        assert!(["EP1", "Y1", "P1v3"].contains(&sku["name"].as_str().unwrap()), "{allowed}: {sku}");
-    }
-    assert_eq!(plans["ElasticPremium"]["sku"]["tier"], "ElasticPremium");
-    assert_eq!(plans["Consumption"]["sku"]["tier"], "Dynamic");
+    let skus: Vec<&str> = choice["allowedValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| plans[p.as_str().unwrap()]["sku"]["name"].as_str().unwrap())
+        .collect();
+    // Linux Consumption (Y1) is left out: Core Tools publish there with a storage key, and it retires in 2028.
+    assert_eq!(skus, ["FC1", "EP1", "P1v3"]);
     let plan = resource(&template, "Microsoft.Web/serverfarms");
     assert_eq!(plan["properties"]["reserved"], true, "a Linux plan");
     let app = resource(&template, "Microsoft.Web/sites");
     assert_eq!(app["kind"], "functionapp,linux");
     assert_eq!(app["identity"]["type"], "SystemAssigned");
-    let settings = app_settings(&template);
-    assert_eq!(setting(&settings, "FUNCTIONS_WORKER_RUNTIME"), "'custom'");
-    assert_eq!(setting(&settings, "FUNCTIONS_EXTENSION_VERSION"), "'~4'");
+
+    // On Flex, the runtime and the package's container (reached with the identity, no key) are the app's
+    // functionAppConfig, and the runtime app settings, which Flex refuses, are left out.
+    assert_eq!(
+        app["properties"]["functionAppConfig"],
+        "[if(variables('flex'), variables('functionAppConfig'), null())]"
+    );
+    let config = &template["variables"]["functionAppConfig"];
+    assert_eq!(config["runtime"], serde_json::json!({"name": "custom", "version": "1.0"}));
+    let storage = &config["deployment"]["storage"];
+    assert_eq!(
+        (&storage["type"], &storage["authentication"]["type"]),
+        (&"blobContainer".into(), &"SystemAssignedIdentity".into())
+    );
+    assert!(storage["value"].as_str().unwrap().contains("variables('deploymentContainer')"));
+    let container = resource(&template, "Microsoft.Storage/storageAccounts/blobServices/containers");
+    assert_eq!(container["condition"], "[variables('flex')]");
+    let settings = app["properties"]["siteConfig"]["appSettings"].as_str().unwrap();
+    assert!(settings.starts_with("[concat(if(variables('flex'), createArray(), createArray(createObject('name', 'FUNCTIONS_EXTENSION_VERSION', 'value', '~4'), createObject('name', 'FUNCTIONS_WORKER_RUNTIME', 'value', 'custom')))"), "{settings}");
+    assert!(settings.contains("if(not(equals(parameters('hostingPlan'), 'ElasticPremium')), createArray(), createArray(createObject('name', 'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING'"), "only Elastic Premium keeps a content share");
+    let roles = template["variables"]["hostStorageRoles"].as_array().unwrap();
+    assert!(
+        roles.contains(&template["variables"]["roles"]["storageBlobDataOwner"]),
+        "the identity writes the package container"
+    );
 }
 
 #[test]
@@ -210,7 +233,7 @@ fn the_identity_may_receive_and_send_on_service_bus_and_read_and_write_cosmos_db
     assert_eq!(roles["serviceBusDataSender"], "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39");
     assert_eq!(roles["cosmosDataContributor"], "00000000-0000-0000-0000-000000000002");
     let identity =
-        "reference(resourceId('Microsoft.Web/sites', variables('appName')), '2023-12-01', 'full').identity.principalId";
+        "reference(resourceId('Microsoft.Web/sites', variables('appName')), '2025-05-01', 'full').identity.principalId";
     let assignments = resources(&template, "Microsoft.Authorization/roleAssignments");
     for role in ["serviceBusDataReceiver", "serviceBusDataSender"] {
         let assignment = assignments
@@ -256,4 +279,54 @@ fn main_bicep_declares_what_main_json_does() {
             assert!(bicep.contains(&format!("param {name} string = '{default}'")), "{name}'s default");
         }
     }
+}
+
+/// Runs the Azure SDK model check (`__integrations__/azure-models/check.py`) on `template`: whether it passed,
+/// and its report.
+fn sdk_model_check(template: &std::path::Path) -> (bool, String) {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("azure-models-venv");
+    let python = testkit::python::venv(&venv, "azure-models/requirements.txt", "azure.mgmt.web, azure.mgmt.servicebus");
+    let script = testkit::integrations().join("azure-models/check.py");
+    let output = std::process::Command::new(python).arg(script).arg(template).output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), report)
+}
+
+#[test]
+fn every_resource_uses_only_properties_the_azure_sdk_models_for_its_api_version() {
+    let (passed, report) = sdk_model_check(&testkit::integrations().join("../infra/main.json"));
+    assert!(passed, "{report}");
+    assert!(report
+        .contains(&format!("{} resources checked, 0 problems", template()["resources"].as_array().unwrap().len())));
+
+    // A property an API version does not have, as the Service Bus namespace once had, is named with its path.
+    let mut seeded = template();
+    let namespace = seeded["resources"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["type"] == "Microsoft.ServiceBus/namespaces")
+        .unwrap();
+    namespace["properties"]["minimumTlsVersio"] = "1.2".into();
+    let path = testkit::temp_dir("azure-models").join("seeded.json");
+    std::fs::write(&path, seeded.to_string()).unwrap();
+    let (passed, report) = sdk_model_check(&path);
+    assert!(!passed, "{report}");
+    assert!(
+        report.contains("Microsoft.ServiceBus/namespaces@2026-01-01.properties.minimumTlsVersio: not a property"),
+        "{report}"
+    );
+
+    // A template on an API version the pinned models do not describe is refused, not checked against others.
+    let mut older = template();
+    older["resources"].as_array_mut().unwrap().iter_mut().find(|r| r["type"] == "Microsoft.Web/sites").unwrap()
+        ["apiVersion"] = "2021-02-01".into();
+    std::fs::write(&path, older.to_string()).unwrap();
+    let (passed, report) = sdk_model_check(&path);
+    assert!(
+        !passed
+            && report
+                .contains("Microsoft.Web/sites@2021-02-01: the installed azure.mgmt.web models API version 2025-05-01"),
+        "{report}"
+    );
 }

@@ -5,6 +5,7 @@
 
 mod compose;
 mod cosmos_server;
+mod deploy;
 #[cfg(feature = "testcontainers")]
 mod emulators;
 mod infra;

@@ -14,28 +14,8 @@ fn repository() -> &'static Path {
 
 /// The validator's Python, its packages installed (once per target dir) from the pinned requirements.
 fn python() -> PathBuf {
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _installing = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-venv");
-    let python = venv.join("bin/python");
-    let ready = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import openapi_spec_validator, openapi_schema_validator"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ready(&python) {
-        let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 (3.9 or later)");
-        assert!(created.success(), "python3 -m venv {}", venv.display());
-        let requirements = repository().join("__integrations__/openapi/requirements.txt");
-        let installed = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
-            .status()
-            .unwrap();
-        assert!(installed.success(), "pip install -r {}", requirements.display());
-    }
-    python
+    testkit::python::venv(&venv, "openapi/requirements.txt", "openapi_spec_validator, openapi_schema_validator")
 }
 
 /// Runs `check.py` with `args`; its report, and whether it found nothing.

@@ -1,0 +1,143 @@
+//! `scripts/deploy-azure.sh`, run as a user runs it, with stand-ins for `az`, `func` and `curl` that record
+//! their arguments and answer as Azure does (Azure cannot be reached from here): the steps of a first and a
+//! second run on Flex Consumption, the zip deploy of the other plans, `--what-if`, a failure midway that stops
+//! with the step that failed, and a name refused before anything is created.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Stand-ins: each appends `<tool> <args>` (and, for `func`, the folder it ran in) to `$STANDIN_LOG`; `az`
+/// answers the deployment's outputs and the key, and fails the step `$STANDIN_FAIL` names.
+const AZ: &str = r#"#!/usr/bin/env bash
+echo "az $*" >> "$STANDIN_LOG"
+case "$*" in
+  "deployment group create"*)
+    [ "${STANDIN_FAIL:-}" = deployment ] && { echo "ERROR: InvalidTemplateDeployment" >&2; exit 1; }
+    echo "acme-x7k2"
+    ;;
+  "deployment group what-if"*) echo "Resource changes: 3 to create, 16 no change." ;;
+  "functionapp keys list"*) echo "k3y-from-azure" ;;
+esac
+"#;
+const FUNC: &str = "#!/usr/bin/env bash\necho \"func $* (in $PWD)\" >> \"$STANDIN_LOG\"\n";
+const CURL: &str =
+    "#!/usr/bin/env bash\necho \"curl $*\" >> \"$STANDIN_LOG\"\necho '{\"name\":\"public-event-dispatcher\"}'\n";
+
+struct Run {
+    output: Output,
+    calls: Vec<String>,
+}
+
+fn deploy(name: &str, args: &[&str], fail: Option<&str>) -> Run {
+    let dir = testkit::temp_dir(&format!("deploy-{name}"));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (tool, script) in [("az", AZ), ("func", FUNC), ("curl", CURL)] {
+        let path = bin.join(tool);
+        std::fs::write(&path, script).unwrap();
+        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    }
+    let package = dir.join("function-app");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("handler"), "#!/bin/sh\n").unwrap();
+    Command::new("chmod").arg("+x").arg(package.join("handler")).status().unwrap();
+    let log = dir.join("calls.log");
+    std::fs::write(&log, "").unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = Command::new("bash");
+    command
+        .arg(repository().join("scripts/deploy-azure.sh"))
+        .args(args)
+        .args(["--package", package.to_str().unwrap()])
+        .env("PATH", path)
+        .env("STANDIN_LOG", &log)
+        .env("DEPLOY_AZURE_POLL_SECONDS", "0");
+    if let Some(step) = fail {
+        command.env("STANDIN_FAIL", step);
+    }
+    let output = command.output().unwrap();
+    let calls = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| line.replace(&package.display().to_string(), "<package>"))
+        .collect();
+    Run { output, calls }
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const FLEX: [&str; 4] = ["--name", "acme", "--location", "westeurope"];
+
+#[test]
+fn a_flex_consumption_deploy_creates_publishes_with_core_tools_and_waits_for_the_api_and_again_in_place() {
+    let first = deploy("flex", &FLEX, None);
+    assert!(first.output.status.success(), "{}", text(&first.output.stderr));
+    let expected = [
+        "az group create --name acme --location westeurope --output none",
+        "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.bicep \
+         --parameters name=acme hostingPlan=FlexConsumption --query properties.outputs.functionApp.value --output tsv",
+        "func azure functionapp publish acme-x7k2 (in <package>)",
+        "az functionapp keys list --resource-group acme --name acme-x7k2 --query functionKeys.default --output tsv",
+        "curl --silent --fail --max-time 10 --header x-functions-key: k3y-from-azure \
+         https://acme-x7k2.azurewebsites.net/api/v1/info",
+    ];
+    assert_eq!(first.calls, expected);
+    let printed = text(&first.output.stdout);
+    assert!(printed.contains("API     https://acme-x7k2.azurewebsites.net/api/v1"), "{printed}");
+    assert!(printed.contains("portal  https://acme-x7k2.azurewebsites.net/api/portal/"), "{printed}");
+    assert!(!printed.contains("k3y-from-azure"), "the key is not printed, only how to read it: {printed}");
+    // The same commands again: every one of them creates or updates in place.
+    assert_eq!(deploy("flex-again", &FLEX, None).calls, expected);
+}
+
+#[test]
+fn the_other_plans_are_published_with_a_zip_deploy_not_core_tools() {
+    let run = deploy("ep1", &[&FLEX[..], &["--plan", "ep1", "--resource-group", "dispatcher"]].concat(), None);
+    assert!(run.output.status.success(), "{}", text(&run.output.stderr));
+    assert!(run.calls[1].contains("--parameters name=acme hostingPlan=ElasticPremium"), "{:?}", run.calls);
+    assert!(
+        run.calls[2].starts_with("az functionapp deploy --resource-group dispatcher --name acme-x7k2 --src-path ")
+            && run.calls[2].ends_with("/function-app.zip --type zip --output none"),
+        "{:?}",
+        run.calls
+    );
+    assert!(run.calls.iter().all(|call| !call.starts_with("func ")), "{:?}", run.calls);
+}
+
+#[test]
+fn what_if_shows_the_changes_and_publishes_nothing() {
+    let run = deploy("what-if", &[&FLEX[..], &["--what-if"]].concat(), None);
+    assert!(run.output.status.success(), "{}", text(&run.output.stderr));
+    assert_eq!(run.calls.len(), 2, "{:?}", run.calls);
+    assert!(run.calls[1].starts_with("az deployment group what-if --resource-group acme --name dispatcher"));
+    assert!(text(&run.output.stdout).contains("Resource changes"));
+}
+
+#[test]
+fn a_step_that_fails_stops_the_run_and_is_named() {
+    let run = deploy("failing", &FLEX, Some("deployment"));
+    assert_eq!(run.output.status.code(), Some(1));
+    let stderr = text(&run.output.stderr);
+    assert!(stderr.contains("deploy-azure: stopped: deploying the template failed"), "{stderr}");
+    assert!(stderr.contains("InvalidTemplateDeployment"), "Azure's own words: {stderr}");
+    assert_eq!(run.calls.len(), 2, "nothing published after it: {:?}", run.calls);
+}
+
+#[test]
+fn a_name_azure_would_refuse_is_refused_before_anything_is_created() {
+    for name in ["1acme", "ac", "acme-prod", "Acme", "averyveryl0ng"] {
+        let run = deploy("bad-name", &["--name", name, "--location", "westeurope"], None);
+        assert_eq!(run.output.status.code(), Some(1), "{name}");
+        assert!(text(&run.output.stderr).contains("starting with a letter"), "{name}: {}", text(&run.output.stderr));
+        assert!(run.calls.is_empty(), "{name}: {:?}", run.calls);
+    }
+    let run = deploy("bad-plan", &[&FLEX[..], &["--plan", "consumption"]].concat(), None);
+    assert!(text(&run.output.stderr).contains("--plan consumption: flex, ep1 or dedicated"));
+    assert!(run.calls.is_empty());
+}
