@@ -42,6 +42,19 @@ param retentionDays int = 30
 @description('Cosmos DB serverless (billed per request) or provisioned autoscale throughput (up to 1000 RU/s).')
 param cosmosServerless bool = true
 
+@description('Give the app one fixed outbound address, for integrators who allowlist the sender: VNet integration through a NAT gateway with a static public IP (the output outboundIpAddress).')
+param outboundIp bool = false
+
+@description('Where alerts go (an email address): dead-lettered messages, a growing deliveries backlog, failed executions, Cosmos DB throttling. Empty: no alerts.')
+param alertEmail string = ''
+
+@description('The deliveries waiting in the deliveries queue above which the backlog alert fires.')
+@minValue(1)
+param backlogAlert int = 10000
+
+@description('The Entra object id of who deploys (scripts/deploy-azure.sh passes the signed-in user\'s): it may write the vault\'s secrets, to store the encryption key. Empty: nobody is given that right here.')
+param deployerObjectId string = ''
+
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = take('${name}st${suffix}', 24)
 var eventsQueue = 'events'
@@ -83,7 +96,14 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   cosmosDataContributor: '00000000-0000-0000-0000-000000000002'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 }
+
+// The key that seals webhook secrets at rest, in the vault: the app reads it through a Key Vault reference
+// with its identity; scripts/deploy-azure.sh generates it on the first deployment and never replaces it.
+var encryptionKeySecret = 'dispatcher-encryption-key'
+var alerts = !empty(alertEmail)
 
 resource storage 'Microsoft.Storage/storageAccounts@2026-09-01' = {
   name: storageName
@@ -290,7 +310,9 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
     reserved: true
     httpsOnly: true
     functionAppConfig: flex ? functionAppConfig : null
+    virtualNetworkSubnetId: outboundIp ? '${network.id}/subnets/app' : null
     siteConfig: {
+      vnetRouteAllEnabled: outboundIp
       // A custom handler: no language stack (the `custom` runtime leaves linuxFxVersion empty).
       alwaysOn: hostingPlan == 'Dedicated'
       minimumElasticInstanceCount: hostingPlan == 'ElasticPremium' ? 1 : null
@@ -319,6 +341,8 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
         { name: 'DISPATCHER_ALLOW_PRIVATE_TARGETS', value: 'false' }
         { name: 'DISPATCHER_LOG', value: 'info' }
         { name: 'DISPATCHER_LOG_FORMAT', value: 'json' }
+        // Resolved by the platform with the identity; set by scripts/deploy-azure.sh on the first deployment.
+        { name: 'DISPATCHER_ENCRYPTION_KEY', value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${encryptionKeySecret})' }
       ], contentShare)
     }
   }
@@ -375,3 +399,158 @@ output apiBase string = 'https://${app.properties.defaultHostName}/api/v1'
 output serviceBusNamespace string = '${serviceBus.name}.servicebus.windows.net'
 output cosmosEndpoint string = cosmos.properties.documentEndpoint
 output principalId string = app.identity.principalId
+output keyVault string = vault.name
+output outboundIpAddress string = outboundIp ? outboundAddress.properties.ipAddress : ''
+
+// Key Vault, RBAC mode: the app's identity reads secrets; the deployer may write them.
+resource vault 'Microsoft.KeyVault/vaults@2026-05-15' = {
+  name: '${name}-kv-${take(suffix, 8)}'
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+  }
+}
+
+resource vaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, app.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+  }
+}
+
+resource vaultWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerObjectId)) {
+  name: guid(vault.id, deployerObjectId, roles.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    principalId: deployerObjectId
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+  }
+}
+
+// A fixed outbound address: every request the app makes leaves through the NAT gateway's static IP.
+resource outboundAddress 'Microsoft.Network/publicIPAddresses@2026-03-01' = if (outboundIp) {
+  name: '${name}-ip-${suffix}'
+  location: location
+  sku: { name: 'Standard' }
+  properties: { publicIPAllocationMethod: 'Static', publicIPAddressVersion: 'IPv4' }
+}
+
+resource nat 'Microsoft.Network/natGateways@2026-03-01' = if (outboundIp) {
+  name: '${name}-nat-${suffix}'
+  location: location
+  sku: { name: 'Standard' }
+  properties: { publicIpAddresses: [ { id: outboundAddress.id } ], idleTimeoutInMinutes: 4 }
+}
+
+resource network 'Microsoft.Network/virtualNetworks@2026-03-01' = if (outboundIp) {
+  name: '${name}-vnet-${suffix}'
+  location: location
+  properties: {
+    addressSpace: { addressPrefixes: [ '10.20.0.0/16' ] }
+    subnets: [
+      {
+        name: 'app'
+        properties: {
+          addressPrefix: '10.20.0.0/24'
+          natGateway: { id: nat.id }
+          // Flex Consumption integrates through Container Apps environments' delegation, the others App Service's.
+          delegations: [ { name: 'app', properties: { serviceName: flex ? 'Microsoft.App/environments' : 'Microsoft.Web/serverFarms' } } ]
+        }
+      }
+    ]
+  }
+}
+
+// Alerts, to `alertEmail`.
+resource operators 'Microsoft.Insights/actionGroups@2023-01-01' = if (alerts) {
+  name: '${name}-operators-${suffix}'
+  location: 'Global'
+  properties: {
+    groupShortName: 'dispatcher'
+    enabled: true
+    emailReceivers: [ { name: 'operator', emailAddress: alertEmail, useCommonAlertSchema: true } ]
+  }
+}
+
+var metricAlerts = [
+  {
+    name: 'dead-lettered'
+    description: 'A message was dead-lettered in the events or deliveries queue: an event that could not be routed, or a job Service Bus gave up.'
+    scope: serviceBus.id
+    namespace: 'Microsoft.ServiceBus/namespaces'
+    metric: 'DeadletteredMessages'
+    dimensions: [ { name: 'EntityName', operator: 'Include', values: [ eventsQueue, deliveriesQueue ] } ]
+    aggregation: 'Maximum'
+    threshold: 0
+    severity: 1
+  }
+  {
+    name: 'deliveries-backlog'
+    description: 'More deliveries wait in the deliveries queue than backlogAlert: receivers slow or failing, or the app not keeping up.'
+    scope: serviceBus.id
+    namespace: 'Microsoft.ServiceBus/namespaces'
+    metric: 'ActiveMessages'
+    dimensions: [ { name: 'EntityName', operator: 'Include', values: [ deliveriesQueue ] } ]
+    aggregation: 'Average'
+    threshold: backlogAlert
+    severity: 2
+  }
+  {
+    name: 'failed-executions'
+    description: 'Function executions failed (Cosmos DB or Service Bus unreachable, or the handler down): Service Bus delivers their messages again.'
+    scope: insights.id
+    namespace: 'microsoft.insights/components'
+    metric: 'requests/failed'
+    dimensions: []
+    aggregation: 'Count'
+    threshold: 10
+    severity: 2
+  }
+  {
+    name: 'cosmos-throttled'
+    description: 'Cosmos DB answered 429: the account is at its throughput; the handler waits and tries again.'
+    scope: cosmos.id
+    namespace: 'Microsoft.DocumentDB/databaseAccounts'
+    metric: 'TotalRequests'
+    dimensions: [ { name: 'StatusCode', operator: 'Include', values: [ '429' ] } ]
+    aggregation: 'Count'
+    threshold: 10
+    severity: 3
+  }
+]
+
+resource alert 'Microsoft.Insights/metricAlerts@2018-03-01' = [for a in metricAlerts: if (alerts) {
+  name: '${name}-${a.name}-${suffix}'
+  location: 'global'
+  properties: {
+    description: a.description
+    severity: a.severity
+    enabled: true
+    scopes: [ a.scope ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: a.name
+          metricNamespace: a.namespace
+          metricName: a.metric
+          dimensions: a.dimensions
+          operator: 'GreaterThan'
+          threshold: a.threshold
+          timeAggregation: a.aggregation
+        }
+      ]
+    }
+    actions: [ { actionGroupId: operators.id } ]
+  }
+}]

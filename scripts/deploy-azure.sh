@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Deploys the dispatcher to Azure in one command: builds the function app for the workers' glibc, creates or
-# updates the resource group's deployment of infra/main.bicep, publishes the app the way its plan takes it (no
-# key), waits until the API answers, and prints where it is. A second run updates everything in place.
+# updates the resource group's deployment of infra/main.bicep, stores a generated encryption key in its Key
+# Vault the first time (never replacing one), publishes the app the way its plan takes it (no key), waits until
+# the API answers, and prints where it is. A second run updates everything in place.
 #
 #   scripts/deploy-azure.sh --name acme --location westeurope [--resource-group RG] [--plan flex|ep1|dedicated]
-#                           [--package DIR] [--what-if]
+#                           [--outbound-ip] [--alert-email ADDRESS] [--package DIR] [--what-if]
 #
+# --outbound-ip gives the app one fixed outbound address (printed), for integrators who allowlist the sender.
+# --alert-email sends alerts there: dead-lettered messages, a deliveries backlog, failures, Cosmos DB 429s.
 # --what-if shows what the deployment would change (`az deployment group what-if`) and publishes nothing.
 # --package publishes a function app already assembled (scripts/package-function-app.sh makes one).
-# Needs: the Azure CLI, logged in (`az login`); Azure Functions Core Tools (`func`) for Flex Consumption; zip for
-# the other plans; curl.
+# Needs: the Azure CLI, logged in (`az login`) as a user who may create role assignments; Azure Functions Core
+# Tools (`func`) for Flex Consumption; zip for the other plans; curl and openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +26,7 @@ fail() {
   exit 1
 }
 
-name="" location="" group="" plan="flex" package="" what_if=false
+name="" location="" group="" plan="flex" package="" what_if=false outbound_ip=false alert_email=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name="${2:-}"; shift 2 ;;
@@ -31,6 +34,8 @@ while [ $# -gt 0 ]; do
     --resource-group) group="${2:-}"; shift 2 ;;
     --plan) plan="${2:-}"; shift 2 ;;
     --package) package="${2:-}"; shift 2 ;;
+    --outbound-ip) outbound_ip=true; shift ;;
+    --alert-email) alert_email="${2:-}"; shift 2 ;;
     --what-if) what_if=true; shift ;;
     -h|--help) usage ;;
     *) echo "deploy-azure: unknown argument $1" >&2; usage ;;
@@ -47,8 +52,10 @@ case "$plan" in
   dedicated) hosting=Dedicated ;;
   *) fail "--plan $plan: flex, ep1 or dedicated" ;;
 esac
+[ -z "$alert_email" ] || [[ "$alert_email" =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]] ||
+  fail "--alert-email $alert_email: not an email address"
 group="${group:-$name}"
-for tool in az curl; do
+for tool in az curl openssl; do
   command -v "$tool" >/dev/null || fail "$tool is needed"
 done
 if [ "$plan" = flex ]; then
@@ -65,7 +72,10 @@ begin() {
   echo "==> $step" >&2
 }
 
-parameters=(name="$name" hostingPlan="$hosting")
+begin "finding who deploys"
+deployer=$(az ad signed-in-user show --query id --output tsv)
+parameters=(name="$name" hostingPlan="$hosting" outboundIp="$outbound_ip" alertEmail="$alert_email"
+  deployerObjectId="$deployer")
 begin "creating the resource group $group"
 az group create --name "$group" --location "$location" --output none
 if $what_if; then
@@ -83,9 +93,28 @@ fi
 [ -x "$package/handler" ] || fail "$package has no handler: not a function app (scripts/package-function-app.sh)"
 
 begin "deploying the template"
-app=$(az deployment group create --resource-group "$group" --name dispatcher --template-file infra/main.bicep \
-  --parameters "${parameters[@]}" --query properties.outputs.functionApp.value --output tsv)
-[ -n "$app" ] || fail "the deployment named no function app"
+outputs=$(az deployment group create --resource-group "$group" --name dispatcher --template-file infra/main.bicep \
+  --parameters "${parameters[@]}" \
+  --query "properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value]" --output tsv)
+read -r app vault outbound <<<"$outputs" || true
+[ -n "$app" ] && [ -n "$vault" ] || fail "the deployment named no function app or Key Vault: $outputs"
+
+# The key that seals webhook secrets: made once, here, and never replaced (secrets sealed with it would be lost).
+# Written from a file of this user's, so that it appears in no command line. The deployer's right to write it
+# may take a minute to reach the vault.
+begin "storing the encryption key in $vault (first deployment only)"
+if ! az keyvault secret show --vault-name "$vault" --name dispatcher-encryption-key --query id --output none 2>/dev/null; then
+  keyfile=$(umask 077 && mktemp)
+  trap 'rm -f "$keyfile"' EXIT
+  openssl rand -base64 32 | tr -d '\n' >"$keyfile"
+  for attempt in $(seq 1 12); do
+    az keyvault secret set --vault-name "$vault" --name dispatcher-encryption-key --file "$keyfile" \
+      --encoding utf-8 --output none && break
+    [ "$attempt" -lt 12 ] || false
+    sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
+  done
+  rm -f "$keyfile"
+fi
 
 if [ "$plan" = flex ]; then
   # Core Tools' one-deploy to the app's package container, with the caller's Entra token: no key.
@@ -109,6 +138,7 @@ for _ in $(seq 1 60); do
     echo "API     $api"
     echo "portal  https://$app.azurewebsites.net/api/portal/"
     echo "key     az functionapp keys list -g $group -n $app --query functionKeys.default -o tsv"
+    [ -z "$outbound" ] || echo "outbound IP  $outbound (give it to integrators who allowlist the sender)"
     exit 0
   fi
   sleep "${DEPLOY_AZURE_POLL_SECONDS:-5}"

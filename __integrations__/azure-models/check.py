@@ -33,15 +33,26 @@ MODELS = {
     "Microsoft.Authorization/roleAssignments": ("azure.mgmt.authorization", "RoleAssignmentCreateParameters"),
     "Microsoft.KeyVault/vaults": ("azure.mgmt.keyvault", "VaultCreateOrUpdateParameters"),
     "Microsoft.ManagedIdentity/userAssignedIdentities": ("azure.mgmt.msi", "Identity"),
+    # Packages that model several API versions, one per operation group: the version is named here.
+    "Microsoft.Insights/actionGroups": ("azure.mgmt.monitor", "ActionGroupResource", "2023-01-01"),
+    "Microsoft.Insights/metricAlerts": ("azure.mgmt.monitor", "MetricAlertResource", "2018-03-01"),
+    "Microsoft.Network/publicIPAddresses": ("azure.mgmt.network", "PublicIPAddress", "2026-03-01"),
+    "Microsoft.Network/natGateways": ("azure.mgmt.network", "NatGateway", "2026-03-01"),
+    "Microsoft.Network/virtualNetworks": ("azure.mgmt.network", "VirtualNetwork", "2026-03-01"),
 }
 
 # What ARM itself reads of a resource, not its provider.
 ARM_KEYS = {"type", "apiVersion", "name", "dependsOn", "condition", "copy", "scope", "comments", "metadata"}
 
 
-def models_of(package, api_version):
-    """The models module of `package` for `api_version`, or why there is none."""
+def models_of(package, api_version, modeled=None):
+    """The models module of `package` for `api_version` (the one it models for this type, when given), or why
+    there is none."""
     module = importlib.import_module(package)
+    if modeled is not None:
+        if modeled == api_version:
+            return importlib.import_module(f"{package}.models"), None
+        return None, f"the installed {package} models this type at API version {modeled}, not {api_version}"
     versioned = api_version.replace("-", "_")
     try:
         return importlib.import_module(f"{package}.v{versioned}.models"), None
@@ -64,6 +75,8 @@ class Fields:
         self.fields = {}
         if hasattr(cls, "_attribute_map"):  # msrest models: dotted keys are flattened properties
             for attr, spec in cls._attribute_map.items():
+                if spec["key"] == "":
+                    continue  # additional_properties: Azure would take any key, and ignore a misspelt one
                 node = self.fields
                 parts = spec["key"].replace("\\.", "\0").split(".")
                 for part in parts[:-1]:
@@ -127,6 +140,17 @@ def variable_of(value):
 VARIABLES = {}
 
 
+def subtype(cls, value, models):
+    """The subclass a discriminator in `value` names (`odata.type`, `criterionType`), or `cls`."""
+    for attr, subtypes in getattr(cls, "_subtype_map", {}).items():
+        key = cls._attribute_map[attr]["key"].replace("\\.", ".")
+        named = value.get(key) if isinstance(value, dict) else None
+        found = getattr(models, subtypes[named]) if named in subtypes else cls
+        if found is not cls:
+            return subtype(found, value, models)
+    return cls
+
+
 def check(value, kind, path, models, problems):
     if isinstance(value, str) and value.startswith("[") and not value.startswith("[["):
         name = variable_of(value)
@@ -135,7 +159,7 @@ def check(value, kind, path, models, problems):
         return  # otherwise an ARM expression, evaluated at deployment
     shape = resolve(kind)
     if shape[0] == "model":
-        check_object(value, Fields(shape[1], models).fields, path, models, problems)
+        check_object(value, Fields(subtype(shape[1], value, models), models).fields, path, models, problems)
     elif shape[0] == "object":
         check_object(value, shape[1], path, models, problems)
     elif shape[0] == "list":
@@ -174,8 +198,8 @@ def main(path):
         if kind not in MODELS:
             problems.append(f"{where}: no SDK model is known for this type (add it to MODELS in check.py)")
             continue
-        package, model = MODELS[kind]
-        models, why = models_of(package, api_version)
+        package, model, *modeled = MODELS[kind]
+        models, why = models_of(package, api_version, *modeled)
         if models is None:
             problems.append(f"{where}: {why}")
             continue

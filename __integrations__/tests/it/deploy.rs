@@ -1,7 +1,8 @@
 //! `scripts/deploy-azure.sh`, run as a user runs it, with stand-ins for `az`, `func` and `curl` that record
 //! their arguments and answer as Azure does (Azure cannot be reached from here): the steps of a first and a
-//! second run on Flex Consumption, the zip deploy of the other plans, `--what-if`, a failure midway that stops
-//! with the step that failed, and a name refused before anything is created.
+//! second run on Flex Consumption (the encryption key stored once, never on a command line), the zip deploy of
+//! the other plans, the outbound IP and alerts, `--what-if`, a failure midway that stops with the step that
+//! failed, and a name refused before anything is created.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,11 +12,18 @@ use std::process::{Command, Output};
 const AZ: &str = r#"#!/usr/bin/env bash
 echo "az $*" >> "$STANDIN_LOG"
 case "$*" in
+  "ad signed-in-user show"*) echo "5d0f-deployer" ;;
   "deployment group create"*)
     [ "${STANDIN_FAIL:-}" = deployment ] && { echo "ERROR: InvalidTemplateDeployment" >&2; exit 1; }
-    echo "acme-x7k2"
+    case "$*" in *outboundIp=true*) ip="20.50.1.7" ;; *) ip="" ;; esac
+    printf 'acme-x7k2\tacme-kv-x7k2\t%s\n' "$ip"
     ;;
   "deployment group what-if"*) echo "Resource changes: 3 to create, 16 no change." ;;
+  "keyvault secret show"*) [ -f "$STANDIN_LOG.key" ] || exit 3 ;;
+  "keyvault secret set"*)
+    while [ $# -gt 0 ]; do [ "$1" = --file ] && file="$2"; shift; done
+    tr -d '\n' < "$file" > "$STANDIN_LOG.key"
+    ;;
   "functionapp keys list"*) echo "k3y-from-azure" ;;
 esac
 "#;
@@ -26,10 +34,16 @@ const CURL: &str =
 struct Run {
     output: Output,
     calls: Vec<String>,
+    /// What the stand-in vault holds as the encryption key.
+    stored_key: Option<String>,
 }
 
 fn deploy(name: &str, args: &[&str], fail: Option<&str>) -> Run {
-    let dir = testkit::temp_dir(&format!("deploy-{name}"));
+    deploy_in(&testkit::temp_dir(&format!("deploy-{name}")), args, fail)
+}
+
+/// Runs the script with its stand-ins in `dir` (a second run in the same `dir` finds what the first stored).
+fn deploy_in(dir: &Path, args: &[&str], fail: Option<&str>) -> Run {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for (tool, script) in [("az", AZ), ("func", FUNC), ("curl", CURL)] {
@@ -60,8 +74,16 @@ fn deploy(name: &str, args: &[&str], fail: Option<&str>) -> Run {
         .unwrap()
         .lines()
         .map(|line| line.replace(&package.display().to_string(), "<package>"))
+        .map(|line| match line.split_once("--file ") {
+            Some((before, after)) => {
+                let rest = after.split_once(' ').map_or("", |(_, rest)| rest);
+                format!("{before}--file <file> {rest}")
+            }
+            None => line,
+        })
         .collect();
-    Run { output, calls }
+    let stored_key = std::fs::read_to_string(dir.join("calls.log.key")).ok();
+    Run { output, calls, stored_key }
 }
 
 fn repository() -> PathBuf {
@@ -75,35 +97,68 @@ fn text(bytes: &[u8]) -> String {
 const FLEX: [&str; 4] = ["--name", "acme", "--location", "westeurope"];
 
 #[test]
-fn a_flex_consumption_deploy_creates_publishes_with_core_tools_and_waits_for_the_api_and_again_in_place() {
-    let first = deploy("flex", &FLEX, None);
+fn a_flex_consumption_deploy_creates_stores_a_key_publishes_with_core_tools_and_waits_for_the_api() {
+    let dir = testkit::temp_dir("deploy-flex");
+    let first = deploy_in(&dir, &FLEX, None);
     assert!(first.output.status.success(), "{}", text(&first.output.stderr));
-    let expected = [
+    let deployed = [
+        "az ad signed-in-user show --query id --output tsv",
         "az group create --name acme --location westeurope --output none",
         "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.bicep \
-         --parameters name=acme hostingPlan=FlexConsumption --query properties.outputs.functionApp.value --output tsv",
+         --parameters name=acme hostingPlan=FlexConsumption outboundIp=false alertEmail= deployerObjectId=5d0f-deployer \
+         --query properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value] --output tsv",
+        "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --query id --output none",
+    ];
+    let published = [
         "func azure functionapp publish acme-x7k2 (in <package>)",
         "az functionapp keys list --resource-group acme --name acme-x7k2 --query functionKeys.default --output tsv",
         "curl --silent --fail --max-time 10 --header x-functions-key: k3y-from-azure \
          https://acme-x7k2.azurewebsites.net/api/v1/info",
     ];
-    assert_eq!(first.calls, expected);
+    let stored = "az keyvault secret set --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --file <file> \
+                  --encoding utf-8 --output none";
+    assert_eq!(first.calls, [&deployed[..], &[stored], &published[..]].concat());
+    let key = first.stored_key.expect("a key stored");
+    assert_eq!(base64_len(&key), 32, "32 random bytes, base64: {key:?}");
+    assert!(first.calls.iter().all(|call| !call.contains(&key)), "the key is on no command line");
     let printed = text(&first.output.stdout);
     assert!(printed.contains("API     https://acme-x7k2.azurewebsites.net/api/v1"), "{printed}");
     assert!(printed.contains("portal  https://acme-x7k2.azurewebsites.net/api/portal/"), "{printed}");
-    assert!(!printed.contains("k3y-from-azure"), "the key is not printed, only how to read it: {printed}");
-    // The same commands again: every one of them creates or updates in place.
-    assert_eq!(deploy("flex-again", &FLEX, None).calls, expected);
+    assert!(!printed.contains("k3y-from-azure") && !printed.contains("outbound IP"), "{printed}");
+
+    // Again: every step creates or updates in place, and the key, there already, is kept.
+    let second = deploy_in(&dir, &FLEX, None);
+    assert!(second.output.status.success(), "{}", text(&second.output.stderr));
+    assert_eq!(second.calls, [&deployed[..], &published[..]].concat());
+    assert_eq!(second.stored_key.as_deref(), Some(key.as_str()), "never replaced");
+}
+
+fn base64_len(text: &str) -> usize {
+    let padding = text.chars().rev().take_while(|c| *c == '=').count();
+    text.len() / 4 * 3 - padding
+}
+
+#[test]
+fn the_outbound_ip_and_the_alerts_are_asked_for_and_the_address_printed() {
+    let args = [&FLEX[..], &["--outbound-ip", "--alert-email", "ops@acme.example"]].concat();
+    let run = deploy("outbound", &args, None);
+    assert!(run.output.status.success(), "{}", text(&run.output.stderr));
+    assert!(run.calls[2].contains("outboundIp=true alertEmail=ops@acme.example"), "{:?}", run.calls);
+    assert!(text(&run.output.stdout).contains("outbound IP  20.50.1.7"), "{}", text(&run.output.stdout));
+    let bad = deploy("bad-email", &[&FLEX[..], &["--alert-email", "ops"]].concat(), None);
+    assert!(text(&bad.output.stderr).contains("--alert-email ops: not an email address"));
+    assert!(bad.calls.is_empty());
 }
 
 #[test]
 fn the_other_plans_are_published_with_a_zip_deploy_not_core_tools() {
     let run = deploy("ep1", &[&FLEX[..], &["--plan", "ep1", "--resource-group", "dispatcher"]].concat(), None);
     assert!(run.output.status.success(), "{}", text(&run.output.stderr));
-    assert!(run.calls[1].contains("--parameters name=acme hostingPlan=ElasticPremium"), "{:?}", run.calls);
+    assert!(run.calls[2].contains("--parameters name=acme hostingPlan=ElasticPremium"), "{:?}", run.calls);
+    let deploy = run.calls.iter().find(|call| call.starts_with("az functionapp deploy")).unwrap();
     assert!(
-        run.calls[2].starts_with("az functionapp deploy --resource-group dispatcher --name acme-x7k2 --src-path ")
-            && run.calls[2].ends_with("/function-app.zip --type zip --output none"),
+        deploy.starts_with("az functionapp deploy --resource-group dispatcher --name acme-x7k2 --src-path ")
+            && deploy.ends_with("/function-app.zip --type zip --output none"),
         "{:?}",
         run.calls
     );
@@ -114,8 +169,8 @@ fn the_other_plans_are_published_with_a_zip_deploy_not_core_tools() {
 fn what_if_shows_the_changes_and_publishes_nothing() {
     let run = deploy("what-if", &[&FLEX[..], &["--what-if"]].concat(), None);
     assert!(run.output.status.success(), "{}", text(&run.output.stderr));
-    assert_eq!(run.calls.len(), 2, "{:?}", run.calls);
-    assert!(run.calls[1].starts_with("az deployment group what-if --resource-group acme --name dispatcher"));
+    assert_eq!(run.calls.len(), 3, "{:?}", run.calls);
+    assert!(run.calls[2].starts_with("az deployment group what-if --resource-group acme --name dispatcher"));
     assert!(text(&run.output.stdout).contains("Resource changes"));
 }
 
@@ -126,7 +181,7 @@ fn a_step_that_fails_stops_the_run_and_is_named() {
     let stderr = text(&run.output.stderr);
     assert!(stderr.contains("deploy-azure: stopped: deploying the template failed"), "{stderr}");
     assert!(stderr.contains("InvalidTemplateDeployment"), "Azure's own words: {stderr}");
-    assert_eq!(run.calls.len(), 2, "nothing published after it: {:?}", run.calls);
+    assert_eq!(run.calls.len(), 3, "nothing after it: {:?}", run.calls);
 }
 
 #[test]

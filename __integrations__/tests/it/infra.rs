@@ -330,3 +330,78 @@ fn every_resource_uses_only_properties_the_azure_sdk_models_for_its_api_version(
         "{report}"
     );
 }
+
+#[test]
+fn the_encryption_key_is_a_key_vault_reference_the_identity_may_read_and_the_deployer_write() {
+    let template = template();
+    let vault = resource(&template, "Microsoft.KeyVault/vaults");
+    assert_eq!(vault["properties"]["enableRbacAuthorization"], true);
+    let settings = app_settings(&template);
+    assert_eq!(
+        setting(&settings, "DISPATCHER_ENCRYPTION_KEY"),
+        "format('@Microsoft.KeyVault(VaultName={0};SecretName={1})', variables('vaultName'), variables('encryptionKeySecret'))"
+    );
+    let roles = &template["variables"]["roles"];
+    let on_vault: Vec<&Value> = resources(&template, "Microsoft.Authorization/roleAssignments")
+        .into_iter()
+        .filter(|r| r["scope"].as_str().is_some_and(|s| s.contains("Microsoft.KeyVault/vaults")))
+        .collect();
+    let role = |assignment: &Value| {
+        let id = assignment["properties"]["roleDefinitionId"].as_str().unwrap().to_owned();
+        ["keyVaultSecretsUser", "keyVaultSecretsOfficer"]
+            .into_iter()
+            .find(|r| id.contains(&format!("variables('roles').{r}")))
+            .unwrap()
+    };
+    let reader = on_vault.iter().find(|a| role(a) == "keyVaultSecretsUser").expect("the app reads the vault");
+    assert!(reader["properties"]["principalId"].as_str().unwrap().contains("Microsoft.Web/sites"));
+    let writer = on_vault.iter().find(|a| role(a) == "keyVaultSecretsOfficer").expect("the deployer writes it");
+    assert_eq!(writer["condition"], "[not(empty(parameters('deployerObjectId')))]");
+    assert_eq!(roles["keyVaultSecretsUser"], "4633458b-17de-408a-b874-0445c86b69e6");
+}
+
+#[test]
+fn a_fixed_outbound_address_and_the_alerts_are_there_when_asked_for() {
+    let template = template();
+    for kind in
+        ["Microsoft.Network/publicIPAddresses", "Microsoft.Network/natGateways", "Microsoft.Network/virtualNetworks"]
+    {
+        assert_eq!(resource(&template, kind)["condition"], "[parameters('outboundIp')]", "{kind}");
+    }
+    let subnet = &resource(&template, "Microsoft.Network/virtualNetworks")["properties"]["subnets"][0]["properties"];
+    assert!(subnet["natGateway"]["id"].as_str().unwrap().contains("Microsoft.Network/natGateways"));
+    assert_eq!(
+        subnet["delegations"][0]["properties"]["serviceName"],
+        "[if(variables('flex'), 'Microsoft.App/environments', 'Microsoft.Web/serverFarms')]"
+    );
+    let app = resource(&template, "Microsoft.Web/sites");
+    assert!(app["properties"]["virtualNetworkSubnetId"].as_str().unwrap().starts_with("[if(parameters('outboundIp')"));
+    assert_eq!(
+        app["properties"]["siteConfig"]["vnetRouteAllEnabled"], "[parameters('outboundIp')]",
+        "all traffic through the NAT"
+    );
+    assert!(template["outputs"]["outboundIpAddress"]["value"].as_str().unwrap().contains("publicIPAddresses"));
+
+    assert_eq!(resource(&template, "Microsoft.Insights/actionGroups")["condition"], "[variables('alerts')]");
+    let alerts: Vec<(&str, &str)> = template["variables"]["metricAlerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["namespace"].as_str().unwrap(), a["metric"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        alerts,
+        [
+            ("Microsoft.ServiceBus/namespaces", "DeadletteredMessages"),
+            ("Microsoft.ServiceBus/namespaces", "ActiveMessages"),
+            ("microsoft.insights/components", "requests/failed"),
+            ("Microsoft.DocumentDB/databaseAccounts", "TotalRequests"),
+        ]
+    );
+    let dead_lettered = &template["variables"]["metricAlerts"][0]["dimensions"][0]["values"];
+    assert_eq!(
+        dead_lettered,
+        &serde_json::json!(["[variables('eventsQueue')]", "[variables('deliveriesQueue')]"]),
+        "both queues"
+    );
+}
