@@ -13,8 +13,10 @@ COPY . .
 RUN scripts/package-function-app.sh /function-app \
  && cargo build --profile dist --locked -p handler -p testagent
 
-# The host image runs .NET and starts the custom handler; FUNCTIONS_WORKER_RUNTIME=custom makes it do so.
-FROM mcr.microsoft.com/azure-functions/dotnet:4 AS functions
+# The Functions host image Microsoft lists for custom handlers ("Azure Functions in Linux containers": base:4, or
+# base:4-appservice for SSH); the in-process dotnet:4 image's support ended on 10 November 2026. Pull it again
+# and rebuild now and then: its tag moves with the host's fixes. FUNCTIONS_WORKER_RUNTIME=custom starts the handler.
+FROM mcr.microsoft.com/azure-functions/base:4 AS functions
 ENV AzureWebJobsScriptRoot=/home/site/wwwroot \
     AzureFunctionsJobHost__Logging__Console__IsEnabled=true \
     FUNCTIONS_WORKER_RUNTIME=custom

@@ -76,6 +76,9 @@ fn every_built_and_mounted_file_exists_and_every_service_named_is_defined() {
     let dockerfile = read("Dockerfile");
     let stages: BTreeSet<&str> =
         dockerfile.lines().filter(|l| l.starts_with("FROM ")).filter_map(|l| l.split(" AS ").nth(1)).collect();
+    // The host image Microsoft lists for custom handlers; the in-process .NET image (dotnet:4) is out of support.
+    let host = dockerfile.lines().find(|l| l.ends_with(" AS functions")).unwrap();
+    assert_eq!(host, "FROM mcr.microsoft.com/azure-functions/base:4 AS functions");
     for line in dockerfile.lines().filter(|l| l.starts_with("COPY --from=")) {
         let stage = line.trim_start_matches("COPY --from=").split(' ').next().unwrap();
         assert!(stages.contains(stage), "{line}: no stage {stage}");
