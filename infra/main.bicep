@@ -305,19 +305,20 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
   identity: { type: 'SystemAssigned' }
   // Flex Consumption deploys from the container: it must be there first.
   dependsOn: [ packages ]
+  // Flex Consumption refuses `reserved`, `alwaysOn` and `ftpsState` (deprecated there): null leaves them out.
   properties: {
     serverFarmId: plan.id
-    reserved: true
+    reserved: flex ? null : true
     httpsOnly: true
     functionAppConfig: flex ? functionAppConfig : null
     virtualNetworkSubnetId: outboundIp ? '${network.id}/subnets/app' : null
     siteConfig: {
       vnetRouteAllEnabled: outboundIp
       // A custom handler: no language stack (the `custom` runtime leaves linuxFxVersion empty).
-      alwaysOn: hostingPlan == 'Dedicated'
+      alwaysOn: flex ? null : hostingPlan == 'Dedicated'
       minimumElasticInstanceCount: hostingPlan == 'ElasticPremium' ? 1 : null
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      ftpsState: flex ? null : 'Disabled'
       // Flex Consumption refuses the runtime settings: functionAppConfig holds them.
       appSettings: concat(flex ? [] : [
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }

@@ -2,7 +2,8 @@
 # Deploys the dispatcher to Azure in one command: builds the function app for the workers' glibc, creates or
 # updates the resource group's deployment of infra/main.bicep, stores a generated encryption key in its Key
 # Vault the first time (never replacing one), publishes the app the way its plan takes it (no key), waits until
-# the API answers, and prints where it is. A second run updates everything in place.
+# the API answers, and prints where it is. A second run with the same flags updates everything in place (a flag
+# left out is a setting changed: without --outbound-ip the app leaves the VNet).
 #
 #   scripts/deploy-azure.sh --name acme --location westeurope [--resource-group RG] [--plan flex|ep1|dedicated]
 #                           [--outbound-ip] [--alert-email ADDRESS] [--package DIR] [--what-if]
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '6,7p' "$0" | sed 's/^# *//' >&2
+  sed -n '7,8p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 
@@ -76,6 +77,11 @@ begin "finding who deploys"
 deployer=$(az ad signed-in-user show --query id --output tsv)
 parameters=(name="$name" hostingPlan="$hosting" outboundIp="$outbound_ip" alertEmail="$alert_email"
   deployerObjectId="$deployer")
+if $outbound_ip && [ "$plan" = flex ]; then
+  # Flex Consumption joins a VNet through a subnet delegated to Container Apps environments.
+  begin "registering the Microsoft.App resource provider"
+  az provider register --namespace Microsoft.App --wait
+fi
 begin "creating the resource group $group"
 az group create --name "$group" --location "$location" --output none
 if $what_if; then
@@ -93,47 +99,70 @@ fi
 [ -x "$package/handler" ] || fail "$package has no handler: not a function app (scripts/package-function-app.sh)"
 
 begin "deploying the template"
+# One output a line, in this order (tsv prints a list's items on lines of their own).
 outputs=$(az deployment group create --resource-group "$group" --name dispatcher --template-file infra/main.bicep \
   --parameters "${parameters[@]}" \
   --query "properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value]" --output tsv)
-read -r app vault outbound <<<"$outputs" || true
+{ read -r app; read -r vault; read -r outbound; } <<<"$outputs" || true
 [ -n "$app" ] && [ -n "$vault" ] || fail "the deployment named no function app or Key Vault: $outputs"
 
-# The key that seals webhook secrets: made once, here, and never replaced (secrets sealed with it would be lost).
-# Written from a file of this user's, so that it appears in no command line. The deployer's right to write it
-# may take a minute to reach the vault.
+# The key that seals webhook secrets: made once, here, and never replaced (secrets sealed with it would be lost):
+# only a vault that answers SecretNotFound gets one; any other failure (the deployer's new right not yet there,
+# throttling) is asked again. Written from a file of this user's, so that it is on no command line.
+secret=dispatcher-encryption-key
 begin "storing the encryption key in $vault (first deployment only)"
-if ! az keyvault secret show --vault-name "$vault" --name dispatcher-encryption-key --query id --output none 2>/dev/null; then
-  keyfile=$(umask 077 && mktemp)
-  trap 'rm -f "$keyfile"' EXIT
-  openssl rand -base64 32 | tr -d '\n' >"$keyfile"
-  for attempt in $(seq 1 12); do
-    az keyvault secret set --vault-name "$vault" --name dispatcher-encryption-key --file "$keyfile" \
-      --encoding utf-8 --output none && break
-    [ "$attempt" -lt 12 ] || false
-    sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
-  done
-  rm -f "$keyfile"
-fi
+keyfile=$(umask 077 && mktemp)
+trap 'rm -f "$keyfile"' EXIT
+for attempt in $(seq 1 30); do
+  if found=$(az keyvault secret show --vault-name "$vault" --name "$secret" --query id --output tsv 2>&1); then
+    break
+  fi
+  if [[ "$found" == *SecretNotFound* ]]; then
+    openssl rand -base64 32 | tr -d '\n' >"$keyfile"
+    az keyvault secret set --vault-name "$vault" --name "$secret" --file "$keyfile" --encoding utf-8 --output none \
+      && break
+  fi
+  [ "$attempt" -lt 30 ] || fail "the vault $vault could not be read nor written: $found"
+  sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
+done
+rm -f "$keyfile"
+
+# The app setting refers to the secret; the platform reads it again when the settings change, which this does,
+# until it says the reference resolves (the app's right to read the vault may take a minute to arrive).
+begin "letting the app read the encryption key"
+reference="@Microsoft.KeyVault(VaultName=$vault;SecretName=$secret)"
+status_url="https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/$group/providers/Microsoft.Web/sites/$app/config/configreferences/appsettings/DISPATCHER_ENCRYPTION_KEY?api-version=2025-05-01"
+for attempt in $(seq 1 30); do
+  az functionapp config appsettings set --resource-group "$group" --name "$app" \
+    --settings "DISPATCHER_ENCRYPTION_KEY=$reference" --output none
+  status=$(az rest --method get --url "$status_url" --query properties.status --output tsv || true)
+  [ "$status" = Resolved ] && break
+  [ "$attempt" -lt 30 ] || fail "the app cannot read $secret in $vault (reference status: $status)"
+  sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
+done
 
 if [ "$plan" = flex ]; then
   # Core Tools' one-deploy to the app's package container, with the caller's Entra token: no key.
   begin "publishing to $app (Flex Consumption)"
-  (cd "$package" && func azure functionapp publish "$app")
+  (cd "$package" && func azure functionapp publish "$app" --custom)
 else
   # Core Tools would upload with the AzureWebJobsStorage connection string, which the app does not have.
   begin "publishing to $app ($hosting)"
-  archive="$(mktemp -d)/function-app.zip"
-  (cd "$package" && zip -qr "$archive" .)
-  az functionapp deploy --resource-group "$group" --name "$app" --src-path "$archive" --type zip --output none
+  archive_dir=$(mktemp -d)
+  (cd "$package" && zip -qr "$archive_dir/function-app.zip" .)
+  az functionapp deploy --resource-group "$group" --name "$app" --src-path "$archive_dir/function-app.zip" \
+    --type zip --output none
+  rm -rf "$archive_dir"
 fi
 
-begin "reading the API key"
-key=$(az functionapp keys list --resource-group "$group" --name "$app" --query functionKeys.default --output tsv)
+# The host gives out the key once it runs; the key goes to curl on stdin, never on a command line.
 api="https://$app.azurewebsites.net/api/v1"
 begin "waiting for $api/info"
 for _ in $(seq 1 60); do
-  if curl --silent --fail --max-time 10 --header "x-functions-key: $key" "$api/info" >/dev/null; then
+  key=$(az functionapp keys list --resource-group "$group" --name "$app" --query functionKeys.default \
+    --output tsv 2>/dev/null || true)
+  if [ -n "$key" ] && curl --silent --fail --max-time 10 --config - "$api/info" >/dev/null \
+    <<<"header = \"x-functions-key: $key\""; then
     step=""
     echo "API     $api"
     echo "portal  https://$app.azurewebsites.net/api/portal/"

@@ -16,26 +16,38 @@ case "$*" in
   "deployment group create"*)
     [ "${STANDIN_FAIL:-}" = deployment ] && { echo "ERROR: InvalidTemplateDeployment" >&2; exit 1; }
     case "$*" in *outboundIp=true*) ip="20.50.1.7" ;; *) ip="" ;; esac
-    printf 'acme-x7k2\tacme-kv-x7k2\t%s\n' "$ip"
+    printf 'acme-x7k2\nacme-kv-x7k2\n%s\n' "$ip"
     ;;
   "deployment group what-if"*) echo "Resource changes: 3 to create, 16 no change." ;;
-  "keyvault secret show"*) [ -f "$STANDIN_LOG.key" ] || exit 3 ;;
+  "keyvault secret show"*)
+    if [ "${STANDIN_FAIL:-}" = forbidden ] && [ ! -f "$STANDIN_LOG.refused" ]; then
+      touch "$STANDIN_LOG.refused"
+      echo "(Forbidden) Caller is not authorized to perform action on resource." >&2
+      exit 1
+    fi
+    [ -f "$STANDIN_LOG.key" ] && { echo "https://acme-kv-x7k2.vault.azure.net/secrets/dispatcher-encryption-key/1"; exit 0; }
+    echo "(SecretNotFound) A secret with (name/id) dispatcher-encryption-key was not found in this key vault." >&2
+    exit 3
+    ;;
   "keyvault secret set"*)
     while [ $# -gt 0 ]; do [ "$1" = --file ] && file="$2"; shift; done
     tr -d '\n' < "$file" > "$STANDIN_LOG.key"
     ;;
+  "rest --method get"*) echo "Resolved" ;;
   "functionapp keys list"*) echo "k3y-from-azure" ;;
 esac
 "#;
 const FUNC: &str = "#!/usr/bin/env bash\necho \"func $* (in $PWD)\" >> \"$STANDIN_LOG\"\n";
-const CURL: &str =
-    "#!/usr/bin/env bash\necho \"curl $*\" >> \"$STANDIN_LOG\"\necho '{\"name\":\"public-event-dispatcher\"}'\n";
+/// Records its arguments, and what it was told on stdin (`--config -`).
+const CURL: &str = "#!/usr/bin/env bash\necho \"curl $*\" >> \"$STANDIN_LOG\"\ncat > \"$STANDIN_LOG.curl\"\n";
 
 struct Run {
     output: Output,
     calls: Vec<String>,
     /// What the stand-in vault holds as the encryption key.
     stored_key: Option<String>,
+    /// What curl was told on stdin.
+    curl_config: String,
 }
 
 fn deploy(name: &str, args: &[&str], fail: Option<&str>) -> Run {
@@ -83,7 +95,8 @@ fn deploy_in(dir: &Path, args: &[&str], fail: Option<&str>) -> Run {
         })
         .collect();
     let stored_key = std::fs::read_to_string(dir.join("calls.log.key")).ok();
-    Run { output, calls, stored_key }
+    let curl_config = std::fs::read_to_string(dir.join("calls.log.curl")).unwrap_or_default();
+    Run { output, calls, stored_key, curl_config }
 }
 
 fn repository() -> PathBuf {
@@ -107,20 +120,26 @@ fn a_flex_consumption_deploy_creates_stores_a_key_publishes_with_core_tools_and_
         "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.bicep \
          --parameters name=acme hostingPlan=FlexConsumption outboundIp=false alertEmail= deployerObjectId=5d0f-deployer \
          --query properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value] --output tsv",
-        "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --query id --output none",
-    ];
-    let published = [
-        "func azure functionapp publish acme-x7k2 (in <package>)",
-        "az functionapp keys list --resource-group acme --name acme-x7k2 --query functionKeys.default --output tsv",
-        "curl --silent --fail --max-time 10 --header x-functions-key: k3y-from-azure \
-         https://acme-x7k2.azurewebsites.net/api/v1/info",
+        "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --query id --output tsv",
     ];
     let stored = "az keyvault secret set --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --file <file> \
                   --encoding utf-8 --output none";
+    let published = [
+        "az functionapp config appsettings set --resource-group acme --name acme-x7k2 --settings \
+         DISPATCHER_ENCRYPTION_KEY=@Microsoft.KeyVault(VaultName=acme-kv-x7k2;SecretName=dispatcher-encryption-key) \
+         --output none",
+        "az rest --method get --url https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/acme/\
+         providers/Microsoft.Web/sites/acme-x7k2/config/configreferences/appsettings/DISPATCHER_ENCRYPTION_KEY?\
+         api-version=2025-05-01 --query properties.status --output tsv",
+        "func azure functionapp publish acme-x7k2 --custom (in <package>)",
+        "az functionapp keys list --resource-group acme --name acme-x7k2 --query functionKeys.default --output tsv",
+        "curl --silent --fail --max-time 10 --config - https://acme-x7k2.azurewebsites.net/api/v1/info",
+    ];
     assert_eq!(first.calls, [&deployed[..], &[stored], &published[..]].concat());
     let key = first.stored_key.expect("a key stored");
     assert_eq!(base64_len(&key), 32, "32 random bytes, base64: {key:?}");
     assert!(first.calls.iter().all(|call| !call.contains(&key)), "the key is on no command line");
+    assert_eq!(first.curl_config, "header = \"x-functions-key: k3y-from-azure\"\n", "the function key on stdin");
     let printed = text(&first.output.stdout);
     assert!(printed.contains("API     https://acme-x7k2.azurewebsites.net/api/v1"), "{printed}");
     assert!(printed.contains("portal  https://acme-x7k2.azurewebsites.net/api/portal/"), "{printed}");
@@ -133,6 +152,20 @@ fn a_flex_consumption_deploy_creates_stores_a_key_publishes_with_core_tools_and_
     assert_eq!(second.stored_key.as_deref(), Some(key.as_str()), "never replaced");
 }
 
+#[test]
+fn a_vault_that_refuses_for_a_while_is_asked_again_and_never_given_a_second_key() {
+    let dir = testkit::temp_dir("deploy-forbidden");
+    let first = deploy_in(&dir, &FLEX, None);
+    let key = first.stored_key.expect("stored");
+    // The deployer's right to the vault not there yet: refused once, then the key is found and kept.
+    let again = deploy_in(&dir, &FLEX, Some("forbidden"));
+    assert!(again.output.status.success(), "{}", text(&again.output.stderr));
+    let shows = again.calls.iter().filter(|c| c.starts_with("az keyvault secret show")).count();
+    let sets = again.calls.iter().filter(|c| c.starts_with("az keyvault secret set")).count();
+    assert_eq!((shows, sets), (2, 0), "{:?}", again.calls);
+    assert_eq!(again.stored_key.as_deref(), Some(key.as_str()));
+}
+
 fn base64_len(text: &str) -> usize {
     let padding = text.chars().rev().take_while(|c| *c == '=').count();
     text.len() / 4 * 3 - padding
@@ -143,7 +176,9 @@ fn the_outbound_ip_and_the_alerts_are_asked_for_and_the_address_printed() {
     let args = [&FLEX[..], &["--outbound-ip", "--alert-email", "ops@acme.example"]].concat();
     let run = deploy("outbound", &args, None);
     assert!(run.output.status.success(), "{}", text(&run.output.stderr));
-    assert!(run.calls[2].contains("outboundIp=true alertEmail=ops@acme.example"), "{:?}", run.calls);
+    assert_eq!(run.calls[1], "az provider register --namespace Microsoft.App --wait", "Flex joins VNets through it");
+    let deployment = run.calls.iter().find(|call| call.starts_with("az deployment group create")).unwrap();
+    assert!(deployment.contains("outboundIp=true alertEmail=ops@acme.example"), "{deployment}");
     assert!(text(&run.output.stdout).contains("outbound IP  20.50.1.7"), "{}", text(&run.output.stdout));
     let bad = deploy("bad-email", &[&FLEX[..], &["--alert-email", "ops"]].concat(), None);
     assert!(text(&bad.output.stderr).contains("--alert-email ops: not an email address"));

@@ -126,6 +126,17 @@ fn flex_consumption_is_the_default_plan_and_every_plan_runs_the_custom_runtime_o
         roles.contains(&template["variables"]["roles"]["storageBlobDataOwner"]),
         "the identity writes the package container"
     );
+    // Properties Flex Consumption refuses are left out there (null), kept on the other plans.
+    assert_eq!(app["properties"]["reserved"], "[if(variables('flex'), null(), true())]");
+    for (name, other_plans) in
+        [("alwaysOn", "equals(parameters('hostingPlan'), 'Dedicated')"), ("ftpsState", "'Disabled'")]
+    {
+        assert_eq!(
+            app["properties"]["siteConfig"][name],
+            format!("[if(variables('flex'), null(), {other_plans})]"),
+            "{name}"
+        );
+    }
 }
 
 #[test]
