@@ -90,7 +90,7 @@ var plans = {
 
 // Built-in roles (Azure RBAC and Cosmos DB's data-plane RBAC).
 var roles = {
-  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -349,15 +349,16 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
   }
 }
 
-// The identity's rights: receive (triggers) and send (the output binding, the handler's retries and API) on
-// the namespace; the host's storage; read and write items in Cosmos DB.
+// The identity's rights: on the namespace, Data Owner for the triggers (they receive, and the scale controller
+// reads the queues' lengths, which needs the Manage right only Data Owner has) and Data Sender for the output
+// binding, the handler's retries and API; the host's storage; read and write items in Cosmos DB.
 resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus.id, app.id, roles.serviceBusDataReceiver)
+  name: guid(serviceBus.id, app.id, roles.serviceBusDataOwner)
   scope: serviceBus
   properties: {
     principalId: app.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
   }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys the dispatcher to Azure in one command: builds the function app for the workers' glibc, creates or
-# updates the resource group's deployment of infra/main.bicep, stores a generated encryption key in its Key
-# Vault the first time (never replacing one), publishes the app the way its plan takes it (no key), waits until
+# updates the resource group's deployment of infra/main.json (the ARM form of infra/main.bicep: the one the tests
+# check), stores a generated encryption key in its Key Vault the first time (never replacing one), makes sure
+# the app can read it, publishes the app the way its plan takes it (no key), waits until
 # the API answers, and prints where it is. A second run with the same flags updates everything in place (a flag
 # left out is a setting changed: without --outbound-ip the app leaves the VNet).
 #
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '7,8p' "$0" | sed 's/^# *//' >&2
+  sed -n '9,10p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 
@@ -86,7 +87,7 @@ begin "creating the resource group $group"
 az group create --name "$group" --location "$location" --output none
 if $what_if; then
   begin "comparing the template with what is deployed"
-  az deployment group what-if --resource-group "$group" --name dispatcher --template-file infra/main.bicep \
+  az deployment group what-if --resource-group "$group" --name dispatcher --template-file infra/main.json \
     --parameters "${parameters[@]}"
   exit 0
 fi
@@ -100,7 +101,7 @@ fi
 
 begin "deploying the template"
 # One output a line, in this order (tsv prints a list's items on lines of their own).
-outputs=$(az deployment group create --resource-group "$group" --name dispatcher --template-file infra/main.bicep \
+outputs=$(az deployment group create --resource-group "$group" --name dispatcher --template-file infra/main.json \
   --parameters "${parameters[@]}" \
   --query "properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value]" --output tsv)
 { read -r app; read -r vault; read -r outbound; } <<<"$outputs" || true

@@ -117,7 +117,7 @@ fn a_flex_consumption_deploy_creates_stores_a_key_publishes_with_core_tools_and_
     let deployed = [
         "az ad signed-in-user show --query id --output tsv",
         "az group create --name acme --location westeurope --output none",
-        "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.bicep \
+        "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.json \
          --parameters name=acme hostingPlan=FlexConsumption outboundIp=false alertEmail= deployerObjectId=5d0f-deployer \
          --query properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value] --output tsv",
         "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --query id --output tsv",

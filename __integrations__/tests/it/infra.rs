@@ -240,13 +240,14 @@ fn the_identity_may_receive_and_send_on_service_bus_and_read_and_write_cosmos_db
     let template = template();
     let roles = &template["variables"]["roles"];
     // Azure's built-in role ids.
-    assert_eq!(roles["serviceBusDataReceiver"], "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0");
+    // Data Owner, not Receiver: target-based scaling reads the queues' runtime properties (Manage).
+    assert_eq!(roles["serviceBusDataOwner"], "090c5cfd-751d-490a-894a-3ce6f1109419");
     assert_eq!(roles["serviceBusDataSender"], "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39");
     assert_eq!(roles["cosmosDataContributor"], "00000000-0000-0000-0000-000000000002");
     let identity =
         "reference(resourceId('Microsoft.Web/sites', variables('appName')), '2025-05-01', 'full').identity.principalId";
     let assignments = resources(&template, "Microsoft.Authorization/roleAssignments");
-    for role in ["serviceBusDataReceiver", "serviceBusDataSender"] {
+    for role in ["serviceBusDataOwner", "serviceBusDataSender"] {
         let assignment = assignments
             .iter()
             .find(|a| {
