@@ -349,6 +349,13 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
   }
 }
 
+// Publishing takes an Entra token (az login), never the app's basic-auth publishing credentials: off.
+resource noBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-05-01' = [for kind in [ 'scm', 'ftp' ]: {
+  parent: app
+  name: kind
+  properties: { allow: false }
+}]
+
 // The identity's rights: on the namespace, Data Owner for the triggers (they receive, and the scale controller
 // reads the queues' lengths, which needs the Manage right only Data Owner has) and Data Sender for the output
 // binding, the handler's retries and API; the host's storage; read and write items in Cosmos DB.

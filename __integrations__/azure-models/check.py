@@ -30,6 +30,7 @@ MODELS = {
     ),
     "Microsoft.Web/serverfarms": ("azure.mgmt.web", "AppServicePlan"),
     "Microsoft.Web/sites": ("azure.mgmt.web", "Site"),
+    "Microsoft.Web/sites/basicPublishingCredentialsPolicies": ("azure.mgmt.web", "CsmPublishingCredentialsPoliciesEntity"),
     "Microsoft.Authorization/roleAssignments": ("azure.mgmt.authorization", "RoleAssignmentCreateParameters"),
     "Microsoft.KeyVault/vaults": ("azure.mgmt.keyvault", "VaultCreateOrUpdateParameters"),
     "Microsoft.ManagedIdentity/userAssignedIdentities": ("azure.mgmt.msi", "Identity"),

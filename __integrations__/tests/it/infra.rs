@@ -126,6 +126,12 @@ fn flex_consumption_is_the_default_plan_and_every_plan_runs_the_custom_runtime_o
         roles.contains(&template["variables"]["roles"]["storageBlobDataOwner"]),
         "the identity writes the package container"
     );
+    // Publishing takes an Entra token: the app's basic-auth publishing credentials are off, for Kudu and FTP.
+    let policies = resource(&template, "Microsoft.Web/sites/basicPublishingCredentialsPolicies");
+    assert_eq!(
+        (&policies["properties"]["allow"], &policies["copy"]["count"]),
+        (&false.into(), &"[length(createArray('scm', 'ftp'))]".into())
+    );
     // Properties Flex Consumption refuses are left out there (null), kept on the other plans.
     assert_eq!(app["properties"]["reserved"], "[if(variables('flex'), null(), true())]");
     for (name, other_plans) in
