@@ -29,20 +29,27 @@ fail() {
 }
 
 name="" location="" group="" plan="flex" package="" what_if=false outbound_ip=false alert_email=""
+# The value of the option $1, which must follow it.
+value() {
+  [ $# -ge 2 ] && [[ "$2" != --* ]] || fail "$1 needs a value"
+  printf '%s' "$2"
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --name) name="${2:-}"; shift 2 ;;
-    --location) location="${2:-}"; shift 2 ;;
-    --resource-group) group="${2:-}"; shift 2 ;;
-    --plan) plan="${2:-}"; shift 2 ;;
-    --package) package="${2:-}"; shift 2 ;;
+    --name) name=$(value "$@"); shift 2 ;;
+    --location) location=$(value "$@"); shift 2 ;;
+    --resource-group) group=$(value "$@"); shift 2 ;;
+    --plan) plan=$(value "$@"); shift 2 ;;
+    --package) package=$(value "$@"); shift 2 ;;
     --outbound-ip) outbound_ip=true; shift ;;
-    --alert-email) alert_email="${2:-}"; shift 2 ;;
+    --alert-email) alert_email=$(value "$@"); shift 2 ;;
     --what-if) what_if=true; shift ;;
     -h|--help) usage ;;
     *) echo "deploy-azure: unknown argument $1" >&2; usage ;;
   esac
 done
+# A package given relative to where the script was started, which is not where it runs.
+[ -z "$package" ] || package=$(cd "$OLDPWD" && realpath -m -- "$package")
 
 # Every resource name starts with NAME, and a Service Bus namespace must start with a letter.
 [[ "$name" =~ ^[a-z][a-z0-9]{2,10}$ ]] ||

@@ -71,13 +71,11 @@ fn deploy_in(dir: &Path, args: &[&str], fail: Option<&str>) -> Run {
     std::fs::write(&log, "").unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut command = Command::new("bash");
-    command
-        .arg(repository().join("scripts/deploy-azure.sh"))
-        .args(args)
-        .args(["--package", package.to_str().unwrap()])
-        .env("PATH", path)
-        .env("STANDIN_LOG", &log)
-        .env("DEPLOY_AZURE_POLL_SECONDS", "0");
+    command.arg(repository().join("scripts/deploy-azure.sh")).args(args).current_dir(dir);
+    if !args.contains(&"--package") {
+        command.args(["--package", package.to_str().unwrap()]);
+    }
+    command.env("PATH", path).env("STANDIN_LOG", &log).env("DEPLOY_AZURE_POLL_SECONDS", "0");
     if let Some(step) = fail {
         command.env("STANDIN_FAIL", step);
     }
@@ -186,6 +184,17 @@ fn the_outbound_ip_and_the_alerts_are_asked_for_and_the_address_printed() {
 }
 
 #[test]
+fn a_package_given_relative_to_where_the_script_is_started_is_found() {
+    let run = deploy("relative", &[&FLEX[..], &["--package", "function-app"]].concat(), None);
+    assert!(run.output.status.success(), "{}", text(&run.output.stderr));
+    assert!(
+        run.calls.iter().any(|call| call == "func azure functionapp publish acme-x7k2 --custom (in <package>)"),
+        "{:?}",
+        run.calls
+    );
+}
+
+#[test]
 fn the_other_plans_are_published_with_a_zip_deploy_not_core_tools() {
     let run = deploy("ep1", &[&FLEX[..], &["--plan", "ep1", "--resource-group", "dispatcher"]].concat(), None);
     assert!(run.output.status.success(), "{}", text(&run.output.stderr));
@@ -230,4 +239,7 @@ fn a_name_azure_would_refuse_is_refused_before_anything_is_created() {
     let run = deploy("bad-plan", &[&FLEX[..], &["--plan", "consumption"]].concat(), None);
     assert!(text(&run.output.stderr).contains("--plan consumption: flex, ep1 or dedicated"));
     assert!(run.calls.is_empty());
+    let missing = deploy("no-value", &["--location", "westeurope", "--name"], None);
+    assert!(text(&missing.output.stderr).contains("--name needs a value"), "{}", text(&missing.output.stderr));
+    assert!(missing.calls.is_empty());
 }
