@@ -104,6 +104,28 @@ async fn a_closed_port_is_an_error_not_a_hang() {
 }
 
 #[tokio::test]
+async fn a_peer_that_never_answers_is_tried_once_more_on_a_new_connection_then_an_error() {
+    // It takes connections and says nothing: each try waits its whole timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let connection = format!(
+        "Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=k;UseDevelopmentEmulator=true"
+    );
+    let error = queue(&connection, "events").send(outgoing("m", "{}")).await.unwrap_err().to_string();
+    assert!(error.contains("no answer within 15s"), "{error}");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "the second try on a new connection");
+}
+
+#[tokio::test]
 async fn first_jobs_are_sent_under_their_attempts_id_with_their_log_version_or_without() {
     let broker = start_servicebus_broker();
     let deliveries = ServiceBusDeliveries(queue(&broker.connection_string(EMULATOR_KEY), "deliveries"));

@@ -13,8 +13,9 @@ use azure_core_amqp::{
 };
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Everything a send does (connecting included) has this long.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// Everything one try of a send does (connecting included) has this long; a send tries twice at most.
+const TIMEOUT: Duration = Duration::from_secs(15);
+const NO_ANSWER: &str = "no answer";
 /// How long a link's token is valid; the link is opened again well before.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const REOPEN_AFTER: Duration = Duration::from_secs(3000);
@@ -64,6 +65,17 @@ impl QueueSender {
     /// never shows the key.
     pub async fn send(&self, message: Outgoing<'_>) -> Result<(), SendError> {
         let mut link = self.link.lock().await;
+        let mut outcome = self.try_send(&mut link, message).await;
+        if outcome.as_ref().is_err_and(|e| e.starts_with(NO_ANSWER)) {
+            // A link that stops answering was seen with a broker under load: once more, on a new connection.
+            // Safe: both queues detect duplicates by MessageId, so a message that did arrive is not kept twice.
+            outcome = self.try_send(&mut link, message).await;
+        }
+        outcome.map_err(|problem| SendError { queue: self.queue.clone(), url: self.connection.endpoint.url(), problem })
+    }
+
+    /// One try of [`QueueSender::send`], on the open link or a new one, within [`TIMEOUT`].
+    async fn try_send(&self, link: &mut Option<Link>, message: Outgoing<'_>) -> Result<(), String> {
         let outcome = tokio::time::timeout(TIMEOUT, async {
             if link.as_ref().is_none_or(|l| Instant::now() >= l.renew_at) {
                 *link = None;
@@ -75,12 +87,12 @@ impl QueueSender {
             }
         })
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {TIMEOUT:?}")));
+        .unwrap_or_else(|_| Err(format!("{NO_ANSWER} within {TIMEOUT:?}")));
         if outcome.is_err() {
-            // The connection may be in any state: the next send starts afresh.
+            // The connection may be in any state: the next try starts afresh.
             *link = None;
         }
-        outcome.map_err(|problem| SendError { queue: self.queue.clone(), url: self.connection.endpoint.url(), problem })
+        outcome
     }
 
     async fn open(&self) -> Result<Link, String> {
