@@ -11,6 +11,7 @@
 //! - [`policy`]: what an answer means, the retry schedule, signing, which targets may be reached.
 //! - [`request`]: the signed HTTP request of an attempt, as data.
 //! - [`settle`]: the decisions around an attempt (admit it, then record, retry, disable, call back) as data.
+//! - [`tenants`]: decoding a tenant and the requests for its credentials; its tokens, made and verified.
 
 pub mod callback;
 pub mod dispatch;
@@ -19,4 +20,5 @@ pub mod model;
 pub mod policy;
 pub mod request;
 pub mod settle;
+pub mod tenants;
 pub mod webhooks;

@@ -1,4 +1,4 @@
-//! The ids of a webhook and of a delivery (`dlv_` and 32 hex digits). How a delivery's is derived is
+//! The ids of a webhook, a tenant and a delivery (`dlv_` and 32 hex digits). How a delivery's is derived is
 //! `dispatch`'s business; these are the values, as URLs, stores and queue messages carry them.
 
 use serde::{Deserialize, Serialize};
@@ -6,41 +6,57 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
-/// A webhook's id: chosen by whoever registers it (checked by `webhooks::registration`) or made by the
-/// dispatcher (`wh_…`). Shared: every delivery names its webhook, and cloning one allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WebhookId(Arc<str>);
+/// An id shared by everything that names its item: cloning one allocates nothing.
+macro_rules! shared_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Arc<str>);
 
-impl WebhookId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id.into())
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl From<&str> for WebhookId {
-    fn from(id: &str) -> Self {
-        WebhookId(id.into())
-    }
-}
+shared_id!(
+    /// A webhook's id: chosen by whoever registers it (checked by `webhooks::registration`) or made by the
+    /// dispatcher (`wh_…`). Every delivery names its webhook.
+    WebhookId
+);
 
-impl From<String> for WebhookId {
-    fn from(id: String) -> Self {
-        WebhookId(id.into())
-    }
-}
-
-impl Borrow<str> for WebhookId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for WebhookId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+shared_id!(
+    /// A tenant's id: chosen by the operator who creates it (checked by `tenants::registration`) or made by the
+    /// dispatcher (`tn_…`). Its webhooks and tokens name it.
+    TenantId
+);
 
 /// A delivery's id, sent as `webhook-id`, the receiver's idempotency key; contains no `.`, as Standard Webhooks
 /// requires. Held inline: making one allocates nothing.

@@ -1,4 +1,4 @@
-//! The domain types, once: a webhook, a delivery with its status and attempts, a rejected event, and their ids.
+//! The domain types, once: a webhook, a tenant with its tokens and what a caller may do, a delivery with its status and attempts, a rejected event, and their ids.
 //! Plain data with its invariants; every other module of the dispatcher speaks in these types, and the stores
 //! keep them as they serialize.
 
@@ -9,13 +9,15 @@ mod kind;
 mod problem;
 mod rejected;
 mod secret;
+mod tenant;
 mod webhook;
 
 pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
 pub use delivery::{Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
-pub use ids::{DeliveryId, WebhookId};
+pub use ids::{DeliveryId, TenantId, WebhookId};
 pub use kind::CallbackType;
 pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
 pub use rejected::Rejected;
 pub use secret::Secret;
+pub use tenant::{blocked, Access, Tenant, TenantAccess, TenantConfig, Token, DEFAULT_MAX_WEBHOOKS, FREE_ATTRIBUTE};
 pub use webhook::{PreviousSecret, Webhook, WebhookConfig, SECRET_OVERLAP_MS};

@@ -2,7 +2,7 @@
 //! JSON shape), and what only the dispatcher holds for it (its signing secrets, when it changed, why it was
 //! disabled).
 
-use super::{Secret, TargetAuth, WebhookId};
+use super::{Secret, TargetAuth, TenantId, WebhookId};
 use crate::policy::filter::EventFilter;
 use crate::policy::health::FailureStreak;
 use crate::policy::retry::RetrySchedule;
@@ -67,6 +67,10 @@ pub struct WebhookConfig {
     /// An event pattern (the language of `filter`) matched against a 2xx answer's JSON body: a match makes the attempt a failure, retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_when: Option<EventFilter>,
+    /// The tenant that owns this webhook; absent for the operator's own. Set by a tenant's credential, or by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    pub tenant: Option<TenantId>,
 }
 
 impl WebhookConfig {

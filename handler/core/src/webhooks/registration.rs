@@ -4,7 +4,7 @@
 use super::credentials::decode_auth;
 use super::fields::{decode_optional_string, decode_url};
 use crate::events::catalog;
-use crate::model::{join, quote, wrong_type, Problem, Report, WebhookConfig};
+use crate::model::{join, quote, wrong_type, Problem, Report, TenantId, WebhookConfig};
 use crate::policy::filter::EventFilter;
 use crate::policy::retry::ScheduleError;
 use crate::request::RESERVED_HEADERS;
@@ -48,7 +48,7 @@ pub fn derived_id(config: &WebhookConfig) -> String {
     })
 }
 
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "url",
     "subscriptions",
     "attributes",
@@ -63,6 +63,7 @@ const FIELDS: [&str; 14] = [
     "callbackUrl",
     "callbackAuth",
     "failWhen",
+    "tenant",
 ];
 
 impl WebhookConfig {
@@ -103,6 +104,7 @@ impl WebhookConfig {
                 }
             },
             rate_limit: decode_rate_limit(body.get("rateLimit"), &mut problems),
+            tenant: decode_tenant(body.get("tenant"), &mut problems),
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -212,6 +214,20 @@ pub fn decode_registration(value: &Value) -> Result<(Option<String>, WebhookConf
     }
 }
 
+fn decode_tenant(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<TenantId> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if is_valid_id(id) => Some(id.as_str().into()),
+        Some(other) => {
+            problems.push(Problem::new(
+                "tenant",
+                format!("{} is not a tenant id: 1 to 64 letters, digits, _ or -", quote(other)),
+            ));
+            None
+        }
+    }
+}
+
 pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
@@ -314,7 +330,7 @@ pub(super) mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen, tenant",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",

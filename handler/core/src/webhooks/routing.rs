@@ -3,7 +3,7 @@
 
 use crate::events::catalog::{self, EventSpec, CATALOG};
 use crate::events::Event;
-use crate::model::{Webhook, WebhookId};
+use crate::model::{blocked, Tenant, TenantId, Webhook, WebhookId};
 use crate::policy::filter::{FilterMemo, FilterSet};
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
@@ -30,11 +30,13 @@ fn attributes_match(webhook: &Webhook, event: &Event) -> bool {
     event.payload.iter().all(|(key, value)| attributes.get(key).is_none_or(|expected| value.as_str() == Some(expected)))
 }
 
-/// A set of webhooks, indexed for routing and by id. Build it once per change of the webhooks, route many
-/// events with it.
+/// A set of webhooks and the tenants they belong to, indexed for routing and by id. Build it once per change of
+/// either, route many events with it. A tenant's webhook that its tenant's grants no longer cover (or whose
+/// tenant is disabled or gone) is left out of routing altogether: not even logged as skipped.
 #[derive(Debug, Default)]
 pub struct WebhookIndex {
     webhooks: Vec<Arc<Webhook>>,
+    tenants: HashMap<TenantId, Arc<Tenant>>,
     by_id: HashMap<WebhookId, usize>,
     /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
     routes: Vec<Routes>,
@@ -53,12 +55,20 @@ struct Routes {
 }
 
 impl WebhookIndex {
+    /// The operator's webhooks alone (no tenant).
     pub fn new(webhooks: Vec<Webhook>) -> Self {
+        WebhookIndex::with_tenants(webhooks, Vec::new())
+    }
+
+    pub fn with_tenants(webhooks: Vec<Webhook>, tenants: Vec<Tenant>) -> Self {
         let webhooks: Vec<Arc<Webhook>> = webhooks.into_iter().map(Arc::new).collect();
+        let tenants: HashMap<TenantId, Arc<Tenant>> =
+            tenants.into_iter().map(|t| (t.id.clone(), Arc::new(t))).collect();
         let by_id = webhooks.iter().enumerate().map(|(i, w)| (w.id.clone(), i)).collect();
         let mut routes: Vec<Routes> = CATALOG.iter().map(|_| Routes::default()).collect();
         let mut attribute_values: HashMap<String, Vec<String>> = HashMap::default();
-        for (i, webhook) in webhooks.iter().enumerate().filter(|(_, w)| !w.config.disabled) {
+        let blocked: Vec<bool> = webhooks.iter().map(|w| block_reason(w, &tenants).is_some()).collect();
+        for (i, webhook) in webhooks.iter().enumerate().filter(|(i, w)| !w.config.disabled && !blocked[*i]) {
             let attributes = &webhook.config.attributes;
             for (key, value) in attributes.iter().filter(|(_, v)| !v.is_empty()) {
                 let values = attribute_values.entry(key.clone()).or_default();
@@ -79,8 +89,17 @@ impl WebhookIndex {
             }
         }
         let filters = FilterSet::new(webhooks.iter().map(|w| w.config.filter.as_ref()));
-        let disabled = (0..webhooks.len()).filter(|&i| webhooks[i].config.disabled).collect();
-        WebhookIndex { webhooks, by_id, routes, attribute_values, filters, disabled }
+        let disabled = (0..webhooks.len()).filter(|&i| webhooks[i].config.disabled && !blocked[i]).collect();
+        WebhookIndex { webhooks, tenants, by_id, routes, attribute_values, filters, disabled }
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Option<&Arc<Tenant>> {
+        self.tenants.get(id)
+    }
+
+    /// Why `webhook` (a tenant's) receives nothing now, as the tenants of this index see it.
+    pub fn blocked(&self, webhook: &Webhook) -> Option<String> {
+        block_reason(webhook, &self.tenants)
     }
 
     /// Every webhook, enabled or not, in the order they were given.
@@ -127,6 +146,11 @@ impl WebhookIndex {
     pub fn attribute_values(&self, attribute: &str) -> &[String] {
         self.attribute_values.get(attribute).map_or(&[], Vec::as_slice)
     }
+}
+
+fn block_reason(webhook: &Webhook, tenants: &HashMap<TenantId, Arc<Tenant>>) -> Option<String> {
+    let tenant = webhook.config.tenant.as_ref()?;
+    blocked(webhook, tenants.get(tenant).map(|t| &**t))
 }
 
 /// Where an event is in the catalog (by address: specs are references into [`CATALOG`]).

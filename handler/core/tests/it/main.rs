@@ -1,7 +1,9 @@
 //! The core's integration tests, one binary: the original system's scenarios through `dispatch` (`original`),
-//! and properties of routing and dispatch over random webhooks and events (`properties`).
+//! properties of routing and dispatch over random webhooks and events (`properties`), and tenants' grants in
+//! routing (`grants`).
 
 mod fuzz;
+mod grants;
 mod original;
 mod properties;
 

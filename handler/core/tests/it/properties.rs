@@ -13,7 +13,7 @@ const NAMES: [&str; 3] = ["wh1", "wh2", "wh3"];
 const SERVICES: [&str; 3] = ["S1", "S2", "S3"];
 const MODES: [&str; 3] = ["LEGACY", "AUTO", "MANUAL"];
 
-fn webhook_strategy() -> impl Strategy<Value = WebhookConfig> {
+pub fn webhook_strategy() -> impl Strategy<Value = WebhookConfig> {
     (
         proptest::sample::subsequence(vec!["ping", "service:subscribed"], 0..=2),
         proptest::option::of(proptest::sample::select(NAMES.to_vec())),
@@ -39,7 +39,7 @@ fn webhook_strategy() -> impl Strategy<Value = WebhookConfig> {
         })
 }
 
-fn event_strategy() -> impl Strategy<Value = Event> {
+pub fn event_strategy() -> impl Strategy<Value = Event> {
     let fc = proptest::sample::select(FISCAL_CODES.to_vec());
     let mode = proptest::sample::select(MODES.to_vec());
     prop_oneof![
