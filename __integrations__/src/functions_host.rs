@@ -35,6 +35,9 @@ use tokio::sync::{mpsc, Semaphore};
 const COSMOS_KEY: &str = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 /// The emulator's well-known Service Bus key, which the broker checks signatures with.
 const SERVICE_BUS_KEY: &str = "SAS_KEY_VALUE";
+/// The operator's key of the `handler serve` started here (DISPATCHER_API_KEY: the Api function is anonymous
+/// and the handler checks the key itself).
+pub const OPERATOR_KEY: &str = "testagent-operator-key-0123456789";
 /// host.json `maxConcurrentCalls`.
 const MAX_CONCURRENT_CALLS: usize = 16;
 
@@ -168,6 +171,7 @@ impl FunctionsTarget {
             .env("DELIVERIES_QUEUE", "deliveries")
             .env("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")
             .env("DISPATCHER_LOG", "warn")
+            .env("DISPATCHER_API_KEY", OPERATOR_KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (name, value) in extra_env {

@@ -1,7 +1,7 @@
 //! The ports: what the service needs from the world, as traits. Adapters implement them (`adapters/`), runtimes
 //! pick which (`runtime/`), and the service (`service/`) is written once against them.
 //!
-//! - [`WebhookStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
+//! - [`WebhookStore`], [`TenantStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
 //! - [`NewDeliveries`], [`DeliveryQueue`]: where new deliveries go, and when each is attempted (the local
 //!   workers' queue, or Service Bus; OnIncomingEvent's output binding takes new deliveries only).
 //! - [`RateLimits`]: each rate-limited webhook's next free slot (in memory locally, Cosmos DB on Azure).
@@ -12,8 +12,8 @@
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{
-    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Webhook,
-    WebhookId,
+    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Tenant, TenantId,
+    Token, Webhook, WebhookId,
 };
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
@@ -39,12 +39,12 @@ pub enum StoreError {
     Conflict(String),
 }
 
-/// The version of a stored webhook, new with every write: a counter (SQLite) or the item's etag (Cosmos DB).
-/// Opaque, printable ASCII without double quotes: compared, and shown to API clients as the webhook's `ETag`.
+/// The version of a stored webhook or tenant, new with every write: a random number (SQLite) or the item's etag
+/// (Cosmos DB). Opaque, printable ASCII without double quotes: compared, and shown to API clients as the `ETag`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WebhookVersion(pub String);
+pub struct Version(pub String);
 
-impl std::fmt::Display for WebhookVersion {
+impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -57,16 +57,32 @@ impl std::fmt::Display for WebhookVersion {
 pub trait WebhookStore: Send + Sync {
     /// Creates the webhook when `expected` is `None` (a conflict when its id is taken), else replaces it when
     /// its stored version is still `expected` (a conflict when it changed or is gone). Returns its new version.
-    async fn put_webhook(
-        &self,
-        webhook: &Webhook,
-        expected: Option<&WebhookVersion>,
-    ) -> Result<WebhookVersion, StoreError>;
-    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError>;
+    async fn put_webhook(&self, webhook: &Webhook, expected: Option<&Version>) -> Result<Version, StoreError>;
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError>;
     /// Every webhook, oldest first.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
     /// Whether there was one to delete. (Its deliveries still queued end dead when their turn comes.)
     async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError>;
+}
+
+/// The tenants and their tokens (token hashes only). Tenant writes are conditional like the webhooks'.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates the tenant when `expected` is `None` (a conflict when its id is taken), else replaces it when its
+    /// stored version is still `expected`. Returns its new version.
+    async fn put_tenant(&self, tenant: &Tenant, expected: Option<&Version>) -> Result<Version, StoreError>;
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<(Tenant, Version)>, StoreError>;
+    /// Every tenant, oldest first.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// Deletes the tenant and its tokens; whether there was one.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError>;
+    /// Keeps a new token (a conflict when its id is taken).
+    async fn put_token(&self, token: &Token) -> Result<(), StoreError>;
+    async fn get_token(&self, id: &str) -> Result<Option<Token>, StoreError>;
+    /// A tenant's tokens, oldest first, expired ones left out.
+    async fn list_tokens(&self, tenant: &TenantId, now_ms: i64) -> Result<Vec<Token>, StoreError>;
+    /// Revokes a tenant's token; whether it had one of that id.
+    async fn delete_token(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Which delivery a log entry is: its id, and its webhook's, which a store may partition the log by (Cosmos DB

@@ -4,7 +4,7 @@
 //! `scenarios/original.json`, which the core's tests play too), then ours (`ours.rs`).
 
 use crate::consumer::{Consumer, Received};
-use crate::functions_host::FunctionsTarget;
+use crate::functions_host::{FunctionsTarget, OPERATOR_KEY};
 use crate::producer::Producer;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
@@ -114,7 +114,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         }
         (other, _) => bail!("--target {other:?}: the targets are `local` and `functions`"),
     };
-    let client = api_client(args.functions_key.as_deref())?;
+    // The target started here takes the key it was started with; one already running, the key given.
+    let key = args.functions_key.clone().or_else(|| functions.as_ref().map(|_| OPERATOR_KEY.to_owned()));
+    let client = api_client(key.as_deref())?;
     if args.url.is_some() {
         wait_until_ready(&client, &api, args.wait).await?;
     }

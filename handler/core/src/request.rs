@@ -21,6 +21,9 @@ pub struct Request<'a> {
     /// When the attempt is made, in milliseconds since the Unix epoch: the time the service's clock gave, which
     /// the attempt log keeps.
     pub at_ms: i64,
+    /// The target was given by a tenant: the SSRF guard applies to it (and to its token endpoint) whatever the
+    /// operator allows for its own webhooks.
+    pub guarded: bool,
 }
 
 impl Request<'_> {
@@ -76,6 +79,7 @@ pub fn delivery<'a>(delivery: &'a Delivery, webhook: &'a Webhook, now_ms: i64) -
         secrets: webhook.signing_secrets(now_ms),
         auth,
         correlation_id: delivery.correlation_id.as_deref(),
+        guarded: config.tenant.is_some(),
     };
     Some(signed.request(now_ms))
 }
@@ -88,6 +92,7 @@ struct Signed<'a> {
     secrets: Vec<&'a Secret>,
     auth: Option<&'a TargetAuth>,
     correlation_id: Option<&'a str>,
+    guarded: bool,
 }
 
 impl<'a> Signed<'a> {
@@ -107,7 +112,8 @@ impl<'a> Signed<'a> {
         if let Some(value) = self.auth.and_then(authorization) {
             headers.push(Header { name: "authorization", value: value.into(), sensitive: true });
         }
-        Request { url: self.url, headers, body: self.body, auth: self.auth, signed_at: timestamp, at_ms: now_ms }
+        let (url, body, auth, guarded) = (self.url, self.body, self.auth, self.guarded);
+        Request { url, headers, body, auth, signed_at: timestamp, at_ms: now_ms, guarded }
     }
 }
 

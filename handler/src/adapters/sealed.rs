@@ -7,7 +7,7 @@
 //! (the associated data), so that it cannot be moved to another webhook. Plain values (stored before the key
 //! was set) are read as they are and sealed on the webhook's next write.
 
-use crate::ports::{StoreError, WebhookStore, WebhookVersion};
+use crate::ports::{StoreError, Version, WebhookStore};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -107,15 +107,11 @@ impl SealedWebhooks {
 
 #[async_trait]
 impl WebhookStore for SealedWebhooks {
-    async fn put_webhook(
-        &self,
-        webhook: &Webhook,
-        expected: Option<&WebhookVersion>,
-    ) -> Result<WebhookVersion, StoreError> {
+    async fn put_webhook(&self, webhook: &Webhook, expected: Option<&Version>) -> Result<Version, StoreError> {
         self.inner.put_webhook(&self.seal(webhook)?, expected).await
     }
 
-    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError> {
         self.inner.get_webhook(id).await?.map(|(webhook, version)| Ok((self.open(webhook)?, version))).transpose()
     }
 
@@ -140,21 +136,17 @@ mod tests {
     #[derive(Default)]
     struct Kept(Mutex<BTreeMap<String, Webhook>>);
 
-    fn any_version() -> WebhookVersion {
-        WebhookVersion("1".into())
+    fn any_version() -> Version {
+        Version("1".into())
     }
 
     #[async_trait]
     impl WebhookStore for Kept {
-        async fn put_webhook(
-            &self,
-            webhook: &Webhook,
-            _: Option<&WebhookVersion>,
-        ) -> Result<WebhookVersion, StoreError> {
+        async fn put_webhook(&self, webhook: &Webhook, _: Option<&Version>) -> Result<Version, StoreError> {
             self.0.lock().unwrap().insert(webhook.id.to_string(), webhook.clone());
             Ok(any_version())
         }
-        async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+        async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError> {
             Ok(self.0.lock().unwrap().get(id.as_str()).cloned().map(|w| (w, any_version())))
         }
         async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {

@@ -2,6 +2,7 @@
 //! timing and what came back, through hyper's pooled client on rustls, with the SSRF guard applied to the
 //! addresses a host name resolves to.
 
+use super::guard::{AllowedNetworks, Refused, Resolver};
 use super::oauth2::{AccessToken, ExchangeError, Tokens};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -9,12 +10,11 @@ use dispatcher_core::model::Attempt;
 use dispatcher_core::model::{ClientCertificate, TargetAuth};
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::policy::retry::parse_retry_after;
-use dispatcher_core::policy::targets::{forbidden, forbidden_host, http_url};
+use dispatcher_core::policy::targets::{forbidden_host, http_url};
 use dispatcher_core::request::Request;
 use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use http::Uri;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -24,11 +24,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_platform_verifier::BuilderVerifierExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The HTTP client of deliveries: hyper's pooled client, on rustls for `https` targets. Not reqwest: its
@@ -38,6 +35,13 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, 
 
 /// How much of a response is read and handed over (the rest is not waited for): what a success callback carries.
 pub const MAX_RESPONSE_READ: usize = dispatcher_core::callback::RESPONSE_KEPT;
+/// A target URL parsed, and what the SSRF guard makes of its host when it is a literal IP.
+#[derive(Clone)]
+struct Target {
+    uri: Uri,
+    forbidden: Option<(IpAddr, &'static str)>,
+}
+
 /// The most parsed target URLs a sender keeps (it forgets them all when it has this many).
 const MAX_TARGETS: usize = 4096;
 
@@ -52,26 +56,37 @@ const MAX_IDENTITIES: usize = 256;
 #[derive(Clone)]
 pub struct Sender {
     client: Arc<tokio::sync::OnceCell<Result<HttpClient, String>>>,
+    /// The client for tenants' targets when the operator allows private ones for its own: always guarded.
+    guarded_client: Arc<tokio::sync::OnceCell<Result<HttpClient, String>>>,
     /// Clients presenting a certificate, by the SHA-256 of the certificate and key.
     identities: Arc<Mutex<HashMap<[u8; 32], HttpClient>>>,
     tokens: Tokens,
     /// Target URLs parsed and checked before, by their text: parsing one (its host's IDNA mapping included)
     /// for every attempt was 2% of the handler's CPU under load, and a process sends to few distinct URLs.
-    targets: Arc<Mutex<HashMap<Box<str>, Uri>>>,
+    targets: Arc<Mutex<HashMap<Box<str>, Target>>>,
     request_timeout: Duration,
     allow_private: bool,
+    allowed_networks: AllowedNetworks,
 }
 
 impl Sender {
     pub fn new(request_timeout: Duration, allow_private: bool) -> Sender {
         Sender {
             client: Arc::default(),
+            guarded_client: Arc::default(),
             identities: Arc::default(),
             tokens: Tokens::default(),
             targets: Arc::default(),
             request_timeout,
             allow_private,
+            allowed_networks: AllowedNetworks::default(),
         }
+    }
+
+    /// This sender with private `networks` its guard lets through (for tenants' targets too).
+    pub fn allowing(mut self, networks: AllowedNetworks) -> Sender {
+        self.allowed_networks = networks;
+        self
     }
 
     /// Builds the HTTP client in the background, so that neither start-up nor the first delivery waits for it.
@@ -79,19 +94,28 @@ impl Sender {
     pub fn warm_up(&self) {
         let sender = self.clone();
         tokio::spawn(async move {
-            if let Err(error) = sender.client().await {
+            if let Err(error) = sender.client(false).await {
                 tracing::error!(%error, "deliveries will fail until this is fixed");
             }
         });
     }
 
-    async fn client(&self) -> Result<&HttpClient, String> {
-        let built = self
-            .client
+    /// Whether a target is held to the SSRF guard: when the operator forbids private targets, or a tenant gave it.
+    fn guards(&self, given_by_tenant: bool) -> bool {
+        !self.allow_private || given_by_tenant
+    }
+
+    /// The client for targets `guarded` or not (the same one when the operator forbids private targets).
+    async fn client(&self, guarded: bool) -> Result<&HttpClient, String> {
+        let (cell, guarded) = match (self.allow_private, guarded) {
+            (true, true) => (&self.guarded_client, true),
+            (allow_private, _) => (&self.client, !allow_private),
+        };
+        let built = cell
             .get_or_init(|| {
                 let sender = self.clone();
                 async move {
-                    let built = tokio::task::spawn_blocking(move || sender.build_client(None)).await;
+                    let built = tokio::task::spawn_blocking(move || sender.build_client(None, guarded)).await;
                     built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}")))
                 }
             })
@@ -101,17 +125,18 @@ impl Sender {
 
     /// The client that presents `certificate`, built on first use. An unusable certificate or key is a
     /// permanent failure of the attempt, which says what is wrong without showing the key.
-    async fn client_with(&self, certificate: &ClientCertificate) -> Result<HttpClient, Failure> {
+    async fn client_with(&self, certificate: &ClientCertificate, guarded: bool) -> Result<HttpClient, Failure> {
         let digest: [u8; 32] = Sha256::new()
             .chain_update(&certificate.certificate)
             .chain_update(&certificate.private_key)
+            .chain_update([u8::from(guarded)])
             .finalize()
             .into();
         if let Some(client) = self.identities.lock().ok().and_then(|clients| clients.get(&digest).cloned()) {
             return Ok(client);
         }
         let (sender, certificate) = (self.clone(), certificate.clone());
-        let built = tokio::task::spawn_blocking(move || sender.build_client(Some(&certificate))).await;
+        let built = tokio::task::spawn_blocking(move || sender.build_client(Some(&certificate), guarded)).await;
         let client =
             built.unwrap_or_else(|e| Err(format!("cannot build the HTTP client: {e}"))).map_err(Failure::Permanent)?;
         if let Ok(mut clients) = self.identities.lock() {
@@ -123,7 +148,7 @@ impl Sender {
         Ok(client)
     }
 
-    fn build_client(&self, certificate: Option<&ClientCertificate>) -> Result<HttpClient, String> {
+    fn build_client(&self, certificate: Option<&ClientCertificate>, guarded: bool) -> Result<HttpClient, String> {
         super::tls::install();
         let tls = rustls::ClientConfig::builder()
             .with_platform_verifier()
@@ -135,7 +160,7 @@ impl Sender {
                 tls.with_client_auth_cert(chain, key).map_err(|e| format!("the mTLS certificate is unusable: {e}"))?
             }
         };
-        let mut http = HttpConnector::new_with_resolver(Resolver { guarded: !self.allow_private });
+        let mut http = HttpConnector::new_with_resolver(Resolver { guarded, allowed: self.allowed_networks.clone() });
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.request_timeout.min(Duration::from_secs(10))));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -167,37 +192,44 @@ impl Sender {
         (response, record)
     }
 
-    /// `text` parsed, and checked against the SSRF guard when it applies; remembered only when it passes.
-    fn target(&self, text: &str) -> Result<Uri, Failure> {
-        if let Some(uri) = self.targets.lock().ok().and_then(|targets| targets.get(text).cloned()) {
-            return Ok(uri);
-        }
-        // Parsed as a URL first: that maps an international host name to the ASCII a URI needs.
-        let url = http_url(text).map_err(|problem| Failure::Permanent(format!("invalid URL: {problem}")))?;
-        if let Some((ip, why)) = forbidden_host(&url).filter(|_| !self.allow_private) {
+    /// `text` parsed, and checked against the SSRF guard when it applies (`guarded`); remembered with the
+    /// guard's verdict on its literal IP host, only when it passes.
+    fn target(&self, text: &str, guarded: bool) -> Result<Uri, Failure> {
+        let remembered = self.targets.lock().ok().and_then(|targets| targets.get(text).cloned());
+        let target = match remembered {
+            Some(target) => target,
+            None => {
+                // Parsed as a URL first: that maps an international host name to the ASCII a URI needs.
+                let url = http_url(text).map_err(|problem| Failure::Permanent(format!("invalid URL: {problem}")))?;
+                let uri = url.as_str().parse().map_err(|e| Failure::Permanent(format!("invalid URL: {e}")))?;
+                Target { uri, forbidden: forbidden_host(&url) }
+            }
+        };
+        let refused = target.forbidden.filter(|(ip, _)| guarded && self.allowed_networks.refuses(*ip).is_some());
+        if let Some((ip, why)) = refused {
             return Err(Failure::Permanent(Refused { host: ip.to_string(), ip, why }.to_string()));
         }
-        let uri: Uri = url.as_str().parse().map_err(|e| Failure::Permanent(format!("invalid URL: {e}")))?;
         if let Ok(mut targets) = self.targets.lock() {
             if targets.len() >= MAX_TARGETS {
                 targets.clear();
             }
-            targets.insert(text.into(), uri.clone());
+            targets.entry(text.into()).or_insert_with(|| target.clone());
         }
-        Ok(uri)
+        Ok(target.uri)
     }
 
     /// Sends `request` with its credentials: with a token for `oauth2` (a new one, once, when the target answers
     /// 401 to the cached one), through the client presenting the certificate for `mtls`.
     async fn try_send(&self, request: &Request<'_>) -> Result<Answer, Failure> {
-        let uri = self.target(request.url)?;
+        let guarded = self.guards(request.guarded);
+        let uri = self.target(request.url, guarded)?;
         let with_certificate;
         let client = match request.auth {
             Some(TargetAuth::Mtls(certificate)) => {
-                with_certificate = self.client_with(certificate).await?;
+                with_certificate = self.client_with(certificate, guarded).await?;
                 &with_certificate
             }
-            _ => self.client().await.map_err(Failure::Transient)?,
+            _ => self.client(guarded).await.map_err(Failure::Transient)?,
         };
         let Some(TargetAuth::OAuth2(oauth2)) = request.auth else {
             return self.exchange_once(client, build_request(uri, request, None)?).await;
@@ -206,7 +238,7 @@ impl Sender {
         let sender = self.clone();
         let exchange = move |request: HttpRequest| {
             let sender = sender.clone();
-            async move { sender.exchange(request).await }
+            async move { sender.exchange(request, guarded).await }
         };
         let token = self.tokens.token(oauth2, None, &exchange).await.map_err(|e| Failure::Transient(e.to_string()))?;
         let answer = self.exchange_once(client, build_request(uri.clone(), request, Some(&token))?).await?;
@@ -218,15 +250,16 @@ impl Sender {
         self.exchange_once(client, build_request(uri, request, Some(&fresh))?).await
     }
 
-    /// A small request of the dispatcher's own (an OAuth 2.0 token, an OpenID configuration), through the
-    /// guarded client, within the request timeout.
-    async fn exchange(&self, request: HttpRequest) -> Result<HttpResponse, ExchangeError> {
+    /// A small request of the dispatcher's own (an OAuth 2.0 token, an OpenID configuration), guarded as the
+    /// target it is for, within the request timeout.
+    async fn exchange(&self, request: HttpRequest, guarded: bool) -> Result<HttpResponse, ExchangeError> {
         let (parts, body) = request.into_parts();
-        let uri = self.target(&parts.uri.to_string()).map_err(|failure| ExchangeError(failure.into_response().0))?;
+        let uri =
+            self.target(&parts.uri.to_string(), guarded).map_err(|failure| ExchangeError(failure.into_response().0))?;
         let mut request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         *request.uri_mut() = uri;
         request.headers_mut().insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        let client = self.client().await.map_err(ExchangeError)?.clone();
+        let client = self.client(guarded).await.map_err(ExchangeError)?.clone();
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let timed_out = |_| ExchangeError("timed out".to_owned());
         let response = tokio::time::timeout_at(deadline, client.request(request))
@@ -365,60 +398,6 @@ fn describe(error: &hyper_util::client::legacy::Error) -> Failure {
     }
 }
 
-/// A target refused by the SSRF guard.
-#[derive(Debug)]
-struct Refused {
-    host: String,
-    ip: IpAddr,
-    why: &'static str,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "refused: {} resolves to {}, {} (private targets are not allowed)", self.host, self.ip, self.why)
-    }
-}
-
-impl std::error::Error for Refused {}
-
-/// Resolves host names; when `guarded`, drops the addresses the SSRF guard forbids, and refuses when none is
-/// left. (Literal IP hosts never reach it: `target` checks those.)
-#[derive(Clone)]
-struct Resolver {
-    guarded: bool,
-}
-
-type Resolving = Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl tower_service::Service<Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = BoxError;
-    type Future = Resolving;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Resolving {
-        let (host, guarded) = (name.as_str().to_owned(), self.guarded);
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !guarded {
-                return Ok(resolved.into_iter());
-            }
-            let allowed: Vec<SocketAddr> = resolved.iter().copied().filter(|a| forbidden(a.ip()).is_none()).collect();
-            if allowed.is_empty() {
-                if let Some(first) = resolved.first() {
-                    let why = forbidden(first.ip()).unwrap_or("forbidden");
-                    return Err(Box::new(Refused { host, ip: first.ip(), why }) as BoxError);
-                }
-            }
-            Ok(allowed.into_iter())
-        })
-    }
-}
-
 #[async_trait]
 impl crate::ports::Sender for Sender {
     async fn send(&self, request: Request<'_>) -> (Response, Attempt) {
@@ -438,23 +417,23 @@ mod tests {
     fn targets_are_parsed_once_and_refusals_are_not_remembered() {
         let sender = Sender::new(Duration::from_secs(1), false);
         for _ in 0..2 {
-            let Failure::Permanent(error) = sender.target("http://10.0.0.1/hook").unwrap_err() else {
+            let Failure::Permanent(error) = sender.target("http://10.0.0.1/hook", true).unwrap_err() else {
                 panic!("a refused target is a permanent failure")
             };
             assert!(error.starts_with("refused: 10.0.0.1 resolves to 10.0.0.1"), "{error}");
-            let Failure::Permanent(error) = sender.target("http//nope").unwrap_err() else { panic!("permanent") };
+            let Failure::Permanent(error) = sender.target("http//nope", true).unwrap_err() else { panic!("permanent") };
             assert!(error.starts_with("invalid URL: "), "{error}");
         }
         assert_eq!(remembered(&sender), 0);
         for _ in 0..2 {
-            assert_eq!(sender.target("https://example.com/hook?a=1").unwrap(), "https://example.com/hook?a=1");
+            assert_eq!(sender.target("https://example.com/hook?a=1", true).unwrap(), "https://example.com/hook?a=1");
         }
         assert_eq!(remembered(&sender), 1);
         for i in 1..MAX_TARGETS {
-            sender.target(&format!("https://example.com/{i}")).unwrap();
+            sender.target(&format!("https://example.com/{i}"), true).unwrap();
         }
         assert_eq!(remembered(&sender), MAX_TARGETS);
-        sender.target("https://example.com/one-more").unwrap();
+        sender.target("https://example.com/one-more", true).unwrap();
         assert_eq!(remembered(&sender), 1, "forgets them all when full");
     }
 
@@ -473,6 +452,7 @@ mod tests {
             auth: None,
             signed_at: 0,
             at_ms: 0,
+            guarded: false,
         };
         let built = build_request("https://example.com/hook".parse().unwrap(), &request, None).unwrap();
         assert_eq!(
@@ -492,8 +472,15 @@ mod tests {
     }
 
     #[test]
-    fn private_targets_pass_when_allowed() {
+    fn private_targets_pass_when_allowed_except_a_tenant_s() {
         let sender = Sender::new(Duration::from_secs(1), true);
-        assert_eq!(sender.target("http://10.0.0.1/hook").unwrap().host(), Some("10.0.0.1"));
+        let guarded = sender.guards(false);
+        assert_eq!(sender.target("http://10.0.0.1/hook", guarded).unwrap().host(), Some("10.0.0.1"));
+        // Remembered as passing unguarded: a tenant's request for the same URL is still refused.
+        let Failure::Permanent(error) = sender.target("http://10.0.0.1/hook", sender.guards(true)).unwrap_err() else {
+            panic!("a refused target is a permanent failure")
+        };
+        assert!(error.starts_with("refused: 10.0.0.1"), "{error}");
+        assert!(Sender::new(Duration::from_secs(1), false).guards(false));
     }
 }

@@ -7,6 +7,7 @@ use super::{
 use crate::adapters::cosmos::{check_endpoint, CosmosAuth, CosmosConfig};
 use crate::adapters::identity::ManagedIdentity;
 use crate::adapters::servicebus::ServiceBusConnection;
+use crate::http::ApiKey;
 use std::time::Duration;
 
 /// The port variable's name in Functions hosts before custom handlers had their own.
@@ -23,6 +24,9 @@ pub struct ServeConfig {
     pub events_queue: String,
     pub deliveries_queue: String,
     pub delivery: Delivery,
+    /// The operator's key, which the handler checks: the Api function is anonymous, so that tenants' tokens
+    /// reach it. Never printed: see the `Debug` of [`ApiKey`].
+    pub api_key: ApiKey,
 }
 
 /// The settings of `handler serve` (app settings in Azure); [`ServeArgs::validate`] checks them.
@@ -61,6 +65,10 @@ pub struct ServeArgs {
     /// The queue of delivery jobs (retries are re-sent there).
     #[arg(long, env = "DELIVERIES_QUEUE", default_value = "deliveries")]
     pub deliveries_queue: String,
+    /// The operator's key, sent as `x-functions-key` (a Key Vault reference in Azure). The handler checks it:
+    /// the Api function is anonymous, so that tenants' bearer tokens reach the handler.
+    #[arg(long, env = "DISPATCHER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -119,6 +127,12 @@ impl ServeArgs {
                 problems.add(&name(id), format!("{queue:?} is not a queue name"));
             }
         }
+        let api_key =
+            problems.check(required(&name("api_key"), self.api_key, "the operator's key, at least 16 characters"));
+        if api_key.as_ref().is_some_and(|key| key.len() < 16) {
+            // Say what is wrong without repeating the key.
+            problems.add(&name("api_key"), "must be at least 16 characters");
+        }
         problems.into_result(|| {
             let delivery = delivery?;
             let cosmos = CosmosConfig {
@@ -136,6 +150,7 @@ impl ServeArgs {
                 events_queue: self.events_queue,
                 deliveries_queue: self.deliveries_queue,
                 delivery,
+                api_key: ApiKey(api_key?),
             })
         })
     }

@@ -3,8 +3,10 @@
 //! of `handler local` and of `handler serve`.
 
 use super::{boolean, disable_after, duration, encryption_key, name, number, Problems};
+use crate::adapters::guard::AllowedNetworks;
 use crate::adapters::sealed::EncryptionKey;
 use dispatcher_core::policy::retry::RetrySchedule;
+use ipnet::IpNet;
 use std::time::Duration;
 
 /// The shared settings, checked.
@@ -21,6 +23,8 @@ pub struct Delivery {
     pub encryption_key: Option<EncryptionKey>,
     /// Whether webhook URLs may resolve to loopback, private or link-local addresses.
     pub allow_private_targets: bool,
+    /// Private networks every webhook may reach, tenants' too.
+    pub allowed_networks: AllowedNetworks,
     /// On SIGINT/SIGTERM (the Functions host stopping the handler), how long the deliveries in flight may take
     /// to finish.
     pub shutdown_grace: Duration,
@@ -61,6 +65,10 @@ pub struct DeliveryArgs {
     /// `handler local`, false for `handler serve`].
     #[arg(long, env = "DISPATCHER_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<String>,
+    /// Private networks (CIDR, comma-separated, e.g. `10.20.0.0/16`) that every webhook may reach, tenants'
+    /// too, whose webhooks are otherwise held to the SSRF guard whatever DISPATCHER_ALLOW_PRIVATE_TARGETS says.
+    #[arg(long, env = "DISPATCHER_ALLOWED_NETWORKS", default_value = "")]
+    pub allowed_networks: String,
     /// On SIGINT/SIGTERM (or the Functions host stopping `handler serve`), how long in-flight deliveries may
     /// take to finish [default: the request timeout and 5s more; for `handler local` at least 10s].
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE")]
@@ -83,6 +91,7 @@ impl DeliveryArgs {
             None => Some(bounds.private_targets_by_default),
             Some(text) => problems.check(boolean(&name("allow_private_targets"), text)),
         };
+        let allowed_networks = problems.check_setting(&name("allowed_networks"), networks(&self.allowed_networks));
         let shutdown_grace = match &self.shutdown_grace {
             Some(text) => problems.check(duration(&name("shutdown_grace"), text, Duration::from_secs(600))),
             None => request_timeout.map(|timeout| (timeout + Duration::from_secs(5)).max(bounds.least_grace)),
@@ -94,9 +103,21 @@ impl DeliveryArgs {
             retention_days: retention_days?,
             encryption_key: encryption_key?,
             allow_private_targets: allow_private_targets?,
+            allowed_networks: allowed_networks?,
             shutdown_grace: shutdown_grace?,
         })
     }
+}
+
+/// Comma-separated CIDR networks (a bare address is its own /32 or /128).
+fn networks(text: &str) -> Result<AllowedNetworks, String> {
+    let parse = |item: &str| {
+        item.parse::<IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("{item:?} is not a network like 10.20.0.0/16"))
+    };
+    let items = text.split(',').map(str::trim).filter(|item| !item.is_empty());
+    Ok(AllowedNetworks(items.map(parse).collect::<Result<Vec<_>, _>>()?.into()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The success answers of the API: a JSON body with a status (200, 201 or 202), a webhook with its `ETag`, or
 //! no body (204), each documenting itself with its status, schema and headers.
 
-use crate::ports::WebhookVersion;
+use crate::ports::Version;
 use aide::generate::GenContext;
 use aide::openapi::{
     Header, MediaType, Operation, ParameterSchemaOrContent, ReferenceOr, Response as ApiResponse, SchemaObject,
@@ -51,10 +51,10 @@ impl<const N: u16, T: JsonSchema> OperationOutput for Answer<N, T> {
 
 /// A 200 JSON answer showing a stored version of something (a webhook), with that version as its `ETag`:
 /// sent back in `If-Match`, it makes a change fail with 412 when someone changed it meanwhile.
-pub struct Tagged<T>(pub T, pub WebhookVersion);
+pub struct Tagged<T>(pub T, pub Version);
 
 /// The entity tag of a version: the version quoted.
-pub fn etag(version: &WebhookVersion) -> String {
+pub fn etag(version: &Version) -> String {
     format!("\"{}\"", version.0)
 }
 

@@ -1,15 +1,23 @@
-//! The API key: on Azure the Functions host checks the function key before a request reaches the handler;
-//! locally, when `DISPATCHER_API_KEY` is set, the handler checks it itself, from the same `x-functions-key`
-//! header (or `?code=`), compared in constant time.
+//! Who is calling, decided once for every API request: the operator's key (`x-functions-key`, or `?code=`),
+//! compared in constant time, or a tenant's token (`Authorization: Bearer dtk_…`), verified by the service.
+//! Without a configured key (local mode's default) a request without a token is the operator's. Handlers take
+//! the result as [`Caller`]; the service decides what it may do.
 
 use super::problem::ApiError;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use crate::service::{Service, ServiceError};
+use aide::generate::GenContext;
+use aide::openapi::Operation;
+use aide::OperationInput;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use dispatcher_core::model::Access;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// The key every API call must carry. Its `Debug` does not show it.
+/// The operator's key. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(pub String);
 
@@ -19,17 +27,58 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// Lets a request through when no key is configured, or when it carries the key.
-pub async fn require_key(State(key): State<Option<ApiKey>>, request: Request, next: Next) -> Response {
-    let Some(expected) = key else { return next.run(request).await };
-    let from_header = request.headers().get("x-functions-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let from_query =
-        request.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("code="))).map(str::to_owned);
-    let given = from_header.or(from_query).unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.0.as_bytes())) {
-        next.run(request).await
-    } else {
-        let detail = "missing or wrong API key: send it in the x-functions-key header";
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response()
+fn unauthorized(detail: &str) -> Response {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response()
+}
+
+/// Decides who the caller is and lets the request through with it, or answers 401 (403 for a disabled tenant).
+pub async fn authenticate(
+    State((service, key)): State<(Arc<Service>, Option<ApiKey>)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let given_key = headers.get("x-functions-key").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
+        request.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("code="))).map(str::to_owned)
+    });
+    let bearer = headers.get(header::AUTHORIZATION).map(|v| {
+        let text = v.to_str().unwrap_or_default();
+        text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).unwrap_or_default().trim().to_owned()
+    });
+    let access = match (given_key, bearer, &key) {
+        (Some(given), _, Some(expected)) => match bool::from(given.as_bytes().ct_eq(expected.0.as_bytes())) {
+            true => Access::Operator,
+            false => return unauthorized("the key in x-functions-key is wrong"),
+        },
+        (_, Some(token), _) => match service.authenticate(&token).await {
+            Ok(access) => access,
+            Err(error @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
+                return ApiError::from(error).into_response()
+            }
+            Err(error) => return ApiError::from(error).into_response(),
+        },
+        (_, None, None) => Access::Operator,
+        (None, None, Some(_)) => return unauthorized(
+            "no credential: send the operator's key in x-functions-key, or a tenant's token as Authorization: Bearer",
+        ),
+    };
+    request.extensions_mut().insert(access);
+    next.run(request).await
+}
+
+/// Who is calling, as [`authenticate`] decided.
+pub struct Caller(pub Access);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        // Only a route outside the authenticated router could lack it: refused, never taken for the operator.
+        let access = parts.extensions.get::<Access>().cloned();
+        access.map(Caller).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "no credential"))
     }
+}
+
+impl OperationInput for Caller {
+    fn operation_input(_ctx: &mut GenContext, _operation: &mut Operation) {}
 }

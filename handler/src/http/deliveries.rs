@@ -1,6 +1,7 @@
 //! `/deliveries`: one delivery with every attempt, and sending it again.
 
 use super::answer::Answer;
+use super::auth::Caller;
 use super::extract::Id;
 use super::problem::ApiError;
 use super::views::{DeliveryQueuedView, DeliveryView};
@@ -23,10 +24,18 @@ pub fn routes() -> ApiRouter<AppState> {
         )
 }
 
-async fn get(State(service): State<AppState>, Id(id): Id) -> Result<Answer<200, DeliveryView>, ApiError> {
-    Ok(Answer(DeliveryView::from(service.delivery(&id).await?)))
+async fn get(
+    State(service): State<AppState>,
+    Caller(access): Caller,
+    Id(id): Id,
+) -> Result<Answer<200, DeliveryView>, ApiError> {
+    Ok(Answer(DeliveryView::from(service.delivery(&access, &id).await?)))
 }
 
-async fn retry(State(service): State<AppState>, Id(id): Id) -> Result<Answer<202, DeliveryQueuedView>, ApiError> {
-    Ok(Answer(DeliveryQueuedView { id: service.retry(&id).await? }))
+async fn retry(
+    State(service): State<AppState>,
+    Caller(access): Caller,
+    Id(id): Id,
+) -> Result<Answer<202, DeliveryQueuedView>, ApiError> {
+    Ok(Answer(DeliveryQueuedView { id: service.retry(&access, &id).await? }))
 }

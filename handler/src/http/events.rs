@@ -2,10 +2,12 @@
 //! events.
 
 use super::answer::Answer;
+use super::auth::Caller;
 use super::extract::{EventBody, PageQuery, Query};
 use super::problem::ApiError;
 use super::views::{AcceptedView, Page, PreviewView, RejectedView};
 use super::{errors, AppState};
+use crate::service::require_operator;
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
 use axum::extract::State;
@@ -50,9 +52,11 @@ pub fn routes() -> ApiRouter<AppState> {
 
 async fn publish(
     State(service): State<AppState>,
+    Caller(access): Caller,
     headers: HeaderMap,
     EventBody(body): EventBody,
 ) -> Result<Answer<202, AcceptedView>, ApiError> {
+    require_operator(&access, "publishing events")?;
     let body = match body {
         Ok(body) => body,
         Err(error) => {
@@ -66,7 +70,7 @@ async fn publish(
         |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
     let (key, correlation_id, traceparent) =
         (header("idempotency-key"), header("x-correlation-id"), header("traceparent"));
-    match service.publish(&body, key, correlation_id, traceparent).await {
+    match service.publish(&access, &body, key, correlation_id, traceparent).await {
         Ok(published) => Ok(Answer(AcceptedView { id: published.id, deliveries: published.deliveries })),
         Err(error) => {
             let error = ApiError::from(error);
@@ -77,9 +81,10 @@ async fn publish(
 
 async fn preview(
     State(service): State<AppState>,
+    Caller(access): Caller,
     EventBody(body): EventBody,
 ) -> Result<Answer<200, PreviewView>, ApiError> {
-    Ok(Answer(service.preview(&body?).await?.into()))
+    Ok(Answer(service.preview(&access, &body?).await?.into()))
 }
 
 async fn catalog() -> Answer<200, Value> {
@@ -88,8 +93,9 @@ async fn catalog() -> Answer<200, Value> {
 
 async fn rejected(
     State(service): State<AppState>,
+    Caller(access): Caller,
     Query(page): Query<PageQuery>,
 ) -> Result<Answer<200, Page<RejectedView>>, ApiError> {
-    let found = service.rejected_events(page.limit(), page.cursor.as_deref()).await?;
+    let found = service.rejected_events(&access, page.limit(), page.cursor.as_deref()).await?;
     Ok(Answer(Page::of(found, RejectedView::from)))
 }

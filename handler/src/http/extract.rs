@@ -2,7 +2,7 @@
 //! extractors answer in plain text) and documenting itself in the OpenAPI document.
 
 use super::problem::ApiError;
-use crate::ports::WebhookVersion;
+use crate::ports::Version;
 use aide::generate::GenContext;
 use aide::openapi::{
     MediaType, Operation, Parameter, ParameterData, ParameterSchemaOrContent, ReferenceOr, RequestBody, SchemaObject,
@@ -83,7 +83,7 @@ impl<S: JsonSchema> OperationInput for JsonBody<S> {
 /// The versions a client changes (`If-Match`, RFC 9110 §13.1.1: the ETag of a previous answer, or a list of
 /// them); absent, or `*`, changes whatever is stored. If-Match compares strongly: a weak tag (`W/"..."`) names
 /// no version, so a list of weak tags alone never matches (412).
-pub struct IfMatch(pub Option<Vec<WebhookVersion>>);
+pub struct IfMatch(pub Option<Vec<Version>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -110,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                 let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('"'));
                 let inner = inner.ok_or_else(invalid)?;
                 if !weak {
-                    versions.push(WebhookVersion(inner.to_owned()));
+                    versions.push(Version(inner.to_owned()));
                 }
             }
         }
@@ -255,7 +255,7 @@ fn inline(value: &mut Value, defs: &serde_json::Map<String, Value>) {
 /// The `{id}` of a path.
 #[derive(Deserialize, JsonSchema)]
 pub struct IdPath {
-    /// The webhook's or delivery's id.
+    /// The webhook's, delivery's or tenant's id.
     pub id: String,
 }
 
@@ -281,6 +281,27 @@ impl<St: Send + Sync> FromRequestParts<St> for Id {
 impl OperationInput for Id {
     fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         axum::extract::Path::<IdPath>::operation_input(ctx, operation);
+    }
+}
+
+/// A path's parameters read as `T`, refused with problem details when they cannot be read.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await.map_err(|rejection| {
+                ApiError::invalid("invalid-path", "the path is invalid", Report::single("path", rejection.body_text()))
+            })?;
+        Ok(Path(value))
+    }
+}
+
+impl<T: JsonSchema> OperationInput for Path<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        axum::extract::Path::<T>::operation_input(ctx, operation);
     }
 }
 

@@ -11,10 +11,12 @@ mod deliveries;
 mod events;
 mod extract;
 mod problem;
+mod tenants;
 mod views;
 mod webhooks;
 
 pub use auth::ApiKey;
+use auth::Caller;
 pub use problem::ApiError;
 
 use crate::service::{Info, Service};
@@ -67,7 +69,7 @@ pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES + 1))
-        .layer(axum::middleware::from_fn_with_state(key, auth::require_key))
+        .layer(axum::middleware::from_fn_with_state((service.clone(), key), auth::authenticate))
         .merge(crate::portal::router())
         .with_state(service)
 }
@@ -98,14 +100,20 @@ fn routes() -> ApiRouter<AppState> {
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(deliveries::routes())
+        .merge(tenants::routes())
 }
 
-async fn info(State(service): State<AppState>) -> Answer<200, Info> {
-    Answer(service.info())
+/// The counters are the operator's: a tenant sees the name, version and mode only.
+async fn info(State(service): State<AppState>, Caller(access): Caller) -> Answer<200, Info> {
+    Answer(service.info(&access))
 }
 
-/// Every metric in the Prometheus text format (`telemetry`, `service::metrics`).
-async fn metrics(State(service): State<AppState>) -> Result<impl axum::response::IntoResponse, ApiError> {
+/// Every metric in the Prometheus text format (`telemetry`, `service::metrics`); the operator's only.
+async fn metrics(
+    State(service): State<AppState>,
+    Caller(access): Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    crate::service::require_operator(&access, "reading metrics")?;
     service.observe().await?;
     let text = crate::telemetry::render();
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
@@ -129,8 +137,10 @@ fn add_errors(operation: &mut aide::openapi::Operation, statuses: &[u16]) {
     for &status in statuses {
         let description = match status {
             400 => "The request is invalid: every problem, with where it is",
-            401 => "The API key is missing or wrong (when one is required)",
-            404 => "No such webhook or delivery",
+            401 => "The credential is missing, wrong, expired or revoked (when one is required)",
+            403 => "The credential may not do this: a tenant's (operator only), a read-only one, a disabled tenant's",
+            404 => "No such webhook, delivery or tenant (or not one this credential may see)",
+            422 => "A tenant's webhook would hold an attribute value outside its tenant's grants",
             409 => "The request conflicts with the current state",
             412 => "The webhook changed since the version given in If-Match: read it again and retry",
             413 => "The body is over 256 KiB",

@@ -84,6 +84,8 @@ impl From<ServiceError> for ApiError {
                 let kind = match what {
                     Invalid::Event => "invalid-event",
                     Invalid::Webhook | Invalid::PatchedWebhook => "invalid-webhook",
+                    Invalid::Tenant | Invalid::PatchedTenant => "invalid-tenant",
+                    Invalid::Credential => "invalid-credential-request",
                 };
                 ApiError::invalid(kind, &what.to_string(), report)
             }
@@ -93,6 +95,12 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", detail)
             }
             ServiceError::InFlight(detail) => ApiError::new(StatusCode::CONFLICT, "in-flight", detail),
+            ServiceError::Unauthorized(detail) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail),
+            ServiceError::Forbidden(detail) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            ServiceError::Ungranted(report) => {
+                let detail = "the webhook holds attribute values outside its tenant's grants";
+                ApiError::invalid("ungranted-attribute", detail, report).with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)

@@ -132,6 +132,9 @@ pub struct WebhookView {
     pub callback_auth: Option<AuthView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_when: Option<EventFilter>,
+    /// The tenant that owns it; absent for the operator's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
@@ -211,6 +214,7 @@ impl WebhookView {
             callback_url: c.callback_url.clone(),
             callback_auth: c.callback_auth.as_ref().map(AuthView::of),
             fail_when: c.fail_when.clone(),
+            tenant: c.tenant.as_ref().map(ToString::to_string),
             created_at: timestamp(w.created_at_ms),
             updated_at: timestamp(w.updated_at_ms),
             secret: with_secret.then(|| w.secret.expose().to_owned()),
@@ -279,6 +283,9 @@ pub struct HealthView {
     /// The latest delivery now retrying or dead, of any age.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<FailureView>,
+    /// Why it receives nothing though it is enabled: an attribute value its tenant's grants no longer list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -316,6 +323,7 @@ impl From<Health> for HealthView {
             skipped: c.skipped,
             success_rate: c.success_rate(),
             last_failure,
+            blocked: health.blocked,
         }
     }
 }

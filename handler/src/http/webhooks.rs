@@ -2,6 +2,7 @@
 //! deliveries, and recovering the ones a disabled webhook missed.
 
 use super::answer::{Answer, NoContent, Tagged};
+use super::auth::Caller;
 use super::extract::{
     ConfigurationSchema, DeliveriesQuery, Id, IfMatch, JsonBody, MergePatch, Query, RegistrationSchema,
 };
@@ -108,61 +109,73 @@ pub fn routes() -> ApiRouter<AppState> {
         )
 }
 
-async fn list(State(service): State<AppState>) -> Answered<200, Vec<WebhookView>> {
-    Ok(Answer(service.list_webhooks().await?.iter().map(|w| WebhookView::of(w, false)).collect()))
+async fn list(State(service): State<AppState>, Caller(access): Caller) -> Answered<200, Vec<WebhookView>> {
+    Ok(Answer(service.list_webhooks(&access).await?.iter().map(|w| WebhookView::of(w, false)).collect()))
 }
 
 async fn create(
     State(service): State<AppState>,
+    Caller(access): Caller,
     JsonBody(body, _): JsonBody<RegistrationSchema>,
 ) -> Answered<201, WebhookView> {
-    Ok(Answer(WebhookView::of(&service.create_webhook(&body).await?, true)))
+    Ok(Answer(WebhookView::of(&service.create_webhook(&access, &body).await?, true)))
 }
 
-async fn get(State(service): State<AppState>, Id(id): Id) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.versioned_webhook(&id.into()).await?;
+async fn get(
+    State(service): State<AppState>,
+    Caller(access): Caller,
+    Id(id): Id,
+) -> Result<Tagged<WebhookView>, ApiError> {
+    let (webhook, version) = service.versioned_webhook(&access, &id.into()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn replace(
     State(service): State<AppState>,
+    Caller(access): Caller,
     Id(id): Id,
     IfMatch(if_match): IfMatch,
     JsonBody(body, _): JsonBody<ConfigurationSchema>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.replace_webhook(&id.into(), &body, if_match.as_deref()).await?;
+    let (webhook, version) = service.replace_webhook(&access, &id.into(), &body, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
 async fn patch(
     State(service): State<AppState>,
+    Caller(access): Caller,
     Id(id): Id,
     IfMatch(if_match): IfMatch,
     JsonBody(patch, _): JsonBody<MergePatch>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
-    let (webhook, version) = service.patch_webhook(&id.into(), &patch, if_match.as_deref()).await?;
+    let (webhook, version) = service.patch_webhook(&access, &id.into(), &patch, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
 }
 
-async fn delete(State(service): State<AppState>, Id(id): Id) -> Result<NoContent, ApiError> {
-    service.delete_webhook(&id.into()).await?;
+async fn delete(State(service): State<AppState>, Caller(access): Caller, Id(id): Id) -> Result<NoContent, ApiError> {
+    service.delete_webhook(&access, &id.into()).await?;
     Ok(NoContent)
 }
 
-async fn secret(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
-    Ok(Answer(SecretView::of(&service.webhook(&id.into()).await?, service.now_ms())))
+async fn secret(State(service): State<AppState>, Caller(access): Caller, Id(id): Id) -> Answered<200, SecretView> {
+    Ok(Answer(SecretView::of(&service.webhook(&access, &id.into()).await?, service.now_ms())))
 }
 
-async fn rotate(State(service): State<AppState>, Id(id): Id) -> Answered<200, SecretView> {
-    Ok(Answer(SecretView::of(&service.rotate_secret(&id.into()).await?, service.now_ms())))
+async fn rotate(State(service): State<AppState>, Caller(access): Caller, Id(id): Id) -> Answered<200, SecretView> {
+    Ok(Answer(SecretView::of(&service.rotate_secret(&access, &id.into()).await?, service.now_ms())))
 }
 
-async fn ping(State(service): State<AppState>, Id(id): Id) -> Answered<202, DeliveryQueuedView> {
-    Ok(Answer(DeliveryQueuedView { id: service.ping(&id.into()).await? }))
+async fn ping(
+    State(service): State<AppState>,
+    Caller(access): Caller,
+    Id(id): Id,
+) -> Answered<202, DeliveryQueuedView> {
+    Ok(Answer(DeliveryQueuedView { id: service.ping(&access, &id.into()).await? }))
 }
 
 async fn recover(
     State(service): State<AppState>,
+    Caller(access): Caller,
     Id(id): Id,
     JsonBody(body, _): JsonBody<RecoverRequest>,
 ) -> Answered<202, RecoveredView> {
@@ -183,18 +196,19 @@ async fn recover(
         return Err(ApiError::invalid("invalid-recovery", "the recovery window is invalid", report));
     };
     let until = until.unwrap_or_else(|| service.now_ms() + 1);
-    Ok(Answer(RecoveredView { deliveries: service.recover(&id.into(), since, until).await? }))
+    Ok(Answer(RecoveredView { deliveries: service.recover(&access, &id.into(), since, until).await? }))
 }
 
-async fn health(State(service): State<AppState>, Id(id): Id) -> Answered<200, HealthView> {
-    Ok(Answer(service.health(&id.into()).await?.into()))
+async fn health(State(service): State<AppState>, Caller(access): Caller, Id(id): Id) -> Answered<200, HealthView> {
+    Ok(Answer(service.health(&access, &id.into()).await?.into()))
 }
 
 async fn deliveries(
     State(service): State<AppState>,
+    Caller(access): Caller,
     Id(id): Id,
     Query(query): Query<DeliveriesQuery>,
 ) -> Answered<200, Page<DeliveryView>> {
-    let found = service.deliveries(&id.into(), query.status, query.limit(), query.cursor.as_deref()).await?;
+    let found = service.deliveries(&access, &id.into(), query.status, query.limit(), query.cursor.as_deref()).await?;
     Ok(Answer(Page::of(found, DeliveryView::from)))
 }

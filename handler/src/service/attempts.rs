@@ -5,7 +5,7 @@
 //! that answered 410 or failed for too long (`health.rs`), the failure callback). Local mode frees the worker's slot between the two.
 
 use super::metrics::Outcome;
-use super::webhooks::Updated;
+use super::versioned::Updated;
 use super::{timestamp, Service, ServiceError};
 use crate::ports::LogKey;
 use crate::telemetry;
@@ -131,6 +131,10 @@ impl Service {
             (Admission::Drop { reason }, _) => return self.drop_job(&job, reason).await,
             (Admission::Attempt, None) => return self.drop_job(&job, settle::WEBHOOK_GONE.to_owned()).await,
         };
+        // Grants are checked again here: a delivery routed before its tenant's grant was narrowed is not sent.
+        if let Some(blocked) = webhooks.blocked(&webhook).filter(|_| job.delivery.callback.is_none()) {
+            return self.drop_job(&job, format!("not sent: {blocked}")).await;
+        }
         if let Some(until_ms) = self.wait_for_slot(&job, &webhook).await? {
             return Ok(Step::Deferred { until_ms });
         }

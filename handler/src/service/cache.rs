@@ -1,22 +1,23 @@
-//! The webhooks as routing sees them, read from the store and kept: once per change of this process, and, when
+//! The webhooks and their tenants as routing sees them, read from the stores and kept: once per change of this process, and, when
 //! other processes change them too (Azure), again once the copy is older than its maximum age. One read at a
 //! time: when the copy goes stale under load, the concurrent callers wait for that one read.
 
-use crate::ports::{StoreError, WebhookStore};
+use crate::ports::{StoreError, TenantStore, WebhookStore};
 use dispatcher_core::webhooks::WebhookIndex;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub struct WebhookCache {
     store: Arc<dyn WebhookStore>,
+    tenants: Arc<dyn TenantStore>,
     max_age: Option<Duration>,
     current: RwLock<Option<(Instant, Arc<WebhookIndex>)>>,
     reading: tokio::sync::Mutex<()>,
 }
 
 impl WebhookCache {
-    pub fn new(store: Arc<dyn WebhookStore>, max_age: Option<Duration>) -> WebhookCache {
-        WebhookCache { store, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
+    pub fn new(store: Arc<dyn WebhookStore>, tenants: Arc<dyn TenantStore>, max_age: Option<Duration>) -> WebhookCache {
+        WebhookCache { store, tenants, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
     }
 
     /// The store the webhooks come from.
@@ -53,7 +54,7 @@ impl WebhookCache {
         self.read().await
     }
 
-    /// Reads the webhooks again after a change this process wrote; when that read fails, forgets the copy, so
+    /// Reads the webhooks and tenants again after a change this process wrote; when that read fails, forgets the copy, so
     /// that the next use reads them (a change written is never reported as failed for its read-back).
     pub async fn changed(&self) {
         if let Err(error) = self.refresh().await {
@@ -65,7 +66,8 @@ impl WebhookCache {
     }
 
     async fn read(&self) -> Result<Arc<WebhookIndex>, StoreError> {
-        let set = Arc::new(WebhookIndex::new(self.store.list_webhooks().await?));
+        let (webhooks, tenants) = tokio::try_join!(self.store.list_webhooks(), self.tenants.list_tenants())?;
+        let set = Arc::new(WebhookIndex::with_tenants(webhooks, tenants));
         if let Ok(mut current) = self.current.write() {
             *current = Some((Instant::now(), set.clone()));
         }

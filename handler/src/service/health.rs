@@ -6,7 +6,7 @@
 //! old) may miss a streak that began meanwhile; the next success past that ends it. Each write is a change of
 //! the webhook as stored (`update_webhook`): a PATCH or a rotation made meanwhile is kept.
 
-use super::webhooks::Updated;
+use super::versioned::Updated;
 use super::{timestamp, Service, ServiceError};
 use dispatcher_core::model::Webhook;
 use dispatcher_core::policy::health::{after_failure, AfterFailure};

@@ -2,13 +2,14 @@
 //! (`Intake`); routing turns it into deliveries (the core's `dispatch`) and submits them to a delivery queue.
 //! An invalid event is recorded with every problem and refused, once: retrying it cannot make it valid.
 
+use super::access::require_operator;
 use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
 use crate::telemetry;
 use dispatcher_core::dispatch::{dispatch, skipped, Source};
 use dispatcher_core::events::{decode, Event};
-use dispatcher_core::model::{Delivery, Problem, Rejected};
+use dispatcher_core::model::{Access, Delivery, Problem, Rejected};
 use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
@@ -41,11 +42,13 @@ impl Service {
     /// publish continues the caller's trace (`traceparent`), and its deliveries continue it.
     pub async fn publish(
         &self,
+        access: &Access,
         body: &[u8],
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
         traceparent: Option<String>,
     ) -> Result<Published, ServiceError> {
+        require_operator(access, "publishing events")?;
         let span = tracing::info_span!("publish");
         telemetry::continue_trace(&span, traceparent.as_deref());
         let traceparent = telemetry::traceparent(&span);
@@ -80,15 +83,20 @@ impl Service {
     }
 
     /// Routes an event's body as publishing would, against the webhooks of now, and keeps nothing: what a
-    /// filter tester shows. An invalid event is refused with every problem, and not recorded.
-    pub async fn preview(&self, body: &[u8]) -> Result<Preview, ServiceError> {
+    /// filter tester shows (a tenant sees its own webhooks' only). An invalid event is refused with every
+    /// problem, and not recorded.
+    pub async fn preview(&self, access: &Access, body: &[u8]) -> Result<Preview, ServiceError> {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
+        let seen = |deliveries: Vec<Delivery>| -> Vec<Delivery> {
+            let sees = |d: &Delivery| webhooks.get(&d.webhook_id).is_some_and(|w| access.sees(w));
+            deliveries.into_iter().filter(sees).collect()
+        };
         Ok(Preview {
             event: event.name(),
-            deliveries: dispatch(&source, &event, &webhooks),
-            skipped: skipped(&source, &event, &webhooks),
+            deliveries: seen(dispatch(&source, &event, &webhooks)),
+            skipped: seen(skipped(&source, &event, &webhooks)),
         })
     }
 
@@ -169,9 +177,11 @@ impl Service {
     /// Rejected events, newest first.
     pub async fn rejected_events(
         &self,
+        access: &Access,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<crate::ports::Page<Rejected>, ServiceError> {
+        require_operator(access, "reading rejected events")?;
         Ok(self.rejected.list_rejected(limit, cursor).await?)
     }
 

@@ -34,6 +34,8 @@ pub struct Metrics {
     pending: Gauge<u64>,
     oldest_pending: Gauge<f64>,
     webhooks: Gauge<u64>,
+    changes: Counter<u64>,
+    refused: Counter<u64>,
 }
 
 /// The name a rejected event's body gives itself, when it is one of the catalog's; `unknown` otherwise, so
@@ -86,6 +88,16 @@ impl Metrics {
                 .u64_gauge("dispatcher.webhooks")
                 .with_description("Webhooks, by state (enabled, disabled)")
                 .build(),
+            changes: meter
+                .u64_counter("dispatcher.changes")
+                .with_description("Changes made through the API (the audit log), by who (operator, tenant) and action")
+                .build(),
+            refused: meter
+                .u64_counter("dispatcher.credentials.refused")
+                .with_description(
+                    "API calls refused for their credential, by reason (malformed, unknown, expired, disabled)",
+                )
+                .build(),
         }
     }
 
@@ -110,6 +122,15 @@ impl Metrics {
     pub fn backlog(&self, pending: u64, oldest_age_ms: Option<i64>) {
         self.pending.record(pending, &[]);
         self.oldest_pending.record(oldest_age_ms.unwrap_or(0).max(0) as f64 / 1000.0, &[]);
+    }
+
+    /// A change the audit log records: `by` is `operator` or `tenant`, `action` one of a fixed set.
+    pub fn change(&self, by: &'static str, action: &'static str) {
+        self.changes.add(1, &[KeyValue::new("by", by), KeyValue::new("action", action)]);
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.add(1, &[KeyValue::new("reason", reason)]);
     }
 
     pub fn webhooks(&self, enabled: u64, disabled: u64) {

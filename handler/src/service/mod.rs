@@ -4,23 +4,28 @@
 //! (`crate::ports`); `runtime::local` and `runtime::azure` choose the adapters and translate their triggers
 //! into these calls.
 
+mod access;
 mod attempts;
 mod cache;
 mod deliveries;
 mod health;
 mod intake;
 pub mod metrics;
+mod tenants;
+mod versioned;
 mod webhooks;
 
+pub use access::{require_operator, TokenCache, TOKEN_CACHE_MAX_AGE};
 pub use attempts::{span, Attempted, Handled, Step};
 pub use cache::WebhookCache;
 pub use deliveries::Health;
 pub use intake::{Accepted, Preview, Published};
+pub use tenants::IssuedCredential;
 pub use webhooks::ImportError;
 
 use crate::ports::{
     Clock, DeliveryLog, DeliveryQueue, EventQueue, NewDeliveries, QueueError, RandomUnavailable, RateLimits,
-    RejectedEvents, Sender, StoreError, WebhookStore,
+    RejectedEvents, Sender, StoreError, TenantStore, WebhookStore,
 };
 use dispatcher_core::model::{Delivery, Job, Report};
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -46,7 +51,8 @@ pub struct Parts {
     /// `local` or `azure`, as `GET /info` says.
     pub mode: &'static str,
     pub webhooks: Arc<dyn WebhookStore>,
-    /// How long the webhooks read from the store are used before they are read again; `None` when this process
+    pub tenants: Arc<dyn TenantStore>,
+    /// How long the webhooks (and the tenants) read from the store are used before they are read again; `None` when this process
     /// makes every change (local mode), so that reading them again after its own changes is enough.
     pub webhook_cache: Option<Duration>,
     pub log: Arc<dyn DeliveryLog>,
@@ -64,6 +70,8 @@ pub struct Parts {
 pub struct Service {
     mode: &'static str,
     webhooks: WebhookCache,
+    tenants: Arc<dyn TenantStore>,
+    tokens: TokenCache,
     log: Arc<dyn DeliveryLog>,
     rejected: Arc<dyn RejectedEvents>,
     queue: Arc<dyn DeliveryQueue>,
@@ -101,6 +109,15 @@ pub enum ServiceError {
     /// Something that should not fail did (the operating system's random generator).
     #[error("{0}")]
     Internal(String),
+    /// The credential is malformed, unknown, revoked or expired (its words never quote it).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but may not do this (a tenant's, a read-only one).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A tenant's webhook would hold attribute values outside its tenant's grants.
+    #[error("outside the tenant's grants: {0}")]
+    Ungranted(Report),
 }
 
 impl From<RandomUnavailable> for ServiceError {
@@ -115,6 +132,9 @@ pub enum Invalid {
     Event,
     Webhook,
     PatchedWebhook,
+    Tenant,
+    PatchedTenant,
+    Credential,
 }
 
 impl std::fmt::Display for Invalid {
@@ -123,6 +143,9 @@ impl std::fmt::Display for Invalid {
             Invalid::Event => "the event is invalid",
             Invalid::Webhook => "the webhook is invalid",
             Invalid::PatchedWebhook => "the patched webhook is invalid",
+            Invalid::Tenant => "the tenant is invalid",
+            Invalid::PatchedTenant => "the patched tenant is invalid",
+            Invalid::Credential => "the credential request is invalid",
         })
     }
 }
@@ -171,17 +194,22 @@ pub struct Info {
     pub version: &'static str,
     /// `local` (one process, SQLite) or `azure` (Functions custom handler).
     pub mode: &'static str,
-    /// Webhooks known to this process (on Azure: in its cache, 0 before the first read).
-    pub webhooks: usize,
-    /// What this process did since it started (on Azure, instances come and go: each counts its own).
-    pub counters: CountersNow,
+    /// Webhooks known to this process (on Azure: in its cache, 0 before the first read); the operator's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<usize>,
+    /// What this process did since it started (on Azure, instances come and go: each counts its own); the
+    /// operator's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersNow>,
 }
 
 impl Service {
     pub fn new(parts: Parts) -> Service {
         Service {
             mode: parts.mode,
-            webhooks: WebhookCache::new(parts.webhooks, parts.webhook_cache),
+            webhooks: WebhookCache::new(parts.webhooks, parts.tenants.clone(), parts.webhook_cache),
+            tenants: parts.tenants,
+            tokens: TokenCache::new(parts.webhook_cache.map(|_| TOKEN_CACHE_MAX_AGE)),
             log: parts.log,
             rejected: parts.rejected,
             queue: parts.queue,
@@ -239,13 +267,14 @@ impl Service {
         &self.webhooks
     }
 
-    pub fn info(&self) -> Info {
+    pub fn info(&self, access: &dispatcher_core::model::Access) -> Info {
+        let operator = matches!(access, dispatcher_core::model::Access::Operator);
         Info {
             name: "public-event-dispatcher",
             version: env!("CARGO_PKG_VERSION"),
             mode: self.mode,
-            webhooks: self.webhooks.current().map_or(0, |set| set.len()),
-            counters: self.counters.now(),
+            webhooks: operator.then(|| self.webhooks.current().map_or(0, |set| set.len())),
+            counters: operator.then(|| self.counters.now()),
         }
     }
 

@@ -3,9 +3,12 @@
 //! made by [`Service::update_webhook`], from a fresh read and written only if nobody changed the webhook
 //! meanwhile, and read back into the routing cache before the answer.
 
+use super::access::require_writable;
+use super::versioned::{self, Updated, Webhooks};
 use super::{Invalid, Service, ServiceError};
-use crate::ports::{StoreError, WebhookVersion};
+use crate::ports::Version;
 use dispatcher_core::dispatch::{self, Source};
+use dispatcher_core::model::{join, Access, Problem, Report, TenantId};
 use dispatcher_core::model::{DeliveryId, Webhook, WebhookConfig, WebhookId};
 use dispatcher_core::webhooks::registration::{decode_registration, derived_id};
 use serde_json::Value;
@@ -25,80 +28,86 @@ fn not_found(id: &WebhookId) -> ServiceError {
     ServiceError::NotFound { what: "webhook", id: id.to_string() }
 }
 
-/// How often a change is made again from a fresh read when others keep changing the webhook first.
-const UPDATE_TRIES: usize = 16;
-
-/// What [`Service::update_webhook`] did.
-#[derive(Debug)]
-pub(super) enum Updated {
-    /// The change was written: the webhook as it is now, and its new version.
-    Changed(Webhook, WebhookVersion),
-    /// The change left the webhook as it was.
-    Unchanged(Webhook, WebhookVersion),
-    /// There is no such webhook.
-    Missing,
-}
-
-impl Updated {
-    /// The webhook as it is now; [`ServiceError::NotFound`] when there is none.
-    fn found(self, id: &WebhookId) -> Result<(Webhook, WebhookVersion), ServiceError> {
-        match self {
-            Updated::Changed(webhook, version) | Updated::Unchanged(webhook, version) => Ok((webhook, version)),
-            Updated::Missing => Err(not_found(id)),
-        }
-    }
+/// `webhook` when `access` may see it; another tenant's is not found (its existence is not disclosed).
+fn visible(access: &Access, webhook: &Webhook) -> Result<(), ServiceError> {
+    access.sees(webhook).then_some(()).ok_or_else(|| not_found(&webhook.id))
 }
 
 impl Service {
-    pub async fn list_webhooks(&self) -> Result<Vec<Webhook>, ServiceError> {
-        Ok(self.webhooks.store().list_webhooks().await?)
+    pub async fn list_webhooks(&self, access: &Access) -> Result<Vec<Webhook>, ServiceError> {
+        let mut webhooks = self.webhooks.store().list_webhooks().await?;
+        webhooks.retain(|w| access.sees(w));
+        Ok(webhooks)
     }
 
-    pub async fn webhook(&self, id: &WebhookId) -> Result<Webhook, ServiceError> {
-        Ok(self.versioned_webhook(id).await?.0)
+    pub async fn webhook(&self, access: &Access, id: &WebhookId) -> Result<Webhook, ServiceError> {
+        Ok(self.versioned_webhook(access, id).await?.0)
     }
 
     /// A webhook with its version (the API's `ETag`).
-    pub async fn versioned_webhook(&self, id: &WebhookId) -> Result<(Webhook, WebhookVersion), ServiceError> {
-        self.webhooks.store().get_webhook(id).await?.ok_or_else(|| not_found(id))
+    pub async fn versioned_webhook(&self, access: &Access, id: &WebhookId) -> Result<(Webhook, Version), ServiceError> {
+        let (webhook, version) = self.webhooks.store().get_webhook(id).await?.ok_or_else(|| not_found(id))?;
+        visible(access, &webhook)?;
+        Ok((webhook, version))
     }
 
-    /// Changes webhook `id`: `change` gets it as stored now and gives its new value (or `None` to leave it
-    /// as it is), which is written only if the webhook is still the one read; otherwise it is read again and
-    /// `change` applied again, so two changes made at once both survive. With `if_match` (the versions an API
-    /// client's `If-Match` names), a webhook of another version is not changed:
-    /// [`ServiceError::PreconditionFailed`].
+    /// Changes webhook `id` (see `versioned::update`), then reads the webhooks again for routing.
     pub(super) async fn update_webhook(
         &self,
         id: &WebhookId,
-        if_match: Option<&[WebhookVersion]>,
-        mut change: impl FnMut(&Webhook) -> Result<Option<Webhook>, ServiceError>,
-    ) -> Result<Updated, ServiceError> {
-        let store = self.webhooks.store();
-        for _ in 0..UPDATE_TRIES {
-            let Some((current, version)) = store.get_webhook(id).await? else { return Ok(Updated::Missing) };
-            if if_match.is_some_and(|expected| !expected.contains(&version)) {
-                return Err(ServiceError::PreconditionFailed(format!(
-                    "webhook {id:?} changed since the version given in If-Match: read it again (its ETag) and retry"
-                )));
-            }
-            let Some(changed) = change(&current)? else { return Ok(Updated::Unchanged(current, version)) };
-            match store.put_webhook(&changed, Some(&version)).await {
-                Ok(written) => {
-                    self.webhooks.changed().await;
-                    return Ok(Updated::Changed(changed, written));
-                }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(error) => return Err(error.into()),
-            }
+        if_match: Option<&[Version]>,
+        change: impl FnMut(&Webhook) -> Result<Option<Webhook>, ServiceError> + Send,
+    ) -> Result<Updated<Webhook>, ServiceError> {
+        let updated = versioned::update(&Webhooks(self.webhooks.store()), id, if_match, change).await?;
+        if matches!(updated, Updated::Changed(..)) {
+            self.webhooks.changed().await;
         }
-        Err(ServiceError::Conflict(format!("webhook {id:?} kept changing while this change was made: try again")))
+        Ok(updated)
     }
 
-    /// Registers a webhook from a registration body (which may name its id); the answer holds its secret.
-    pub async fn create_webhook(&self, body: &Value) -> Result<Webhook, ServiceError> {
+    /// Who owns a webhook configured as `config` by `access`: a tenant's credential makes its tenant the owner
+    /// (a body naming another is refused); an operator may name any tenant that exists. A tenant's webhook
+    /// must hold only attribute values its tenant's grants list (422 otherwise).
+    async fn owned(&self, access: &Access, mut config: WebhookConfig) -> Result<WebhookConfig, ServiceError> {
+        if let Some(own) = access.tenant() {
+            if config.tenant.as_ref().is_some_and(|named| named != own) {
+                let report = Report::single("tenant", "is set by your credential: leave it out");
+                return Err(ServiceError::Invalid { what: Invalid::Webhook, report });
+            }
+            config.tenant = Some(own.clone());
+        }
+        let Some(id) = &config.tenant else { return Ok(config) };
+        let Some((tenant, _)) = self.tenants.get_tenant(id).await? else {
+            let report = Report::single("tenant", format!("there is no tenant \"{id}\""));
+            return Err(ServiceError::Invalid { what: Invalid::Webhook, report });
+        };
+        let problems: Vec<Problem> = config
+            .attributes
+            .iter()
+            .filter(|(attribute, value)| !tenant.grants(attribute, value))
+            .map(|(attribute, value)| {
+                Problem::new(
+                    join("attributes", attribute),
+                    format!("{value:?} is not granted to tenant \"{id}\" (its grants list the values its webhooks may hold)"),
+                )
+            })
+            .collect();
+        match Report::of(problems) {
+            Some(report) => Err(ServiceError::Ungranted(report)),
+            None => Ok(config),
+        }
+    }
+
+    /// Registers a webhook from a registration body (which may name its id); the answer holds its secret. A
+    /// tenant's registration past its `maxWebhooks` is a conflict.
+    pub async fn create_webhook(&self, access: &Access, body: &Value) -> Result<Webhook, ServiceError> {
+        require_writable(access)?;
         let (id, config) =
             decode_registration(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
+        let config = self.owned(access, config).await?;
+        if let Some(tenant) = &config.tenant {
+            self.check_room(tenant).await?;
+        }
         let id = match id {
             Some(id) => id,
             None => self.random_id("wh_")?,
@@ -107,73 +116,116 @@ impl Service {
         // An id taken meanwhile is a conflict of the store, answered 409 like the one above.
         self.webhooks.store().put_webhook(&webhook, None).await?;
         self.webhooks.changed().await;
+        self.audit(access, "webhook.create", webhook.id.as_str());
         Ok(webhook)
+    }
+
+    /// Refuses a new webhook of `tenant` when it holds its `maxWebhooks` already. (Two registrations at once
+    /// may both pass: the limit is a quota, not a security boundary.)
+    async fn check_room(&self, tenant: &TenantId) -> Result<(), ServiceError> {
+        let Some((tenant, _)) = self.tenants.get_tenant(tenant).await? else { return Ok(()) };
+        let webhooks = self.webhooks.store().list_webhooks().await?;
+        let held = webhooks.iter().filter(|w| w.config.tenant.as_ref() == Some(&tenant.id)).count();
+        if held >= tenant.config.max_webhooks as usize {
+            return Err(ServiceError::Conflict(format!(
+                "tenant \"{}\" holds {held} webhooks, its limit (maxWebhooks: {}): delete one first",
+                tenant.id, tenant.config.max_webhooks
+            )));
+        }
+        Ok(())
     }
 
     /// Replaces a webhook's configuration.
     pub async fn replace_webhook(
         &self,
+        access: &Access,
         id: &WebhookId,
         body: &Value,
-        if_match: Option<&[WebhookVersion]>,
-    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
+        if_match: Option<&[Version]>,
+    ) -> Result<(Webhook, Version), ServiceError> {
+        require_writable(access)?;
         let config =
             WebhookConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
-        self.reconfigure(id, if_match, |_| Ok(config.clone())).await
+        self.versioned_webhook(access, id).await?;
+        let config = self.owned(access, config).await?;
+        let replaced = self.reconfigure(access, id, if_match, |_| Ok(config.clone())).await?;
+        self.audit(access, "webhook.replace", id.as_str());
+        Ok(replaced)
     }
 
     /// Changes some fields of a webhook's configuration (RFC 7396 JSON merge patch), applied to the webhook as
     /// stored when it is written: fields the patch leaves out keep what others wrote meanwhile.
     pub async fn patch_webhook(
         &self,
+        access: &Access,
         id: &WebhookId,
         patch: &Value,
-        if_match: Option<&[WebhookVersion]>,
-    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
-        self.reconfigure(id, if_match, |webhook| {
-            let mut merged =
-                serde_json::to_value(&webhook.config).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            json_patch::merge(&mut merged, patch);
-            WebhookConfig::decode(&merged)
-                .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })
-        })
-        .await
+        if_match: Option<&[Version]>,
+    ) -> Result<(Webhook, Version), ServiceError> {
+        require_writable(access)?;
+        let (current, _) = self.versioned_webhook(access, id).await?;
+        // The owner and the grants are checked on the patched webhook as read now; a change of them between
+        // this read and the write is caught by routing, which checks grants again.
+        let patched = merged(&current.config, patch)?;
+        let owned = self.owned(access, patched).await?;
+        let tenant = owned.tenant.clone();
+        let patched = self
+            .reconfigure(access, id, if_match, |webhook| {
+                let config = merged(&webhook.config, patch)?;
+                Ok(WebhookConfig { tenant: tenant.clone(), ..config })
+            })
+            .await?;
+        self.audit(access, "webhook.patch", id.as_str());
+        Ok(patched)
     }
 
-    /// Gives webhook `id` the configuration `config_of` makes from it as stored (see `update_webhook`).
+    /// Gives webhook `id` the configuration `config_of` makes from it as stored (see `update_webhook`), when
+    /// `access` sees it.
     async fn reconfigure(
         &self,
+        access: &Access,
         id: &WebhookId,
-        if_match: Option<&[WebhookVersion]>,
-        config_of: impl Fn(&Webhook) -> Result<WebhookConfig, ServiceError>,
-    ) -> Result<(Webhook, WebhookVersion), ServiceError> {
+        if_match: Option<&[Version]>,
+        config_of: impl Fn(&Webhook) -> Result<WebhookConfig, ServiceError> + Send + Sync,
+    ) -> Result<(Webhook, Version), ServiceError> {
         let now_ms = self.clock.now_ms();
-        let changed =
-            self.update_webhook(id, if_match, |webhook| Ok(Some(webhook.reconfigured(config_of(webhook)?, now_ms))));
-        changed.await?.found(id)
+        let changed = self.update_webhook(id, if_match, |webhook| {
+            visible(access, webhook)?;
+            Ok(Some(webhook.reconfigured(config_of(webhook)?, now_ms)))
+        });
+        changed.await?.found(|| not_found(id))
     }
 
     /// Deletes a webhook; its deliveries still queued end dead when their turn comes.
-    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<(), ServiceError> {
+    pub async fn delete_webhook(&self, access: &Access, id: &WebhookId) -> Result<(), ServiceError> {
+        require_writable(access)?;
+        self.versioned_webhook(access, id).await?;
         if !self.webhooks.store().delete_webhook(id).await? {
             return Err(not_found(id));
         }
         self.webhooks.changed().await;
+        self.audit(access, "webhook.delete", id.as_str());
         Ok(())
     }
 
     /// A new signing secret; the current one keeps signing for 24 hours.
-    pub async fn rotate_secret(&self, id: &WebhookId) -> Result<Webhook, ServiceError> {
+    pub async fn rotate_secret(&self, access: &Access, id: &WebhookId) -> Result<Webhook, ServiceError> {
+        require_writable(access)?;
         let (fresh, now_ms) = (self.new_secret()?, self.clock.now_ms());
         // A retry of a write that went through finds the new secret there already: rotated once.
-        let rotate = |webhook: &Webhook| Ok((webhook.secret != fresh).then(|| webhook.rotated(fresh.clone(), now_ms)));
-        let rotated = self.update_webhook(id, None, rotate);
-        Ok(rotated.await?.found(id)?.0)
+        let rotate = |webhook: &Webhook| {
+            visible(access, webhook)?;
+            Ok((webhook.secret != fresh).then(|| webhook.rotated(fresh.clone(), now_ms)))
+        };
+        let rotated = self.update_webhook(id, None, rotate).await?.found(|| not_found(id))?.0;
+        self.audit(access, "webhook.rotate-secret", id.as_str());
+        Ok(rotated)
     }
 
     /// Queues `{"name":"ping","payload":{}}` for this webhook now, outside routing; returns the delivery's id.
-    pub async fn ping(&self, id: &WebhookId) -> Result<DeliveryId, ServiceError> {
-        let webhook = self.webhook(id).await?;
+    pub async fn ping(&self, access: &Access, id: &WebhookId) -> Result<DeliveryId, ServiceError> {
+        require_writable(access)?;
+        let webhook = self.webhook(access, id).await?;
         let source = Source { id: self.random_id("evt_")?, correlation_id: None, traceparent: None };
         let delivery = dispatch::direct(&source, &webhook.id, "ping", r#"{"name":"ping","payload":{}}"#.to_owned());
         let id = delivery.id;
@@ -223,4 +275,11 @@ impl Service {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
+}
+
+/// `config` with `patch` merged into it (RFC 7396), decoded again.
+fn merged(config: &WebhookConfig, patch: &Value) -> Result<WebhookConfig, ServiceError> {
+    let mut merged = serde_json::to_value(config).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    json_patch::merge(&mut merged, patch);
+    WebhookConfig::decode(&merged).map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })
 }

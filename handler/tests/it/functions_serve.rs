@@ -93,11 +93,24 @@ pub(crate) async fn start_serve(
     start_ready(command, port).await
 }
 
+/// The operator's key of the `handler serve` processes of the tests, unless a test sets its own.
+pub(crate) const SERVE_KEY: &str = "serve-operator-key-0123456789";
+
+/// A client that sends the operator's key on every request, as operators' tools do.
+pub(crate) fn operator_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-functions-key", key.parse().unwrap());
+    dispatcher::adapters::tls::build(dispatcher::adapters::tls::builder().default_headers(headers)).unwrap()
+}
+
 /// `command`, a `handler serve`, started on `port` as the host starts it, once it answers `GET /`; with a
-/// client and its base URL.
+/// client that sends the operator's key (`SERVE_KEY`, set unless the command sets a key) and its base URL.
 pub(crate) async fn start_ready(mut command: Command, port: u16) -> (Handler, reqwest::Client, String) {
+    let key = command.get_envs().find(|(name, _)| *name == "DISPATCHER_API_KEY").and_then(|(_, value)| value);
+    let key = key.map_or(SERVE_KEY.to_owned(), |value| value.to_string_lossy().into_owned());
+    command.env("DISPATCHER_API_KEY", &key);
     let handler = Handler(command.env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()).spawn().unwrap());
-    let (client, base) = (dispatcher::adapters::tls::client().unwrap(), format!("http://127.0.0.1:{port}"));
+    let (client, base) = (operator_client(&key), format!("http://127.0.0.1:{port}"));
     let started = Instant::now();
     while !client.get(format!("{base}/")).send().await.is_ok_and(|r| r.status().is_success()) {
         assert!(started.elapsed() < Duration::from_secs(20), "GET / never answered");

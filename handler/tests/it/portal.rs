@@ -21,7 +21,7 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.fill("API key", "not-the-key").await;
     browser.click("Sign in").await;
     browser.wait_text("#alert", "Unauthorized (HTTP 401)", 10).await;
-    browser.wait_text("#alert", "missing or wrong API key", 1).await;
+    browser.wait_text("#alert", "the key in x-functions-key is wrong", 1).await;
     browser.screenshot("sign-in").await;
     browser.assert_accessible("sign-in").await;
     browser.client.goto(&format!("{portal}#key={KEY}")).await.unwrap();

@@ -5,10 +5,12 @@
 use crate::support::cosmos::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, WebhookStore};
+use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, TenantStore, WebhookStore};
 use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
-use dispatcher_core::model::{Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Status, Webhook};
+use dispatcher_core::model::{
+    Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Status, Tenant, TenantConfig, Token, Webhook,
+};
 use dispatcher_core::settle::Logged;
 use serde_json::json;
 
@@ -51,7 +53,7 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     // A write from a read that is no longer current changes nothing: two writers cannot undo each other.
     let stale = store.put_webhook(&a, Some(&created)).await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
-    let foreign = store.put_webhook(&a, Some(&dispatcher::ports::WebhookVersion("not-a-version".into()))).await;
+    let foreign = store.put_webhook(&a, Some(&dispatcher::ports::Version("not-a-version".into()))).await;
     assert!(matches!(foreign, Err(StoreError::Conflict(_))), "{foreign:?}");
     assert_eq!(store.get_webhook(&"wh-a".into()).await.unwrap(), Some((changed.clone(), replaced.clone())));
     // Deleted and registered again under its id: a version read before is still stale.
@@ -69,6 +71,57 @@ async fn webhooks_are_kept_whole_and_in_order(store: &impl WebhookStore) {
     assert!(!store.delete_webhook(&"wh-a".into()).await.unwrap(), "already gone");
     assert_eq!(store.get_webhook(&"wh-a".into()).await.unwrap(), None);
     assert_eq!(store.list_webhooks().await.unwrap(), [b]);
+}
+
+fn tenant(id: &str, services: &[&str]) -> Tenant {
+    let grants = [("serviceId".to_owned(), services.iter().map(|s| s.to_string()).collect())].into();
+    let config = TenantConfig { name: format!("Tenant {id}"), grants, max_webhooks: 3, disabled: false };
+    Tenant { id: id.into(), config, created_at_ms: 1_000, updated_at_ms: 1_000 }
+}
+
+fn token(id: &str, tenant: &str, expires_at_ms: i64) -> Token {
+    Token {
+        id: id.into(),
+        tenant: tenant.into(),
+        name: "ci".into(),
+        hash: "ab".repeat(32),
+        read_only: true,
+        portal: false,
+        created_at_ms: 1_000,
+        expires_at_ms,
+    }
+}
+
+async fn tenants_and_their_tokens_are_kept(store: &impl TenantStore) {
+    assert!(store.list_tenants().await.unwrap().is_empty());
+    let (a, b) = (tenant("tn-a", &["s1"]), tenant("tn-b", &["s2"]));
+    let created = store.put_tenant(&a, None).await.unwrap();
+    store.put_tenant(&b, None).await.unwrap();
+    assert!(matches!(store.put_tenant(&a, None).await, Err(StoreError::Conflict(_))), "created once");
+    let mut narrowed = a.clone();
+    narrowed.config.grants.insert("serviceId".into(), vec![]);
+    let replaced = store.put_tenant(&narrowed, Some(&created)).await.unwrap();
+    let stale = store.put_tenant(&a, Some(&created)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "a stale write changes nothing: {stale:?}");
+    assert_eq!(store.get_tenant(&"tn-a".into()).await.unwrap(), Some((narrowed.clone(), replaced)));
+    assert_eq!(store.list_tenants().await.unwrap(), [narrowed, b.clone()], "oldest first");
+
+    store.put_token(&token("tok_1", "tn-a", 5_000)).await.unwrap();
+    store.put_token(&token("tok_2", "tn-a", 2_000)).await.unwrap();
+    store.put_token(&token("tok_3", "tn-b", 5_000)).await.unwrap();
+    assert!(matches!(store.put_token(&token("tok_1", "tn-b", 9_000)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.get_token("tok_1").await.unwrap(), Some(token("tok_1", "tn-a", 5_000)), "kept whole");
+    let ids = |tokens: Vec<Token>| tokens.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_tokens(&"tn-a".into(), 1_500).await.unwrap()), ["tok_1", "tok_2"]);
+    assert_eq!(ids(store.list_tokens(&"tn-a".into(), 3_000).await.unwrap()), ["tok_1"], "expired ones left out");
+    assert!(!store.delete_token(&"tn-b".into(), "tok_1").await.unwrap(), "another tenant's token is not revoked");
+    assert!(store.delete_token(&"tn-a".into(), "tok_1").await.unwrap());
+    assert_eq!(store.get_token("tok_1").await.unwrap(), None);
+    assert!(store.delete_tenant(&"tn-a".into()).await.unwrap());
+    assert_eq!(store.get_token("tok_2").await.unwrap(), None, "its tokens go with it");
+    assert!(store.get_token("tok_3").await.unwrap().is_some(), "another tenant's stay");
+    assert!(!store.delete_tenant(&"tn-a".into()).await.unwrap());
+    assert_eq!(store.list_tenants().await.unwrap(), [b]);
 }
 
 async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
@@ -262,6 +315,7 @@ async fn sqlite_passes_the_store_suite() {
     let _ = std::fs::remove_dir_all(&dir);
     let store = SqliteStore::open(&dir, 0).unwrap();
     webhooks_are_kept_whole_and_in_order(&store).await;
+    tenants_and_their_tokens_are_kept(&store).await;
     the_delivery_log_keeps_every_attempt(&store).await;
     deliveries_page_newest_first(&store).await;
     rejected_events_page_newest_first(&store).await;
@@ -282,6 +336,7 @@ async fn cosmos_passes_the_store_suite() {
     assert!(!format!("{config:?}").contains(EMULATOR_KEY), "the key is not printed");
     let store = CosmosStore::new(config.clone());
     webhooks_are_kept_whole_and_in_order(&store).await;
+    tenants_and_their_tokens_are_kept(&store).await;
     the_delivery_log_keeps_every_attempt(&store).await;
     deliveries_page_newest_first(&store).await;
     rejected_events_page_newest_first(&store).await;

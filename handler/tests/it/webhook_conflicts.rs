@@ -5,10 +5,10 @@
 
 use dispatcher::adapters::sender::Sender;
 use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{StoreError, SystemClock, WebhookStore, WebhookVersion};
+use dispatcher::ports::{StoreError, SystemClock, Version, WebhookStore};
 use dispatcher::runtime::local::{LocalQueue, MemoryRateLimits};
 use dispatcher::service::{Intake, Parts, Service, ServiceError};
-use dispatcher_core::model::{Webhook, WebhookId};
+use dispatcher_core::model::{Access, Webhook, WebhookId};
 use dispatcher_core::policy::retry::RetrySchedule;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +25,7 @@ struct Interfering {
 
 #[async_trait::async_trait]
 impl WebhookStore for Interfering {
-    async fn put_webhook(
-        &self,
-        webhook: &Webhook,
-        expected: Option<&WebhookVersion>,
-    ) -> Result<WebhookVersion, StoreError> {
+    async fn put_webhook(&self, webhook: &Webhook, expected: Option<&Version>) -> Result<Version, StoreError> {
         if expected.is_some() {
             let n = self.conditional_writes.fetch_add(1, Ordering::SeqCst);
             if n < self.interfere {
@@ -40,7 +36,7 @@ impl WebhookStore for Interfering {
         }
         self.inner.put_webhook(webhook, expected).await
     }
-    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError> {
         self.inner.get_webhook(id).await
     }
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
@@ -59,6 +55,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
     let service = Service::new(Parts {
         mode: "local",
         webhooks: webhooks.clone(),
+        tenants: store.clone(),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),
@@ -71,7 +68,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
         disable_after: None,
     });
     let registration = json!({"id": "wh1", "url": "https://receiver.example/hook", "subscriptions": ["ping"]});
-    service.create_webhook(&registration).await.unwrap();
+    service.create_webhook(&Access::Operator, &registration).await.unwrap();
     (service, webhooks)
 }
 
@@ -79,7 +76,8 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
 async fn a_change_that_meets_other_writes_is_applied_again_to_what_they_left() {
     let (service, store) = service("conflicts-retried", 3).await;
     let id = WebhookId::from("wh1");
-    let (patched, _) = service.patch_webhook(&id, &json!({"description": "ours"}), None).await.unwrap();
+    let (patched, _) =
+        service.patch_webhook(&Access::Operator, &id, &json!({"description": "ours"}), None).await.unwrap();
     assert_eq!(store.conditional_writes.load(Ordering::SeqCst), 4, "three conflicts, then written");
     let (stored, _) = store.inner.get_webhook(&id).await.unwrap().unwrap();
     assert_eq!(stored, patched);
@@ -95,7 +93,7 @@ async fn a_change_that_meets_other_writes_is_applied_again_to_what_they_left() {
 async fn a_change_that_keeps_meeting_other_writes_gives_up_after_16_tries_without_being_written() {
     let (service, store) = service("conflicts-exhausted", usize::MAX).await;
     let id = WebhookId::from("wh1");
-    let error = service.patch_webhook(&id, &json!({"description": "ours"}), None).await.unwrap_err();
+    let error = service.patch_webhook(&Access::Operator, &id, &json!({"description": "ours"}), None).await.unwrap_err();
     assert!(matches!(&error, ServiceError::Conflict(message) if message.contains("kept changing")), "{error}");
     assert_eq!(store.conditional_writes.load(Ordering::SeqCst), 16);
     let (stored, _) = store.inner.get_webhook(&id).await.unwrap().unwrap();
@@ -109,8 +107,11 @@ async fn a_change_that_keeps_meeting_other_writes_gives_up_after_16_tries_withou
 async fn a_change_under_if_match_is_not_applied_again_to_a_version_the_client_did_not_name() {
     let (service, store) = service("conflicts-if-match", 1).await;
     let id = WebhookId::from("wh1");
-    let (_, version) = service.versioned_webhook(&id).await.unwrap();
-    let error = service.patch_webhook(&id, &json!({"description": "ours"}), Some(&[version])).await.unwrap_err();
+    let (_, version) = service.versioned_webhook(&Access::Operator, &id).await.unwrap();
+    let error = service
+        .patch_webhook(&Access::Operator, &id, &json!({"description": "ours"}), Some(&[version][..]))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ServiceError::PreconditionFailed(_)), "{error}");
     assert_eq!(store.conditional_writes.load(Ordering::SeqCst), 1, "no second write");
     let (stored, _) = store.inner.get_webhook(&id).await.unwrap().unwrap();

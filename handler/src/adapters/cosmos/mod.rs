@@ -3,9 +3,11 @@
 //!
 //! Containers: `webhooks` (partition key `/id`), `deliveries` (`/webhookId`: a webhook's attempt log is one
 //! partition, read newest first), `rejected-events` (`/id`) and `rate-limits` (`/id`: each rate-limited
-//! webhook's next free slot); all but the first expire items after a TTL.
+//! webhook's next free slot), `tenants` (`/id`) and `tokens` (`/id`: a token's id); the log, the rejected events
+//! and the rate limits expire items after a TTL.
 //! - `log.rs`: the delivery log, one item per delivery with its attempts, written under optimistic concurrency.
 //! - `records.rs`: the webhooks and the rejected events.
+//! - `tenants.rs`: the tenants and their tokens (hashes only).
 //! - `rate_limits.rs`: the webhooks' rate limits, held across instances.
 //! - `query.rs`: queries, point reads, and pages cut by keyset (time, then id, newest first).
 //! - `throttle.rs`: every request waits out Cosmos DB's throttling (429) as the service asks, within a budget.
@@ -14,6 +16,7 @@ mod log;
 mod query;
 mod rate_limits;
 mod records;
+mod tenants;
 mod throttle;
 
 use crate::adapters::identity::ManagedIdentity;
@@ -82,6 +85,8 @@ struct Containers {
     deliveries: ContainerClient,
     rejected: ContainerClient,
     rate_limits: ContainerClient,
+    tenants: ContainerClient,
+    tokens: ContainerClient,
 }
 
 fn cosmos(context: &str) -> impl Fn(azure_data_cosmos::CosmosError) -> StoreError + '_ {
@@ -154,6 +159,8 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
         deliveries: container("deliveries").await?,
         rejected: container("rejected-events").await?,
         rate_limits: container("rate-limits").await?,
+        tenants: container("tenants").await?,
+        tokens: container("tokens").await?,
     })
 }
 
@@ -167,7 +174,7 @@ pub struct ContainerSpec {
     pub newest_first_by: Option<&'static str>,
 }
 
-pub const CONTAINERS: [ContainerSpec; 4] = [
+pub const CONTAINERS: [ContainerSpec; 6] = [
     ContainerSpec { name: "webhooks", partition_key: "/id", expires: false, newest_first_by: None },
     ContainerSpec {
         name: "deliveries",
@@ -182,6 +189,8 @@ pub const CONTAINERS: [ContainerSpec; 4] = [
         newest_first_by: Some("/receivedAtMs"),
     },
     ContainerSpec { name: "rate-limits", partition_key: "/id", expires: true, newest_first_by: None },
+    ContainerSpec { name: "tenants", partition_key: "/id", expires: false, newest_first_by: None },
+    ContainerSpec { name: "tokens", partition_key: "/id", expires: false, newest_first_by: None },
 ];
 
 async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<(), StoreError> {

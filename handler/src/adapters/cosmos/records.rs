@@ -3,8 +3,9 @@
 use super::query::{cut, etag_of, if_match, keyset_query, parse_cursor, point_read, query_all, with_cursor};
 use super::throttle::{unthrottled, BUDGET};
 use super::{cosmos, CosmosStore};
-use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
+use crate::ports::{Page, RejectedEvents, StoreError, Version, WebhookStore};
 use async_trait::async_trait;
+use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
 use dispatcher_core::model::{Rejected, Webhook, WebhookId};
 use serde::{Deserialize, Serialize};
@@ -18,59 +19,82 @@ struct WebhookDoc {
 
 /// The etag as a version, which the port wants without double quotes (Cosmos DB quotes its etags; the local
 /// server does not): `%` and `"` percent-encoded, decoded again for If-Match, which must be the etag exactly.
-fn version_of(etag: &str) -> WebhookVersion {
-    WebhookVersion(etag.replace('%', "%25").replace('"', "%22"))
+pub(super) fn version_of(etag: &str) -> Version {
+    Version(etag.replace('%', "%25").replace('"', "%22"))
 }
 
-fn etag_of_version(version: &WebhookVersion) -> String {
+fn etag_of_version(version: &Version) -> String {
     version.0.replace("%22", "\"").replace("%25", "%")
+}
+
+/// Creates item `id` (of partition `id`) when `expected` is `None`, else replaces it if its etag is still
+/// `expected`: the port's conditional write, for webhooks and tenants alike (`what` names them).
+pub(super) async fn put_versioned<T: Serialize + Send + Sync>(
+    container: &ContainerClient,
+    id: &str,
+    doc: &T,
+    expected: Option<&Version>,
+    what: &str,
+) -> Result<Version, StoreError> {
+    let written = match expected {
+        None => {
+            unthrottled(&format!("creating a {what}"), BUDGET, || container.create_item(id.to_owned(), id, doc, None))
+                .await
+        }
+        Some(version) => {
+            let etag = etag_of_version(version);
+            let replace = || container.replace_item(id.to_owned(), id, doc, if_match(&etag));
+            unthrottled(&format!("writing a {what}"), BUDGET, replace).await
+        }
+    };
+    match written {
+        Ok(response) => match etag_of(&response) {
+            etag if etag.is_empty() => Err(StoreError::Corrupt(format!("{what} {id:?} was written without an etag"))),
+            etag => Ok(version_of(&etag)),
+        },
+        Err(error) if expected.is_none() && error.status().is_conflict() => {
+            Err(StoreError::Conflict(format!("{what} {id:?} already exists")))
+        }
+        Err(error) if error.status().is_precondition_failed() || error.status().is_not_found() => {
+            Err(StoreError::Conflict(format!("{what} {id:?} changed since it was read")))
+        }
+        Err(error) => Err(cosmos(&format!("writing a {what}"))(error)),
+    }
+}
+
+/// Item `id` (of partition `id`) with its version; `what` names it in errors.
+pub(super) async fn get_versioned<T: serde::de::DeserializeOwned>(
+    container: &ContainerClient,
+    id: &str,
+    what: &str,
+) -> Result<Option<(T, Version)>, StoreError> {
+    match point_read::<T>(container, id, id, what).await? {
+        None => Ok(None),
+        Some((doc, Some(etag))) => Ok(Some((doc, version_of(&etag)))),
+        Some((_, None)) => Err(StoreError::Corrupt(format!("{what} {id:?} was read without an etag"))),
+    }
+}
+
+/// Deletes item `id` (of partition `id`); whether there was one.
+pub(super) async fn delete_point(container: &ContainerClient, id: &str, what: &str) -> Result<bool, StoreError> {
+    let context = format!("deleting a {what}");
+    match unthrottled(&context, BUDGET, || container.delete_item(id.to_owned(), id, None)).await {
+        Ok(_) => Ok(true),
+        Err(error) if error.status().is_not_found() => Ok(false),
+        Err(error) => Err(cosmos(&context)(error)),
+    }
 }
 
 #[async_trait]
 impl WebhookStore for CosmosStore {
-    async fn put_webhook(
-        &self,
-        webhook: &Webhook,
-        expected: Option<&WebhookVersion>,
-    ) -> Result<WebhookVersion, StoreError> {
+    async fn put_webhook(&self, webhook: &Webhook, expected: Option<&Version>) -> Result<Version, StoreError> {
         let doc = WebhookDoc { id: webhook.id.to_string(), webhook: webhook.clone() };
-        let container = &self.containers().await?.webhooks;
-        let written = match expected {
-            None => {
-                unthrottled("creating a webhook", BUDGET, || container.create_item(doc.id.clone(), &doc.id, &doc, None))
-                    .await
-            }
-            Some(version) => {
-                let etag = etag_of_version(version);
-                let replace = || container.replace_item(doc.id.clone(), &doc.id, &doc, if_match(&etag));
-                unthrottled("writing a webhook", BUDGET, replace).await
-            }
-        };
-        match written {
-            Ok(response) => match etag_of(&response) {
-                etag if etag.is_empty() => {
-                    Err(StoreError::Corrupt(format!("webhook {:?} was written without an etag", doc.id)))
-                }
-                etag => Ok(version_of(&etag)),
-            },
-            Err(error) if expected.is_none() && error.status().is_conflict() => {
-                Err(StoreError::Conflict(format!("webhook {:?} already exists", doc.id)))
-            }
-            Err(error) if error.status().is_precondition_failed() || error.status().is_not_found() => {
-                Err(StoreError::Conflict(format!("webhook {:?} changed since it was read", doc.id)))
-            }
-            Err(error) => Err(cosmos("writing a webhook")(error)),
-        }
+        put_versioned(&self.containers().await?.webhooks, &doc.id, &doc, expected, "webhook").await
     }
 
-    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
-        let doc: Option<(WebhookDoc, _)> =
-            point_read(&self.containers().await?.webhooks, id.as_str(), id.as_str(), "webhook").await?;
-        match doc {
-            None => Ok(None),
-            Some((doc, Some(etag))) => Ok(Some((doc.webhook, version_of(&etag)))),
-            Some((_, None)) => Err(StoreError::Corrupt(format!("webhook {id:?} was read without an etag"))),
-        }
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError> {
+        let doc = get_versioned::<WebhookDoc>(&self.containers().await?.webhooks, id.as_str(), "webhook").await?;
+        Ok(doc.map(|(doc, version)| (doc.webhook, version)))
     }
 
     async fn list_webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
@@ -84,14 +108,7 @@ impl WebhookStore for CosmosStore {
     }
 
     async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, StoreError> {
-        let container = &self.containers().await?.webhooks;
-        match unthrottled("deleting a webhook", BUDGET, || container.delete_item(id.to_string(), id.as_str(), None))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(error) if error.status().is_not_found() => Ok(false),
-            Err(error) => Err(cosmos("deleting a webhook")(error)),
-        }
+        delete_point(&self.containers().await?.webhooks, id.as_str(), "webhook").await
     }
 }
 

@@ -6,6 +6,7 @@
 //!   lease what is due, when the next delivery is due.
 //! - `log.rs`: the delivery log (`ports::DeliveryLog`) on the same table, with one row per attempt.
 //! - `records.rs`: the webhooks and the rejected events.
+//! - `tenants.rs`: the tenants and their tokens (hashes only).
 //! - `retention.rs`: deleting what is older than the retention, in small batches.
 //!
 //! Writes go to the writer thread and are answered after their commit; reads use connections of their own.
@@ -15,6 +16,7 @@ mod queue;
 mod records;
 mod retention;
 mod schema;
+mod tenants;
 mod writer;
 
 pub use retention::{Pruned, BATCH as PRUNE_BATCH};

@@ -3,7 +3,7 @@
 use super::log::{cut_page, parse_cursor};
 use super::schema::storage;
 use super::SqliteStore;
-use crate::ports::{Page, RejectedEvents, StoreError, WebhookStore, WebhookVersion};
+use crate::ports::{Page, RejectedEvents, StoreError, Version, WebhookStore};
 use async_trait::async_trait;
 use dispatcher_core::model::{Rejected, Status, Webhook, WebhookId};
 use rusqlite::{params, OptionalExtension};
@@ -13,13 +13,13 @@ fn parse_webhook(doc: &str) -> Result<Webhook, StoreError> {
 }
 
 /// The version column as the port's opaque version.
-fn version_of(n: i64) -> WebhookVersion {
-    WebhookVersion(n.to_string())
+pub(super) fn version_of(n: i64) -> Version {
+    Version(n.to_string())
 }
 
 /// A new version: random, so that a webhook deleted and registered again under its id never has a version an
 /// older read of it had (a counter starting over would let that read's write through).
-fn new_version() -> Result<i64, StoreError> {
+pub(super) fn new_version() -> Result<i64, StoreError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Storage(format!("no random version: {e}")))?;
     Ok(i64::from_le_bytes(bytes) & i64::MAX)
@@ -27,11 +27,7 @@ fn new_version() -> Result<i64, StoreError> {
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
-    async fn put_webhook(
-        &self,
-        webhook: &Webhook,
-        expected: Option<&WebhookVersion>,
-    ) -> Result<WebhookVersion, StoreError> {
+    async fn put_webhook(&self, webhook: &Webhook, expected: Option<&Version>) -> Result<Version, StoreError> {
         let (id, doc) = (webhook.id.to_string(), serde_json::to_string(webhook).map_err(storage)?);
         // A version this store never gave out (not a number) matches no row: a conflict, like a stale one.
         let expected = expected.map(|v| v.0.parse::<i64>().unwrap_or(-1));
@@ -61,7 +57,7 @@ impl WebhookStore for SqliteStore {
         }
     }
 
-    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, WebhookVersion)>, StoreError> {
+    async fn get_webhook(&self, id: &WebhookId) -> Result<Option<(Webhook, Version)>, StoreError> {
         let id = id.to_owned();
         self.read(move |c| {
             let row: Option<(String, i64)> = c

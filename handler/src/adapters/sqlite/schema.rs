@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -43,6 +43,18 @@ CREATE TABLE IF NOT EXISTS attempts (
     record TEXT NOT NULL,
     PRIMARY KEY (delivery_seq, n)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_tenant ON tokens(tenant_id);
 CREATE TABLE IF NOT EXISTS rejected_events (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -95,7 +107,7 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
 }
 
 /// What brings a database of each older version to the next one.
-fn steps() -> [(i64, String); 3] {
+fn steps() -> [(i64, String); 4] {
     let callbacks: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
     [
         // The deliveries' trace context (empty in older rows).
@@ -110,6 +122,8 @@ fn steps() -> [(i64, String); 3] {
                 callbacks.join(", ")
             ),
         ),
+        // Tenants and their tokens: new tables, which the schema creates.
+        (5, String::new()),
     ]
 }
 
@@ -157,7 +171,7 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 5"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 6"), "{error}");
     }
 
     #[test]
@@ -178,7 +192,7 @@ mod tests {
             )
             .unwrap();
         let kept: i64 = c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap();
-        assert_eq!((version, columns, kept), (5, 2, 1), "every step since version 2, in order");
+        assert_eq!((version, columns, kept), (SCHEMA_VERSION, 2, 1), "every step since version 2, in order");
     }
 
     #[test]
@@ -199,11 +213,37 @@ mod tests {
             c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap(),
             c.query_row("SELECT COUNT(*) FROM webhooks WHERE version = 1", [], |r| r.get(0)).unwrap(),
         );
-        assert_eq!((version, kept), (5, 1));
+        assert_eq!((version, kept), (SCHEMA_VERSION, 1));
+    }
+
+    /// The schema before the tenants: without their tables.
+    fn version_5() -> String {
+        let (start, end) = (
+            SCHEMA.find("CREATE TABLE IF NOT EXISTS tenants").unwrap(),
+            SCHEMA.find("CREATE TABLE IF NOT EXISTS rejected_events").unwrap(),
+        );
+        format!("{}{}", &SCHEMA[..start], &SCHEMA[end..])
     }
 
     fn version_4() -> String {
-        SCHEMA.replace("    callback TEXT,\n", "")
+        version_5().replace("    callback TEXT,\n", "")
+    }
+
+    #[test]
+    fn a_database_of_version_5_gains_the_tenants_tables() {
+        let (c, path) = empty_database("schema-v5");
+        c.execute_batch(&format!("{} PRAGMA user_version = 5;", version_5())).unwrap();
+        c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
+        create_schema(&c, &path).unwrap();
+        let tables: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tenants', 'tokens')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!((version, tables), (SCHEMA_VERSION, 2));
     }
 
     #[test]

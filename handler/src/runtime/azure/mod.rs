@@ -16,6 +16,7 @@ use crate::adapters::sealed::SealedWebhooks;
 use crate::adapters::sender::Sender;
 use crate::adapters::servicebus::{QueueSender, ServiceBusDeliveries, ServiceBusEvents};
 use crate::config::ServeConfig;
+use crate::http::ApiKey;
 use crate::ports::{DeliveryLog, SystemClock};
 use crate::service::{Intake, Parts, Service};
 use axum::routing::{get, post};
@@ -29,17 +30,21 @@ pub struct Azure {
     pub service: Arc<Service>,
     /// The delivery log, which OnIncomingEvent's output binding logs each delivery in.
     pub log: Arc<dyn DeliveryLog>,
+    /// The operator's key, which the API checks (the Api function is anonymous).
+    pub api_key: ApiKey,
 }
 
 impl Azure {
     pub fn new(config: &ServeConfig) -> (Arc<Azure>, Sender) {
         let cosmos = Arc::new(CosmosStore::new(config.cosmos.clone()));
-        let sender = Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets);
+        let sender = Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets)
+            .allowing(config.delivery.allowed_networks.clone());
         let deliveries = ServiceBusDeliveries(QueueSender::new(&config.service_bus, &config.deliveries_queue));
         let events = ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue));
         let service = Arc::new(Service::new(Parts {
             mode: "azure",
             webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.delivery.encryption_key.clone())),
+            tenants: cosmos.clone(),
             webhook_cache: Some(config.webhook_cache),
             log: cosmos.clone(),
             rejected: cosmos.clone(),
@@ -51,7 +56,7 @@ impl Azure {
             schedule: config.delivery.retry_schedule.clone(),
             disable_after: config.delivery.disable_after,
         }));
-        (Arc::new(Azure { service, log: cosmos }), sender)
+        (Arc::new(Azure { service, log: cosmos, api_key: config.api_key.clone() }), sender)
     }
 
     /// The functions at `/{FunctionName}`, `GET /` for the host's readiness probe, and the API. Each invocation
@@ -65,7 +70,7 @@ impl Azure {
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(invocations, crate::http::run_to_completion));
         // On Azure the host checks the function key before a request gets here.
-        functions.merge(crate::http::router(self.service.clone(), None))
+        functions.merge(crate::http::router(self.service.clone(), Some(self.api_key.clone())))
     }
 }
 

@@ -46,10 +46,14 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     let lease_ms = (config.delivery.request_timeout + Duration::from_secs(60)).as_millis() as i64;
     let queue = Arc::new(LocalQueue::new(SqliteStore::open(&config.data_dir, clock.now_ms())?, lease_ms));
     let store = queue.store().clone();
-    let sender = Arc::new(Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets));
+    let sender = Arc::new(
+        Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets)
+            .allowing(config.delivery.allowed_networks.clone()),
+    );
     let service = Arc::new(Service::new(Parts {
         mode: "local",
         webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.delivery.encryption_key.clone())),
+        tenants: store.clone(),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),

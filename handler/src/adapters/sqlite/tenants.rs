@@ -1,0 +1,126 @@
+//! The tenants (each kept whole as its JSON document, versioned like the webhooks) and their tokens.
+
+use super::records::{new_version, version_of};
+use super::schema::storage;
+use super::SqliteStore;
+use crate::ports::{StoreError, TenantStore, Version};
+use async_trait::async_trait;
+use dispatcher_core::model::{Tenant, TenantId, Token};
+use rusqlite::{params, OptionalExtension};
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what} document: {e}")))
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn put_tenant(&self, tenant: &Tenant, expected: Option<&Version>) -> Result<Version, StoreError> {
+        let (id, doc) = (tenant.id.to_string(), serde_json::to_string(tenant).map_err(storage)?);
+        let expected = expected.map(|v| v.0.parse::<i64>().unwrap_or(-1));
+        let version = new_version()?;
+        let named = id.clone();
+        let written = self
+            .write(move |c| {
+                let written = match expected {
+                    None => c.execute(
+                        "INSERT INTO tenants (id, doc, version) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
+                        params![id, doc, version],
+                    ),
+                    Some(old) => c.execute(
+                        "UPDATE tenants SET doc = ?2, version = ?3 WHERE id = ?1 AND version = ?4",
+                        params![id, doc, version, old],
+                    ),
+                };
+                Ok(written.map_err(storage)? > 0)
+            })
+            .await?;
+        match (written, expected) {
+            (true, _) => Ok(version_of(version)),
+            (false, None) => Err(StoreError::Conflict(format!("tenant {named:?} already exists"))),
+            (false, Some(_)) => Err(StoreError::Conflict(format!("tenant {named:?} changed since it was read"))),
+        }
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<(Tenant, Version)>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let row: Option<(String, i64)> = c
+                .query_row("SELECT doc, version FROM tenants WHERE id = ?1", [id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(storage)?;
+            row.map(|(doc, version)| Ok((parse("tenant", &doc)?, version_of(version)))).transpose()
+        })
+        .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare_cached("SELECT doc FROM tenants ORDER BY rowid").map_err(storage)?;
+            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
+            docs.map(|doc| parse("tenant", &doc.map_err(storage)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM tokens WHERE tenant_id = ?1", [id.as_str()]).map_err(storage)?;
+            Ok(c.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()]).map_err(storage)? > 0)
+        })
+        .await
+    }
+
+    async fn put_token(&self, token: &Token) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(token).map_err(storage)?;
+        let (id, tenant, expires_at) = (token.id.clone(), token.tenant.to_string(), token.expires_at_ms);
+        let named = id.clone();
+        let written = self
+            .write(move |c| {
+                let written = c.execute(
+                    "INSERT INTO tokens (id, tenant_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(id) DO NOTHING",
+                    params![id, tenant, doc, expires_at],
+                );
+                Ok(written.map_err(storage)? > 0)
+            })
+            .await?;
+        written.then_some(()).ok_or_else(|| StoreError::Conflict(format!("token {named:?} already exists")))
+    }
+
+    async fn get_token(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            let doc: Option<String> = c
+                .query_row("SELECT doc FROM tokens WHERE id = ?1", [id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            doc.map(|doc| parse("token", &doc)).transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self, tenant: &TenantId, now_ms: i64) -> Result<Vec<Token>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut statement = c
+                .prepare_cached("SELECT doc FROM tokens WHERE tenant_id = ?1 AND expires_at > ?2 ORDER BY rowid")
+                .map_err(storage)?;
+            let docs =
+                statement.query_map(params![tenant.as_str(), now_ms], |r| r.get::<_, String>(0)).map_err(storage)?;
+            docs.map(|doc| parse("token", &doc.map_err(storage)?)).collect()
+        })
+        .await
+    }
+
+    async fn delete_token(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |c| {
+            let deleted =
+                c.execute("DELETE FROM tokens WHERE id = ?1 AND tenant_id = ?2", [id.as_str(), tenant.as_str()]);
+            Ok(deleted.map_err(storage)? > 0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,132 @@
+//! Who is calling: a tenant's bearer token verified (`authenticate`), what each kind of caller may do
+//! (`require_operator`, `require_writable`), and the audit log of every change made through the API.
+//!
+//! Token records are cached: a presented token costs no store read while its record is fresh. Locally this
+//! process makes every change, so a revocation takes effect at once; on Azure another instance may accept a
+//! revoked token until its copy is [`TOKEN_CACHE_MAX_AGE`] old.
+
+use super::{Service, ServiceError};
+use dispatcher_core::model::{Access, TenantAccess, Token};
+use dispatcher_core::tenants::tokens::{self, Refused};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a token record read from the store is used on Azure before it is read again: the bound on how
+/// long a revoked token keeps working on another instance.
+pub const TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// The most token records kept; past it the cache starts over (a flood of made-up token ids cannot grow it).
+const MAX_CACHED: usize = 10_000;
+
+/// Token records by id, as last read (`None`: there was none), and when.
+pub struct TokenCache {
+    max_age: Option<Duration>,
+    entries: Mutex<HashMap<String, (Instant, Option<Token>)>>,
+}
+
+impl TokenCache {
+    /// `max_age` `None`: records are used until this process changes them (local mode).
+    pub fn new(max_age: Option<Duration>) -> TokenCache {
+        TokenCache { max_age, entries: Mutex::default() }
+    }
+
+    fn fresh(&self, id: &str) -> Option<Option<Token>> {
+        let entries = self.entries.lock().ok()?;
+        let (read_at, token) = entries.get(id)?;
+        self.max_age.is_none_or(|max| read_at.elapsed() < max).then(|| token.clone())
+    }
+
+    fn keep(&self, id: String, token: Option<Token>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+            entries.insert(id, (Instant::now(), token));
+        }
+    }
+
+    /// Forgets records: after this process revoked a token or deleted a tenant.
+    pub(super) fn forget(&self, which: impl Fn(&Token) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, token)| !token.as_ref().is_some_and(&which));
+        }
+    }
+}
+
+/// Why a credential was refused, as the API answers it (401, or 403 for a disabled tenant).
+fn refused(reason: Refused) -> ServiceError {
+    ServiceError::Unauthorized(reason.to_string())
+}
+
+impl Service {
+    /// Verifies a tenant's bearer token: its shape, its record, its hash (in constant time), its expiry, and
+    /// that its tenant exists and is enabled.
+    pub async fn authenticate(&self, presented: &str) -> Result<Access, ServiceError> {
+        let outcome = self.verify_token(presented).await;
+        if let Err(error) = &outcome {
+            let reason = match error {
+                ServiceError::Unauthorized(text) if text.contains("expired") => "expired",
+                ServiceError::Unauthorized(text) if text.contains("not a dispatcher token") => "malformed",
+                ServiceError::Forbidden(_) => "disabled",
+                _ => "unknown",
+            };
+            self.metrics.refused(reason);
+        }
+        outcome
+    }
+
+    async fn verify_token(&self, presented: &str) -> Result<Access, ServiceError> {
+        let id = tokens::claimed_id(presented).ok_or_else(|| refused(Refused::Malformed))?;
+        let record = match self.tokens.fresh(&id) {
+            Some(record) => record,
+            None => {
+                let record = self.tenants.get_token(&id).await?;
+                self.tokens.keep(id, record.clone());
+                record
+            }
+        };
+        tokens::verify(presented, record.as_ref(), self.clock.now_ms()).map_err(refused)?;
+        let token = record.ok_or_else(|| refused(Refused::Unknown))?;
+        let webhooks = self.webhooks.get().await?;
+        match webhooks.tenant(&token.tenant) {
+            None => Err(refused(Refused::Unknown)),
+            Some(tenant) if tenant.config.disabled => {
+                Err(ServiceError::Forbidden(format!("tenant {:?} is disabled: ask the operator", tenant.id.as_str())))
+            }
+            Some(_) => Ok(Access::Tenant(TenantAccess {
+                tenant: token.tenant,
+                token_id: token.id,
+                read_only: token.read_only,
+            })),
+        }
+    }
+
+    /// Logs and counts a change made through the API: who, what, which id; never a secret.
+    pub(super) fn audit(&self, access: &Access, action: &'static str, id: &str) {
+        let by = match access {
+            Access::Operator => "operator",
+            Access::Tenant(_) => "tenant",
+        };
+        tracing::info!(target: "audit", who = %access, action, id, "changed");
+        self.metrics.change(by, action);
+    }
+}
+
+/// Refuses a tenant's credential for what only the operator may do (`what`: "publishing events").
+pub fn require_operator(access: &Access, what: &str) -> Result<(), ServiceError> {
+    match access {
+        Access::Operator => Ok(()),
+        Access::Tenant(_) => {
+            Err(ServiceError::Forbidden(format!("{what} is for the operator's key only, not a tenant's credential")))
+        }
+    }
+}
+
+/// Refuses a read-only credential for a change.
+pub(super) fn require_writable(access: &Access) -> Result<(), ServiceError> {
+    match access.read_only() {
+        false => Ok(()),
+        true => Err(ServiceError::Forbidden("this credential is read-only: it cannot change anything".to_owned())),
+    }
+}

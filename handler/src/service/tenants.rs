@@ -1,0 +1,209 @@
+//! Managing tenants (operator only): create, read, replace, patch (JSON merge patch), delete (with their
+//! webhooks when asked), and their credentials: API tokens and the short-lived tokens of portal links, each
+//! shown once and kept only as a hash.
+
+use super::access::require_operator;
+use super::versioned::{self, Tenants, Updated};
+use super::{Invalid, Service, ServiceError};
+use crate::ports::Version;
+use dispatcher_core::model::{Access, Tenant, TenantConfig, TenantId, Token};
+use dispatcher_core::tenants::registration::{
+    decode_portal_link_request, decode_tenant, decode_token_request, CredentialRequest,
+};
+use dispatcher_core::tenants::tokens::{self, Spec};
+use serde_json::Value;
+
+/// A credential as issued: its record, and the token, which is shown this once.
+#[derive(Debug)]
+pub struct IssuedCredential {
+    pub record: Token,
+    pub token: String,
+}
+
+fn not_found(id: &TenantId) -> ServiceError {
+    ServiceError::NotFound { what: "tenant", id: id.to_string() }
+}
+
+const MANAGING_TENANTS: &str = "managing tenants and their credentials";
+
+impl Service {
+    pub async fn list_tenants(&self, access: &Access) -> Result<Vec<Tenant>, ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        Ok(self.tenants.list_tenants().await?)
+    }
+
+    pub async fn tenant(&self, access: &Access, id: &TenantId) -> Result<(Tenant, Version), ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        self.tenants.get_tenant(id).await?.ok_or_else(|| not_found(id))
+    }
+
+    pub async fn create_tenant(&self, access: &Access, body: &Value) -> Result<(Tenant, Version), ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        let (id, config) =
+            decode_tenant(body).map_err(|report| ServiceError::Invalid { what: Invalid::Tenant, report })?;
+        let id = match id {
+            Some(id) => id,
+            None => self.random_id("tn_")?,
+        };
+        let now_ms = self.clock.now_ms();
+        let tenant = Tenant { id: id.into(), config, created_at_ms: now_ms, updated_at_ms: now_ms };
+        let version = self.tenants.put_tenant(&tenant, None).await?;
+        self.webhooks.changed().await;
+        self.audit(access, "tenant.create", tenant.id.as_str());
+        Ok((tenant, version))
+    }
+
+    pub async fn replace_tenant(
+        &self,
+        access: &Access,
+        id: &TenantId,
+        body: &Value,
+        if_match: Option<&[Version]>,
+    ) -> Result<(Tenant, Version), ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        let config =
+            TenantConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Tenant, report })?;
+        let replaced = self.reconfigure_tenant(id, if_match, |_| Ok(config.clone())).await?;
+        self.audit(access, "tenant.replace", id.as_str());
+        Ok(replaced)
+    }
+
+    /// Changes some fields (RFC 7396 JSON merge patch), applied to the tenant as stored when it is written.
+    pub async fn patch_tenant(
+        &self,
+        access: &Access,
+        id: &TenantId,
+        patch: &Value,
+        if_match: Option<&[Version]>,
+    ) -> Result<(Tenant, Version), ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        let patched = self
+            .reconfigure_tenant(id, if_match, |tenant| {
+                let mut merged =
+                    serde_json::to_value(&tenant.config).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                json_patch::merge(&mut merged, patch);
+                TenantConfig::decode(&merged)
+                    .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedTenant, report })
+            })
+            .await?;
+        self.audit(access, "tenant.patch", id.as_str());
+        Ok(patched)
+    }
+
+    /// Gives tenant `id` the configuration `config_of` makes from it as stored, then reads the webhooks and
+    /// tenants again: a narrowed grant stops routing before the answer.
+    async fn reconfigure_tenant(
+        &self,
+        id: &TenantId,
+        if_match: Option<&[Version]>,
+        config_of: impl Fn(&Tenant) -> Result<TenantConfig, ServiceError> + Send + Sync,
+    ) -> Result<(Tenant, Version), ServiceError> {
+        let now_ms = self.clock.now_ms();
+        let change =
+            |tenant: &Tenant| Ok(Some(Tenant { config: config_of(tenant)?, updated_at_ms: now_ms, ..tenant.clone() }));
+        let updated = versioned::update(&Tenants(&*self.tenants), id, if_match, change).await?;
+        if matches!(updated, Updated::Changed(..)) {
+            self.webhooks.changed().await;
+        }
+        updated.found(|| not_found(id))
+    }
+
+    /// Deletes a tenant and its tokens; one that still owns webhooks only with `cascade`, which deletes them.
+    pub async fn delete_tenant(&self, access: &Access, id: &TenantId, cascade: bool) -> Result<(), ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        self.tenant(access, id).await?;
+        let owned: Vec<_> = self
+            .webhooks
+            .store()
+            .list_webhooks()
+            .await?
+            .into_iter()
+            .filter(|w| w.config.tenant.as_ref() == Some(id))
+            .collect();
+        if !owned.is_empty() && !cascade {
+            return Err(ServiceError::Conflict(format!(
+                "tenant \"{id}\" still owns {} webhooks: delete them first, or ask for ?cascade=true",
+                owned.len()
+            )));
+        }
+        for webhook in &owned {
+            self.webhooks.store().delete_webhook(&webhook.id).await?;
+            self.audit(access, "webhook.delete", webhook.id.as_str());
+        }
+        if !self.tenants.delete_tenant(id).await? {
+            return Err(not_found(id));
+        }
+        self.tokens.forget(|token| &token.tenant == id);
+        self.webhooks.changed().await;
+        self.audit(access, "tenant.delete", id.as_str());
+        Ok(())
+    }
+
+    /// Issues an API token for tenant `id` (`{"name", "expiresIn", "readOnly"}`).
+    pub async fn create_token(
+        &self,
+        access: &Access,
+        id: &TenantId,
+        body: &Value,
+    ) -> Result<IssuedCredential, ServiceError> {
+        let request =
+            decode_token_request(body).map_err(|report| ServiceError::Invalid { what: Invalid::Credential, report })?;
+        self.issue(access, id, request, false, "token.create").await
+    }
+
+    /// Issues the short-lived token of a portal link for tenant `id` (`{"expiresIn", "readOnly"}`).
+    pub async fn create_portal_link(
+        &self,
+        access: &Access,
+        id: &TenantId,
+        body: &Value,
+    ) -> Result<IssuedCredential, ServiceError> {
+        let request = decode_portal_link_request(body)
+            .map_err(|report| ServiceError::Invalid { what: Invalid::Credential, report })?;
+        self.issue(access, id, request, true, "portal-link.create").await
+    }
+
+    async fn issue(
+        &self,
+        access: &Access,
+        id: &TenantId,
+        request: CredentialRequest,
+        portal: bool,
+        action: &'static str,
+    ) -> Result<IssuedCredential, ServiceError> {
+        require_operator(access, MANAGING_TENANTS)?;
+        self.tenant(access, id).await?;
+        let mut random = [0u8; tokens::RANDOM_BYTES];
+        self.clock.fill_random(&mut random)?;
+        let now_ms = self.clock.now_ms();
+        let spec = Spec {
+            tenant: id.clone(),
+            name: request.name,
+            read_only: request.read_only,
+            portal,
+            now_ms,
+            expires_at_ms: now_ms.saturating_add(request.expires_in.as_millis() as i64),
+        };
+        let issued = tokens::issue(spec, &random);
+        self.tenants.put_token(&issued.record).await?;
+        self.audit(access, action, issued.record.id.as_str());
+        Ok(IssuedCredential { record: issued.record, token: issued.token })
+    }
+
+    /// A tenant's tokens and portal links that have not expired, without their secrets.
+    pub async fn tokens(&self, access: &Access, id: &TenantId) -> Result<Vec<Token>, ServiceError> {
+        self.tenant(access, id).await?;
+        Ok(self.tenants.list_tokens(id, self.clock.now_ms()).await?)
+    }
+
+    /// Revokes a token of tenant `id`: refused at once by this process, by others within their cache's age.
+    pub async fn revoke_token(&self, access: &Access, id: &TenantId, token_id: &str) -> Result<(), ServiceError> {
+        self.tenant(access, id).await?;
+        if !self.tenants.delete_token(id, token_id).await? {
+            return Err(ServiceError::NotFound { what: "token", id: token_id.to_owned() });
+        }
+        self.tokens.forget(|token| token.id == token_id);
+        self.audit(access, "token.revoke", token_id);
+        Ok(())
+    }
+}
