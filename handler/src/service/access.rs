@@ -3,7 +3,8 @@
 //!
 //! Token records are cached: a presented token costs no store read while its record is fresh. Locally this
 //! process makes every change, so a revocation takes effect at once; on Azure another instance may accept a
-//! revoked token until its copy is [`TOKEN_CACHE_MAX_AGE`] old.
+//! revoked token until its copy is as old as the webhooks' cache (`DISPATCHER_WEBHOOK_CACHE_SECONDS`, default
+//! 10 s), and never past [`TOKEN_CACHE_MAX_AGE`].
 
 use super::{Service, ServiceError};
 use dispatcher_core::model::{Access, TenantAccess, Token};
@@ -12,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a token record read from the store is used on Azure before it is read again: the bound on how
+/// The longest a token record read from the store is used on Azure before it is read again: the bound on how
 /// long a revoked token keeps working on another instance.
-pub const TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(30);
+pub const TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// The most token records kept; past it the cache starts over (a flood of made-up token ids cannot grow it).
 const MAX_CACHED: usize = 10_000;
@@ -88,8 +89,12 @@ impl Service {
         };
         tokens::verify(presented, record.as_ref(), self.clock.now_ms()).map_err(refused)?;
         let token = record.ok_or_else(|| refused(Refused::Unknown))?;
-        let webhooks = self.webhooks.get().await?;
-        match webhooks.tenant(&token.tenant) {
+        // The tenants routing knows; one created since (on another instance) is read from the store.
+        let tenant = match self.webhooks.get().await?.tenant(&token.tenant) {
+            Some(tenant) => Some(tenant.clone()),
+            None => self.tenants.get_tenant(&token.tenant).await?.map(|(tenant, _)| std::sync::Arc::new(tenant)),
+        };
+        match tenant {
             None => Err(refused(Refused::Unknown)),
             Some(tenant) if tenant.config.disabled => {
                 Err(ServiceError::Forbidden(format!("tenant {:?} is disabled: ask the operator", tenant.id.as_str())))

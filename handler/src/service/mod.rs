@@ -209,7 +209,7 @@ impl Service {
             mode: parts.mode,
             webhooks: WebhookCache::new(parts.webhooks, parts.tenants.clone(), parts.webhook_cache),
             tenants: parts.tenants,
-            tokens: TokenCache::new(parts.webhook_cache.map(|_| TOKEN_CACHE_MAX_AGE)),
+            tokens: TokenCache::new(parts.webhook_cache.map(|age| age.min(TOKEN_CACHE_MAX_AGE))),
             log: parts.log,
             rejected: parts.rejected,
             queue: parts.queue,

@@ -7,6 +7,8 @@
 //! - `functions_serve`, `invocations`, `function_app`: `handler serve` as the Functions host drives it, the
 //!   invocation protocol, and `handler package`.
 //! - `shutdown`: SIGTERM lets the work under way finish, and nothing is done twice after a restart.
+//! - `tenants`: every operation under every kind of credential on both runtimes (the isolation matrix); grants
+//!   in routing, the SSRF guard for tenants' targets, `maxWebhooks`, the audit log.
 //! - `webhook_races`: concurrent changes to one webhook all survive, on both runtimes; a stale If-Match is a 412.
 //! - `webhook_conflicts`: a change that meets other writes is applied again, gives up after 16, respects If-Match.
 //! - `local_queue`: new deliveries leased to the local queue that logged them, released by a lease or a restart.
@@ -40,6 +42,7 @@ mod servicebus;
 mod shutdown;
 mod store_suite;
 mod support;
+mod tenants;
 mod traces;
 mod webhook_conflicts;
 mod webhook_races;
