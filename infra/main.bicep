@@ -103,6 +103,9 @@ var roles = {
 // The key that seals webhook secrets at rest, in the vault: the app reads it through a Key Vault reference
 // with its identity; scripts/deploy-azure.sh generates it on the first deployment and never replaces it.
 var encryptionKeySecret = 'dispatcher-encryption-key'
+// The operator's key (DISPATCHER_API_KEY), which the handler checks itself: the Api function is anonymous so that
+// tenants' bearer tokens reach it (docs/azure-functions.md §4). Made and kept like the encryption key.
+var operatorKeySecret = 'dispatcher-operator-key'
 var alerts = !empty(alertEmail)
 
 resource storage 'Microsoft.Storage/storageAccounts@2026-09-01' = {
@@ -277,6 +280,30 @@ resource rateLimits 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
   }
 }
 
+// Tenants and their tokens (hashes only), kept until deleted: a token's id is its item's id, so a presented token
+// is one point read.
+resource tenants 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
+  parent: cosmosDatabase
+  name: 'tenants'
+  properties: {
+    resource: {
+      id: 'tenants'
+      partitionKey: { paths: [ '/id' ], kind: 'Hash' }
+    }
+  }
+}
+
+resource tokens 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
+  parent: cosmosDatabase
+  name: 'tokens'
+  properties: {
+    resource: {
+      id: 'tokens'
+      partitionKey: { paths: [ '/id' ], kind: 'Hash' }
+    }
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2025-05-01' = {
   name: '${name}-plan-${suffix}'
   location: location
@@ -344,6 +371,7 @@ resource app 'Microsoft.Web/sites@2025-05-01' = {
         { name: 'DISPATCHER_LOG_FORMAT', value: 'json' }
         // Resolved by the platform with the identity; set by scripts/deploy-azure.sh on the first deployment.
         { name: 'DISPATCHER_ENCRYPTION_KEY', value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${encryptionKeySecret})' }
+        { name: 'DISPATCHER_API_KEY', value: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=${operatorKeySecret})' }
       ], contentShare)
     }
   }

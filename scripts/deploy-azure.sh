@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Deploys the dispatcher to Azure in one command: builds the function app for the workers' glibc, creates or
 # updates the resource group's deployment of infra/main.json (the ARM form of infra/main.bicep: the one the tests
-# check), stores a generated encryption key in its Key Vault the first time (never replacing one), makes sure
-# the app can read it, publishes the app the way its plan takes it (no key), waits until
+# check), stores a generated encryption key and operator key in its Key Vault the first time (never replacing
+# one), makes sure the app can read them, publishes the app the way its plan takes it (no key), makes the
+# operator key the app's function key `operator` too, waits until
 # the API answers, and prints where it is. A second run with the same flags updates everything in place (a flag
 # left out is a setting changed: without --outbound-ip the app leaves the VNet).
 #
@@ -114,38 +115,49 @@ outputs=$(az deployment group create --resource-group "$group" --name dispatcher
 { read -r app; read -r vault; read -r outbound; } <<<"$outputs" || true
 [ -n "$app" ] && [ -n "$vault" ] || fail "the deployment named no function app or Key Vault: $outputs"
 
-# The key that seals webhook secrets: made once, here, and never replaced (secrets sealed with it would be lost):
-# only a vault that answers SecretNotFound gets one; any other failure (the deployer's new right not yet there,
-# throttling) is asked again. Written from a file of this user's, so that it is on no command line.
-secret=dispatcher-encryption-key
-begin "storing the encryption key in $vault (first deployment only)"
+# The key that seals webhook secrets and the operator's key: each made once, here, and never replaced (secrets
+# sealed with the first would be lost; integrations hold the second): only a vault that answers SecretNotFound
+# gets one; any other failure (the deployer's new right not yet there, throttling) is asked again. Written from a
+# file of this user's, so that no key is on a command line.
 keyfile=$(umask 077 && mktemp)
 trap 'rm -f "$keyfile"' EXIT
-for attempt in $(seq 1 30); do
-  if found=$(az keyvault secret show --vault-name "$vault" --name "$secret" --query id --output tsv 2>&1); then
-    break
-  fi
-  if [[ "$found" == *SecretNotFound* ]]; then
-    openssl rand -base64 32 | tr -d '\n' >"$keyfile"
-    az keyvault secret set --vault-name "$vault" --name "$secret" --file "$keyfile" --encoding utf-8 --output none \
-      && break
-  fi
-  [ "$attempt" -lt 30 ] || fail "the vault $vault could not be read nor written: $found"
-  sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
-done
-rm -f "$keyfile"
+ensure_secret() { # name, what it is, how to make one
+  local secret=$1 found
+  begin "storing $2 in $vault (first deployment only)"
+  for attempt in $(seq 1 30); do
+    if found=$(az keyvault secret show --vault-name "$vault" --name "$secret" --query id --output tsv 2>&1); then
+      return 0
+    fi
+    if [[ "$found" == *SecretNotFound* ]]; then
+      $3 | tr -d '\n' >"$keyfile"
+      az keyvault secret set --vault-name "$vault" --name "$secret" --file "$keyfile" --encoding utf-8 --output none \
+        && return 0
+    fi
+    [ "$attempt" -lt 30 ] || fail "the vault $vault could not be read nor written: $found"
+    sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
+  done
+}
+ensure_secret dispatcher-encryption-key "the encryption key" "openssl rand -base64 32"
+ensure_secret dispatcher-operator-key "the operator key" "openssl rand -hex 24"
+: >"$keyfile"
 
-# The app setting refers to the secret; the platform reads it again when the settings change, which this does,
-# until it says the reference resolves (the app's right to read the vault may take a minute to arrive).
-begin "letting the app read the encryption key"
-reference="@Microsoft.KeyVault(VaultName=$vault;SecretName=$secret)"
-status_url="https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/$group/providers/Microsoft.Web/sites/$app/config/configreferences/appsettings/DISPATCHER_ENCRYPTION_KEY?api-version=2025-05-01"
+# Each app setting refers to its secret; the platform reads them again when the settings change, which this does,
+# until it says every reference resolves (the app's right to read the vault may take a minute to arrive).
+begin "letting the app read its keys"
+references=("DISPATCHER_ENCRYPTION_KEY=@Microsoft.KeyVault(VaultName=$vault;SecretName=dispatcher-encryption-key)"
+  "DISPATCHER_API_KEY=@Microsoft.KeyVault(VaultName=$vault;SecretName=dispatcher-operator-key)")
+status_url="https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/$group/providers/Microsoft.Web/sites/$app/config/configreferences/appsettings"
 for attempt in $(seq 1 30); do
-  az functionapp config appsettings set --resource-group "$group" --name "$app" \
-    --settings "DISPATCHER_ENCRYPTION_KEY=$reference" --output none
-  status=$(az rest --method get --url "$status_url" --query properties.status --output tsv || true)
-  [ "$status" = Resolved ] && break
-  [ "$attempt" -lt 30 ] || fail "the app cannot read $secret in $vault (reference status: $status)"
+  az functionapp config appsettings set --resource-group "$group" --name "$app" --settings "${references[@]}" \
+    --output none
+  unresolved=""
+  for setting in DISPATCHER_ENCRYPTION_KEY DISPATCHER_API_KEY; do
+    status=$(az rest --method get --url "$status_url/$setting?api-version=2025-05-01" --query properties.status \
+      --output tsv || true)
+    [ "$status" = Resolved ] || unresolved="$setting ($status)"
+  done
+  [ -z "$unresolved" ] && break
+  [ "$attempt" -lt 30 ] || fail "the app cannot read its keys in $vault: $unresolved"
   sleep "${DEPLOY_AZURE_POLL_SECONDS:-10}"
 done
 
@@ -163,18 +175,27 @@ else
   rm -rf "$archive_dir"
 fi
 
-# The host gives out the key once it runs; the key goes to curl on stdin, never on a command line.
+# The operator's key, read from the vault (never onto a command line), is also the app's function key
+# `operator`: what `az functionapp keys list` shows keeps opening the API (the Api function is anonymous, and
+# the handler checks DISPATCHER_API_KEY: docs/azure-functions.md §4).
+key=$(az keyvault secret show --vault-name "$vault" --name dispatcher-operator-key --query value --output tsv)
+[ -n "$key" ] || fail "the operator key could not be read from $vault"
+begin "setting the function key 'operator'"
+printf '{"properties": {"name": "operator", "value": "%s"}}' "$key" >"$keyfile"
+az rest --method put \
+  --url "https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/$group/providers/Microsoft.Web/sites/$app/host/default/functionKeys/operator?api-version=2025-05-01" \
+  --body "@$keyfile" --output none
+: >"$keyfile"
+
+# The key goes to curl on stdin, never on a command line.
 api="https://$app.azurewebsites.net/api/v1"
 begin "waiting for $api/info"
 for _ in $(seq 1 60); do
-  key=$(az functionapp keys list --resource-group "$group" --name "$app" --query functionKeys.default \
-    --output tsv 2>/dev/null || true)
-  if [ -n "$key" ] && curl --silent --fail --max-time 10 --config - "$api/info" >/dev/null \
-    <<<"header = \"x-functions-key: $key\""; then
+  if curl --silent --fail --max-time 10 --config - "$api/info" >/dev/null <<<"header = \"x-functions-key: $key\""; then
     step=""
     echo "API     $api"
     echo "portal  https://$app.azurewebsites.net/api/portal/"
-    echo "key     az functionapp keys list -g $group -n $app --query functionKeys.default -o tsv"
+    echo "key     az keyvault secret show --vault-name $vault --name dispatcher-operator-key --query value -o tsv"
     [ -z "$outbound" ] || echo "outbound IP  $outbound (give it to integrators who allowlist the sender)"
     exit 0
   fi

@@ -23,6 +23,46 @@ use std::num::NonZeroU32;
 /// A page of items, newest first, and the opaque cursor of the next page when there is one.
 pub type Page<T> = (Vec<T>, Option<String>);
 
+/// Where the next page of a list starts: a position (a time, or a sequence number) and, to break ties, an id.
+/// Written `{position}` or `{position}:{the id's bytes in hex}`, so that every string of that shape (the
+/// API's [`CURSOR_PATTERN`]) is a position, whichever store reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub position: i64,
+    pub id: String,
+}
+
+/// The shape of a cursor, as the API documents it (empty: the first page).
+pub const CURSOR_PATTERN: &str = "^([0-9]{1,18}(:([0-9a-f]{2})*)?)?$";
+
+impl Cursor {
+    pub fn parse(text: &str) -> Result<Cursor, StoreError> {
+        let bad = || StoreError::BadCursor(text.to_owned());
+        let (digits, hex) = text.split_once(':').unwrap_or((text, ""));
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let pairs = hex.as_bytes().chunks(2);
+        let byte = |pair: &[u8]| {
+            let digit = |b: u8| (b as char).to_digit(16).filter(|_| !b.is_ascii_uppercase());
+            Some((digit(*pair.first()?)? * 16 + digit(*pair.get(1)?)?) as u8)
+        };
+        let bytes = pairs.map(byte).collect::<Option<Vec<u8>>>().ok_or_else(bad)?;
+        Ok(Cursor { position: digits.parse().map_err(|_| bad())?, id: String::from_utf8_lossy(&bytes).into_owned() })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.position)?;
+        if !self.id.is_empty() {
+            f.write_str(":")?;
+            self.id.bytes().try_for_each(|b| write!(f, "{b:02x}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,7 +72,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shut down")]
     Closed,
-    #[error("cursor: {0:?} is not a cursor this store gave out")]
+    #[error("cursor: {0:?} is not a cursor: the nextCursor of a previous page")]
     BadCursor(String),
     /// A conditional write found the item changed since it was read (or, creating it, already there).
     #[error("{0}")]

@@ -58,7 +58,7 @@ pub fn files() -> Vec<(String, String)> {
         ("catalog.md".to_owned(), format!("# Event catalog\n\n{}", docs::event_tables())),
         ("incoming-event.json".to_owned(), pretty(&docs::incoming_event_schema(true))),
         ("webhook.json".to_owned(), pretty(&registration::schema())),
-        ("openapi.json".to_owned(), pretty(&serde_json::to_value(crate::http::openapi()).unwrap_or_default())),
+        ("openapi.json".to_owned(), pretty(&crate::http::openapi_json())),
     ];
     files.extend(
         CATALOG
@@ -77,7 +77,7 @@ fn pretty(value: &Value) -> String {
 /// The API endpoints as a Markdown table, from the OpenAPI document, in its order.
 pub fn api_table() -> String {
     let mut md = String::from("| method | path | what |\n|---|---|---|\n");
-    let api = serde_json::to_value(crate::http::openapi()).unwrap_or_default();
+    let api = crate::http::openapi_json();
     for (path, item) in api["paths"].as_object().into_iter().flatten() {
         for method in ["get", "post", "put", "patch", "delete"] {
             if let Some(summary) = item[method]["summary"].as_str() {

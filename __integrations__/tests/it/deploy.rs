@@ -1,6 +1,7 @@
 //! `scripts/deploy-azure.sh`, run as a user runs it, with stand-ins for `az`, `func` and `curl` that record
 //! their arguments and answer as Azure does (Azure cannot be reached from here): the steps of a first and a
-//! second run on Flex Consumption (the encryption key stored once, never on a command line), the zip deploy of
+//! second run on Flex Consumption (the encryption key and the operator key stored once, never on a command line,
+//! the operator key made the function key `operator` and used to reach the API), the zip deploy of
 //! the other plans, the outbound IP and alerts, `--what-if`, a failure midway that stops with the step that
 //! failed, and a name refused before anything is created.
 
@@ -20,21 +21,27 @@ case "$*" in
     ;;
   "deployment group what-if"*) echo "Resource changes: 3 to create, 16 no change." ;;
   "keyvault secret show"*)
-    if [ "${STANDIN_FAIL:-}" = forbidden ] && [ ! -f "$STANDIN_LOG.refused" ]; then
-      touch "$STANDIN_LOG.refused"
+    while [ $# -gt 0 ]; do case "$1" in --name) name="$2" ;; --query) query="$2" ;; esac; shift; done
+    if [ "${STANDIN_FAIL:-}" = forbidden ] && [ ! -f "$STANDIN_LOG.refused.$name" ]; then
+      touch "$STANDIN_LOG.refused.$name"
       echo "(Forbidden) Caller is not authorized to perform action on resource." >&2
       exit 1
     fi
-    [ -f "$STANDIN_LOG.key" ] && { echo "https://acme-kv-x7k2.vault.azure.net/secrets/dispatcher-encryption-key/1"; exit 0; }
-    echo "(SecretNotFound) A secret with (name/id) dispatcher-encryption-key was not found in this key vault." >&2
+    if [ -f "$STANDIN_LOG.key.$name" ]; then
+      [ "$query" = value ] && { cat "$STANDIN_LOG.key.$name"; echo; exit 0; }
+      echo "https://acme-kv-x7k2.vault.azure.net/secrets/$name/1"; exit 0
+    fi
+    echo "(SecretNotFound) A secret with (name/id) $name was not found in this key vault." >&2
     exit 3
     ;;
   "keyvault secret set"*)
-    while [ $# -gt 0 ]; do [ "$1" = --file ] && file="$2"; shift; done
-    tr -d '\n' < "$file" > "$STANDIN_LOG.key"
+    while [ $# -gt 0 ]; do case "$1" in --name) name="$2" ;; --file) file="$2" ;; esac; shift; done
+    tr -d '\n' < "$file" > "$STANDIN_LOG.key.$name"
     ;;
   "rest --method get"*) echo "Resolved" ;;
-  "functionapp keys list"*) echo "k3y-from-azure" ;;
+  "rest --method put"*)
+    while [ $# -gt 0 ]; do [ "$1" = --body ] && cat "${2#@}" > "$STANDIN_LOG.put"; shift; done
+    ;;
 esac
 "#;
 const FUNC: &str = "#!/usr/bin/env bash\necho \"func $* (in $PWD)\" >> \"$STANDIN_LOG\"\n";
@@ -46,6 +53,10 @@ struct Run {
     calls: Vec<String>,
     /// What the stand-in vault holds as the encryption key.
     stored_key: Option<String>,
+    /// What it holds as the operator key.
+    operator_key: Option<String>,
+    /// The body of the function key's PUT.
+    function_key: String,
     /// What curl was told on stdin.
     curl_config: String,
 }
@@ -84,17 +95,21 @@ fn deploy_in(dir: &Path, args: &[&str], fail: Option<&str>) -> Run {
         .unwrap()
         .lines()
         .map(|line| line.replace(&package.display().to_string(), "<package>"))
-        .map(|line| match line.split_once("--file ") {
-            Some((before, after)) => {
-                let rest = after.split_once(' ').map_or("", |(_, rest)| rest);
-                format!("{before}--file <file> {rest}")
-            }
-            None => line,
+        .map(|line| {
+            let Some((before, after)) = line.split_once("--file ").or_else(|| line.split_once("--body @")) else {
+                return line;
+            };
+            let flag = if line.contains("--file ") { "--file" } else { "--body" };
+            let rest = after.split_once(' ').map_or("", |(_, rest)| rest);
+            format!("{before}{flag} <file> {rest}").replace("--body <file>", "--body @<file>")
         })
         .collect();
-    let stored_key = std::fs::read_to_string(dir.join("calls.log.key")).ok();
-    let curl_config = std::fs::read_to_string(dir.join("calls.log.curl")).unwrap_or_default();
-    Run { output, calls, stored_key, curl_config }
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let stored_key = read("calls.log.key.dispatcher-encryption-key");
+    let operator_key = read("calls.log.key.dispatcher-operator-key");
+    let function_key = read("calls.log.put").unwrap_or_default();
+    let curl_config = read("calls.log.curl").unwrap_or_default();
+    Run { output, calls, stored_key, operator_key, function_key, curl_config }
 }
 
 fn repository() -> PathBuf {
@@ -118,36 +133,73 @@ fn a_flex_consumption_deploy_creates_stores_a_key_publishes_with_core_tools_and_
         "az deployment group create --resource-group acme --name dispatcher --template-file infra/main.json \
          --parameters name=acme hostingPlan=FlexConsumption outboundIp=false alertEmail= deployerObjectId=5d0f-deployer \
          --query properties.outputs.[functionApp.value, keyVault.value, outboundIpAddress.value] --output tsv",
-        "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --query id --output tsv",
     ];
-    let stored = "az keyvault secret set --vault-name acme-kv-x7k2 --name dispatcher-encryption-key --file <file> \
-                  --encoding utf-8 --output none";
+    let secret = |name: &str| {
+        [format!("az keyvault secret show --vault-name acme-kv-x7k2 --name {name} --query id --output tsv")]
+    };
+    let stored = |name: &str| {
+        format!("az keyvault secret set --vault-name acme-kv-x7k2 --name {name} --file <file> --encoding utf-8 --output none")
+    };
+    let status = |setting: &str| {
+        format!(
+            "az rest --method get --url https://management.azure.com/subscriptions/{{subscriptionId}}/resourceGroups/\
+             acme/providers/Microsoft.Web/sites/acme-x7k2/config/configreferences/appsettings/{setting}?\
+             api-version=2025-05-01 --query properties.status --output tsv"
+        )
+    };
     let published = [
         "az functionapp config appsettings set --resource-group acme --name acme-x7k2 --settings \
          DISPATCHER_ENCRYPTION_KEY=@Microsoft.KeyVault(VaultName=acme-kv-x7k2;SecretName=dispatcher-encryption-key) \
-         --output none",
-        "az rest --method get --url https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/acme/\
-         providers/Microsoft.Web/sites/acme-x7k2/config/configreferences/appsettings/DISPATCHER_ENCRYPTION_KEY?\
-         api-version=2025-05-01 --query properties.status --output tsv",
-        "func azure functionapp publish acme-x7k2 --custom (in <package>)",
-        "az functionapp keys list --resource-group acme --name acme-x7k2 --query functionKeys.default --output tsv",
-        "curl --silent --fail --max-time 10 --config - https://acme-x7k2.azurewebsites.net/api/v1/info",
+         DISPATCHER_API_KEY=@Microsoft.KeyVault(VaultName=acme-kv-x7k2;SecretName=dispatcher-operator-key) --output none"
+            .to_owned(),
+        status("DISPATCHER_ENCRYPTION_KEY"),
+        status("DISPATCHER_API_KEY"),
+        "func azure functionapp publish acme-x7k2 --custom (in <package>)".to_owned(),
+        "az keyvault secret show --vault-name acme-kv-x7k2 --name dispatcher-operator-key --query value --output tsv"
+            .to_owned(),
+        "az rest --method put --url https://management.azure.com/subscriptions/{subscriptionId}/resourceGroups/acme/\
+         providers/Microsoft.Web/sites/acme-x7k2/host/default/functionKeys/operator?api-version=2025-05-01 \
+         --body @<file> --output none"
+            .to_owned(),
+        "curl --silent --fail --max-time 10 --config - https://acme-x7k2.azurewebsites.net/api/v1/info".to_owned(),
     ];
-    assert_eq!(first.calls, [&deployed[..], &[stored], &published[..]].concat());
+    let deployed: Vec<String> = deployed.iter().map(|c| c.to_string()).collect();
+    let first_run: Vec<String> = [
+        &deployed[..],
+        &secret("dispatcher-encryption-key"),
+        &[stored("dispatcher-encryption-key")],
+        &secret("dispatcher-operator-key"),
+        &[stored("dispatcher-operator-key")],
+        &published[..],
+    ]
+    .concat();
+    assert_eq!(first.calls, first_run);
     let key = first.stored_key.expect("a key stored");
     assert_eq!(base64_len(&key), 32, "32 random bytes, base64: {key:?}");
-    assert!(first.calls.iter().all(|call| !call.contains(&key)), "the key is on no command line");
-    assert_eq!(first.curl_config, "header = \"x-functions-key: k3y-from-azure\"\n", "the function key on stdin");
+    let operator = first.operator_key.expect("an operator key stored");
+    assert!(operator.len() == 48 && operator.bytes().all(|b| b.is_ascii_hexdigit()), "24 random bytes: {operator:?}");
+    for secret in [&key, &operator] {
+        assert!(first.calls.iter().all(|call| !call.contains(secret.as_str())), "no key on a command line");
+    }
+    assert_eq!(
+        first.function_key,
+        format!("{{\"properties\": {{\"name\": \"operator\", \"value\": \"{operator}\"}}}}")
+    );
+    assert_eq!(first.curl_config, format!("header = \"x-functions-key: {operator}\"\n"), "the operator key on stdin");
     let printed = text(&first.output.stdout);
     assert!(printed.contains("API     https://acme-x7k2.azurewebsites.net/api/v1"), "{printed}");
     assert!(printed.contains("portal  https://acme-x7k2.azurewebsites.net/api/portal/"), "{printed}");
-    assert!(!printed.contains("k3y-from-azure") && !printed.contains("outbound IP"), "{printed}");
+    assert!(!printed.contains(&operator) && !printed.contains("outbound IP"), "{printed}");
 
     // Again: every step creates or updates in place, and the key, there already, is kept.
     let second = deploy_in(&dir, &FLEX, None);
     assert!(second.output.status.success(), "{}", text(&second.output.stderr));
-    assert_eq!(second.calls, [&deployed[..], &published[..]].concat());
+    let second_run: Vec<String> =
+        [&deployed[..], &secret("dispatcher-encryption-key"), &secret("dispatcher-operator-key"), &published[..]]
+            .concat();
+    assert_eq!(second.calls, second_run);
     assert_eq!(second.stored_key.as_deref(), Some(key.as_str()), "never replaced");
+    assert_eq!(second.operator_key.as_deref(), Some(operator.as_str()), "never replaced");
 }
 
 #[test]
@@ -158,9 +210,10 @@ fn a_vault_that_refuses_for_a_while_is_asked_again_and_never_given_a_second_key(
     // The deployer's right to the vault not there yet: refused once, then the key is found and kept.
     let again = deploy_in(&dir, &FLEX, Some("forbidden"));
     assert!(again.output.status.success(), "{}", text(&again.output.stderr));
-    let shows = again.calls.iter().filter(|c| c.starts_with("az keyvault secret show")).count();
+    let shows =
+        again.calls.iter().filter(|c| c.starts_with("az keyvault secret show") && c.contains("--query id")).count();
     let sets = again.calls.iter().filter(|c| c.starts_with("az keyvault secret set")).count();
-    assert_eq!((shows, sets), (2, 0), "{:?}", again.calls);
+    assert_eq!((shows, sets), (4, 0), "each key asked for twice, none made again: {:?}", again.calls);
     assert_eq!(again.stored_key.as_deref(), Some(key.as_str()));
 }
 

@@ -359,6 +359,11 @@ fn the_encryption_key_is_a_key_vault_reference_the_identity_may_read_and_the_dep
         setting(&settings, "DISPATCHER_ENCRYPTION_KEY"),
         "format('@Microsoft.KeyVault(VaultName={0};SecretName={1})', variables('vaultName'), variables('encryptionKeySecret'))"
     );
+    // The operator's key too: the Api function is anonymous, and the handler checks it (docs/azure-functions.md).
+    assert_eq!(
+        setting(&settings, "DISPATCHER_API_KEY"),
+        "format('@Microsoft.KeyVault(VaultName={0};SecretName={1})', variables('vaultName'), variables('operatorKeySecret'))"
+    );
     let roles = &template["variables"]["roles"];
     let on_vault: Vec<&Value> = resources(&template, "Microsoft.Authorization/roleAssignments")
         .into_iter()

@@ -206,6 +206,8 @@ mod tests {
             "k",
             "--service-bus",
             "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=b",
+            "--api-key",
+            "operator-key-0123456789",
         ];
         let found = problems(&[&base[..], &["--cosmos-endpoint", pasted]].concat());
         assert_eq!(
@@ -216,5 +218,22 @@ mod tests {
         assert!(
             problems(&[&base[..], &["--cosmos-endpoint", "https://acme.documents.azure.com:443/"]].concat()).is_empty()
         );
+    }
+
+    #[test]
+    fn serve_needs_the_operator_key_and_never_quotes_it() {
+        let base = [
+            "--port",
+            "7071",
+            "--cosmos-key",
+            "k",
+            "--cosmos-endpoint",
+            "https://acme.documents.azure.com:443/",
+            "--service-bus",
+            "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=a;SharedAccessKey=b",
+        ];
+        assert_eq!(problems(&base), ["DISPATCHER_API_KEY: missing (the operator's key, at least 16 characters)"]);
+        let short = problems(&[&base[..], &["--api-key", "sesame-123"]].concat());
+        assert_eq!(short, ["DISPATCHER_API_KEY: must be at least 16 characters"]);
     }
 }

@@ -96,6 +96,6 @@ async fn rejected(
     Caller(access): Caller,
     Query(page): Query<PageQuery>,
 ) -> Result<Answer<200, Page<RejectedView>>, ApiError> {
-    let found = service.rejected_events(&access, page.limit(), page.cursor.as_deref()).await?;
+    let found = service.rejected_events(&access, page.limit()?, page.cursor()).await?;
     Ok(Answer(Page::of(found, RejectedView::from)))
 }

@@ -82,46 +82,59 @@ impl<S: JsonSchema> OperationInput for JsonBody<S> {
 
 /// The versions a client changes (`If-Match`, RFC 9110 §13.1.1: the ETag of a previous answer, or a list of
 /// them); absent, or `*`, changes whatever is stored. If-Match compares strongly: a weak tag (`W/"..."`) names
-/// no version, so a list of weak tags alone never matches (412).
+/// no version, so a list of weak tags alone never matches. A value that is not `*` or a list of entity tags
+/// names no version this server gave out either: the precondition cannot hold (412), as for a stale tag.
 pub struct IfMatch(pub Option<Vec<Version>>);
+
+/// The strong tags of a header value (`None` for `*`), or `Err` when it is not `*` or entity tags (`"..."` or
+/// `W/"..."`, of visible ASCII without `"`) separated by commas.
+fn entity_tags(text: &str) -> Result<Option<Vec<Version>>, ()> {
+    if text.trim() == "*" {
+        return Ok(None);
+    }
+    let mut strong = Vec::new();
+    for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (weak, tag) = match tag.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, tag),
+        };
+        let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or(())?;
+        if !inner.bytes().all(|b| b == b'!' || (b'#'..=b'~').contains(&b)) {
+            return Err(());
+        }
+        if !weak {
+            strong.push(Version(inner.to_owned()));
+        }
+    }
+    Ok(Some(strong))
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let invalid = || {
-            let problem = "is not * or a list of entity tags (\"...\", as the ETag of a previous answer)";
-            ApiError::invalid("invalid-if-match", "the If-Match header is invalid", Report::single("If-Match", problem))
-        };
-        let mut versions = Vec::new();
-        let (mut present, mut tags, mut any) = (false, 0, false);
-        for value in parts.headers.get_all(header::IF_MATCH) {
-            present = true;
-            for tag in value.to_str().map_err(|_| invalid())?.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                tags += 1;
-                if tag == "*" {
-                    any = true;
-                    continue;
-                }
-                let (weak, tag) = match tag.strip_prefix("W/") {
-                    Some(tag) => (true, tag),
-                    None => (false, tag),
-                };
-                let inner = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).filter(|t| !t.contains('"'));
-                let inner = inner.ok_or_else(invalid)?;
-                if !weak {
-                    versions.push(Version(inner.to_owned()));
-                }
-            }
-        }
-        // `*` stands alone (RFC 9110 §13.1.1); a header with no tag at all says nothing.
-        if (present && tags == 0) || (any && tags > 1) {
-            return Err(invalid());
-        }
-        if any {
+        // A header with no tag (empty, or commas alone) says nothing; one that names no version (malformed) is a
+        // list that matches none.
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(header::IF_MATCH)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+            .filter(|v| !v.chars().all(|c| c == ',' || c.is_whitespace()))
+            .collect();
+        if values.is_empty() {
             return Ok(IfMatch(None));
         }
-        Ok(IfMatch(present.then_some(versions)))
+        let mut versions = Vec::new();
+        for value in &values {
+            match entity_tags(value) {
+                // `*` stands alone (RFC 9110 §13.1.1).
+                Ok(None) if values.len() == 1 => return Ok(IfMatch(None)),
+                Ok(None) | Err(()) => return Ok(IfMatch(Some(Vec::new()))),
+                Ok(Some(tags)) => versions.extend(tags),
+            }
+        }
+        Ok(IfMatch(Some(versions)))
     }
 }
 
@@ -136,7 +149,7 @@ impl OperationInput for IfMatch {
             parameter_data: ParameterData {
                 name: "If-Match".to_owned(),
                 description: Some(
-                    "The webhook's ETag as last read: the change is made only if it is still that version (412 if not)"
+                    "The ETag as last read: the change is made only if it is still that version (412 if not)"
                         .to_owned(),
                 ),
                 required: false,
@@ -215,10 +228,63 @@ impl JsonSchema for ConfigurationSchema {
     }
 }
 
-/// A JSON merge patch (RFC 7396) of a webhook's configuration: any of its fields; `null` removes one.
-#[derive(JsonSchema)]
-#[schemars(extend("type" = "object"))]
-pub struct MergePatch {}
+/// A JSON merge patch (RFC 7396) of a resource's configuration `C`: any of its fields; `null` removes an optional
+/// one (and an entry of a map). A webhook's patterns and credentials are replaced whole
+/// (`WebhookConfig::REPLACED_WHOLE`).
+pub struct MergePatch<C>(PhantomData<C>);
+
+impl<C: JsonSchema> JsonSchema for MergePatch<C> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("{}Patch", C::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let schema = serde_json::to_value(C::json_schema(generator)).unwrap_or_default();
+        schemars::Schema::try_from(merge_patch_schema(schema)).unwrap_or_default()
+    }
+}
+
+/// The schema of a merge patch of documents of `schema` (an object schema): every field optional, the optional
+/// ones nullable (`null` removes them), and the values of the maps among them nullable too.
+fn merge_patch_schema(mut schema: Value) -> Value {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("required");
+        object.remove("title");
+        if let Some(Value::Object(properties)) = object.get_mut("properties") {
+            for (name, property) in properties.iter_mut() {
+                if dispatcher_core::model::WebhookConfig::REPLACED_WHOLE.contains(&name.as_str()) {
+                    if !required.contains(name) {
+                        let original = std::mem::take(property);
+                        *property = serde_json::json!({"anyOf": [original, {"type": "null"}]});
+                    }
+                    continue;
+                }
+                // A map's entries may be null too (removed), whether the map itself is nullable (`anyOf`) or not.
+                let map = match property.pointer_mut("/anyOf/0/additionalProperties").is_some() {
+                    true => property.pointer_mut("/anyOf/0/additionalProperties"),
+                    false => property.get_mut("additionalProperties"),
+                };
+                if let Some(Value::Object(map)) = map {
+                    let values = Value::Object(std::mem::take(map));
+                    *map = serde_json::json!({"anyOf": [values, {"type": "null"}]})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                }
+                if !required.contains(name) {
+                    let original = std::mem::take(property);
+                    *property = serde_json::json!({"anyOf": [original, {"type": "null"}]});
+                }
+            }
+        }
+    }
+    schema
+}
 
 /// A standalone schema made embeddable: its `$defs` become inline, its `$schema` goes.
 fn without_meta(mut schema: Value) -> Value {
@@ -241,7 +307,28 @@ fn inline(value: &mut Value, defs: &serde_json::Map<String, Value>) {
                 inline(&mut def, defs);
                 object.remove("$ref");
                 if let Value::Object(fields) = def {
-                    object.extend(fields);
+                    // Beside a `$ref` (an internally tagged variant: its tag), properties and required fields add up.
+                    for (key, value) in fields {
+                        match (object.get_mut(&key), value) {
+                            (Some(Value::Object(mine)), Value::Object(theirs)) if key == "properties" => {
+                                theirs.into_iter().for_each(|(k, v)| {
+                                    mine.entry(k).or_insert(v);
+                                });
+                            }
+                            (Some(Value::Array(mine)), Value::Array(theirs)) if key == "required" => {
+                                theirs
+                                    .into_iter()
+                                    .filter(|v| !mine.contains(v))
+                                    .collect::<Vec<_>>()
+                                    .into_iter()
+                                    .for_each(|v| mine.push(v));
+                            }
+                            (Some(_), _) => {}
+                            (None, value) => {
+                                object.insert(key, value);
+                            }
+                        }
+                    }
                 }
             } else {
                 object.values_mut().for_each(|v| inline(v, defs));
@@ -309,14 +396,32 @@ impl<T: JsonSchema> OperationInput for Path<T> {
 #[derive(Deserialize, JsonSchema)]
 pub struct PageQuery {
     /// How many items, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<usize>,
     /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = crate::ports::CURSOR_PATTERN))]
     pub cursor: Option<String>,
 }
 
+/// A page's size: 50 when not given, refused outside 1 to 500.
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(50) {
+        limit @ 1..=500 => Ok(limit),
+        other => {
+            let report = Report::single("limit", format!("{other} is out of range: 1 to 500"));
+            Err(ApiError::invalid("invalid-query", "the query is invalid", report))
+        }
+    }
+}
+
 impl PageQuery {
-    pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(50).clamp(1, 500)
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        page_limit(self.limit)
+    }
+
+    /// The cursor given; an empty one is the first page, as no cursor is.
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref().filter(|c| !c.is_empty())
     }
 }
 
@@ -325,16 +430,23 @@ impl PageQuery {
 #[derive(Deserialize, JsonSchema)]
 pub struct DeliveriesQuery {
     /// How many items, 1 to 500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<usize>,
     /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = crate::ports::CURSOR_PATTERN))]
     pub cursor: Option<String>,
     /// Only the deliveries in this status.
     pub status: Option<dispatcher_core::model::Status>,
 }
 
 impl DeliveriesQuery {
-    pub fn limit(&self) -> usize {
-        PageQuery { limit: self.limit, cursor: None }.limit()
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        page_limit(self.limit)
+    }
+
+    /// The cursor given; an empty one is the first page, as no cursor is.
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref().filter(|c| !c.is_empty())
     }
 }
 

@@ -81,10 +81,35 @@ pub fn openapi() -> OpenApi {
     api
 }
 
+/// The OpenAPI 3.1 document as JSON, served and committed (`schemas/openapi.json`).
+pub fn openapi_json() -> serde_json::Value {
+    let mut document = serde_json::to_value(openapi()).unwrap_or_default();
+    tuples_as_2020_12(&mut document);
+    document
+}
+
+/// aide generates schemas as draft-07 writes them, which OpenAPI 3.1 (JSON Schema 2020-12) reads the same but
+/// for tuples: `"items": [..], "additionalItems": false` becomes `"prefixItems": [..], "items": false`.
+fn tuples_as_2020_12(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(object) => {
+            if let Some(serde_json::Value::Array(_)) = object.get("items") {
+                let tuple = object.remove("items").unwrap_or_default();
+                object.insert("prefixItems".to_owned(), tuple);
+                let rest = object.remove("additionalItems").unwrap_or(serde_json::Value::Bool(true));
+                object.insert("items".to_owned(), rest);
+            }
+            object.values_mut().for_each(tuples_as_2020_12);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(tuples_as_2020_12),
+        _ => {}
+    }
+}
+
 /// The document as served, generated once.
 fn document() -> &'static serde_json::Value {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| serde_json::to_value(openapi()).unwrap_or_default())
+    DOCUMENT.get_or_init(openapi_json)
 }
 
 fn routes() -> ApiRouter<AppState> {
@@ -94,7 +119,7 @@ fn routes() -> ApiRouter<AppState> {
             "/api/v1/info",
             get_with(info, |op| op.id("getInfo").summary("The dispatcher's name, version, mode and counters")),
         )
-        .api_route("/api/v1/openapi.json", get_with(openapi_json, |op| op.id("getOpenApi").summary("This document")))
+        .api_route("/api/v1/openapi.json", get_with(serve_openapi, |op| op.id("getOpenApi").summary("This document")))
         // For Prometheus, not part of the API contract: left out of the document.
         .route("/metrics", axum::routing::get(metrics))
         .merge(events::routes())
@@ -119,12 +144,14 @@ async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
-async fn openapi_json() -> Answer<200, serde_json::Value> {
+async fn serve_openapi() -> Answer<200, serde_json::Value> {
     Answer(document().clone())
 }
 
-/// The statuses every route may answer besides its own: a missing key, and a store or queue that is down.
-const ALWAYS: [u16; 2] = [401, 503];
+/// The statuses every route may answer besides its own: a missing or wrong credential, one that may not do this
+/// (a disabled tenant's, a tenant's on the operator's routes, a read-only one's change), and a store or queue
+/// that is down.
+const ALWAYS: [u16; 3] = [401, 403, 503];
 
 /// Documents that `op` answers problem details with each of `statuses`.
 fn errors<'t>(mut op: TransformOperation<'t>, statuses: &[u16]) -> TransformOperation<'t> {
@@ -140,7 +167,7 @@ fn add_errors(operation: &mut aide::openapi::Operation, statuses: &[u16]) {
             401 => "The credential is missing, wrong, expired or revoked (when one is required)",
             403 => "The credential may not do this: a tenant's (operator only), a read-only one, a disabled tenant's",
             404 => "No such webhook, delivery or tenant (or not one this credential may see)",
-            422 => "A tenant's webhook would hold an attribute value outside its tenant's grants",
+            422 => "The request fits the schema but contradicts what is stored: a tenant that does not exist, an attribute value outside the tenant's grants",
             409 => "The request conflicts with the current state",
             412 => "The webhook changed since the version given in If-Match: read it again and retry",
             413 => "The body is over 256 KiB",

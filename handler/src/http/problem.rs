@@ -87,7 +87,12 @@ impl From<ServiceError> for ApiError {
                     Invalid::Tenant | Invalid::PatchedTenant => "invalid-tenant",
                     Invalid::Credential => "invalid-credential-request",
                 };
-                ApiError::invalid(kind, &what.to_string(), report)
+                let unprocessable = report.unprocessable();
+                let error = ApiError::invalid(kind, &what.to_string(), report);
+                match unprocessable {
+                    true => error.with_status(StatusCode::UNPROCESSABLE_ENTITY),
+                    false => error,
+                }
             }
             ServiceError::NotFound { what, id } => ApiError::not_found(what, &id),
             ServiceError::Conflict(detail) => ApiError::new(StatusCode::CONFLICT, "conflict", detail),
@@ -100,6 +105,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Ungranted(report) => {
                 let detail = "the webhook holds attribute values outside its tenant's grants";
                 ApiError::invalid("ungranted-attribute", detail, report).with_status(StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ServiceError::WrongTenant(report) => {
+                let detail = "the webhook names a tenant it cannot belong to";
+                ApiError::invalid("wrong-tenant", detail, report).with_status(StatusCode::UNPROCESSABLE_ENTITY)
             }
             ServiceError::Internal(detail) => {
                 tracing::error!(%detail, "internal failure");

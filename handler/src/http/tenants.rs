@@ -12,6 +12,7 @@ use aide::axum::ApiRouter;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use dispatcher_core::model::{Tenant, TenantConfig, Token};
+use dispatcher_core::tenants::registration::{lifetime_pattern, PORTAL_LINK_LIFETIME, TOKEN_LIFETIME};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,6 +167,7 @@ struct TenantRegistration {
     id: Option<String>,
     #[schemars(length(min = 1, max = 200))]
     name: String,
+    #[schemars(extend("additionalProperties" = {"type": "array", "items": {"type": "string", "minLength": 1}}))]
     grants: Option<BTreeMap<String, Vec<String>>>,
     #[schemars(range(max = 10000))]
     max_webhooks: Option<u32>,
@@ -181,8 +183,8 @@ struct TokenRequest {
     /// What the token is for.
     #[schemars(length(min = 1, max = 200))]
     name: String,
-    /// How long it lives, e.g. `90d` (the default), at most 366 days.
-    #[schemars(extend("examples" = ["90d"]))]
+    /// How long it lives: a whole number of s, m, h or d, e.g. `90d` (the default), at most 366 days.
+    #[schemars(extend("examples" = ["90d"], "pattern" = lifetime_pattern(TOKEN_LIFETIME.1)))]
     expires_in: Option<String>,
     /// A read-only token may only read (default false).
     read_only: Option<bool>,
@@ -194,11 +196,26 @@ struct TokenRequest {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("additionalProperties" = false))]
 struct PortalLinkRequest {
-    /// How long the link works, e.g. `1h` (the default), at most 7 days.
-    #[schemars(extend("examples" = ["1h"]))]
+    /// How long the link works: a whole number of s, m, h or d, e.g. `1h` (the default), at most 7 days.
+    #[schemars(extend("examples" = ["1h"], "pattern" = lifetime_pattern(PORTAL_LINK_LIFETIME.1)))]
     expires_in: Option<String>,
     /// A read-only link shows nothing that changes anything (default false).
     read_only: Option<bool>,
+}
+
+/// The JSON Schema of a tenant's configuration (`PUT /tenants/{id}`): its optional fields may be null.
+pub struct TenantConfigSchema;
+
+impl JsonSchema for TenantConfigSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TenantConfiguration".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = serde_json::to_value(TenantConfig::json_schema(generator)).unwrap_or_default();
+        dispatcher_core::webhooks::registration::nullable_optionals(&mut schema);
+        schemars::Schema::try_from(schema).unwrap_or_default()
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -224,9 +241,8 @@ async fn create(
     State(service): State<AppState>,
     Caller(access): Caller,
     JsonBody(body, _): JsonBody<TenantRegistration>,
-) -> Result<(axum::http::StatusCode, Tagged<TenantView>), ApiError> {
-    let (tenant, version) = service.create_tenant(&access, &body).await?;
-    Ok((axum::http::StatusCode::CREATED, Tagged(TenantView::of(&tenant), version)))
+) -> Answered<201, TenantView> {
+    Ok(Answer(TenantView::of(&service.create_tenant(&access, &body).await?.0)))
 }
 
 async fn get(
@@ -243,7 +259,7 @@ async fn replace(
     Caller(access): Caller,
     Id(id): Id,
     IfMatch(if_match): IfMatch,
-    JsonBody(body, _): JsonBody<TenantConfig>,
+    JsonBody(body, _): JsonBody<TenantConfigSchema>,
 ) -> Result<Tagged<TenantView>, ApiError> {
     let (tenant, version) = service.replace_tenant(&access, &id.into(), &body, if_match.as_deref()).await?;
     Ok(Tagged(TenantView::of(&tenant), version))
@@ -254,7 +270,7 @@ async fn patch(
     Caller(access): Caller,
     Id(id): Id,
     IfMatch(if_match): IfMatch,
-    JsonBody(patch, _): JsonBody<MergePatch>,
+    JsonBody(patch, _): JsonBody<MergePatch<TenantConfigSchema>>,
 ) -> Result<Tagged<TenantView>, ApiError> {
     let (tenant, version) = service.patch_tenant(&access, &id.into(), &patch, if_match.as_deref()).await?;
     Ok(Tagged(TenantView::of(&tenant), version))

@@ -250,10 +250,10 @@ impl SecretView {
 #[allow(dead_code)] // Only its schema is used: the body is read as JSON and checked field by field.
 pub struct RecoverRequest {
     /// RFC 3339: deliveries created from then on.
-    #[schemars(extend("format" = "date-time"))]
+    #[schemars(extend("format" = "date-time"), length(min = 1))]
     since: String,
     /// RFC 3339: until then (now when absent).
-    #[schemars(extend("format" = "date-time"))]
+    #[schemars(extend("format" = "date-time"), length(min = 1))]
     until: Option<String>,
 }
 

@@ -27,7 +27,7 @@ pub fn routes() -> ApiRouter<AppState> {
             get_with(list, |op| op.id("listWebhooks").summary("All webhooks")).post_with(create, |op| {
                 errors(
                     op.id("createWebhook").summary("Register a webhook; the answer holds its signing secret"),
-                    &[400, 409, 415],
+                    &[400, 409, 415, 422],
                 )
             }),
         )
@@ -37,13 +37,13 @@ pub fn routes() -> ApiRouter<AppState> {
                 .put_with(replace, |op| {
                     errors(
                         op.id("replaceWebhook").summary("Replace a webhook's configuration"),
-                        &[400, 404, 409, 412, 415],
+                        &[400, 404, 409, 412, 415, 422],
                     )
                 })
                 .patch_with(patch, |op| {
                     errors(
                         op.id("patchWebhook").summary("Change some fields (JSON merge patch)"),
-                        &[400, 404, 409, 412, 415],
+                        &[400, 404, 409, 412, 415, 422],
                     )
                 })
                 .delete_with(delete, |op| {
@@ -146,7 +146,7 @@ async fn patch(
     Caller(access): Caller,
     Id(id): Id,
     IfMatch(if_match): IfMatch,
-    JsonBody(patch, _): JsonBody<MergePatch>,
+    JsonBody(patch, _): JsonBody<MergePatch<ConfigurationSchema>>,
 ) -> Result<Tagged<WebhookView>, ApiError> {
     let (webhook, version) = service.patch_webhook(&access, &id.into(), &patch, if_match.as_deref()).await?;
     Ok(Tagged(WebhookView::of(&webhook, false), version))
@@ -181,9 +181,9 @@ async fn recover(
 ) -> Answered<202, RecoveredView> {
     let time = |field: &str, required: bool| match body.get(field) {
         None | Some(Value::Null) if !required => Ok(None),
-        Some(Value::String(text)) => humantime::parse_rfc3339_weak(text)
-            .map(|t| Some(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)))
-            .map_err(|e| Problem::new(field, format!("{text:?} is not an RFC 3339 time ({e})"))),
+        Some(Value::String(text)) => rfc3339_ms(text)
+            .map(Some)
+            .ok_or_else(|| Problem::new(field, format!("{text:?} is not an RFC 3339 time like 2026-01-31T12:00:00Z"))),
         other => Err(Problem::new(
             field,
             format!("{} where an RFC 3339 time is expected", other.map_or("nothing".to_owned(), |v| v.to_string())),
@@ -209,6 +209,18 @@ async fn deliveries(
     Id(id): Id,
     Query(query): Query<DeliveriesQuery>,
 ) -> Answered<200, Page<DeliveryView>> {
-    let found = service.deliveries(&access, &id.into(), query.status, query.limit(), query.cursor.as_deref()).await?;
+    let found = service.deliveries(&access, &id.into(), query.status, query.limit()?, query.cursor()).await?;
     Ok(Answer(Page::of(found, DeliveryView::from)))
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time (any offset), or of the looser form humantime reads
+/// (a space for `T`, no `Z`: UTC), as earlier versions took.
+fn rfc3339_ms(text: &str) -> Option<i64> {
+    let strict = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    strict.or_else(|| {
+        let loose = humantime::parse_rfc3339_weak(text).ok()?;
+        Some(loose.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+    })
 }

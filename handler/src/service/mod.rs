@@ -118,6 +118,9 @@ pub enum ServiceError {
     /// A tenant's webhook would hold attribute values outside its tenant's grants.
     #[error("outside the tenant's grants: {0}")]
     Ungranted(Report),
+    /// A webhook names a tenant that does not exist, or (by a tenant's credential) another tenant.
+    #[error("{0}")]
+    WrongTenant(Report),
 }
 
 impl From<RandomUnavailable> for ServiceError {

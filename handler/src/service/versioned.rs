@@ -13,7 +13,7 @@ const UPDATE_TRIES: usize = 16;
 /// A store of versioned items, as [`update`] needs it.
 #[async_trait]
 pub(super) trait Versioned: Send + Sync {
-    type Id: std::fmt::Debug + Send + Sync + ?Sized;
+    type Id: std::fmt::Display + Send + Sync + ?Sized;
     type Item: Send + Sync;
     /// What an item is, in messages ("webhook").
     const WHAT: &'static str;
@@ -86,18 +86,21 @@ pub(super) async fn update<S: Versioned>(
 ) -> Result<Updated<S::Item>, ServiceError> {
     for _ in 0..UPDATE_TRIES {
         let Some((current, version)) = store.read(id).await? else { return Ok(Updated::Missing) };
+        // The change first: an invalid one is refused as such (400) whatever If-Match says.
+        let changed = change(&current)?;
         if if_match.is_some_and(|expected| !expected.contains(&version)) {
             return Err(ServiceError::PreconditionFailed(format!(
-                "{} {id:?} changed since the version given in If-Match: read it again (its ETag) and retry",
+                "{} \"{id}\" is not the version If-Match names (it changed since, or If-Match names none this \
+                 server gave out): read it again (its ETag) and retry",
                 S::WHAT
             )));
         }
-        let Some(changed) = change(&current)? else { return Ok(Updated::Unchanged(current, version)) };
+        let Some(changed) = changed else { return Ok(Updated::Unchanged(current, version)) };
         match store.write(&changed, &version).await {
             Ok(written) => return Ok(Updated::Changed(changed, written)),
             Err(StoreError::Conflict(_)) => continue,
             Err(error) => return Err(error.into()),
         }
     }
-    Err(ServiceError::Conflict(format!("{} {id:?} kept changing while this change was made: try again", S::WHAT)))
+    Err(ServiceError::Conflict(format!("{} \"{id}\" kept changing while this change was made: try again", S::WHAT)))
 }

@@ -72,14 +72,13 @@ impl Service {
         if let Some(own) = access.tenant() {
             if config.tenant.as_ref().is_some_and(|named| named != own) {
                 let report = Report::single("tenant", "is set by your credential: leave it out");
-                return Err(ServiceError::Invalid { what: Invalid::Webhook, report });
+                return Err(ServiceError::WrongTenant(report));
             }
             config.tenant = Some(own.clone());
         }
         let Some(id) = &config.tenant else { return Ok(config) };
         let Some((tenant, _)) = self.tenants.get_tenant(id).await? else {
-            let report = Report::single("tenant", format!("there is no tenant \"{id}\""));
-            return Err(ServiceError::Invalid { what: Invalid::Webhook, report });
+            return Err(ServiceError::WrongTenant(Report::single("tenant", format!("there is no tenant \"{id}\""))));
         };
         let problems: Vec<Problem> = config
             .attributes
@@ -277,9 +276,24 @@ impl Service {
     }
 }
 
-/// `config` with `patch` merged into it (RFC 7396), decoded again.
+/// `config` with `patch` merged into it (RFC 7396, but for the fields it replaces whole:
+/// [`WebhookConfig::REPLACED_WHOLE`]), decoded again.
 fn merged(config: &WebhookConfig, patch: &Value) -> Result<WebhookConfig, ServiceError> {
     let mut merged = serde_json::to_value(config).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    json_patch::merge(&mut merged, patch);
+    let mut rest = patch.clone();
+    if let (Some(fields), Some(target)) = (rest.as_object_mut(), merged.as_object_mut()) {
+        for name in WebhookConfig::REPLACED_WHOLE {
+            match fields.remove(name) {
+                Some(Value::Null) => {
+                    target.remove(name);
+                }
+                Some(whole) => {
+                    target.insert(name.to_owned(), whole);
+                }
+                None => {}
+            }
+        }
+    }
+    json_patch::merge(&mut merged, &rest);
     WebhookConfig::decode(&merged).map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })
 }

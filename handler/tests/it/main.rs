@@ -14,7 +14,8 @@
 //! - `local_queue`: new deliveries leased to the local queue that logged them, released by a lease or a restart.
 //! - `store_suite`: what every store passes, run against both; `retention`: the SQLite log pruned.
 //! - `servicebus`: the Service Bus adapter (azure_core_amqp) against the broker.
-//! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it.
+//! - `openapi`: the OpenAPI document against an independent validator, and real error answers against it;
+//!   `schemathesis`: the document against what the server does, for the operator and for a tenant.
 //! - `portal`: the integrator portal in headless Chromium, driven through WebDriver as a person would use it.
 //! - `generated_files`, `layers`: `schemas/` and the tables of `docs/` are fresh; the layers' dependencies.
 //! - `doc_links`: every relative link and anchor of the README and `docs/` leads somewhere.
@@ -37,6 +38,7 @@ mod oauth2;
 mod openapi;
 mod portal;
 mod retention;
+mod schemathesis;
 mod secrets;
 mod servicebus;
 mod shutdown;

@@ -58,7 +58,7 @@ async fn the_served_document_is_valid_and_real_answers_match_it() {
     let key = "openapi-test-key-0123456789";
     let dispatcher = Dispatcher::start("openapi", &[], &[("DISPATCHER_API_KEY", key)]);
     let served = dispatcher.get("/openapi.json").await;
-    assert_eq!(served, serde_json::to_value(dispatcher::http::openapi()).unwrap(), "served as generated");
+    assert_eq!(served, dispatcher::http::openapi_json(), "served as generated");
 
     let mut answers = Vec::new();
     let unauthorized = dispatcher.client.get(format!("{}/info", dispatcher.api)).send().await.unwrap();

@@ -269,8 +269,7 @@ async fn a_callback_logged_before_deliveries_said_so_is_still_left_out_of_health
 
 async fn rejected_events_page_newest_first(store: &impl RejectedEvents) {
     for i in 0..3 {
-        let problem =
-            Problem { path: "payload.fiscalCode".into(), message: format!("\"bad-{i}\" is not a valid fiscal code") };
+        let problem = Problem::new("payload.fiscalCode", format!("\"bad-{i}\" is not a valid fiscal code"));
         store.reject(&Rejected::new(format!("r-{i}"), i, vec![problem], format!("{{{i}}}").as_bytes())).await.unwrap();
     }
     let (first, cursor) = store.list_rejected(2, None).await.unwrap();

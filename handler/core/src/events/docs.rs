@@ -80,6 +80,11 @@ pub fn incoming_event_schema(standalone: bool) -> Value {
                 true => json!({"$ref": format!("#/$defs/{}", file_stem(e.name))}),
                 false => payload_schema(e, false),
             };
+            // A missing or null payload is `{}`, as in the original system: enough for an event without fields.
+            let payload = match e.fields.is_empty() {
+                true => json!({"anyOf": [payload, {"type": "null"}]}),
+                false => payload,
+            };
             json!({
                 "type": "object",
                 "properties": {"name": {"const": e.name}, "payload": payload},
@@ -89,7 +94,7 @@ pub fn incoming_event_schema(standalone: bool) -> Value {
         .collect();
     let mut schema = json!({
         "title": "Incoming event",
-        "description": "A message sent to the dispatcher: an event name and its payload (a missing payload is `{}`).",
+        "description": "A message sent to the dispatcher: an event name and its payload (a missing or null payload is `{}`).",
         "oneOf": variants,
     });
     if standalone {

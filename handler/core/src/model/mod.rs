@@ -16,7 +16,7 @@ pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
 pub use delivery::{Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
 pub use ids::{DeliveryId, TenantId, WebhookId};
 pub use kind::CallbackType;
-pub use problem::{join, kind_of, quote, wrong_type, Problem, Report};
+pub use problem::{join, kind_of, quote, up_to, whole, wrong_type, Problem, Report};
 pub use rejected::Rejected;
 pub use secret::Secret;
 pub use tenant::{blocked, Access, Tenant, TenantAccess, TenantConfig, Token, DEFAULT_MAX_WEBHOOKS, FREE_ATTRIBUTE};

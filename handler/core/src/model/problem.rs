@@ -12,11 +12,21 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, quoting the offending value.
     pub message: String,
+    /// The input has the documented shape, but what it asks cannot be done (a pattern too complex for the
+    /// matcher): the API answers 422 rather than 400 when every problem is of this kind.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub unprocessable: bool,
 }
 
 impl Problem {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { path: path.into(), message: message.into() }
+        Problem { path: path.into(), message: message.into(), unprocessable: false }
+    }
+
+    /// A problem of the [`Problem::unprocessable`] kind.
+    pub fn unprocessable(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { unprocessable: true, ..Problem::new(path, message) }
     }
 }
 
@@ -45,6 +55,11 @@ impl Report {
 
     pub fn problems(&self) -> &[Problem] {
         &self.problems
+    }
+
+    /// Whether the input fits its schema and only asks what cannot be done (see [`Problem::unprocessable`]).
+    pub fn unprocessable(&self) -> bool {
+        self.problems.iter().all(|p| p.unprocessable)
     }
 
     /// Ok when nothing was found, the report otherwise.
@@ -81,6 +96,29 @@ pub fn wrong_type(value: &Value, expected: &str) -> String {
         Value::Null => format!("is null, expected {expected}"),
         _ => format!("{} is {}, expected {expected}", quote(value), kind_of(value)),
     }
+}
+
+/// A JSON number as a whole non-negative number: `3` or `3.0` (JSON Schema's `integer` takes both).
+pub fn whole(number: &serde_json::Number) -> Option<u64> {
+    number
+        .as_u64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f)).map(|f| f as u64))
+}
+
+/// A regular expression of the whole numbers from 1 to `max`, without leading zeros.
+pub fn up_to(max: u64) -> String {
+    let digits: Vec<u32> = max.to_string().chars().filter_map(|c| c.to_digit(10)).collect();
+    let mut alternatives: Vec<String> = (1..digits.len()).map(|len| format!("[1-9][0-9]{{{}}}", len - 1)).collect();
+    for (i, &d) in digits.iter().enumerate() {
+        let low = u32::from(i == 0);
+        if d > low {
+            let prefix: String = digits[..i].iter().map(|d| d.to_string()).collect();
+            let rest = digits.len() - i - 1;
+            alternatives.push(format!("{prefix}[{low}-{}][0-9]{{{rest}}}", d - 1));
+        }
+    }
+    alternatives.push(max.to_string());
+    alternatives.join("|")
 }
 
 /// What kind of JSON value this is, for messages: "a string", "an object", ...

@@ -23,7 +23,8 @@ pub struct TenantConfig {
     /// Per routing attribute, the values its webhooks may hold. An attribute not listed may not be set by its
     /// webhooks at all (`name` excepted: free).
     #[serde(default)]
-    #[schemars(extend("examples" = [{"serviceId": ["aServiceId12345"]}]))]
+    #[schemars(extend("examples" = [{"serviceId": ["aServiceId12345"]}],
+        "additionalProperties" = {"type": "array", "items": {"type": "string", "minLength": 1}}))]
     pub grants: BTreeMap<String, Vec<String>>,
     /// The most webhooks it may hold.
     #[serde(default = "default_max_webhooks")]

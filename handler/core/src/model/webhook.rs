@@ -74,6 +74,10 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// The fields a merge patch replaces whole rather than merges into: a pattern or credentials merged with
+    /// another are neither (RFC 7396 would merge their objects).
+    pub const REPLACED_WHOLE: [&'static str; 4] = ["filter", "failWhen", "auth", "callbackAuth"];
+
     /// Whether this webhook takes this public event at all (before attribute matching).
     pub fn subscribes_to(&self, event: &str) -> bool {
         self.subscriptions.iter().any(|s| s == event)

@@ -22,10 +22,6 @@ pub struct EventFilter {
     exists: Arc<[Vec<String>]>,
 }
 
-/// The most values and operators one pattern may list. quamina 0.7 panics when one state of an automaton has
-/// 256 field transitions or more; a matcher of a [`FilterSet`] holds patterns of at most twice this in all.
-pub const MAX_PATTERN_WEIGHT: usize = 64;
-
 /// The values and operators `pattern` lists (the leaves of its arrays).
 fn weight(pattern: &Value) -> usize {
     match pattern {
@@ -45,11 +41,16 @@ pub enum PatternError {
          {{\"payload\": {{\"fiscalCode\": [{{\"prefix\": \"AAA\"}}]}}}}"
     )]
     NotAPattern,
-    #[error("lists {0} values and operators; at most {MAX_PATTERN_WEIGHT}")]
-    TooHeavy(usize),
+    /// Not the shape of a pattern (`policy::pattern`).
+    #[error("{0}")]
+    Shape(String),
     /// The matcher's own words.
     #[error("{0}")]
     Refused(String),
+    /// Of the documented shape, but its combinations of fields and operators are more than the matcher builds
+    /// (quamina's own limit on the states of one pattern).
+    #[error("is too complex for the matcher: {0}")]
+    TooComplex(String),
 }
 
 impl EventFilter {
@@ -58,12 +59,13 @@ impl EventFilter {
         if !pattern.is_object() || weight(pattern) == 0 {
             return Err(PatternError::NotAPattern);
         }
+        super::pattern::check(pattern).map_err(PatternError::Shape)?;
         let weight = weight(pattern);
-        if weight > MAX_PATTERN_WEIGHT {
-            return Err(PatternError::TooHeavy(weight));
-        }
         let mut matcher = Quamina::new();
-        matcher.add_pattern((), &pattern.to_string()).map_err(|e| PatternError::Refused(e.to_string()))?;
+        matcher.add_pattern((), &pattern.to_string()).map_err(|e| match e {
+            quamina::QuaminaError::PatternTooComplex(why) => PatternError::TooComplex(why),
+            other => PatternError::Refused(other.to_string()),
+        })?;
         let mut exists = Vec::new();
         exists_paths(pattern, &mut Vec::new(), &mut exists);
         Ok(EventFilter { pattern: pattern.clone(), matcher: Arc::new(matcher), weight, exists: exists.into() })
@@ -151,9 +153,10 @@ pub struct FilterSet {
     alone: Vec<(usize, EventFilter)>,
 }
 
-/// The values and operators one matcher holds at most: below quamina's 256 transitions per state, whatever
-/// the patterns (a thousand one-field patterns in one matcher reach it).
-const MATCHER_WEIGHT: usize = 2 * MAX_PATTERN_WEIGHT;
+/// The values and operators one matcher holds at most, unless one pattern alone weighs more: below quamina 0.7's
+/// 256 transitions per state, whatever the patterns (a thousand one-field patterns in one matcher reach it). A
+/// heavier pattern has a matcher of its own, where its shape (`pattern`) keeps every state below 17 ways out.
+const MATCHER_WEIGHT: usize = 128;
 
 /// The verdicts on the last body a [`FilterSet`] read: the webhooks of one event mostly receive the same body.
 #[derive(Default)]
@@ -246,12 +249,8 @@ impl JsonSchema for EventFilter {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "object",
-            "minProperties": 1,
-            "description": "An event pattern (Amazon EventBridge pattern language) matched against the body this webhook would receive, {\"name\": ..., \"payload\": {...}}: a delivery is made only when it matches. Each field lists the values or operators it accepts: prefix, suffix, anything-but, exists, numeric, equals-ignore-case, wildcard.",
-            "examples": [{"payload": {"fiscalCode": [{"prefix": "AAA"}]}}]
-        })
+        let schema = super::pattern::schema("An event pattern (Amazon EventBridge pattern language) matched against the body this webhook would receive, {\"name\": ..., \"payload\": {...}}: a delivery is made only when it matches. Each field lists the values or operators it accepts: prefix, suffix, anything-but, exists, numeric, equals-ignore-case, wildcard. At most 64 values and operators in all.");
+        schemars::Schema::try_from(schema).unwrap_or_default()
     }
 }
 
@@ -347,18 +346,30 @@ mod tests {
     fn a_thousand_of_the_heaviest_patterns_on_one_field_make_a_set_that_matches() {
         let heaviest = |i: usize| {
             let values: Vec<Value> =
-                (0..MAX_PATTERN_WEIGHT).map(|v| json!({"suffix": format!("{i:04}{v:02}")})).collect();
+                (0..super::super::pattern::MAX_VALUES).map(|v| json!({"suffix": format!("{i:04}{v:02}")})).collect();
             filter(json!({"payload": {"fiscalCode": values}}))
         };
         let filters: Vec<Option<EventFilter>> = (0..1000).map(|i| Some(heaviest(i))).collect();
         let set = FilterSet::new(filters.iter().map(Option::as_ref));
-        let body = json!({"name": "ping", "payload": {"fiscalCode": "AAA000731"}}).to_string();
+        let body = json!({"name": "ping", "payload": {"fiscalCode": "AAA000715"}}).to_string();
         let mut memo = FilterMemo::default();
         let passing: Vec<usize> = (0..1000).filter(|&i| set.passes(i, &body, &mut memo)).collect();
         assert_eq!(passing, [7]);
-        let too_heavy: Vec<Value> = (0..=MAX_PATTERN_WEIGHT).map(|v| json!(v.to_string())).collect();
-        let error = EventFilter::new(&json!({"name": too_heavy})).unwrap_err();
-        assert_eq!(error.to_string(), "lists 65 values and operators; at most 64");
+    }
+
+    #[test]
+    fn the_heaviest_pattern_the_shape_allows_compiles_alone_and_in_a_set() {
+        use super::super::pattern::{MAX_DEPTH, MAX_FIELDS, MAX_VALUES};
+        let mut level = Value::Array((0..MAX_VALUES).map(|v| json!(format!("v{v}"))).collect());
+        for depth in (0..MAX_DEPTH).rev() {
+            level = Value::Object((0..MAX_FIELDS[depth]).map(|f| (format!("f{f}"), level.clone())).collect());
+        }
+        let heaviest = filter(level);
+        assert_eq!(heaviest.weight, MAX_FIELDS.iter().product::<usize>() * MAX_VALUES);
+        let body = json!({"f3": {"f1": {"f0": "v15"}}}).to_string();
+        let set = FilterSet::new([Some(&heaviest), Some(&heaviest), None].into_iter());
+        let passing: Vec<bool> = (0..3).map(|i| set.passes(i, &body, &mut FilterMemo::default())).collect();
+        assert_eq!(passing, [false, false, true], "every field must match, not one");
     }
 
     proptest! {

@@ -51,11 +51,54 @@ impl std::str::FromStr for RetrySchedule {
     }
 }
 
-/// The form `FromStr` reads: `5s,30s,2m`.
+/// The form the API reads ([`RetrySchedule::parse_strict`]): `5s,30s,2m`, each delay in one unit.
 impl std::fmt::Display for RetrySchedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|d| humantime::format_duration(*d).to_string()).collect();
-        f.write_str(&parts.join(","))
+        let part = |d: &Duration| {
+            let ms = d.as_millis();
+            match ms {
+                0 => "0s".to_owned(),
+                _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+                _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+                _ if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
+                _ => format!("{ms}ms"),
+            }
+        };
+        f.write_str(&self.0.iter().map(part).collect::<Vec<_>>().join(","))
+    }
+}
+
+/// The units a delay may be written in through the API, with their milliseconds.
+const UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
+
+impl RetrySchedule {
+    /// Reads a schedule as the API takes it: comma-separated delays, each a whole number (no leading zero) and
+    /// one unit (`ms`, `s`, `m`, `h`), at most 24h; what [`RetrySchedule::pattern`] says. (Settings and stored
+    /// schedules are read by `FromStr`, which takes any humantime duration.)
+    pub fn parse_strict(text: &str) -> Result<RetrySchedule, ScheduleError> {
+        let one_unit = |part: &str| {
+            UNITS.iter().any(|(unit, _)| {
+                part.strip_suffix(unit).is_some_and(|n| {
+                    let digits = !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+                    digits && !(*unit == "m" && part.ends_with("ms"))
+                })
+            })
+        };
+        let parts = text.split(',').map(str::trim).filter(|part| !part.is_empty());
+        if let Some(part) = parts.clone().find(|part| !one_unit(part)) {
+            let reason = "each delay is a whole number and one unit: ms, s, m or h".to_owned();
+            return Err(ScheduleError::NotADuration { part: part.to_owned(), reason });
+        }
+        text.parse()
+    }
+
+    /// The pattern of the schedules `parse_strict` reads (each delay at most 24h).
+    pub fn pattern() -> String {
+        let day_ms = MAX_DELAY.as_millis() as u64;
+        let units: Vec<String> =
+            UNITS.iter().map(|(unit, ms)| format!("({}){unit}", crate::model::up_to(day_ms / ms))).collect();
+        let delay = format!("({})", units.join("|"));
+        format!("^\\s*({delay}\\s*)?(,\\s*({delay}\\s*)?)*$")
     }
 }
 
@@ -80,8 +123,9 @@ impl schemars::JsonSchema for RetrySchedule {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "Delays between attempts, comma-separated durations (each at most 24h); a delivery gets one attempt more than there are delays, and an empty string means no retries.",
-            "examples": ["10s,1m,10m"]
+            "description": "Delays between attempts, comma-separated, each a whole number and one unit (ms, s, m, h), at most 24h; a delivery gets one attempt more than there are delays, and an empty string means no retries.",
+            "examples": ["10s,1m,10m"],
+            "pattern": RetrySchedule::pattern()
         })
     }
 }
@@ -173,7 +217,7 @@ mod tests {
         );
         assert_eq!("".parse::<RetrySchedule>().unwrap().max_attempts(), 1);
         let schedule: RetrySchedule = "5s, 1m30s,2h".parse().unwrap();
-        assert_eq!(schedule.to_string(), "5s,1m 30s,2h");
+        assert_eq!(schedule.to_string(), "5s,90s,2h");
         assert_eq!(schedule.to_string().parse::<RetrySchedule>().unwrap(), schedule);
         assert!("5s,later"
             .parse::<RetrySchedule>()

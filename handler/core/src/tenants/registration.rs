@@ -1,9 +1,9 @@
 //! Decoding what an operator writes about a tenant, and what is asked of a token or a portal link, with every
 //! problem reported at once, each with its path.
 
-use crate::model::{quote, wrong_type, Problem, Report, TenantConfig, DEFAULT_MAX_WEBHOOKS};
+use crate::model::{quote, up_to, whole, wrong_type, Problem, Report, TenantConfig, DEFAULT_MAX_WEBHOOKS};
 use crate::webhooks::registration::is_valid_id;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -93,8 +93,8 @@ fn decode_grants(value: Option<&Value>, problems: &mut Vec<Problem>) -> BTreeMap
 fn decode_max_webhooks(value: Option<&Value>, problems: &mut Vec<Problem>) -> u32 {
     match value {
         None | Some(Value::Null) => DEFAULT_MAX_WEBHOOKS,
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u64::from(MAX_WEBHOOKS_LIMIT)) => {
-            n.as_u64().unwrap_or(0) as u32
+        Some(Value::Number(n)) if whole(n).is_some_and(|n| n <= u64::from(MAX_WEBHOOKS_LIMIT)) => {
+            whole(n).unwrap_or(0) as u32
         }
         Some(other) => {
             problems.push(Problem::new(
@@ -140,6 +140,28 @@ pub struct CredentialRequest {
 pub const TOKEN_LIFETIME: (Duration, Duration) = (Duration::from_secs(90 * 86_400), Duration::from_secs(366 * 86_400));
 pub const PORTAL_LINK_LIFETIME: (Duration, Duration) = (Duration::from_secs(3_600), Duration::from_secs(7 * 86_400));
 
+/// The seconds of each unit a lifetime may be written in.
+const UNITS: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3_600), ('d', 86_400)];
+
+/// A lifetime: a whole number (no leading zero) and a unit, `s`, `m`, `h` or `d`.
+fn lifetime(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let (_, seconds) = UNITS.iter().find(|(u, _)| *u == unit)?;
+    let digits = &text[..text.len() - 1];
+    let valid = !digits.is_empty()
+        && !digits.starts_with('0')
+        && digits.len() <= 12
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| Duration::from_secs(digits.parse::<u64>().unwrap_or(0).saturating_mul(*seconds)))
+}
+
+/// The pattern of the lifetimes up to `max`: what [`lifetime`] reads, within range, as a regular expression.
+pub fn lifetime_pattern(max: Duration) -> String {
+    let units: Vec<String> =
+        UNITS.iter().map(|(unit, seconds)| format!("({}){unit}", up_to(max.as_secs() / seconds))).collect();
+    format!("^({})$", units.join("|"))
+}
+
 /// Decodes `{"name", "expiresIn", "readOnly"}` for a token.
 pub fn decode_token_request(value: &Value) -> Result<CredentialRequest, Report> {
     decode_credential(value, &["name", "expiresIn", "readOnly"], TOKEN_LIFETIME)
@@ -155,12 +177,7 @@ fn decode_credential(
     fields: &[&str],
     (default, max): (Duration, Duration),
 ) -> Result<CredentialRequest, Report> {
-    let empty = Map::new();
-    let body = match value {
-        Value::Object(body) => body,
-        Value::Null => &empty,
-        other => return Err(Report::single("body", wrong_type(other, "an object"))),
-    };
+    let Value::Object(body) = value else { return Err(Report::single("body", wrong_type(value, "an object"))) };
     let mut problems = Vec::new();
     for key in body.keys().filter(|k| !fields.contains(&k.as_str())) {
         problems.push(Problem::new(key.as_str(), format!("is not a field here; known fields: {}", fields.join(", "))));
@@ -177,26 +194,24 @@ fn decode_credential(
             String::new()
         }
     };
-    let limit = humantime::format_duration(max);
     let expires_in = match body.get("expiresIn") {
         None | Some(Value::Null) => default,
-        Some(Value::String(text)) => match humantime::parse_duration(text) {
-            Ok(duration) if !duration.is_zero() && duration <= max => duration,
-            Ok(_) => {
-                problems.push(Problem::new(
-                    "expiresIn",
-                    format!("{} is out of range: more than 0, at most {limit}", quote(&Value::String(text.clone()))),
-                ));
-                default
+        Some(Value::String(text)) => {
+            let quoted = quote(&Value::String(text.clone()));
+            match lifetime(text) {
+                Some(duration) if !duration.is_zero() && duration <= max => duration,
+                Some(_) => {
+                    let limit = max.as_secs() / 86_400;
+                    problems.push(Problem::new("expiresIn", format!("{quoted} is out of range: at most {limit}d")));
+                    default
+                }
+                None => {
+                    let problem = format!("{quoted} is not a whole number of s, m, h or d, like \"90d\" or \"1h\"");
+                    problems.push(Problem::new("expiresIn", problem));
+                    default
+                }
             }
-            Err(e) => {
-                problems.push(Problem::new(
-                    "expiresIn",
-                    format!("{} is not a duration like \"90d\" or \"1h\" ({e})", quote(&Value::String(text.clone()))),
-                ));
-                default
-            }
-        },
+        }
         Some(other) => {
             problems.push(Problem::new("expiresIn", wrong_type(other, "a duration like \"90d\" or \"1h\"")));
             default
@@ -252,15 +267,67 @@ mod tests {
         assert_eq!((token.expires_in, token.read_only), (Duration::from_secs(30 * 86_400), true));
         assert_eq!(decode_token_request(&json!({"name": "ci"})).unwrap().expires_in, TOKEN_LIFETIME.0);
         assert_eq!(decode_portal_link_request(&json!({})).unwrap().expires_in, Duration::from_secs(3600));
-        assert_eq!(decode_portal_link_request(&Value::Null).unwrap().name, "portal link");
+        assert_eq!(decode_portal_link_request(&json!({})).unwrap().name, "portal link");
+        assert!(decode_portal_link_request(&Value::Null).is_err(), "a body that is not an object");
         let report = decode_portal_link_request(&json!({"expiresIn": "8d", "name": "x"})).unwrap_err();
         assert_eq!(
             problems(report),
             [
                 "name: is not a field here; known fields: expiresIn, readOnly",
-                "expiresIn: \"8d\" is out of range: more than 0, at most 7days"
+                "expiresIn: \"8d\" is out of range: at most 7d"
             ]
         );
         assert!(decode_token_request(&json!({"name": "ci", "expiresIn": "soon"})).is_err());
+        assert!(decode_token_request(&json!({"name": "ci", "expiresIn": "1h30m"})).is_err(), "one unit");
+        assert!(decode_token_request(&json!({"name": "ci", "expiresIn": "090d"})).is_err(), "no leading zero");
+    }
+
+    #[test]
+    fn the_lifetime_pattern_matches_exactly_the_lifetimes_in_range() {
+        let max = Duration::from_secs(7 * 86_400);
+        let pattern = lifetime_pattern(max);
+        assert!(pattern.contains("(1[0-5][0-9]|16[0-7]|168)h") || pattern.contains("168)h"), "{pattern}");
+        // Every number of each unit, by brute force against the pattern's alternatives for that unit.
+        for (unit, seconds) in UNITS {
+            let alternatives = up_to(max.as_secs() / seconds);
+            for n in 1..=(max.as_secs() / seconds + 20).min(20_000) {
+                let text = n.to_string();
+                let matched = alternatives.split('|').any(|alt| matches_simple(alt, &text));
+                assert_eq!(matched, n <= max.as_secs() / seconds, "{n}{unit}");
+                assert_eq!(lifetime(&format!("{n}{unit}")), Some(Duration::from_secs(n * seconds)));
+            }
+        }
+    }
+
+    /// Whether `text` matches `alt`, one alternative of [`up_to`]: literal digits, `[a-b]` and `[0-9]{n}`.
+    fn matches_simple(alt: &str, text: &str) -> bool {
+        let (mut pattern, mut chars) = (alt, text.chars());
+        while !pattern.is_empty() {
+            if let Some(rest) = pattern.strip_prefix('[') {
+                let (class, rest) = rest.split_once(']').unwrap();
+                let (low, high) = (class.chars().next().unwrap(), class.chars().nth(2).unwrap());
+                let (count, rest) = match rest.strip_prefix('{') {
+                    Some(rest) => {
+                        let (n, rest) = rest.split_once('}').unwrap();
+                        (n.parse::<usize>().unwrap(), rest)
+                    }
+                    None => (1, rest),
+                };
+                for _ in 0..count {
+                    match chars.next() {
+                        Some(c) if (low..=high).contains(&c) => {}
+                        _ => return false,
+                    }
+                }
+                pattern = rest;
+            } else {
+                let c = pattern.chars().next().unwrap();
+                if chars.next() != Some(c) {
+                    return false;
+                }
+                pattern = &pattern[1..];
+            }
+        }
+        chars.next().is_none()
     }
 }

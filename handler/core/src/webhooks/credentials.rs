@@ -67,7 +67,8 @@ pub(super) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<
                     "is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
                 ));
             }
-            let pem_key = private_key.contains("-----BEGIN") && private_key.contains("PRIVATE KEY-----");
+            let pem_key =
+                private_key.find("-----BEGIN").is_some_and(|at| private_key[at..].contains("PRIVATE KEY-----"));
             if !private_key.is_empty() && !pem_key {
                 // The key is a secret: say what is wrong without quoting it.
                 problems.push(Problem::new(
@@ -79,6 +80,33 @@ pub(super) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<
         }
     };
     (problems.len() == before).then_some(auth)
+}
+
+/// What [`decode_auth`] checks beyond the derived schema of one variant of `TargetAuth`: its text fields are
+/// not empty, PEM where they hold PEM, and an oauth2 client names its token endpoint or its issuer, not both.
+pub(super) fn constrain_schema(variant: &mut Value) {
+    let oauth2 = variant.pointer("/properties/clientId").is_some();
+    let Some(Value::Object(properties)) = variant.get_mut("properties") else { return };
+    for name in ["username", "password", "token", "clientId", "clientSecret", "certificate", "privateKey"] {
+        if let Some(property) = properties.get_mut(name) {
+            property["minLength"] = Value::from(1);
+        }
+    }
+    if let Some(certificate) = properties.get_mut("certificate") {
+        certificate["pattern"] = Value::from("-----BEGIN CERTIFICATE-----");
+    }
+    if let Some(key) = properties.get_mut("privateKey") {
+        key["pattern"] = Value::from("-----BEGIN[\\s\\S]*PRIVATE KEY-----");
+    }
+    if oauth2 {
+        for name in ["tokenUrl", "issuer"] {
+            if let Some(endpoint) = properties.get_mut(name) {
+                endpoint["type"] = Value::from("string");
+            }
+        }
+        variant["oneOf"] = serde_json::json!([{"required": ["tokenUrl"], "not": {"required": ["issuer"]}},
+            {"required": ["issuer"], "not": {"required": ["tokenUrl"]}}]);
+    }
 }
 
 #[cfg(test)]

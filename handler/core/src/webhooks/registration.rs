@@ -4,9 +4,9 @@
 use super::credentials::decode_auth;
 use super::fields::{decode_optional_string, decode_url};
 use crate::events::catalog;
-use crate::model::{join, quote, wrong_type, Problem, Report, TenantId, WebhookConfig};
-use crate::policy::filter::EventFilter;
-use crate::policy::retry::ScheduleError;
+use crate::model::{join, quote, whole, wrong_type, Problem, Report, TenantId, WebhookConfig};
+use crate::policy::filter::{EventFilter, PatternError};
+use crate::policy::retry::{RetrySchedule, ScheduleError};
 use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,62 @@ pub fn schema() -> Value {
     if let Some(shapes) = schema.pointer_mut("/$defs/SubscriptionsShape/anyOf/0/items") {
         *shapes = names;
     }
+    // What the decoder checks beyond the derived types: header names and values, credentials' fields.
+    if let Some(headers) = schema.pointer_mut("/properties/headers") {
+        let reserved: Vec<String> = RESERVED_HEADERS.iter().map(|h| case_insensitive(h)).collect();
+        headers["propertyNames"] = serde_json::json!({
+            "pattern": format!("^(?!({})$)[!#$%&'*+.^_`|~0-9A-Za-z-]+$", reserved.join("|"))
+        });
+        headers["additionalProperties"] =
+            serde_json::json!({"type": "string", "pattern": "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$"});
+    }
+    if let Some(Value::Array(variants)) = schema.pointer_mut("/$defs/TargetAuth/oneOf") {
+        for variant in variants.iter_mut() {
+            variant["unevaluatedProperties"] = Value::Bool(false);
+            super::credentials::constrain_schema(variant);
+        }
+    }
+    for def in ["OAuth2Client", "ClientCertificate"] {
+        if let Some(def) = schema.pointer_mut(&format!("/$defs/{def}")) {
+            super::credentials::constrain_schema(def);
+        }
+    }
+    if let Some(list) = schema.pointer_mut("/$defs/SubscriptionsShape/anyOf/1") {
+        let names: Vec<String> = catalog::names(true).iter().map(|n| n.replace('.', "\\.")).collect();
+        let name = format!("({})", names.join("|"));
+        list["pattern"] = Value::from(format!("^\\s*({name}\\s*)?(,\\s*({name}\\s*)?)*$"));
+    }
+    nullable_optionals(&mut schema);
     schema
+}
+
+/// `name` as a pattern matching it in any case (`[Hh][Oo][Ss][Tt]`).
+fn case_insensitive(name: &str) -> String {
+    name.chars()
+        .map(|c| match c.is_ascii_alphabetic() {
+            true => format!("[{}{}]", c.to_ascii_uppercase(), c),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+/// Makes every optional property of an object schema accept `null` too, as the decoders do (null is absent).
+pub fn nullable_optionals(schema: &mut Value) {
+    let required: Vec<Value> = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+        for (name, property) in properties.iter_mut() {
+            let nullable =
+                property.get("type").and_then(Value::as_array).is_some_and(|t| t.contains(&Value::from("null")))
+                    || property
+                        .get("anyOf")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|v| v["type"] == "null"));
+            if !required.contains(&Value::from(name.as_str())) && !nullable {
+                let original = std::mem::take(property);
+                *property = serde_json::json!({"anyOf": [original, {"type": "null"}]});
+            }
+        }
+    }
 }
 
 /// The JSON Schema of `POST /webhooks`: a registration that may also name the webhook's id.
@@ -94,8 +149,7 @@ impl WebhookConfig {
             fail_when: decode_pattern(body, "failWhen", &mut problems),
             retry_schedule: match body.get("retrySchedule") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(text)) => text
-                    .parse()
+                Some(Value::String(text)) => RetrySchedule::parse_strict(text)
                     .map_err(|e: ScheduleError| problems.push(Problem::new("retrySchedule", e.to_string())))
                     .ok(),
                 Some(other) => {
@@ -121,7 +175,12 @@ fn decode_optional_url(body: &Map<String, Value>, field: &str, problems: &mut Ve
 fn decode_pattern(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<EventFilter> {
     match body.get(field) {
         None | Some(Value::Null) => None,
-        Some(pattern) => EventFilter::new(pattern).map_err(|e| problems.push(Problem::new(field, e.to_string()))).ok(),
+        Some(pattern) => EventFilter::new(pattern)
+            .map_err(|e| match e {
+                PatternError::TooComplex(_) => problems.push(Problem::unprocessable(field, e.to_string())),
+                e => problems.push(Problem::new(field, e.to_string())),
+            })
+            .ok(),
     }
 }
 
@@ -251,7 +310,7 @@ fn decode_rate_limit(value: Option<&Value>, problems: &mut Vec<Problem>) -> Opti
     let limit = match value? {
         Value::Null => return None,
         Value::Number(n) => {
-            n.as_u64().filter(|n| *n <= u64::from(MAX_RATE_LIMIT)).and_then(|n| NonZeroU32::new(n as u32))
+            whole(n).filter(|n| *n <= u64::from(MAX_RATE_LIMIT)).and_then(|n| NonZeroU32::new(n as u32))
         }
         other => {
             problems.push(Problem::new("rateLimit", wrong_type(other, expected)));
@@ -356,10 +415,10 @@ pub(super) mod tests {
             ]),
             (json!({"url": "https://a.example", "subscriptions": [], "filter": ["ping"], "retrySchedule": "5s,soon"}), vec![
                 "filter: is not an event pattern: an object naming the fields to match, e.g. {\"payload\": {\"fiscalCode\": [{\"prefix\": \"AAA\"}]}}",
-                "retrySchedule: \"soon\" is not a duration like 5s, 2m or 1h (expected number at 0)",
+                "retrySchedule: \"soon\" is not a duration like 5s, 2m or 1h (each delay is a whole number and one unit: ms, s, m or h)",
             ]),
             (json!({"url": "https://a.example", "subscriptions": [], "filter": {"name": "ping"}, "retrySchedule": 5}), vec![
-                "filter: invalid pattern: pattern field 'name' must be array or object",
+                "filter: at name: is not a list of values and operators, nor a nested pattern",
                 "retrySchedule: 5 is a number, expected a string like \"10s,1m,10m\"",
             ]),
             (json!({"url": "https://a.example", "subscriptions": [], "rateLimit": 0}), vec![

@@ -170,7 +170,7 @@ impl DeliveryLog for CosmosStore {
             "listing deliveries",
         )
         .await?;
-        Ok(cut(entries, limit, |e| format!("{}:{}", e.created_at_ms, e.delivery.id)))
+        Ok(cut(entries, limit, |e| (e.created_at_ms, e.delivery.id.to_string())))
     }
 
     async fn count_deliveries(&self, webhook_id: &WebhookId, since_ms: i64) -> Result<DeliveryCounts, StoreError> {

@@ -3,7 +3,7 @@
 
 use super::cosmos;
 use super::throttle::{unthrottled, BUDGET};
-use crate::ports::StoreError;
+use crate::ports::{Cursor, StoreError};
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use azure_data_cosmos::{FeedScope, Query};
@@ -58,15 +58,9 @@ pub(super) fn parameter<V: Serialize>(query: Query, name: &str, value: V) -> Res
     query.with_parameter(name, value).map_err(|e| StoreError::Storage(format!("query parameter {name}: {e}")))
 }
 
-/// `"{ms}:{id}"`: the position after which the next page starts.
+/// The time and id after which the next page starts (`ports::Cursor`).
 pub(super) fn parse_cursor(cursor: Option<&str>) -> Result<Option<(i64, String)>, StoreError> {
-    cursor
-        .map(|text| {
-            text.split_once(':')
-                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_owned())))
-                .ok_or_else(|| StoreError::BadCursor(text.to_owned()))
-        })
-        .transpose()
+    cursor.map(|text| Cursor::parse(text).map(|c| (c.position, c.id))).transpose()
 }
 
 /// Newest first after the cursor; `limit + 1` fetched to know whether there is a next page.
@@ -96,10 +90,13 @@ pub(super) fn with_cursor(mut query: Query, after: &Option<(i64, String)>) -> Re
     Ok(query)
 }
 
-pub(super) fn cut<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+pub(super) fn cut<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> (i64, String)) -> (Vec<T>, Option<String>) {
     let next = (items.len() > limit).then(|| {
         items.truncate(limit);
-        items.last().map(&key)
+        items.last().map(|item| {
+            let (position, id) = key(item);
+            Cursor { position, id }.to_string()
+        })
     });
     (items, next.flatten())
 }

@@ -133,6 +133,6 @@ impl RejectedEvents for CosmosStore {
             "listing rejected events",
         )
         .await?;
-        Ok(cut(docs, limit, |d| format!("{}:{}", d.received_at_ms, d.id)))
+        Ok(cut(docs, limit, |d| (d.received_at_ms, d.id.clone())))
     }
 }

@@ -4,7 +4,7 @@
 use super::queue::{delivery_columns, insert_delivery, insert_statement, row_of, version};
 use super::schema::storage;
 use super::SqliteStore;
-use crate::ports::{DeliveryLog, LogKey, Page, StoreError};
+use crate::ports::{Cursor, DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
 use dispatcher_core::model::{
     Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, WebhookId,
@@ -86,14 +86,14 @@ impl AttemptRow {
 
 /// Our cursors are row sequence numbers.
 pub(super) fn parse_cursor(cursor: Option<&str>) -> Result<Option<i64>, StoreError> {
-    cursor.map(|text| text.parse::<i64>().map_err(|_| StoreError::BadCursor(text.to_owned()))).transpose()
+    cursor.map(|text| Cursor::parse(text).map(|c| c.position)).transpose()
 }
 
 /// Rows fetched as `limit + 1` (sequence number, item) → the page, and the cursor of the next one if there is one.
 pub(super) fn cut_page<T>(mut rows: Vec<(i64, T)>, limit: usize) -> (Vec<T>, Option<String>) {
     let next = if rows.len() > limit {
         rows.truncate(limit);
-        rows.last().map(|(seq, _)| seq.to_string())
+        rows.last().map(|(seq, _)| Cursor { position: *seq, id: String::new() }.to_string())
     } else {
         None
     };
