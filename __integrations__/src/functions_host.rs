@@ -172,6 +172,8 @@ impl FunctionsTarget {
             .env("DISPATCHER_ALLOW_PRIVATE_TARGETS", "true")
             .env("DISPATCHER_LOG", "warn")
             .env("DISPATCHER_API_KEY", OPERATOR_KEY)
+            // The receivers are on loopback: tenants' webhooks reach them only through an allowed network.
+            .env("DISPATCHER_ALLOWED_NETWORKS", "127.0.0.0/8")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (name, value) in extra_env {

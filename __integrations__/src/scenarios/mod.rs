@@ -81,6 +81,7 @@ fn scenarios() -> Vec<Scenario> {
     all.extend(ours::scenarios());
     all.extend(policy::scenarios());
     all.extend(callbacks::scenarios());
+    all.extend(tenants::scenarios());
     all
 }
 
@@ -96,7 +97,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             let (handler, _) = Handler::start(
                 args.handler.as_deref(),
                 &dir.0,
-                &["--retry-schedule", schedule, "--disable-after", disable_after],
+                // The receivers are on loopback: tenants' webhooks reach them only through an allowed network.
+                &["--retry-schedule", schedule, "--disable-after", disable_after, "--allowed-networks", "127.0.0.0/8"],
             )
             .map_err(anyhow::Error::msg)?;
             let api = handler.api.clone();
@@ -208,6 +210,7 @@ mod callbacks;
 mod original;
 mod ours;
 mod policy;
+mod tenants;
 
 impl Ctx {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {

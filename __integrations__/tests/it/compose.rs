@@ -180,10 +180,13 @@ fn the_test_agent_reaches_the_host_the_queue_and_is_reached_back() {
     assert_eq!(setting(agent, "SERVICEBUS_CONNECTION"), setting(functions, "ServiceBusConnection"));
     assert!(run_help.contains("[env: SERVICEBUS_CONNECTION"));
     assert_eq!(command_option(agent, "--events-queue"), Some(setting(functions, "EVENTS_QUEUE")));
-    // Its key is one the host's secrets hold, since the Api function's authLevel is `function`.
-    let secrets: Value = serde_json::from_str(&read("compose/functions/secrets/host.json")).unwrap();
+    // Its key is the operator's key the handler checks (the Api function is anonymous), and the host's function
+    // key `operator`, as scripts/deploy-azure.sh makes it.
+    assert_eq!(api["bindings"][0]["authLevel"], "anonymous");
     let key = setting(agent, "FUNCTIONS_KEY");
-    assert!(secrets["functionKeys"].as_array().unwrap().iter().any(|k| k["value"] == key));
+    assert_eq!(setting(functions, "DISPATCHER_API_KEY"), key);
+    let secrets: Value = serde_json::from_str(&read("compose/functions/secrets/host.json")).unwrap();
+    assert!(secrets["functionKeys"].as_array().unwrap().iter().any(|k| k["value"] == key && k["name"] == "operator"));
     assert!(run_help.contains("[env: FUNCTIONS_KEY"));
     assert_eq!(setting(functions, "FUNCTIONS_SECRETS_PATH"), "/etc/secrets");
 }

@@ -21,6 +21,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("webhook-form.js", JS, include_str!("assets/webhook-form.js")),
     ("deliveries.js", JS, include_str!("assets/deliveries.js")),
     ("events.js", JS, include_str!("assets/events.js")),
+    ("tenants.js", JS, include_str!("assets/tenants.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -204,6 +204,12 @@ pub struct Info {
     /// operator's only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counters: Option<CountersNow>,
+    /// For a tenant's credential: the tenant it acts for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// For a tenant's credential: whether it may only read.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "readOnly")]
+    pub read_only: Option<bool>,
 }
 
 impl Service {
@@ -278,6 +284,8 @@ impl Service {
             mode: self.mode,
             webhooks: operator.then(|| self.webhooks.current().map_or(0, |set| set.len())),
             counters: operator.then(|| self.counters.now()),
+            tenant: access.tenant().map(ToString::to_string),
+            read_only: access.tenant().map(|_| access.read_only()),
         }
     }
 

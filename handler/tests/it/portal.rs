@@ -260,3 +260,72 @@ async fn without_a_key_the_page_opens_at_once_and_every_setting_is_edited_from_i
     assert_eq!(browser.run(ids).await, json!(true), "pages joined without a delivery twice");
     browser.client.clone().close().await.unwrap();
 }
+
+/// A tenant's portal link: only its webhooks, none of the operator's screens, no button that changes anything on
+/// a read-only link, and an expired link sends back to signing in; the operator issues links from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_s_portal_link_shows_its_own_webhooks_read_only_until_it_expires() {
+    let Some(browser) = Browser::start("portal-tenant").await else { return };
+    let dispatcher = Dispatcher::start("portal-tenant", &[], &[("DISPATCHER_API_KEY", KEY)]);
+    let portal = dispatcher.api.replace("/api/v1", "/portal/");
+    for (tenant, service) in [("acme", "aServiceId12345"), ("globex", "aServiceId67890")] {
+        let body = json!({"id": tenant, "name": tenant, "grants": {"serviceId": [service]}});
+        assert_eq!(dispatcher.call("POST", "/tenants", Some(body)).await.0, 201);
+        let webhook = json!({"url": format!("https://{tenant}.example/hook"), "subscriptions": ["service:subscribed"],
+            "attributes": {"serviceId": service}, "description": format!("{tenant} CRM"), "tenant": tenant});
+        dispatcher.register(webhook).await;
+    }
+    let link = |body: serde_json::Value| async {
+        let (status, made) = dispatcher.call("POST", "/tenants/acme/portal-links", Some(body)).await;
+        assert_eq!(status, 201, "{made}");
+        made["url"].as_str().unwrap().to_owned()
+    };
+
+    // Read-only: acme's webhook alone, no operator screen, no button that changes anything.
+    let read_only = link(json!({"readOnly": true})).await;
+    assert!(read_only.starts_with(&format!("{portal}#token=dtk_")), "{read_only}");
+    browser.client.goto(&read_only).await.unwrap();
+    browser.wait_text("main", "acme CRM", 10).await;
+    browser.wait_text("#about", "signed in as acme (read-only)", 5).await;
+    let page = browser.run("return document.querySelector('main').innerText").await;
+    assert!(!page.as_str().unwrap().contains("globex"), "another tenant's webhook: {page}");
+    let visible = |text: &str| {
+        format!("return [...document.querySelectorAll('nav a, main a, main button')].some((e) => e.offsetParent !== null && e.textContent.trim() === '{text}')")
+    };
+    for hidden in ["Rejected events", "Tenants", "Register a webhook"] {
+        assert_eq!(browser.run(&visible(hidden)).await, json!(false), "{hidden} is offered");
+    }
+    let url = browser.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("dtk_"), "the token left the address bar: {url}");
+    browser.click_text("main a", "acme CRM").await;
+    browser.wait_text("main h1", "acme CRM", 10).await;
+    for hidden in ["Edit", "Disable", "Send a ping", "Rotate secret", "Delete"] {
+        assert_eq!(browser.run(&visible(hidden)).await, json!(false), "{hidden} is offered on a read-only link");
+    }
+    assert_eq!(browser.run(&visible("Reveal secret")).await, json!(true), "reading the secret is allowed");
+    browser.screenshot("tenant-read-only").await;
+    browser.assert_accessible("tenant-read-only").await;
+
+    // A link that may change things offers registering; an expired one sends back to signing in.
+    browser.client.goto(&link(json!({"readOnly": false})).await).await.unwrap();
+    browser.wait_text("main a", "Register a webhook", 10).await;
+    let short = link(json!({"expiresIn": "1s"})).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    browser.client.goto(&short).await.unwrap();
+    browser.wait_text("#alert", "the bearer token has expired", 10).await;
+    browser.wait_text("main h1", "Sign in", 1).await;
+
+    // The operator's view of tenants: a portal link issued from the page, with its copy button.
+    browser.client.goto(&format!("{portal}#key={KEY}")).await.unwrap();
+    browser.click("Tenants").await;
+    browser.click_text("main a", "globex").await;
+    browser.wait_text("main h1", "globex", 10).await;
+    browser.click("Issue a portal link").await;
+    let shown = browser.element(".once input").await;
+    let value = shown.prop("value").await.unwrap().unwrap_or_default();
+    assert!(value.starts_with(&format!("{portal}#token=dtk_")), "{value}");
+    browser.wait_text("main table", "portal link", 10).await;
+    browser.screenshot("tenant-operator").await;
+    browser.assert_accessible("tenant-operator").await;
+    browser.client.clone().close().await.unwrap();
+}

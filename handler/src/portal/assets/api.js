@@ -1,5 +1,6 @@
-// The API, as the page calls it: the key from sessionStorage in x-functions-key, JSON both ways, and every
-// error turned into its problem details (RFC 9457), which the page shows as they are.
+// The API, as the page calls it: the credential from sessionStorage (the operator's key in x-functions-key, a
+// tenant's token as Authorization: Bearer), JSON both ways, and every error turned into its problem details
+// (RFC 9457), which the page shows as they are.
 import { h, fill } from './dom.js';
 
 const API = '/api/v1';
@@ -10,6 +11,15 @@ export const apiKey = {
   set: (key) => sessionStorage.setItem(KEY, key),
   clear: () => sessionStorage.removeItem(KEY),
 };
+
+/** Who is signed in, as `GET /info` says: the operator (tenant null), or a tenant, perhaps read-only. */
+export const session = { tenant: null, readOnly: false };
+
+/** `element` when the signed-in credential may change things; nothing for a read-only one. */
+export const changes = (element) => (session.readOnly ? null : element);
+
+/** `element` for the operator only (tenants do not see the operator's screens and actions). */
+export const operatorOnly = (element) => (session.tenant ? null : element);
 
 /** The API path of webhook `id` (and of something under it), and the page that shows it; likewise a delivery. */
 export const webhookPath = (id, rest = '') => `/webhooks/${encodeURIComponent(id)}${rest}`;
@@ -29,7 +39,8 @@ export class Problem extends Error {
 export async function call(method, path, body, contentType = 'application/json') {
   const headers = { accept: 'application/json, application/problem+json' };
   const key = apiKey.get();
-  if (key) headers['x-functions-key'] = key;
+  if (key && key.startsWith('dtk_')) headers.authorization = `Bearer ${key}`;
+  else if (key) headers['x-functions-key'] = key;
   const init = { method, headers };
   if (body !== undefined) {
     headers['content-type'] = contentType;

@@ -1,10 +1,12 @@
-// The page's shell: signing in with the API key, the sections, and which view the address (#/...) shows.
+// The page's shell: signing in with the operator's key or a tenant's token (pasted, or from a portal link's
+// #token=), the sections the credential may see, and which view the address (#/...) shows.
 import { h, fill, field } from './dom.js';
-import { apiKey, call, showError, clearError, say, takeNext, Problem } from './api.js';
+import { apiKey, call, showError, clearError, say, takeNext, Problem, session } from './api.js';
 import { webhookList, webhookPage } from './webhooks.js';
 import { webhookForm } from './webhook-form.js';
 import { deliveryPage, stopRefreshing } from './deliveries.js';
 import { catalogPage, testerPage, rejectedPage } from './events.js';
+import { tenantList, tenantPage } from './tenants.js';
 
 const main = document.getElementById('main');
 
@@ -17,11 +19,14 @@ const routes = [
   [/^#\/events$/, () => catalogPage(main)],
   [/^#\/tester$/, () => testerPage(main)],
   [/^#\/rejected$/, () => rejectedPage(main)],
+  [/^#\/tenants\/?$/, () => tenantList(main)],
+  [/^#\/tenants\/([^/]+)$/, (id) => tenantPage(main, id)],
 ];
 
-/** `#key=<key>` signs in at once: a fragment never reaches the server, and it leaves the address bar here. */
+/** `#key=<key>` (or a portal link's `#token=<token>`) signs in at once: a fragment never reaches the server, and
+ * it leaves the address bar here. */
 function keyFromFragment() {
-  const match = location.hash.match(/^#key=(.+)$/);
+  const match = location.hash.match(/^#(?:key|token)=(.+)$/);
   if (!match) return;
   apiKey.set(decodeURIComponent(match[1]));
   history.replaceState(null, '', `${location.pathname}${location.search}#/webhooks`);
@@ -58,7 +63,7 @@ function signInPage(problem) {
   document.getElementById('nav').hidden = true;
   const input = h('input', { type: 'password', name: 'key', autocomplete: 'off', required: true, spellcheck: 'false' });
   const form = h('form', { class: 'sign-in' },
-    field('API key', input, 'The function key on Azure, or DISPATCHER_API_KEY of handler local. It stays in this tab only.'),
+    field('API key or token', input, 'The operator key (DISPATCHER_API_KEY), or your token (dtk_…). It stays in this tab only.'),
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -89,7 +94,12 @@ async function start() {
     }
     showError(error);
   }
-  if (info) fill(document.getElementById('about'), `Dispatcher ${info.version} · ${info.mode} mode`);
+  session.tenant = info && info.tenant ? info.tenant : null;
+  session.readOnly = Boolean(info && info.readOnly);
+  const who = session.tenant ? ` · signed in as ${session.tenant}${session.readOnly ? ' (read-only)' : ''}` : '';
+  if (info) fill(document.getElementById('about'), `Dispatcher ${info.version} · ${info.mode} mode${who}`);
+  // The operator's screens are not offered to a tenant.
+  for (const link of document.querySelectorAll('nav [data-operator]')) link.closest('li').hidden = Boolean(session.tenant);
   if (open) apiKey.clear();
   showSections(!open);
   await route();
@@ -103,6 +113,6 @@ document.getElementById('sign-out').addEventListener('click', () => {
   say('Signed out.');
 });
 window.addEventListener('hashchange', () => {
-  if (location.hash.startsWith('#key=')) start(); else route();
+  if (/^#(key|token)=/.test(location.hash)) start(); else route();
 });
 start();

@@ -1,7 +1,7 @@
 // Deliveries: a webhook's, newest first, filtered by status and kept up to date; each with every attempt (what
 // was sent, headers and signature included, and what came back), retried from here.
 import { h, fill, json, time, field, button } from './dom.js';
-import { call, attempt, say, webhookPath, webhookLink, deliveryPath } from './api.js';
+import { call, attempt, say, changes, webhookPath, webhookLink, deliveryPath } from './api.js';
 
 const STATUSES = ['pending', 'retrying', 'succeeded', 'dead', 'skipped'];
 const REFRESH_MS = 3000;
@@ -41,10 +41,10 @@ function attemptsTable(id, attempts) {
 
 /** One delivery, folded to a line until opened. */
 export function deliveryCard(d, open, onChange) {
-  const retry = button('Retry now', async () => {
+  const retry = changes(button('Retry now', async () => {
     const queued = await attempt(() => call('POST', deliveryPath(d.id, '/retry')));
     if (queued) { say(`Delivery ${d.id} queued again.`); if (onChange) await onChange(); }
-  });
+  }));
   const details = h('details', { class: `delivery ${d.status}`, dataset: { id: d.id }, open },
     h('summary', {},
       h('span', { class: `badge ${d.status}` }, d.status), ' ',

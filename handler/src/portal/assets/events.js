@@ -1,7 +1,7 @@
 // Events: the catalog and the mapping table as the API documents them, the filter tester (the engine's own
 // routing, through POST /events/preview), publishing, and the events that were refused.
 import { h, fill, json, time, field, button } from './dom.js';
-import { call, attempt, say, showError, Problem, webhookLink } from './api.js';
+import { call, attempt, say, showError, Problem, webhookLink, operatorOnly } from './api.js';
 
 function when(condition) {
   if (condition === 'always') return 'always';
@@ -90,7 +90,7 @@ export async function testerPage(main) {
     h('p', {}, 'See which webhooks an event reaches and the body each receives, as the dispatcher would route it now: nothing is sent until you publish.'),
     field('Sample event from the catalog', samples),
     field('Event (JSON)', event, 'An event as internal services send it: {"name": …, "payload": {…}}.'),
-    h('div', { class: 'actions' }, button('See where it goes', preview, { class: 'primary' }), button('Publish it', publish)),
+    h('div', { class: 'actions' }, button('See where it goes', preview, { class: 'primary' }), operatorOnly(button('Publish it', publish))),
     results);
 }
 

@@ -1,6 +1,6 @@
 // Webhooks: the list with each one's health, and one webhook's page (its settings, secret, actions, deliveries).
 import { h, fill, json, time, field, button, percent, confirmAction } from './dom.js';
-import { call, attempt, say, sayNext, webhookPath as path, webhookLink as link, deliveryLink } from './api.js';
+import { call, attempt, say, sayNext, changes, webhookPath as path, webhookLink as link, deliveryLink } from './api.js';
 import { deliveriesSection } from './deliveries.js';
 import { takeNewSecret } from './webhook-form.js';
 
@@ -34,7 +34,7 @@ export async function webhookList(main) {
   });
   fill(main,
     h('div', { class: 'title-row' }, h('h1', {}, 'Webhooks'),
-      h('a', { href: '#/webhooks/new', class: 'button primary' }, 'Register a webhook')),
+      changes(h('a', { href: '#/webhooks/new', class: 'button primary' }, 'Register a webhook'))),
     webhooks.length === 0
       ? h('p', { class: 'empty' }, 'No webhook yet: register an endpoint to receive events.')
       : h('table', { class: 'cards' },
@@ -106,29 +106,29 @@ export async function webhookPage(main, id) {
   }
   const reload = () => webhookPage(main, id);
   const actions = h('div', { class: 'actions' },
-    h('a', { class: 'button', href: `${link(id)}/edit` }, 'Edit'),
-    button(webhook.disabled ? 'Enable' : 'Disable', async () => {
+    changes(h('a', { class: 'button', href: `${link(id)}/edit` }, 'Edit')),
+    changes(button(webhook.disabled ? 'Enable' : 'Disable', async () => {
       const done = await attempt(() => call('PATCH', path(id), { disabled: !webhook.disabled }, 'application/merge-patch+json'));
       if (done) { await reload(); say(done.disabled ? 'Webhook disabled.' : 'Webhook enabled.'); }
-    }),
-    button('Send a ping', async () => {
+    })),
+    changes(button('Send a ping', async () => {
       const queued = await attempt(() => call('POST', path(id, '/ping')));
       if (queued) say(`Ping queued as delivery ${queued.id}.`);
-    }),
+    })),
     button('Reveal secret', async () => {
       const secret = await attempt(() => call('GET', path(id, '/secret')));
       if (secret) fill(secretBox, secretView(secret));
     }),
-    button('Rotate secret', async () => {
+    changes(button('Rotate secret', async () => {
       if (!await confirmAction('Make a new signing secret? The current one keeps signing for 24 hours.', 'Rotate')) return;
       const secret = await attempt(() => call('POST', path(id, '/rotate-secret')));
       if (secret) { fill(secretBox, secretView(secret)); say('Secret rotated.'); }
-    }),
-    button('Delete', async () => {
+    })),
+    changes(button('Delete', async () => {
       if (!await confirmAction(`Delete the webhook ${webhook.description || webhook.url}? Its pending deliveries end. This cannot be undone.`, 'Delete')) return;
       const deleted = await attempt(() => call('DELETE', path(id)));
       if (deleted !== undefined) { sayNext('Webhook deleted.'); location.hash = '#/webhooks'; }
-    }, { class: 'danger' }));
+    }, { class: 'danger' })));
   fill(main,
     h('p', { class: 'crumbs' }, h('a', { href: '#/webhooks' }, 'Webhooks'), ' / ', webhook.id),
     h('div', { class: 'title-row' }, h('h1', {}, webhook.description || webhook.url), state(webhook)),
@@ -136,7 +136,7 @@ export async function webhookPage(main, id) {
     actions,
     secretBox,
     h('details', { class: 'panel' }, h('summary', {}, 'Settings'), settings(webhook)),
-    recoverForm(id),
+    changes(recoverForm(id)),
     deliveriesSection(id));
 }
 
