@@ -49,12 +49,12 @@ pub struct LoadArgs {
 }
 
 /// The CPU seconds a process used between two readings of [`resources`].
-fn cpu_since(now: Option<(f64, u64, u64)>, before: Option<(f64, u64, u64)>) -> Option<f64> {
+pub(crate) fn cpu_since(now: Option<(f64, u64, u64)>, before: Option<(f64, u64, u64)>) -> Option<f64> {
     now.map(|r| r.0 - before.map_or(0.0, |b| b.0))
 }
 
 /// CPU seconds used and the resident set (now and peak, in bytes) of a process, from /proc.
-fn resources(pid: u32) -> Option<(f64, u64, u64)> {
+pub(crate) fn resources(pid: u32) -> Option<(f64, u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // After the command name: state is field 3, utime 14 and stime 15 (1-based, in clock ticks of 1/100 s).

@@ -2,8 +2,10 @@
 //! `testagent run` plays the scenarios as producer and consumer (`scenarios.rs`, `consumer.rs`);
 //! `testagent receive` serves standing webhook receivers (`consumer.rs`);
 //! `testagent publish` publishes events through the API or to a Service Bus queue (`producer.rs`);
-//! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`).
+//! `testagent load` measures throughput, latency and resources of `handler local` (`load.rs`);
+//! `testagent api-load` the cost of a credential on API calls (`api_load.rs`).
 
+mod api_load;
 mod consumer;
 mod functions_host;
 mod load;
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Publish many events to a `handler local`, receive every delivery, and report rates, latency and resources.
     Load(load::LoadArgs),
+    /// Read a webhook from concurrent clients with the operator's key or a tenant's token; report requests a second.
+    ApiLoad(api_load::ApiLoadArgs),
     /// Run the scenarios (the original integration set and ours) against a dispatcher; one line each.
     Run(scenarios::RunArgs),
     /// Publish events through a dispatcher's API, or straight to a Service Bus queue; one line each.
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     };
     let result = match Cli::parse().command {
         Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::ApiLoad(args) => runtime.block_on(api_load::run(args)),
         Command::Run(args) => runtime.block_on(scenarios::run(args)),
         Command::Publish(args) => runtime.block_on(producer::publish(args)),
         Command::Receive(args) => runtime.block_on(consumer::receive_forever(args)),

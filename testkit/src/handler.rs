@@ -49,12 +49,22 @@ impl Handler {
     /// Starts `handler local` on `dir` (the `binary`, or the `handler` next to the running program), logging
     /// warnings only to the test agent's stderr, and waits for its ready line; returns it with the time that took.
     pub fn start(binary: Option<&Path>, dir: &Path, extra: &[&str]) -> Result<(Handler, std::time::Duration), String> {
+        Handler::start_with_env(binary, dir, extra, &[])
+    }
+
+    /// [`Handler::start`] with environment variables `env` set.
+    pub fn start_with_env(
+        binary: Option<&Path>,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(Handler, std::time::Duration), String> {
         let binary = match binary {
             Some(path) => path.to_path_buf(),
             None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("handler"),
         };
         let mut command = Command::new(binary);
-        command.env("DISPATCHER_LOG", "warn").stderr(Stdio::inherit());
+        command.env("DISPATCHER_LOG", "warn").envs(env.iter().copied()).stderr(Stdio::inherit());
         let started = std::time::Instant::now();
         let extra: Vec<String> = extra.iter().map(|arg| arg.to_string()).collect();
         let (child, api) = start_local(command, dir, &extra)?;

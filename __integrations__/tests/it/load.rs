@@ -51,3 +51,18 @@ fn bad_arguments_are_refused_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--events"));
 }
+
+#[test]
+fn api_load_reads_with_either_credential_and_reports_its_rate() {
+    for credential in ["operator", "tenant"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
+            .args(["api-load", "--json", "--requests", "300", "--concurrency", "4", "--credential", credential])
+            .output()
+            .expect("testagent runs");
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("a JSON report ({e}): {}", String::from_utf8_lossy(&output.stderr)));
+        assert!(output.status.success(), "{report:#}");
+        assert_eq!((&report["credential"], &report["failures"]), (&Value::from(credential), &Value::from(0)));
+        assert!(report["requestsPerSecond"].as_f64().is_some_and(|r| r > 0.0), "{report:#}");
+    }
+}

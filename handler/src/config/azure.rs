@@ -129,7 +129,13 @@ impl ServeArgs {
         }
         let api_key =
             problems.check(required(&name("api_key"), self.api_key, "the operator's key, at least 16 characters"));
-        if api_key.as_ref().is_some_and(|key| key.len() < 16) {
+        if api_key.as_ref().is_some_and(|key| key.starts_with("@Microsoft.KeyVault(")) {
+            // What App Service passes on when a Key Vault reference does not resolve: never a key.
+            problems.add(
+                &name("api_key"),
+                "is a Key Vault reference the platform could not resolve: let the app read the vault",
+            );
+        } else if api_key.as_ref().is_some_and(|key| key.len() < 16) {
             // Say what is wrong without repeating the key.
             problems.add(&name("api_key"), "must be at least 16 characters");
         }
@@ -235,5 +241,11 @@ mod tests {
         assert_eq!(problems(&base), ["DISPATCHER_API_KEY: missing (the operator's key, at least 16 characters)"]);
         let short = problems(&[&base[..], &["--api-key", "sesame-123"]].concat());
         assert_eq!(short, ["DISPATCHER_API_KEY: must be at least 16 characters"]);
+        let unresolved = "@Microsoft.KeyVault(VaultName=acme-kv;SecretName=dispatcher-operator-key)";
+        let found = problems(&[&base[..], &["--api-key", unresolved]].concat());
+        assert_eq!(
+            found,
+            ["DISPATCHER_API_KEY: is a Key Vault reference the platform could not resolve: let the app read the vault"]
+        );
     }
 }

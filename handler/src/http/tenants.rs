@@ -199,7 +199,7 @@ struct PortalLinkRequest {
     /// How long the link works: a whole number of s, m, h or d, e.g. `1h` (the default), at most 7 days.
     #[schemars(extend("examples" = ["1h"], "pattern" = lifetime_pattern(PORTAL_LINK_LIFETIME.1)))]
     expires_in: Option<String>,
-    /// A read-only link shows nothing that changes anything (default false).
+    /// A read-only link shows nothing that changes anything (default true).
     read_only: Option<bool>,
 }
 

@@ -24,12 +24,18 @@ const MAX_CACHED: usize = 10_000;
 pub struct TokenCache {
     max_age: Option<Duration>,
     entries: Mutex<HashMap<String, (Instant, Option<Token>)>>,
+    /// Counts what this process revoked: a record read before a revocation is not kept after it.
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
     /// `max_age` `None`: records are used until this process changes them (local mode).
     pub fn new(max_age: Option<Duration>) -> TokenCache {
-        TokenCache { max_age, entries: Mutex::default() }
+        TokenCache { max_age, entries: Mutex::default(), revocations: Default::default() }
+    }
+
+    fn revocations(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn fresh(&self, id: &str) -> Option<Option<Token>> {
@@ -38,8 +44,12 @@ impl TokenCache {
         self.max_age.is_none_or(|max| read_at.elapsed() < max).then(|| token.clone())
     }
 
-    fn keep(&self, id: String, token: Option<Token>) {
+    /// Keeps a record read when `revocations` was the count: not when a revocation came in between.
+    fn keep(&self, id: String, token: Option<Token>, revocations: u64) {
         if let Ok(mut entries) = self.entries.lock() {
+            if self.revocations() != revocations {
+                return;
+            }
             if entries.len() >= MAX_CACHED {
                 entries.clear();
             }
@@ -50,6 +60,7 @@ impl TokenCache {
     /// Forgets records: after this process revoked a token or deleted a tenant.
     pub(super) fn forget(&self, which: impl Fn(&Token) -> bool) {
         if let Ok(mut entries) = self.entries.lock() {
+            self.revocations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             entries.retain(|_, (_, token)| !token.as_ref().is_some_and(&which));
         }
     }
@@ -82,8 +93,9 @@ impl Service {
         let record = match self.tokens.fresh(&id) {
             Some(record) => record,
             None => {
+                let revocations = self.tokens.revocations();
                 let record = self.tenants.get_token(&id).await?;
-                self.tokens.keep(id, record.clone());
+                self.tokens.keep(id, record.clone(), revocations);
                 record
             }
         };

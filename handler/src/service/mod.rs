@@ -65,6 +65,9 @@ pub struct Parts {
     pub schedule: RetrySchedule,
     /// How long a webhook's attempts may all fail before it is disabled; `None`: never.
     pub disable_after: Option<Duration>,
+    /// Whether the API checks an operator key: without one every caller is the operator, and tenants'
+    /// credentials would promise what they cannot keep, so none is issued.
+    pub operator_key: bool,
 }
 
 pub struct Service {
@@ -81,6 +84,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     schedule: RetrySchedule,
     disable_after: Option<Duration>,
+    operator_key: bool,
     counters: Counters,
     metrics: metrics::Metrics,
 }
@@ -228,6 +232,7 @@ impl Service {
             clock: parts.clock,
             schedule: parts.schedule,
             disable_after: parts.disable_after,
+            operator_key: parts.operator_key,
             counters: Counters::default(),
             metrics: metrics::Metrics::registered(),
         }

@@ -172,6 +172,13 @@ impl Service {
         action: &'static str,
     ) -> Result<IssuedCredential, ServiceError> {
         require_operator(access, MANAGING_TENANTS)?;
+        if !self.operator_key {
+            return Err(ServiceError::Conflict(
+                "a tenant's credential needs an operator key (DISPATCHER_API_KEY): without one, every caller is the \
+                 operator, whatever token it holds"
+                    .to_owned(),
+            ));
+        }
         self.tenant(access, id).await?;
         let mut random = [0u8; tokens::RANDOM_BYTES];
         self.clock.fill_random(&mut random)?;

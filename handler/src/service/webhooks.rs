@@ -103,6 +103,12 @@ impl Service {
         require_writable(access)?;
         let (id, config) =
             decode_registration(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
+        // A tenant's webhook gets an id nobody chose: one reused after another tenant deleted it would inherit
+        // that webhook's deliveries, and a taken one would tell that it exists.
+        if id.is_some() && access.tenant().is_some() {
+            let report = Report::single("id", "is made by the dispatcher for a tenant's webhook: leave it out");
+            return Err(ServiceError::WrongTenant(report));
+        }
         let config = self.owned(access, config).await?;
         if let Some(tenant) = &config.tenant {
             self.check_room(tenant).await?;
@@ -145,9 +151,10 @@ impl Service {
         require_writable(access)?;
         let config =
             WebhookConfig::decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Webhook, report })?;
-        self.versioned_webhook(access, id).await?;
+        let (current, _) = self.versioned_webhook(access, id).await?;
         let config = self.owned(access, config).await?;
-        let replaced = self.reconfigure(access, id, if_match, |_| Ok(config.clone())).await?;
+        let owner = current.config.tenant;
+        let replaced = self.reconfigure(access, id, if_match, owner, |_| Ok(config.clone())).await?;
         self.audit(access, "webhook.replace", id.as_str());
         Ok(replaced)
     }
@@ -163,13 +170,13 @@ impl Service {
     ) -> Result<(Webhook, Version), ServiceError> {
         require_writable(access)?;
         let (current, _) = self.versioned_webhook(access, id).await?;
-        // The owner and the grants are checked on the patched webhook as read now; a change of them between
-        // this read and the write is caught by routing, which checks grants again.
+        // The owner and the grants are checked on the patched webhook as read now: a change of owner before the
+        // write is refused (`reconfigure`), a change of grants is caught by routing, which checks them again.
         let patched = merged(&current.config, patch)?;
         let owned = self.owned(access, patched).await?;
         let tenant = owned.tenant.clone();
         let patched = self
-            .reconfigure(access, id, if_match, |webhook| {
+            .reconfigure(access, id, if_match, current.config.tenant.clone(), |webhook| {
                 let config = merged(&webhook.config, patch)?;
                 Ok(WebhookConfig { tenant: tenant.clone(), ..config })
             })
@@ -179,17 +186,22 @@ impl Service {
     }
 
     /// Gives webhook `id` the configuration `config_of` makes from it as stored (see `update_webhook`), when
-    /// `access` sees it.
+    /// `access` sees it. `owner`: who owned it when the new configuration's owner and grants were checked; a webhook that changed
+    /// owner since is not changed (a conflict: the client asks again).
     async fn reconfigure(
         &self,
         access: &Access,
         id: &WebhookId,
         if_match: Option<&[Version]>,
+        owner: Option<TenantId>,
         config_of: impl Fn(&Webhook) -> Result<WebhookConfig, ServiceError> + Send + Sync,
     ) -> Result<(Webhook, Version), ServiceError> {
         let now_ms = self.clock.now_ms();
         let changed = self.update_webhook(id, if_match, |webhook| {
             visible(access, webhook)?;
+            if owner != webhook.config.tenant {
+                return Err(ServiceError::Conflict(format!("webhook \"{id}\" changed owner meanwhile: try again")));
+            }
             Ok(Some(webhook.reconfigured(config_of(webhook)?, now_ms)))
         });
         changed.await?.found(|| not_found(id))
@@ -227,9 +239,10 @@ impl Service {
         let webhook = self.webhook(access, id).await?;
         let source = Source { id: self.random_id("evt_")?, correlation_id: None, traceparent: None };
         let delivery = dispatch::direct(&source, &webhook.id, "ping", r#"{"name":"ping","payload":{}}"#.to_owned());
-        let id = delivery.id;
+        let delivery_id = delivery.id;
         self.submit(vec![delivery], &*self.queue).await?;
-        Ok(id)
+        self.audit(access, "webhook.ping", webhook.id.as_str());
+        Ok(delivery_id)
     }
 
     /// Upserts the webhooks of a file in the original configuration shape (a JSON array). A webhook without an

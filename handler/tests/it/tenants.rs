@@ -150,30 +150,29 @@ async fn fixture(api: &Api) -> Fixture {
 
     let (a, b) = (Credential::Bearer(token_a), Credential::Bearer(token_b));
     // A's webhooks reach nothing (the guard refuses loopback for a tenant): its deliveries end at once.
-    let registration = |id: &str, url: &str| {
-        json!({"id": id, "url": url, "subscriptions": ["ping", "service:subscribed"],
-            "attributes": {"name": id, "serviceId": "sA12345678901"}, "description": "A's private notes"})
+    let registration = |name: &str, url: &str| {
+        json!({"url": url, "subscriptions": ["ping", "service:subscribed"],
+            "attributes": {"name": name, "serviceId": "sA12345678901"}, "description": "A's private notes"})
     };
-    let created = api.expect(&a, "POST", "/webhooks", registration("wh-a", A_URL), 201).await;
+    let created = api.expect(&a, "POST", "/webhooks", registration("a", A_URL), 201).await;
     assert_eq!(created["tenant"], "tn-a", "the credential sets the owner");
-    let secret = created["secret"].as_str().unwrap().to_owned();
-    api.expect(&a, "POST", "/webhooks", registration("wh-a-del", "http://127.0.0.1:9/gone"), 201).await;
-    let body = json!({"id": "wh-b", "url": "https://b.example/hook", "subscriptions": ["ping"], "attributes": {"name": "wh-b"}});
+    let (wa, secret) = (created["id"].as_str().unwrap().to_owned(), created["secret"].as_str().unwrap().to_owned());
+    let deleted = api.expect(&a, "POST", "/webhooks", registration("a-del", "http://127.0.0.1:9/gone"), 201).await;
+    let wdel = deleted["id"].as_str().unwrap().to_owned();
+    // A tenant's webhook gets an id nobody chose: a chosen one could be another's, deleted, with its deliveries.
+    let chosen =
+        json!({"id": "wh-b", "url": "https://b.example/hook", "subscriptions": ["ping"], "attributes": {"name": "b"}});
+    api.expect(&b, "POST", "/webhooks", chosen, 422).await;
+    let body = json!({"url": "https://b.example/hook", "subscriptions": ["ping"], "attributes": {"name": "b"}});
     api.expect(&b, "POST", "/webhooks", body, 201).await;
-    let ping = api.expect(&a, "POST", "/webhooks/wh-a-del/ping", Value::Null, 202).await;
+    let ping = api.expect(&a, "POST", &format!("/webhooks/{wdel}/ping"), Value::Null, 202).await;
     let delivery = ping["id"].as_str().unwrap().to_owned();
     let path = format!("/deliveries/{delivery}");
     // Logged (and, locally, attempted and given up: nothing runs the attempts of `handler serve` here).
     let logged = || async { api.call(&a, "GET", &path, None).await.0 == 200 };
     eventually_async("A's ping to be logged", Duration::from_secs(20), logged).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // the short token expires
-    let ids = HashMap::from([
-        ("wa", "wh-a".to_owned()),
-        ("wdel", "wh-a-del".to_owned()),
-        ("da", delivery),
-        ("A", "tn-a".to_owned()),
-        ("spare", spare),
-    ]);
+    let ids = HashMap::from([("wa", wa), ("wdel", wdel), ("da", delivery), ("A", "tn-a".to_owned()), ("spare", spare)]);
     Fixture {
         credentials: [
             operator,
@@ -214,9 +213,9 @@ fn rows() -> Vec<Row> {
         expected
     };
     let a_config = json!({"url": A_URL, "subscriptions": ["ping", "service:subscribed"], "tenant": "tn-a",
-        "attributes": {"name": "wh-a", "serviceId": "sA12345678901"}, "description": "A's private notes"});
+        "attributes": {"name": "a", "serviceId": "sA12345678901"}, "description": "A's private notes"});
     let a_tenant = json!({"name": "Tenant A only", "grants": {"serviceId": ["sA12345678901"]}});
-    let ping_a = json!({"name": "ping", "payload": {"name": "wh-a"}});
+    let ping_a = json!({"name": "ping", "payload": {"name": "a"}});
     vec![
         row("GET", "/api/v1/info", "", Value::Null, ANYONE),
         row("GET", "/api/v1/openapi.json", "", Value::Null, ANYONE),
@@ -313,7 +312,9 @@ async fn isolation_matrix(api: &Api) {
         }
         // The lists and the preview name no webhook of A's.
         if ["GET /api/v1/webhooks", "POST /api/v1/events/preview"].contains(&operation.as_str()) {
-            assert!(!text.contains("wh-a"), "{operation} showed B A's webhook: {text}");
+            for id in [&fixture.ids["wa"], &fixture.ids["wdel"]] {
+                assert!(!text.contains(id.as_str()), "{operation} showed B A's webhook: {text}");
+            }
         }
     }
 }
@@ -382,8 +383,9 @@ async fn grants_decide_routing_and_narrowing_one_stops_it_at_once() {
     let (_, one) = issue(&api, "tn-1", json!({"name": "one"})).await;
     let (_, two) = issue(&api, "tn-2", json!({"name": "two"})).await;
     let (one, two) = (Credential::Bearer(one), Credential::Bearer(two));
-    let register = |id: &str, service: &str| json!({"id": id, "url": receivers.url(id), "subscriptions": ["service:subscribed"], "attributes": {"serviceId": service}});
-    api.expect(&one, "POST", "/webhooks", register("wh-1", "sOne123456789"), 201).await;
+    let register = |path: &str, service: &str| json!({"url": receivers.url(path), "subscriptions": ["service:subscribed"], "attributes": {"serviceId": service}});
+    let first = api.expect(&one, "POST", "/webhooks", register("wh-1", "sOne123456789"), 201).await;
+    let wh1 = first["id"].as_str().unwrap().to_owned();
     api.expect(&two, "POST", "/webhooks", register("wh-2", "sTwo123456789"), 201).await;
     let refused = api.expect(&one, "POST", "/webhooks", register("wh-1b", "sTwo123456789"), 422).await;
     assert_eq!(refused["problems"][0]["path"], "attributes.serviceId", "{refused}");
@@ -418,10 +420,10 @@ async fn grants_decide_routing_and_narrowing_one_stops_it_at_once() {
     api.expect(&operator, "PATCH", "/tenants/tn-1", json!({"grants": {"serviceId": []}}), 200).await;
     api.expect(&operator, "POST", "/events", completed, 202).await;
     eventually("tenant 2's second delivery", Duration::from_secs(10), || receivers.at("wh-2").len() == 2).await;
-    let health = api.expect(&one, "GET", "/webhooks/wh-1/health", Value::Null, 200).await;
+    let health = api.expect(&one, "GET", &format!("/webhooks/{wh1}/health"), Value::Null, 200).await;
     assert!(health["blocked"].as_str().unwrap().contains("outside the grants"), "{health}");
     // A ping queued for it now is dropped at its attempt, not sent.
-    let ping = api.expect(&one, "POST", "/webhooks/wh-1/ping", Value::Null, 202).await;
+    let ping = api.expect(&one, "POST", &format!("/webhooks/{wh1}/ping"), Value::Null, 202).await;
     let path = format!("/deliveries/{}", ping["id"].as_str().unwrap());
     let dead = || async { api.call(&one, "GET", &path, None).await.2["status"] == "dead" };
     eventually_async("the ping to end", Duration::from_secs(10), dead).await;
@@ -450,25 +452,29 @@ async fn a_tenant_s_targets_are_guarded_and_its_webhooks_capped() {
     api.expect(&operator, "POST", "/tenants", json!({"id": "tn", "name": "T", "maxWebhooks": 2}), 201).await;
     let (_, token) = issue(&api, "tn", json!({"name": "t"})).await;
     let tenant = Credential::Bearer(token);
-    for (credential, id) in [(&operator, "op"), (&tenant, "mine")] {
-        let body = json!({"id": id, "url": receivers.url(id), "subscriptions": ["ping"], "attributes": {"name": id}});
-        api.expect(credential, "POST", "/webhooks", body, 201).await;
+    let mut ids = Vec::new();
+    for (credential, path) in [(&operator, "op"), (&tenant, "mine")] {
+        let body = json!({"url": receivers.url(path), "subscriptions": ["ping"], "attributes": {"name": path}});
+        let created = api.expect(credential, "POST", "/webhooks", body, 201).await;
+        let id = created["id"].as_str().unwrap().to_owned();
         api.expect(credential, "POST", &format!("/webhooks/{id}/ping"), Value::Null, 202).await;
+        ids.push(id);
     }
+    let (op, mine) = (ids[0].clone(), ids[1].clone());
     eventually("the operator's ping", Duration::from_secs(10), || receivers.at("op").len() == 1).await;
-    let error = eventually_attempt_error(&api, &tenant, "mine").await;
+    let error = eventually_attempt_error(&api, &tenant, &mine).await;
     assert!(error.starts_with("refused: 127.0.0.1"), "{error}");
     assert!(receivers.at("mine").is_empty());
     for metadata in ["http://169.254.169.254/latest/meta-data", "http://[fd00::1]/hook", "http://10.1.2.3/hook"] {
-        api.expect(&tenant, "PATCH", "/webhooks/mine", json!({"url": metadata}), 200).await;
-        api.expect(&tenant, "POST", "/webhooks/mine/ping", Value::Null, 202).await;
-        let error = eventually_attempt_error(&api, &tenant, "mine").await;
+        api.expect(&tenant, "PATCH", &format!("/webhooks/{mine}"), json!({"url": metadata}), 200).await;
+        api.expect(&tenant, "POST", &format!("/webhooks/{mine}/ping"), Value::Null, 202).await;
+        let error = eventually_attempt_error(&api, &tenant, &mine).await;
         assert!(error.starts_with("refused:"), "{metadata}: {error}");
     }
 
-    let body = |id: &str| json!({"id": id, "url": "https://t.example/hook", "subscriptions": ["ping"]});
-    api.expect(&tenant, "POST", "/webhooks", body("second"), 201).await;
-    let full = api.expect(&tenant, "POST", "/webhooks", body("third"), 409).await;
+    let body = json!({"url": "https://t.example/hook", "subscriptions": ["ping"]});
+    api.expect(&tenant, "POST", "/webhooks", body.clone(), 201).await;
+    let full = api.expect(&tenant, "POST", "/webhooks", body, 409).await;
     assert!(full["detail"].as_str().unwrap().contains("maxWebhooks: 2"), "{full}");
     // A tenant may not name another owner, nor take the operator's webhook.
     api.expect(
@@ -479,7 +485,7 @@ async fn a_tenant_s_targets_are_guarded_and_its_webhooks_capped() {
         422,
     )
     .await;
-    api.expect(&tenant, "PATCH", "/webhooks/op", json!({"tenant": "tn"}), 404).await;
+    api.expect(&tenant, "PATCH", &format!("/webhooks/{op}"), json!({"tenant": "tn"}), 404).await;
 
     api.expect(&operator, "PATCH", "/tenants/tn", json!({"disabled": true}), 200).await;
     let refused = api.expect(&tenant, "GET", "/webhooks", Value::Null, 403).await;
@@ -487,7 +493,7 @@ async fn a_tenant_s_targets_are_guarded_and_its_webhooks_capped() {
     // Deleting a tenant with webhooks takes ?cascade=true, which deletes them.
     api.expect(&operator, "DELETE", "/tenants/tn", Value::Null, 409).await;
     api.expect(&operator, "DELETE", "/tenants/tn?cascade=true", Value::Null, 204).await;
-    api.expect(&operator, "GET", "/webhooks/mine", Value::Null, 404).await;
+    api.expect(&operator, "GET", &format!("/webhooks/{mine}"), Value::Null, 404).await;
     api.expect(&tenant, "GET", "/webhooks", Value::Null, 401).await;
 }
 
@@ -503,5 +509,19 @@ async fn eventually_attempt_error(api: &Api, credential: &Credential, webhook: &
         }
         assert!(started.elapsed() < Duration::from_secs(10), "no failed attempt of {webhook}: {page}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Without an operator key every caller is the operator: no tenant credential is issued there, as it would
+/// promise an isolation the dispatcher does not enforce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_operator_key_no_tenant_credential_is_issued() {
+    let dispatcher = Dispatcher::start("tenants-open", &[], &[]);
+    let api = Api::new(dispatcher.api.trim_end_matches("/api/v1").to_owned());
+    api.expect(&Credential::Nothing, "POST", "/tenants", json!({"id": "tn", "name": "T"}), 201).await;
+    for path in ["/tenants/tn/tokens", "/tenants/tn/portal-links"] {
+        let body = if path.ends_with("tokens") { json!({"name": "t"}) } else { json!({}) };
+        let refused = api.expect(&Credential::Nothing, "POST", path, body, 409).await;
+        assert!(refused["detail"].as_str().unwrap().contains("DISPATCHER_API_KEY"), "{refused}");
     }
 }

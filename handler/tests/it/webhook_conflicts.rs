@@ -66,6 +66,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
         clock: Arc::new(SystemClock),
         schedule: "1s".parse::<RetrySchedule>().unwrap(),
         disable_after: None,
+        operator_key: true,
     });
     let registration = json!({"id": "wh1", "url": "https://receiver.example/hook", "subscriptions": ["ping"]});
     service.create_webhook(&Access::Operator, &registration).await.unwrap();

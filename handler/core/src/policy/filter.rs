@@ -249,7 +249,7 @@ impl JsonSchema for EventFilter {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let schema = super::pattern::schema("An event pattern (Amazon EventBridge pattern language) matched against the body this webhook would receive, {\"name\": ..., \"payload\": {...}}: a delivery is made only when it matches. Each field lists the values or operators it accepts: prefix, suffix, anything-but, exists, numeric, equals-ignore-case, wildcard. At most 64 values and operators in all.");
+        let schema = super::pattern::schema("An event pattern (Amazon EventBridge pattern language) matched against the body this webhook would receive, {\"name\": ..., \"payload\": {...}}: a delivery is made only when it matches. Each field lists the values or operators it accepts: prefix, suffix, anything-but, exists, numeric, equals-ignore-case, wildcard. At most 8 fields an object (4 at the third level), 3 levels deep, 16 values and operators a list.");
         schemars::Schema::try_from(schema).unwrap_or_default()
     }
 }

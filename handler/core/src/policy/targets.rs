@@ -51,10 +51,23 @@ pub fn forbidden_host(url: &url::Url) -> Option<(IpAddr, &'static str)> {
 pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped().or_else(|| embedded_v4(v6)) {
             Some(v4) => forbidden_v4(v4),
             None => forbidden_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one carries to reach it: NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`), or the old
+/// IPv4-compatible form (`::a.b.c.d`). Judged as that IPv4 address.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |high: u16, low: u16| Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(v4(high, low)),
+        [0x2002, high, low, ..] => Some(v4(high, low)),
+        [0, 0, 0, 0, 0, 0, high, low] if high != 0 => Some(v4(high, low)),
+        _ => None,
     }
 }
 
@@ -70,6 +83,10 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("a multicast or broadcast address")
     } else if ip.is_unspecified() || a == 0 {
         Some("an unspecified address")
+    } else if (a == 198 && (18..20).contains(&b)) || a >= 240 {
+        Some("a reserved address")
+    } else if ip.octets() == [168, 63, 129, 16] {
+        Some("the Azure platform's own address")
     } else {
         None
     }
@@ -83,6 +100,8 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a unique-local address")
     } else if first & 0xffc0 == 0xfe80 {
         Some("a link-local address")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("a site-local address")
     } else if ip.is_multicast() {
         Some("a multicast or broadcast address")
     } else if ip.is_unspecified() {
@@ -117,6 +136,14 @@ mod tests {
             ("ff02::1", "a multicast or broadcast address"),
             ("0.0.0.0", "an unspecified address"),
             ("::", "an unspecified address"),
+            // IPv4 inside IPv6: NAT64, 6to4, IPv4-compatible; then the rest of the reserved space.
+            ("64:ff9b::a9fe:a9fe", "a link-local address"),
+            ("2002:7f00:1::1", "a loopback address"),
+            ("::127.0.0.1", "a loopback address"),
+            ("fec0::1", "a site-local address"),
+            ("198.18.0.1", "a reserved address"),
+            ("240.0.0.1", "a reserved address"),
+            ("168.63.129.16", "the Azure platform's own address"),
         ];
         for (ip, why) in refused {
             assert_eq!(forbidden(ip.parse().unwrap()), Some(why), "{ip}");
@@ -128,7 +155,16 @@ mod tests {
         );
         assert_eq!(forbidden_host(&url("http://[::1]:8080/")), Some(("::1".parse().unwrap(), "a loopback address")));
         assert_eq!(forbidden_host(&url("https://localhost/")), None, "names are checked once resolved");
-        for ip in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2001:db8::1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert_eq!(forbidden(ip.parse().unwrap()), None, "{ip}");
         }
     }

@@ -217,8 +217,9 @@ fn decode_credential(
             default
         }
     };
+    // A portal link, shown to people, reads only unless asked; a token, for a program, may change things.
     let read_only = match body.get("readOnly") {
-        None | Some(Value::Null) => false,
+        None | Some(Value::Null) => !fields.contains(&"name"),
         Some(Value::Bool(b)) => *b,
         Some(other) => {
             problems.push(Problem::new("readOnly", wrong_type(other, "true or false")));
@@ -268,6 +269,8 @@ mod tests {
         assert_eq!(decode_token_request(&json!({"name": "ci"})).unwrap().expires_in, TOKEN_LIFETIME.0);
         assert_eq!(decode_portal_link_request(&json!({})).unwrap().expires_in, Duration::from_secs(3600));
         assert_eq!(decode_portal_link_request(&json!({})).unwrap().name, "portal link");
+        assert!(decode_portal_link_request(&json!({})).unwrap().read_only, "a portal link reads only unless asked");
+        assert!(!decode_token_request(&json!({"name": "ci"})).unwrap().read_only, "a token may change things");
         assert!(decode_portal_link_request(&Value::Null).is_err(), "a body that is not an object");
         let report = decode_portal_link_request(&json!({"expiresIn": "8d", "name": "x"})).unwrap_err();
         assert_eq!(

@@ -55,6 +55,7 @@ impl Azure {
             clock: Arc::new(SystemClock),
             schedule: config.delivery.retry_schedule.clone(),
             disable_after: config.delivery.disable_after,
+            operator_key: true,
         }));
         (Arc::new(Azure { service, log: cosmos, api_key: config.api_key.clone() }), sender)
     }

@@ -64,6 +64,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         clock,
         schedule: config.delivery.retry_schedule.clone(),
         disable_after: config.delivery.disable_after,
+        operator_key: config.api_key.is_some(),
     }));
     if let Some(path) = &config.webhooks_file {
         import(&service, path).await?;
