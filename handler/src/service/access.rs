@@ -10,7 +10,7 @@ use super::{Service, ServiceError};
 use dispatcher_core::model::{Access, TenantAccess, Token};
 use dispatcher_core::tenants::tokens::{self, Refused};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest a token record read from the store is used on Azure before it is read again: the bound on how
@@ -23,7 +23,7 @@ const MAX_CACHED: usize = 10_000;
 /// Token records by id, as last read (`None`: there was none), and when.
 pub struct TokenCache {
     max_age: Option<Duration>,
-    entries: Mutex<HashMap<String, (Instant, Option<Token>)>>,
+    entries: Mutex<HashMap<String, (Instant, Option<Arc<Token>>)>>,
     /// Counts what this process revoked: a record read before a revocation is not kept after it.
     revocations: std::sync::atomic::AtomicU64,
 }
@@ -38,14 +38,14 @@ impl TokenCache {
         self.revocations.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn fresh(&self, id: &str) -> Option<Option<Token>> {
+    fn fresh(&self, id: &str) -> Option<Option<Arc<Token>>> {
         let entries = self.entries.lock().ok()?;
         let (read_at, token) = entries.get(id)?;
         self.max_age.is_none_or(|max| read_at.elapsed() < max).then(|| token.clone())
     }
 
     /// Keeps a record read when `revocations` was the count: not when a revocation came in between.
-    fn keep(&self, id: String, token: Option<Token>, revocations: u64) {
+    fn keep(&self, id: String, token: Option<Arc<Token>>, revocations: u64) {
         if let Ok(mut entries) = self.entries.lock() {
             if self.revocations() != revocations {
                 return;
@@ -61,7 +61,7 @@ impl TokenCache {
     pub(super) fn forget(&self, which: impl Fn(&Token) -> bool) {
         if let Ok(mut entries) = self.entries.lock() {
             self.revocations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            entries.retain(|_, (_, token)| !token.as_ref().is_some_and(&which));
+            entries.retain(|_, (_, token)| !token.as_deref().is_some_and(&which));
         }
     }
 }
@@ -94,17 +94,17 @@ impl Service {
             Some(record) => record,
             None => {
                 let revocations = self.tokens.revocations();
-                let record = self.tenants.get_token(&id).await?;
+                let record = self.tenants.get_token(&id).await?.map(Arc::new);
                 self.tokens.keep(id, record.clone(), revocations);
                 record
             }
         };
-        tokens::verify(presented, record.as_ref(), self.clock.now_ms()).map_err(refused)?;
+        tokens::verify(presented, record.as_deref(), self.clock.now_ms()).map_err(refused)?;
         let token = record.ok_or_else(|| refused(Refused::Unknown))?;
         // The tenants routing knows; one created since (on another instance) is read from the store.
         let tenant = match self.webhooks.get().await?.tenant(&token.tenant) {
             Some(tenant) => Some(tenant.clone()),
-            None => self.tenants.get_tenant(&token.tenant).await?.map(|(tenant, _)| std::sync::Arc::new(tenant)),
+            None => self.tenants.get_tenant(&token.tenant).await?.map(|(tenant, _)| Arc::new(tenant)),
         };
         match tenant {
             None => Err(refused(Refused::Unknown)),
@@ -112,8 +112,8 @@ impl Service {
                 Err(ServiceError::Forbidden(format!("tenant {:?} is disabled: ask the operator", tenant.id.as_str())))
             }
             Some(_) => Ok(Access::Tenant(TenantAccess {
-                tenant: token.tenant,
-                token_id: token.id,
+                tenant: token.tenant.clone(),
+                token_id: token.id.clone(),
                 read_only: token.read_only,
             })),
         }
