@@ -20,10 +20,13 @@ pub const TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
 /// The most token records kept; past it the cache starts over (a flood of made-up token ids cannot grow it).
 const MAX_CACHED: usize = 10_000;
 
-/// Token records by id, as last read (`None`: there was none), and when.
+/// A token record as last read (`None`: there was none), and when.
+type Cached = (Instant, Option<Arc<Token>>);
+
+/// Token records by id.
 pub struct TokenCache {
     max_age: Option<Duration>,
-    entries: Mutex<HashMap<String, (Instant, Option<Arc<Token>>)>>,
+    entries: Mutex<HashMap<String, Cached>>,
     /// Counts what this process revoked: a record read before a revocation is not kept after it.
     revocations: std::sync::atomic::AtomicU64,
 }
