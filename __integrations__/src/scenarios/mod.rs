@@ -94,11 +94,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let api = match (args.target.as_str(), &args.url) {
         ("local", Some(url)) => url.trim_end_matches('/').to_owned(),
         ("local", None) => {
-            let (handler, _) = Handler::start(
+            // With an operator key, as tenants' credentials need one.
+            let (handler, _) = Handler::start_with_env(
                 args.handler.as_deref(),
                 &dir.0,
                 // The receivers are on loopback: tenants' webhooks reach them only through an allowed network.
                 &["--retry-schedule", schedule, "--disable-after", disable_after, "--allowed-networks", "127.0.0.0/8"],
+                &[("DISPATCHER_API_KEY", OPERATOR_KEY)],
             )
             .map_err(anyhow::Error::msg)?;
             let api = handler.api.clone();
@@ -117,7 +119,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         (other, _) => bail!("--target {other:?}: the targets are `local` and `functions`"),
     };
     // The target started here takes the key it was started with; one already running, the key given.
-    let key = args.functions_key.clone().or_else(|| functions.as_ref().map(|_| OPERATOR_KEY.to_owned()));
+    let started_here = args.url.is_none();
+    let key = args.functions_key.clone().or_else(|| started_here.then(|| OPERATOR_KEY.to_owned()));
     let client = api_client(key.as_deref())?;
     if args.url.is_some() {
         wait_until_ready(&client, &api, args.wait).await?;
