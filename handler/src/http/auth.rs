@@ -4,7 +4,7 @@
 //! the result as [`Caller`]; the service decides what it may do.
 
 use super::problem::ApiError;
-use crate::service::{Service, ServiceError};
+use crate::service::Service;
 use aide::generate::GenContext;
 use aide::openapi::Operation;
 use aide::OperationInput;
@@ -53,9 +53,6 @@ pub async fn authenticate(
         },
         (_, Some(token), _) => match service.authenticate(&token).await {
             Ok(access) => access,
-            Err(error @ (ServiceError::Unauthorized(_) | ServiceError::Forbidden(_))) => {
-                return ApiError::from(error).into_response()
-            }
             Err(error) => return ApiError::from(error).into_response(),
         },
         (_, None, None) => Access::Operator,

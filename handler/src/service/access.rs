@@ -69,30 +69,17 @@ impl TokenCache {
     }
 }
 
-/// Why a credential was refused, as the API answers it (401, or 403 for a disabled tenant).
-fn refused(reason: Refused) -> ServiceError {
-    ServiceError::Unauthorized(reason.to_string())
-}
-
 impl Service {
-    /// Verifies a tenant's bearer token: its shape, its record, its hash (in constant time), its expiry, and
-    /// that its tenant exists and is enabled.
-    pub async fn authenticate(&self, presented: &str) -> Result<Access, ServiceError> {
-        let outcome = self.verify_token(presented).await;
-        if let Err(error) = &outcome {
-            let reason = match error {
-                ServiceError::Unauthorized(text) if text.contains("expired") => "expired",
-                ServiceError::Unauthorized(text) if text.contains("not a dispatcher token") => "malformed",
-                ServiceError::Forbidden(_) => "disabled",
-                _ => "unknown",
-            };
-            self.metrics.refused(reason);
-        }
-        outcome
+    /// A refused credential, counted by why, as the API answers it (401).
+    fn refused(&self, reason: Refused) -> ServiceError {
+        self.metrics.refused(reason.label());
+        ServiceError::Unauthorized(reason.to_string())
     }
 
-    async fn verify_token(&self, presented: &str) -> Result<Access, ServiceError> {
-        let id = tokens::claimed_id(presented).ok_or_else(|| refused(Refused::Malformed))?;
+    /// Verifies a tenant's bearer token: its shape, its record, its hash (in constant time), its expiry, and
+    /// that its tenant exists and is enabled (403 when it is not).
+    pub async fn authenticate(&self, presented: &str) -> Result<Access, ServiceError> {
+        let id = tokens::claimed_id(presented).ok_or_else(|| self.refused(Refused::Malformed))?;
         let record = match self.tokens.fresh(&id) {
             Some(record) => record,
             None => {
@@ -102,16 +89,17 @@ impl Service {
                 record
             }
         };
-        tokens::verify(presented, record.as_deref(), self.clock.now_ms()).map_err(refused)?;
-        let token = record.ok_or_else(|| refused(Refused::Unknown))?;
+        tokens::verify(presented, record.as_deref(), self.clock.now_ms()).map_err(|reason| self.refused(reason))?;
+        let token = record.ok_or_else(|| self.refused(Refused::Unknown))?;
         // The tenants routing knows; one created since (on another instance) is read from the store.
         let tenant = match self.webhooks.get().await?.tenant(&token.tenant) {
             Some(tenant) => Some(tenant.clone()),
             None => self.tenants.get_tenant(&token.tenant).await?.map(|(tenant, _)| Arc::new(tenant)),
         };
         match tenant {
-            None => Err(refused(Refused::Unknown)),
+            None => Err(self.refused(Refused::Unknown)),
             Some(tenant) if tenant.config.disabled => {
+                self.metrics.refused("disabled");
                 Err(ServiceError::Forbidden(format!("tenant {:?} is disabled: ask the operator", tenant.id.as_str())))
             }
             Some(_) => Ok(Access::Tenant(TenantAccess {

@@ -2,7 +2,7 @@
 //! problem reported at once, each with its path.
 
 use crate::model::{quote, up_to, whole, wrong_type, Problem, Report, TenantConfig, DEFAULT_MAX_WEBHOOKS};
-use crate::webhooks::registration::is_valid_id;
+use crate::webhooks::registration::with_id;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,24 +108,7 @@ fn decode_max_webhooks(value: Option<&Value>, problems: &mut Vec<Problem>) -> u3
 
 /// A tenant body that may also name its id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
 pub fn decode_tenant(value: &Value) -> Result<(Option<String>, TenantConfig), Report> {
-    let mut body = value.clone();
-    let id = body.as_object_mut().and_then(|fields| fields.remove("id"));
-    let mut problems = Vec::new();
-    let id = match id {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if is_valid_id(&id) => Some(id),
-        Some(other) => {
-            problems
-                .push(Problem::new("id", format!("{} is not an id: 1 to 64 letters, digits, _ or -", quote(&other))));
-            None
-        }
-    };
-    match TenantConfig::decode(&body) {
-        Ok(config) => Report::check(problems).map(|()| (id, config)),
-        Err(report) => {
-            Err(Report::of(problems.into_iter().chain(report.problems().iter().cloned()).collect()).unwrap_or(report))
-        }
-    }
+    with_id(value, true, TenantConfig::decode)
 }
 
 /// What is asked of a new credential: a token (`POST /tenants/{id}/tokens`) or a portal link.

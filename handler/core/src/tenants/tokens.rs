@@ -82,6 +82,17 @@ pub enum Refused {
     Expired,
 }
 
+impl Refused {
+    /// The reason as a metric's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::Malformed => "malformed",
+            Refused::Unknown => "unknown",
+            Refused::Expired => "expired",
+        }
+    }
+}
+
 /// Checks `presented` against `stored` (the record its id names, if any) at `now_ms`.
 pub fn verify(presented: &str, stored: Option<&Token>, now_ms: i64) -> Result<(), Refused> {
     let stored = stored.ok_or(Refused::Unknown)?;

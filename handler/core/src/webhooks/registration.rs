@@ -255,17 +255,29 @@ fn decode_string_map(body: &Map<String, Value>, field: &str, problems: &mut Vec<
 
 /// A registration body that may also name the webhook's id (`id`: 1 to 64 of `A-Z a-z 0-9 _ -`).
 pub fn decode_registration(value: &Value) -> Result<(Option<String>, WebhookConfig), Report> {
+    with_id(value, false, WebhookConfig::decode)
+}
+
+/// A body that may also name its item's id (1 to 64 of `A-Z a-z 0-9 _ -`; `null` taken as absent when
+/// `null_absent`), the rest decoded by `decode`: every problem of both reported, the id's first.
+pub(crate) fn with_id<C>(
+    value: &Value,
+    null_absent: bool,
+    decode: impl FnOnce(&Value) -> Result<C, Report>,
+) -> Result<(Option<String>, C), Report> {
     let mut body = value.clone();
-    let id = body.as_object_mut().and_then(|fields| fields.remove("id"));
-    let id_problem = match &id {
-        None => None,
-        Some(Value::String(id)) if is_valid_id(id) => None,
+    let (id, id_problem) = match body.as_object_mut().and_then(|fields| fields.remove("id")) {
+        None => (None, None),
+        Some(Value::Null) if null_absent => (None, None),
+        Some(Value::String(id)) if is_valid_id(&id) => (Some(id), None),
         Some(other) => {
-            Some(Problem::new("id", format!("{} is not an id: 1 to 64 letters, digits, _ or -", quote(other))))
+            let problem =
+                Problem::new("id", format!("{} is not an id: 1 to 64 letters, digits, _ or -", quote(&other)));
+            (None, Some(problem))
         }
     };
-    match (WebhookConfig::decode(&body), id_problem) {
-        (Ok(config), None) => Ok((id.and_then(|v| v.as_str().map(str::to_owned)), config)),
+    match (decode(&body), id_problem) {
+        (Ok(config), None) => Ok((id, config)),
         (Ok(_), Some(problem)) => Err(Report::single(problem.path, problem.message)),
         (Err(report), problem) => {
             Err(Report::of(problem.into_iter().chain(report.problems().iter().cloned()).collect()).unwrap_or(report))

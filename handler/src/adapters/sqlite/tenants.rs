@@ -1,6 +1,6 @@
-//! The tenants (each kept whole as its JSON document, versioned like the webhooks) and their tokens.
+//! The tenants (a table of versioned documents, as the webhooks: `records.rs`) and their tokens.
 
-use super::records::{new_version, version_of};
+use super::records::TENANTS;
 use super::schema::storage;
 use super::SqliteStore;
 use crate::ports::{StoreError, TenantStore, Version};
@@ -15,53 +15,15 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> Result<T, Sto
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn put_tenant(&self, tenant: &Tenant, expected: Option<&Version>) -> Result<Version, StoreError> {
-        let (id, doc) = (tenant.id.to_string(), serde_json::to_string(tenant).map_err(storage)?);
-        let expected = expected.map(|v| v.0.parse::<i64>().unwrap_or(-1));
-        let version = new_version()?;
-        let named = id.clone();
-        let written = self
-            .write(move |c| {
-                let written = match expected {
-                    None => c.execute(
-                        "INSERT INTO tenants (id, doc, version) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
-                        params![id, doc, version],
-                    ),
-                    Some(old) => c.execute(
-                        "UPDATE tenants SET doc = ?2, version = ?3 WHERE id = ?1 AND version = ?4",
-                        params![id, doc, version, old],
-                    ),
-                };
-                Ok(written.map_err(storage)? > 0)
-            })
-            .await?;
-        match (written, expected) {
-            (true, _) => Ok(version_of(version)),
-            (false, None) => Err(StoreError::Conflict(format!("tenant {named:?} already exists"))),
-            (false, Some(_)) => Err(StoreError::Conflict(format!("tenant {named:?} changed since it was read"))),
-        }
+        self.put_document(TENANTS, tenant.id.to_string(), tenant, expected).await
     }
 
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<(Tenant, Version)>, StoreError> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            let row: Option<(String, i64)> = c
-                .query_row("SELECT doc, version FROM tenants WHERE id = ?1", [id.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
-                .map_err(storage)?;
-            row.map(|(doc, version)| Ok((parse("tenant", &doc)?, version_of(version)))).transpose()
-        })
-        .await
+        self.get_document(TENANTS, id.to_string()).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        self.read(|c| {
-            let mut statement = c.prepare_cached("SELECT doc FROM tenants ORDER BY rowid").map_err(storage)?;
-            let docs = statement.query_map([], |r| r.get::<_, String>(0)).map_err(storage)?;
-            docs.map(|doc| parse("tenant", &doc.map_err(storage)?)).collect()
-        })
-        .await
+        self.list_documents(TENANTS).await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
