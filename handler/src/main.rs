@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use dispatcher::config::{InvalidSettings, LocalArgs, ServeArgs};
+use dispatcher::config::{catalog, InvalidSettings, LocalArgs, ServeArgs};
 use dispatcher::runtime::azure::glibc::{self, Version};
 use dispatcher::runtime::{self, shutdown_signal};
 use dispatcher::telemetry::{self, Telemetry};
@@ -39,7 +39,13 @@ enum Command {
         /// Write nothing; fail when the generated files are stale.
         #[arg(long)]
         check: bool,
+        /// Document this catalog file instead of the built-in one.
+        #[arg(long, env = "DISPATCHER_CATALOG")]
+        catalog: Option<String>,
     },
+    /// Check a catalog file, or print the built-in one to start your own from.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Assemble the Azure function app (function-app/ and this binary as `handler`) into a folder to publish
     /// with `func azure functionapp publish <app> --custom`.
     Package {
@@ -59,6 +65,18 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Check a catalog file as `handler local` and `handler serve` do at start, without starting: every problem,
+    /// each with its path inside the file; exits non-zero when there is one.
+    Check {
+        /// The catalog file.
+        file: PathBuf,
+    },
+    /// Print the built-in catalog file (the IO platform's events and mapping).
+    Show,
+}
+
 fn main() -> ExitCode {
     let command = match Cli::parse().command {
         Some(command) => command,
@@ -74,7 +92,14 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Local(args) => local(*args),
         Command::Serve(args) => serve(*args),
-        Command::Schemas { root, check } => schemas(root, check),
+        Command::Schemas { root, check, catalog } => {
+            load_catalog(catalog.as_deref()).and_then(|()| schemas(root, check))
+        }
+        Command::Catalog(CatalogCommand::Check { file }) => check_catalog(&file),
+        Command::Catalog(CatalogCommand::Show) => {
+            print!("{}", dispatcher_core::events::catalog::BUILT_IN);
+            Ok(())
+        }
         Command::Package { out, source, binary, max_glibc } => package(out, source, binary, max_glibc),
     };
     match result {
@@ -111,8 +136,30 @@ fn start<T>(settings: Result<T, InvalidSettings>) -> anyhow::Result<(T, Telemetr
     Ok((config, telemetry, runtime))
 }
 
+/// Loads and installs the catalog `setting` names, for the commands that read it without other settings.
+fn load_catalog(setting: Option<&str>) -> anyhow::Result<()> {
+    let catalog = catalog::load(setting).map_err(|problems| anyhow::anyhow!("{}", problems.join("\n  ")))?;
+    catalog::install(catalog)
+}
+
+fn check_catalog(file: &std::path::Path) -> anyhow::Result<()> {
+    let path = file.to_string_lossy();
+    let loaded = catalog::load(Some(&path)).map_err(|problems| {
+        anyhow::anyhow!("{} is not a valid catalog file:\n  {}", file.display(), problems.join("\n  "))
+    })?;
+    println!(
+        "{}: {} events ({} public), {} mapping rules",
+        file.display(),
+        loaded.events.len(),
+        loaded.names(true).len(),
+        loaded.mappings.len()
+    );
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (config, telemetry, runtime) = start(args.validate())?;
+    catalog::install(config.delivery.catalog)?;
     let port = config.port;
     let served = runtime.block_on(runtime::azure::serve(config, shutdown_signal()));
     telemetry.shutdown();
@@ -121,6 +168,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 fn local(args: LocalArgs) -> anyhow::Result<()> {
     let (config, telemetry, runtime) = start(args.validate())?;
+    catalog::install(config.delivery.catalog)?;
     let ran = runtime.block_on(runtime::local::run(config, shutdown_signal()));
     telemetry.shutdown();
     Ok(ran?)

@@ -3,7 +3,7 @@
 //! into `schemas/`, the event tables into `docs/events.md` and the API table into `docs/api.md`, each between its
 //! marker lines. A test fails when the committed copies are stale.
 
-use dispatcher_core::events::{docs, CATALOG};
+use dispatcher_core::events::{catalog, docs, file};
 use dispatcher_core::webhooks::registration;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -57,13 +57,15 @@ pub fn files() -> Vec<(String, String)> {
         ("catalog.json".to_owned(), pretty(&docs::catalog())),
         ("catalog.md".to_owned(), format!("# Event catalog\n\n{}", docs::event_tables())),
         ("incoming-event.json".to_owned(), pretty(&docs::incoming_event_schema(true))),
+        ("catalog-file.json".to_owned(), pretty(&file::schema())),
         ("webhook.json".to_owned(), pretty(&registration::schema())),
         ("openapi.json".to_owned(), pretty(&crate::http::openapi_json())),
     ];
     files.extend(
-        CATALOG
+        catalog::current()
+            .events
             .iter()
-            .map(|e| (format!("events/{}.json", docs::file_stem(e.name)), pretty(&docs::payload_schema(e, true)))),
+            .map(|e| (format!("events/{}.json", docs::file_stem(&e.name)), pretty(&docs::payload_schema(e, true)))),
     );
     files
 }

@@ -4,6 +4,7 @@
 //! this file, the checks they use.
 
 mod azure;
+pub mod catalog;
 mod local;
 mod shared;
 

@@ -5,6 +5,7 @@
 use super::{boolean, disable_after, duration, encryption_key, name, number, Problems};
 use crate::adapters::guard::AllowedNetworks;
 use crate::adapters::sealed::EncryptionKey;
+use dispatcher_core::events::Catalog;
 use dispatcher_core::policy::retry::RetrySchedule;
 use ipnet::IpNet;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct Delivery {
     /// On SIGINT/SIGTERM (the Functions host stopping the handler), how long the deliveries in flight may take
     /// to finish.
     pub shutdown_grace: Duration,
+    /// The events and the mapping table (`DISPATCHER_CATALOG`).
+    pub catalog: &'static Catalog,
 }
 
 /// What a runtime decides of the shared settings.
@@ -73,6 +76,10 @@ pub struct DeliveryArgs {
     /// take to finish [default: the request timeout and 5s more; for `handler local` at least 10s].
     #[arg(long, env = "DISPATCHER_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// The catalog file: the events accepted and how non-public ones map to public ones [default: the built-in
+    /// one, `handler catalog show`]. A path, or the file's JSON itself (starting with `{`).
+    #[arg(long, env = "DISPATCHER_CATALOG")]
+    pub catalog: Option<String>,
 }
 
 impl DeliveryArgs {
@@ -96,7 +103,11 @@ impl DeliveryArgs {
             Some(text) => problems.check(duration(&name("shutdown_grace"), text, Duration::from_secs(600))),
             None => request_timeout.map(|timeout| (timeout + Duration::from_secs(5)).max(bounds.least_grace)),
         };
+        let catalog = super::catalog::load(self.catalog.as_deref())
+            .map_err(|found| found.into_iter().for_each(|problem| problems.add(&name("catalog"), problem)))
+            .ok();
         Some(Delivery {
+            catalog: catalog?,
             retry_schedule: retry_schedule?,
             request_timeout: request_timeout?,
             disable_after: disable_after?,

@@ -2,7 +2,7 @@
 //! `telemetry`). Label values are bounded: an event name of the catalog, an outcome, a webhook id; never a URL
 //! or a payload value.
 
-use dispatcher_core::events::CATALOG;
+use dispatcher_core::events::catalog;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::KeyValue;
 
@@ -47,7 +47,7 @@ fn known_name(body: &[u8]) -> &'static str {
         name: Option<&'a str>,
     }
     let name = serde_json::from_slice::<Named>(body).ok().and_then(|n| n.name);
-    name.and_then(|name| CATALOG.iter().map(|e| e.name).find(|known| *known == name)).unwrap_or("unknown")
+    name.and_then(catalog::event).map_or("unknown", |e| e.name.as_str())
 }
 
 impl Metrics {

@@ -23,8 +23,23 @@ async fn original_webhooks(dispatcher: &Dispatcher, receivers: &Receivers) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_scenarios_are_delivered_signed_with_exact_bodies() {
+    original_scenarios(Dispatcher::start("scenarios", &[], &[])).await;
+}
+
+/// The built-in catalog file as an operator starts from it: printed by `handler catalog show`, saved, and
+/// named by `DISPATCHER_CATALOG`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_scenarios_run_the_same_on_a_copy_of_the_built_in_catalog_file() {
+    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_handler")).args(["catalog", "show"]).output().unwrap();
+    assert!(shown.status.success());
+    let copy = std::env::temp_dir().join(format!("io-catalog-{}.json", std::process::id()));
+    std::fs::write(&copy, &shown.stdout).unwrap();
+    let copy = copy.to_str().unwrap();
+    original_scenarios(Dispatcher::start("scenarios-copy", &[], &[("DISPATCHER_CATALOG", copy)])).await;
+}
+
+async fn original_scenarios(dispatcher: Dispatcher) {
     let receivers = Receivers::start().await;
-    let dispatcher = Dispatcher::start("scenarios", &[], &[]);
     let secrets = original_webhooks(&dispatcher, &receivers).await;
     let profile = |name: &str, mode: &str| json!({"name": name, "payload": {"fiscalCode": FC, "servicePreferencesMode": mode, "oldServicePreferencesMode": "LEGACY"}});
     let events = [

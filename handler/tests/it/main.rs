@@ -21,6 +21,7 @@
 //! - `doc_links`: every relative link and anchor of the README and `docs/` leads somewhere.
 
 mod api;
+mod catalog;
 mod cosmos_throttling;
 mod disk_full;
 mod doc_links;

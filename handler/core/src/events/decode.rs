@@ -94,10 +94,11 @@ fn validate(name: Name<'_>, payload: PayloadMember<'_>) -> Result<Event, Report>
 }
 
 fn decode_name(name: Name<'_>, problems: &mut Vec<Problem>) -> Option<&'static EventSpec> {
-    let known = || catalog::names(false).join(", ");
+    let catalog = catalog::current();
+    let known = || catalog.names(false).join(", ");
     let problem = match name {
         Name::Missing => format!("is missing; known events: {}", known()),
-        Name::Text(text) => match catalog::event(&text) {
+        Name::Text(text) => match catalog.event(&text) {
             Some(spec) => return Some(spec),
             None => {
                 format!("{} is not a known event; known events: {}", quote(&Value::String(text.into_owned())), known())
@@ -115,14 +116,15 @@ fn decode_payload(
     problems: &mut Vec<Problem>,
 ) -> Option<Payload> {
     let before = problems.len();
-    for field in spec.fields {
+    for field in &spec.fields {
         // The last of duplicate keys wins, as in any JSON object reader.
-        let checked = match fields.iter().rev().find(|(key, _)| key == field.name) {
+        let checked = match fields.iter().rev().find(|(key, _)| *key == field.name) {
+            None if !field.required => Ok(()),
             None => Err(format!("is missing, expected {}", field.ty.expected())),
             Some((_, value)) => field.ty.check(value).map_err(|invalid| invalid.to_string()),
         };
         if let Err(reason) = checked {
-            problems.push(Problem::new(join("payload", field.name), reason));
+            problems.push(Problem::new(join("payload", &field.name), reason));
         }
     }
     if problems.len() > before {
@@ -134,7 +136,7 @@ fn decode_payload(
         let Some(field) = spec.field(&key) else { continue };
         match kept.iter_mut().find(|(k, _)| *k == field.name) {
             Some(slot) => slot.1 = value,
-            None => kept.push((field.name, value)),
+            None => kept.push((field.name.as_str(), value)),
         }
     }
     Some(Payload::new(kept))

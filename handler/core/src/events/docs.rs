@@ -2,8 +2,8 @@
 //! incoming event, the catalog as JSON (`GET /api/v1/events/catalog`), and the Markdown tables of `docs/events.md`.
 //! `handler schemas` writes them into `schemas/`; a test fails when the committed copies are stale.
 
-use super::catalog::{EventSpec, CATALOG};
-use super::mapping::{Condition, ForEach, Mapping, Source, MAPPINGS};
+use super::catalog::{self, EventSpec};
+use super::mapping::Mapping;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -12,7 +12,9 @@ const DRAFT: &str = "https://json-schema.org/draft/2020-12/schema";
 /// The catalog and the mapping table, as served at `GET /api/v1/events/catalog`: each event with its payload's
 /// JSON Schema and a sample event that the dispatcher accepts.
 pub fn catalog() -> Value {
-    let events: Vec<Value> = CATALOG
+    let catalog = catalog::current();
+    let events: Vec<Value> = catalog
+        .events
         .iter()
         .map(|e| {
             let mut entry = object(json!(e));
@@ -21,13 +23,13 @@ pub fn catalog() -> Value {
             Value::Object(entry)
         })
         .collect();
-    json!({"events": events, "mappings": MAPPINGS})
+    json!({"events": events, "mappings": catalog.mappings})
 }
 
 /// A valid event of this kind, every field given an example value.
 pub fn example(event: &EventSpec) -> Value {
     let payload: Map<String, Value> =
-        event.fields.iter().map(|f| (f.name.to_owned(), Value::from(f.ty.example(f.name)))).collect();
+        event.fields.iter().filter(|f| f.required).map(|f| (f.name.clone(), f.example())).collect();
     json!({"name": event.name, "payload": payload})
 }
 
@@ -44,8 +46,8 @@ pub fn payload_schema(event: &EventSpec, standalone: bool) -> Value {
         .iter()
         .map(|f| {
             let mut schema = f.ty.json_schema();
-            schema["description"] = Value::from(f.description);
-            (f.name.to_owned(), schema)
+            schema["description"] = Value::from(f.description.as_str());
+            (f.name.clone(), schema)
         })
         .collect();
     let mut schema = Map::new();
@@ -57,7 +59,7 @@ pub fn payload_schema(event: &EventSpec, standalone: bool) -> Value {
         "description": event.description,
         "type": "object",
         "properties": properties,
-        "required": event.fields.iter().map(|f| f.name).collect::<Vec<_>>(),
+        "required": event.fields.iter().filter(|f| f.required).map(|f| &f.name).collect::<Vec<_>>(),
     })));
     Value::Object(schema)
 }
@@ -72,16 +74,19 @@ fn object(value: Value) -> Map<String, Value> {
 /// The JSON Schema of a message the dispatcher accepts: one of the catalog's events. With `standalone` false,
 /// payload schemas are inlined rather than in `$defs`, for embedding in the OpenAPI document.
 pub fn incoming_event_schema(standalone: bool) -> Value {
-    let variants: Vec<Value> = CATALOG
+    let events = &catalog::current().events;
+    let variants: Vec<Value> = events
         .iter()
         .map(|e| {
-            let required: &[&str] = if e.fields.is_empty() { &["name"] } else { &["name", "payload"] };
+            let optional = e.fields.iter().all(|f| !f.required);
+            let required: &[&str] = if optional { &["name"] } else { &["name", "payload"] };
             let payload = match standalone {
-                true => json!({"$ref": format!("#/$defs/{}", file_stem(e.name))}),
+                true => json!({"$ref": format!("#/$defs/{}", file_stem(&e.name))}),
                 false => payload_schema(e, false),
             };
-            // A missing or null payload is `{}`, as in the original system: enough for an event without fields.
-            let payload = match e.fields.is_empty() {
+            // A missing or null payload is `{}`, as in the original system: enough for an event without required
+            // fields.
+            let payload = match optional {
                 true => json!({"anyOf": [payload, {"type": "null"}]}),
                 false => payload,
             };
@@ -98,7 +103,7 @@ pub fn incoming_event_schema(standalone: bool) -> Value {
         "oneOf": variants,
     });
     if standalone {
-        let defs: Map<String, Value> = CATALOG.iter().map(|e| (file_stem(e.name), payload_schema(e, false))).collect();
+        let defs: Map<String, Value> = events.iter().map(|e| (file_stem(&e.name), payload_schema(e, false))).collect();
         schema["$defs"] = Value::Object(defs);
         let mut with_draft = Map::from_iter([("$schema".to_owned(), Value::from(DRAFT))]);
         with_draft.extend(object(schema));
@@ -112,7 +117,8 @@ pub fn event_tables() -> String {
     let mut md = String::new();
     md.push_str("### Public events\n\nDelivered to the webhooks subscribed to them.\n\n");
     md.push_str("| Event | Payload | Description | Required attributes |\n|---|---|---|---|\n");
-    for e in CATALOG.iter().filter(|e| e.is_public()) {
+    let catalog = catalog::current();
+    for e in catalog.events.iter().filter(|e| e.is_public()) {
         let required = e.required_attributes().iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
         let _ = writeln!(md, "| `{}` | {} | {} | {} |", e.name, fields_cell(e), e.description, required);
     }
@@ -120,12 +126,12 @@ pub fn event_tables() -> String {
         "\n### Non-public events\n\nAccepted from internal services, never delivered as they are: the mapping ",
     );
     md.push_str("below turns them into public events.\n\n| Event | Payload | Description |\n|---|---|---|\n");
-    for e in CATALOG.iter().filter(|e| !e.is_public()) {
+    for e in catalog.events.iter().filter(|e| !e.is_public()) {
         let _ = writeln!(md, "| `{}` | {} | {} |", e.name, fields_cell(e), e.description);
     }
     md.push_str("\n### Mapping\n\nEach emitted event is then routed like any public event.\n\n");
     md.push_str("| From | When | Emits | Once for each | Payload |\n|---|---|---|---|---|\n");
-    for m in MAPPINGS {
+    for m in &catalog.mappings {
         let _ = writeln!(
             md,
             "| `{}` | {} | `{}` | {} | {} |",
@@ -143,32 +149,45 @@ fn fields_cell(event: &EventSpec) -> String {
     if event.fields.is_empty() {
         return "-".to_owned();
     }
-    let fields: Vec<String> =
-        event.fields.iter().map(|f| format!("`{}` ({}): {}", f.name, f.ty.label(), f.description)).collect();
+    let fields: Vec<String> = event
+        .fields
+        .iter()
+        .map(|f| {
+            let optional = if f.required { "" } else { ", optional" };
+            format!("`{}` ({}{optional}): {}", f.name, f.ty.label(), f.description)
+        })
+        .collect();
     fields.join("<br>")
 }
 
 fn when_cell(mapping: &Mapping) -> String {
-    match mapping.when {
-        Condition::Always => "always".to_owned(),
-        Condition::FieldEquals(field, value) => format!("`{field}` is `{value}`"),
-    }
+    let Some(when) = &mapping.when else { return "always".to_owned() };
+    // A pattern of payload fields each listing plain strings reads as words; any other is shown as written.
+    let pattern = when.pattern();
+    let words: Option<Vec<String>> = match (pattern.as_object(), pattern.get("payload").and_then(Value::as_object)) {
+        (Some(top), Some(fields)) if top.len() == 1 => fields
+            .iter()
+            .map(|(field, values)| {
+                let values: Option<Vec<String>> =
+                    values.as_array()?.iter().map(|v| v.as_str().map(|v| format!("`{v}`"))).collect();
+                Some(format!("`{field}` is {}", values?.join(" or ")))
+            })
+            .collect(),
+        _ => None,
+    };
+    words.map_or_else(|| format!("matches `{pattern}`"), |words| words.join(" and "))
 }
 
 fn for_each_cell(mapping: &Mapping) -> String {
-    let ForEach::WebhookAttribute(attribute) = mapping.for_each;
-    format!("distinct `{attribute}` attribute of the enabled webhooks")
+    match &mapping.for_each {
+        Some(attribute) => format!("distinct `{attribute}` attribute of the enabled webhooks"),
+        None => "once".to_owned(),
+    }
 }
 
 fn payload_cell(mapping: &Mapping) -> String {
-    let fields: Vec<String> = mapping
-        .payload
-        .iter()
-        .map(|(field, source)| match source {
-            Source::Field(from) => format!("`{field}` = event's `{from}`"),
-            Source::WebhookAttribute(attribute) => format!("`{field}` = that `{attribute}`"),
-        })
-        .collect();
+    let fields: Vec<String> =
+        mapping.payload.iter().map(|(field, source)| format!("`{field}` = `{}`", source.path())).collect();
     fields.join(", ")
 }
 
@@ -199,7 +218,7 @@ mod tests {
     fn every_sample_event_of_the_catalog_is_accepted_and_carries_its_schema() {
         let catalog = catalog();
         let events = catalog["events"].as_array().unwrap();
-        assert_eq!(events.len(), CATALOG.len());
+        assert_eq!(events.len(), catalog::current().events.len());
         for entry in events {
             let decoded = crate::events::decode_value(entry["example"].clone());
             assert!(decoded.is_ok(), "{}: {decoded:?}", entry["name"]);
@@ -210,7 +229,7 @@ mod tests {
     #[test]
     fn the_tables_have_a_row_per_event_and_per_mapping() {
         let tables = event_tables();
-        for event in CATALOG {
+        for event in &catalog::current().events {
             assert!(tables.contains(&format!("| `{}` |", event.name)), "{}", event.name);
         }
         assert_eq!(tables.matches("| `profile:completed` | `servicePreferencesMode` is `AUTO` |").count(), 1);

@@ -1,185 +1,140 @@
 //! The mapping table: how non-public events become public ones.
 //!
-//! Each row reads like the documentation table generated from it (`schemas/catalog.md`, `docs/events.md`): when
-//! event `from` arrives and `when` holds, emit event `to` once for each distinct value of a webhook attribute,
-//! with a payload built field by field. The remapped events are then routed like any public event.
+//! Each rule reads like the documentation table generated from it (`schemas/catalog.md`, `docs/events.md`): when
+//! event `from` arrives and its body matches the event pattern `when`, emit event `to`, once for each distinct
+//! value of a webhook attribute (`forEach`) or once, with a payload built field by field. The emitted events are
+//! then routed like any public event. Rules are read from the catalog file and checked there (`events::file`),
+//! so running one cannot fail.
 
-use super::catalog;
+use super::catalog::{self, Catalog, EventSpec};
 use super::payload::{Event, Payload};
+use crate::policy::filter::EventFilter;
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
 
-pub static MAPPINGS: &[Mapping] = &[
-    Mapping {
-        from: "ping:all",
-        when: Condition::Always,
-        to: "ping",
-        for_each: ForEach::WebhookAttribute("name"),
-        payload: &[("name", Source::WebhookAttribute("name"))],
-    },
-    Mapping {
-        from: "profile:completed",
-        when: Condition::FieldEquals("servicePreferencesMode", "AUTO"),
-        to: "service:subscribed",
-        for_each: ForEach::WebhookAttribute("serviceId"),
-        payload: &[("fiscalCode", Source::Field("fiscalCode")), ("serviceId", Source::WebhookAttribute("serviceId"))],
-    },
-    Mapping {
-        from: "profile:service-preferences-changed",
-        when: Condition::FieldEquals("servicePreferencesMode", "AUTO"),
-        to: "service:subscribed",
-        for_each: ForEach::WebhookAttribute("serviceId"),
-        payload: &[("fiscalCode", Source::Field("fiscalCode")), ("serviceId", Source::WebhookAttribute("serviceId"))],
-    },
-];
-
-/// One row of the mapping table.
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One rule of the mapping table.
+#[derive(Debug)]
 pub struct Mapping {
-    pub from: &'static str,
-    pub when: Condition,
-    pub to: &'static str,
-    pub for_each: ForEach,
+    pub from: String,
+    /// The event pattern the incoming event (`{"name": ..., "payload": {...}}`) must match; none: always.
+    pub when: Option<EventFilter>,
+    pub to: String,
+    /// Emit once for every distinct non-empty value of this attribute among the enabled webhooks (several
+    /// webhooks sharing a value get one event, which routing then delivers to each of them); none: emit once.
+    pub for_each: Option<String>,
     /// The payload of the emitted event, field by field, in this order.
-    #[serde(serialize_with = "serialize_payload_rule")]
-    pub payload: &'static [(&'static str, Source)],
+    pub payload: Vec<(String, Source)>,
 }
 
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Condition {
-    Always,
-    /// The incoming payload field (first) has exactly this value (second).
-    FieldEquals(&'static str, &'static str),
-}
-
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ForEach {
-    /// Every distinct non-empty value of this attribute among the enabled webhooks. Several webhooks sharing a
-    /// value yield one event, which routing then delivers to each of them (the original emitted one event per
-    /// webhook, so such webhooks received duplicates).
-    WebhookAttribute(&'static str),
-}
-
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Where a field of an emitted payload comes from: a path into what the rule reads (`event.payload.<field>`,
+/// `event.name`, `attributes.<forEach>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// The value of this field of the incoming payload.
-    Field(&'static str),
-    /// The attribute value the event is emitted for (see [`ForEach`]).
-    WebhookAttribute(&'static str),
+    /// `event.payload.<field>`: that field of the incoming payload.
+    Field(String),
+    /// `event.name`.
+    EventName,
+    /// `attributes.<forEach>`: the attribute value the event is emitted for.
+    Attribute(String),
 }
 
-fn serialize_payload_rule<S: serde::Serializer>(
-    rule: &&'static [(&'static str, Source)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_map(rule.iter().map(|(field, source)| (field, source)))
-}
-
-impl Condition {
-    fn holds(&self, event: &Event) -> bool {
+impl Source {
+    /// The path as written in the catalog file.
+    pub fn path(&self) -> String {
         match self {
-            Condition::Always => true,
-            Condition::FieldEquals(field, value) => event.payload.get_str(field) == Some(value),
+            Source::Field(field) => format!("event.payload.{field}"),
+            Source::EventName => "event.name".to_owned(),
+            Source::Attribute(attribute) => format!("attributes.{attribute}"),
         }
     }
 }
 
-/// The public events an event stands for: itself when it is public, otherwise what the mapping table makes of it.
-/// `attribute_values(a)` gives the distinct non-empty values of attribute `a` among the enabled webhooks.
+impl Serialize for Mapping {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Fields<'a>(&'a [(String, Source)]);
+        impl Serialize for Fields<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (field, source) in self.0 {
+                    map.serialize_entry(field, &source.path())?;
+                }
+                map.end()
+            }
+        }
+        let mut rule = serializer.serialize_struct("Mapping", 5)?;
+        rule.serialize_field("from", &self.from)?;
+        rule.serialize_field("when", &self.when.as_ref().map(EventFilter::pattern))?;
+        rule.serialize_field("to", &self.to)?;
+        rule.serialize_field("forEach", &self.for_each)?;
+        rule.serialize_field("payload", &Fields(&self.payload))?;
+        rule.end()
+    }
+}
+
+/// The public events an event stands for, by the process's catalog (see [`Catalog::public_events`]).
 pub fn public_events<'a>(
     event: &'a Event,
     attribute_values: impl Fn(&str) -> &'a [String] + 'a,
 ) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
-    // Mappings only start from non-public events (a test checks the table), so at most one part yields.
-    let itself = event.spec.is_public().then_some(Cow::Borrowed(event));
-    let mapped = MAPPINGS.iter().filter(move |m| m.from == event.name() && m.when.holds(event)).flat_map(move |m| {
-        let ForEach::WebhookAttribute(attribute) = m.for_each;
-        attribute_values(attribute).iter().filter_map(move |value| m.emit(event, value)).map(Cow::Owned)
-    });
-    itself.into_iter().chain(mapped)
+    catalog::current().public_events(event, attribute_values)
+}
+
+impl Catalog {
+    /// The public events an event stands for: itself when it is public, otherwise what the mapping table makes
+    /// of it. `attribute_values(a)` gives the distinct non-empty values of attribute `a` among the enabled
+    /// webhooks.
+    pub fn public_events<'a>(
+        &'static self,
+        event: &'a Event,
+        attribute_values: impl Fn(&str) -> &'a [String] + 'a,
+    ) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
+        // Rules only start from non-public events (the loader checks), so at most one part yields.
+        let itself = event.spec.is_public().then_some(Cow::Borrowed(event));
+        let mapped =
+            self.mappings.iter().filter(move |m| m.from == event.name() && m.holds(event)).flat_map(move |m| {
+                let to = self.public_event(&m.to);
+                let values: &'a [String] = match &m.for_each {
+                    Some(attribute) => attribute_values(attribute),
+                    None => &[],
+                };
+                let once = m.for_each.is_none().then_some(None);
+                let each = values.iter().map(|v| Some(v.as_str()));
+                once.into_iter()
+                    .chain(each)
+                    .filter_map(move |value| to.map(|to| Cow::Owned(m.emit(to, event, value.unwrap_or_default()))))
+            });
+        itself.into_iter().chain(mapped)
+    }
 }
 
 impl Mapping {
-    fn emit(&self, event: &Event, attribute_value: &str) -> Option<Event> {
-        let spec = catalog::event(self.to)?;
+    fn holds(&self, event: &Event) -> bool {
+        self.when.as_ref().is_none_or(|when| when.matches(&super::payload::body(event)))
+    }
+
+    fn emit(&self, to: &'static EventSpec, event: &Event, attribute_value: &str) -> Event {
         let fields = self
             .payload
             .iter()
-            .map(|(field, source)| {
+            .filter_map(|(field, source)| {
                 let value = match source {
                     Source::Field(from) => event.payload.get(from)?.clone(),
-                    Source::WebhookAttribute(_) => Value::String(attribute_value.to_owned()),
+                    Source::EventName => Value::from(event.name()),
+                    Source::Attribute(_) => Value::from(attribute_value),
                 };
-                Some((*field, value))
+                Some((to.field(field)?.name.as_str(), value))
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Event { spec, payload: Payload::new(fields) })
+            .collect();
+        Event { spec: to, payload: Payload::new(fields) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::catalog::{Audience, CATALOG};
     use crate::events::decode;
-    use crate::events::fields::FieldType;
-
-    /// The table is interpreted without checks at run time, so every row is checked here against the catalog.
-    #[test]
-    fn every_row_is_consistent_with_the_catalog() {
-        for m in MAPPINGS {
-            let from = catalog::event(m.from).unwrap_or_else(|| panic!("{}: unknown source event", m.from));
-            let to = catalog::public_event(m.to).unwrap_or_else(|| panic!("{}: target must be public", m.to));
-            assert_eq!(from.audience, Audience::NonPublic, "{}: only non-public events are mapped", m.from);
-            if let Condition::FieldEquals(field, value) = m.when {
-                let ty =
-                    from.field(field).unwrap_or_else(|| panic!("{}: condition on unknown field {field}", m.from)).ty;
-                assert_eq!(ty.check(&Value::String(value.into())), Ok(()), "{}: {value} can never match", m.from);
-            }
-            let ForEach::WebhookAttribute(attribute) = m.for_each;
-            let built: Vec<&str> = m.payload.iter().map(|(field, _)| *field).collect();
-            let documented: Vec<&str> = to.fields.iter().map(|f| f.name).collect();
-            assert_eq!(
-                built, documented,
-                "{} -> {}: the payload rule must build every field of the target",
-                m.from, m.to
-            );
-            for (field, source) in m.payload {
-                let target_type = to.field(field).unwrap().ty;
-                match source {
-                    Source::Field(name) => {
-                        let source_type = from.field(name).unwrap_or_else(|| panic!("{}: no field {name}", m.from)).ty;
-                        assert_eq!(source_type, target_type, "{} -> {}.{field}: types differ", m.from, m.to);
-                    }
-                    Source::WebhookAttribute(name) => {
-                        assert_eq!(*name, attribute, "{}: only the fanned-out attribute has a value", m.from);
-                        assert_eq!(
-                            target_type,
-                            FieldType::NonEmptyString,
-                            "{}: attribute values are non-empty strings",
-                            m.from
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_non_public_event_has_a_mapping() {
-        for event in CATALOG.iter().filter(|e| !e.is_public()) {
-            assert!(
-                MAPPINGS.iter().any(|m| m.from == event.name),
-                "{} is accepted but can never be delivered",
-                event.name
-            );
-        }
-    }
 
     fn names_and_payloads(input: &str, values: &[(&str, Vec<String>)]) -> Vec<String> {
         let event = decode(input.as_bytes()).unwrap();

@@ -54,14 +54,19 @@ pub struct Event {
 
 impl Event {
     pub fn name(&self) -> &'static str {
-        self.spec.name
+        self.spec.name.as_str()
     }
+}
+
+/// The event as JSON, `{"name": ..., "payload": {...}}`: what a mapping rule's `when` pattern is matched against.
+pub fn body(event: &Event) -> String {
+    serde_json::to_string(event).unwrap_or_default()
 }
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("name", self.spec.name)?;
+        map.serialize_entry("name", self.name())?;
         map.serialize_entry("payload", &self.payload)?;
         map.end()
     }

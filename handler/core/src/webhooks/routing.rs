@@ -1,7 +1,7 @@
 //! Which webhooks receive a public event: the routing rule of the original system, and an index that applies
 //! it without scanning every webhook.
 
-use crate::events::catalog::{self, EventSpec, CATALOG};
+use crate::events::catalog::{self, EventSpec};
 use crate::events::Event;
 use crate::model::{blocked, Tenant, TenantId, Webhook, WebhookId};
 use crate::policy::filter::{FilterMemo, FilterSet};
@@ -20,7 +20,7 @@ pub fn receives(webhook: &Webhook, event: &Event) -> bool {
 pub fn would_receive(webhook: &Webhook, event: &Event) -> bool {
     let config = &webhook.config;
     config.subscribes_to(event.name())
-        && event.spec.required_attributes().iter().all(|a| config.attributes.contains_key(*a))
+        && event.spec.required_attributes().iter().all(|a| config.attributes.contains_key(a))
         && attributes_match(webhook, event)
 }
 
@@ -38,7 +38,7 @@ pub struct WebhookIndex {
     webhooks: Vec<Arc<Webhook>>,
     tenants: HashMap<TenantId, Arc<Tenant>>,
     by_id: HashMap<WebhookId, usize>,
-    /// Indexed like [`CATALOG`]: the routes of the event at the same position (empty for non-public events).
+    /// Indexed like the catalog's events: the routes of the event at the same position (empty for non-public events).
     routes: Vec<Routes>,
     attribute_values: HashMap<String, Vec<String>>,
     filters: FilterSet,
@@ -65,7 +65,7 @@ impl WebhookIndex {
         let tenants: HashMap<TenantId, Arc<Tenant>> =
             tenants.into_iter().map(|t| (t.id.clone(), Arc::new(t))).collect();
         let by_id = webhooks.iter().enumerate().map(|(i, w)| (w.id.clone(), i)).collect();
-        let mut routes: Vec<Routes> = CATALOG.iter().map(|_| Routes::default()).collect();
+        let mut routes: Vec<Routes> = catalog::current().events.iter().map(|_| Routes::default()).collect();
         let mut attribute_values: HashMap<String, Vec<String>> = HashMap::default();
         let blocked: Vec<bool> = webhooks.iter().map(|w| block_reason(w, &tenants).is_some()).collect();
         for (i, webhook) in webhooks.iter().enumerate().filter(|(i, w)| !w.config.disabled && !blocked[*i]) {
@@ -79,11 +79,11 @@ impl WebhookIndex {
             for spec in webhook.config.subscriptions.iter().filter_map(|s| catalog::public_event(s)) {
                 let required = spec.required_attributes();
                 let Some(route) = catalog_position(spec).map(|p| &mut routes[p]) else { continue };
-                if !required.iter().all(|a| attributes.contains_key(*a)) {
+                if !required.iter().all(|a| attributes.contains_key(a)) {
                     continue;
                 }
                 route.all.push(i);
-                if let Some(value) = required.first().and_then(|a| attributes.get(*a)) {
+                if let Some(value) = required.first().and_then(|a| attributes.get(a)) {
                     route.by_value.entry(value.clone()).or_default().push(i);
                 }
             }
@@ -153,7 +153,7 @@ fn block_reason(webhook: &Webhook, tenants: &HashMap<TenantId, Arc<Tenant>>) -> 
     blocked(webhook, tenants.get(tenant).map(|t| &**t))
 }
 
-/// Where an event is in the catalog (by address: specs are references into [`CATALOG`]).
+/// Where an event is in the process's catalog.
 fn catalog_position(spec: &EventSpec) -> Option<usize> {
-    CATALOG.iter().position(|e| std::ptr::eq(e, spec))
+    catalog::current().position(spec)
 }

@@ -2,6 +2,7 @@
 //! properties of routing and dispatch over random webhooks and events (`properties`), and tenants' grants in
 //! routing (`grants`).
 
+mod catalog_file;
 mod fuzz;
 mod grants;
 mod original;
