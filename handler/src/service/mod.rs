@@ -85,6 +85,8 @@ pub struct Service {
     schedule: RetrySchedule,
     disable_after: Option<Duration>,
     operator_key: bool,
+    /// Held while a tenant's registration counts its webhooks and writes (`create_webhook`).
+    registering: tokio::sync::Mutex<()>,
     counters: Counters,
     metrics: metrics::Metrics,
 }
@@ -233,6 +235,7 @@ impl Service {
             schedule: parts.schedule,
             disable_after: parts.disable_after,
             operator_key: parts.operator_key,
+            registering: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
             metrics: metrics::Metrics::registered(),
         }

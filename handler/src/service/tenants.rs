@@ -6,18 +6,23 @@ use super::access::require_operator;
 use super::versioned::{self, Tenants, Updated};
 use super::{Invalid, Service, ServiceError};
 use crate::ports::Version;
-use dispatcher_core::model::{Access, Tenant, TenantConfig, TenantId, Token};
+use dispatcher_core::model::{Access, Tenant, TenantConfig, TenantId, Token, Webhook};
 use dispatcher_core::tenants::registration::{
     decode_portal_link_request, decode_tenant, decode_token_request, CredentialRequest,
 };
 use dispatcher_core::tenants::tokens::{self, Spec};
 use serde_json::Value;
 
-/// A credential as issued: its record, and the token, which is shown this once.
-#[derive(Debug)]
+/// A credential as issued: its record, and the token, which is shown this once (never in a debug print).
 pub struct IssuedCredential {
     pub record: Token,
     pub token: String,
+}
+
+impl std::fmt::Debug for IssuedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredential").field("record", &self.record).field("token", &"<secret>").finish()
+    }
 }
 
 fn not_found(id: &TenantId) -> ServiceError {
@@ -112,31 +117,31 @@ impl Service {
     pub async fn delete_tenant(&self, access: &Access, id: &TenantId, cascade: bool) -> Result<(), ServiceError> {
         require_operator(access, MANAGING_TENANTS)?;
         self.tenant(access, id).await?;
-        let owned: Vec<_> = self
-            .webhooks
-            .store()
-            .list_webhooks()
-            .await?
-            .into_iter()
-            .filter(|w| w.config.tenant.as_ref() == Some(id))
-            .collect();
+        let owned = self.owned_by(id).await?;
         if !owned.is_empty() && !cascade {
             return Err(ServiceError::Conflict(format!(
                 "tenant \"{id}\" still owns {} webhooks: delete them first, or ask for ?cascade=true",
                 owned.len()
             )));
         }
-        for webhook in &owned {
-            self.webhooks.store().delete_webhook(&webhook.id).await?;
-            self.audit(access, "webhook.delete", webhook.id.as_str());
-        }
+        // The tenant goes first: a registration racing this delete then either lands before the list below, or
+        // finds no tenant after its write and takes it back (`create_webhook`).
         if !self.tenants.delete_tenant(id).await? {
             return Err(not_found(id));
         }
         self.tokens.forget(|token| &token.tenant == id);
+        for webhook in self.owned_by(id).await? {
+            self.webhooks.store().delete_webhook(&webhook.id).await?;
+            self.audit(access, "webhook.delete", webhook.id.as_str());
+        }
         self.webhooks.changed().await;
         self.audit(access, "tenant.delete", id.as_str());
         Ok(())
+    }
+
+    async fn owned_by(&self, id: &TenantId) -> Result<Vec<Webhook>, ServiceError> {
+        let webhooks = self.webhooks.store().list_webhooks().await?;
+        Ok(webhooks.into_iter().filter(|w| w.config.tenant.as_ref() == Some(id)).collect())
     }
 
     /// Issues an API token for tenant `id` (`{"name", "expiresIn", "readOnly"}`).
@@ -179,12 +184,13 @@ impl Service {
                     .to_owned(),
             ));
         }
-        self.tenant(access, id).await?;
+        let (tenant, _) = self.tenant(access, id).await?;
         let mut random = [0u8; tokens::RANDOM_BYTES];
         self.clock.fill_random(&mut random)?;
         let now_ms = self.clock.now_ms();
         let spec = Spec {
             tenant: id.clone(),
+            tenant_created_at_ms: tenant.created_at_ms,
             name: request.name,
             read_only: request.read_only,
             portal,

@@ -110,9 +110,16 @@ impl Service {
             return Err(ServiceError::WrongTenant(report));
         }
         let config = self.owned(access, config).await?;
-        if let Some(tenant) = &config.tenant {
-            self.check_room(tenant).await?;
-        }
+        // One tenant registration at a time in this process, so that a burst cannot pass the count below all
+        // at once; across Azure instances each may still let one through.
+        let _counting = match &config.tenant {
+            Some(tenant) => {
+                let guard = self.registering.lock().await;
+                self.check_room(tenant).await?;
+                Some(guard)
+            }
+            None => None,
+        };
         let id = match id {
             Some(id) => id,
             None => self.random_id("wh_")?,
@@ -120,13 +127,22 @@ impl Service {
         let webhook = Webhook::new(id.into(), config, self.new_secret()?, self.clock.now_ms());
         // An id taken meanwhile is a conflict of the store, answered 409 like the one above.
         self.webhooks.store().put_webhook(&webhook, None).await?;
+        if let Some(tenant) = &webhook.config.tenant {
+            // The tenant was deleted while this was written: its delete may have listed its webhooks before
+            // this one, so take it back rather than leave it for a tenant created later under the same id.
+            if self.tenants.get_tenant(tenant).await?.is_none() {
+                self.webhooks.store().delete_webhook(&webhook.id).await?;
+                let report = Report::single("tenant", format!("there is no tenant \"{tenant}\""));
+                return Err(ServiceError::WrongTenant(report));
+            }
+        }
         self.webhooks.changed().await;
         self.audit(access, "webhook.create", webhook.id.as_str());
         Ok(webhook)
     }
 
-    /// Refuses a new webhook of `tenant` when it holds its `maxWebhooks` already. (Two registrations at once
-    /// may both pass: the limit is a quota, not a security boundary.)
+    /// Refuses a new webhook of `tenant` when it holds its `maxWebhooks` already. (Registrations on two
+    /// instances at once may both pass: the limit is a quota, not a security boundary.)
     async fn check_room(&self, tenant: &TenantId) -> Result<(), ServiceError> {
         let Some((tenant, _)) = self.tenants.get_tenant(tenant).await? else { return Ok(()) };
         let webhooks = self.webhooks.store().list_webhooks().await?;

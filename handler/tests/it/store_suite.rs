@@ -89,6 +89,7 @@ fn token(id: &str, tenant: &str, expires_at_ms: i64) -> Token {
         portal: false,
         created_at_ms: 1_000,
         expires_at_ms,
+        tenant_created_at_ms: 500,
     }
 }
 

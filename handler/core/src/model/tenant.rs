@@ -74,8 +74,9 @@ pub fn blocked(webhook: &Webhook, tenant: Option<&Tenant>) -> Option<String> {
     Some(format!("attribute {attribute} = {value:?} is outside the grants of its tenant \"{id}\""))
 }
 
-/// A tenant's API token (`dtk_…`), as stored: only the SHA-256 of the token, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A tenant's API token (`dtk_…`), as stored: only the SHA-256 of the token, never the token. Its debug print
+/// leaves the hash out too.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Token {
     /// `tok_` and 16 hex digits; also the start of the token, which is how a presented token is found.
@@ -90,6 +91,25 @@ pub struct Token {
     pub portal: bool,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// When the tenant it was issued for was created: a tenant deleted and created again under the same id is
+    /// another tenant, which this token does not open.
+    #[serde(default)]
+    pub tenant_created_at_ms: i64,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("read_only", &self.read_only)
+            .field("portal", &self.portal)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("tenant_created_at_ms", &self.tenant_created_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who is calling, and so what they may see and do.

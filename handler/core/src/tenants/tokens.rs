@@ -14,17 +14,24 @@ pub const PREFIX: &str = "dtk_";
 /// How many random bytes a new token takes: 8 for its id, 32 for its secret part.
 pub const RANDOM_BYTES: usize = 40;
 
-/// A token as issued: the record to store, and the token, shown once.
-#[derive(Debug)]
+/// A token as issued: the record to store, and the token, shown once (never in a debug print).
 pub struct Issued {
     pub record: Token,
     pub token: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("record", &self.record).field("token", &"<secret>").finish()
+    }
 }
 
 /// What is asked of a new token.
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub tenant: TenantId,
+    /// The tenant's `created_at_ms` ([`Token::tenant_created_at_ms`]).
+    pub tenant_created_at_ms: i64,
     pub name: String,
     pub read_only: bool,
     pub portal: bool,
@@ -45,6 +52,7 @@ pub fn issue(spec: Spec, random: &[u8; RANDOM_BYTES]) -> Issued {
         portal: spec.portal,
         created_at_ms: spec.now_ms,
         expires_at_ms: spec.expires_at_ms,
+        tenant_created_at_ms: spec.tenant_created_at_ms,
     };
     Issued { record, token }
 }
@@ -113,6 +121,7 @@ mod tests {
     fn spec() -> Spec {
         Spec {
             tenant: "acme".into(),
+            tenant_created_at_ms: 500,
             name: "ci".into(),
             read_only: false,
             portal: false,

@@ -42,13 +42,18 @@ impl TenantStore for SqliteStore {
         let written = self
             .write(move |c| {
                 let written = c.execute(
-                    "INSERT INTO tokens (id, tenant_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(id) DO NOTHING",
+                    // Only for a tenant that still exists: a token written after its tenant's delete would wait
+                    // for a tenant of the same id.
+                    "INSERT INTO tokens (id, tenant_id, doc, expires_at) SELECT ?1, ?2, ?3, ?4 \
+                     WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2) ON CONFLICT(id) DO NOTHING",
                     params![id, tenant, doc, expires_at],
                 );
                 Ok(written.map_err(storage)? > 0)
             })
             .await?;
-        written.then_some(()).ok_or_else(|| StoreError::Conflict(format!("token {named:?} already exists")))
+        written.then_some(()).ok_or_else(|| {
+            StoreError::Conflict(format!("token {named:?} was not stored: its id is taken or its tenant is gone"))
+        })
     }
 
     async fn get_token(&self, id: &str) -> Result<Option<Token>, StoreError> {

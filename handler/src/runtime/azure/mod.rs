@@ -61,17 +61,19 @@ impl Azure {
     }
 
     /// The functions at `/{FunctionName}`, `GET /` for the host's readiness probe, and the API. Each invocation
-    /// runs in a task of `invocations`, to its end (see `run_to_completion`).
+    /// and each API request runs in a task of `invocations`, to its end (see `run_to_completion`): a cascade
+    /// delete or a token write is never cut off half-way by a client leaving or by shutdown.
     pub fn router(self: Arc<Self>, invocations: TaskTracker) -> Router {
         let functions = Router::new()
             .route("/", get(|| async { "ready" }))
             .route("/OnIncomingEvent", post(functions::on_incoming_event))
             .route("/DeliverWebhook", post(functions::deliver_webhook))
             .route("/OnDeliveryDeadLettered", post(functions::on_dead_lettered))
-            .with_state(self.clone())
-            .layer(axum::middleware::from_fn_with_state(invocations, crate::http::run_to_completion));
-        // On Azure the host checks the function key before a request gets here.
-        functions.merge(crate::http::router(self.service.clone(), Some(self.api_key.clone())))
+            .with_state(self.clone());
+        // The API function is anonymous to the host: the handler checks the operator key or a tenant's token.
+        functions
+            .merge(crate::http::router(self.service.clone(), Some(self.api_key.clone())))
+            .layer(axum::middleware::from_fn_with_state(invocations, crate::http::run_to_completion))
     }
 }
 
