@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::{
     Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Tenant, TenantId,
-    Token, Webhook, WebhookId,
+    Token, Unsent, Webhook, WebhookId,
 };
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::request::Request;
@@ -161,9 +161,9 @@ pub trait DeliveryLog: Send + Sync {
     /// for each delivery, the version of its entry when this call created it, `None` when it was there already.
     async fn log_deliveries(&self, deliveries: &[Delivery], now_ms: i64)
         -> Result<Vec<Option<LogVersion>>, StoreError>;
-    /// Logs deliveries not made because their webhook is disabled, skipped; a delivery logged before is left as
-    /// it is.
-    async fn log_skipped(&self, deliveries: &[Delivery], now_ms: i64) -> Result<(), StoreError>;
+    /// Logs deliveries routing decided not to make (their webhook disabled, their transform making nothing or
+    /// failing), settled with their status and reason; a delivery logged before is left as it is.
+    async fn log_unsent(&self, unsent: &[Unsent], now_ms: i64) -> Result<(), StoreError>;
     /// Where a delivery stands, read before an attempt that nobody vouched for (see [`Job::log_version`]), with
     /// the version of its entry; `None` when it was never logged.
     async fn logged(&self, key: LogKey<'_>) -> Result<Option<(Logged, LogVersion)>, StoreError>;

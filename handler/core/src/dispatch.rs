@@ -5,10 +5,11 @@
 //! headers and integrators can deduplicate.
 
 use crate::events::{public_events, Event};
-use crate::model::{CallbackType, Delivery, DeliveryId, WebhookId};
+use crate::model::{CallbackType, Delivery, DeliveryId, Status, Unsent, Webhook, WebhookId};
 use crate::policy::filter::FilterMemo;
 use crate::webhooks::routing::would_receive;
 use crate::webhooks::{delivery_body, WebhookIndex};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Where an event came from: the message whose id its delivery ids derive from, and the caller's correlation id.
@@ -20,29 +21,70 @@ pub struct Source {
     pub traceparent: Option<String>,
 }
 
+/// What routing an event makes: the deliveries to send, and those its webhooks' transforms kept from being
+/// sent (filtered: the transform made nothing; dead: it failed, which it would again: it is deterministic).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Routed {
+    pub deliveries: Vec<Delivery>,
+    pub unsent: Vec<Unsent>,
+}
+
 /// The deliveries `event` (from message `source`) makes to `webhooks`: for each public event it stands for, one
-/// delivery to each webhook that receives it and whose filter its body passes, in webhook order.
-pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
+/// delivery to each webhook that receives it and whose filter its body passes, in webhook order; the body made
+/// by the webhook's transform when it has one.
+pub fn route(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Routed {
     let ids = IdSeed::new(&source.id);
-    let mut deliveries = Vec::new();
+    let mut routed = Routed::default();
     let mut filtered = FilterMemo::default();
     for public in public_events(event, |attribute| webhooks.attribute_values(attribute)) {
-        deliveries.extend(webhooks.recipients(&public).filter_map(|(position, webhook)| {
+        for (position, webhook) in webhooks.recipients(&public) {
             let body = delivery_body(&public, &webhook.config.attributes);
-            webhooks
-                .passes_filter(position, &body, &mut filtered)
-                .then(|| ids.delivery(source, &webhook.id, public.name(), body))
-        }));
+            if webhooks.passes_filter(position, &body, &mut filtered) {
+                match made(&ids, source, webhook, public.name(), body) {
+                    Made::Send(delivery) => routed.deliveries.push(delivery),
+                    Made::Keep(unsent) => routed.unsent.push(unsent),
+                }
+            }
+        }
     }
-    deliveries
+    routed
+}
+
+/// The deliveries of [`route`] alone.
+pub fn dispatch(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
+    route(source, event, webhooks).deliveries
+}
+
+/// A delivery to send, or one a transform keeps.
+enum Made {
+    Send(Delivery),
+    Keep(Unsent),
+}
+
+/// The delivery of `body` to `webhook`, through its transform; the delivery it would have been, unsent, when
+/// the transform makes nothing or fails.
+fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &str, body: String) -> Made {
+    let Some(transform) = &webhook.config.transform else {
+        return Made::Send(ids.delivery(source, &webhook.id, event, body));
+    };
+    let original: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let attributes =
+        Value::from_iter(webhook.config.attributes.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))));
+    let made = transform.apply(&original, &attributes, &source.id, source.correlation_id.as_deref());
+    let unsent = |status, reason| Unsent { delivery: ids.delivery(source, &webhook.id, event, body), status, reason };
+    match made {
+        Ok(Some(new)) => Made::Send(ids.delivery(source, &webhook.id, event, new.to_string())),
+        Ok(None) => Made::Keep(unsent(Status::Filtered, None)),
+        Err(error) => Made::Keep(unsent(Status::Dead, Some(format!("transform {error}")))),
+    }
 }
 
 /// The deliveries `event` would make to the disabled webhooks of `webhooks` if they were enabled: logged as
 /// skipped, for `POST /webhooks/{id}/recover` to send once the webhook is enabled again. Each with the id it
-/// would have had.
-pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Delivery> {
+/// would have had; one its transform keeps from being sent is logged as that (filtered or dead).
+pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<Unsent> {
     let ids = IdSeed::new(&source.id);
-    let mut deliveries = Vec::new();
+    let mut unsent = Vec::new();
     for webhook in webhooks.disabled() {
         // Its own attribute values stand for every webhook's: `ping:all` would have pinged it by its name.
         let values: Vec<(String, [String; 1])> =
@@ -55,11 +97,14 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<D
             }
             let body = delivery_body(&public, &webhook.config.attributes);
             if webhook.config.filter.as_ref().is_none_or(|f| f.matches(&body)) {
-                deliveries.push(ids.delivery(source, &webhook.id, public.name(), body));
+                unsent.push(match made(&ids, source, webhook, public.name(), body) {
+                    Made::Send(delivery) => Unsent::skipped(delivery),
+                    Made::Keep(kept) => kept,
+                });
             }
         }
     }
-    deliveries
+    unsent
 }
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.

@@ -20,5 +20,6 @@ pub mod model;
 pub mod policy;
 pub mod request;
 pub mod settle;
+pub mod template;
 pub mod tenants;
 pub mod webhooks;

@@ -5,6 +5,7 @@ use crate::service::{timestamp, Health, Preview};
 use dispatcher_core::model::{Attempt, Delivery, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
 use dispatcher_core::policy::filter::EventFilter;
 use dispatcher_core::policy::retry::RetrySchedule;
+use dispatcher_core::template::Transform;
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,8 +28,21 @@ pub struct PreviewView {
     pub event: &'static str,
     /// The deliveries it would make: to which webhook, which public event, the exact body.
     pub deliveries: Vec<PreviewDelivery>,
+    /// What webhooks' transforms keep from being sent: `filtered` (the transform made nothing) or `dead` (it
+    /// failed: `reason`), each with the body it would have had.
+    pub unsent: Vec<UnsentDelivery>,
     /// What it would deliver to disabled webhooks, were they enabled (logged as skipped when it is published).
     pub skipped: Vec<PreviewDelivery>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsentDelivery {
+    #[serde(flatten)]
+    pub delivery: PreviewDelivery,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -44,17 +58,23 @@ pub struct PreviewDelivery {
 
 impl From<Preview> for PreviewView {
     fn from(preview: Preview) -> PreviewView {
-        let view = |deliveries: Vec<Delivery>| {
-            deliveries
-                .into_iter()
-                .map(|d| PreviewDelivery {
-                    webhook_id: d.webhook_id.to_string(),
-                    event: d.event,
-                    body: raw_body(&d.body),
-                })
-                .collect()
+        let one = |d: Delivery| PreviewDelivery {
+            webhook_id: d.webhook_id.to_string(),
+            event: d.event,
+            body: raw_body(&d.body),
         };
-        PreviewView { event: preview.event, deliveries: view(preview.deliveries), skipped: view(preview.skipped) }
+        let view = |deliveries: Vec<Delivery>| deliveries.into_iter().map(one).collect();
+        let unsent = preview
+            .unsent
+            .into_iter()
+            .map(|u| UnsentDelivery { delivery: one(u.delivery), status: u.status, reason: u.reason })
+            .collect();
+        PreviewView {
+            event: preview.event,
+            deliveries: view(preview.deliveries),
+            unsent,
+            skipped: view(preview.skipped),
+        }
     }
 }
 
@@ -135,6 +155,8 @@ pub struct WebhookView {
     /// The tenant that owns it; absent for the operator's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
     pub created_at: String,
     pub updated_at: String,
     /// Only in the answer to `POST /webhooks`; afterwards at `GET /webhooks/{id}/secret`.
@@ -214,6 +236,7 @@ impl WebhookView {
             callback_url: c.callback_url.clone(),
             callback_auth: c.callback_auth.as_ref().map(AuthView::of),
             fail_when: c.fail_when.clone(),
+            transform: c.transform.clone(),
             tenant: c.tenant.as_ref().map(ToString::to_string),
             created_at: timestamp(w.created_at_ms),
             updated_at: timestamp(w.updated_at_ms),
@@ -277,6 +300,8 @@ pub struct HealthView {
     pub succeeded: u64,
     pub dead: u64,
     pub skipped: u64,
+    /// Kept from being sent by the webhook's transform.
+    pub filtered: u64,
     /// Succeeded among those that ended (succeeded or dead), from 0 to 1; absent before any ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
@@ -321,6 +346,7 @@ impl From<Health> for HealthView {
             succeeded: c.succeeded,
             dead: c.dead,
             skipped: c.skipped,
+            filtered: c.filtered,
             success_rate: c.success_rate(),
             last_failure,
             blocked: health.blocked,

@@ -7,9 +7,9 @@ use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
 use crate::telemetry;
-use dispatcher_core::dispatch::{dispatch, skipped, Source};
+use dispatcher_core::dispatch::{route, skipped, Routed, Source};
 use dispatcher_core::events::{decode, Event};
-use dispatcher_core::model::{Access, Delivery, Problem, Rejected};
+use dispatcher_core::model::{Access, Delivery, Problem, Rejected, Status, Unsent};
 use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
@@ -21,11 +21,13 @@ pub struct Published {
 }
 
 /// What an event would make, without making it: the deliveries routing gives it (webhook, public event, exact
-/// body), and those it would make to disabled webhooks were they enabled.
+/// body, after the webhook's transform), those the transforms keep from being sent (filtered, or dead with the
+/// transform's error), and those it would make to disabled webhooks were they enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preview {
     pub event: &'static str,
     pub deliveries: Vec<Delivery>,
+    pub unsent: Vec<Unsent>,
     pub skipped: Vec<Delivery>,
 }
 
@@ -89,14 +91,15 @@ impl Service {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
-        let seen = |deliveries: Vec<Delivery>| -> Vec<Delivery> {
-            let sees = |d: &Delivery| webhooks.get(&d.webhook_id).is_some_and(|w| access.sees(w));
-            deliveries.into_iter().filter(sees).collect()
-        };
+        let sees = |d: &Delivery| webhooks.get(&d.webhook_id).is_some_and(|w| access.sees(w));
+        let routed = route(&source, &event, &webhooks);
+        let (skipped, unsent_disabled): (Vec<Unsent>, Vec<Unsent>) =
+            skipped(&source, &event, &webhooks).into_iter().partition(|u| u.status == Status::Skipped);
         Ok(Preview {
             event: event.name(),
-            deliveries: seen(dispatch(&source, &event, &webhooks)),
-            skipped: seen(skipped(&source, &event, &webhooks)),
+            deliveries: routed.deliveries.into_iter().filter(|d| sees(d)).collect(),
+            unsent: routed.unsent.into_iter().chain(unsent_disabled).filter(|u| sees(&u.delivery)).collect(),
+            skipped: skipped.into_iter().map(|u| u.delivery).filter(|d| sees(d)).collect(),
         })
     }
 
@@ -142,17 +145,22 @@ impl Service {
         queue: &dyn NewDeliveries,
     ) -> Result<usize, ServiceError> {
         let webhooks = self.webhooks.get().await?;
-        let deliveries = dispatch(source, event, &webhooks);
+        let Routed { deliveries, mut unsent } = route(source, event, &webhooks);
         let count = deliveries.len();
-        let skipped = skipped(source, event, &webhooks);
-        if !skipped.is_empty() {
-            self.log.log_skipped(&skipped, self.clock.now_ms()).await?;
+        unsent.extend(skipped(source, event, &webhooks));
+        if !unsent.is_empty() {
+            self.log.log_unsent(&unsent, self.clock.now_ms()).await?;
         }
         self.submit(deliveries, queue).await?;
         Counters::add(&self.counters.accepted);
         self.metrics.accepted(event.name());
-        for delivery in &skipped {
-            self.count(Outcome::Skipped, delivery.webhook_id.as_str());
+        for unsent in &unsent {
+            let outcome = match unsent.status {
+                Status::Filtered => Outcome::Filtered,
+                Status::Dead => Outcome::Dead,
+                _ => Outcome::Skipped,
+            };
+            self.count(outcome, unsent.delivery.webhook_id.as_str());
         }
         Ok(count)
     }

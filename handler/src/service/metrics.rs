@@ -13,6 +13,8 @@ pub enum Outcome {
     Retried,
     Dead,
     Skipped,
+    /// Kept from being sent by the webhook's transform, which made nothing of the event.
+    Filtered,
 }
 
 impl Outcome {
@@ -22,6 +24,7 @@ impl Outcome {
             Outcome::Retried => "retried",
             Outcome::Dead => "dead",
             Outcome::Skipped => "skipped",
+            Outcome::Filtered => "filtered",
         }
     }
 }

@@ -247,7 +247,7 @@ impl Service {
             metrics::Outcome::Delivered => Some(&self.counters.delivered),
             metrics::Outcome::Retried => Some(&self.counters.retried),
             metrics::Outcome::Dead => Some(&self.counters.dead),
-            metrics::Outcome::Skipped => None,
+            metrics::Outcome::Skipped | metrics::Outcome::Filtered => None,
         };
         counter.into_iter().for_each(Counters::add);
         self.metrics.delivery(outcome, webhook_id);

@@ -311,6 +311,7 @@ async fn a_preview_shows_where_an_event_would_go_and_what_each_webhook_would_get
         preview,
         json!({"event": "service:subscribed",
                "deliveries": [{"webhookId": "plain", "event": "service:subscribed", "body": body}],
+               "unsent": [],
                "skipped": [{"webhookId": "off", "event": "service:subscribed", "body": body}]})
     );
     let (status, invalid) =

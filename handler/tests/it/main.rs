@@ -47,5 +47,6 @@ mod store_suite;
 mod support;
 mod tenants;
 mod traces;
+mod transforms;
 mod webhook_conflicts;
 mod webhook_races;

@@ -24,6 +24,9 @@ fn schemathesis(root: &str, header: &str) -> (bool, String) {
     // Run where its cache (`.schemathesis/`) does not land in the repository.
     let output = Command::new(python)
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        // The strategies of the document's own formats (`hooks.py`).
+        .env("PYTHONPATH", integrations().join("schemathesis"))
+        .env("SCHEMATHESIS_HOOKS", "hooks")
         .args(["-m", "schemathesis.cli", "--config-file"])
         .arg(integrations().join("schemathesis/schemathesis.toml"))
         .args(["run", &format!("{root}/api/v1/openapi.json"), "--url", root, "-H", header])

@@ -7,6 +7,7 @@ use crate::support::{eventually, Behaviour, Dispatcher, Receivers};
 use dispatcher::adapters::sqlite::SqliteStore;
 use dispatcher::ports::DeliveryLog;
 use dispatcher_core::dispatch::{direct, Source};
+use dispatcher_core::model::Unsent;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -92,7 +93,8 @@ async fn old_deliveries(data_dir: &std::path::Path, count: usize, at_ms: i64) {
         })
         .collect();
     for chunk in deliveries.chunks(5_000) {
-        store.log_skipped(chunk, at_ms).await.unwrap();
+        let unsent: Vec<Unsent> = chunk.iter().cloned().map(Unsent::skipped).collect();
+        store.log_unsent(&unsent, at_ms).await.unwrap();
     }
 }
 

@@ -138,10 +138,13 @@ pub enum Status {
     Dead,
     /// Not sent: its webhook was disabled when the event came (`POST /webhooks/{id}/recover` sends it).
     Skipped,
+    /// Not sent: the webhook's `transform` made nothing of this event, so the webhook does not want it.
+    Filtered,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead, Status::Skipped];
+    pub const ALL: [Status; 6] =
+        [Status::Pending, Status::Retrying, Status::Succeeded, Status::Dead, Status::Skipped, Status::Filtered];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,6 +153,7 @@ impl Status {
             Status::Succeeded => "succeeded",
             Status::Dead => "dead",
             Status::Skipped => "skipped",
+            Status::Filtered => "filtered",
         }
     }
 
@@ -157,9 +161,24 @@ impl Status {
         Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// Succeeded, dead or skipped: nothing more happens to it unless someone retries or recovers it.
+    /// Succeeded, dead, skipped or filtered: nothing more happens to it unless someone retries or recovers it.
     pub fn is_settled(self) -> bool {
-        matches!(self, Status::Succeeded | Status::Dead | Status::Skipped)
+        matches!(self, Status::Succeeded | Status::Dead | Status::Skipped | Status::Filtered)
+    }
+}
+
+/// A delivery routing decided not to send, logged settled: skipped (its webhook is disabled), filtered (its
+/// transform made nothing) or dead (its transform failed, `reason` says how).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsent {
+    pub delivery: Delivery,
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+impl Unsent {
+    pub fn skipped(delivery: Delivery) -> Unsent {
+        Unsent { delivery, status: Status::Skipped, reason: None }
     }
 }
 
@@ -209,6 +228,7 @@ pub struct DeliveryCounts {
     pub succeeded: u64,
     pub dead: u64,
     pub skipped: u64,
+    pub filtered: u64,
 }
 
 impl DeliveryCounts {
@@ -219,12 +239,13 @@ impl DeliveryCounts {
             Status::Succeeded => &mut self.succeeded,
             Status::Dead => &mut self.dead,
             Status::Skipped => &mut self.skipped,
+            Status::Filtered => &mut self.filtered,
         };
         *count += n;
     }
 
     pub fn total(&self) -> u64 {
-        self.pending + self.retrying + self.succeeded + self.dead + self.skipped
+        self.pending + self.retrying + self.succeeded + self.dead + self.skipped + self.filtered
     }
 
     /// The share of deliveries that reached the receiver among those that were sent and came to an end
@@ -283,9 +304,14 @@ impl LogEntry {
         }
     }
 
-    /// A delivery not made because its webhook is disabled.
-    pub fn skipped(delivery: Delivery, now_ms: i64) -> LogEntry {
-        LogEntry { status: Status::Skipped, next_attempt_at_ms: None, ..LogEntry::pending(delivery, now_ms) }
+    /// A delivery not made, and why (`Unsent`).
+    pub fn unsent(unsent: Unsent, now_ms: i64) -> LogEntry {
+        LogEntry {
+            status: unsent.status,
+            next_attempt_at_ms: None,
+            dead_reason: unsent.reason,
+            ..LogEntry::pending(unsent.delivery, now_ms)
+        }
     }
 
     /// Logs attempt `n` (1-based; the same `n` again replaces it and forgets the later ones) and what comes next.

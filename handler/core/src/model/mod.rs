@@ -13,7 +13,9 @@ mod tenant;
 mod webhook;
 
 pub use auth::{ClientCertificate, OAuth2Client, TargetAuth};
-pub use delivery::{Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, RESPONSE_LOGGED};
+pub use delivery::{
+    Attempt, Delivery, DeliveryCounts, Job, LogEntry, LogVersion, Next, Status, Unsent, RESPONSE_LOGGED,
+};
 pub use ids::{DeliveryId, TenantId, WebhookId};
 pub use kind::CallbackType;
 pub use problem::{join, kind_of, quote, up_to, whole, wrong_type, Problem, Report};

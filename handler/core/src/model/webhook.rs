@@ -6,6 +6,7 @@ use super::{Secret, TargetAuth, TenantId, WebhookId};
 use crate::policy::filter::EventFilter;
 use crate::policy::health::FailureStreak;
 use crate::policy::retry::RetrySchedule;
+use crate::template::Transform;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -71,6 +72,9 @@ pub struct WebhookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>", regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub tenant: Option<TenantId>,
+    /// A template that makes the body this webhook gets from the one it would receive (`template::Transform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
 }
 
 impl WebhookConfig {

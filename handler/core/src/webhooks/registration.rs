@@ -8,6 +8,7 @@ use crate::model::{join, quote, whole, wrong_type, Problem, Report, TenantId, We
 use crate::policy::filter::{EventFilter, PatternError};
 use crate::policy::retry::{RetrySchedule, ScheduleError};
 use crate::request::RESERVED_HEADERS;
+use crate::template::Transform;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -103,7 +104,7 @@ pub fn derived_id(config: &WebhookConfig) -> String {
     })
 }
 
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 16] = [
     "url",
     "subscriptions",
     "attributes",
@@ -119,6 +120,7 @@ const FIELDS: [&str; 15] = [
     "callbackAuth",
     "failWhen",
     "tenant",
+    "transform",
 ];
 
 impl WebhookConfig {
@@ -159,6 +161,16 @@ impl WebhookConfig {
             },
             rate_limit: decode_rate_limit(body.get("rateLimit"), &mut problems),
             tenant: decode_tenant(body.get("tenant"), &mut problems),
+            transform: match body.get("transform") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(source)) => {
+                    Transform::compile(source).map_err(|e| problems.push(Problem::new("transform", e.to_string()))).ok()
+                }
+                Some(other) => {
+                    problems.push(Problem::new("transform", wrong_type(other, "a template (a string)")));
+                    None
+                }
+            },
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -401,7 +413,7 @@ pub(super) mod tests {
             (
                 json!({"url": "ftp://example.com", "subscriptions": ["ping", "ping:all", 3], "subscription": "x"}),
                 vec![
-                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen, tenant",
+                    "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen, tenant, transform",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
                     "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",

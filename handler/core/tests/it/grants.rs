@@ -59,7 +59,7 @@ proptest! {
         let all = webhooks(&configs);
         let index = WebhookIndex::with_tenants(all.clone(), tenants.clone());
         let made = dispatch(&source(), &event, &index);
-        for delivery in made.iter().chain(skipped(&source(), &event, &index).iter()) {
+        for delivery in made.iter().chain(skipped(&source(), &event, &index).iter().map(|u| &u.delivery)) {
             let webhook = index.webhooks().iter().find(|w| w.id == delivery.webhook_id).unwrap();
             if let Some(owner) = &webhook.config.tenant {
                 let tenant = tenants.iter().find(|t| &t.id == owner);

@@ -7,6 +7,7 @@ mod fuzz;
 mod grants;
 mod original;
 mod properties;
+mod transforms;
 
 use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
 use serde_json::Value;

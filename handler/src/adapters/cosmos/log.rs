@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use azure_data_cosmos::clients::ContainerClient;
 use azure_data_cosmos::{FeedScope, Query};
 use dispatcher_core::model::{
-    Attempt, CallbackType, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, WebhookId,
+    Attempt, CallbackType, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, Unsent,
+    WebhookId,
 };
 use dispatcher_core::settle::Logged;
 use futures_util::{StreamExt, TryStreamExt};
@@ -223,9 +224,9 @@ impl DeliveryLog for CosmosStore {
         creates.buffered(CONCURRENT_WRITES).try_collect().await
     }
 
-    async fn log_skipped(&self, deliveries: &[Delivery], now_ms: i64) -> Result<(), StoreError> {
-        let creates = futures_util::stream::iter(deliveries.to_vec()).map(|delivery| async move {
-            match self.create(&LogEntry::skipped(delivery, now_ms)).await {
+    async fn log_unsent(&self, unsent: &[Unsent], now_ms: i64) -> Result<(), StoreError> {
+        let creates = futures_util::stream::iter(unsent.to_vec()).map(|unsent| async move {
+            match self.create(&LogEntry::unsent(unsent, now_ms)).await {
                 Ok(_) | Err(Lost::Race) => Ok(()),
                 Err(Lost::Failed(error)) => Err(error),
             }

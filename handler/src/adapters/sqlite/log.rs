@@ -7,7 +7,7 @@ use super::SqliteStore;
 use crate::ports::{Cursor, DeliveryLog, LogKey, Page, StoreError};
 use async_trait::async_trait;
 use dispatcher_core::model::{
-    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, WebhookId,
+    Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Status, Unsent, WebhookId,
 };
 use dispatcher_core::settle::Logged;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -244,14 +244,17 @@ impl DeliveryLog for SqliteStore {
         .await
     }
 
-    async fn log_skipped(&self, deliveries: &[Delivery], now_ms: i64) -> Result<(), StoreError> {
-        self.write_with(deliveries.to_vec(), move |deliveries, c| {
+    async fn log_unsent(&self, unsent: &[Unsent], now_ms: i64) -> Result<(), StoreError> {
+        self.write_with(unsent.to_vec(), move |unsent, c| {
             let mut insert = insert_statement(c)?;
-            for delivery in deliveries.iter() {
-                if let Some(seq) = insert_delivery(&mut insert, delivery, now_ms, false, now_ms)? {
-                    let skipped = params![seq, Status::Skipped.as_str()];
-                    c.execute("UPDATE deliveries SET status = ?2, next_attempt_at = NULL WHERE seq = ?1", skipped)
-                        .map_err(storage)?;
+            for unsent in unsent.iter() {
+                if let Some(seq) = insert_delivery(&mut insert, &unsent.delivery, now_ms, false, now_ms)? {
+                    let settled = params![seq, unsent.status.as_str(), unsent.reason];
+                    c.execute(
+                        "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, dead_reason = ?3 WHERE seq = ?1",
+                        settled,
+                    )
+                    .map_err(storage)?;
                 }
             }
             Ok(())

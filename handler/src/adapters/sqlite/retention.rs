@@ -75,9 +75,9 @@ impl SqliteStore {
 /// Deletes up to `batch` settled deliveries created before `cutoff_ms`, oldest first, with their attempts.
 fn prune_deliveries(c: &rusqlite::Connection, cutoff_ms: i64, batch: usize) -> Result<usize, StoreError> {
     let old = "SELECT seq FROM deliveries WHERE created_at < ?1 AND next_attempt_at IS NULL
-               AND status IN (?3, ?4, ?5) ORDER BY seq LIMIT ?2";
-    let settled = [Status::Succeeded, Status::Dead, Status::Skipped].map(Status::as_str);
-    let old_rows = params![cutoff_ms, batch as i64, settled[0], settled[1], settled[2]];
+               AND status IN (?3, ?4, ?5, ?6) ORDER BY seq LIMIT ?2";
+    let settled = [Status::Succeeded, Status::Dead, Status::Skipped, Status::Filtered].map(Status::as_str);
+    let old_rows = params![cutoff_ms, batch as i64, settled[0], settled[1], settled[2], settled[3]];
     c.execute(&format!("DELETE FROM attempts WHERE delivery_seq IN ({old})"), old_rows)
         .and_then(|_| c.execute(&format!("DELETE FROM deliveries WHERE seq IN ({old})"), old_rows))
         .map_err(storage)

@@ -1,0 +1,74 @@
+//! Transforms through the API and on the wire: a webhook registered with one receives the body it makes, signed
+//! over those bytes; one making nothing is logged filtered; one failing is dead at once with its error, without
+//! a request; a template that does not compile is a 400 naming `transform`; the preview shows all three.
+
+use crate::support::{eventually, eventually_async, Dispatcher, Receivers};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const FC: &str = "AAABBB00A00A000B";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_receives_the_body_its_transform_makes_signed_and_the_others_are_logged() {
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start("transforms", &[], &[]);
+    let register = |service: &str, transform: &str| {
+        json!({"url": receivers.url(service), "subscriptions": ["service:subscribed"],
+               "attributes": {"serviceId": service}, "transform": transform})
+    };
+    let (status, refused) =
+        dispatcher.call("POST", "/webhooks", Some(register("S0", "#{ customer: body.payload.fiscalCode "))).await;
+    assert_eq!(status, 400, "{refused}");
+    let problem = &refused["problems"][0];
+    assert_eq!(problem["path"], "transform", "{refused}");
+    assert!(problem["message"].as_str().unwrap().starts_with("does not compile: "), "{refused}");
+    assert!(problem["message"].as_str().unwrap().contains("(line 1, position 38)"), "{refused}");
+
+    let (reshaped, secret) = dispatcher
+        .register(register("S1", "#{ customer: body.payload.fiscalCode, service: attributes.serviceId, id: eventId }"))
+        .await;
+    let (filtered, _) = dispatcher.register(register("S2", "if body.payload.fiscalCode == \"nobody\" { body }")).await;
+    let (failing, _) = dispatcher.register(register("S3", "throw \"no record\"")).await;
+    let shown = dispatcher.get(&format!("/webhooks/{reshaped}")).await;
+    assert_eq!(
+        shown["transform"],
+        "#{ customer: body.payload.fiscalCode, service: attributes.serviceId, id: eventId }"
+    );
+
+    let event = json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}});
+    let (_, preview) = dispatcher.call("POST", "/events/preview", Some(event.clone())).await;
+    assert_eq!(preview["deliveries"].as_array().unwrap().len(), 1, "{preview}");
+    assert_eq!(preview["deliveries"][0]["body"], json!({"customer": FC, "id": "preview", "service": "S1"}));
+    let unsent: Vec<(&str, &str)> = preview["unsent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["webhookId"].as_str().unwrap(), u["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(unsent, [(filtered.as_str(), "filtered"), (failing.as_str(), "dead")], "{preview}");
+
+    let published = dispatcher.publish(event).await;
+    let event_id = published["id"].as_str().unwrap().to_owned();
+    eventually("the transformed delivery", WAIT, || receivers.at("S1").len() == 1).await;
+    let received = &receivers.at("S1")[0];
+    assert_eq!(received.json(), json!({"customer": FC, "id": event_id, "service": "S1"}));
+    assert!(received.verify(&secret), "the signature covers the transformed body");
+
+    let entries = |id: String| {
+        let dispatcher = &dispatcher;
+        async move { dispatcher.get(&format!("/webhooks/{id}/deliveries")).await["items"].clone() }
+    };
+    eventually_async("both unsent deliveries logged", WAIT, || async {
+        entries(filtered.clone()).await[0]["status"] == "filtered"
+            && entries(failing.clone()).await[0]["status"] == "dead"
+    })
+    .await;
+    let dead = &entries(failing.clone()).await[0];
+    assert!(dead["deadReason"].as_str().unwrap().starts_with("transform failed: Runtime error: no record"), "{dead}");
+    assert_eq!(dead["attempts"], json!([]), "no request was made");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((receivers.arrived("S2"), receivers.arrived("S3")), (0, 0));
+    let health: Value = dispatcher.get(&format!("/webhooks/{filtered}/health")).await;
+    assert_eq!(health["filtered"], 1, "{health}");
+}
