@@ -4,13 +4,15 @@
 //! with the same ids, so a redelivered message (Service Bus is at-least-once) yields the same `webhook-id`
 //! headers and integrators can deduplicate.
 
+use crate::events::catalog;
 use crate::events::{public_events, Event};
-use crate::model::{CallbackType, Delivery, DeliveryId, Status, Unsent, Webhook, WebhookId};
+use crate::model::{CallbackType, Delivery, DeliveryId, Secret, Status, Unsent, Webhook, WebhookConfig, WebhookId};
 use crate::policy::filter::FilterMemo;
+use crate::template::Transform;
 use crate::webhooks::routing::would_receive;
 use crate::webhooks::{delivery_body, WebhookIndex};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Where an event came from: the message whose id its delivery ids derive from, and the caller's correlation id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +42,7 @@ pub fn route(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Routed 
         for (position, webhook) in webhooks.recipients(&public) {
             let body = delivery_body(&public, &webhook.config.attributes);
             if webhooks.passes_filter(position, &body, &mut filtered) {
-                match made(&ids, source, webhook, public.name(), body) {
+                match made(&ids, source, webhook, &public, body) {
                     Made::Send(delivery) => routed.deliveries.push(delivery),
                     Made::Keep(unsent) => routed.unsent.push(unsent),
                 }
@@ -63,17 +65,16 @@ enum Made {
 
 /// The delivery of `body` to `webhook`, through its transform; the delivery it would have been, unsent, when
 /// the transform makes nothing or fails.
-fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &str, body: String) -> Made {
+fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &Event, body: String) -> Made {
     let Some(transform) = &webhook.config.transform else {
-        return Made::Send(ids.delivery(source, &webhook.id, event, body));
+        return Made::Send(ids.delivery(source, &webhook.id, event.name(), body));
     };
-    let original: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let attributes =
-        Value::from_iter(webhook.config.attributes.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))));
-    let made = transform.apply(&original, &attributes, &source.id, source.correlation_id.as_deref());
-    let unsent = |status, reason| Unsent { delivery: ids.delivery(source, &webhook.id, event, body), status, reason };
+    let attributes = &webhook.config.attributes;
+    let made = transform.apply_to_event(event, attributes, &source.id, source.correlation_id.as_deref());
+    let unsent =
+        |status, reason| Unsent { delivery: ids.delivery(source, &webhook.id, event.name(), body), status, reason };
     match made {
-        Ok(Some(new)) => Made::Send(ids.delivery(source, &webhook.id, event, new.to_string())),
+        Ok(Some(new)) => Made::Send(ids.delivery(source, &webhook.id, event.name(), new)),
         Ok(None) => Made::Keep(unsent(Status::Filtered, None)),
         Err(error) => Made::Keep(unsent(Status::Dead, Some(format!("transform {error}")))),
     }
@@ -97,7 +98,7 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<U
             }
             let body = delivery_body(&public, &webhook.config.attributes);
             if webhook.config.filter.as_ref().is_none_or(|f| f.matches(&body)) {
-                unsent.push(match made(&ids, source, webhook, public.name(), body) {
+                unsent.push(match made(&ids, source, webhook, &public, body) {
                     Made::Send(delivery) => Unsent::skipped(delivery),
                     Made::Keep(kept) => kept,
                 });
@@ -105,6 +106,34 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<U
         }
     }
     unsent
+}
+
+/// What `transform` makes of `event` for a webhook with `attributes` that takes every public event: for each
+/// public event it stands for (its attribute values standing for every webhook's, as for a disabled webhook),
+/// the delivery, or why none is made. What the portal's "try it" box shows before a transform is saved.
+pub fn try_transform(event: &Event, transform: Transform, attributes: BTreeMap<String, String>) -> Vec<Unsent> {
+    let ids = IdSeed::new("try");
+    let source = Source { id: "try".to_owned(), correlation_id: None, traceparent: None };
+    let config = WebhookConfig {
+        subscriptions: catalog::names(true).into_iter().map(str::to_owned).collect(),
+        attributes,
+        transform: Some(transform),
+        ..WebhookConfig::default()
+    };
+    let webhook = Webhook::new("try".into(), config, Secret::from_key(&[0; 32]), 0);
+    let values: Vec<(String, [String; 1])> =
+        webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();
+    let attribute_values =
+        |attribute: &str| values.iter().find(|(k, _)| k == attribute).map_or(&[][..], |(_, v)| &v[..]);
+    public_events(event, attribute_values)
+        .filter(|public| would_receive(&webhook, public))
+        .map(|public| {
+            match made(&ids, &source, &webhook, &public, delivery_body(&public, &webhook.config.attributes)) {
+                Made::Send(delivery) => Unsent { delivery, status: Status::Pending, reason: None },
+                Made::Keep(kept) => kept,
+            }
+        })
+        .collect()
 }
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.

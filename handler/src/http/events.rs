@@ -3,9 +3,9 @@
 
 use super::answer::Answer;
 use super::auth::Caller;
-use super::extract::{EventBody, PageQuery, Query};
+use super::extract::{EventBody, JsonBody, PageQuery, Query};
 use super::problem::ApiError;
-use super::views::{AcceptedView, Page, PreviewView, RejectedView};
+use super::views::{AcceptedView, Page, PreviewView, RejectedView, TriedView};
 use super::{errors, AppState};
 use crate::service::require_operator;
 use aide::axum::routing::{get_with, post_with};
@@ -35,6 +35,17 @@ pub fn routes() -> ApiRouter<AppState> {
                         "Which webhooks an event would reach, and the body each would receive; nothing is sent or kept",
                     ),
                     &[400, 413, 415],
+                )
+            }),
+        )
+        .api_route(
+            "/api/v1/transforms/preview",
+            post_with(try_transform, |op| {
+                errors(
+                    op.id("previewTransform").summary(
+                        "What a transform not saved yet makes of an event, for a webhook with the given attributes",
+                    ),
+                    &[400, 415],
                 )
             }),
         )
@@ -98,4 +109,25 @@ async fn rejected(
 ) -> Result<Answer<200, Page<RejectedView>>, ApiError> {
     let found = service.rejected_events(&access, page.limit()?, page.cursor()).await?;
     Ok(Answer(Page::of(found, RejectedView::from)))
+}
+
+/// What `POST /transforms/preview` takes.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)] // documents the body; the service decodes it, reporting every problem
+pub struct TransformTrial {
+    /// The transform to try (see a webhook's `transform`).
+    transform: dispatcher_core::template::Transform,
+    /// An event as internal services send it.
+    event: Value,
+    /// The webhook's attributes.
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+async fn try_transform(
+    State(service): State<AppState>,
+    Caller(_): Caller,
+    JsonBody(body, _): JsonBody<TransformTrial>,
+) -> Result<Answer<200, Vec<TriedView>>, ApiError> {
+    Ok(Answer(service.try_transform(&body)?.into_iter().map(TriedView::from).collect()))
 }

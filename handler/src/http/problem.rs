@@ -86,6 +86,7 @@ impl From<ServiceError> for ApiError {
                     Invalid::Webhook | Invalid::PatchedWebhook => "invalid-webhook",
                     Invalid::Tenant | Invalid::PatchedTenant => "invalid-tenant",
                     Invalid::Credential => "invalid-credential-request",
+                    Invalid::TransformTrial => "invalid-transform-trial",
                 };
                 let unprocessable = report.unprocessable();
                 let error = ApiError::invalid(kind, &what.to_string(), report);

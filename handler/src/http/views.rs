@@ -2,7 +2,9 @@
 //! schemas go into the OpenAPI document. Each is made from a model type by one function here.
 
 use crate::service::{timestamp, Health, Preview};
-use dispatcher_core::model::{Attempt, Delivery, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Webhook};
+use dispatcher_core::model::{
+    Attempt, Delivery, DeliveryId, LogEntry, Problem, Rejected, Status, TargetAuth, Unsent, Webhook,
+};
 use dispatcher_core::policy::filter::EventFilter;
 use dispatcher_core::policy::retry::RetrySchedule;
 use dispatcher_core::template::Transform;
@@ -33,6 +35,31 @@ pub struct PreviewView {
     pub unsent: Vec<UnsentDelivery>,
     /// What it would deliver to disabled webhooks, were they enabled (logged as skipped when it is published).
     pub skipped: Vec<PreviewDelivery>,
+}
+
+/// What a transform made of one public event: `sent` with the body, `filtered`, or `dead` with the error.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriedView {
+    pub event: String,
+    /// `sent`, `filtered` or `dead`.
+    pub outcome: &'static str,
+    /// The body the webhook would get (`sent`), or the one it would have had.
+    #[schemars(with = "serde_json::Value")]
+    pub body: Box<serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<Unsent> for TriedView {
+    fn from(tried: Unsent) -> TriedView {
+        let outcome = match tried.status {
+            Status::Filtered => "filtered",
+            Status::Dead => "dead",
+            _ => "sent",
+        };
+        TriedView { event: tried.delivery.event, outcome, body: raw_body(&tried.delivery.body), reason: tried.reason }
+    }
 }
 
 #[derive(Serialize, JsonSchema)]

@@ -7,9 +7,13 @@ use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
 use crate::telemetry;
-use dispatcher_core::dispatch::{route, skipped, Routed, Source};
-use dispatcher_core::events::{decode, Event};
+use dispatcher_core::dispatch::{route, skipped, try_transform, Routed, Source};
+use dispatcher_core::events::{decode, decode_value, Event};
+use dispatcher_core::model::{join, wrong_type, Report};
 use dispatcher_core::model::{Access, Delivery, Problem, Rejected, Status, Unsent};
+use dispatcher_core::template::Transform;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
@@ -101,6 +105,53 @@ impl Service {
             unsent: routed.unsent.into_iter().chain(unsent_disabled).filter(|u| sees(&u.delivery)).collect(),
             skipped: skipped.into_iter().map(|u| u.delivery).filter(|d| sees(d)).collect(),
         })
+    }
+
+    /// What a transform not saved yet makes of an event (`{"transform", "event", "attributes"}`), for a webhook
+    /// with those attributes: each delivery it would make, or why none. Changes and keeps nothing.
+    pub fn try_transform(&self, body: &Value) -> Result<Vec<Unsent>, ServiceError> {
+        let invalid = |report| ServiceError::Invalid { what: Invalid::TransformTrial, report };
+        let mut problems = Vec::new();
+        let transform = match body.get("transform") {
+            Some(Value::String(source)) => {
+                Transform::compile(source).map_err(|e| problems.push(Problem::new("transform", e.to_string()))).ok()
+            }
+            other => {
+                problems.push(Problem::new(
+                    "transform",
+                    wrong_type(other.unwrap_or(&Value::Null), "a template (a string)"),
+                ));
+                None
+            }
+        };
+        let event = match body.get("event") {
+            Some(event) => decode_value(event.clone())
+                .map_err(|report| problems.extend(report.problems().iter().map(|p| p.under("event"))))
+                .ok(),
+            None => {
+                problems
+                    .push(Problem::new("event", "is missing, expected an event {\"name\": ..., \"payload\": {...}}"));
+                None
+            }
+        };
+        let mut attributes = BTreeMap::new();
+        match body.get("attributes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(given)) => {
+                for (key, value) in given {
+                    match value.as_str() {
+                        Some(text) => drop(attributes.insert(key.clone(), text.to_owned())),
+                        None => problems.push(Problem::new(join("attributes", key), wrong_type(value, "a string"))),
+                    }
+                }
+            }
+            Some(other) => problems.push(Problem::new("attributes", wrong_type(other, "an object of strings"))),
+        }
+        Report::check(problems).map_err(invalid)?;
+        match (event, transform) {
+            (Some(event), Some(transform)) => Ok(try_transform(&event, transform, attributes)),
+            _ => Err(invalid(Report::single("body", "is invalid"))),
+        }
     }
 
     /// Takes a message of the events queue (OnIncomingEvent): routes a valid event, submitting its deliveries

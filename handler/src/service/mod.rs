@@ -144,6 +144,7 @@ pub enum Invalid {
     Tenant,
     PatchedTenant,
     Credential,
+    TransformTrial,
 }
 
 impl std::fmt::Display for Invalid {
@@ -155,6 +156,7 @@ impl std::fmt::Display for Invalid {
             Invalid::Tenant => "the tenant is invalid",
             Invalid::PatchedTenant => "the patched tenant is invalid",
             Invalid::Credential => "the credential request is invalid",
+            Invalid::TransformTrial => "the transform to try is invalid",
         })
     }
 }

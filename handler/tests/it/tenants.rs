@@ -221,7 +221,8 @@ fn rows() -> Vec<Row> {
         row("GET", "/api/v1/openapi.json", "", Value::Null, ANYONE),
         row("GET", "/api/v1/events/catalog", "", Value::Null, ANYONE),
         row("POST", "/api/v1/events", "", json!({"name": "ping:all"}), with(OPERATOR_ONLY, "202")),
-        row("POST", "/api/v1/events/preview", "", ping_a, ANYONE),
+        row("POST", "/api/v1/events/preview", "", ping_a.clone(), ANYONE),
+        row("POST", "/api/v1/transforms/preview", "", json!({"transform": "body", "event": ping_a}), ANYONE),
         row("GET", "/api/v1/events/rejected", "", Value::Null, OPERATOR_ONLY),
         row("GET", "/api/v1/webhooks", "", Value::Null, ANYONE),
         row(

@@ -72,3 +72,35 @@ async fn a_webhook_receives_the_body_its_transform_makes_signed_and_the_others_a
     let health: Value = dispatcher.get(&format!("/webhooks/{filtered}/health")).await;
     assert_eq!(health["filtered"], 1, "{health}");
 }
+
+/// The portal's "try it" box: a transform not saved yet, tried on an event for given attributes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_is_tried_on_an_event_before_it_is_saved() {
+    let dispatcher = Dispatcher::start("transform-try", &[], &[]);
+    let try_it = |transform: &str, event: Value| json!({"transform": transform, "event": event, "attributes": {"serviceId": "S9"}});
+    let completed =
+        json!({"name": "profile:completed", "payload": {"fiscalCode": FC, "servicePreferencesMode": "AUTO"}});
+    let (status, tried) = dispatcher
+        .call(
+            "POST",
+            "/transforms/preview",
+            Some(try_it("#{ fc: body.payload.fiscalCode, s: attributes.serviceId }", completed.clone())),
+        )
+        .await;
+    assert_eq!(status, 200, "{tried}");
+    assert_eq!(tried, json!([{"event": "service:subscribed", "outcome": "sent", "body": {"fc": FC, "s": "S9"}}]));
+    let (_, nothing) = dispatcher.call("POST", "/transforms/preview", Some(try_it("()", completed.clone()))).await;
+    assert_eq!(nothing[0]["outcome"], "filtered", "{nothing}");
+    let (_, failed) = dispatcher.call("POST", "/transforms/preview", Some(try_it("body.payload.x.y", completed))).await;
+    assert_eq!(failed[0]["outcome"], "dead", "{failed}");
+    assert!(failed[0]["reason"].as_str().unwrap().starts_with("transform failed: "), "{failed}");
+
+    let (status, refused) = dispatcher
+        .call("POST", "/transforms/preview", Some(try_it("#{", json!({"name": "ping", "payload": {"name": ""}}))))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let paths: Vec<&str> =
+        refused["problems"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["transform", "event.payload.name"], "{refused}");
+    assert_eq!(dispatcher.get("/info").await["counters"]["accepted"], 0, "nothing was published");
+}

@@ -20,6 +20,9 @@ pub struct Mapping {
     pub from: String,
     /// The event pattern the incoming event (`{"name": ..., "payload": {...}}`) must match; none: always.
     pub when: Option<EventFilter>,
+    /// `when` read as "each of these string fields holds one of these values", when that is all it says: the
+    /// same verdict without writing the event out for the matcher (the common case, at a fifth of the cost).
+    pub when_equal: Option<Vec<(String, Vec<String>)>>,
     pub to: String,
     /// Emit once for every distinct non-empty value of this attribute among the enabled webhooks (several
     /// webhooks sharing a value get one event, which routing then delivers to each of them); none: emit once.
@@ -111,6 +114,11 @@ impl Catalog {
 
 impl Mapping {
     fn holds(&self, event: &Event) -> bool {
+        if let Some(fields) = &self.when_equal {
+            return fields.iter().all(|(field, values)| {
+                event.payload.get_str(field).is_some_and(|value| values.iter().any(|v| v == value))
+            });
+        }
         self.when.as_ref().is_none_or(|when| when.matches(&super::payload::body(event)))
     }
 
@@ -135,6 +143,28 @@ impl Mapping {
 mod tests {
     use super::*;
     use crate::events::decode;
+
+    /// The shortcut for patterns of plain values gives the matcher's verdict on every event of the table.
+    #[test]
+    fn equal_values_decide_as_the_matcher_does() {
+        let rules: Vec<&Mapping> = catalog::built_in().mappings.iter().filter(|m| m.when_equal.is_some()).collect();
+        assert_eq!(rules.len(), 2);
+        for rule in rules {
+            for mode in ["AUTO", "MANUAL", "LEGACY"] {
+                let event = decode(
+                    format!(
+                        r#"{{"name":"{}","payload":{{"fiscalCode":"AAABBB00A00A000B","servicePreferencesMode":"{mode}","oldServicePreferencesMode":"AUTO"}}}}"#,
+                        rule.from
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+                let by_matcher = rule.when.as_ref().unwrap().matches(&super::super::payload::body(&event));
+                assert_eq!(rule.holds(&event), by_matcher, "{} {mode}", rule.from);
+                assert_eq!(by_matcher, mode == "AUTO");
+            }
+        }
+    }
 
     fn names_and_payloads(input: &str, values: &[(&str, Vec<String>)]) -> Vec<String> {
         let event = decode(input.as_bytes()).unwrap();

@@ -24,6 +24,13 @@ impl Problem {
         Problem { path: path.into(), message: message.into(), unprocessable: false }
     }
 
+    /// The same problem in an input nested under `parent` (`payload` under `event`: `event.payload`); a problem
+    /// of the whole input (`body`) is at `parent` itself.
+    pub fn under(&self, parent: &str) -> Problem {
+        let path = if self.path == "body" { parent.to_owned() } else { join(parent, &self.path) };
+        Problem { path, ..self.clone() }
+    }
+
     /// A problem of the [`Problem::unprocessable`] kind.
     pub fn unprocessable(path: impl Into<String>, message: impl Into<String>) -> Self {
         Problem { unprocessable: true, ..Problem::new(path, message) }

@@ -32,7 +32,7 @@ fn write_event(event: &Event, skip: impl Fn(&str) -> bool) -> String {
     out
 }
 
-/// Event names and field names come from the catalog, which a test keeps free of characters JSON escapes.
+/// Event names and field names come from the catalog, whose loader refuses the characters JSON escapes.
 fn write_plain_str(out: &mut String, text: &'static str) {
     out.push('"');
     out.push_str(text);

@@ -271,7 +271,7 @@ fn decode_field(schema: &Value, path: &str, problems: &mut Vec<Problem>) -> Opti
     (problems.len() == before).then_some((ty, description, example))
 }
 
-fn is_text(ty: FieldType) -> bool {
+pub(crate) fn is_text(ty: FieldType) -> bool {
     matches!(ty, FieldType::String | FieldType::NonEmptyString | FieldType::FiscalCode | FieldType::OneOf(_))
 }
 
