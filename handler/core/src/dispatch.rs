@@ -4,7 +4,6 @@
 //! with the same ids, so a redelivered message (Service Bus is at-least-once) yields the same `webhook-id`
 //! headers and integrators can deduplicate.
 
-use crate::events::catalog;
 use crate::events::{public_events, Event};
 use crate::model::{CallbackType, Delivery, DeliveryId, Secret, Status, Unsent, Webhook, WebhookConfig, WebhookId};
 use crate::policy::filter::FilterMemo;
@@ -108,25 +107,20 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<U
     unsent
 }
 
-/// What `transform` makes of `event` for a webhook with `attributes` that takes every public event: for each
-/// public event it stands for (its attribute values standing for every webhook's, as for a disabled webhook),
-/// the delivery, or why none is made. What the portal's "try it" box shows before a transform is saved.
+/// What `transform` makes of `event` for a webhook with `attributes`: for each public event it stands for (the
+/// webhook's attribute values standing for every webhook's, as for a disabled webhook), the delivery, or why
+/// none is made, whether or not routing would bring that event to such a webhook: what the portal's "try it"
+/// box shows of a sample before a transform is saved.
 pub fn try_transform(event: &Event, transform: Transform, attributes: BTreeMap<String, String>) -> Vec<Unsent> {
     let ids = IdSeed::new("try");
     let source = Source { id: "try".to_owned(), correlation_id: None, traceparent: None };
-    let config = WebhookConfig {
-        subscriptions: catalog::names(true).into_iter().map(str::to_owned).collect(),
-        attributes,
-        transform: Some(transform),
-        ..WebhookConfig::default()
-    };
+    let config = WebhookConfig { attributes, transform: Some(transform), ..WebhookConfig::default() };
     let webhook = Webhook::new("try".into(), config, Secret::from_key(&[0; 32]), 0);
     let values: Vec<(String, [String; 1])> =
         webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();
     let attribute_values =
         |attribute: &str| values.iter().find(|(k, _)| k == attribute).map_or(&[][..], |(_, v)| &v[..]);
     public_events(event, attribute_values)
-        .filter(|public| would_receive(&webhook, public))
         .map(|public| {
             match made(&ids, &source, &webhook, &public, delivery_body(&public, &webhook.config.attributes)) {
                 Made::Send(delivery) => Unsent { delivery, status: Status::Pending, reason: None },

@@ -40,6 +40,15 @@ async fn a_person_registers_watches_a_delivery_and_replays_a_failed_one_from_the
     browser.click("Register").await;
     browser.wait_text("#alert li", "retrySchedule", 10).await;
     browser.fill("Retry schedule", "1s").await;
+    // A transform tried on a sample of the catalog before it is saved: the dispatcher runs it, nothing is kept.
+    browser.fill("Transform", "#{ hello: attributes.name, event: body.name }").await;
+    browser.click("Try it").await;
+    browser.wait_text(".trial .results", "sent", 10).await;
+    browser.wait_text(".trial .results pre", r#""hello": "crm""#, 1).await;
+    browser.fill("Transform", "#{ hello: ").await;
+    browser.click("Try it").await;
+    browser.wait_text("#alert li", "transform", 10).await;
+    browser.fill("Transform", "").await;
     let unlabelled = browser
         .run("return [...document.querySelectorAll('input, select, textarea')].filter((e) => e.labels.length === 0).length")
         .await;

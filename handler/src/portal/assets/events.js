@@ -78,6 +78,7 @@ export async function testerPage(main) {
       answer.deliveries.length
         ? deliveriesTable('The webhooks it reaches, each with the exact body', answer.deliveries)
         : h('p', { class: 'empty' }, 'It reaches no webhook.'),
+      answer.unsent.length > 0 && deliveriesTable('Kept by the webhook\u2019s transform (logged as filtered, or dead with its error)', answer.unsent),
       answer.skipped.length > 0 && deliveriesTable('Disabled webhooks it would reach (logged as skipped)', answer.skipped));
   };
   const publish = async () => {

@@ -1,5 +1,5 @@
 // The form that registers or edits a webhook: each field as the API names it, sent as the API takes it.
-import { h, fill, field } from './dom.js';
+import { h, fill, field, json, button } from './dom.js';
 import { call, attempt, sayNext, showError, Problem, webhookPath as path, webhookLink as link } from './api.js';
 
 /** The secret of a webhook just registered: shown once on its page. */
@@ -27,6 +27,32 @@ function mergeDiff(before, after) {
   return patch;
 }
 
+/** The "try it on a sample" box: the transform as typed, run by the dispatcher on a sample event of the
+ * catalog with the attributes as typed; nothing is saved. */
+function transformTrial(catalog, inputs) {
+  const samples = h('select', { name: 'transform-sample' },
+    catalog.events.map((e) => h('option', { value: e.name }, e.name)));
+  const results = h('div', { class: 'results', 'aria-live': 'polite' });
+  const tryIt = async () => {
+    const sample = catalog.events.find((e) => e.name === samples.value);
+    let attributes = {};
+    try { attributes = inputs.attributes.value.trim() ? JSON.parse(inputs.attributes.value) : {}; } catch (error) {
+      return showError(new Problem({ title: 'Not tried', detail: 'the attributes are not valid JSON', problems: [{ path: 'attributes', message: error.message }] }));
+    }
+    const body = { transform: inputs.transform.value, event: sample ? sample.example : null, attributes };
+    const tried = await attempt(() => call('POST', '/transforms/preview', body));
+    if (!tried) return fill(results);
+    fill(results, tried.length === 0
+      ? h('p', { class: 'empty' }, 'This sample makes no event this webhook could receive with these attributes.')
+      : h('ul', { class: 'tried' }, tried.map((t) => h('li', {},
+        h('code', {}, t.event), ': ', h('span', { class: `badge ${t.outcome}` }, t.outcome),
+        t.reason && [' ', t.reason],
+        t.outcome === 'sent' && json(t.body, `Body for ${t.event}`)))));
+  };
+  return h('fieldset', { class: 'trial' }, h('legend', {}, 'Try the transform on a sample'),
+    field('Sample event', samples), button('Try it', tryIt), results);
+}
+
 export async function webhookForm(main, id) {
   const [webhook, catalog] = await Promise.all([
     id ? attempt(() => call('GET', path(id))) : Promise.resolve(null),
@@ -48,6 +74,7 @@ export async function webhookForm(main, id) {
     failureCallbackUrl: h('input', { type: 'url', name: 'failureCallbackUrl', value: current.failureCallbackUrl || '' }),
     callbackAuth: h('textarea', { name: 'callbackAuth', rows: 3 }),
     failWhen: h('textarea', { name: 'failWhen', rows: 3 }, text(current.failWhen)),
+    transform: h('textarea', { name: 'transform', rows: 4, spellcheck: 'false' }, current.transform || ''),
   };
   const publicEvents = catalog.events.filter((e) => e.kind === 'public').map((e) => e.name);
   for (const name of current.subscriptions) if (!publicEvents.includes(name)) publicEvents.push(name);
@@ -75,6 +102,8 @@ export async function webhookForm(main, id) {
     field('Failure callback URL', inputs.failureCallbackUrl),
     field('Callback authentication', inputs.callbackAuth, credentialsHint('callbackAuth')),
     field('Fail when the answer matches', inputs.failWhen, 'JSON pattern: a 2xx answer whose JSON body matches it counts as a failure.'),
+    field('Transform', inputs.transform, 'A Rhai template making the body this webhook gets from body, attributes, eventId and correlationId; () for none. Empty: the body as it is.'),
+    transformTrial(catalog, inputs),
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary' }, webhook ? 'Save' : 'Register'),
       h('a', { class: 'button quiet', href: webhook ? link(id) : '#/webhooks' }, 'Cancel')));
