@@ -46,6 +46,16 @@ pub struct LoadArgs {
     /// provider of the tests, started for the run).
     #[arg(long, default_value = "none", value_parser = ["none", "bearer", "oauth2"])]
     pub auth: String,
+    /// Give every webhook a transform (a typical reshape), to compare with a run without.
+    #[arg(long)]
+    pub transform: bool,
+}
+
+/// The reshape `--transform` gives every webhook, and the body it makes of a ping for webhook `id`.
+const TRANSFORM: &str = "#{ type: body.name, hook: attributes.name, received: true }";
+
+fn transformed_ping(id: &str) -> String {
+    format!(r#"{{"hook":"{id}","received":true,"type":"ping"}}"#)
 }
 
 /// The CPU seconds a process used between two readings of [`resources`].
@@ -99,8 +109,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     };
     let webhook_ids: Vec<String> = (0..args.webhooks).map(|i| format!("load-{i}")).collect();
     for id in &webhook_ids {
-        let body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": ["ping"],
-                          "attributes": {"name": id}, "auth": auth});
+        let mut body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": ["ping"],
+                              "attributes": {"name": id}, "auth": auth});
+        if args.transform {
+            body["transform"] = Value::from(TRANSFORM);
+        }
         let response = client.post(format!("{}/webhooks", handler.api)).json(&body).send().await?;
         if response.status() != 201 {
             bail!("cannot register {id}: {} {}", response.status(), response.text().await.unwrap_or_default());
@@ -115,12 +128,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     } else {
         json!({"name": "ping:all"})
     };
+    let transform = args.transform;
     let expected: HashMap<String, usize> = (0..args.events)
         .flat_map(|k| {
             let key = format!("load-{k}");
             webhook_ids
                 .iter()
-                .map(move |w| (delivery_id(&key, &w.as_str().into(), PING_BODY).to_string(), k))
+                .map(move |w| {
+                    let body = if transform { transformed_ping(w) } else { PING_BODY.to_owned() };
+                    (delivery_id(&key, &w.as_str().into(), &body).to_string(), k)
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
