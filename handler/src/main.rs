@@ -62,6 +62,10 @@ enum Command {
         /// only for workers known to have a newer one (a custom container).
         #[arg(long, default_value_t = glibc::FLOOR)]
         max_glibc: Version,
+        /// A catalog file to ship with the app, checked first, as `catalog.json` (then set the app setting
+        /// DISPATCHER_CATALOG=catalog.json).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
     },
 }
 
@@ -100,7 +104,9 @@ fn main() -> ExitCode {
             print!("{}", dispatcher_core::events::catalog::BUILT_IN);
             Ok(())
         }
-        Command::Package { out, source, binary, max_glibc } => package(out, source, binary, max_glibc),
+        Command::Package { out, source, binary, max_glibc, catalog } => {
+            package(out, source, binary, max_glibc, catalog)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,12 +117,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn package(out: PathBuf, source: PathBuf, binary: Option<PathBuf>, max_glibc: Version) -> anyhow::Result<()> {
+fn package(
+    out: PathBuf,
+    source: PathBuf,
+    binary: Option<PathBuf>,
+    max_glibc: Version,
+    catalog: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let binary = match binary {
         Some(binary) => binary,
         None => std::env::current_exe().context("finding this binary")?,
     };
-    let files = runtime::azure::package::assemble(&source, &binary, &out, max_glibc)?;
+    // A catalog that would keep the app from starting is refused before anything is written.
+    if let Some(file) = &catalog {
+        check_catalog(file)?;
+    }
+    let mut files = runtime::azure::package::assemble(&source, &binary, &out, max_glibc)?;
+    if let Some(file) = &catalog {
+        std::fs::copy(file, out.join("catalog.json")).with_context(|| format!("copying {}", file.display()))?;
+        files.push(PathBuf::from("catalog.json"));
+        println!("with catalog.json: set the app setting DISPATCHER_CATALOG=catalog.json");
+    }
     println!(
         "{}: {} files; publish with: cd {} && func azure functionapp publish <app> --custom",
         out.display(),

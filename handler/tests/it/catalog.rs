@@ -106,3 +106,45 @@ async fn an_own_catalog_is_served_mapped_and_delivered() {
     let bodies: Vec<String> = receivers.at("pro").iter().map(|r| String::from_utf8(r.body.to_vec()).unwrap()).collect();
     assert_eq!(bodies, [r#"{"name":"account:opened","payload":{"accountId":"a-pro"}}"#]);
 }
+
+/// `handler package --catalog`: a broken file is refused before anything is written; a valid one ships as
+/// `catalog.json` beside the handler, where the host starts it.
+#[test]
+fn the_function_app_package_ships_a_checked_catalog() {
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_handler")).unwrap();
+    let glibc = dispatcher::runtime::azure::glibc::newest_required(&bytes)
+        .unwrap()
+        .map_or(dispatcher::runtime::azure::glibc::FLOOR, |n| n.version)
+        .to_string();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../function-app");
+    let package = |out: &std::path::Path, catalog: &str| {
+        handler(
+            &[
+                "package",
+                "--out",
+                out.to_str().unwrap(),
+                "--source",
+                source,
+                "--max-glibc",
+                &glibc,
+                "--catalog",
+                catalog,
+            ],
+            &[],
+        )
+    };
+    let broken = temp_file("package-broken.json", r#"{"events": []}"#);
+    let refused_out = std::env::temp_dir().join(format!("{}-package-refused", std::process::id()));
+    let refused = package(&refused_out, &broken);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("events: [] is an array, expected a non-empty array"));
+    assert!(!refused_out.exists(), "nothing is written for a broken catalog");
+
+    let shown = handler(&["catalog", "show"], &[]);
+    let good = temp_file("package-good.json", std::str::from_utf8(&shown.stdout).unwrap());
+    let out = std::env::temp_dir().join(format!("{}-package-with-catalog", std::process::id()));
+    let packaged = package(&out, &good);
+    assert!(packaged.status.success(), "{}", String::from_utf8_lossy(&packaged.stderr));
+    assert_eq!(std::fs::read(out.join("catalog.json")).unwrap(), shown.stdout);
+    assert!(String::from_utf8_lossy(&packaged.stdout).contains("DISPATCHER_CATALOG=catalog.json"));
+}
