@@ -9,6 +9,10 @@ use dispatcher::telemetry::{self, Telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Counts what each thread allocates, which bounds a webhook's transform (`dispatcher_core::template`).
+#[global_allocator]
+static ALLOCATOR: dispatcher_core::template::CountingAllocator = dispatcher_core::template::CountingAllocator;
+
 #[derive(Parser)]
 #[command(name = "handler", version, about = "Public event dispatcher for webhooks")]
 struct Cli {

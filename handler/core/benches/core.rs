@@ -8,9 +8,12 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use dispatcher_core::dispatch::{dispatch, Source};
 use dispatcher_core::events::decode;
 use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
-use dispatcher_core::template::Transform;
+use dispatcher_core::template::{CountingAllocator, Transform};
 use dispatcher_core::webhooks::WebhookIndex;
 use serde_json::{json, Value};
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn webhook(id: String, config: Value) -> Webhook {
     Webhook::new(id.into(), WebhookConfig::decode(&config).unwrap(), Secret::from_key(&[0; 32]), 0)
@@ -153,8 +156,18 @@ fn hostile_transforms(c: &mut Criterion) {
         ("unbounded recursion", "fn f(x) { f(x + 1) } f(0)"),
         ("string doubling to 100 MB", "let s = \"a\"; loop { s += s; }"),
         ("array doubling", "let a = [1]; loop { a += a; }"),
+        (
+            "250 kB strings set into a map",
+            "let s = \"x\"; s.pad(250_000, \"y\"); let m = #{}; for i in 0..100_000 { m[`k${i}`] = s + i; } m",
+        ),
+        (
+            "a long string searched again and again",
+            "let s = \"a\"; for i in 0..17 { s += s; } loop { s.index_of(\"z\"); }",
+        ),
     ] {
         let transform = Transform::compile(source).unwrap();
+        let error = transform.apply(&body, &json!({}), "evt", None).unwrap_err().to_string();
+        println!("{name}: {error}");
         group.bench_function(name, |b| {
             b.iter(|| assert!(transform.apply(black_box(&body), &json!({}), "evt", None).is_err()))
         });

@@ -70,12 +70,11 @@ fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &Event, body: S
     };
     let attributes = &webhook.config.attributes;
     let made = transform.apply_to_event(event, attributes, &source.id, source.correlation_id.as_deref());
-    let unsent =
-        |status, reason| Unsent { delivery: ids.delivery(source, &webhook.id, event.name(), body), status, reason };
+    let kept = |body| ids.delivery(source, &webhook.id, event.name(), body);
     match made {
         Ok(Some(new)) => Made::Send(ids.delivery(source, &webhook.id, event.name(), new)),
-        Ok(None) => Made::Keep(unsent(Status::Filtered, None)),
-        Err(error) => Made::Keep(unsent(Status::Dead, Some(format!("transform {error}")))),
+        Ok(None) => Made::Keep(Unsent { delivery: kept(body), status: Status::Filtered, reason: None }),
+        Err(error) => Made::Keep(Unsent::transform_failed(kept(body), error)),
     }
 }
 

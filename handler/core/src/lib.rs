@@ -23,3 +23,8 @@ pub mod settle;
 pub mod template;
 pub mod tenants;
 pub mod webhooks;
+
+// Template runs are bounded by the bytes they allocate, which this allocator counts (`template::memory`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: template::CountingAllocator = template::CountingAllocator;

@@ -118,10 +118,11 @@ pub struct TransformTrial {
     /// The transform to try (see a webhook's `transform`).
     transform: dispatcher_core::template::Transform,
     /// An event as internal services send it.
+    #[schemars(with = "super::extract::IncomingEventSchema")]
     event: Value,
-    /// The webhook's attributes.
+    /// The webhook's attributes (none: null or left out).
     #[serde(default)]
-    attributes: std::collections::BTreeMap<String, String>,
+    attributes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 async fn try_transform(
@@ -129,5 +130,5 @@ async fn try_transform(
     Caller(_): Caller,
     JsonBody(body, _): JsonBody<TransformTrial>,
 ) -> Result<Answer<200, Vec<TriedView>>, ApiError> {
-    Ok(Answer(service.try_transform(&body)?.into_iter().map(TriedView::from).collect()))
+    Ok(Answer(service.try_transform(&body).await?.into_iter().map(TriedView::from).collect()))
 }

@@ -99,7 +99,7 @@ impl Service {
         match tenant {
             // A token of a deleted tenant whose id was given again to a new one opens nothing.
             None => Err(self.refused(Refused::Unknown)),
-            Some(tenant) if tenant.created_at_ms != token.tenant_created_at_ms => Err(self.refused(Refused::Unknown)),
+            Some(tenant) if !token.issued_for(&tenant) => Err(self.refused(Refused::Unknown)),
             Some(tenant) if tenant.config.disabled => {
                 self.metrics.refused("disabled");
                 Err(ServiceError::Forbidden(format!("tenant {:?} is disabled: ask the operator", tenant.id.as_str())))

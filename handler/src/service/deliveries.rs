@@ -66,6 +66,13 @@ impl Service {
     pub async fn retry(&self, access: &Access, id: &str) -> Result<DeliveryId, ServiceError> {
         require_writable(access)?;
         let entry = self.delivery(access, id).await?;
+        if entry.kept_by_transform() {
+            return Err(ServiceError::Conflict(format!(
+                "delivery {id:?} was kept by its webhook's transform ({}): its logged body is the one before the \
+                 transform, so it is not sent again",
+                entry.dead_reason.as_deref().unwrap_or("filtered")
+            )));
+        }
         let Some(job) = self.log.reopen(entry.delivery.id, self.clock.now_ms()).await? else {
             return Err(ServiceError::InFlight(format!("delivery {id:?} is being attempted right now")));
         };
@@ -95,7 +102,7 @@ impl Service {
             let (entries, next) = self.log.list_deliveries(id, None, 100, cursor.as_deref()).await?;
             for entry in &entries {
                 let in_window = (since_ms..until_ms).contains(&entry.created_at_ms);
-                if in_window && matches!(entry.status, Status::Dead | Status::Skipped) {
+                if in_window && matches!(entry.status, Status::Dead | Status::Skipped) && !entry.kept_by_transform() {
                     match self.retry(access, entry.delivery.id.as_str()).await {
                         Ok(_) => recovered += 1,
                         // Being attempted already: nothing to recover.

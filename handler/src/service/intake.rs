@@ -12,8 +12,10 @@ use dispatcher_core::events::{decode, decode_value, Event};
 use dispatcher_core::model::{join, wrong_type, Report};
 use dispatcher_core::model::{Access, Delivery, Problem, Rejected, Status, Unsent};
 use dispatcher_core::template::Transform;
+use dispatcher_core::webhooks::WebhookIndex;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// A published event: its id (the source of every delivery id), and how many deliveries it made when it was
@@ -95,21 +97,21 @@ impl Service {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
+        let routed = routed(&event, &source, webhooks.clone()).await?;
         let sees = |d: &Delivery| webhooks.get(&d.webhook_id).is_some_and(|w| access.sees(w));
-        let routed = route(&source, &event, &webhooks);
-        let (skipped, unsent_disabled): (Vec<Unsent>, Vec<Unsent>) =
-            skipped(&source, &event, &webhooks).into_iter().partition(|u| u.status == Status::Skipped);
+        let (skipped, unsent): (Vec<Unsent>, Vec<Unsent>) =
+            routed.unsent.into_iter().partition(|u| u.status == Status::Skipped);
         Ok(Preview {
             event: event.name(),
             deliveries: routed.deliveries.into_iter().filter(|d| sees(d)).collect(),
-            unsent: routed.unsent.into_iter().chain(unsent_disabled).filter(|u| sees(&u.delivery)).collect(),
+            unsent: unsent.into_iter().filter(|u| sees(&u.delivery)).collect(),
             skipped: skipped.into_iter().map(|u| u.delivery).filter(|d| sees(d)).collect(),
         })
     }
 
     /// What a transform not saved yet makes of an event (`{"transform", "event", "attributes"}`), for a webhook
     /// with those attributes: each delivery it would make, or why none. Changes and keeps nothing.
-    pub fn try_transform(&self, body: &Value) -> Result<Vec<Unsent>, ServiceError> {
+    pub async fn try_transform(&self, body: &Value) -> Result<Vec<Unsent>, ServiceError> {
         let invalid = |report| ServiceError::Invalid { what: Invalid::TransformTrial, report };
         let mut problems = Vec::new();
         let transform = match body.get("transform") {
@@ -149,7 +151,14 @@ impl Service {
         }
         Report::check(problems).map_err(invalid)?;
         match (event, transform) {
-            (Some(event), Some(transform)) => Ok(try_transform(&event, transform, attributes)),
+            // Off the async workers: a run may take up to its deadline.
+            (Some(event), Some(transform)) => {
+                match tokio::task::spawn_blocking(move || try_transform(&event, transform, attributes)).await {
+                    Ok(tried) => Ok(tried),
+                    Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+                    Err(_) => Err(ServiceError::Internal("the trial was cancelled: shutting down".to_owned())),
+                }
+            }
             _ => Err(invalid(Report::single("body", "is invalid"))),
         }
     }
@@ -196,9 +205,8 @@ impl Service {
         queue: &dyn NewDeliveries,
     ) -> Result<usize, ServiceError> {
         let webhooks = self.webhooks.get().await?;
-        let Routed { deliveries, mut unsent } = route(source, event, &webhooks);
+        let Routed { deliveries, unsent } = routed(event, source, webhooks).await?;
         let count = deliveries.len();
-        unsent.extend(skipped(source, event, &webhooks));
         if !unsent.is_empty() {
             self.log.log_unsent(&unsent, self.clock.now_ms()).await?;
         }
@@ -253,5 +261,25 @@ impl Service {
         body: &[u8],
     ) -> Result<Rejected, ServiceError> {
         self.reject(id, vec![Problem::new(path, what)], body).await
+    }
+}
+
+/// What routing `event` makes (`route`, and the skipped deliveries of disabled webhooks with them). When a
+/// webhook has a transform, off the async workers: a run may take up to its deadline (`template::DEADLINE`),
+/// and a fan-out runs one a webhook.
+async fn routed(event: &Event, source: &Source, webhooks: Arc<WebhookIndex>) -> Result<Routed, ServiceError> {
+    let all = |event: &Event, source: &Source, webhooks: &WebhookIndex| {
+        let mut routed = route(source, event, webhooks);
+        routed.unsent.extend(skipped(source, event, webhooks));
+        routed
+    };
+    if !webhooks.runs_transforms() {
+        return Ok(all(event, source, &webhooks));
+    }
+    let (event, source) = (event.clone(), source.clone());
+    match tokio::task::spawn_blocking(move || all(&event, &source, &webhooks)).await {
+        Ok(routed) => Ok(routed),
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        Err(_) => Err(ServiceError::Internal("routing was cancelled: the runtime is shutting down".to_owned())),
     }
 }

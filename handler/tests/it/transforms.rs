@@ -71,6 +71,20 @@ async fn a_webhook_receives_the_body_its_transform_makes_signed_and_the_others_a
     assert_eq!((receivers.arrived("S2"), receivers.arrived("S3")), (0, 0));
     let health: Value = dispatcher.get(&format!("/webhooks/{filtered}/health")).await;
     assert_eq!(health["filtered"], 1, "{health}");
+
+    // What a transform kept is never sent as it was logged (its body is the one before the transform).
+    for kept in [entries(filtered.clone()).await[0]["id"].clone(), dead["id"].clone()] {
+        let (status, refused) =
+            dispatcher.call("POST", &format!("/deliveries/{}/retry", kept.as_str().unwrap()), None).await;
+        assert_eq!(status, 409, "{refused}");
+        assert!(refused["detail"].as_str().unwrap().contains("kept by its webhook's transform"), "{refused}");
+    }
+    let (status, recovered) = dispatcher
+        .call("POST", &format!("/webhooks/{failing}/recover"), Some(json!({"since": "2000-01-01T00:00:00Z"})))
+        .await;
+    assert_eq!((status, &recovered["deliveries"]), (202, &json!(0)), "{recovered}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((receivers.arrived("S2"), receivers.arrived("S3")), (0, 0), "nothing was sent");
 }
 
 /// The portal's "try it" box: a transform not saved yet, tried on an event for given attributes.

@@ -176,9 +176,17 @@ pub struct Unsent {
     pub reason: Option<String>,
 }
 
+/// How the reason of a delivery its webhook's transform failed starts (`Unsent::transform_failed`).
+pub const TRANSFORM_FAILED: &str = "transform ";
+
 impl Unsent {
     pub fn skipped(delivery: Delivery) -> Unsent {
         Unsent { delivery, status: Status::Skipped, reason: None }
+    }
+
+    /// A delivery whose transform failed: dead at once, `error` saying why.
+    pub fn transform_failed(delivery: Delivery, error: impl std::fmt::Display) -> Unsent {
+        Unsent { delivery, status: Status::Dead, reason: Some(format!("{TRANSFORM_FAILED}{error}")) }
     }
 }
 
@@ -312,6 +320,16 @@ impl LogEntry {
             dead_reason: unsent.reason,
             ..LogEntry::pending(unsent.delivery, now_ms)
         }
+    }
+
+    /// Whether this delivery was never meant to be sent as it is logged: its webhook's transform kept it
+    /// (filtered), or failed on it (dead without an attempt). Its body is the one before the transform, so
+    /// sending it again would send what the transform refused or left out.
+    pub fn kept_by_transform(&self) -> bool {
+        self.status == Status::Filtered
+            || (self.status == Status::Dead
+                && self.attempts.is_empty()
+                && self.dead_reason.as_deref().is_some_and(|r| r.starts_with(TRANSFORM_FAILED)))
     }
 
     /// Logs attempt `n` (1-based; the same `n` again replaces it and forgets the later ones) and what comes next.

@@ -97,6 +97,17 @@ pub struct Token {
     pub tenant_created_at_ms: i64,
 }
 
+impl Token {
+    /// Whether this token was issued for `tenant`, not for a tenant of the same id deleted before it was
+    /// created. A token stored before tokens kept their tenant's creation time is judged by its own.
+    pub fn issued_for(&self, tenant: &Tenant) -> bool {
+        match self.tenant_created_at_ms {
+            0 => self.created_at_ms >= tenant.created_at_ms,
+            created => created == tenant.created_at_ms,
+        }
+    }
+}
+
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")

@@ -131,6 +131,24 @@ mod tests {
     }
 
     #[test]
+    fn a_token_opens_only_the_tenant_it_was_issued_for() {
+        use crate::model::{Tenant, TenantConfig};
+        let tenant = |created_at_ms| Tenant {
+            id: "acme".into(),
+            config: TenantConfig { name: "Acme".into(), grants: Default::default(), max_webhooks: 1, disabled: false },
+            created_at_ms,
+            updated_at_ms: created_at_ms,
+        };
+        let token = issue(spec(), &[7; RANDOM_BYTES]).record;
+        assert!(token.issued_for(&tenant(500)));
+        assert!(!token.issued_for(&tenant(900)), "a tenant created again under the same id");
+        // Stored before tokens kept their tenant's creation time: issued after its tenant was created.
+        let old = Token { tenant_created_at_ms: 0, ..token };
+        assert!(old.issued_for(&tenant(500)) && old.issued_for(&tenant(1_000)));
+        assert!(!old.issued_for(&tenant(1_001)), "a tenant created after the token");
+    }
+
+    #[test]
     fn an_issued_token_names_its_record_and_verifies_until_it_expires() {
         let issued = issue(spec(), &[7; RANDOM_BYTES]);
         assert!(issued.token.starts_with("dtk_0707070707070707_"));

@@ -44,6 +44,8 @@ pub struct WebhookIndex {
     filters: FilterSet,
     /// The positions of the disabled webhooks, whose deliveries are logged as skipped.
     disabled: Vec<usize>,
+    /// Whether a webhook has a transform: routing then runs programs, which may take milliseconds.
+    transforms: bool,
 }
 
 /// The candidates for one public event: the webhooks that pass rules 1 and 2, also grouped by the value of the
@@ -90,7 +92,8 @@ impl WebhookIndex {
         }
         let filters = FilterSet::new(webhooks.iter().map(|w| w.config.filter.as_ref()));
         let disabled = (0..webhooks.len()).filter(|&i| webhooks[i].config.disabled && !blocked[i]).collect();
-        WebhookIndex { webhooks, tenants, by_id, routes, attribute_values, filters, disabled }
+        let transforms = webhooks.iter().any(|w| w.config.transform.is_some());
+        WebhookIndex { webhooks, tenants, by_id, routes, attribute_values, filters, disabled, transforms }
     }
 
     pub fn tenant(&self, id: &TenantId) -> Option<&Arc<Tenant>> {
@@ -117,6 +120,11 @@ impl WebhookIndex {
 
     pub fn is_empty(&self) -> bool {
         self.webhooks.is_empty()
+    }
+
+    /// Whether routing runs a webhook's transform (see [`crate::template`]), so may take milliseconds.
+    pub fn runs_transforms(&self) -> bool {
+        self.transforms
     }
 
     /// The disabled webhooks, in the order they were given.

@@ -152,7 +152,7 @@ fn a_broken_file_is_refused_with_every_problem_and_where_it_is() {
             "events[0].payload.properties.count.minLength: is for strings, not integer",
             r#"events[0].payload.properties.kind.type: "text" is not supported; a field is a string, integer, number, boolean, object or array"#,
             "events[0].requiredAttributes[1]: nope is not a required string field of the payload",
-            r#"events[2].name: "bad name": has a space, a comma, a *, a quote, a backslash or a control character, which subscription lists and delivery bodies cannot hold as they are"#,
+            r#"events[2].name: "bad name": has a character other than ASCII letters, digits and : . _ -"#,
             r#"events[2].audience: "secret" is wrong, expected "public" or "non-public""#,
             r#"events[3].name: "DeliveryFailure": is the name of a callback type"#,
             "events[1].name: ping is declared twice",
@@ -167,6 +167,22 @@ fn a_broken_file_is_refused_with_every_problem_and_where_it_is() {
             r#"mappings[3].payload.s: "attributes.serviceId" is not a path this rule can read; it reads event.name, event.payload.v, event.payload.o"#,
             "mappings[4].payload.s: event.payload.o may be missing, but target:y.s is required",
             "events[4]: orphan is non-public and no mapping rule starts from it: it could never be delivered",
+        ]
+    );
+    assert_eq!(
+        problems(json!({
+            "events": [
+                {"name": "a:b", "audience": "public"},
+                {"name": "a.b", "audience": "public"},
+                {"name": "src", "audience": "non-public", "payload": {"properties": {
+                    "mode": {"type": "string", "enum": ["AUTO", "MANUAL"]}}, "required": ["mode"]}},
+            ],
+            "mappings": [{"from": "src", "to": "a:b", "when": {"payload": {"mode": ["AUTOMATIC", 1, {"prefix": "A"}]}}}]
+        })),
+        [
+            "events[1].name: a:b and a.b would share the schema file a.b.json",
+            r#"mappings[0].when.payload.mode[0]: never matches: "AUTOMATIC" is not one of "AUTO", "MANUAL""#,
+            r#"mappings[0].when.payload.mode[1]: never matches: 1 is a number, expected one of "AUTO", "MANUAL""#,
         ]
     );
     assert_eq!(

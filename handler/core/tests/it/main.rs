@@ -10,6 +10,10 @@ mod properties;
 mod transforms;
 
 use dispatcher_core::model::{Secret, Webhook, WebhookConfig};
+
+// As in `handler`: template runs are bounded by the bytes they allocate, which this allocator counts.
+#[global_allocator]
+static ALLOCATOR: dispatcher_core::template::CountingAllocator = dispatcher_core::template::CountingAllocator;
 use serde_json::Value;
 
 /// A webhook of id `id` registered with `config` (the original configuration shape; a URL is added if missing).

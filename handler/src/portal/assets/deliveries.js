@@ -3,7 +3,7 @@
 import { h, fill, json, time, field, button } from './dom.js';
 import { call, attempt, say, changes, webhookPath, webhookLink, deliveryPath } from './api.js';
 
-const STATUSES = ['pending', 'retrying', 'succeeded', 'dead', 'skipped'];
+const STATUSES = ['pending', 'retrying', 'succeeded', 'dead', 'skipped', 'filtered'];
 const REFRESH_MS = 3000;
 const PAGE = 50;
 let timer = null;

@@ -8,6 +8,7 @@ mod schema;
 pub use schema::schema;
 
 use super::catalog::{Audience, Catalog, EventSpec, Field};
+use super::docs::file_stem;
 use super::fields::{FieldType, FORMATS};
 use crate::model::{quote, wrong_type, CallbackType, Problem, Report};
 use rules::decode_rule;
@@ -48,6 +49,16 @@ pub fn load(text: &str) -> Result<Catalog, Report> {
     for (i, event) in catalog.events.iter().enumerate() {
         if catalog.events[..i].iter().any(|e| e.name == event.name) {
             problems.push(Problem::new(format!("events[{i}].name"), format!("{} is declared twice", event.name)));
+        } else if let Some(other) = catalog.events[..i].iter().find(|e| file_stem(&e.name) == file_stem(&event.name)) {
+            problems.push(Problem::new(
+                format!("events[{i}].name"),
+                format!(
+                    "{} and {} would share the schema file {}.json",
+                    other.name,
+                    event.name,
+                    file_stem(&event.name)
+                ),
+            ));
         }
     }
     catalog.mappings = match file.get("mappings") {
@@ -136,9 +147,9 @@ fn decode_event(entry: &Value, path: &str, problems: &mut Vec<Problem>) -> Optio
 fn check_event_name(name: &str, path: &str, problems: &mut Vec<Problem>) {
     let problem = if name.is_empty() {
         "is empty"
-    } else if name.contains([' ', ',', '*', '"', '\\']) || name.chars().any(char::is_control) {
-        "has a space, a comma, a *, a quote, a backslash or a control character, which subscription lists and \
-         delivery bodies cannot hold as they are"
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || ":._-".contains(c)) {
+        // Names go into subscription lists, patterns, file names and delivery bodies as they are.
+        "has a character other than ASCII letters, digits and : . _ -"
     } else if CallbackType::parse(name).is_some() {
         // Delivery records of callbacks are told apart from events by this name.
         "is the name of a callback type"

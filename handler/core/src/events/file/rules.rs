@@ -89,11 +89,21 @@ fn check_pattern_fields(pattern: &Value, from: &EventSpec, path: &str, problems:
         problems.push(Problem::new(format!("{path}.{key}"), "never matches: an event has only name and payload"));
     }
     if let Some(Value::Object(fields)) = pattern.get("payload") {
-        for key in fields.keys().filter(|k| from.field(k).is_none()) {
-            problems.push(Problem::new(
-                format!("{path}.payload.{key}"),
-                format!("never matches: {key} is not a field of {}", from.name),
-            ));
+        for (key, values) in fields {
+            let Some(field) = from.field(key) else {
+                problems.push(Problem::new(
+                    format!("{path}.payload.{key}"),
+                    format!("never matches: {key} is not a field of {}", from.name),
+                ));
+                continue;
+            };
+            // A plain value the field can never hold (the operators' objects are the matcher's to judge).
+            for (i, value) in values.as_array().into_iter().flatten().enumerate().filter(|(_, v)| !v.is_object()) {
+                if let Err(invalid) = field.ty.check(value) {
+                    problems
+                        .push(Problem::new(format!("{path}.payload.{key}[{i}]"), format!("never matches: {invalid}")));
+                }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 /// The JSON Schema of a catalog file (`schemas/catalog-file.json`), for editors.
 pub fn schema() -> Value {
-    let name = json!({"type": "string", "minLength": 1, "pattern": "^[^ ,*\\u0000-\\u001f]+$"});
+    let name = json!({"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9:._-]+$"});
     let field = json!({
         "type": "object",
         "properties": {
