@@ -45,6 +45,7 @@ mod servicebus;
 mod shutdown;
 mod store_suite;
 mod support;
+mod tenant_races;
 mod tenants;
 mod traces;
 mod transforms;

@@ -7,118 +7,15 @@
 //! `handler schemas` turns it into the JSON Schemas in `schemas/`, the catalog served at
 //! `GET /api/v1/events/catalog` and the tables in `docs/events.md`.
 
-use super::fields::FieldType;
-use super::mapping::Mapping;
-use serde::ser::{SerializeStruct, Serializer};
-use serde::Serialize;
+pub use super::contents::Catalog;
+pub use super::spec::{Audience, EventSpec, Field};
+
+use super::payload::Event;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// The built-in catalog file: the events and the mapping of the system this dispatcher replaces.
 pub const BUILT_IN: &str = include_str!("../../catalog/io.json");
-
-/// A loaded catalog: its events, in file order, and its mapping rules.
-#[derive(Debug)]
-pub struct Catalog {
-    pub events: Vec<EventSpec>,
-    pub mappings: Vec<Mapping>,
-}
-
-/// One event of the catalog.
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventSpec {
-    pub name: String,
-    #[serde(flatten)]
-    pub audience: Audience,
-    pub description: String,
-    /// The payload fields. Other keys a producer sends are dropped, never delivered.
-    pub fields: Vec<Field>,
-}
-
-/// Who sees an event.
-#[derive(Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Audience {
-    /// Delivered to webhooks subscribed to it that carry every required attribute.
-    #[serde(rename_all = "camelCase")]
-    Public { required_attributes: Vec<String> },
-    /// Never delivered as is: the mapping table turns it into public events.
-    NonPublic,
-}
-
-/// One payload field.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Field {
-    pub name: String,
-    pub ty: FieldType,
-    pub required: bool,
-    pub description: String,
-    /// A valid value for sample events, when the file gives one (`examples`).
-    pub example: Option<serde_json::Value>,
-}
-
-impl Serialize for Field {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut field = serializer.serialize_struct("Field", 4)?;
-        field.serialize_field("name", &self.name)?;
-        field.serialize_field("type", &self.ty.label().replace('`', ""))?;
-        field.serialize_field("required", &self.required)?;
-        field.serialize_field("description", &self.description)?;
-        field.end()
-    }
-}
-
-impl Field {
-    /// A valid value of this field for sample events.
-    pub fn example(&self) -> serde_json::Value {
-        self.example.clone().unwrap_or_else(|| self.ty.example(&self.name))
-    }
-}
-
-impl EventSpec {
-    pub fn is_public(&self) -> bool {
-        matches!(self.audience, Audience::Public { .. })
-    }
-
-    /// The webhook attributes a webhook must have to receive this event (none for non-public events).
-    pub fn required_attributes(&self) -> &[String] {
-        match &self.audience {
-            Audience::Public { required_attributes } => required_attributes,
-            Audience::NonPublic => &[],
-        }
-    }
-
-    pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.name == name)
-    }
-}
-
-impl Catalog {
-    /// The catalog entry of an event name.
-    pub fn event(&self, name: &str) -> Option<&EventSpec> {
-        self.events.iter().find(|e| e.name == name)
-    }
-
-    /// The catalog entry of a public event name.
-    pub fn public_event(&self, name: &str) -> Option<&EventSpec> {
-        self.event(name).filter(|e| e.is_public())
-    }
-
-    /// Names of the catalog's events, in catalog order, for "known events are ..." messages.
-    pub fn names(&self, public_only: bool) -> Vec<&str> {
-        self.events.iter().filter(|e| !public_only || e.is_public()).map(|e| e.name.as_str()).collect()
-    }
-
-    /// Where an event is in the catalog (by address: specs are references into it).
-    pub fn position(&self, spec: &EventSpec) -> Option<usize> {
-        self.events.iter().position(|e| std::ptr::eq(e, spec))
-    }
-
-    /// Makes this catalog live as long as the process, as every event decoded from it refers to it.
-    pub fn leak(self) -> &'static Catalog {
-        Box::leak(Box::new(self))
-    }
-}
 
 static CURRENT: OnceLock<&'static Catalog> = OnceLock::new();
 
@@ -156,6 +53,14 @@ pub fn public_event(name: &str) -> Option<&'static EventSpec> {
 /// Names of the current catalog's events.
 pub fn names(public_only: bool) -> Vec<&'static str> {
     current().names(public_only)
+}
+
+/// The public events an event stands for, by the process's catalog (see [`Catalog::public_events`]).
+pub fn public_events<'a>(
+    event: &'a Event,
+    attribute_values: impl Fn(&str) -> &'a [String] + 'a,
+) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
+    current().public_events(event, attribute_values)
 }
 
 #[cfg(test)]

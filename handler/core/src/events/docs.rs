@@ -2,8 +2,10 @@
 //! incoming event, the catalog as JSON (`GET /api/v1/events/catalog`), and the Markdown tables of `docs/events.md`.
 //! `handler schemas` writes them into `schemas/`; a test fails when the committed copies are stale.
 
-use super::catalog::{self, EventSpec};
+use super::catalog;
 use super::mapping::Mapping;
+pub use super::spec::file_stem;
+use super::spec::EventSpec;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -31,11 +33,6 @@ pub fn example(event: &EventSpec) -> Value {
     let payload: Map<String, Value> =
         event.fields.iter().filter(|f| f.required).map(|f| (f.name.clone(), f.example())).collect();
     json!({"name": event.name, "payload": payload})
-}
-
-/// `service:subscribed` → `service.subscribed`: colons are not allowed in file names everywhere.
-pub fn file_stem(event: &str) -> String {
-    event.replace(':', ".")
 }
 
 /// The JSON Schema of an event's payload. Undocumented keys are allowed (and dropped), so producers that send

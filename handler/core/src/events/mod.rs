@@ -2,14 +2,17 @@
 //! non-public events map to public ones. Events and rules are configuration: a catalog file (`file.rs`).
 
 pub mod catalog;
+pub mod contents;
 pub mod decode;
 pub mod docs;
 pub mod fields;
 pub mod file;
 pub mod mapping;
 pub mod payload;
+pub mod spec;
 
-pub use catalog::{Catalog, EventSpec};
+pub use catalog::public_events;
+pub use contents::Catalog;
 pub use decode::{decode, decode_value, MAX_EVENT_BYTES};
-pub use mapping::public_events;
 pub use payload::{body, Event, Payload};
+pub use spec::EventSpec;

@@ -1,6 +1,6 @@
 //! Validated events: what decoding an incoming message yields and what the mapping table produces.
 
-use super::catalog::EventSpec;
+use super::spec::EventSpec;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 

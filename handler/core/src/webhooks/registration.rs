@@ -2,17 +2,16 @@
 //! existing configuration imports as it is), with every problem reported at once, each with its path.
 
 use super::credentials::decode_auth;
-use super::fields::{decode_optional_string, decode_url};
+use super::fields::{
+    decode_bool, decode_optional_string, decode_pattern, decode_rate_limit, decode_transform, decode_url,
+};
 use crate::events::catalog;
-use crate::model::{join, quote, whole, wrong_type, Problem, Report, TenantId, WebhookConfig};
-use crate::policy::filter::{EventFilter, PatternError};
+use crate::model::{join, quote, wrong_type, Problem, Report, TenantId, WebhookConfig};
 use crate::policy::retry::{RetrySchedule, ScheduleError};
 use crate::request::RESERVED_HEADERS;
-use crate::template::Transform;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 
 /// The JSON Schema of a registration body (`schemas/webhook.json`): the configuration's, with the public events
 /// of the catalog as the names `subscriptions` takes.
@@ -161,16 +160,7 @@ impl WebhookConfig {
             },
             rate_limit: decode_rate_limit(body.get("rateLimit"), &mut problems),
             tenant: decode_tenant(body.get("tenant"), &mut problems),
-            transform: match body.get("transform") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(source)) => {
-                    Transform::compile(source).map_err(|e| problems.push(Problem::new("transform", e.to_string()))).ok()
-                }
-                Some(other) => {
-                    problems.push(Problem::new("transform", wrong_type(other, "a template (a string)")));
-                    None
-                }
-            },
+            transform: decode_transform(body.get("transform"), &mut problems),
         };
         check_headers(&config.headers, &mut problems);
         Report::check(problems).map(|()| config)
@@ -181,18 +171,6 @@ fn decode_optional_url(body: &Map<String, Value>, field: &str, problems: &mut Ve
     match body.get(field) {
         None | Some(Value::Null) => None,
         url => Some(decode_url(url, field, problems)),
-    }
-}
-
-fn decode_pattern(body: &Map<String, Value>, field: &str, problems: &mut Vec<Problem>) -> Option<EventFilter> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(pattern) => EventFilter::new(pattern)
-            .map_err(|e| match e {
-                PatternError::TooComplex(_) => problems.push(Problem::unprocessable(field, e.to_string())),
-                e => problems.push(Problem::new(field, e.to_string())),
-            })
-            .ok(),
     }
 }
 
@@ -315,37 +293,7 @@ pub fn is_valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn decode_bool(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            problems.push(Problem::new(path, wrong_type(other, "true or false")));
-            false
-        }
-    }
-}
-
-/// The most a rate limit may be: past it, the spacing of deliveries is below what a clock can keep.
-pub const MAX_RATE_LIMIT: u32 = 100_000;
-
-fn decode_rate_limit(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<NonZeroU32> {
-    let expected = "a whole number of deliveries a second, from 1 to 100000";
-    let limit = match value? {
-        Value::Null => return None,
-        Value::Number(n) => {
-            whole(n).filter(|n| *n <= u64::from(MAX_RATE_LIMIT)).and_then(|n| NonZeroU32::new(n as u32))
-        }
-        other => {
-            problems.push(Problem::new("rateLimit", wrong_type(other, expected)));
-            return None;
-        }
-    };
-    if limit.is_none() {
-        problems.push(Problem::new("rateLimit", format!("{} is out of range, expected {expected}", value?)));
-    }
-    limit
-}
+pub use super::fields::MAX_RATE_LIMIT;
 
 fn check_headers(headers: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
     for (name, value) in headers {
@@ -400,7 +348,7 @@ pub(super) mod tests {
         assert_eq!(config.attributes["serviceId"], "aServiceId12345");
         assert_eq!(config.headers["x-api-key"], "k");
         assert!(config.disabled);
-        assert_eq!(config.rate_limit, NonZeroU32::new(20));
+        assert_eq!(config.rate_limit, std::num::NonZeroU32::new(20));
         // What is stored serializes back to a body that decodes to the same configuration.
         assert_eq!(WebhookConfig::decode(&serde_json::to_value(&config).unwrap()).unwrap(), config);
     }

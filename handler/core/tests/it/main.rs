@@ -5,6 +5,7 @@
 mod catalog_file;
 mod fuzz;
 mod grants;
+mod mapping;
 mod original;
 mod properties;
 mod transforms;

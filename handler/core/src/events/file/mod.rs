@@ -7,9 +7,9 @@ mod schema;
 
 pub use schema::schema;
 
-use super::catalog::{Audience, Catalog, EventSpec, Field};
-use super::docs::file_stem;
+use super::contents::Catalog;
 use super::fields::{FieldType, FORMATS};
+use super::spec::{file_stem, Audience, EventSpec, Field};
 use crate::model::{quote, wrong_type, CallbackType, Problem, Report};
 use rules::decode_rule;
 use serde_json::{Map, Value};

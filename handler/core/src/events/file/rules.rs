@@ -2,9 +2,10 @@
 //! fail (a path reads a field that is always there, of a type the emitted field takes).
 
 use super::{is_text, optional_string, required_string, unknown_keys, RULE};
-use crate::events::catalog::{Catalog, EventSpec};
+use crate::events::contents::Catalog;
 use crate::events::fields::FieldType;
 use crate::events::mapping::{Mapping, Source};
+use crate::events::spec::EventSpec;
 use crate::model::{quote, wrong_type, Problem};
 use crate::policy::filter::EventFilter;
 use serde_json::{Map, Value};
