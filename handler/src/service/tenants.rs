@@ -82,6 +82,8 @@ impl Service {
         if_match: Option<&[Version]>,
     ) -> Result<(Tenant, Version), ServiceError> {
         require_operator(access, MANAGING_TENANTS)?;
+        TenantConfig::check_patch(patch)
+            .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedTenant, report })?;
         let patched = self
             .reconfigure_tenant(id, if_match, |tenant| {
                 let mut merged =

@@ -308,6 +308,8 @@ impl Service {
 /// `config` with `patch` merged into it (RFC 7396, but for the fields it replaces whole:
 /// [`WebhookConfig::REPLACED_WHOLE`]), decoded again.
 fn merged(config: &WebhookConfig, patch: &Value) -> Result<WebhookConfig, ServiceError> {
+    WebhookConfig::check_patch(patch)
+        .map_err(|report| ServiceError::Invalid { what: Invalid::PatchedWebhook, report })?;
     let mut merged = serde_json::to_value(config).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let mut rest = patch.clone();
     if let (Some(fields), Some(target)) = (rest.as_object_mut(), merged.as_object_mut()) {

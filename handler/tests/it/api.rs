@@ -326,3 +326,19 @@ async fn a_preview_shows_where_an_event_would_go_and_what_each_webhook_would_get
     assert_eq!(dispatcher.get("/events/rejected").await["items"], json!([]));
     assert!(receivers.at("plain").is_empty());
 }
+
+/// A merge patch naming a field that does not exist is refused, even as null (which would remove nothing): a
+/// misspelt field is never silently ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_naming_an_unknown_field_is_refused_even_as_null() {
+    let dispatcher = Dispatcher::start("patch-unknown", &[], &[]);
+    let (id, _) = dispatcher
+        .register(json!({"url": "https://example.com/hook", "subscriptions": ["ping"], "attributes": {"name": "a"}}))
+        .await;
+    for patch in [json!({"transfrom": null}), json!({"": null, "description": "x"})] {
+        let (status, refused) = dispatcher.call("PATCH", &format!("/webhooks/{id}"), Some(patch.clone())).await;
+        assert_eq!(status, 400, "{patch}: {refused}");
+        assert!(refused["problems"][0]["message"].as_str().unwrap().starts_with("is not a webhook field"), "{refused}");
+    }
+    assert_eq!(dispatcher.get(&format!("/webhooks/{id}")).await.get("description"), None, "nothing was changed");
+}

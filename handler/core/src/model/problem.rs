@@ -43,6 +43,18 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A merge patch (RFC 7396) naming a key that is not one of `fields`: refused even when it is null (which
+/// would remove nothing), so that a misspelt field is never silently ignored. `what` names the resource.
+pub fn unknown_patch_keys(patch: &Value, fields: &[&str], what: &str) -> Result<(), Report> {
+    let Some(keys) = patch.as_object() else { return Ok(()) };
+    let problems = keys
+        .keys()
+        .filter(|key| !fields.contains(&key.as_str()))
+        .map(|key| Problem::new(key.as_str(), format!("is not a {what} field; known fields: {}", fields.join(", "))))
+        .collect();
+    Report::check(problems)
+}
+
 /// Every problem found in one input, in the order they were found. Never empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(transparent)]

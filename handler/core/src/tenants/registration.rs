@@ -13,6 +13,11 @@ const FIELDS: [&str; 4] = ["name", "grants", "maxWebhooks", "disabled"];
 pub const MAX_WEBHOOKS_LIMIT: u32 = 10_000;
 
 impl TenantConfig {
+    /// Refuses a merge patch naming a field a tenant does not have.
+    pub fn check_patch(patch: &Value) -> Result<(), Report> {
+        crate::model::unknown_patch_keys(patch, &FIELDS, "tenant")
+    }
+
     /// Decodes a tenant's configuration, reporting every problem with its path.
     pub fn decode(value: &Value) -> Result<TenantConfig, Report> {
         let Value::Object(body) = value else {

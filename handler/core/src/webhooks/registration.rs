@@ -123,6 +123,11 @@ const FIELDS: [&str; 16] = [
 ];
 
 impl WebhookConfig {
+    /// Refuses a merge patch naming a field a webhook does not have.
+    pub fn check_patch(patch: &Value) -> Result<(), Report> {
+        crate::model::unknown_patch_keys(patch, &FIELDS, "webhook")
+    }
+
     /// Decodes a registration body, reporting every problem with its path.
     pub fn decode(value: &Value) -> Result<WebhookConfig, Report> {
         let Value::Object(body) = value else {
