@@ -11,6 +11,7 @@ use crate::template::Transform;
 use crate::webhooks::routing::would_receive;
 use crate::webhooks::{delivery_body, WebhookIndex};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Where an event came from: the message whose id its delivery ids derive from, and the caller's correlation id.
@@ -85,12 +86,7 @@ pub fn skipped(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Vec<U
     let ids = IdSeed::new(&source.id);
     let mut unsent = Vec::new();
     for webhook in webhooks.disabled() {
-        // Its own attribute values stand for every webhook's: `ping:all` would have pinged it by its name.
-        let values: Vec<(String, [String; 1])> =
-            webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();
-        let attribute_values =
-            |attribute: &str| values.iter().find(|(k, _)| k == attribute).map_or(&[][..], |(_, v)| &v[..]);
-        for public in public_events(event, attribute_values) {
+        for public in own_public_events(event, webhook) {
             if !would_receive(webhook, &public) {
                 continue;
             }
@@ -115,11 +111,8 @@ pub fn try_transform(event: &Event, transform: Transform, attributes: BTreeMap<S
     let source = Source { id: "try".to_owned(), correlation_id: None, traceparent: None };
     let config = WebhookConfig { attributes, transform: Some(transform), ..WebhookConfig::default() };
     let webhook = Webhook::new("try".into(), config, Secret::from_key(&[0; 32]), 0);
-    let values: Vec<(String, [String; 1])> =
-        webhook.config.attributes.iter().map(|(k, v)| (k.clone(), [v.clone()])).collect();
-    let attribute_values =
-        |attribute: &str| values.iter().find(|(k, _)| k == attribute).map_or(&[][..], |(_, v)| &v[..]);
-    public_events(event, attribute_values)
+    own_public_events(event, &webhook)
+        .into_iter()
         .map(|public| {
             match made(&ids, &source, &webhook, &public, delivery_body(&public, &webhook.config.attributes)) {
                 Made::Send(delivery) => Unsent { delivery, status: Status::Pending, reason: None },
@@ -127,6 +120,16 @@ pub fn try_transform(event: &Event, transform: Transform, attributes: BTreeMap<S
             }
         })
         .collect()
+}
+
+/// The public events `event` stands for with `webhook`'s own attribute values standing for every webhook's
+/// (`ping:all` pings it by its name): for a webhook outside routing.
+fn own_public_events(event: &Event, webhook: &Webhook) -> Vec<Event> {
+    let values: Vec<(&str, [String; 1])> =
+        webhook.config.attributes.iter().map(|(k, v)| (k.as_str(), [v.clone()])).collect();
+    let attribute_values =
+        |attribute: &str| values.iter().find(|(k, _)| *k == attribute).map_or(&[][..], |(_, v)| &v[..]);
+    public_events(event, attribute_values).map(Cow::into_owned).collect()
 }
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.

@@ -152,13 +152,7 @@ impl Service {
         Report::check(problems).map_err(invalid)?;
         match (event, transform) {
             // Off the async workers: a run may take up to its deadline.
-            (Some(event), Some(transform)) => {
-                match tokio::task::spawn_blocking(move || try_transform(&event, transform, attributes)).await {
-                    Ok(tried) => Ok(tried),
-                    Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-                    Err(_) => Err(ServiceError::Internal("the trial was cancelled: shutting down".to_owned())),
-                }
-            }
+            (Some(event), Some(transform)) => off_workers(move || try_transform(&event, transform, attributes)).await,
             _ => Err(invalid(Report::single("body", "is invalid"))),
         }
     }
@@ -277,9 +271,14 @@ async fn routed(event: &Event, source: &Source, webhooks: Arc<WebhookIndex>) -> 
         return Ok(all(event, source, &webhooks));
     }
     let (event, source) = (event.clone(), source.clone());
-    match tokio::task::spawn_blocking(move || all(&event, &source, &webhooks)).await {
-        Ok(routed) => Ok(routed),
+    off_workers(move || all(&event, &source, &webhooks)).await
+}
+
+/// Runs `work` (which runs templates) on the blocking pool, not on an async worker; its panic is this task's.
+async fn off_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Ok(done),
         Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-        Err(_) => Err(ServiceError::Internal("routing was cancelled: the runtime is shutting down".to_owned())),
+        Err(_) => Err(ServiceError::Internal("cancelled: the runtime is shutting down".to_owned())),
     }
 }

@@ -112,7 +112,7 @@ impl Service {
         let config = self.owned(access, config).await?;
         // One tenant registration at a time in this process, so that a burst cannot pass the count below all
         // at once; across Azure instances each may still let one through.
-        let _counting = match &config.tenant {
+        let counting = match &config.tenant {
             Some(tenant) => {
                 let guard = self.registering.lock().await;
                 self.check_room(tenant).await?;
@@ -136,6 +136,8 @@ impl Service {
                 return Err(ServiceError::WrongTenant(report));
             }
         }
+        // Counted and written: the next registration may count (the reload below need not hold it up).
+        drop(counting);
         self.webhooks.changed().await;
         self.audit(access, "webhook.create", webhook.id.as_str());
         Ok(webhook)

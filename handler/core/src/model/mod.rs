@@ -18,7 +18,9 @@ pub use delivery::{
 };
 pub use ids::{DeliveryId, TenantId, WebhookId};
 pub use kind::CallbackType;
-pub use problem::{join, kind_of, quote, unknown_patch_keys, up_to, whole, wrong_type, Problem, Report};
+pub use problem::{
+    join, kind_of, optional_string, quote, unknown_keys, unknown_patch_keys, up_to, whole, wrong_type, Problem, Report,
+};
 pub use rejected::Rejected;
 pub use secret::Secret;
 pub use tenant::{blocked, Access, Tenant, TenantAccess, TenantConfig, Token, DEFAULT_MAX_WEBHOOKS, FREE_ATTRIBUTE};

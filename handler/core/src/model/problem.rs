@@ -43,16 +43,38 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The keys of `object` (at `path`) that are not among `known`, each a problem worded
+/// `is not a {noun}; known {kind}: ...` (`is not a webhook field; known fields: url, ...`).
+pub fn unknown_keys<'a>(
+    object: &'a serde_json::Map<String, Value>,
+    path: &'a str,
+    known: &'a [&str],
+    noun: &'a str,
+    kind: &'a str,
+) -> impl Iterator<Item = Problem> + 'a {
+    object
+        .keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .map(move |key| Problem::new(join(path, key), format!("is not a {noun}; known {kind}: {}", known.join(", "))))
+}
+
 /// A merge patch (RFC 7396) naming a key that is not one of `fields`: refused even when it is null (which
 /// would remove nothing), so that a misspelt field is never silently ignored. `what` names the resource.
 pub fn unknown_patch_keys(patch: &Value, fields: &[&str], what: &str) -> Result<(), Report> {
     let Some(keys) = patch.as_object() else { return Ok(()) };
-    let problems = keys
-        .keys()
-        .filter(|key| !fields.contains(&key.as_str()))
-        .map(|key| Problem::new(key.as_str(), format!("is not a {what} field; known fields: {}", fields.join(", "))))
-        .collect();
-    Report::check(problems)
+    Report::check(unknown_keys(keys, "", fields, &format!("{what} field"), "fields").collect())
+}
+
+/// An optional string: absent or null is `None`; anything but a string is reported at `path`.
+pub fn optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, "a string")));
+            None
+        }
+    }
 }
 
 /// Every problem found in one input, in the order they were found. Never empty.

@@ -75,6 +75,22 @@ impl EventFilter {
         &self.pattern
     }
 
+    /// The pattern read as "each of these payload fields is one of these strings", when that is all it says
+    /// (`{"payload": {"mode": ["AUTO"]}}`): for a field that holds a single string, the same verdict as the
+    /// matcher's, without writing the event out.
+    pub fn payload_equalities(&self) -> Option<Vec<(String, Vec<String>)>> {
+        let top = self.pattern.as_object().filter(|top| top.len() == 1)?;
+        let fields = top.get("payload")?.as_object().filter(|fields| !fields.is_empty())?;
+        fields
+            .iter()
+            .map(|(field, values)| {
+                let values: Option<Vec<String>> =
+                    values.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                Some((field.clone(), values.filter(|v| !v.is_empty())?))
+            })
+            .collect()
+    }
+
     /// Whether the delivery body `body` (JSON) passes. A body the matcher cannot read never does.
     pub fn matches(&self, body: &str) -> bool {
         if self.exists.is_empty() {

@@ -1,7 +1,9 @@
 //! Decoding what an operator writes about a tenant, and what is asked of a token or a portal link, with every
 //! problem reported at once, each with its path.
 
-use crate::model::{quote, up_to, whole, wrong_type, Problem, Report, TenantConfig, DEFAULT_MAX_WEBHOOKS};
+use crate::model::{
+    quote, unknown_keys, up_to, whole, wrong_type, Problem, Report, TenantConfig, DEFAULT_MAX_WEBHOOKS,
+};
 use crate::webhooks::registration::with_id;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,12 +26,7 @@ impl TenantConfig {
             return Err(Report::single("body", wrong_type(value, "an object")));
         };
         let mut problems = Vec::new();
-        for key in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-            problems.push(Problem::new(
-                key.as_str(),
-                format!("is not a tenant field; known fields: {}", FIELDS.join(", ")),
-            ));
-        }
+        problems.extend(unknown_keys(body, "", &FIELDS, "tenant field", "fields"));
         let name = match body.get("name") {
             Some(Value::String(name)) if (1..=200).contains(&name.chars().count()) => name.clone(),
             Some(Value::String(_)) => {
@@ -167,9 +164,7 @@ fn decode_credential(
 ) -> Result<CredentialRequest, Report> {
     let Value::Object(body) = value else { return Err(Report::single("body", wrong_type(value, "an object"))) };
     let mut problems = Vec::new();
-    for key in body.keys().filter(|k| !fields.contains(&k.as_str())) {
-        problems.push(Problem::new(key.as_str(), format!("is not a field here; known fields: {}", fields.join(", "))));
-    }
+    problems.extend(unknown_keys(body, "", fields, "field here", "fields"));
     let name = match body.get("name") {
         _ if !fields.contains(&"name") => "portal link".to_owned(),
         Some(Value::String(name)) if (1..=200).contains(&name.chars().count()) => name.clone(),

@@ -1,8 +1,8 @@
 //! Decoding the credentials of a registration: `auth` (to the receiver) and `callbackAuth` (to the callback
 //! URLs), in the shapes of [`TargetAuth`]. What is wrong is said with its path; a secret is never quoted.
 
-use super::fields::{decode_optional_string, decode_url};
-use crate::model::{join, ClientCertificate, OAuth2Client, Problem, TargetAuth};
+use super::fields::decode_url;
+use crate::model::{join, optional_string, ClientCertificate, OAuth2Client, Problem, TargetAuth};
 use serde_json::Value;
 
 /// One of the shapes of [`TargetAuth`], at `path` (`auth` or `callbackAuth`). Credentials are never quoted.
@@ -45,8 +45,8 @@ pub(super) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<
         "bearer" => TargetAuth::Bearer { token: text("token") },
         "oauth2" => {
             let (client_id, client_secret) = (text("clientId"), text("clientSecret"));
-            let scope = decode_optional_string(fields.get("scope"), &join(path, "scope"), problems);
-            let audience = decode_optional_string(fields.get("audience"), &join(path, "audience"), problems);
+            let scope = optional_string(fields.get("scope"), &join(path, "scope"), problems);
+            let audience = optional_string(fields.get("audience"), &join(path, "audience"), problems);
             let endpoint = |name: &str, problems: &mut Vec<Problem>| {
                 fields.contains_key(name).then(|| decode_url(fields.get(name), &join(path, name), problems))
             };

@@ -1,4 +1,4 @@
-//! Decoders of a registration's single fields (some shared with its credentials): URLs, optional strings,
+//! Decoders of a registration's single fields (some shared with its credentials): URLs,
 //! booleans, patterns, the rate limit, the transform; each problem reported with its path.
 
 use crate::model::{quote, whole, wrong_type, Problem};
@@ -36,17 +36,6 @@ pub(super) fn decode_url(value: Option<&Value>, path: &str, problems: &mut Vec<P
         }
     }
     text.clone()
-}
-
-pub(super) fn decode_optional_string(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<String> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(other) => {
-            problems.push(Problem::new(path, wrong_type(other, "a string")));
-            None
-        }
-    }
 }
 
 pub(super) fn decode_pattern(

@@ -2,11 +2,9 @@
 //! existing configuration imports as it is), with every problem reported at once, each with its path.
 
 use super::credentials::decode_auth;
-use super::fields::{
-    decode_bool, decode_optional_string, decode_pattern, decode_rate_limit, decode_transform, decode_url,
-};
+use super::fields::{decode_bool, decode_pattern, decode_rate_limit, decode_transform, decode_url};
 use crate::events::catalog;
-use crate::model::{join, quote, wrong_type, Problem, Report, TenantId, WebhookConfig};
+use crate::model::{join, optional_string, quote, unknown_keys, wrong_type, Problem, Report, TenantId, WebhookConfig};
 use crate::policy::retry::{RetrySchedule, ScheduleError};
 use crate::request::RESERVED_HEADERS;
 use serde_json::{Map, Value};
@@ -134,19 +132,14 @@ impl WebhookConfig {
             return Err(Report::single("body", wrong_type(value, "an object")));
         };
         let mut problems = Vec::new();
-        for key in body.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
-            problems.push(Problem::new(
-                key.as_str(),
-                format!("is not a webhook field; known fields: {}", FIELDS.join(", ")),
-            ));
-        }
+        problems.extend(unknown_keys(body, "", &FIELDS, "webhook field", "fields"));
         let config = WebhookConfig {
             url: decode_url(body.get("url"), "url", &mut problems),
             subscriptions: decode_subscriptions(body.get("subscriptions"), &mut problems),
             attributes: decode_string_map(body, "attributes", &mut problems),
             headers: decode_string_map(body, "headers", &mut problems),
             disabled: decode_bool(body.get("disabled"), "disabled", &mut problems),
-            description: decode_optional_string(body.get("description"), "description", &mut problems),
+            description: optional_string(body.get("description"), "description", &mut problems),
             failure_callback_url: decode_optional_url(body, "failureCallbackUrl", &mut problems),
             auth: decode_auth(body.get("auth"), "auth", &mut problems),
             callback_url: decode_optional_url(body, "callbackUrl", &mut problems),

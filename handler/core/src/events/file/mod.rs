@@ -10,7 +10,7 @@ pub use schema::schema;
 use super::contents::Catalog;
 use super::fields::{FieldType, FORMATS};
 use super::spec::{file_stem, Audience, EventSpec, Field};
-use crate::model::{quote, wrong_type, CallbackType, Problem, Report};
+use crate::model::{self, join, quote, wrong_type, CallbackType, Problem, Report};
 use rules::decode_rule;
 use serde_json::{Map, Value};
 
@@ -293,9 +293,7 @@ pub(crate) fn unknown_keys(
     what: &str,
     problems: &mut Vec<Problem>,
 ) {
-    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
-        problems.push(Problem::new(at(path, key), format!("is not a key of {what}; known keys: {}", known.join(", "))));
-    }
+    problems.extend(model::unknown_keys(object, path, known, &format!("key of {what}"), "keys"));
 }
 
 pub(crate) fn required_string(
@@ -306,7 +304,7 @@ pub(crate) fn required_string(
 ) -> Option<String> {
     match object.get(key) {
         None => {
-            problems.push(Problem::new(at(path, key), "is missing, expected a string"));
+            problems.push(Problem::new(join(path, key), "is missing, expected a string"));
             None
         }
         Some(_) => optional_string(object, path, key, problems),
@@ -319,14 +317,7 @@ pub(crate) fn optional_string(
     key: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<String> {
-    match object.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(other) => {
-            problems.push(Problem::new(at(path, key), wrong_type(other, "a string")));
-            None
-        }
-    }
+    model::optional_string(object.get(key), &join(path, key), problems)
 }
 
 pub(crate) fn string_list(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Vec<String> {
@@ -351,13 +342,5 @@ pub(crate) fn string_list(value: Option<&Value>, path: &str, problems: &mut Vec<
             problems.push(Problem::new(path, wrong_type(other, "an array of strings")));
             Vec::new()
         }
-    }
-}
-
-pub(crate) fn at(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
     }
 }

@@ -60,27 +60,15 @@ pub(super) fn decode_rule(catalog: &Catalog, rule: &Value, path: &str, problems:
         }
         _ => Vec::new(),
     };
-    let when_equal = match (rule.get("when"), from) {
-        (Some(pattern), Some(from)) => equalities(pattern, from),
+    // Plain values on single-string fields: decided on the event itself, with the matcher's verdict (an array
+    // field matches when any item does, which the shortcut would not see).
+    let when_equal = match (&when, from) {
+        (Some(when), Some(from)) => when
+            .payload_equalities()
+            .filter(|fields| fields.iter().all(|(field, _)| from.field(field).is_some_and(|f| is_text(f.ty)))),
         _ => None,
     };
     (problems.len() == before).then_some(Mapping { from: from_name, when, when_equal, to: to_name, for_each, payload })
-}
-
-/// `{"payload": {"field": ["a", "b"], ...}}` on string fields of `from`, as (field, values): a pattern that only
-/// lists strings for fields that are single strings matches exactly when each field holds one of its values.
-fn equalities(pattern: &Value, from: &EventSpec) -> Option<Vec<(String, Vec<String>)>> {
-    let top = pattern.as_object().filter(|top| top.len() == 1)?;
-    let fields = top.get("payload")?.as_object().filter(|fields| !fields.is_empty())?;
-    fields
-        .iter()
-        .map(|(field, values)| {
-            from.field(field).filter(|f| is_text(f.ty))?;
-            let values: Option<Vec<String>> =
-                values.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect();
-            Some((field.clone(), values.filter(|v| !v.is_empty())?))
-        })
-        .collect()
 }
 
 /// A `when` pattern may only name `name` and fields of the event it is on: any other key could never match.
