@@ -6,7 +6,7 @@
 //! [`MAX_OPERATIONS`] steps (an endless loop stops within milliseconds), [`MAX_CALL_DEPTH`] nested calls (no
 //! stack overflow), the sizes of strings, arrays and maps; and by what rhai's own checks cannot see: the bytes
 //! a run allocates ([`memory`], counted by the allocator the handler installs) and, for single steps that work
-//! through a large string, a [`DEADLINE`]: the one clock the core reads, as a safety bound, never for a result.
+//! through a large string, a [`DEADLINE`] of this thread's processor time: the one clock the core reads, as a bound.
 
 mod memory;
 mod transform;
@@ -33,12 +33,14 @@ pub const MAX_CALL_DEPTH: usize = 32;
 pub const MAX_SOURCE_BYTES: usize = 16 * 1024;
 /// The most bytes a run may allocate, in all (counted where the allocator counts, see [`memory`]).
 pub const MAX_MEMORY_BYTES: usize = 64 * 1024 * 1024;
-/// The longest a run may take, whatever its steps are.
+/// The most processor time a run may take, whatever its steps are (time on this thread, not on the clock: a
+/// busy machine does not make a run fail that would pass on an idle one).
 pub const DEADLINE: Duration = Duration::from_millis(40);
 
 thread_local! {
-    /// The running template's deadline and the allocation count it started at, on this thread.
-    static RUN: Cell<Option<(Instant, usize)>> = const { Cell::new(None) };
+    /// The running template's deadline (in this thread's processor time) and the allocation count it started
+    /// at, on this thread.
+    static RUN: Cell<Option<(Duration, usize)>> = const { Cell::new(None) };
 }
 
 fn engine() -> &'static Engine {
@@ -66,11 +68,48 @@ fn engine() -> &'static Engine {
             if memory::allocated().wrapping_sub(allocated_at_start) > MAX_MEMORY_BYTES {
                 return Some(Dynamic::from(format!("more than {} MiB allocated", MAX_MEMORY_BYTES >> 20)));
             }
-            (operations % 64 == 0 && Instant::now() > deadline)
+            (operations % 64 == 0 && cpu_time() > deadline)
                 .then(|| Dynamic::from(format!("longer than {} ms", DEADLINE.as_millis())))
         });
         engine
     })
+}
+
+/// `value` as JSON text of at most `limit` bytes, written no further than that.
+pub(crate) fn json_text(value: &Dynamic, limit: usize) -> Result<String, String> {
+    struct Bounded(Vec<u8>, usize);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.0.len() + bytes.len() > self.1 {
+                return Err(std::io::Error::other("too long"));
+            }
+            self.0.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Bounded(Vec::new(), limit);
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => String::from_utf8(out.0).map_err(|e| e.to_string()),
+        Err(e) if e.is_io() => Err(format!("made JSON over the limit of {limit} bytes")),
+        Err(e) => Err(format!("made something that is not JSON: {e}")),
+    }
+}
+
+/// The processor time this thread has used (the clock where a thread's time cannot be read).
+fn cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `now` is a valid timespec to write into; the clock id is a constant of the platform.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0 {
+            return Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+        }
+    }
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
 
 fn bounded_replace(text: &mut ImmutableString, find: &str, by: &str) -> Result<(), Box<EvalAltResult>> {
@@ -126,7 +165,9 @@ impl Template {
         if made.is_unit() {
             return Ok(None);
         }
-        rhai::serde::from_dynamic::<Value>(&made)
+        // Through bounded text: a value may hold one large string many times over.
+        let text = json_text(&made, crate::events::MAX_EVENT_BYTES).map_err(TemplateError)?;
+        serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| TemplateError(format!("made something that is not JSON: {e}")))
     }
@@ -136,7 +177,7 @@ impl Template {
         for (name, value) in inputs {
             scope.push_constant_dynamic(name, value);
         }
-        RUN.set(Some((Instant::now() + DEADLINE, memory::allocated())));
+        RUN.set(Some((cpu_time() + DEADLINE, memory::allocated())));
         // rhai has internal assertions: one failing fails this run, not the process.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             engine().eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
@@ -240,6 +281,22 @@ mod tests {
             let stopped = expected.split('|').any(|why| error.contains(why));
             assert!(error.starts_with("failed: ") && stopped, "{source}: {error}");
         }
+    }
+
+    /// One large string set into a map many times is one allocation, held by reference: written out, it would be
+    /// gigabytes. Written out as a body it stops at the limit.
+    #[test]
+    fn a_value_holding_one_string_many_times_is_never_written_out_whole() {
+        let many = "let s = \"x\"; for i in 0..17 { s += s; } let m = #{}; for i in 0..2_000 { m[`k${i}`] = s; }";
+        let error = run(&format!("{many} m")).unwrap_err().to_string();
+        assert_eq!(error, "made JSON over the limit of 262144 bytes");
+        let event = crate::events::decode(br#"{"name":"ping","payload":{"name":"a"}}"#).unwrap();
+        let error = Transform::compile(&format!("{many} m"))
+            .unwrap()
+            .apply_to_event(&event, &Default::default(), "evt", None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "made JSON over the limit of 262144 bytes");
     }
 
     #[test]

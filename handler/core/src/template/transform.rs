@@ -1,6 +1,6 @@
 //! A webhook's transform: a template from the body it would receive to the body it gets.
 
-use super::{dynamic, Template, TemplateError, MAX_SOURCE_BYTES};
+use super::{dynamic, json_text, Template, TemplateError, MAX_SOURCE_BYTES};
 use crate::events::{Event, MAX_EVENT_BYTES};
 use rhai::Dynamic;
 use schemars::JsonSchema;
@@ -82,15 +82,8 @@ impl Transform {
         if made.is_unit() {
             return Ok(None);
         }
-        let text =
-            serde_json::to_string(&made).map_err(|e| TemplateError(format!("made something that is not JSON: {e}")))?;
-        if text.len() > MAX_EVENT_BYTES {
-            return Err(TemplateError(format!(
-                "made a body of {} bytes, over the limit of {MAX_EVENT_BYTES} bytes (256 KiB)",
-                text.len()
-            )));
-        }
-        Ok(Some(text))
+        // Written no further than an event may be: a value may hold one large string many times over.
+        json_text(&made, MAX_EVENT_BYTES).map(Some).map_err(TemplateError)
     }
 }
 
