@@ -82,7 +82,7 @@ fn validate(name: Name<'_>, payload: PayloadMember<'_>) -> Result<Event, Report>
     };
     let event = match (spec, fields) {
         (Some(spec), Some(fields)) => {
-            decode_payload(spec, fields, &mut problems).map(|payload| Event { spec, payload })
+            decode_payload(spec, fields, &mut problems).map(|payload| Event::new(spec, payload))
         }
         _ => None,
     };

@@ -6,6 +6,7 @@
 //! then routed like any public event. Rules are read from the catalog file and checked there (`events::file`),
 //! so running one cannot fail.
 
+use super::enricher::Enrichment;
 use super::payload::{Event, Payload};
 use super::spec::EventSpec;
 use crate::policy::filter::EventFilter;
@@ -28,6 +29,8 @@ pub struct Mapping {
     pub for_each: Option<String>,
     /// The payload of the emitted event, field by field, in this order.
     pub payload: Vec<(String, Source)>,
+    /// The enrichers whose answers the rule needs (`enrichment.<name>`), fetched before it runs.
+    pub hydrate: Vec<String>,
 }
 
 /// Where a field of an emitted payload comes from: a path into what the rule reads (`event.payload.<field>`,
@@ -40,6 +43,9 @@ pub enum Source {
     EventName,
     /// `attributes.<forEach>`: the attribute value the event is emitted for.
     Attribute(String),
+    /// `enrichment.<name>[.<key>...]`: what enricher `name` fetched, or a value inside it. Its type is known
+    /// only once fetched: checked then (`Catalog::check_enrichment`), before the rule runs.
+    Enrichment { name: String, keys: Vec<String> },
 }
 
 impl Source {
@@ -49,7 +55,15 @@ impl Source {
             Source::Field(field) => format!("event.payload.{field}"),
             Source::EventName => "event.name".to_owned(),
             Source::Attribute(attribute) => format!("attributes.{attribute}"),
+            Source::Enrichment { name, keys } => {
+                std::iter::once(format!("enrichment.{name}")).chain(keys.iter().cloned()).collect::<Vec<_>>().join(".")
+            }
         }
+    }
+
+    /// The value of an `enrichment.` path in what the enrichers fetched.
+    pub fn in_enrichment<'a>(name: &str, keys: &[String], enrichment: &'a Enrichment) -> Option<&'a Value> {
+        keys.iter().try_fold(enrichment.get(name)?, |value, key| value.get(key.as_str()))
     }
 }
 
@@ -65,12 +79,17 @@ impl Serialize for Mapping {
                 map.end()
             }
         }
-        let mut rule = serializer.serialize_struct("Mapping", 5)?;
+        let mut rule = serializer.serialize_struct("Mapping", 6)?;
         rule.serialize_field("from", &self.from)?;
         rule.serialize_field("when", &self.when.as_ref().map(EventFilter::pattern))?;
         rule.serialize_field("to", &self.to)?;
         rule.serialize_field("forEach", &self.for_each)?;
         rule.serialize_field("payload", &Fields(&self.payload))?;
+        if self.hydrate.is_empty() {
+            rule.skip_field("hydrate")?;
+        } else {
+            rule.serialize_field("hydrate", &self.hydrate)?;
+        }
         rule.end()
     }
 }
@@ -95,10 +114,13 @@ impl Mapping {
                     Source::Field(from) => event.payload.get(from)?.clone(),
                     Source::EventName => Value::from(event.name()),
                     Source::Attribute(_) => Value::from(attribute_value),
+                    Source::Enrichment { name, keys } => {
+                        Source::in_enrichment(name, keys, event.enrichment.as_deref()?)?.clone()
+                    }
                 };
                 Some((to.field(field)?.name.as_str(), value))
             })
             .collect();
-        Event { spec: to, payload: Payload::new(fields) }
+        Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone() }
     }
 }

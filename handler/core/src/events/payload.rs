@@ -1,8 +1,10 @@
 //! Validated events: what decoding an incoming message yields and what the mapping table produces.
 
+use super::enricher::Enrichment;
 use super::spec::EventSpec;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The fields of an event's payload, in the order the producer sent them (or the mapping table built them).
 /// Holds only fields the catalog documents: internal fields never reach an integrator.
@@ -45,14 +47,20 @@ impl Serialize for Payload {
     }
 }
 
-/// An event that passed validation: a catalog event and its payload.
+/// An event that passed validation: a catalog event and its payload, and what its enrichers fetched for it
+/// (shared by the public events a rule makes of it, for their webhooks' transforms).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub spec: &'static EventSpec,
     pub payload: Payload,
+    pub enrichment: Option<Arc<Enrichment>>,
 }
 
 impl Event {
+    pub fn new(spec: &'static EventSpec, payload: Payload) -> Event {
+        Event { spec, payload, enrichment: None }
+    }
+
     pub fn name(&self) -> &'static str {
         self.spec.name.as_str()
     }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// What a transform reads.
-pub const TRANSFORM_INPUTS: [&str; 4] = ["body", "attributes", "eventId", "correlationId"];
+/// What a transform reads: `enrichment` is what the catalog's enrichers fetched for the event (`{}` when none).
+pub const TRANSFORM_INPUTS: [&str; 5] = ["body", "attributes", "eventId", "correlationId", "enrichment"];
 
 /// A transform as stored: its source, and the template compiled from it. A stored one that no longer compiles
 /// (a later version of the engine) is still read, so that its webhook alone is affected: its deliveries die
@@ -50,6 +50,7 @@ impl Transform {
             ("attributes", attributes),
             ("eventId", &event_id),
             ("correlationId", &correlation_id),
+            ("enrichment", &Value::Object(serde_json::Map::new())),
         ])
     }
 
@@ -73,11 +74,14 @@ impl Transform {
             .collect();
         let body: rhai::Map = [("name".into(), Dynamic::from(event.name())), ("payload".into(), payload.into())].into();
         let attributes: rhai::Map = attributes.iter().map(|(k, v)| (k.into(), Dynamic::from(v.clone()))).collect();
+        let enrichment: rhai::Map =
+            event.enrichment.iter().flat_map(|e| e.iter()).map(|(name, value)| (name.into(), dynamic(value))).collect();
         let made = template.run(vec![
             ("body", body.into()),
             ("attributes", attributes.into()),
             ("eventId", Dynamic::from(event_id.to_owned())),
             ("correlationId", correlation_id.map_or(Dynamic::UNIT, |c| Dynamic::from(c.to_owned()))),
+            ("enrichment", enrichment.into()),
         ])?;
         if made.is_unit() {
             return Ok(None);

@@ -110,10 +110,10 @@ mod tests {
 
     #[test]
     fn attribute_keys_are_left_out_and_the_rest_keeps_its_order() {
-        let event = Event {
-            spec: catalog::event("service:subscribed").unwrap(),
-            payload: Payload::new(vec![("serviceId", json!("S1")), ("fiscalCode", json!("AAABBB00A00A000B"))]),
-        };
+        let event = Event::new(
+            catalog::event("service:subscribed").unwrap(),
+            Payload::new(vec![("serviceId", json!("S1")), ("fiscalCode", json!("AAABBB00A00A000B"))]),
+        );
         let attributes =
             BTreeMap::from([("serviceId".to_owned(), "S1".to_owned()), ("name".to_owned(), "wh2".to_owned())]);
         assert_eq!(
@@ -127,10 +127,7 @@ mod tests {
             )
             .unwrap()
         );
-        let numbers = Event {
-            spec: event.spec,
-            payload: Payload::new(vec![("n", json!(1.5)), ("o", json!({"a": [true, null]}))]),
-        };
+        let numbers = Event::new(event.spec, Payload::new(vec![("n", json!(1.5)), ("o", json!({"a": [true, null]}))]));
         assert_eq!(
             delivery_body(&numbers, &attributes),
             r#"{"name":"service:subscribed","payload":{"n":1.5,"o":{"a":[true,null]}}}"#

@@ -6,7 +6,7 @@ use crate::model::{join, optional_string, ClientCertificate, OAuth2Client, Probl
 use serde_json::Value;
 
 /// One of the shapes of [`TargetAuth`], at `path` (`auth` or `callbackAuth`). Credentials are never quoted.
-pub(super) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
+pub(crate) fn decode_auth(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<TargetAuth> {
     const EXPECTED: &str = r#"an object whose "type" is "basic", "bearer", "oauth2" or "mtls""#;
     let fields = match value {
         None | Some(Value::Null) => return None,

@@ -8,4 +8,5 @@ pub mod registration;
 pub mod routing;
 
 pub use body::delivery_body;
+pub(crate) use credentials::decode_auth;
 pub use routing::{receives, WebhookIndex};

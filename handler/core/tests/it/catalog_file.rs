@@ -117,7 +117,7 @@ fn a_broken_file_is_refused_with_every_problem_and_where_it_is() {
     assert_eq!(
         problems(json!({"events": [], "extra": 1})),
         [
-            "extra: is not a key of a catalog file; known keys: $schema, description, events, mappings",
+            "extra: is not a key of a catalog file; known keys: $schema, description, events, mappings, enrichers",
             "events: [] is an array, expected a non-empty array of events",
         ]
     );
@@ -163,7 +163,7 @@ fn a_broken_file_is_refused_with_every_problem_and_where_it_is() {
             "mappings[2].when.payload.w: never matches: w is not a field of source:x",
             "mappings[2].payload.s: event.payload.v is integer, but target:y.s is non-empty string",
             "mappings[2].payload.t: is not a field of target:y",
-            "mappings[3].extra: is not a key of a mapping rule; known keys: from, when, to, forEach, payload",
+            "mappings[3].extra: is not a key of a mapping rule; known keys: from, when, to, forEach, payload, hydrate",
             r#"mappings[3].payload.s: "attributes.serviceId" is not a path this rule can read; it reads event.name, event.payload.v, event.payload.o"#,
             "mappings[4].payload.s: event.payload.o may be missing, but target:y.s is required",
             "events[4]: orphan is non-public and no mapping rule starts from it: it could never be delivered",

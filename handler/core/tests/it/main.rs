@@ -3,6 +3,7 @@
 //! routing (`grants`).
 
 mod catalog_file;
+mod enrichers;
 mod fuzz;
 mod grants;
 mod mapping;

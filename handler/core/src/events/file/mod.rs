@@ -2,9 +2,11 @@
 //! path inside the file (`events[2].payload.properties.fiscalCode.format`). Everything a rule could get wrong
 //! is found here, at load, so that running the table cannot fail at delivery.
 
+mod enrichers;
 mod rules;
 mod schema;
 
+pub use enrichers::{Environment, MAX_TIMEOUT};
 pub use schema::schema;
 
 use super::contents::Catalog;
@@ -14,15 +16,21 @@ use crate::model::{self, join, quote, wrong_type, CallbackType, Problem, Report}
 use rules::decode_rule;
 use serde_json::{Map, Value};
 
-pub(crate) const TOP: [&str; 4] = ["$schema", "description", "events", "mappings"];
+pub(crate) const TOP: [&str; 5] = ["$schema", "description", "events", "mappings", "enrichers"];
 pub(crate) const EVENT: [&str; 5] = ["name", "audience", "requiredAttributes", "description", "payload"];
 pub(crate) const PAYLOAD: [&str; 5] = ["type", "properties", "required", "title", "description"];
 pub(crate) const FIELD: [&str; 6] = ["type", "minLength", "format", "enum", "examples", "description"];
-pub(crate) const RULE: [&str; 5] = ["from", "when", "to", "forEach", "payload"];
+pub(crate) const RULE: [&str; 6] = ["from", "when", "to", "forEach", "payload", "hydrate"];
 
-/// Reads and checks a catalog file. Every event entry is kept while checking, even one with problems, so that
-/// each problem is reported once, at its place, and paths match the file's indices.
+/// Reads and checks a catalog file that reads no environment variable (`${NAME}`: see [`load_in`]).
 pub fn load(text: &str) -> Result<Catalog, Report> {
+    load_in(text, &|_| None)
+}
+
+/// Reads and checks a catalog file, its enrichers' `${NAME}` places read from `env`. Every event entry is kept
+/// while checking, even one with problems, so that each problem is reported once, at its place, and paths
+/// match the file's indices.
+pub fn load_in(text: &str, env: Environment<'_>) -> Result<Catalog, Report> {
     let value: Value = serde_json::from_str(text).map_err(|e| Report::single("file", format!("is not JSON: {e}")))?;
     let Value::Object(file) = value else {
         return Err(Report::single("file", wrong_type(&value, r#"an object {"events": [...], "mappings": [...]}"#)));
@@ -45,7 +53,8 @@ pub fn load(text: &str) -> Result<Catalog, Report> {
             Vec::new()
         }
     };
-    let mut catalog = Catalog { events, mappings: Vec::new() };
+    let enrichers = enrichers::decode_enrichers(file.get("enrichers"), env, &mut problems);
+    let mut catalog = Catalog { events, mappings: Vec::new(), enrichers };
     for (i, event) in catalog.events.iter().enumerate() {
         if catalog.events[..i].iter().any(|e| e.name == event.name) {
             problems.push(Problem::new(format!("events[{i}].name"), format!("{} is declared twice", event.name)));
@@ -61,12 +70,19 @@ pub fn load(text: &str) -> Result<Catalog, Report> {
             ));
         }
     }
+    // As written, so that an enricher with a problem of its own is not also unknown to its rules.
+    let declared_enrichers: Vec<&str> = match file.get("enrichers") {
+        Some(Value::Object(entries)) => entries.keys().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
     catalog.mappings = match file.get("mappings") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(rules)) => rules
             .iter()
             .enumerate()
-            .filter_map(|(i, rule)| decode_rule(&catalog, rule, &format!("mappings[{i}]"), &mut problems))
+            .filter_map(|(i, rule)| {
+                decode_rule(&catalog, &declared_enrichers, rule, &format!("mappings[{i}]"), &mut problems)
+            })
             .collect(),
         Some(other) => {
             problems.push(Problem::new("mappings", wrong_type(other, "an array of mapping rules")));

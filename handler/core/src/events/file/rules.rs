@@ -1,7 +1,7 @@
 //! The mapping rules of a catalog file: each checked against the events it names, so that running it cannot
 //! fail (a path reads a field that is always there, of a type the emitted field takes).
 
-use super::{is_text, optional_string, required_string, unknown_keys, RULE};
+use super::{is_text, optional_string, required_string, string_list, unknown_keys, RULE};
 use crate::events::contents::Catalog;
 use crate::events::fields::FieldType;
 use crate::events::mapping::{Mapping, Source};
@@ -10,7 +10,13 @@ use crate::model::{quote, wrong_type, Problem};
 use crate::policy::filter::EventFilter;
 use serde_json::{Map, Value};
 
-pub(super) fn decode_rule(catalog: &Catalog, rule: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<Mapping> {
+pub(super) fn decode_rule(
+    catalog: &Catalog,
+    enrichers: &[&str],
+    rule: &Value,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Mapping> {
     let Value::Object(rule) = rule else {
         problems.push(Problem::new(path, wrong_type(rule, "a rule {\"from\": ..., \"to\": ..., \"payload\": {...}}")));
         return None;
@@ -54,9 +60,28 @@ pub(super) fn decode_rule(catalog: &Catalog, rule: &Value, path: &str, problems:
     if for_each.as_deref() == Some("") {
         problems.push(Problem::new(format!("{path}.forEach"), "is empty, expected a webhook attribute name"));
     }
+    let hydrate = string_list(rule.get("hydrate"), &format!("{path}.hydrate"), problems);
+    for (i, name) in hydrate.iter().enumerate() {
+        let at = format!("{path}.hydrate[{i}]");
+        if !enrichers.contains(&name.as_str()) {
+            let declared = if enrichers.is_empty() { "none".to_owned() } else { enrichers.join(", ") };
+            problems.push(Problem::new(at, format!("{name} is not an enricher of the file; enrichers: {declared}")));
+            continue;
+        }
+        let (Some(enricher), Some(from)) = (catalog.enrichers.iter().find(|e| e.name == *name), from) else { continue };
+        for field in enricher.url.fields() {
+            if !from.field(field).is_some_and(|f| f.required) {
+                problems.push(Problem::new(
+                    at.clone(),
+                    format!("{name}'s url reads {{event.payload.{field}}}, which {} does not always have", from.name),
+                ));
+            }
+        }
+    }
     let payload = match (from, to) {
         (Some(from), Some(to)) => {
-            decode_rule_payload(rule.get("payload"), from, to, for_each.as_deref(), path, problems)
+            let readable = Readable { from, for_each: for_each.as_deref(), hydrate: &hydrate };
+            decode_rule_payload(rule.get("payload"), &readable, to, path, problems)
         }
         _ => Vec::new(),
     };
@@ -68,7 +93,15 @@ pub(super) fn decode_rule(catalog: &Catalog, rule: &Value, path: &str, problems:
             .filter(|fields| fields.iter().all(|(field, _)| from.field(field).is_some_and(|f| is_text(f.ty)))),
         _ => None,
     };
-    (problems.len() == before).then_some(Mapping { from: from_name, when, when_equal, to: to_name, for_each, payload })
+    (problems.len() == before).then_some(Mapping {
+        from: from_name,
+        when,
+        when_equal,
+        to: to_name,
+        for_each,
+        payload,
+        hydrate,
+    })
 }
 
 /// A `when` pattern may only name `name` and fields of the event it is on: any other key could never match.
@@ -97,11 +130,17 @@ fn check_pattern_fields(pattern: &Value, from: &EventSpec, path: &str, problems:
     }
 }
 
+/// What a rule's payload paths may read: its event, the attribute it emits for, what its enrichers fetch.
+struct Readable<'a> {
+    from: &'a EventSpec,
+    for_each: Option<&'a str>,
+    hydrate: &'a [String],
+}
+
 fn decode_rule_payload(
     payload: Option<&Value>,
-    from: &EventSpec,
+    readable: &Readable<'_>,
     to: &EventSpec,
-    for_each: Option<&str>,
     path: &str,
     problems: &mut Vec<Problem>,
 ) -> Vec<(String, Source)> {
@@ -131,7 +170,9 @@ fn decode_rule_payload(
             problems.push(Problem::new(field_path, wrong_type(source, "a path such as \"event.payload.fiscalCode\"")));
             continue;
         };
-        match resolve(text, from, for_each) {
+        match resolve(text, readable) {
+            // Known once fetched: checked then, before the rule runs (`Catalog::check_enrichment`).
+            Ok((source @ Source::Enrichment { .. }, _, _)) => built.push((name.clone(), source)),
             Ok((source, ty, always)) => {
                 if !fits(ty, target.ty) {
                     problems.push(Problem::new(
@@ -154,13 +195,24 @@ fn decode_rule_payload(
 }
 
 /// What a path reads, the type of what it reads and whether it is always there.
-fn resolve(path: &str, from: &EventSpec, for_each: Option<&str>) -> Result<(Source, FieldType, bool), String> {
+fn resolve(path: &str, readable: &Readable<'_>) -> Result<(Source, FieldType, bool), String> {
+    let Readable { from, for_each, hydrate } = *readable;
     let readable = || {
         let mut paths = vec!["event.name".to_owned()];
         paths.extend(from.fields.iter().map(|f| format!("event.payload.{}", f.name)));
         paths.extend(for_each.map(|a| format!("attributes.{a}")));
+        paths.extend(hydrate.iter().map(|name| format!("enrichment.{name}[.<key>...]")));
         format!("{} is not a path this rule can read; it reads {}", quote(&Value::from(path)), paths.join(", "))
     };
+    if let Some(rest) = path.strip_prefix("enrichment.") {
+        let mut keys = rest.split('.').map(str::to_owned);
+        let name = keys.next().unwrap_or_default();
+        let keys: Vec<String> = keys.collect();
+        if hydrate.contains(&name) && keys.iter().all(|k| !k.is_empty()) {
+            return Ok((Source::Enrichment { name, keys }, FieldType::Object, false));
+        }
+        return Err(readable());
+    }
     if path == "event.name" {
         return Ok((Source::EventName, FieldType::NonEmptyString, true));
     }

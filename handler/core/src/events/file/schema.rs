@@ -29,7 +29,13 @@ pub fn schema() -> Value {
             "$schema": {"type": "string"},
             "description": {"type": "string"},
             "events": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/event"}},
-            "mappings": {"type": "array", "items": {"$ref": "#/$defs/rule"}}
+            "mappings": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+            "enrichers": {
+                "type": "object",
+                "description": "What rules fetch before they run (`hydrate`), by name.",
+                "propertyNames": {"pattern": "^[A-Za-z0-9_]+$"},
+                "additionalProperties": {"$ref": "#/$defs/enricher"}
+            }
         },
         "required": ["events"],
         "additionalProperties": false,
@@ -67,9 +73,30 @@ pub fn schema() -> Value {
                         "type": "object",
                         "description": "Each field of the emitted event and the path it is read from: event.name, event.payload.<field>, attributes.<forEach>.",
                         "additionalProperties": {"type": "string"}
+                    },
+                    "hydrate": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "uniqueItems": true,
+                        "description": "Enrichers whose answers the rule reads as enrichment.<name>; fetched once per event, before it runs."
                     }
                 },
                 "required": ["from", "to"],
+                "additionalProperties": false
+            },
+            "enricher": {
+                "type": "object",
+                "properties": {
+                    "method": {"enum": ["GET", "POST"]},
+                    "url": {"type": "string", "description": "http(s) URL; {event.name} and {event.payload.<field>} are filled in percent-encoded; ${NAME} is an environment variable, read at load."},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Header values; ${NAME} is an environment variable, read at load."},
+                    "body": {"type": "string", "format": "rhai-template", "description": "A template from `event` to the JSON body (POST)."},
+                    "auth": {"type": "object", "description": "Credentials in the shapes of a webhook's auth (basic, bearer, oauth2, mtls); ${NAME} in a value is an environment variable."},
+                    "failWhen": {"type": "object", "description": "An event pattern on the answer's JSON body: a 2xx matching it is a failure (GraphQL's errors)."},
+                    "cache": {"type": "string", "description": "How long an answer is used again for the same request, such as \"5m\"."},
+                    "timeout": {"type": "string", "description": "How long the request may take (at most 30s; default 5s)."}
+                },
+                "required": ["url"],
                 "additionalProperties": false
             }
         }
@@ -95,5 +122,6 @@ mod tests {
             FIELD
         );
         assert_eq!(keys("/$defs/rule/properties"), RULE);
+        assert_eq!(keys("/$defs/enricher/properties"), super::super::enrichers::ENRICHER);
     }
 }

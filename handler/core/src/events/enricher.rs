@@ -1,0 +1,271 @@
+//! Enrichers: what a mapping rule fetches before it runs (`hydrate`), once per event. An enricher is an HTTP
+//! request built from the event (its URL template, its body template) and a judgement of the answer (a 2xx
+//! with a JSON body that its `failWhen` pattern does not match). Both are plain functions here; the request
+//! itself is the service's (I/O), through the same sender and target credentials as deliveries.
+
+use super::payload::Event;
+use crate::model::TargetAuth;
+use crate::policy::filter::EventFilter;
+use crate::template::Template;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What the enrichers of an event fetched, by enricher name: the `enrichment` a rule's payload and the
+/// webhooks' transforms read. Never sent unless a template puts it in a body.
+pub type Enrichment = BTreeMap<String, Value>;
+
+/// The inputs of an enricher's body template.
+pub const BODY_INPUTS: [&str; 1] = ["event"];
+
+/// The largest answer read: the sender reads no more (`callback::RESPONSE_KEPT`).
+pub const MAX_ANSWER_BYTES: usize = crate::callback::RESPONSE_KEPT;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// One enricher of the catalog file, checked at load.
+pub struct Enricher {
+    pub name: String,
+    pub method: Method,
+    pub url: UrlTemplate,
+    /// Sent as they are (values from the environment were put in at load).
+    pub headers: Vec<(String, String)>,
+    /// The JSON body, made from the event (`POST` only).
+    pub body: Option<Template>,
+    pub auth: Option<TargetAuth>,
+    /// An answer (a 2xx's JSON body) matching this is a failure: GraphQL's `200 {"errors": [...]}`.
+    pub fail_when: Option<EventFilter>,
+    /// How long an answer is used again for the same request; zero: never.
+    pub cache: Duration,
+    /// How long the request may take, answer included.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Enricher {
+    // Headers and credentials may hold secrets: named, never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("name", &self.name)
+            .field("method", &self.method)
+            .field("url", &self.url.text)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request an enricher makes for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: Method,
+    pub url: String,
+    /// The JSON text of the body, for `POST`.
+    pub body: Option<String>,
+}
+
+impl Call {
+    /// What identifies its answer in the cache: the same request gets the same answer while it is fresh.
+    pub fn cache_key(&self, enricher: &str) -> String {
+        format!("{enricher}\n{} {}\n{}", self.method.as_str(), self.url, self.body.as_deref().unwrap_or_default())
+    }
+}
+
+impl Enricher {
+    /// The request for `event`. Fails only when the body template fails on this event.
+    pub fn call(&self, event: &Event) -> Result<Call, String> {
+        let url = self.url.render(event);
+        let body = match &self.body {
+            None => None,
+            Some(template) => {
+                let input = serde_json::to_value(event).unwrap_or_default();
+                match template.render(&[("event", &input)]) {
+                    Ok(Some(body)) => Some(body.to_string()),
+                    Ok(None) => Some("null".to_owned()),
+                    Err(error) => return Err(format!("its body template failed: {error}")),
+                }
+            }
+        };
+        Ok(Call { method: self.method, url, body })
+    }
+
+    /// What the answer to a call says: the JSON it holds, or why it is a failure (`status` is `None` when no
+    /// answer came, and `text` then says why).
+    pub fn answer(&self, status: Option<u16>, text: &str) -> Result<Value, String> {
+        let Some(status) = status else { return Err(text.to_owned()) };
+        if !(200..300).contains(&status) {
+            return Err(format!("HTTP {status}: {}", excerpt(text)));
+        }
+        if let Some(pattern) = &self.fail_when {
+            if pattern.matches(text) {
+                return Err(format!("the answer matches failWhen: {}", excerpt(text)));
+            }
+        }
+        if text.len() >= MAX_ANSWER_BYTES {
+            return Err(format!("the answer is larger than {} KiB", MAX_ANSWER_BYTES / 1024));
+        }
+        serde_json::from_str(text).map_err(|e| format!("the answer is not JSON ({e}): {}", excerpt(text)))
+    }
+}
+
+/// The start of an answer, for a reason: enough to see what went wrong, on one line.
+fn excerpt(text: &str) -> String {
+    const KEPT: usize = 300;
+    let line: String = text.chars().filter(|c| !c.is_control()).take(KEPT).collect();
+    if text.chars().count() > KEPT {
+        format!("{line}…")
+    } else {
+        line
+    }
+}
+
+/// A URL with `{event.name}` and `{event.payload.<field>}` places, filled from the event and percent-encoded
+/// (a value can never add a path segment or a query parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    pub text: String,
+    parts: Vec<UrlPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UrlPart {
+    Text(String),
+    EventName,
+    Field(String),
+}
+
+impl UrlTemplate {
+    /// Reads `text`'s places; the paths each reads, or what is wrong.
+    pub fn parse(text: &str) -> Result<UrlTemplate, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find('{') {
+            let Some(length) = rest[start..].find('}') else {
+                return Err(format!("has a {{ at {} without its }}", text.len() - rest.len() + start));
+            };
+            parts.push(UrlPart::Text(rest[..start].to_owned()));
+            let place = &rest[start + 1..start + length];
+            parts.push(match place.strip_prefix("event.payload.") {
+                _ if place == "event.name" => UrlPart::EventName,
+                Some(field) if !field.is_empty() => UrlPart::Field(field.to_owned()),
+                _ => return Err(format!("has {{{place}}}: a place is {{event.name}} or {{event.payload.<field>}}")),
+            });
+            rest = &rest[start + length + 1..];
+        }
+        if rest.contains('}') {
+            return Err("has a } without its {".to_owned());
+        }
+        parts.push(UrlPart::Text(rest.to_owned()));
+        Ok(UrlTemplate { text: text.to_owned(), parts })
+    }
+
+    /// The fields of the event its places read.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            UrlPart::Field(field) => Some(field.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The URL as it is before any place is filled: what the loader checks is an http(s) URL.
+    pub fn sample(&self) -> String {
+        self.parts.iter().map(|part| if let UrlPart::Text(text) = part { text.as_str() } else { "x" }).collect()
+    }
+
+    /// The URL for `event`. A place whose field the event lacks is left empty (the loader only lets a
+    /// template read required fields).
+    pub fn render(&self, event: &Event) -> String {
+        let mut url = String::with_capacity(self.text.len() + 32);
+        for part in &self.parts {
+            match part {
+                UrlPart::Text(text) => url.push_str(text),
+                UrlPart::EventName => encode(event.name(), &mut url),
+                UrlPart::Field(field) => match event.payload.get(field) {
+                    Some(Value::String(text)) => encode(text, &mut url),
+                    Some(Value::Null) | None => {}
+                    Some(other) => encode(&other.to_string(), &mut url),
+                },
+            }
+        }
+        url
+    }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters: a value stays one path segment or query value.
+fn encode(value: &str, into: &mut String) {
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            into.push(byte as char);
+        } else {
+            into.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_are_read_and_their_mistakes_named() {
+        let url =
+            UrlTemplate::parse("https://crm.example/customers/{event.payload.customerId}?e={event.name}").unwrap();
+        assert_eq!(url.fields().collect::<Vec<_>>(), ["customerId"]);
+        assert_eq!(url.sample(), "https://crm.example/customers/x?e=x");
+        assert!(UrlTemplate::parse("https://x/{event.payload.id").unwrap_err().contains("without its }"));
+        assert!(UrlTemplate::parse("https://x/{attributes.a}").unwrap_err().contains("{attributes.a}"));
+        assert!(UrlTemplate::parse("https://x/}").is_err());
+    }
+
+    #[test]
+    fn values_are_percent_encoded_so_they_stay_one_segment() {
+        let mut out = String::new();
+        encode("a/b?c=d&e f~ü", &mut out);
+        assert_eq!(out, "a%2Fb%3Fc%3Dd%26e%20f~%C3%BC");
+    }
+
+    fn enricher(fail_when: Option<&str>) -> Enricher {
+        Enricher {
+            name: "customer".to_owned(),
+            method: Method::Get,
+            url: UrlTemplate::parse("https://crm.example/c").unwrap(),
+            headers: vec![("authorization".to_owned(), "Bearer s3cret".to_owned())],
+            body: None,
+            auth: None,
+            fail_when: fail_when.map(|p| EventFilter::new(&serde_json::from_str(p).unwrap()).unwrap()),
+            cache: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_json_from_a_2xx_that_fail_when_does_not_match() {
+        let graphql = enricher(Some(r#"{"errors": [{"exists": true}]}"#));
+        assert_eq!(graphql.answer(Some(200), r#"{"data": {"a": 1}}"#), Ok(serde_json::json!({"data": {"a": 1}})));
+        let failed = graphql.answer(Some(200), r#"{"errors": [{"message": "no such customer"}]}"#).unwrap_err();
+        assert!(failed.starts_with("the answer matches failWhen: ") && failed.contains("no such customer"), "{failed}");
+        assert!(graphql.answer(Some(503), "busy").unwrap_err().starts_with("HTTP 503: busy"));
+        assert!(graphql.answer(Some(200), "<html>").unwrap_err().starts_with("the answer is not JSON"));
+        assert_eq!(graphql.answer(None, "timed out"), Err("timed out".to_owned()));
+        let long = format!("\"{}\"", "a".repeat(MAX_ANSWER_BYTES));
+        assert!(graphql.answer(Some(200), &long).unwrap_err().contains("larger than"));
+    }
+
+    #[test]
+    fn its_debug_output_names_headers_without_their_values() {
+        let shown = format!("{:?}", enricher(None));
+        assert!(shown.contains("authorization") && !shown.contains("s3cret"), "{shown}");
+    }
+}
