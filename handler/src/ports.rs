@@ -231,12 +231,30 @@ pub trait RateLimits: Send + Sync {
     async fn reserve(&self, webhook_id: &WebhookId, limit: NonZeroU32, now_ms: i64) -> Result<Option<i64>, StoreError>;
 }
 
-/// Where published events wait to be routed, when they are not routed at once.
+/// Where published events wait to be routed: when they are not routed at once, and when their enrichers
+/// failed and they wait for their next try.
 #[async_trait]
 pub trait EventQueue: Send + Sync {
     /// Sends the event's exact body under its source: the id its delivery ids derive from, its correlation id
     /// and trace context.
     async fn send_event(&self, body: &[u8], source: &Source) -> Result<(), QueueError>;
+    /// Sends the event again, to be routed at `at_ms` for the `attempt`-th time (2 is its first retry), under
+    /// the same source: its deliveries keep their ids.
+    async fn send_event_later(&self, body: &[u8], source: &Source, attempt: u32, at_ms: i64) -> Result<(), QueueError>;
+}
+
+/// The message id of an event sent again for its `attempt`-th try (`{id}#try-{attempt}`): unique per try, so
+/// that duplicate detection drops a try sent twice and not the next one.
+pub fn retry_message_id(source_id: &str, attempt: u32) -> String {
+    format!("{source_id}#try-{attempt}")
+}
+
+/// The source id and the try of a message id: what [`retry_message_id`] made, or the first try of any other.
+pub fn read_message_id(message_id: &str) -> (&str, u32) {
+    message_id
+        .rsplit_once("#try-")
+        .and_then(|(id, attempt)| Some((id, attempt.parse().ok().filter(|n| *n > 1)?)))
+        .unwrap_or((message_id, 1))
 }
 
 /// One HTTP request on the wire.
@@ -270,5 +288,18 @@ impl Clock for SystemClock {
 
     fn fill_random(&self, bytes: &mut [u8]) -> Result<(), RandomUnavailable> {
         getrandom::fill(bytes).map_err(|e| RandomUnavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_s_message_id_gives_back_its_source_and_its_try() {
+        assert_eq!(read_message_id(&retry_message_id("evt_1", 3)), ("evt_1", 3));
+        assert_eq!(read_message_id("evt_1"), ("evt_1", 1));
+        assert_eq!(read_message_id("a#try-b"), ("a#try-b", 1), "not a try number: an id of its own");
+        assert_eq!(read_message_id("a#try-1"), ("a#try-1", 1), "the first try is never sent again");
     }
 }

@@ -11,7 +11,7 @@ use dispatcher_core::model::{ClientCertificate, TargetAuth};
 use dispatcher_core::policy::outcome::Response;
 use dispatcher_core::policy::retry::parse_retry_after;
 use dispatcher_core::policy::targets::{forbidden_host, http_url};
-use dispatcher_core::request::Request;
+use dispatcher_core::request::{Method, Request};
 use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use http::Uri;
 use http_body_util::{BodyExt, Full};
@@ -348,14 +348,20 @@ fn identity_of(identity: &ClientCertificate) -> Result<(Vec<CertificateDer<'stat
     Ok((chain, key))
 }
 
-/// The POST of `request` to `uri`, with the headers the transport adds: who sends it, that any answer will do,
+/// `request` to `uri`, with the headers the transport adds: who sends it, that any answer will do,
 /// and the OAuth 2.0 `token` when there is one.
 fn build_request(
     uri: Uri,
     request: &Request<'_>,
     token: Option<&AccessToken>,
 ) -> Result<http::Request<Full<Bytes>>, Failure> {
-    let mut http_request = http::Request::post(uri)
+    let method = match request.method {
+        Method::Get => http::Method::GET,
+        Method::Post => http::Method::POST,
+    };
+    let mut http_request = http::Request::builder()
+        .method(method)
+        .uri(uri)
         .header(USER_AGENT, USER_AGENT_VALUE)
         .header(ACCEPT, "*/*")
         .body(Full::new(Bytes::copy_from_slice(request.body.as_bytes())))
@@ -442,6 +448,7 @@ mod tests {
         use dispatcher_core::request::Header;
         let plain = |name, value: &'static str| Header { name, value: value.into(), sensitive: false };
         let request = Request {
+            method: Method::Post,
             url: "https://example.com/hook",
             headers: vec![
                 plain("webhook-id", "dlv_1"),
@@ -466,6 +473,9 @@ mod tests {
         assert!(built.headers()["authorization"].is_sensitive(), "kept out of debug output");
         assert!(header("user-agent").unwrap().starts_with("public-event-dispatcher/"));
 
+        let get = Request { method: Method::Get, body: "", ..request.clone() };
+        let built = build_request("https://example.com/q?id=1".parse().unwrap(), &get, None).unwrap();
+        assert_eq!((built.method(), built.uri().query()), (&http::Method::GET, Some("id=1")));
         let bad = Request { headers: vec![plain("x-bad", "line\nbreak")], ..request };
         let failure = build_request("https://example.com/".parse().unwrap(), &bad, None).unwrap_err();
         assert_eq!(failure, Failure::Permanent("invalid header \"x-bad\": its value is not a header value".into()));

@@ -17,7 +17,8 @@ pub fn load(setting: Option<&str>) -> Result<&'static Catalog, Vec<String>> {
             .map_err(|e| vec![format!("cannot read the catalog file {setting}: {e}")])?;
         (setting.to_owned(), text)
     };
-    file::load(&text)
+    // Enrichers' `${NAME}` places are this process's environment variables (app settings on Azure).
+    file::load_in(&text, &|name| std::env::var(name).ok())
         .map(Catalog::leak)
         .map_err(|report| report.problems().iter().map(|problem| format!("{origin}: {problem}")).collect())
 }

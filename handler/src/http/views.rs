@@ -17,7 +17,8 @@ use std::num::NonZeroU32;
 #[derive(Serialize, JsonSchema)]
 pub struct AcceptedView {
     pub id: String,
-    /// Absent on Azure, where the event is queued and routed by OnIncomingEvent.
+    /// Absent on Azure, where the event is queued and routed by OnIncomingEvent, and when its enrichers failed
+    /// and it waits for its next try.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deliveries: Option<usize>,
 }

@@ -40,8 +40,16 @@ pub struct Preview {
 /// What became of a message taken from a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    Routed { event: &'static str, deliveries: usize },
+    Routed {
+        event: &'static str,
+        deliveries: usize,
+    },
     Rejected(Rejected),
+    /// Its enrichers failed (the reason): it waits for its next try, at this time.
+    Waiting {
+        reason: String,
+        at_ms: i64,
+    },
 }
 
 impl Service {
@@ -81,7 +89,13 @@ impl Service {
         let id = idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?;
         let source = Source { id, correlation_id, traceparent };
         let deliveries = match &self.intake {
-            Intake::Route => Some(self.route(&event, &source, &*self.queue).await?),
+            Intake::Route => match self.hydrate(event, &source).await {
+                Ok(event) => Some(self.route(&event, &source, &*self.queue).await?),
+                Err(reason) => {
+                    self.wait(body, &source, 1, reason).await?;
+                    None
+                }
+            },
             Intake::Queue(events) => {
                 events.send_event(body, &source).await?;
                 None
@@ -157,22 +171,45 @@ impl Service {
         }
     }
 
-    /// Takes a message of the events queue (OnIncomingEvent): routes a valid event, submitting its deliveries
-    /// to `queue`; records an invalid one as rejected. `Err` only for what a redelivery may cure.
+    /// Takes a message of the events queue (OnIncomingEvent), or an event whose try `attempt` (1: its first) has
+    /// come: routes a valid event, submitting its deliveries to `queue`, once its enrichers fetched what its rules
+    /// need; records an invalid one as rejected. `Err` only for what a redelivery may cure.
     pub async fn accept(
         &self,
         body: &[u8],
         source: &Source,
+        attempt: u32,
         queue: &dyn NewDeliveries,
     ) -> Result<Accepted, ServiceError> {
         match decode(body) {
             Ok(event) => {
+                let event = match self.hydrate(event, source).await {
+                    Ok(event) => event,
+                    Err(reason) => return self.wait(body, source, attempt, reason).await,
+                };
                 let deliveries = self.route(&event, source, queue).await?;
                 Ok(Accepted::Routed { event: event.name(), deliveries })
             }
             Err(report) => {
                 let rejected = self.reject(Some(source.id.clone()), report.problems().to_vec(), body).await?;
                 Ok(Accepted::Rejected(rejected))
+            }
+        }
+    }
+
+    /// An event whose enrichers failed on its `attempt`-th try: sent again for the next one on the retry
+    /// schedule, or, past the last, rejected with the reason. Never routed without its data.
+    async fn wait(&self, body: &[u8], source: &Source, attempt: u32, reason: String) -> Result<Accepted, ServiceError> {
+        match self.schedule.delay_after(attempt, &source.id, None) {
+            Some(delay) => {
+                let at_ms = self.clock.now_ms() + delay.as_millis() as i64;
+                tracing::warn!(event_id = %source.id, attempt, %reason, "enrichment failed; the event is tried again later");
+                self.event_retries.send_event_later(body, source, attempt + 1, at_ms).await?;
+                Ok(Accepted::Waiting { reason, at_ms })
+            }
+            None => {
+                let problem = Problem::new("enrichment", format!("{reason} (tried {attempt} times)"));
+                Ok(Accepted::Rejected(self.reject(Some(source.id.clone()), vec![problem], body).await?))
             }
         }
     }

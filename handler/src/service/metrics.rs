@@ -39,6 +39,7 @@ pub struct Metrics {
     webhooks: Gauge<u64>,
     changes: Counter<u64>,
     refused: Counter<u64>,
+    enrichments: Counter<u64>,
 }
 
 /// The name a rejected event's body gives itself, when it is one of the catalog's; `unknown` otherwise, so
@@ -95,6 +96,10 @@ impl Metrics {
                 .u64_counter("dispatcher.changes")
                 .with_description("Changes made through the API (the audit log), by who (operator, tenant) and action")
                 .build(),
+            enrichments: meter
+                .u64_counter("dispatcher.enrichments")
+                .with_description("Enrichers' fetches, by enricher and outcome (fetched, cached, failed)")
+                .build(),
             refused: meter
                 .u64_counter("dispatcher.credentials.refused")
                 .with_description(
@@ -106,6 +111,12 @@ impl Metrics {
 
     pub fn accepted(&self, event: &'static str) {
         self.accepted.add(1, &[KeyValue::new("event", event)]);
+    }
+
+    /// An enricher of the catalog fetched (`fetched`), found its answer in the cache (`cached`) or failed.
+    pub fn enrichment(&self, enricher: &str, outcome: &'static str) {
+        let labels = [KeyValue::new("enricher", enricher.to_owned()), KeyValue::new("outcome", outcome)];
+        self.enrichments.add(1, &labels);
     }
 
     pub fn rejected(&self, body: &[u8]) {

@@ -9,6 +9,7 @@ mod attempts;
 mod cache;
 mod deliveries;
 mod health;
+mod hydration;
 mod intake;
 pub mod metrics;
 mod tenants;
@@ -60,6 +61,9 @@ pub struct Parts {
     pub queue: Arc<dyn DeliveryQueue>,
     pub rate_limits: Arc<dyn RateLimits>,
     pub intake: Intake,
+    /// Where an event whose enrichers failed waits for its next try (the SQLite store locally, the events queue
+    /// on Azure).
+    pub event_retries: Arc<dyn EventQueue>,
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
     pub schedule: RetrySchedule,
@@ -80,6 +84,9 @@ pub struct Service {
     queue: Arc<dyn DeliveryQueue>,
     rate_limits: Arc<dyn RateLimits>,
     intake: Intake,
+    event_retries: Arc<dyn EventQueue>,
+    /// Enrichers' answers, while their cache time lasts.
+    answers: hydration::Answers,
     sender: Arc<dyn Sender>,
     clock: Arc<dyn Clock>,
     schedule: RetrySchedule,
@@ -232,6 +239,8 @@ impl Service {
             queue: parts.queue,
             rate_limits: parts.rate_limits,
             intake: parts.intake,
+            event_retries: parts.event_retries,
+            answers: hydration::Answers::default(),
             sender: parts.sender,
             clock: parts.clock,
             schedule: parts.schedule,

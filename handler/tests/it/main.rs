@@ -25,6 +25,7 @@ mod catalog;
 mod cosmos_throttling;
 mod disk_full;
 mod doc_links;
+mod enrichment;
 mod function_app;
 mod functions_serve;
 mod generated_files;

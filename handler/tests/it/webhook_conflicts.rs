@@ -62,6 +62,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
         queue,
         rate_limits: Arc::new(MemoryRateLimits::default()),
         intake: Intake::Route,
+        event_retries: store.clone(),
         sender: Arc::new(Sender::new(Duration::from_secs(1), true)),
         clock: Arc::new(SystemClock),
         schedule: "1s".parse::<RetrySchedule>().unwrap(),

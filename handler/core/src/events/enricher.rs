@@ -6,6 +6,7 @@
 use super::payload::Event;
 use crate::model::TargetAuth;
 use crate::policy::filter::EventFilter;
+pub use crate::request::Method;
 use crate::template::Template;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,21 +21,6 @@ pub const BODY_INPUTS: [&str; 1] = ["event"];
 
 /// The largest answer read: the sender reads no more (`callback::RESPONSE_KEPT`).
 pub const MAX_ANSWER_BYTES: usize = crate::callback::RESPONSE_KEPT;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
 
 /// One enricher of the catalog file, checked at load.
 pub struct Enricher {

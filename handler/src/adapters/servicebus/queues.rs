@@ -6,7 +6,7 @@
 //! job waiting for its rate-limit slot one naming the slot.
 
 use super::{Outgoing, QueueSender};
-use crate::ports::{DeliveryQueue, EventQueue, NewDeliveries, QueueError};
+use crate::ports::{retry_message_id, DeliveryQueue, EventQueue, NewDeliveries, QueueError};
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::model::Job;
@@ -18,13 +18,24 @@ pub struct ServiceBusEvents(pub QueueSender);
 #[async_trait]
 impl EventQueue for ServiceBusEvents {
     async fn send_event(&self, body: &[u8], source: &Source) -> Result<(), QueueError> {
+        // The MessageId is the source of the delivery ids, as for events sent to the queue directly.
+        self.send(body, source, &source.id, None).await
+    }
+
+    /// A scheduled message whose id names the try (`ports::retry_message_id`), which OnIncomingEvent reads back.
+    async fn send_event_later(&self, body: &[u8], source: &Source, attempt: u32, at_ms: i64) -> Result<(), QueueError> {
+        self.send(body, source, &retry_message_id(&source.id, attempt), Some(at_ms)).await
+    }
+}
+
+impl ServiceBusEvents {
+    async fn send(&self, body: &[u8], source: &Source, message_id: &str, at_ms: Option<i64>) -> Result<(), QueueError> {
         let body =
             std::str::from_utf8(body).map_err(|e| QueueError::Unavailable(format!("the event is not UTF-8: {e}")))?;
-        // The MessageId is the source of the delivery ids, as for events sent to the queue directly.
         let message = Outgoing {
-            message_id: &source.id,
+            message_id,
             correlation_id: source.correlation_id.as_deref(),
-            scheduled_at_ms: None,
+            scheduled_at_ms: at_ms,
             traceparent: source.traceparent.as_deref(),
             body,
         };

@@ -8,6 +8,7 @@
 //! - `records.rs`: the webhooks and the rejected events.
 //! - `tenants.rs`: the tenants and their tokens (hashes only).
 //! - `retention.rs`: deleting what is older than the retention, in small batches.
+//! - `waiting.rs`: events waiting for their next try after their enrichers failed.
 //!
 //! Writes go to the writer thread and are answered after their commit; reads use connections of their own.
 
@@ -17,9 +18,11 @@ mod records;
 mod retention;
 mod schema;
 mod tenants;
+mod waiting;
 mod writer;
 
 pub use retention::{Pruned, BATCH as PRUNE_BATCH};
+pub use waiting::WaitingEvent;
 
 use crate::ports::StoreError;
 use rusqlite::Connection;
@@ -55,6 +58,7 @@ impl SqliteStore {
         schema::create_schema(&connection, &path)?;
         schema::tune_writer(&connection)?;
         queue::release_leases(&connection, now_ms)?;
+        waiting::release_waiting(&connection, now_ms)?;
         let (writer, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     problems TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS waiting_events (
+    id TEXT PRIMARY KEY,
+    body BLOB NOT NULL,
+    correlation_id TEXT,
+    traceparent TEXT,
+    attempt INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    leased INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS waiting_events_due ON waiting_events(due_at);
 ";
 
 /// The page size of a new database file. Each message's deliveries, inserted into the unique index of their
@@ -107,7 +117,7 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
 }
 
 /// What brings a database of each older version to the next one.
-fn steps() -> [(i64, String); 4] {
+fn steps() -> [(i64, String); 5] {
     let callbacks: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
     [
         // The deliveries' trace context (empty in older rows).
@@ -124,6 +134,8 @@ fn steps() -> [(i64, String); 4] {
         ),
         // Tenants and their tokens: new tables, which the schema creates.
         (5, String::new()),
+        // Events waiting for their enrichers' next try: a new table, which the schema creates.
+        (6, String::new()),
     ]
 }
 
@@ -171,7 +183,7 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 6"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 7"), "{error}");
     }
 
     #[test]

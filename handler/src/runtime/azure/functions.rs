@@ -4,6 +4,7 @@
 //!
 //! - OnIncomingEvent: a message of the events queue is routed; its delivery jobs go out through the `deliveries`
 //!   output binding. An invalid event is recorded as rejected and completed: a redelivery cannot make it valid.
+//!   One whose enrichers failed is sent again, scheduled for its next try, and completed.
 //! - DeliverWebhook: one attempt of a job; a retry is a job scheduled on the deliveries queue.
 //! - OnDeliveryDeadLettered: a job Service Bus gave up itself ends its delivery dead.
 //!
@@ -13,6 +14,7 @@
 use super::invocation::{Invocation, InvocationResponse};
 use super::outputs::OutputBinding;
 use super::Azure;
+use crate::ports::read_message_id;
 use crate::service::{self, Accepted, ServiceError};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -140,14 +142,22 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
             invocation.metadata_text("CorrelationId").or_else(|| invocation.application_property("x-correlation-id"));
         let traceparent =
             invocation.application_property("traceparent").or_else(|| invocation.application_property("Diagnostic-Id"));
-        let source = Source { id: message_id(&invocation, &body), correlation_id, traceparent };
+        // An event tried again after its enrichers failed comes back under an id naming the try.
+        let message_id = message_id(&invocation, &body);
+        let (id, attempt) = read_message_id(&message_id);
+        let source = Source { id: id.to_owned(), correlation_id, traceparent };
         let outputs = OutputBinding::default();
-        match azure.service.accept(&body, &source, &outputs).await.map_err(unavailable)? {
+        match azure.service.accept(&body, &source, attempt, &outputs).await.map_err(unavailable)? {
             Accepted::Routed { event, deliveries } => {
                 let line = format!("{event} from message {}: {deliveries} deliveries", source.id);
                 Ok(InvocationResponse::default().messages(OUTPUT, outputs.into_messages()).log(line))
             }
             Accepted::Rejected(rejected) => Ok(rejected_answer(&rejected)),
+            Accepted::Waiting { reason, at_ms } => Ok(InvocationResponse::default().log(format!(
+                "event {} (try {attempt}) waits for its next try at {}: {reason}",
+                source.id,
+                crate::service::timestamp(at_ms)
+            ))),
         }
     };
     answer(handled.await)

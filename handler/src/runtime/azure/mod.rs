@@ -40,7 +40,7 @@ impl Azure {
         let sender = Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets)
             .allowing(config.delivery.allowed_networks.clone());
         let deliveries = ServiceBusDeliveries(QueueSender::new(&config.service_bus, &config.deliveries_queue));
-        let events = ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue));
+        let events = Arc::new(ServiceBusEvents(QueueSender::new(&config.service_bus, &config.events_queue)));
         let service = Arc::new(Service::new(Parts {
             mode: "azure",
             webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.delivery.encryption_key.clone())),
@@ -50,7 +50,8 @@ impl Azure {
             rejected: cosmos.clone(),
             queue: Arc::new(deliveries),
             rate_limits: cosmos.clone(),
-            intake: Intake::Queue(Arc::new(events)),
+            intake: Intake::Queue(events.clone()),
+            event_retries: events,
             sender: Arc::new(sender.clone()),
             clock: Arc::new(SystemClock),
             schedule: config.delivery.retry_schedule.clone(),

@@ -1,6 +1,8 @@
 //! `handler local`: the whole dispatcher in one process, on one SQLite file: the HTTP API, and delivery workers
 //! taking jobs from the local queue (`queue.rs`, with the in-memory hand-off of `hand_off.rs`) and attempting
-//! them through the service (`workers.rs`), with the webhooks' rate limits in memory (`rate_limits.rs`). This file wires the adapters to the service, starts the listener
+//! them through the service (`workers.rs`), with the webhooks' rate limits in memory (`rate_limits.rs`), and
+//! the events whose enrichers failed routed again when their next try comes (`waiting.rs`). This file wires
+//! the adapters to the service, starts the listener
 //! and the workers, and stops them on a signal: no new requests, then the deliveries in flight and a pruning
 //! pass under way finish (up to `--shutdown-grace`) before the process exits.
 
@@ -8,6 +10,7 @@ mod backoff;
 mod hand_off;
 mod queue;
 mod rate_limits;
+mod waiting;
 mod workers;
 
 pub use queue::LocalQueue;
@@ -60,6 +63,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         queue: queue.clone(),
         rate_limits: Arc::new(MemoryRateLimits::default()),
         intake: Intake::Route,
+        event_retries: store.clone(),
         sender: sender.clone(),
         clock,
         schedule: config.delivery.retry_schedule.clone(),
@@ -84,6 +88,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     // Everything started here is awaited before `run` returns: the runtime is dropped after it, and would
     // cancel a task still running mid-attempt or mid-write.
     let background = tokio_util::task::TaskTracker::new();
+    background.spawn(waiting::run(service.clone(), store.clone(), queue.clone(), stopped.clone()));
     background.spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
     let retention = Duration::from_secs(u64::from(config.delivery.retention_days) * 86_400);
     let mut stopping = stopped.clone();

@@ -1,0 +1,54 @@
+//! The events waiting for their next try (their enrichers failed): taken from the store when due and routed
+//! again through the service, which sends them on, waits them once more or rejects them. Until `stop`; a try
+//! under way finishes first.
+
+use super::LocalQueue;
+use crate::adapters::sqlite::SqliteStore;
+use crate::ports::{Clock, SystemClock};
+use crate::service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many due events one pass takes.
+const BATCH: usize = 16;
+/// How long a taken event belongs to this pass: past it (the try never reported back), it is due again.
+const LEASE_MS: i64 = 120_000;
+/// The longest the loop sleeps: an event sent to wait meanwhile is due no later than this after its time.
+const IDLE: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(
+    service: Arc<Service>,
+    store: Arc<SqliteStore>,
+    queue: Arc<LocalQueue>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let now_ms = SystemClock.now_ms();
+        let taken = store.take_due_events(now_ms, BATCH, LEASE_MS).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the waiting events; trying again shortly");
+            Vec::new()
+        });
+        for waiting in &taken {
+            let source = &waiting.source;
+            match service.accept(&waiting.body, source, waiting.attempt, &*queue).await {
+                Ok(_) => {
+                    if let Err(error) = store.event_done(&source.id, waiting.attempt).await {
+                        // Tried again after its lease: its deliveries keep their ids, so nothing goes out twice.
+                        tracing::warn!(event_id = %source.id, %error, "cannot forget a routed event");
+                    }
+                }
+                Err(error) => tracing::warn!(event_id = %source.id, %error, "the try failed; again after its lease"),
+            }
+        }
+        if taken.len() == BATCH {
+            continue;
+        }
+        let next = store.next_event_due().await.ok().flatten();
+        let wait =
+            next.map_or(IDLE, |due| Duration::from_millis((due - now_ms).clamp(10, IDLE.as_millis() as i64) as u64));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
