@@ -78,6 +78,8 @@ struct Report {
 pub struct Consumer {
     pub base: String,
     hooks: Arc<Mutex<Hooks>>,
+    /// The internal APIs' stand-ins, served beside the hooks (`/apis/...`).
+    pub apis: crate::apis::Apis,
 }
 
 impl Consumer {
@@ -91,14 +93,15 @@ impl Consumer {
 
     fn serve(listener: tokio::net::TcpListener, hooks: Hooks, advertise: Option<&str>) -> anyhow::Result<Consumer> {
         let hooks = Arc::new(Mutex::new(hooks));
-        let app = Router::new().route("/{hook}", post(receive)).with_state(hooks.clone());
+        let apis = crate::apis::Apis::default();
+        let app = Router::new().route("/{hook}", post(receive)).with_state(hooks.clone()).merge(apis.router());
         let address = listener.local_addr()?;
         let base = match advertise {
             Some(host) => format!("http://{host}:{}", address.port()),
             None => format!("http://{address}"),
         };
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Consumer { base, hooks })
+        Ok(Consumer { base, hooks, apis })
     }
 
     pub fn url(&self, hook: &str) -> String {

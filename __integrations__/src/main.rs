@@ -6,6 +6,7 @@
 //! `testagent api-load` the cost of a credential on API calls (`api_load.rs`).
 
 mod api_load;
+mod apis;
 mod consumer;
 mod functions_host;
 mod load;

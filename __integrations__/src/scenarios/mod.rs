@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// The catalog file the dispatcher this agent starts runs on (`DISPATCHER_CATALOG`; the built-in one
+    /// without). The scenarios whose events it declares are played; the APIs its enrichers ask are the agent's
+    /// stand-ins (`CTP_CUSTOMER_API`, `CTP_CUSTOMER_API_TOKEN`, `ORDERS_GRAPHQL_API`).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
 }
 
 type Outcome = Result<(), String>;
@@ -75,13 +80,24 @@ impl Scenario {
     }
 }
 
-/// Every scenario, in the order they run.
-fn scenarios() -> Vec<Scenario> {
-    let mut all = original::scenarios();
-    all.extend(ours::scenarios());
-    all.extend(policy::scenarios());
-    all.extend(callbacks::scenarios());
-    all.extend(tenants::scenarios());
+/// The events the IO scenarios publish and subscribe to: a catalog declaring them plays them.
+const IO_EVENTS: [&str; 4] = ["ping", "ping:all", "profile:completed", "service:subscribed"];
+
+/// Every scenario the catalog of `events` can play, in the order they run: the IO sets on the IO catalog (the
+/// built-in one, or a copy), the downstream set on `catalogs/downstream.json`.
+fn scenarios(events: &[String]) -> Vec<Scenario> {
+    let declares = |needed: &[&str]| needed.iter().all(|name| events.iter().any(|e| e == name));
+    let mut all = Vec::new();
+    if declares(&IO_EVENTS) {
+        all.extend(original::scenarios());
+        all.extend(ours::scenarios());
+        all.extend(policy::scenarios());
+        all.extend(callbacks::scenarios());
+        all.extend(tenants::scenarios());
+    }
+    if declares(&downstream::EVENTS) {
+        all.extend(downstream::scenarios());
+    }
     all
 }
 
@@ -90,6 +106,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     // Short back-off, so that the retry scenarios take milliseconds; the schedule itself is tested elsewhere.
     // A short auto-disable window, which only a webhook failing three times over 400 ms reaches.
     let (schedule, disable_after) = ("100ms,100ms,100ms", "400ms");
+    // First: the stand-ins of the APIs the catalog's enrichers ask are the consumer's.
+    let consumer = Consumer::start(args.advertise.as_deref()).await?;
+    let mut catalog_env: Vec<(&str, String)> = Vec::new();
+    if let Some(catalog) = &args.catalog {
+        let path = std::fs::canonicalize(catalog).with_context(|| format!("--catalog {}", catalog.display()))?;
+        catalog_env.push(("DISPATCHER_CATALOG", path.to_string_lossy().into_owned()));
+        catalog_env.push(("CTP_CUSTOMER_API", format!("{}/apis", consumer.base)));
+        catalog_env.push(("CTP_CUSTOMER_API_TOKEN", crate::apis::CUSTOMER_API_TOKEN.to_owned()));
+        catalog_env.push(("ORDERS_GRAPHQL_API", format!("{}/apis/graphql", consumer.base)));
+    }
+    let catalog_env: Vec<(&str, &str)> = catalog_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (mut _handler, mut functions) = (None, None);
     let api = match (args.target.as_str(), &args.url) {
         ("local", Some(url)) => url.trim_end_matches('/').to_owned(),
@@ -100,7 +127,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
                 &dir.0,
                 // The receivers are on loopback: tenants' webhooks reach them only through an allowed network.
                 &["--retry-schedule", schedule, "--disable-after", disable_after, "--allowed-networks", "127.0.0.0/8"],
-                &[("DISPATCHER_API_KEY", OPERATOR_KEY)],
+                &[&[("DISPATCHER_API_KEY", OPERATOR_KEY)], &catalog_env[..]].concat(),
             )
             .map_err(anyhow::Error::msg)?;
             let api = handler.api.clone();
@@ -109,7 +136,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         }
         ("functions", Some(url)) => url.trim_end_matches('/').to_owned(),
         ("functions", None) => {
-            let env = [("DISPATCHER_RETRY_SCHEDULE", schedule), ("DISPATCHER_DISABLE_AFTER", disable_after)];
+            let env = [
+                &[("DISPATCHER_RETRY_SCHEDULE", schedule), ("DISPATCHER_DISABLE_AFTER", disable_after)],
+                &catalog_env[..],
+            ]
+            .concat();
             let (cosmos, service_bus) = (args.cosmos_endpoint.as_deref(), args.service_bus_emulator.as_deref());
             let target = FunctionsTarget::start(args.handler.as_deref(), cosmos, service_bus, &env).await?;
             let api = target.api.clone();
@@ -127,17 +158,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     let producer = Producer::new(args.service_bus.as_deref(), &args.events_queue, &api, client.clone())
         .map_err(anyhow::Error::msg)?;
-    let ctx = Ctx {
-        api,
-        client,
-        producer,
-        consumer: Consumer::start(args.advertise.as_deref()).await?,
-        secrets: Mutex::default(),
-        functions,
-    };
-    original::register(&ctx).await.map_err(anyhow::Error::msg)?;
+    let ctx = Ctx { api, client, producer, consumer, secrets: Mutex::default(), functions };
+    let (status, catalog) =
+        ctx.call(reqwest::Method::GET, "/events/catalog", None).await.map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(status == 200, "GET /events/catalog answered {status}: {catalog}");
+    let events: Vec<String> = catalog["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some(e["name"].as_str()?.to_owned()))
+        .collect();
+    let playable = scenarios(&events);
+    anyhow::ensure!(!playable.is_empty(), "no scenario plays on a catalog of {events:?}");
+    if events.iter().any(|e| e == "ping:all") {
+        original::register(&ctx).await.map_err(anyhow::Error::msg)?;
+    }
     let (mut passed, mut failed) = (0, 0);
-    let selected = scenarios().into_iter().filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o)));
+    let selected = playable.into_iter().filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o)));
     for Scenario { name, play } in selected {
         let started = Instant::now();
         let outcome = play(&ctx).await;
@@ -210,6 +247,7 @@ macro_rules! check {
 
 // After `check!`, which they use.
 mod callbacks;
+mod downstream;
 mod original;
 mod ours;
 mod policy;

@@ -14,9 +14,44 @@ fn every_scenario_passes_against_handler_serve_driven_as_the_functions_host() {
     every_scenario_passes("functions");
 }
 
+/// The built-in file's copy on disk, loaded as an operator's own file would be.
+#[test]
+fn every_scenario_passes_on_a_copy_of_the_built_in_catalog_loaded_from_disk() {
+    for target in ["local", "functions"] {
+        every_scenario_passes_with(target, &[&"--catalog", &catalog("handler/core/catalog/io.json")]);
+    }
+}
+
+/// The downstream catalog's scenarios: the CTP table, hydrated, in each target's format; GraphQL errors.
+#[test]
+fn the_downstream_catalog_plays_on_both_targets() {
+    for target in ["local", "functions"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
+            .args(["run", "--target", target, "--catalog"])
+            .arg(catalog("__integrations__/catalogs/downstream.json"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{target}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let played: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok ")).collect();
+        assert_eq!(played.len(), 2, "{target}: only the downstream scenarios play on its catalog: {stdout}");
+        assert!(played.iter().all(|l| l.contains("downstream: ")), "{stdout}");
+        assert_eq!(stdout.lines().last(), Some("2 passed, 0 failed"), "{stdout}");
+    }
+}
+
+fn catalog(relative: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
 fn every_scenario_passes(target: &str) {
+    every_scenario_passes_with(target, &[]);
+}
+
+fn every_scenario_passes_with(target: &str, extra: &[&dyn AsRef<std::ffi::OsStr>]) {
     let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
         .args(["run", "--target", target])
+        .args(extra.iter().map(|a| a.as_ref()))
         .output()
         .expect("testagent runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
