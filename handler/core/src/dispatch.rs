@@ -25,10 +25,12 @@ pub struct Source {
 
 /// What routing an event makes: the deliveries to send, and those its webhooks' transforms kept from being
 /// sent (filtered: the transform made nothing; dead: it failed, which it would again: it is deterministic).
+/// When a mapping rule could not make its event (`failed`, why), nothing: the event is rejected whole.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Routed {
     pub deliveries: Vec<Delivery>,
     pub unsent: Vec<Unsent>,
+    pub failed: Option<String>,
 }
 
 /// The deliveries `event` (from message `source`) makes to `webhooks`: for each public event it stands for, one
@@ -39,6 +41,10 @@ pub fn route(source: &Source, event: &Event, webhooks: &WebhookIndex) -> Routed 
     let mut routed = Routed::default();
     let mut filtered = FilterMemo::default();
     for public in public_events(event, |attribute| webhooks.attribute_values(attribute)) {
+        let public = match public {
+            Ok(public) => public,
+            Err(failed) => return Routed { failed: Some(failed), ..Routed::default() },
+        };
         for (position, webhook) in webhooks.recipients(&public) {
             let body = delivery_body(&public, &webhook.config.attributes);
             if webhooks.passes_filter(position, &body, &mut filtered) {
@@ -129,7 +135,8 @@ fn own_public_events(event: &Event, webhook: &Webhook) -> Vec<Event> {
         webhook.config.attributes.iter().map(|(k, v)| (k.as_str(), [v.clone()])).collect();
     let attribute_values =
         |attribute: &str| values.iter().find(|(k, _)| *k == attribute).map_or(&[][..], |(_, v)| &v[..]);
-    public_events(event, attribute_values).map(Cow::into_owned).collect()
+    // A rule that fails here fails routing too, where the event is rejected with the reason.
+    public_events(event, attribute_values).filter_map(Result::ok).map(Cow::into_owned).collect()
 }
 
 /// One delivery of `body` to one webhook outside routing (a ping), from message `source`.

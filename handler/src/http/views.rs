@@ -36,6 +36,10 @@ pub struct PreviewView {
     pub unsent: Vec<UnsentDelivery>,
     /// What it would deliver to disabled webhooks, were they enabled (logged as skipped when it is published).
     pub skipped: Vec<PreviewDelivery>,
+    /// Why nothing would be delivered: its enrichers failed (it would be tried again, then rejected), or a
+    /// mapping rule's payload expression failed (it would be rejected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// What a transform made of one public event: `sent` with the body, `filtered`, or `dead` with the error.
@@ -98,6 +102,7 @@ impl From<Preview> for PreviewView {
             .map(|u| UnsentDelivery { delivery: one(u.delivery), status: u.status, reason: u.reason })
             .collect();
         PreviewView {
+            failed: preview.failed,
             event: preview.event,
             deliveries: view(preview.deliveries),
             unsent,

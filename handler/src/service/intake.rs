@@ -35,6 +35,8 @@ pub struct Preview {
     pub deliveries: Vec<Delivery>,
     pub unsent: Vec<Unsent>,
     pub skipped: Vec<Delivery>,
+    /// Why nothing would be delivered: the enrichers failed, or a mapping rule's expression did.
+    pub failed: Option<String>,
 }
 
 /// What became of a message taken from a queue.
@@ -90,7 +92,15 @@ impl Service {
         let source = Source { id, correlation_id, traceparent };
         let deliveries = match &self.intake {
             Intake::Route => match self.hydrate(event, &source).await {
-                Ok(event) => Some(self.route(&event, &source, &*self.queue).await?),
+                Ok(event) => match self.route(&event, &source, &*self.queue).await? {
+                    Ok(deliveries) => Some(deliveries),
+                    // Recorded as rejected; the publisher hears why at once.
+                    Err(rejected) => {
+                        let report =
+                            Report::of(rejected.problems).unwrap_or_else(|| Report::single("event", "rejected"));
+                        return Err(ServiceError::Invalid { what: Invalid::Event, report });
+                    }
+                },
                 Err(reason) => {
                     self.wait(body, &source, 1, reason).await?;
                     None
@@ -105,12 +115,25 @@ impl Service {
     }
 
     /// Routes an event's body as publishing would, against the webhooks of now, and keeps nothing: what a
-    /// filter tester shows (a tenant sees its own webhooks' only). An invalid event is refused with every
-    /// problem, and not recorded.
+    /// filter tester shows (a tenant sees its own webhooks' only). Its enrichers do fetch (their answers are
+    /// cached as for publishing). An invalid event is refused with every problem, and not recorded.
     pub async fn preview(&self, access: &Access, body: &[u8]) -> Result<Preview, ServiceError> {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
+        let name = event.name();
+        let event = match self.hydrate_from(event, &source, matches!(access, Access::Operator)).await {
+            Ok(event) => event,
+            Err(reason) => {
+                return Ok(Preview {
+                    event: name,
+                    deliveries: vec![],
+                    unsent: vec![],
+                    skipped: vec![],
+                    failed: Some(reason),
+                })
+            }
+        };
         let routed = routed(&event, &source, webhooks.clone()).await?;
         let sees = |d: &Delivery| webhooks.get(&d.webhook_id).is_some_and(|w| access.sees(w));
         let (skipped, unsent): (Vec<Unsent>, Vec<Unsent>) =
@@ -120,6 +143,7 @@ impl Service {
             deliveries: routed.deliveries.into_iter().filter(|d| sees(d)).collect(),
             unsent: unsent.into_iter().filter(|u| sees(&u.delivery)).collect(),
             skipped: skipped.into_iter().map(|u| u.delivery).filter(|d| sees(d)).collect(),
+            failed: routed.failed,
         })
     }
 
@@ -187,8 +211,10 @@ impl Service {
                     Ok(event) => event,
                     Err(reason) => return self.wait(body, source, attempt, reason).await,
                 };
-                let deliveries = self.route(&event, source, queue).await?;
-                Ok(Accepted::Routed { event: event.name(), deliveries })
+                match self.route(&event, source, queue).await? {
+                    Ok(deliveries) => Ok(Accepted::Routed { event: event.name(), deliveries }),
+                    Err(rejected) => Ok(Accepted::Rejected(rejected)),
+                }
             }
             Err(report) => {
                 let rejected = self.reject(Some(source.id.clone()), report.problems().to_vec(), body).await?;
@@ -215,14 +241,15 @@ impl Service {
     }
 
     /// Routes a valid event to the webhooks and submits its deliveries to `queue`; returns how many. What it
-    /// would have delivered to disabled webhooks is logged as skipped. Its span continues the source's trace,
-    /// and the deliveries carry the span's, so that their attempts continue it.
+    /// would have delivered to disabled webhooks is logged as skipped. An event a mapping rule cannot make its
+    /// event of (an expression of its payload failed) is rejected with the reason, nothing sent. Its span
+    /// continues the source's trace, and the deliveries carry the span's, so that their attempts continue it.
     pub async fn route(
         &self,
         event: &Event,
         source: &Source,
         queue: &dyn NewDeliveries,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<Result<usize, Rejected>, ServiceError> {
         let span = tracing::info_span!("route", event = event.name());
         telemetry::continue_trace(&span, source.traceparent.as_deref());
         let source = Source { traceparent: telemetry::traceparent(&span), ..source.clone() };
@@ -234,9 +261,15 @@ impl Service {
         event: &Event,
         source: &Source,
         queue: &dyn NewDeliveries,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<Result<usize, Rejected>, ServiceError> {
         let webhooks = self.webhooks.get().await?;
-        let Routed { deliveries, unsent } = routed(event, source, webhooks).await?;
+        let Routed { deliveries, unsent, failed } = routed(event, source, webhooks).await?;
+        if let Some(reason) = failed {
+            let body = serde_json::to_vec(event).unwrap_or_default();
+            return Ok(Err(self
+                .reject(Some(source.id.clone()), vec![Problem::new("mappings", reason)], &body)
+                .await?));
+        }
         let count = deliveries.len();
         if !unsent.is_empty() {
             self.log.log_unsent(&unsent, self.clock.now_ms()).await?;
@@ -252,7 +285,7 @@ impl Service {
             };
             self.count(outcome, unsent.delivery.webhook_id.as_str());
         }
-        Ok(count)
+        Ok(Ok(count))
     }
 
     /// Records a refused input (an event, or a queue message that is not one) under `id` (a new one without),

@@ -148,3 +148,38 @@ fn the_function_app_package_ships_a_checked_catalog() {
     assert_eq!(std::fs::read(out.join("catalog.json")).unwrap(), shown.stdout);
     assert!(String::from_utf8_lossy(&packaged.stdout).contains("DISPATCHER_CATALOG=catalog.json"));
 }
+
+/// A payload field made by an expression: delivered when it runs, and when it fails the event is refused with
+/// the reason (locally at once; recorded as rejected), nothing sent; the preview says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_payload_expression_rejects_its_event_with_the_reason() {
+    let catalog = json!({
+        "events": [
+            {"name": "order:paid", "audience": "non-public", "payload": {"properties": {
+                "amount": {"type": "integer"}, "currency": {"type": "string"}}, "required": ["amount", "currency"]}},
+            {"name": "payment:received", "audience": "public", "payload": {"properties": {
+                "label": {"type": "string", "minLength": 1}}, "required": ["label"]}},
+        ],
+        "mappings": [{"from": "order:paid", "to": "payment:received",
+                      "payload": {"label": "if event.payload.amount > 0 { `${event.payload.amount / 100} ${event.payload.currency}` }"}}]
+    })
+    .to_string();
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start("payload-expression", &[], &[("DISPATCHER_CATALOG", &catalog)]);
+    dispatcher.register(json!({"url": receivers.url("paid"), "subscriptions": ["payment:received"]})).await;
+    let paid = |amount: i64| json!({"name": "order:paid", "payload": {"amount": amount, "currency": "EUR"}});
+    assert_eq!(dispatcher.publish(paid(1200)).await["deliveries"], 1);
+    eventually("the delivery", Duration::from_secs(20), || receivers.at("paid").len() == 1).await;
+    assert_eq!(receivers.at("paid")[0].json()["payload"], json!({"label": "12 EUR"}));
+
+    let (status, preview) = dispatcher.call("POST", "/events/preview", Some(paid(0))).await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(preview["failed"].as_str().unwrap().contains("payload.label made nothing"), "{preview}");
+    let (status, refused) = dispatcher.call("POST", "/events", Some(paid(0))).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("made nothing, but payment:received.label is required"), "{refused}");
+    let rejected = dispatcher.get("/events/rejected").await;
+    assert_eq!(rejected["items"][0]["problems"][0]["path"], "mappings", "{rejected}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receivers.arrived("paid"), 1, "nothing sent for the refused event");
+}

@@ -59,7 +59,7 @@ pub fn names(public_only: bool) -> Vec<&'static str> {
 pub fn public_events<'a>(
     event: &'a Event,
     attribute_values: impl Fn(&str) -> &'a [String] + 'a,
-) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
+) -> impl Iterator<Item = Result<Cow<'a, Event>, String>> + 'a {
     current().public_events(event, attribute_values)
 }
 

@@ -86,15 +86,15 @@ impl Catalog {
 
 impl Catalog {
     /// The public events an event stands for: itself when it is public, otherwise what the mapping table makes
-    /// of it. `attribute_values(a)` gives the distinct non-empty values of attribute `a` among the enabled
-    /// webhooks.
+    /// of it (or why a rule could not: an expression of its payload failed). `attribute_values(a)` gives the
+    /// distinct non-empty values of attribute `a` among the enabled webhooks.
     pub fn public_events<'a>(
         &'static self,
         event: &'a Event,
         attribute_values: impl Fn(&str) -> &'a [String] + 'a,
-    ) -> impl Iterator<Item = Cow<'a, Event>> + 'a {
+    ) -> impl Iterator<Item = Result<Cow<'a, Event>, String>> + 'a {
         // Rules only start from non-public events (the loader checks), so at most one part yields.
-        let itself = event.spec.is_public().then_some(Cow::Borrowed(event));
+        let itself = event.spec.is_public().then_some(Ok(Cow::Borrowed(event)));
         let mapped = self.rules_for(event).flat_map(move |m| {
             let to = self.public_event(&m.to);
             let values: &'a [String] = match &m.for_each {
@@ -105,7 +105,7 @@ impl Catalog {
             let each = values.iter().map(|v| Some(v.as_str()));
             once.into_iter()
                 .chain(each)
-                .filter_map(move |value| to.map(|to| Cow::Owned(m.emit(to, event, value.unwrap_or_default()))))
+                .filter_map(move |value| to.map(|to| m.emit(to, event, value.unwrap_or_default()).map(Cow::Owned)))
         });
         itself.into_iter().chain(mapped)
     }

@@ -3,13 +3,15 @@
 //! Each rule reads like the documentation table generated from it (`schemas/catalog.md`, `docs/events.md`): when
 //! event `from` arrives and its body matches the event pattern `when`, emit event `to`, once for each distinct
 //! value of a webhook attribute (`forEach`) or once, with a payload built field by field. The emitted events are
-//! then routed like any public event. Rules are read from the catalog file and checked there (`events::file`),
-//! so running one cannot fail.
+//! then routed like any public event. Rules are read from the catalog file and checked there (`events::file`):
+//! a path always reads what its field takes. A field made by an expression (a template) is checked when it
+//! runs; one that fails fails the event, which is then rejected with the reason, nothing sent.
 
 use super::enricher::Enrichment;
 use super::payload::{Event, Payload};
 use super::spec::EventSpec;
 use crate::policy::filter::EventFilter;
+use crate::template::Template;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -46,7 +48,13 @@ pub enum Source {
     /// `enrichment.<name>[.<key>...]`: what enricher `name` fetched, or a value inside it. Its type is known
     /// only once fetched: checked then (`Catalog::check_enrichment`), before the rule runs.
     Enrichment { name: String, keys: Vec<String> },
+    /// Any other expression: a template reading `event`, `attributes` (`{<forEach>: value}`) and `enrichment`,
+    /// whose value is checked against the field's type when it runs.
+    Expression(Template),
 }
+
+/// What a payload expression reads.
+pub const PAYLOAD_INPUTS: [&str; 3] = ["event", "attributes", "enrichment"];
 
 impl Source {
     /// The path as written in the catalog file.
@@ -58,6 +66,7 @@ impl Source {
             Source::Enrichment { name, keys } => {
                 std::iter::once(format!("enrichment.{name}")).chain(keys.iter().cloned()).collect::<Vec<_>>().join(".")
             }
+            Source::Expression(template) => template.source().to_owned(),
         }
     }
 
@@ -105,22 +114,56 @@ impl Mapping {
         self.when.as_ref().is_none_or(|when| when.matches(&super::payload::body(event)))
     }
 
-    pub(crate) fn emit(&self, to: &'static EventSpec, event: &Event, attribute_value: &str) -> Event {
-        let fields = self
-            .payload
-            .iter()
-            .filter_map(|(field, source)| {
-                let value = match source {
-                    Source::Field(from) => event.payload.get(from)?.clone(),
-                    Source::EventName => Value::from(event.name()),
-                    Source::Attribute(_) => Value::from(attribute_value),
-                    Source::Enrichment { name, keys } => {
-                        Source::in_enrichment(name, keys, event.enrichment.as_deref()?)?.clone()
+    /// The event this rule emits from `event` for `attribute_value`; why not, when an expression of its
+    /// payload fails or makes a value its field does not take.
+    pub(crate) fn emit(&self, to: &'static EventSpec, event: &Event, attribute_value: &str) -> Result<Event, String> {
+        let mut inputs: Option<[Value; 3]> = None;
+        let mut fields = Vec::with_capacity(self.payload.len());
+        for (field, source) in &self.payload {
+            let Some(target) = to.field(field) else { continue };
+            let value = match source {
+                Source::Field(from) => event.payload.get(from).cloned(),
+                Source::EventName => Some(Value::from(event.name())),
+                Source::Attribute(_) => Some(Value::from(attribute_value)),
+                Source::Enrichment { name, keys } => {
+                    event.enrichment.as_deref().and_then(|e| Source::in_enrichment(name, keys, e)).cloned()
+                }
+                Source::Expression(template) => {
+                    let [event, attributes, enrichment] =
+                        inputs.get_or_insert_with(|| self.inputs(event, attribute_value));
+                    let made = template
+                        .render(&[("event", event), ("attributes", attributes), ("enrichment", enrichment)])
+                        .map_err(|e| format!("the rule from {} to {}: payload.{field} {e}", self.from, self.to))?;
+                    if let Some(value) = &made {
+                        target.ty.check(value).map_err(|invalid| {
+                            format!(
+                                "the rule from {} to {}: payload.{field} made a wrong value: {invalid}",
+                                self.from, self.to
+                            )
+                        })?;
+                    } else if target.required {
+                        return Err(format!(
+                            "the rule from {} to {}: payload.{field} made nothing, but {}.{field} is required",
+                            self.from, self.to, to.name
+                        ));
                     }
-                };
-                Some((to.field(field)?.name.as_str(), value))
-            })
-            .collect();
-        Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone() }
+                    made
+                }
+            };
+            if let Some(value) = value {
+                fields.push((target.name.as_str(), value));
+            }
+        }
+        Ok(Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone() })
+    }
+
+    /// What a payload expression reads: the event, the attribute it is emitted for, what the enrichers fetched.
+    fn inputs(&self, event: &Event, attribute_value: &str) -> [Value; 3] {
+        let mut attributes = serde_json::Map::new();
+        if let Some(each) = &self.for_each {
+            attributes.insert(each.clone(), Value::from(attribute_value));
+        }
+        let enrichment = event.enrichment.as_deref().map_or_else(Default::default, |e| e.clone().into_iter().collect());
+        [serde_json::to_value(event).unwrap_or_default(), Value::Object(attributes), Value::Object(enrichment)]
     }
 }

@@ -20,7 +20,7 @@ fn mapped(catalog: &'static Catalog, event: &str, values: &[(&str, &[&str])]) ->
     let event = decode(event.as_bytes()).unwrap();
     catalog
         .public_events(&event, |a| owned.iter().find(|(k, _)| k == a).map_or(&[][..], |(_, v)| v.as_slice()))
-        .map(|e| serde_json::to_string(&*e).unwrap())
+        .map(|e| serde_json::to_string(&*e.unwrap()).unwrap())
         .collect()
 }
 

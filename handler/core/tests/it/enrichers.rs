@@ -1,6 +1,7 @@
 //! Enrichers, as the catalog file of `__integrations__/catalogs/downstream.json` uses them: what a rule needs
 //! fetched, the request made from the event, what the answer must be, how the rule's payload and a webhook's
-//! transform read it, and every mistake an enricher can hold, found at load.
+//! transform read it, and every mistake an enricher can hold, found at load. And payload fields made by
+//! expressions: what they read, and how one that fails fails its event with the reason.
 
 use dispatcher_core::events::enricher::Method;
 use dispatcher_core::events::{file, Catalog, Enrichment, Event, Payload};
@@ -81,7 +82,7 @@ fn the_rule_s_payload_and_the_webhook_s_transform_read_what_was_fetched() {
     let customer = json!({"customer": {"name": "Ada", "email": "ada@example.com"}});
     let hydrated = with(&created, customer.clone());
     catalog.check_enrichment(&hydrated).unwrap();
-    let public: Vec<Event> = catalog.public_events(&hydrated, |_| &[]).map(|e| e.into_owned()).collect();
+    let public: Vec<Event> = catalog.public_events(&hydrated, |_| &[]).map(|e| e.unwrap().into_owned()).collect();
     assert_eq!(
         serde_json::to_value(&public[0]).unwrap(),
         json!({"name": "customer:changed", "payload": {"trigger": "subscription:created", "customerId": "C1",
@@ -94,7 +95,7 @@ fn the_rule_s_payload_and_the_webhook_s_transform_read_what_was_fetched() {
     let placed = event(catalog, "order:placed", json!({"orderId": "O-7"}));
     let order = with(&placed, json!({"order": {"data": {"order": {"id": "O-7", "total": 12}}}}));
     catalog.check_enrichment(&order).unwrap();
-    let public: Vec<Event> = catalog.public_events(&order, |_| &[]).map(|e| e.into_owned()).collect();
+    let public: Vec<Event> = catalog.public_events(&order, |_| &[]).map(|e| e.unwrap().into_owned()).collect();
     assert_eq!(public[0].payload.get("order"), Some(&json!({"id": "O-7", "total": 12})), "a path into the answer");
 }
 
@@ -152,4 +153,61 @@ fn every_mistake_of_an_enricher_is_found_at_load_and_no_secret_is_quoted() {
             "mappings[0].payload.o: \"enrichment.other\" is not a path this rule can read; it reads event.name, event.payload.id, event.payload.optional, enrichment.reads[.<key>...], enrichment.nope[.<key>...]",
         ]
     );
+}
+
+#[test]
+fn a_payload_field_may_be_an_expression_and_one_that_fails_fails_the_event_with_why() {
+    let catalog = file::load(
+        &json!({
+            "events": [
+                {"name": "person:joined", "audience": "non-public", "payload": {"properties": {
+                    "first": {"type": "string"}, "last": {"type": "string"}, "n": {"type": "integer"}},
+                    "required": ["first", "last", "n"]}},
+                {"name": "member:added", "audience": "public", "payload": {"properties": {
+                    "full": {"type": "string", "minLength": 1}, "twice": {"type": "integer"},
+                    "team": {"type": "string"}, "label": {"type": "string"}}, "required": ["full"]}},
+            ],
+            "mappings": [{"from": "person:joined", "to": "member:added", "forEach": "team", "payload": {
+                "full": "if event.payload.n != 100 { `${event.payload.first} ${event.payload.last}` }",
+                "twice": "if event.payload.n == 7 { \"seven\" } else { event.payload.n * 2 }",
+                "team": "attributes.team",
+                "label": "`${attributes.team}:${event.name}`"}}]
+        })
+        .to_string(),
+    )
+    .unwrap_or_else(|report| panic!("{report}"))
+    .leak();
+    let joined = |n: i64| event(catalog, "person:joined", json!({"first": "Ada", "last": "Lovelace", "n": n}));
+    let made = |n: i64| -> Vec<Result<Value, String>> {
+        let event = joined(n);
+        let teams = ["core".to_owned()];
+        catalog.public_events(&event, |_| &teams[..]).map(|e| e.map(|e| serde_json::to_value(&*e).unwrap())).collect()
+    };
+    assert_eq!(
+        made(3),
+        [Ok(json!({"name": "member:added", "payload": {"full": "Ada Lovelace", "twice": 6, "team": "core",
+            "label": "core:person:joined"}}))]
+    );
+    let [Err(wrong)] = &made(7)[..] else { panic!("{:?}", made(7)) };
+    assert!(
+        wrong.starts_with("the rule from person:joined to member:added: payload.twice made a wrong value"),
+        "{wrong}"
+    );
+    let [Err(nothing)] = &made(100)[..] else { panic!() };
+    assert_eq!(
+        nothing,
+        "the rule from person:joined to member:added: payload.full made nothing, but member:added.full is required"
+    );
+    let [Err(failed)] = &made(i64::MAX)[..] else { panic!() };
+    assert!(failed.contains("payload.twice failed") && failed.contains("overflow"), "{failed}");
+
+    let broken = problems(json!({
+        "events": [
+            {"name": "a", "audience": "non-public", "payload": {"properties": {"x": {"type": "string"}}, "required": ["x"]}},
+            {"name": "b", "audience": "public", "payload": {"properties": {"y": {"type": "string"}}}},
+        ],
+        "mappings": [{"from": "a", "to": "b", "payload": {"y": "event.payload.x +"}}]
+    }));
+    assert_eq!(broken.len(), 1);
+    assert!(broken[0].starts_with("mappings[0].payload.y: does not compile: "), "{broken:?}");
 }

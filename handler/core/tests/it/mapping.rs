@@ -30,7 +30,7 @@ fn equal_values_decide_as_the_matcher_does() {
 fn names_and_payloads(input: &str, values: &[(&str, Vec<String>)]) -> Vec<String> {
     let event = decode(input.as_bytes()).unwrap();
     public_events(&event, |a| values.iter().find(|(k, _)| *k == a).map(|(_, v)| v.as_slice()).unwrap_or(&[]))
-        .map(|e| serde_json::to_string(&e).unwrap())
+        .map(|e| serde_json::to_string(&e.unwrap()).unwrap())
         .collect()
 }
 

@@ -116,6 +116,7 @@ proptest! {
         let webhooks = index(&configs);
         let mut expected = Vec::new();
         for public in public_events(&event, |a| webhooks.attribute_values(a)) {
+            let public = public.unwrap();
             let by_index: Vec<&str> = webhooks.recipients(&public).map(|(_, w)| w.id.as_str()).collect();
             let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| w.id.as_str()).collect();
             prop_assert_eq!(&by_index, &by_scan);

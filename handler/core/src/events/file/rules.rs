@@ -4,10 +4,11 @@
 use super::{is_text, optional_string, required_string, string_list, unknown_keys, RULE};
 use crate::events::contents::Catalog;
 use crate::events::fields::FieldType;
-use crate::events::mapping::{Mapping, Source};
+use crate::events::mapping::{Mapping, Source, PAYLOAD_INPUTS};
 use crate::events::spec::EventSpec;
 use crate::model::{quote, wrong_type, Problem};
 use crate::policy::filter::EventFilter;
+use crate::template::Template;
 use serde_json::{Map, Value};
 
 pub(super) fn decode_rule(
@@ -167,7 +168,7 @@ fn decode_rule_payload(
             continue;
         };
         let Some(text) = source.as_str() else {
-            problems.push(Problem::new(field_path, wrong_type(source, "a path such as \"event.payload.fiscalCode\"")));
+            problems.push(Problem::new(field_path, wrong_type(source, "a path such as \"event.payload.fiscalCode\", or an expression")));
             continue;
         };
         match resolve(text, readable) {
@@ -188,10 +189,25 @@ fn decode_rule_payload(
                     built.push((name.clone(), source));
                 }
             }
-            Err(why) => problems.push(Problem::new(field_path, why)),
+            // A path that reads nothing is a mistake; anything else is an expression, checked when it runs.
+            Err(why) if is_path(text) => problems.push(Problem::new(field_path, why)),
+            Err(_) => match Template::compile(text, &PAYLOAD_INPUTS) {
+                Ok(template) => built.push((name.clone(), Source::Expression(template))),
+                Err(error) => problems.push(Problem::new(field_path, error.to_string())),
+            },
         }
     }
     built
+}
+
+/// Whether `text` is a path into what a rule reads (`event.…`, `attributes.…`, `enrichment.…`), not an
+/// expression.
+fn is_path(text: &str) -> bool {
+    let mut parts = text.split('.');
+    let root = parts.next().unwrap_or_default();
+    ["event", "attributes", "enrichment"].contains(&root)
+        && text.contains('.')
+        && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// What a path reads, the type of what it reads and whether it is always there.

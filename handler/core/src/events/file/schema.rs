@@ -71,7 +71,7 @@ pub fn schema() -> Value {
                     "forEach": {"type": "string", "minLength": 1, "description": "Emit once for each distinct value of this webhook attribute."},
                     "payload": {
                         "type": "object",
-                        "description": "Each field of the emitted event and the path it is read from: event.name, event.payload.<field>, attributes.<forEach>.",
+                        "description": "Each field of the emitted event and where it comes from: a path (event.name, event.payload.<field>, attributes.<forEach>, enrichment.<name>[.<key>...]) or an expression (a template reading event, attributes and enrichment).",
                         "additionalProperties": {"type": "string"}
                     },
                     "hydrate": {
