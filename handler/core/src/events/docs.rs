@@ -183,9 +183,17 @@ fn for_each_cell(mapping: &Mapping) -> String {
 }
 
 fn payload_cell(mapping: &Mapping) -> String {
-    let fields: Vec<String> =
-        mapping.payload.iter().map(|(field, source)| format!("`{field}` = `{}`", source.path())).collect();
-    fields.join(", ")
+    // An expression may hold `|`, which would end the cell.
+    let fields: Vec<String> = mapping
+        .payload
+        .iter()
+        .map(|(field, source)| format!("`{field}` = `{}`", source.path().replace('|', "\\|")))
+        .collect();
+    let fetched: Vec<String> = mapping.hydrate.iter().map(|name| format!("`{name}`")).collect();
+    match fetched.is_empty() {
+        true => fields.join(", "),
+        false => format!("after fetching {}: {}", fetched.join(", "), fields.join(", ")),
+    }
 }
 
 #[cfg(test)]
