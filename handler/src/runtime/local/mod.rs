@@ -53,6 +53,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         Sender::new(config.delivery.request_timeout, config.delivery.allow_private_targets)
             .allowing(config.delivery.allowed_networks.clone()),
     );
+    let waiting = Arc::new(waiting::WaitingEvents::new(store.clone()));
     let service = Arc::new(Service::new(Parts {
         mode: "local",
         webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.delivery.encryption_key.clone())),
@@ -63,7 +64,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         queue: queue.clone(),
         rate_limits: Arc::new(MemoryRateLimits::default()),
         intake: Intake::Route,
-        event_retries: store.clone(),
+        event_retries: waiting.clone(),
         sender: sender.clone(),
         clock,
         schedule: config.delivery.retry_schedule.clone(),
@@ -88,7 +89,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     // Everything started here is awaited before `run` returns: the runtime is dropped after it, and would
     // cancel a task still running mid-attempt or mid-write.
     let background = tokio_util::task::TaskTracker::new();
-    background.spawn(waiting::run(service.clone(), store.clone(), queue.clone(), stopped.clone()));
+    background.spawn(waiting::run(service.clone(), waiting, queue.clone(), stopped.clone()));
     background.spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
     let retention = Duration::from_secs(u64::from(config.delivery.retention_days) * 86_400);
     let mut stopping = stopped.clone();

@@ -1,27 +1,59 @@
-//! The events waiting for their next try (their enrichers failed): taken from the store when due and routed
-//! again through the service, which sends them on, waits them once more or rejects them. Until `stop`; a try
-//! under way finishes first.
+//! The events waiting for their next try (their enrichers failed): kept in the store (`WaitingEvents`, the
+//! `EventQueue` of local mode), taken when due and routed again through the service, which sends them on, waits
+//! them once more or rejects them. Until `stop`; a try under way finishes first.
 
 use super::LocalQueue;
 use crate::adapters::sqlite::SqliteStore;
-use crate::ports::{Clock, SystemClock};
+use crate::ports::{Clock, EventQueue, QueueError, SystemClock};
 use crate::service::Service;
+use async_trait::async_trait;
+use dispatcher_core::dispatch::Source;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The store's waiting events, and a bell the loop hears: an event sent to wait sooner than the loop would
+/// look is taken on time.
+pub struct WaitingEvents {
+    store: Arc<SqliteStore>,
+    wake: Notify,
+}
+
+impl WaitingEvents {
+    pub fn new(store: Arc<SqliteStore>) -> WaitingEvents {
+        WaitingEvents { store, wake: Notify::new() }
+    }
+}
+
+#[async_trait]
+impl EventQueue for WaitingEvents {
+    async fn send_event(&self, body: &[u8], source: &Source) -> Result<(), QueueError> {
+        self.store.send_event(body, source).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    async fn send_event_later(&self, body: &[u8], source: &Source, attempt: u32, at_ms: i64) -> Result<(), QueueError> {
+        self.store.send_event_later(body, source, attempt, at_ms).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
 
 /// How many due events one pass takes.
 const BATCH: usize = 16;
 /// How long a taken event belongs to this pass: past it (the try never reported back), it is due again.
 const LEASE_MS: i64 = 120_000;
-/// The longest the loop sleeps: an event sent to wait meanwhile is due no later than this after its time.
+/// The longest the loop sleeps without being rung.
 const IDLE: Duration = Duration::from_secs(1);
 
 pub(super) async fn run(
     service: Arc<Service>,
-    store: Arc<SqliteStore>,
+    waiting: Arc<WaitingEvents>,
     queue: Arc<LocalQueue>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let store = &waiting.store;
     while !*stop.borrow() {
         let now_ms = SystemClock.now_ms();
         let taken = store.take_due_events(now_ms, BATCH, LEASE_MS).await.unwrap_or_else(|error| {
@@ -48,6 +80,7 @@ pub(super) async fn run(
             next.map_or(IDLE, |due| Duration::from_millis((due - now_ms).clamp(10, IDLE.as_millis() as i64) as u64));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = waiting.wake.notified() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }

@@ -168,7 +168,10 @@ fn decode_rule_payload(
             continue;
         };
         let Some(text) = source.as_str() else {
-            problems.push(Problem::new(field_path, wrong_type(source, "a path such as \"event.payload.fiscalCode\", or an expression")));
+            problems.push(Problem::new(
+                field_path,
+                wrong_type(source, "a path such as \"event.payload.fiscalCode\", or an expression"),
+            ));
             continue;
         };
         match resolve(text, readable) {
