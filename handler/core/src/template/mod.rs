@@ -15,7 +15,7 @@ pub use memory::CountingAllocator;
 pub use transform::{Transform, TRANSFORM_INPUTS};
 
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
+use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Expr, ImmutableString, Scope, Stmt, AST};
 use serde_json::Value;
 use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
@@ -73,6 +73,28 @@ fn engine() -> &'static Engine {
         });
         engine
     })
+}
+
+/// Where `ast` assigns through an index (`m[k] = v`, `m.a[i] += v`), if it does: rhai checks only the value such
+/// an assignment sets, never the map or array it grows, which could then hold one long string thousands of times
+/// and be written whole as text (gigabytes) before any check.
+fn assignment_through_index(ast: &AST) -> Option<rhai::Position> {
+    fn through_index(target: &Expr) -> bool {
+        match target {
+            Expr::Index(..) => true,
+            Expr::Dot(chain, ..) => through_index(&chain.lhs) || through_index(&chain.rhs),
+            _ => false,
+        }
+    }
+    let mut found = None;
+    ast.walk(&mut |path: &[ASTNode]| match path.last() {
+        Some(ASTNode::Stmt(Stmt::Assignment(assignment))) if through_index(&assignment.1.lhs) => {
+            found = Some(assignment.1.lhs.position());
+            false
+        }
+        _ => true,
+    });
+    found
 }
 
 /// `value` as JSON text of at most `limit` bytes, written no further than that.
@@ -150,6 +172,12 @@ impl Template {
         }
         let ast =
             engine().compile_with_scope(&scope, source).map_err(|e| TemplateError(format!("does not compile: {e}")))?;
+        if let Some(at) = assignment_through_index(&ast) {
+            return Err(TemplateError(format!(
+                "does not compile: an assignment through [...] ({at}); use map.set(key, value) or \
+                 array.set(index, value), whose results rhai checks against the limits"
+            )));
+        }
         Ok(Template { source: source.into(), ast: Arc::new(ast) })
     }
 
@@ -261,15 +289,14 @@ mod tests {
             ("let s = \"x\"; s.pad(100_000_000, \"y\"); s", "Length of string"),
             ("let a = [1]; loop { a += a; }", "Size of array|allocated"),
             (
-                "let m = #{}; for i in 0..1_000_000 { m[`k${i}`] = i; } m",
-                "Too many operations|longer than 40 ms|allocated",
+                "let m = #{}; for i in 0..1_000_000 { m.set(`k${i}`, i); } m",
+                "Size of object map|Too many operations|longer than 40 ms|allocated",
             ),
-            // Past rhai's own checks: an item set into a map, a string `replace` makes, a step that reads a
-            // long string again and again.
             (
-                "let s = \"x\"; s.pad(200_000, \"y\"); let m = #{}; for i in 0..100_000 { m[`k${i}`] = s + i; } m",
-                "allocated|longer than 40 ms",
+                "let s = \"x\"; s.pad(200_000, \"y\"); let m = #{}; for i in 0..100_000 { m.set(`k${i}`, s + i); } m",
+                "Length of string|allocated|longer than 40 ms",
             ),
+            // Past rhai's own checks: a string `replace` makes, a step that reads a long string again and again.
             ("let s = \"a\"; for i in 0..16 { s += s; } s.replace(\"a\", s); s", "replace would make a string over"),
             ("let s = \"a\"; for i in 0..17 { s += s; } loop { s.index_of(\"z\"); }", "longer than 40 ms"),
         ] {
@@ -283,20 +310,44 @@ mod tests {
         }
     }
 
-    /// One large string set into a map many times is one allocation, held by reference: written out, it would be
-    /// gigabytes. Written out as a body it stops at the limit.
+    /// rhai checks what an assignment through an index sets, not the map it grows: such a map could hold one
+    /// long string thousands of times, and `${m}` writes it whole before any check. Refused at compile; every
+    /// other way to grow a map or an array is checked whole, and fails before anything is written.
     #[test]
-    fn a_value_holding_one_string_many_times_is_never_written_out_whole() {
-        let many = "let s = \"x\"; for i in 0..17 { s += s; } let m = #{}; for i in 0..2_000 { m[`k${i}`] = s; }";
-        let error = run(&format!("{many} m")).unwrap_err().to_string();
-        assert_eq!(error, "made JSON over the limit of 262144 bytes");
-        let event = crate::events::decode(br#"{"name":"ping","payload":{"name":"a"}}"#).unwrap();
-        let error = Transform::compile(&format!("{many} m"))
-            .unwrap()
-            .apply_to_event(&event, &Default::default(), "evt", None)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(error, "made JSON over the limit of 262144 bytes");
+    fn no_map_or_array_can_hold_one_long_string_many_times() {
+        let error = Transform::compile("let m = #{}; m[\"a\"] = 1; m").unwrap_err().to_string();
+        assert!(
+            error.contains("an assignment through [...] (line 1, position 15); use map.set(key, value)"),
+            "{error}"
+        );
+        for through in
+            ["let a = [1]; a[0] += 1; a", "let m = #{x: [1]}; m.x[0] = 2; m", "fn f(m) { m[\"k\"] = 1 } f(#{})"]
+        {
+            assert!(Transform::compile(through).is_err(), "{through}");
+        }
+        assert_eq!(run("let m = #{}; m.set(\"a\", 1); let a = [0]; a.set(0, m); a").unwrap(), Some(json!([{"a": 1}])));
+        let long = "let s = \"x\"; for i in 0..17 { s += s; }";
+        for grow in [
+            "let m = #{}; for i in 0..4_000 { m.set(`k${i}`, s); }",
+            "let a = []; for i in 0..4_000 { a.push(s); }",
+            "let a = []; for i in 0..4_000 { a += [s]; }",
+            "let m = #{}; for i in 0..4_000 { m.mixin(#{[i.to_string()]: s}); }",
+            "let a = [s]; for i in 0..12 { a = [a, a]; }",
+            "let a = []; a.pad(4_000, s);",
+        ] {
+            let before = memory::allocated();
+            let error = run(&format!("{long} {grow} `${{a ?? m}}`.len()")).map(|_| ()).unwrap_err().to_string();
+            assert!(error.contains("too large") || error.contains("does not compile"), "{grow}: {error}");
+            assert!(memory::allocated() - before < 64 << 20, "{grow}: {} MiB", (memory::allocated() - before) >> 20);
+        }
+    }
+
+    /// A body is written no further than the limit, whatever it holds.
+    #[test]
+    fn a_body_is_written_no_further_than_the_limit() {
+        let many = "let s = \"x\"; for i in 0..17 { s += s; } [s, s, s]";
+        let error = run(many).unwrap_err().to_string();
+        assert!(error.contains("too large") || error == "made JSON over the limit of 262144 bytes", "{error}");
     }
 
     #[test]
