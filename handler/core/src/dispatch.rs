@@ -72,14 +72,28 @@ enum Made {
 /// The delivery of `body` to `webhook`, through its transform; the delivery it would have been, unsent, when
 /// the transform makes nothing or fails.
 fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &Event, body: String) -> Made {
+    // A hydrated event's ids come from what does not depend on the answers (`Event::identity`).
+    let delivery = |body: String| match &event.identity {
+        None => ids.delivery(source, &webhook.id, event.name(), body),
+        Some(identity) => Delivery { body, ..ids.delivery(source, &webhook.id, event.name(), identity.to_string()) },
+    };
     let Some(transform) = &webhook.config.transform else {
-        return Made::Send(ids.delivery(source, &webhook.id, event.name(), body));
+        return Made::Send(delivery(body));
     };
     let attributes = &webhook.config.attributes;
+    // A tenant's transform does not read what the operator's enrichers fetched: only what the rule put in the body.
+    let without;
+    let event = match (&webhook.config.tenant, &event.enrichment) {
+        (Some(_), Some(_)) => {
+            without = Event { enrichment: None, ..event.clone() };
+            &without
+        }
+        _ => event,
+    };
     let made = transform.apply_to_event(event, attributes, &source.id, source.correlation_id.as_deref());
-    let kept = |body| ids.delivery(source, &webhook.id, event.name(), body);
+    let kept = |body| delivery(body);
     match made {
-        Ok(Some(new)) => Made::Send(ids.delivery(source, &webhook.id, event.name(), new)),
+        Ok(Some(new)) => Made::Send(delivery(new)),
         Ok(None) => Made::Keep(Unsent { delivery: kept(body), status: Status::Filtered, reason: None }),
         Err(error) => Made::Keep(Unsent::transform_failed(kept(body), error)),
     }

@@ -37,12 +37,6 @@ impl Answers {
 impl Service {
     /// `event` with what its enrichers fetched; the reason, naming the enricher, when one could not.
     pub(super) async fn hydrate(&self, event: Event, source: &Source) -> Result<Event, String> {
-        self.hydrate_from(event, source, true).await
-    }
-
-    /// [`Service::hydrate`], from the cache alone unless `fetch`: a tenant's preview does not make the
-    /// operator's APIs answer.
-    pub(super) async fn hydrate_from(&self, event: Event, source: &Source, fetch: bool) -> Result<Event, String> {
         let catalog = catalog::current();
         let enrichers = catalog.enrichers_for(&event);
         if enrichers.is_empty() {
@@ -51,7 +45,7 @@ impl Service {
         let mut enrichment = Enrichment::new();
         for enricher in enrichers {
             let answer = self
-                .fetch(enricher, &event, source, fetch)
+                .fetch(enricher, &event, source)
                 .await
                 .map_err(|why| format!("enricher {}: {why}", enricher.name))?;
             enrichment.insert(enricher.name.clone(), answer);
@@ -61,16 +55,13 @@ impl Service {
         Ok(event)
     }
 
-    async fn fetch(&self, enricher: &Enricher, event: &Event, source: &Source, fetch: bool) -> Result<Value, String> {
+    async fn fetch(&self, enricher: &Enricher, event: &Event, source: &Source) -> Result<Value, String> {
         let call = enricher.call(event)?;
         let key = call.cache_key(&enricher.name);
         let now_ms = self.clock.now_ms();
         if let Some(answer) = self.answers.get(&key, now_ms) {
             self.metrics.enrichment(&enricher.name, "cached");
             return Ok(answer);
-        }
-        if !fetch {
-            return Err("its answer is not in the cache, and only the operator's previews fetch".to_owned());
         }
         let request = dispatcher_core::request::enrichment(enricher, &call, source.correlation_id.as_deref(), now_ms);
         let (status, text) = match tokio::time::timeout(enricher.timeout, self.sender.send(request)).await {

@@ -8,7 +8,7 @@ use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
 use crate::telemetry;
 use dispatcher_core::dispatch::{route, skipped, try_transform, Routed, Source};
-use dispatcher_core::events::{decode, decode_value, Event};
+use dispatcher_core::events::{catalog, decode, decode_value, Event};
 use dispatcher_core::model::{join, wrong_type, Report};
 use dispatcher_core::model::{Access, Delivery, Problem, Rejected, Status, Unsent};
 use dispatcher_core::template::Transform;
@@ -115,14 +115,22 @@ impl Service {
     }
 
     /// Routes an event's body as publishing would, against the webhooks of now, and keeps nothing: what a
-    /// filter tester shows (a tenant sees its own webhooks' only). Its enrichers do fetch (their answers are
-    /// cached as for publishing). An invalid event is refused with every problem, and not recorded.
+    /// filter tester shows (a tenant sees its own webhooks' only). Its enrichers fetch for the operator (their
+    /// answers cached as for publishing), never for a tenant. An invalid event is refused with every problem,
+    /// and not recorded.
     pub async fn preview(&self, access: &Access, body: &[u8]) -> Result<Preview, ServiceError> {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
         let name = event.name();
-        let event = match self.hydrate_from(event, &source, matches!(access, Access::Operator)).await {
+        // What the operator's APIs answer is not a tenant's to see, nor to make them answer.
+        let tenant_needs_enrichers =
+            !matches!(access, Access::Operator) && !catalog::current().enrichers_for(&event).is_empty();
+        let hydrated = match tenant_needs_enrichers {
+            true => Err("this event's enrichers run for the operator's previews only".to_owned()),
+            false => self.hydrate(event, &source).await,
+        };
+        let event = match hydrated {
             Ok(event) => event,
             Err(reason) => {
                 return Ok(Preview {

@@ -48,7 +48,11 @@ async fn customer(State(s): State<StandIn>, Path(id): Path<String>, headers: Hea
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer t0ken") {
         return (StatusCode::UNAUTHORIZED, Json(json!({})));
     }
-    (StatusCode::OK, Json(json!({"id": id, "name": format!("Customer {id}"), "email": format!("{id}@example.com")})))
+    // The version changes at every request: an answer that differs each time the event is hydrated.
+    let version = s.asked(&format!("customers/{id}")).len();
+    let customer =
+        json!({"id": id, "name": format!("Customer {id}"), "email": format!("{id}@example.com"), "version": version});
+    (StatusCode::OK, Json(customer))
 }
 
 async fn graphql(State(s): State<StandIn>, headers: HeaderMap, Json(query): Json<Value>) -> Json<Value> {
@@ -60,12 +64,16 @@ async fn graphql(State(s): State<StandIn>, headers: HeaderMap, Json(query): Json
 }
 
 fn dispatcher(name: &str, schedule: &str, apis: &str) -> Dispatcher {
+    dispatcher_on(name, schedule, apis, CATALOG)
+}
+
+fn dispatcher_on(name: &str, schedule: &str, apis: &str, catalog: &str) -> Dispatcher {
     let (crm, graphql) = (format!("{apis}/crm"), format!("{apis}/graphql"));
     Dispatcher::start(
         name,
         &["--retry-schedule", schedule],
         &[
-            ("DISPATCHER_CATALOG", CATALOG),
+            ("DISPATCHER_CATALOG", catalog),
             ("CTP_CUSTOMER_API", &crm),
             ("CTP_CUSTOMER_API_TOKEN", "t0ken"),
             ("ORDERS_GRAPHQL_API", &graphql),
@@ -110,7 +118,7 @@ async fn details_are_fetched_once_cached_and_read_by_the_rule_and_the_transform(
     assert_eq!(
         receivers.at("combined")[0].json(),
         json!({"name": "customer:changed", "payload": {"trigger": "account:created", "customerId": "C/1", "accountId": "A1",
-            "customer": {"id": "C/1", "name": "Customer C/1", "email": "C/1@example.com"}}})
+            "customer": {"id": "C/1", "name": "Customer C/1", "email": "C/1@example.com", "version": 1}}})
     );
     let asked = stand_in.asked("customers/");
     assert_eq!(asked.len(), 1, "once per event, not once per webhook");
@@ -183,4 +191,80 @@ async fn an_event_waiting_for_its_enricher_survives_kill_9() {
     let body = receivers.at("cc")[0].json();
     assert_eq!(body["payload"]["customer"]["name"], "Customer C2", "{body}");
     assert_eq!(receivers.at("cc")[0].header("x-correlation-id"), Some("corr-k"));
+}
+
+/// Published again under its key (the producer did not hear the 202) after the customer API's answer changed:
+/// the deliveries keep their ids, so the webhook gets the event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_hydrated_again_keeps_its_delivery_ids() {
+    let (stand_in, receivers) = (StandIn::default(), Receivers::start().await);
+    let uncached = std::fs::read_to_string(CATALOG).unwrap().replace(r#""cache": "30s","#, "");
+    let dispatcher = dispatcher_on("enrichment-again", "100ms", &stand_in.start().await, &uncached);
+    dispatcher.register(json!({"url": receivers.url("cc"), "subscriptions": ["customer:changed"]})).await;
+    let created = json!({"name": "account:created", "payload": {"customerId": "C3", "accountId": "A3"}});
+    for _ in 0..2 {
+        let response = dispatcher
+            .client
+            .post(format!("{}/events", dispatcher.api))
+            .header("idempotency-key", "evt-C3-A3")
+            .json(&created)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    assert_eq!(stand_in.asked("customers/C3").len(), 2, "hydrated twice, answered differently");
+    eventually("the delivery", Duration::from_secs(20), || receivers.at("cc").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receivers.at("cc").len(), 1, "one delivery, not one per hydration");
+}
+
+/// What the operator's enrichers fetch is the operator's: a tenant's transform reads only what the rule put in
+/// the body, and a tenant's preview does not make the APIs answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_never_sees_more_of_what_enrichers_fetched_than_the_body_holds() {
+    let (stand_in, receivers) = (StandIn::default(), Receivers::start().await);
+    let apis = stand_in.start().await;
+    let (crm, graphql) = (format!("{apis}/crm"), format!("{apis}/graphql"));
+    let dispatcher = Dispatcher::start(
+        "enrichment-tenant",
+        &["--allowed-networks", "127.0.0.0/8"],
+        &[
+            ("DISPATCHER_CATALOG", CATALOG),
+            ("CTP_CUSTOMER_API", &crm),
+            ("CTP_CUSTOMER_API_TOKEN", "t0ken"),
+            ("ORDERS_GRAPHQL_API", &graphql),
+            ("DISPATCHER_API_KEY", "enrichment-operator-key-0123456789"),
+        ],
+    );
+    let (status, _) =
+        dispatcher.call("POST", "/tenants", Some(json!({"id": "tn", "name": "T", "grants": {"target": ["t1"]}}))).await;
+    assert_eq!(status, 201);
+    let (status, issued) = dispatcher.call("POST", "/tenants/tn/tokens", Some(json!({"name": "ci"}))).await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let as_tenant = |path: &str, body: Value| {
+        dispatcher.client.post(format!("{}{path}", dispatcher.api)).bearer_auth(&token).json(&body).send()
+    };
+    let transform = "#{fetched: enrichment.len(), name: body.payload.customer.name}";
+    let hook = |path: &str| {
+        json!({"url": receivers.url(path), "subscriptions": ["customer:changed"], "attributes": {"target": "t1"},
+               "transform": transform})
+    };
+    assert_eq!(as_tenant("/webhooks", hook("tenant")).await.unwrap().status(), 201);
+    dispatcher.register(hook("operator")).await;
+
+    let created = json!({"name": "account:created", "payload": {"customerId": "C4", "accountId": "A4"}});
+    let preview = as_tenant("/events/preview", created.clone()).await.unwrap();
+    let preview: Value = preview.json().await.unwrap();
+    assert_eq!(preview["failed"], "this event's enrichers run for the operator's previews only", "{preview}");
+    assert!(stand_in.asked("customers/").is_empty(), "a tenant's preview asks nothing");
+
+    dispatcher.publish(created).await;
+    eventually("both deliveries", Duration::from_secs(20), || {
+        receivers.at("tenant").len() == 1 && receivers.at("operator").len() == 1
+    })
+    .await;
+    assert_eq!(receivers.at("operator")[0].json(), json!({"fetched": 1, "name": "Customer C4"}));
+    assert_eq!(receivers.at("tenant")[0].json(), json!({"fetched": 0, "name": "Customer C4"}), "the body's, not more");
 }

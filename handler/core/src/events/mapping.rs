@@ -15,6 +15,7 @@ use crate::template::Template;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// One rule of the mapping table.
 #[derive(Debug)]
@@ -154,7 +155,26 @@ impl Mapping {
                 fields.push((target.name.as_str(), value));
             }
         }
-        Ok(Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone() })
+        let identity = event.enrichment.is_some().then(|| self.identity(event, attribute_value));
+        Ok(Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone(), identity })
+    }
+
+    /// What the deliveries of an event emitted from a hydrated `event` are told apart by, without what was
+    /// fetched (nor expressions, which may read it): the rule, the attribute value, the fields read from the
+    /// event itself. The same whenever the event is routed again, whatever the enrichers answer then.
+    fn identity(&self, event: &Event, attribute_value: &str) -> Arc<str> {
+        let mut identity = serde_json::Map::new();
+        for (field, source) in &self.payload {
+            let value = match source {
+                Source::Field(from) => event.payload.get(from).cloned(),
+                Source::EventName => Some(Value::from(event.name())),
+                Source::Attribute(_) => Some(Value::from(attribute_value)),
+                Source::Enrichment { .. } | Source::Expression(_) => Some(Value::from("fetched")),
+            };
+            identity.insert(field.clone(), value.unwrap_or(Value::Null));
+        }
+        let rule = serde_json::json!({"from": self.from, "to": self.to, "each": attribute_value, "fields": identity});
+        rule.to_string().into()
     }
 
     /// What a payload expression reads: the event, the attribute it is emitted for, what the enrichers fetched.

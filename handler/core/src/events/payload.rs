@@ -54,11 +54,15 @@ pub struct Event {
     pub spec: &'static EventSpec,
     pub payload: Payload,
     pub enrichment: Option<Arc<Enrichment>>,
+    /// What its delivery ids derive from instead of the body, when the body holds what enrichers fetched: an
+    /// answer may differ when the event is routed again (a redelivery, a retry), its ids must not
+    /// (`Mapping::emit`).
+    pub identity: Option<Arc<str>>,
 }
 
 impl Event {
     pub fn new(spec: &'static EventSpec, payload: Payload) -> Event {
-        Event { spec, payload, enrichment: None }
+        Event { spec, payload, enrichment: None, identity: None }
     }
 
     pub fn name(&self) -> &'static str {

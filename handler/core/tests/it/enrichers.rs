@@ -211,3 +211,21 @@ fn a_payload_field_may_be_an_expression_and_one_that_fails_fails_the_event_with_
     assert_eq!(broken.len(), 1);
     assert!(broken[0].starts_with("mappings[0].payload.y: does not compile: "), "{broken:?}");
 }
+
+/// An event routed again (a redelivery, its next try) may be answered differently by its enricher: its
+/// deliveries must keep their ids, or the integrator would get a second delivery it cannot tell apart.
+#[test]
+fn a_hydrated_event_s_identity_does_not_depend_on_the_answers() {
+    let catalog = downstream();
+    let identity = |account: &str, name: &str| {
+        let created = event(catalog, "account:created", json!({"customerId": "C1", "accountId": account}));
+        let hydrated = with(&created, json!({"customer": {"name": name}}));
+        let public: Vec<Event> = catalog.public_events(&hydrated, |_| &[]).map(|e| e.unwrap().into_owned()).collect();
+        assert_eq!(public[0].payload.get("customer"), Some(&json!({"name": name})));
+        public[0].identity.clone().unwrap()
+    };
+    assert_eq!(identity("A1", "Ada"), identity("A1", "Ada Lovelace"));
+    assert_ne!(identity("A1", "Ada"), identity("A2", "Ada"), "another account is another delivery");
+    let plain = event(catalog, "order:placed", json!({"orderId": "O-1"}));
+    assert_eq!(plain.identity, None, "an event nothing was fetched for is told apart by its body");
+}
