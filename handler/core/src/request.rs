@@ -259,7 +259,7 @@ mod tests {
         let enricher = crate::events::Enricher {
             name: "customer".into(),
             method: Method::Post,
-            url: crate::events::enricher::UrlTemplate::parse("https://crm.example/q").unwrap(),
+            url: crate::events::enricher::UrlTemplate::parse("https://crm.example/q", &|_| None).unwrap(),
             headers: vec![("x-api-key".into(), "k3y".into())],
             body: None,
             auth: Some(TargetAuth::Bearer { token: "t0k3n".into() }),

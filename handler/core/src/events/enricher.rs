@@ -72,7 +72,7 @@ impl Call {
 impl Enricher {
     /// The request for `event`. Fails only when the body template fails on this event.
     pub fn call(&self, event: &Event) -> Result<Call, String> {
-        let url = self.url.render(event);
+        let url = self.url.render(event)?;
         let body = match &self.body {
             None => None,
             Some(template) => {
@@ -118,9 +118,11 @@ fn excerpt(text: &str) -> String {
 }
 
 /// A URL with `{event.name}` and `{event.payload.<field>}` places, filled from the event and percent-encoded
-/// (a value can never add a path segment or a query parameter).
+/// (a value can never add a path segment or a query parameter), and `${NAME}` settings, read from the
+/// environment at load. Places are only in the path or the query: the event never chooses the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlTemplate {
+    /// As written, settings unread: what may be shown (a setting may hold a secret).
     pub text: String,
     parts: Vec<UrlPart>,
 }
@@ -133,28 +135,47 @@ enum UrlPart {
 }
 
 impl UrlTemplate {
-    /// Reads `text`'s places; the paths each reads, or what is wrong.
-    pub fn parse(text: &str) -> Result<UrlTemplate, String> {
+    /// Reads `text`, its settings from `env`; what is wrong, without a setting's value.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<UrlTemplate, String> {
         let mut parts = Vec::new();
         let mut rest = text;
+        let mut literal = String::new();
         while let Some(start) = rest.find('{') {
             let Some(length) = rest[start..].find('}') else {
                 return Err(format!("has a {{ at {} without its }}", text.len() - rest.len() + start));
             };
-            parts.push(UrlPart::Text(rest[..start].to_owned()));
-            let place = &rest[start + 1..start + length];
-            parts.push(match place.strip_prefix("event.payload.") {
-                _ if place == "event.name" => UrlPart::EventName,
-                Some(field) if !field.is_empty() => UrlPart::Field(field.to_owned()),
-                _ => return Err(format!("has {{{place}}}: a place is {{event.name}} or {{event.payload.<field>}}")),
-            });
+            let inside = &rest[start + 1..start + length];
+            if start > 0 && rest.as_bytes()[start - 1] == b'$' {
+                literal.push_str(&rest[..start - 1]);
+                let value = env(inside)
+                    .ok_or_else(|| format!("names ${{{inside}}}, an environment variable that is not set"))?;
+                literal.push_str(&value);
+            } else {
+                literal.push_str(&rest[..start]);
+                parts.push(UrlPart::Text(std::mem::take(&mut literal)));
+                parts.push(match inside.strip_prefix("event.payload.") {
+                    _ if inside == "event.name" => UrlPart::EventName,
+                    Some(field) if !field.is_empty() => UrlPart::Field(field.to_owned()),
+                    _ => {
+                        return Err(format!("has {{{inside}}}: a place is {{event.name}} or {{event.payload.<field>}}"))
+                    }
+                });
+            }
             rest = &rest[start + length + 1..];
         }
         if rest.contains('}') {
             return Err("has a } without its {".to_owned());
         }
-        parts.push(UrlPart::Text(rest.to_owned()));
-        Ok(UrlTemplate { text: text.to_owned(), parts })
+        literal.push_str(rest);
+        parts.push(UrlPart::Text(literal));
+        let template = UrlTemplate { text: text.to_owned(), parts };
+        let UrlPart::Text(before) = &template.parts[0] else { unreachable!("parts start with text") };
+        // What comes before the first place is the scheme, the host and the port, whole, and the path begins.
+        let fixed = before.find("://").is_some_and(|at| before[at + 3..].contains(['/', '?']));
+        if template.parts.len() > 1 && !fixed {
+            return Err("has a place before its path: the scheme, the host and the port are fixed".to_owned());
+        }
+        Ok(template)
     }
 
     /// The fields of the event its places read.
@@ -165,27 +186,34 @@ impl UrlTemplate {
         })
     }
 
-    /// The URL as it is before any place is filled: what the loader checks is an http(s) URL.
+    /// The URL with `x` in its places: what the loader checks is an http(s) URL.
     pub fn sample(&self) -> String {
         self.parts.iter().map(|part| if let UrlPart::Text(text) = part { text.as_str() } else { "x" }).collect()
     }
 
-    /// The URL for `event`. A place whose field the event lacks is left empty (the loader only lets a
-    /// template read required fields).
-    pub fn render(&self, event: &Event) -> String {
+    /// The URL for `event`; why not, when a value would climb the path (`.` or `..`). A place whose field the
+    /// event lacks is left empty (the loader only lets a template read required fields).
+    pub fn render(&self, event: &Event) -> Result<String, String> {
         let mut url = String::with_capacity(self.text.len() + 32);
         for part in &self.parts {
-            match part {
-                UrlPart::Text(text) => url.push_str(text),
-                UrlPart::EventName => encode(event.name(), &mut url),
+            let value = match part {
+                UrlPart::Text(text) => {
+                    url.push_str(text);
+                    continue;
+                }
+                UrlPart::EventName => event.name().to_owned(),
                 UrlPart::Field(field) => match event.payload.get(field) {
-                    Some(Value::String(text)) => encode(text, &mut url),
-                    Some(Value::Null) | None => {}
-                    Some(other) => encode(&other.to_string(), &mut url),
+                    Some(Value::String(text)) => text.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(other) => other.to_string(),
                 },
+            };
+            if value == "." || value == ".." {
+                return Err(format!("a value of its URL is {value:?}, which would change the path"));
             }
+            encode(&value, &mut url);
         }
-        url
+        Ok(url)
     }
 }
 
@@ -204,15 +232,47 @@ fn encode(value: &str, into: &mut String) {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<UrlTemplate, String> {
+        UrlTemplate::parse(text, &|name| (name == "API").then(|| "https://crm.example/{s3cret}".to_owned()))
+    }
+
     #[test]
     fn places_are_read_and_their_mistakes_named() {
-        let url =
-            UrlTemplate::parse("https://crm.example/customers/{event.payload.customerId}?e={event.name}").unwrap();
+        let url = parse("https://crm.example/customers/{event.payload.customerId}?e={event.name}").unwrap();
         assert_eq!(url.fields().collect::<Vec<_>>(), ["customerId"]);
         assert_eq!(url.sample(), "https://crm.example/customers/x?e=x");
-        assert!(UrlTemplate::parse("https://x/{event.payload.id").unwrap_err().contains("without its }"));
-        assert!(UrlTemplate::parse("https://x/{attributes.a}").unwrap_err().contains("{attributes.a}"));
-        assert!(UrlTemplate::parse("https://x/}").is_err());
+        assert!(parse("https://x/{event.payload.id").unwrap_err().contains("without its }"));
+        assert!(parse("https://x/{attributes.a}").unwrap_err().contains("{attributes.a}"));
+        assert!(parse("https://x/}").is_err());
+        assert!(parse("https://${NOPE}/x").unwrap_err().contains("${NOPE}, an environment variable that is not set"));
+    }
+
+    #[test]
+    fn a_setting_is_read_at_load_and_kept_out_of_what_is_shown() {
+        let url = parse("${API}/customers/{event.payload.id}").unwrap();
+        assert_eq!(url.sample(), "https://crm.example/{s3cret}/customers/x", "a brace in a setting is not a place");
+        assert_eq!(url.text, "${API}/customers/{event.payload.id}");
+    }
+
+    #[test]
+    fn the_event_never_chooses_the_host_nor_climbs_the_path() {
+        for host in [
+            "https://{event.payload.h}/x",
+            "https://api.{event.name}.example/x",
+            "{event.name}",
+            "https://a:{event.name}/",
+        ] {
+            assert!(parse(host).unwrap_err().contains("before its path"), "{host}");
+        }
+        let spec = crate::events::catalog::built_in().event("ping").unwrap();
+        let event = |name: &str| {
+            crate::events::Event::new(spec, crate::events::Payload::new(vec![("name", Value::from(name))]))
+        };
+        let url = parse("https://x.example/p/{event.payload.name}").unwrap();
+        assert_eq!(url.render(&event("a b")).unwrap(), "https://x.example/p/a%20b");
+        for climbing in [".", ".."] {
+            assert!(url.render(&event(climbing)).unwrap_err().contains("would change the path"), "{climbing}");
+        }
     }
 
     #[test]
@@ -226,7 +286,7 @@ mod tests {
         Enricher {
             name: "customer".to_owned(),
             method: Method::Get,
-            url: UrlTemplate::parse("https://crm.example/c").unwrap(),
+            url: parse("https://crm.example/c").unwrap(),
             headers: vec![("authorization".to_owned(), "Bearer s3cret".to_owned())],
             body: None,
             auth: None,

@@ -67,11 +67,9 @@ fn decode_enricher(
             None
         }
     };
-    let url =
-        required_string(entry, path, "url", problems).map(|text| substitute(&text, &join(path, "url"), env, problems));
-    let url = url.and_then(|text| {
+    let url = required_string(entry, path, "url", problems).and_then(|text| {
         let at = join(path, "url");
-        let template = UrlTemplate::parse(&text).map_err(|e| problems.push(Problem::new(&at, e))).ok()?;
+        let template = UrlTemplate::parse(&text, env).map_err(|e| problems.push(Problem::new(&at, e))).ok()?;
         crate::policy::targets::http_url(&template.sample())
             .map_err(|e| problems.push(Problem::new(&at, format!("is not an http or https URL: {e}"))))
             .ok()?;
