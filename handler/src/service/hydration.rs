@@ -7,6 +7,7 @@
 use super::Service;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::events::{catalog, Enricher, Enrichment, Event};
+use dispatcher_core::policy::outcome::Response;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,9 +35,23 @@ impl Answers {
     }
 }
 
+/// Why an event could not be hydrated, and whether trying again can help: a body template that fails, or a
+/// request the sender refuses (an invalid URL, a target the SSRF guard refuses), would fail the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unhydrated {
+    pub reason: String,
+    pub permanent: bool,
+}
+
+impl Unhydrated {
+    fn transient(reason: String) -> Unhydrated {
+        Unhydrated { reason, permanent: false }
+    }
+}
+
 impl Service {
-    /// `event` with what its enrichers fetched; the reason, naming the enricher, when one could not.
-    pub(super) async fn hydrate(&self, event: Event, source: &Source) -> Result<Event, String> {
+    /// `event` with what its enrichers fetched; why not (naming the enricher) when one could not.
+    pub(super) async fn hydrate(&self, event: Event, source: &Source) -> Result<Event, Unhydrated> {
         let catalog = catalog::current();
         let enrichers = catalog.enrichers_for(&event);
         if enrichers.is_empty() {
@@ -44,19 +59,19 @@ impl Service {
         }
         let mut enrichment = Enrichment::new();
         for enricher in enrichers {
-            let answer = self
-                .fetch(enricher, &event, source)
-                .await
-                .map_err(|why| format!("enricher {}: {why}", enricher.name))?;
+            let answer = self.fetch(enricher, &event, source).await.map_err(|failed| Unhydrated {
+                reason: format!("enricher {}: {}", enricher.name, failed.reason),
+                ..failed
+            })?;
             enrichment.insert(enricher.name.clone(), answer);
         }
         let event = Event { enrichment: Some(Arc::new(enrichment)), ..event };
-        catalog.check_enrichment(&event)?;
+        catalog.check_enrichment(&event).map_err(Unhydrated::transient)?;
         Ok(event)
     }
 
-    async fn fetch(&self, enricher: &Enricher, event: &Event, source: &Source) -> Result<Value, String> {
-        let call = enricher.call(event)?;
+    async fn fetch(&self, enricher: &Enricher, event: &Event, source: &Source) -> Result<Value, Unhydrated> {
+        let call = enricher.call(event).map_err(|reason| Unhydrated { reason, permanent: true })?;
         let key = call.cache_key(&enricher.name);
         let now_ms = self.clock.now_ms();
         if let Some(answer) = self.answers.get(&key, now_ms) {
@@ -64,13 +79,16 @@ impl Service {
             return Ok(answer);
         }
         let request = dispatcher_core::request::enrichment(enricher, &call, source.correlation_id.as_deref(), now_ms);
-        let (status, text) = match tokio::time::timeout(enricher.timeout, self.sender.send(request)).await {
-            Ok((_, attempt)) => (attempt.status_code, attempt.error.unwrap_or(attempt.response)),
-            Err(_) => (None, format!("no answer within {:?}", enricher.timeout)),
+        let (status, text, permanent) = match tokio::time::timeout(enricher.timeout, self.sender.send(request)).await {
+            Ok((response, attempt)) => {
+                let permanent = matches!(response, Response::Failed { transient: false, .. });
+                (attempt.status_code, attempt.error.unwrap_or(attempt.response), permanent)
+            }
+            Err(_) => (None, format!("no answer within {:?}", enricher.timeout), false),
         };
         let answer = enricher.answer(status, &text);
         self.metrics.enrichment(&enricher.name, if answer.is_ok() { "fetched" } else { "failed" });
-        let answer = answer?;
+        let answer = answer.map_err(|reason| Unhydrated { reason, permanent })?;
         if !enricher.cache.is_zero() {
             self.answers.put(key, answer.clone(), now_ms + enricher.cache.as_millis() as i64);
         }

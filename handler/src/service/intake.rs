@@ -3,6 +3,7 @@
 //! An invalid event is recorded with every problem and refused, once: retrying it cannot make it valid.
 
 use super::access::require_operator;
+use super::hydration::Unhydrated;
 use super::metrics::Outcome;
 use super::{Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
@@ -94,17 +95,12 @@ impl Service {
             Intake::Route => match self.hydrate(event, &source).await {
                 Ok(event) => match self.route(&event, &source, &*self.queue).await? {
                     Ok(deliveries) => Some(deliveries),
-                    // Recorded as rejected; the publisher hears why at once.
-                    Err(rejected) => {
-                        let report =
-                            Report::of(rejected.problems).unwrap_or_else(|| Report::single("event", "rejected"));
-                        return Err(ServiceError::Invalid { what: Invalid::Event, report });
-                    }
+                    Err(rejected) => return Err(refused(rejected)),
                 },
-                Err(reason) => {
-                    self.wait(body, &source, 1, reason).await?;
-                    None
-                }
+                Err(failed) => match self.wait(body, &source, 1, failed).await? {
+                    Accepted::Rejected(rejected) => return Err(refused(rejected)),
+                    _ => None,
+                },
             },
             Intake::Queue(events) => {
                 events.send_event(body, &source).await?;
@@ -127,18 +123,21 @@ impl Service {
         let tenant_needs_enrichers =
             !matches!(access, Access::Operator) && !catalog::current().enrichers_for(&event).is_empty();
         let hydrated = match tenant_needs_enrichers {
-            true => Err("this event's enrichers run for the operator's previews only".to_owned()),
+            true => Err(Unhydrated {
+                reason: "this event's enrichers run for the operator's previews only".to_owned(),
+                permanent: true,
+            }),
             false => self.hydrate(event, &source).await,
         };
         let event = match hydrated {
             Ok(event) => event,
-            Err(reason) => {
+            Err(failed) => {
                 return Ok(Preview {
                     event: name,
                     deliveries: vec![],
                     unsent: vec![],
                     skipped: vec![],
-                    failed: Some(reason),
+                    failed: Some(failed.reason),
                 })
             }
         };
@@ -217,7 +216,7 @@ impl Service {
             Ok(event) => {
                 let event = match self.hydrate(event, source).await {
                     Ok(event) => event,
-                    Err(reason) => return self.wait(body, source, attempt, reason).await,
+                    Err(failed) => return self.wait(body, source, attempt, failed).await,
                 };
                 match self.route(&event, source, queue).await? {
                     Ok(deliveries) => Ok(Accepted::Routed { event: event.name(), deliveries }),
@@ -232,9 +231,18 @@ impl Service {
     }
 
     /// An event whose enrichers failed on its `attempt`-th try: sent again for the next one on the retry
-    /// schedule, or, past the last, rejected with the reason. Never routed without its data.
-    async fn wait(&self, body: &[u8], source: &Source, attempt: u32, reason: String) -> Result<Accepted, ServiceError> {
-        match self.schedule.delay_after(attempt, &source.id, None) {
+    /// schedule, or, past the last or when trying again cannot help, rejected with the reason. Never routed
+    /// without its data.
+    async fn wait(
+        &self,
+        body: &[u8],
+        source: &Source,
+        attempt: u32,
+        failed: Unhydrated,
+    ) -> Result<Accepted, ServiceError> {
+        let Unhydrated { reason, permanent } = failed;
+        let next = if permanent { None } else { self.schedule.delay_after(attempt, &source.id, None) };
+        match next {
             Some(delay) => {
                 let at_ms = self.clock.now_ms() + delay.as_millis() as i64;
                 tracing::warn!(event_id = %source.id, attempt, %reason, "enrichment failed; the event is tried again later");
@@ -242,7 +250,11 @@ impl Service {
                 Ok(Accepted::Waiting { reason, at_ms })
             }
             None => {
-                let problem = Problem::new("enrichment", format!("{reason} (tried {attempt} times)"));
+                let tried = match permanent {
+                    true => "not tried again: it would fail the same way".to_owned(),
+                    false => format!("tried {attempt} times"),
+                };
+                let problem = Problem::new("enrichment", format!("{reason} ({tried})"));
                 Ok(Accepted::Rejected(self.reject(Some(source.id.clone()), vec![problem], body).await?))
             }
         }
@@ -350,6 +362,13 @@ async fn routed(event: &Event, source: &Source, webhooks: Arc<WebhookIndex>) -> 
     }
     let (event, source) = (event.clone(), source.clone());
     off_workers(move || all(&event, &source, &webhooks)).await
+}
+
+/// An event refused after it was accepted as valid (its enrichers cannot fetch, a rule's expression failed):
+/// recorded as rejected; the local publisher hears why at once.
+fn refused(rejected: Rejected) -> ServiceError {
+    let report = Report::of(rejected.problems).unwrap_or_else(|| Report::single("event", "rejected"));
+    ServiceError::Invalid { what: Invalid::Event, report }
 }
 
 /// Runs `work` (which runs templates) on the blocking pool, not on an async worker; its panic is this task's.

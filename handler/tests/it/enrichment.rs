@@ -167,6 +167,14 @@ async fn a_graphql_answer_with_errors_is_retried_then_rejected_and_nothing_is_de
     assert_eq!(asked[0].2["variables"], json!({"id": "O-404"}));
     assert_eq!(asked[0].1.get("content-type").unwrap(), "application/json");
 
+    // A failure trying again cannot cure is not waited for: rejected at once, the publisher told why.
+    let climbing = json!({"name": "account:created", "payload": {"customerId": "..", "accountId": "A1"}});
+    let (status, refused) = dispatcher.call("POST", "/events", Some(climbing)).await;
+    assert_eq!(status, 400, "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("would change the path") && text.contains("not tried again"), "{refused}");
+    assert!(stand_in.asked("customers/").is_empty());
+
     publish(&dispatcher, json!({"name": "order:placed", "payload": {"orderId": "O-1"}}), "c").await;
     eventually("the found order", Duration::from_secs(20), || receivers.at("orders").len() == 1).await;
     assert_eq!(
