@@ -426,6 +426,7 @@ impl Host {
                 scheduled_at_ms: None,
                 traceparent: None,
                 body: &body,
+                retry: None,
             };
             if let Err(error) = self.deliveries.send(job).await {
                 // An output that cannot be sent fails the invocation: the message is delivered again.

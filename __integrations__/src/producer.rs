@@ -88,8 +88,14 @@ impl Producer {
             Producer::Queue(queue) => {
                 let id = key.map_or_else(message_id, str::to_owned);
                 let body = event.to_string();
-                let message =
-                    Outgoing { message_id: &id, correlation_id, scheduled_at_ms: None, traceparent: None, body: &body };
+                let message = Outgoing {
+                    message_id: &id,
+                    correlation_id,
+                    scheduled_at_ms: None,
+                    traceparent: None,
+                    body: &body,
+                    retry: None,
+                };
                 queue.send(message).await.map_err(|e| e.to_string())?;
                 Ok(Published { id, answer: Value::Null })
             }

@@ -249,14 +249,6 @@ pub fn retry_message_id(source_id: &str, attempt: u32) -> String {
     format!("{source_id}#try-{attempt}")
 }
 
-/// The source id and the try of a message id: what [`retry_message_id`] made, or the first try of any other.
-pub fn read_message_id(message_id: &str) -> (&str, u32) {
-    message_id
-        .rsplit_once("#try-")
-        .and_then(|(id, attempt)| Some((id, attempt.parse().ok().filter(|n| *n > 1)?)))
-        .unwrap_or((message_id, 1))
-}
-
 /// One HTTP request on the wire.
 #[async_trait]
 pub trait Sender: Send + Sync {
@@ -288,18 +280,5 @@ impl Clock for SystemClock {
 
     fn fill_random(&self, bytes: &mut [u8]) -> Result<(), RandomUnavailable> {
         getrandom::fill(bytes).map_err(|e| RandomUnavailable(e.to_string()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_retry_s_message_id_gives_back_its_source_and_its_try() {
-        assert_eq!(read_message_id(&retry_message_id("evt_1", 3)), ("evt_1", 3));
-        assert_eq!(read_message_id("evt_1"), ("evt_1", 1));
-        assert_eq!(read_message_id("a#try-b"), ("a#try-b", 1), "not a try number: an id of its own");
-        assert_eq!(read_message_id("a#try-1"), ("a#try-1", 1), "the first try is never sent again");
     }
 }

@@ -12,26 +12,41 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The most answers kept: past that, the cache is emptied (answers are small, and cheap to fetch again).
-const MAX_ANSWERS: usize = 10_000;
+/// The most the cached answers may weigh (their JSON text, and their keys): past that, the stale ones go, then
+/// all (answers are cheap to fetch again; memory on a small instance is not).
+const MAX_CACHED_BYTES: usize = 32 << 20;
 
-/// Enrichers' answers by request, each with when it goes stale (ms since the Unix epoch).
+/// Enrichers' answers by request, each with when it goes stale (ms since the Unix epoch) and its weight.
 #[derive(Default)]
-pub(super) struct Answers(Mutex<HashMap<String, (Value, i64)>>);
+pub(super) struct Answers(Mutex<Cached>);
+
+#[derive(Default)]
+struct Cached {
+    answers: HashMap<String, (Value, i64, usize)>,
+    bytes: usize,
+}
 
 impl Answers {
     fn get(&self, key: &str, now_ms: i64) -> Option<Value> {
-        let answers = self.0.lock().ok()?;
-        answers.get(key).filter(|(_, stale_at)| *stale_at > now_ms).map(|(value, _)| value.clone())
+        let cached = self.0.lock().ok()?;
+        cached.answers.get(key).filter(|(_, stale_at, _)| *stale_at > now_ms).map(|(value, ..)| value.clone())
     }
 
-    fn put(&self, key: String, value: Value, stale_at: i64) {
-        if let Ok(mut answers) = self.0.lock() {
-            if answers.len() >= MAX_ANSWERS {
-                answers.clear();
-            }
-            answers.insert(key, (value, stale_at));
+    fn put(&self, key: String, value: Value, weight: usize, now_ms: i64, stale_at: i64) {
+        let Ok(mut cached) = self.0.lock() else { return };
+        let weight = weight + key.len();
+        if cached.bytes + weight > MAX_CACHED_BYTES {
+            cached.answers.retain(|_, (_, stale_at, _)| *stale_at > now_ms);
+            cached.bytes = cached.answers.values().map(|(.., weight)| weight).sum();
         }
+        if cached.bytes + weight > MAX_CACHED_BYTES {
+            cached.answers.clear();
+            cached.bytes = 0;
+        }
+        if let Some((.., replaced)) = cached.answers.insert(key, (value, stale_at, weight)) {
+            cached.bytes -= replaced;
+        }
+        cached.bytes += weight;
     }
 }
 
@@ -90,8 +105,31 @@ impl Service {
         self.metrics.enrichment(&enricher.name, if answer.is_ok() { "fetched" } else { "failed" });
         let answer = answer.map_err(|reason| Unhydrated { reason, permanent })?;
         if !enricher.cache.is_zero() {
-            self.answers.put(key, answer.clone(), now_ms + enricher.cache.as_millis() as i64);
+            let stale_at = now_ms + enricher.cache.as_millis() as i64;
+            self.answers.put(key, answer.clone(), text.len(), now_ms, stale_at);
         }
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_weighs_its_answers_and_lets_the_stale_go_first() {
+        let answers = Answers::default();
+        let big = MAX_CACHED_BYTES / 4;
+        answers.put("stale".to_owned(), Value::from(1), big, 0, 10);
+        answers.put("fresh".to_owned(), Value::from(2), big, 0, 1_000);
+        answers.put("other".to_owned(), Value::from(3), big, 0, 1_000);
+        assert_eq!(answers.get("stale", 5), Some(Value::from(1)));
+        answers.put("more".to_owned(), Value::from(4), big, 20, 1_000);
+        assert_eq!((answers.get("stale", 5), answers.get("fresh", 20)), (None, Some(Value::from(2))), "the stale went");
+        answers.put("again".to_owned(), Value::from(5), big, 20, 1_000);
+        answers.put("over".to_owned(), Value::from(6), big, 20, 1_000);
+        let cached = answers.0.lock().unwrap();
+        assert!(cached.bytes <= MAX_CACHED_BYTES, "{} bytes", cached.bytes);
+        assert_eq!(cached.bytes, cached.answers.values().map(|(.., weight)| weight).sum::<usize>());
     }
 }

@@ -349,15 +349,15 @@ impl Service {
 }
 
 /// What routing `event` makes (`route`, and the skipped deliveries of disabled webhooks with them). When a
-/// webhook has a transform, off the async workers: a run may take up to its deadline (`template::DEADLINE`),
-/// and a fan-out runs one a webhook.
+/// webhook has a transform or a rule an expression, off the async workers: a run may take up to its deadline
+/// (`template::DEADLINE`), and a fan-out runs one a webhook.
 async fn routed(event: &Event, source: &Source, webhooks: Arc<WebhookIndex>) -> Result<Routed, ServiceError> {
     let all = |event: &Event, source: &Source, webhooks: &WebhookIndex| {
         let mut routed = route(source, event, webhooks);
         routed.unsent.extend(skipped(source, event, webhooks));
         routed
     };
-    if !webhooks.runs_transforms() {
+    if !webhooks.runs_transforms() && !catalog::current().runs_templates() {
         return Ok(all(event, source, &webhooks));
     }
     let (event, source) = (event.clone(), source.clone());

@@ -16,7 +16,7 @@ fn queue(connection: &str, name: &str) -> QueueSender {
 }
 
 fn outgoing<'a>(id: &'a str, body: &'a str) -> Outgoing<'a> {
-    Outgoing { message_id: id, correlation_id: None, scheduled_at_ms: None, traceparent: None, body }
+    Outgoing { message_id: id, correlation_id: None, scheduled_at_ms: None, traceparent: None, body, retry: None }
 }
 
 #[tokio::test]

@@ -74,6 +74,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// Whether a rule makes a field with an expression (a template, which may run up to its deadline).
+    pub fn runs_templates(&self) -> bool {
+        self.mappings.iter().any(|m| m.payload.iter().any(|(_, source)| matches!(source, Source::Expression(_))))
+    }
+
     fn rules_for<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Mapping> + 'a {
         self.mappings.iter().filter(move |m| m.from == event.name() && m.holds(event))
     }

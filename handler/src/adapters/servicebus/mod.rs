@@ -15,7 +15,7 @@ mod queues;
 mod sender;
 
 pub use queues::{ServiceBusDeliveries, ServiceBusEvents};
-pub use sender::{Outgoing, QueueSender};
+pub use sender::{Outgoing, QueueSender, EVENT_ID_PROPERTY, TRY_PROPERTY};
 
 use crate::adapters::identity::{IdentityError, ManagedIdentity};
 use base64::Engine as _;

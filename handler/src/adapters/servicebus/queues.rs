@@ -22,22 +22,30 @@ impl EventQueue for ServiceBusEvents {
         self.send(body, source, &source.id, None).await
     }
 
-    /// A scheduled message whose id names the try (`ports::retry_message_id`), which OnIncomingEvent reads back.
+    /// A scheduled message whose id names the try (`ports::retry_message_id`: duplicate detection drops a try
+    /// sent twice), and whose application properties say which event and which try, for OnIncomingEvent.
     async fn send_event_later(&self, body: &[u8], source: &Source, attempt: u32, at_ms: i64) -> Result<(), QueueError> {
-        self.send(body, source, &retry_message_id(&source.id, attempt), Some(at_ms)).await
+        self.send(body, source, &retry_message_id(&source.id, attempt), Some((at_ms, attempt))).await
     }
 }
 
 impl ServiceBusEvents {
-    async fn send(&self, body: &[u8], source: &Source, message_id: &str, at_ms: Option<i64>) -> Result<(), QueueError> {
+    async fn send(
+        &self,
+        body: &[u8],
+        source: &Source,
+        message_id: &str,
+        later: Option<(i64, u32)>,
+    ) -> Result<(), QueueError> {
         let body =
             std::str::from_utf8(body).map_err(|e| QueueError::Unavailable(format!("the event is not UTF-8: {e}")))?;
         let message = Outgoing {
             message_id,
             correlation_id: source.correlation_id.as_deref(),
-            scheduled_at_ms: at_ms,
+            scheduled_at_ms: later.map(|(at_ms, _)| at_ms),
             traceparent: source.traceparent.as_deref(),
             body,
+            retry: later.map(|(_, attempt)| (source.id.as_str(), attempt)),
         };
         self.0.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
@@ -51,7 +59,8 @@ impl ServiceBusDeliveries {
         let body = serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         let correlation_id = job.delivery.correlation_id.as_deref();
         // The job carries its trace context itself (`Delivery::traceparent`).
-        let message = Outgoing { message_id, correlation_id, scheduled_at_ms, traceparent: None, body: &body };
+        let message =
+            Outgoing { message_id, correlation_id, scheduled_at_ms, traceparent: None, body: &body, retry: None };
         self.0.send(message).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }

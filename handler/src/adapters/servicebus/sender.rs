@@ -33,7 +33,15 @@ pub struct Outgoing<'a> {
     pub traceparent: Option<&'a str>,
     /// JSON text, sent as one data section with content type `application/json`.
     pub body: &'a str,
+    /// An event sent again for a later try: its own id and the try's number, as the application properties
+    /// [`EVENT_ID_PROPERTY`] and [`TRY_PROPERTY`] (read back by OnIncomingEvent).
+    pub retry: Option<(&'a str, u32)>,
 }
+
+/// The application property naming the event a message tries again.
+pub const EVENT_ID_PROPERTY: &str = "dispatcher-event-id";
+/// The application property numbering the try (2: the first retry).
+pub const TRY_PROPERTY: &str = "dispatcher-try";
 
 /// The sender of one queue.
 pub struct QueueSender {
@@ -148,6 +156,11 @@ async fn send_on(sender: &AmqpSender, message: Outgoing<'_>) -> Result<(), Strin
         builder = builder
             .add_application_property("traceparent".to_owned(), traceparent.to_owned())
             .add_application_property("Diagnostic-Id".to_owned(), traceparent.to_owned());
+    }
+    if let Some((event_id, attempt)) = message.retry {
+        builder = builder
+            .add_application_property(EVENT_ID_PROPERTY.to_owned(), event_id.to_owned())
+            .add_application_property(TRY_PROPERTY.to_owned(), attempt.to_string());
     }
     let mut amqp = builder.build();
     if let Some(at_ms) = message.scheduled_at_ms {

@@ -25,7 +25,8 @@ pub(super) fn release_waiting(c: &Connection, now_ms: i64) -> Result<(), StoreEr
 }
 
 impl SqliteStore {
-    /// Keeps `body` to be tried for the `attempt`-th time at `at_ms`; replaces what waited under the same id.
+    /// Keeps `body` to be tried for the `attempt`-th time at `at_ms`; replaces what waited under the same id,
+    /// keeping the higher try (publishing it again under its key does not start its schedule over).
     pub async fn wait_event(&self, body: &[u8], source: &Source, attempt: u32, at_ms: i64) -> Result<(), StoreError> {
         let (body, source) = (body.to_vec(), source.clone());
         self.write(move |c| {
@@ -33,7 +34,8 @@ impl SqliteStore {
                 "INSERT INTO waiting_events (id, body, correlation_id, traceparent, attempt, due_at, leased)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)
                  ON CONFLICT (id) DO UPDATE SET body = excluded.body, correlation_id = excluded.correlation_id,
-                 traceparent = excluded.traceparent, attempt = excluded.attempt, due_at = excluded.due_at, leased = 0",
+                 traceparent = excluded.traceparent, attempt = MAX(attempt, excluded.attempt), due_at = excluded.due_at,
+                 leased = 0",
             )
             .and_then(|mut s| {
                 s.execute(params![source.id, body, source.correlation_id, source.traceparent, attempt, at_ms])

@@ -14,7 +14,7 @@
 use super::invocation::{Invocation, InvocationResponse};
 use super::outputs::OutputBinding;
 use super::Azure;
-use crate::ports::read_message_id;
+use crate::adapters::servicebus::{EVENT_ID_PROPERTY, TRY_PROPERTY};
 use crate::service::{self, Accepted, ServiceError};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -142,10 +142,10 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
             invocation.metadata_text("CorrelationId").or_else(|| invocation.application_property("x-correlation-id"));
         let traceparent =
             invocation.application_property("traceparent").or_else(|| invocation.application_property("Diagnostic-Id"));
-        // An event tried again after its enrichers failed comes back under an id naming the try.
-        let message_id = message_id(&invocation, &body);
-        let (id, attempt) = read_message_id(&message_id);
-        let source = Source { id: id.to_owned(), correlation_id, traceparent };
+        // An event tried again after its enrichers failed says which event and which try it is.
+        let attempt = invocation.application_property(TRY_PROPERTY).and_then(|n| n.parse().ok()).unwrap_or(1);
+        let id = invocation.application_property(EVENT_ID_PROPERTY).unwrap_or_else(|| message_id(&invocation, &body));
+        let source = Source { id, correlation_id, traceparent };
         let outputs = OutputBinding::default();
         match azure.service.accept(&body, &source, attempt, &outputs).await.map_err(unavailable)? {
             Accepted::Routed { event, deliveries } => {

@@ -61,6 +61,10 @@ pub(super) async fn run(
             Vec::new()
         });
         for waiting in &taken {
+            // Those not tried are due again at the next start.
+            if *stop.borrow() {
+                return;
+            }
             let source = &waiting.source;
             match service.accept(&waiting.body, source, waiting.attempt, &*queue).await {
                 Ok(_) => {
