@@ -39,3 +39,44 @@ async fn a_new_delivery_is_leased_to_its_queue_until_released_by_a_poll_or_a_res
     expected.sort();
     assert_eq!(ids, expected, "a restart makes every lease of the process before it due");
 }
+
+/// Events waiting for their enrichers' next try: due at their time, taken leased (not taken twice), forgotten
+/// only for the try that was taken, their higher try kept when published again, and due at once after a restart.
+#[tokio::test]
+async fn a_waiting_event_is_taken_when_due_once_and_again_after_a_restart() {
+    let dir = crate::support::temp_dir("local-queue-waiting");
+    let store = SqliteStore::open(&dir, NOW_MS).unwrap();
+    let source = |id: &str| Source { id: id.into(), correlation_id: Some("corr".into()), traceparent: None };
+    store.wait_event(b"{\"a\":1}", &source("evt-a"), 2, NOW_MS + 100).await.unwrap();
+    store.wait_event(b"{\"b\":1}", &source("evt-b"), 3, NOW_MS + 200).await.unwrap();
+    assert_eq!(store.next_event_due().await.unwrap(), Some(NOW_MS + 100));
+    assert!(store.take_due_events(NOW_MS + 99, 10, LEASE_MS).await.unwrap().is_empty(), "not due yet");
+
+    let taken = store.take_due_events(NOW_MS + 100, 10, LEASE_MS).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!((taken[0].source.id.as_str(), taken[0].attempt, &taken[0].body[..]), ("evt-a", 2, &b"{\"a\":1}"[..]));
+    assert_eq!(taken[0].source.correlation_id.as_deref(), Some("corr"));
+    assert!(store.take_due_events(NOW_MS + 150, 10, LEASE_MS).await.unwrap().is_empty(), "leased: not taken twice");
+
+    // The try failed again and sent it on; forgetting the try that was taken leaves the next one.
+    store.wait_event(b"{\"a\":1}", &source("evt-a"), 3, NOW_MS + 300).await.unwrap();
+    store.event_done("evt-a", 2).await.unwrap();
+    // Published again under its key: the schedule does not start over.
+    store.wait_event(b"{\"a\":1}", &source("evt-a"), 1, NOW_MS + 300).await.unwrap();
+    let taken = store.take_due_events(NOW_MS + 300, 10, LEASE_MS).await.unwrap();
+    let mut tries: Vec<(String, u32)> = taken.iter().map(|w| (w.source.id.clone(), w.attempt)).collect();
+    tries.sort();
+    assert_eq!(tries, [("evt-a".to_owned(), 3), ("evt-b".to_owned(), 3)]);
+
+    store.event_done("evt-b", 3).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&dir, NOW_MS + 400).unwrap();
+    let taken = store.take_due_events(NOW_MS + 400, 10, LEASE_MS).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|w| w.source.id.as_str()).collect::<Vec<_>>(),
+        ["evt-a"],
+        "its lease died with the process"
+    );
+    store.event_done("evt-a", 3).await.unwrap();
+    assert_eq!(store.next_event_due().await.unwrap(), None);
+}
