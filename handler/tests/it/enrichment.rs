@@ -276,3 +276,96 @@ async fn a_tenant_never_sees_more_of_what_enrichers_fetched_than_the_body_holds(
     assert_eq!(receivers.at("operator")[0].json(), json!({"fetched": 1, "name": "Customer C4"}));
     assert_eq!(receivers.at("tenant")[0].json(), json!({"fetched": 0, "name": "Customer C4"}), "the body's, not more");
 }
+
+/// An enricher asks with the credentials webhooks use: here OAuth 2.0 client credentials from a real OpenID
+/// provider (`oidc-provider`), the API checking each token by introspection; and an API that does not answer
+/// within the enricher's timeout makes the event wait, then rejects it with that reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enricher_asks_with_oauth2_tokens_and_gives_up_on_an_api_that_hangs() {
+    let provider = crate::support::oidc::Provider::start(&[]).unwrap();
+    let introspection = format!("{}/token/introspection", provider.issuer);
+    let app = Router::new()
+        .route(
+            "/profiles/{id}",
+            get(move |Path(id): Path<String>, headers: HeaderMap| {
+                let introspection = introspection.clone();
+                async move {
+                    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    let token = token.strip_prefix("Bearer ").unwrap_or_default().to_owned();
+                    let client = dispatcher::adapters::tls::client().unwrap();
+                    let answer = client
+                        .post(&introspection)
+                        .basic_auth("dispatcher", Some("dispatcher-s3cret"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(format!("token={token}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    match answer.json::<Value>().await.unwrap()["active"] == json!(true) {
+                        true => (StatusCode::OK, Json(json!({"id": id, "plan": "gold"}))),
+                        false => (StatusCode::UNAUTHORIZED, Json(json!({}))),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/hangs/{id}",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Json(json!({}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let catalog = json!({
+        "enrichers": {
+            "profile": {"url": "${PROFILES_API}/profiles/{event.payload.id}", "timeout": "3s",
+                        "auth": {"type": "oauth2", "issuer": "${PROFILES_ISSUER}", "clientId": "dispatcher",
+                                 "clientSecret": "${PROFILES_SECRET}", "scope": "deliveries"}},
+            "hanging": {"url": "${PROFILES_API}/hangs/{event.payload.id}", "timeout": "200ms"}
+        },
+        "events": [
+            {"name": "user:changed", "audience": "non-public", "payload": {"properties": {
+                "id": {"type": "string", "minLength": 1}}, "required": ["id"]}},
+            {"name": "user:stuck", "audience": "non-public", "payload": {"properties": {
+                "id": {"type": "string", "minLength": 1}}, "required": ["id"]}},
+            {"name": "user:updated", "audience": "public", "payload": {"properties": {
+                "id": {"type": "string", "minLength": 1}, "profile": {"type": "object"}}, "required": ["id", "profile"]}}
+        ],
+        "mappings": [
+            {"from": "user:changed", "to": "user:updated", "hydrate": ["profile"],
+             "payload": {"id": "event.payload.id", "profile": "enrichment.profile"}},
+            {"from": "user:stuck", "to": "user:updated", "hydrate": ["hanging"],
+             "payload": {"id": "event.payload.id", "profile": "enrichment.hanging"}}
+        ]
+    })
+    .to_string();
+    let receivers = Receivers::start().await;
+    let dispatcher = Dispatcher::start(
+        "enrichment-oauth2",
+        &["--retry-schedule", "100ms"],
+        &[
+            ("DISPATCHER_CATALOG", &catalog),
+            ("PROFILES_API", &api),
+            ("PROFILES_ISSUER", &provider.issuer),
+            ("PROFILES_SECRET", "dispatcher-s3cret"),
+        ],
+    );
+    dispatcher.register(json!({"url": receivers.url("users"), "subscriptions": ["user:updated"]})).await;
+    assert_eq!(dispatcher.publish(json!({"name": "user:changed", "payload": {"id": "u1"}})).await["deliveries"], 1);
+    eventually("the hydrated delivery", Duration::from_secs(20), || receivers.at("users").len() == 1).await;
+    assert_eq!(receivers.at("users")[0].json()["payload"]["profile"], json!({"id": "u1", "plan": "gold"}));
+    assert_eq!(provider.tokens().len(), 1, "one token from the provider");
+
+    let stuck = dispatcher.publish(json!({"name": "user:stuck", "payload": {"id": "u2"}})).await;
+    let id = stuck["id"].as_str().unwrap().to_owned();
+    eventually_async("the stuck event rejected", Duration::from_secs(20), || async {
+        let rejected = dispatcher.get("/events/rejected").await;
+        rejected["items"].as_array().unwrap().iter().any(|r| r["id"] == id.as_str())
+    })
+    .await;
+    let rejected = dispatcher.get("/events/rejected").await.to_string();
+    assert!(rejected.contains("enricher hanging: no answer within 200ms (tried 2 times)"), "{rejected}");
+    assert!(!dispatcher.logs().contains("dispatcher-s3cret"), "the client secret stays out of the logs");
+}
