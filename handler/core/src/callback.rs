@@ -92,6 +92,11 @@ pub fn truncated(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_enricher_reads_no_more_of_an_answer_than_the_sender_keeps() {
+        assert_eq!(crate::events::enricher::MAX_ANSWER_BYTES, RESPONSE_KEPT);
+    }
     use crate::model::{Secret, WebhookConfig};
 
     fn webhook(callback: Option<&str>, failure: Option<&str>) -> Webhook {

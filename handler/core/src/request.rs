@@ -1,7 +1,6 @@
 //! The HTTP request of an attempt, as data: the URL, the headers and the exact body. Built here, with the time
 //! passed in, so that what a receiver gets is decided by plain functions; the sender only puts it on the wire.
 
-use crate::events::enricher::{Call, Enricher};
 use crate::model::{Delivery, Secret, TargetAuth, Webhook};
 use crate::policy::signing::signature_header;
 use base64::Engine as _;
@@ -135,44 +134,8 @@ impl<'a> Signed<'a> {
     }
 }
 
-/// The request of an enricher's `call` at `now_ms`: its headers (each treated as a credential), its
-/// credentials, and the event's correlation id, so that the API it asks can follow the event.
-pub fn enrichment<'a>(
-    enricher: &'a Enricher,
-    call: &'a Call,
-    correlation_id: Option<&'a str>,
-    now_ms: i64,
-) -> Request<'a> {
-    let mut headers = Vec::with_capacity(3 + enricher.headers.len());
-    let plain = |name: &'a str, value: &'a str| Header { name, value: value.into(), sensitive: false };
-    if call.body.is_some() {
-        headers.push(plain("content-type", "application/json"));
-    }
-    if let Some(correlation_id) = correlation_id {
-        headers.push(plain("x-correlation-id", correlation_id));
-    }
-    headers.extend(enricher.headers.iter().map(|(name, value)| Header {
-        name,
-        value: value.as_str().into(),
-        sensitive: true,
-    }));
-    if let Some(value) = enricher.auth.as_ref().and_then(authorization) {
-        headers.push(Header { name: "authorization", value: value.into(), sensitive: true });
-    }
-    Request {
-        method: call.method,
-        url: &call.url,
-        headers,
-        body: call.body.as_deref().unwrap_or_default(),
-        auth: enricher.auth.as_ref(),
-        signed_at: now_ms.div_euclid(1000),
-        at_ms: now_ms,
-        guarded: false,
-    }
-}
-
 /// The `Authorization` of credentials that need nothing fetched.
-fn authorization(auth: &TargetAuth) -> Option<String> {
+pub(crate) fn authorization(auth: &TargetAuth) -> Option<String> {
     match auth {
         TargetAuth::Basic { username, password } => Some(format!(
             "Basic {}",
@@ -252,29 +215,5 @@ mod tests {
         webhook.config.auth = Some(oauth2.clone());
         let request = super::delivery(&delivery, &webhook, 0).unwrap();
         assert_eq!((header(&request, "authorization"), request.auth), (None, Some(&oauth2)), "the sender fetches it");
-    }
-
-    #[test]
-    fn an_enricher_s_request_carries_its_credentials_hidden_and_the_correlation_id() {
-        let enricher = crate::events::Enricher {
-            name: "customer".into(),
-            method: Method::Post,
-            url: crate::events::enricher::UrlTemplate::parse("https://crm.example/q", &|_| None).unwrap(),
-            headers: vec![("x-api-key".into(), "k3y".into())],
-            body: None,
-            auth: Some(TargetAuth::Bearer { token: "t0k3n".into() }),
-            fail_when: None,
-            cache: std::time::Duration::ZERO,
-            timeout: std::time::Duration::from_secs(1),
-        };
-        let call = Call { method: Method::Post, url: "https://crm.example/q".into(), body: Some("{}".into()) };
-        let request = enrichment(&enricher, &call, Some("corr"), 1_700_000_000_999);
-        assert_eq!((request.method, request.url, request.body), (Method::Post, "https://crm.example/q", "{}"));
-        assert_eq!(header(&request, "content-type"), Some("application/json"));
-        assert_eq!(header(&request, "x-correlation-id"), Some("corr"));
-        assert_eq!(header(&request, "authorization"), Some("Bearer t0k3n"));
-        assert_eq!((header(&request, "webhook-signature"), request.signature()), (None, None), "not a delivery");
-        let printed = format!("{request:?}");
-        assert!(!printed.contains("t0k3n") && !printed.contains("k3y"), "{printed}");
     }
 }

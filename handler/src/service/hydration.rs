@@ -93,7 +93,7 @@ impl Service {
             self.metrics.enrichment(&enricher.name, "cached");
             return Ok(answer);
         }
-        let request = dispatcher_core::request::enrichment(enricher, &call, source.correlation_id.as_deref(), now_ms);
+        let request = enricher.request(&call, source.correlation_id.as_deref(), now_ms);
         let (status, text, permanent) = match tokio::time::timeout(enricher.timeout, self.sender.send(request)).await {
             Ok((response, attempt)) => {
                 let permanent = matches!(response, Response::Failed { transient: false, .. });

@@ -1,9 +1,9 @@
 //! A catalog's contents: its events and its mapping rules, and what the rules make of an event. Pure data and
 //! functions; which catalog the process runs on is `catalog.rs`'s.
 
-use super::enricher::{Enricher, Enrichment};
+use super::enricher::Enricher;
 use super::mapping::{Mapping, Source};
-use super::payload::Event;
+use super::payload::{Enrichment, Event};
 use super::spec::EventSpec;
 use std::borrow::Cow;
 

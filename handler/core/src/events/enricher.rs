@@ -7,20 +7,16 @@ use super::payload::Event;
 use crate::model::TargetAuth;
 use crate::policy::filter::EventFilter;
 pub use crate::request::Method;
+use crate::request::{authorization, Header, Request};
 use crate::template::Template;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// What the enrichers of an event fetched, by enricher name: the `enrichment` a rule's payload and the
-/// webhooks' transforms read. Never sent unless a template puts it in a body.
-pub type Enrichment = BTreeMap<String, Value>;
 
 /// The inputs of an enricher's body template.
 pub const BODY_INPUTS: [&str; 1] = ["event"];
 
-/// The largest answer read: the sender reads no more (`callback::RESPONSE_KEPT`).
-pub const MAX_ANSWER_BYTES: usize = crate::callback::RESPONSE_KEPT;
+/// The largest answer read: the sender reads no more (`callback::RESPONSE_KEPT`, which a test keeps equal).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// One enricher of the catalog file, checked at load.
 pub struct Enricher {
@@ -85,6 +81,37 @@ impl Enricher {
             }
         };
         Ok(Call { method: self.method, url, body })
+    }
+
+    /// The request of `call` at `now_ms`: the enricher's headers (each treated as a credential), its
+    /// credentials, and the event's correlation id, so that the API it asks can follow the event.
+    pub fn request<'a>(&'a self, call: &'a Call, correlation_id: Option<&'a str>, now_ms: i64) -> Request<'a> {
+        let mut headers = Vec::with_capacity(3 + self.headers.len());
+        let plain = |name: &'a str, value: &'a str| Header { name, value: value.into(), sensitive: false };
+        if call.body.is_some() {
+            headers.push(plain("content-type", "application/json"));
+        }
+        if let Some(correlation_id) = correlation_id {
+            headers.push(plain("x-correlation-id", correlation_id));
+        }
+        headers.extend(self.headers.iter().map(|(name, value)| Header {
+            name,
+            value: value.as_str().into(),
+            sensitive: true,
+        }));
+        if let Some(value) = self.auth.as_ref().and_then(authorization) {
+            headers.push(Header { name: "authorization", value: value.into(), sensitive: true });
+        }
+        Request {
+            method: call.method,
+            url: &call.url,
+            headers,
+            body: call.body.as_deref().unwrap_or_default(),
+            auth: self.auth.as_ref(),
+            signed_at: now_ms.div_euclid(1000),
+            at_ms: now_ms,
+            guarded: false,
+        }
     }
 
     /// What the answer to a call says: the JSON it holds, or why it is a failure (`status` is `None` when no
@@ -232,6 +259,10 @@ fn encode(value: &str, into: &mut String) {
 mod tests {
     use super::*;
 
+    fn header<'a>(request: &'a Request<'_>, name: &str) -> Option<&'a str> {
+        request.headers.iter().find(|h| h.name == name).map(|h| h.value.as_ref())
+    }
+
     fn parse(text: &str) -> Result<UrlTemplate, String> {
         UrlTemplate::parse(text, &|name| (name == "API").then(|| "https://crm.example/{s3cret}".to_owned()))
     }
@@ -313,5 +344,29 @@ mod tests {
     fn its_debug_output_names_headers_without_their_values() {
         let shown = format!("{:?}", enricher(None));
         assert!(shown.contains("authorization") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn an_enricher_s_request_carries_its_credentials_hidden_and_the_correlation_id() {
+        let enricher = Enricher {
+            name: "customer".into(),
+            method: Method::Post,
+            url: parse("https://crm.example/q").unwrap(),
+            headers: vec![("x-api-key".into(), "k3y".into())],
+            body: None,
+            auth: Some(TargetAuth::Bearer { token: "t0k3n".into() }),
+            fail_when: None,
+            cache: std::time::Duration::ZERO,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let call = Call { method: Method::Post, url: "https://crm.example/q".into(), body: Some("{}".into()) };
+        let request = enricher.request(&call, Some("corr"), 1_700_000_000_999);
+        assert_eq!((request.method, request.url, request.body), (Method::Post, "https://crm.example/q", "{}"));
+        assert_eq!(header(&request, "content-type"), Some("application/json"));
+        assert_eq!(header(&request, "x-correlation-id"), Some("corr"));
+        assert_eq!(header(&request, "authorization"), Some("Bearer t0k3n"));
+        assert_eq!((header(&request, "webhook-signature"), request.signature()), (None, None), "not a delivery");
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("t0k3n") && !printed.contains("k3y"), "{printed}");
     }
 }

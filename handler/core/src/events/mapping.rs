@@ -7,8 +7,7 @@
 //! a path always reads what its field takes. A field made by an expression (a template) is checked when it
 //! runs; one that fails fails the event, which is then rejected with the reason, nothing sent.
 
-use super::enricher::Enrichment;
-use super::payload::{Event, Payload};
+use super::payload::{Enrichment, Event, Payload};
 use super::spec::EventSpec;
 use crate::policy::filter::EventFilter;
 use crate::template::Template;

@@ -15,6 +15,6 @@ pub mod spec;
 pub use catalog::public_events;
 pub use contents::Catalog;
 pub use decode::{decode, decode_value, MAX_EVENT_BYTES};
-pub use enricher::{Enricher, Enrichment};
-pub use payload::{body, Event, Payload};
+pub use enricher::Enricher;
+pub use payload::{body, Enrichment, Event, Payload};
 pub use spec::EventSpec;

@@ -1,6 +1,5 @@
 //! Validated events: what decoding an incoming message yields and what the mapping table produces.
 
-use super::enricher::Enrichment;
 use super::spec::EventSpec;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
@@ -46,6 +45,10 @@ impl Serialize for Payload {
         map.end()
     }
 }
+
+/// What the enrichers of an event fetched, by enricher name: the `enrichment` a rule's payload and the
+/// webhooks' transforms read. Never sent unless a template puts it in a body.
+pub type Enrichment = std::collections::BTreeMap<String, Value>;
 
 /// An event that passed validation: a catalog event and its payload, and what its enrichers fetched for it
 /// (shared by the public events a rule makes of it, for their webhooks' transforms).
