@@ -4,6 +4,7 @@
 //! answer used again while its cache time lasts. What it cannot fetch is a failure of the event, tried again on
 //! the retry schedule and then rejected with its reason: an event never goes out without its data.
 
+use super::intake::off_workers;
 use super::Service;
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::events::{catalog, Enricher, Enrichment, Event};
@@ -85,8 +86,16 @@ impl Service {
         Ok(event)
     }
 
-    async fn fetch(&self, enricher: &Enricher, event: &Event, source: &Source) -> Result<Value, Unhydrated> {
-        let call = enricher.call(event).map_err(|reason| Unhydrated { reason, permanent: true })?;
+    async fn fetch(&self, enricher: &'static Enricher, event: &Event, source: &Source) -> Result<Value, Unhydrated> {
+        let call = match enricher.body {
+            None => enricher.call(event),
+            // A body template may run up to its deadline: off the async workers.
+            Some(_) => {
+                let event = event.clone();
+                off_workers(move || enricher.call(&event)).await.map_err(|e| Unhydrated::transient(e.to_string()))?
+            }
+        };
+        let call = call.map_err(|reason| Unhydrated { reason, permanent: true })?;
         let key = call.cache_key(&enricher.name);
         let now_ms = self.clock.now_ms();
         if let Some(answer) = self.answers.get(&key, now_ms) {
@@ -106,9 +115,22 @@ impl Service {
         let answer = answer.map_err(|reason| Unhydrated { reason, permanent })?;
         if !enricher.cache.is_zero() {
             let stale_at = now_ms + enricher.cache.as_millis() as i64;
-            self.answers.put(key, answer.clone(), text.len(), now_ms, stale_at);
+            self.answers.put(key, answer.clone(), weight(&answer), now_ms, stale_at);
         }
         Ok(answer)
+    }
+}
+
+/// About how many bytes a parsed answer takes in memory (several times its text: every value is a node).
+fn weight(value: &Value) -> usize {
+    const NODE: usize = std::mem::size_of::<Value>();
+    match value {
+        Value::String(text) => NODE + text.len(),
+        Value::Array(items) => NODE + items.iter().map(weight).sum::<usize>(),
+        Value::Object(fields) => {
+            NODE + fields.iter().map(|(key, value)| NODE + key.len() + weight(value)).sum::<usize>()
+        }
+        _ => NODE,
     }
 }
 
@@ -131,5 +153,11 @@ mod tests {
         let cached = answers.0.lock().unwrap();
         assert!(cached.bytes <= MAX_CACHED_BYTES, "{} bytes", cached.bytes);
         assert_eq!(cached.bytes, cached.answers.values().map(|(.., weight)| weight).sum::<usize>());
+    }
+
+    #[test]
+    fn an_answer_weighs_what_it_takes_in_memory_not_its_text() {
+        let numbers = Value::from((0..1000).collect::<Vec<i64>>());
+        assert!(weight(&numbers) > 5 * numbers.to_string().len(), "{} for {} bytes of text", weight(&numbers), 3890);
     }
 }

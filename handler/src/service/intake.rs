@@ -372,7 +372,9 @@ fn refused(rejected: Rejected) -> ServiceError {
 }
 
 /// Runs `work` (which runs templates) on the blocking pool, not on an async worker; its panic is this task's.
-async fn off_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+pub(super) async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
     match tokio::task::spawn_blocking(work).await {
         Ok(done) => Ok(done),
         Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),

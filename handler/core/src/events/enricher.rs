@@ -152,13 +152,16 @@ pub struct UrlTemplate {
     /// As written, settings unread: what may be shown (a setting may hold a secret).
     pub text: String,
     parts: Vec<UrlPart>,
+    /// The scheme, host and port every URL it makes must have.
+    origin: Option<url::Origin>,
 }
 
+/// A part of the URL; a place says whether it is in the query (after `?`) or the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum UrlPart {
     Text(String),
-    EventName,
-    Field(String),
+    EventName { in_query: bool },
+    Field { field: String, in_query: bool },
 }
 
 impl UrlTemplate {
@@ -179,10 +182,12 @@ impl UrlTemplate {
                 literal.push_str(&value);
             } else {
                 literal.push_str(&rest[..start]);
+                let in_query =
+                    parts.iter().any(|p| matches!(p, UrlPart::Text(t) if t.contains('?'))) || literal.contains('?');
                 parts.push(UrlPart::Text(std::mem::take(&mut literal)));
                 parts.push(match inside.strip_prefix("event.payload.") {
-                    _ if inside == "event.name" => UrlPart::EventName,
-                    Some(field) if !field.is_empty() => UrlPart::Field(field.to_owned()),
+                    _ if inside == "event.name" => UrlPart::EventName { in_query },
+                    Some(field) if !field.is_empty() => UrlPart::Field { field: field.to_owned(), in_query },
                     _ => {
                         return Err(format!("has {{{inside}}}: a place is {{event.name}} or {{event.payload.<field>}}"))
                     }
@@ -195,7 +200,8 @@ impl UrlTemplate {
         }
         literal.push_str(rest);
         parts.push(UrlPart::Text(literal));
-        let template = UrlTemplate { text: text.to_owned(), parts };
+        let mut template = UrlTemplate { text: text.to_owned(), parts, origin: None };
+        template.origin = url::Url::parse(&template.sample()).ok().map(|url| url.origin());
         let UrlPart::Text(before) = &template.parts[0] else { unreachable!("parts start with text") };
         // What comes before the first place is the scheme, the host and the port, whole, and the path begins.
         let fixed = before.find("://").is_some_and(|at| before[at + 3..].contains(['/', '?']));
@@ -208,7 +214,7 @@ impl UrlTemplate {
     /// The fields of the event its places read.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|part| match part {
-            UrlPart::Field(field) => Some(field.as_str()),
+            UrlPart::Field { field, .. } => Some(field.as_str()),
             _ => None,
         })
     }
@@ -218,27 +224,31 @@ impl UrlTemplate {
         self.parts.iter().map(|part| if let UrlPart::Text(text) = part { text.as_str() } else { "x" }).collect()
     }
 
-    /// The URL for `event`; why not, when a value would climb the path (`.` or `..`). A place whose field the
-    /// event lacks is left empty (the loader only lets a template read required fields).
+    /// The URL for `event`; why not, when a value would change the path (empty, `.` or `..` in a path
+    /// segment) or the URL would not reach the host it was written for.
     pub fn render(&self, event: &Event) -> Result<String, String> {
         let mut url = String::with_capacity(self.text.len() + 32);
         for part in &self.parts {
-            let value = match part {
+            let (value, in_query) = match part {
                 UrlPart::Text(text) => {
                     url.push_str(text);
                     continue;
                 }
-                UrlPart::EventName => event.name().to_owned(),
-                UrlPart::Field(field) => match event.payload.get(field) {
-                    Some(Value::String(text)) => text.clone(),
-                    Some(Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
+                UrlPart::EventName { in_query } => (event.name().to_owned(), *in_query),
+                UrlPart::Field { field, in_query } => match event.payload.get(field) {
+                    Some(Value::String(text)) => (text.clone(), *in_query),
+                    Some(Value::Null) | None => (String::new(), *in_query),
+                    Some(other) => (other.to_string(), *in_query),
                 },
             };
-            if value == "." || value == ".." {
-                return Err(format!("a value of its URL is {value:?}, which would change the path"));
+            if !in_query && ["", ".", ".."].contains(&value.as_str()) {
+                return Err(format!("a value of its URL's path is {value:?}, which would change the path"));
             }
             encode(&value, &mut url);
+        }
+        let reaches = url::Url::parse(&url).ok().map(|made| made.origin());
+        if self.parts.len() > 1 && (reaches.is_none() || reaches != self.origin) {
+            return Err("its URL would not reach the host it was written for".to_owned());
         }
         Ok(url)
     }
@@ -301,8 +311,17 @@ mod tests {
         };
         let url = parse("https://x.example/p/{event.payload.name}").unwrap();
         assert_eq!(url.render(&event("a b")).unwrap(), "https://x.example/p/a%20b");
-        for climbing in [".", ".."] {
-            assert!(url.render(&event(climbing)).unwrap_err().contains("would change the path"), "{climbing}");
+        for climbing in [".", "..", ""] {
+            assert!(url.render(&event(climbing)).unwrap_err().contains("would change the path"), "{climbing:?}");
+        }
+        let query = parse("https://x.example/p?name={event.payload.name}").unwrap();
+        assert_eq!(query.render(&event(".")).unwrap(), "https://x.example/p?name=.", "a dot is a value in a query");
+        // The parser skips extra slashes and reads backslashes as slashes: the place would be the host.
+        for sneaky in
+            ["https:///{event.payload.name}/x", "https:/\\/{event.payload.name}/x", "https://\\{event.payload.name}/x"]
+        {
+            let made = parse(sneaky).map(|url| url.render(&event("evil.example")));
+            assert!(matches!(&made, Err(_) | Ok(Err(_))), "{sneaky}: {made:?}");
         }
     }
 

@@ -33,6 +33,8 @@ pub struct Mapping {
     pub payload: Vec<(String, Source)>,
     /// The enrichers whose answers the rule needs (`enrichment.<name>`), fetched before it runs.
     pub hydrate: Vec<String>,
+    /// Where the rule is in the file's `mappings`: what tells its events from another rule's.
+    pub position: usize,
 }
 
 /// Where a field of an emitted payload comes from: a path into what the rule reads (`event.payload.<field>`,
@@ -168,11 +170,12 @@ impl Mapping {
                 Source::Field(from) => event.payload.get(from).cloned(),
                 Source::EventName => Some(Value::from(event.name())),
                 Source::Attribute(_) => Some(Value::from(attribute_value)),
-                Source::Enrichment { .. } | Source::Expression(_) => Some(Value::from("fetched")),
+                // What it reads, not what it read.
+                Source::Enrichment { .. } | Source::Expression(_) => Some(Value::from(source.path())),
             };
             identity.insert(field.clone(), value.unwrap_or(Value::Null));
         }
-        let rule = serde_json::json!({"from": self.from, "to": self.to, "each": attribute_value, "fields": identity});
+        let rule = serde_json::json!({"rule": self.position, "each": attribute_value, "fields": identity});
         rule.to_string().into()
     }
 

@@ -15,7 +15,7 @@ pub use memory::CountingAllocator;
 pub use transform::{Transform, TRANSFORM_INPUTS};
 
 use rhai::packages::{Package, StandardPackage};
-use rhai::{ASTNode, Dynamic, Engine, EvalAltResult, Expr, ImmutableString, Scope, Stmt, AST};
+use rhai::{ASTFlags, ASTNode, Dynamic, Engine, EvalAltResult, Expr, ImmutableString, Scope, Stmt, AST};
 use serde_json::Value;
 use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
@@ -75,10 +75,12 @@ fn engine() -> &'static Engine {
     })
 }
 
-/// Where `ast` assigns through an index (`m[k] = v`, `m.a[i] += v`), if it does: rhai checks only the value such
-/// an assignment sets, never the map or array it grows, which could then hold one long string thousands of times
-/// and be written whole as text (gigabytes) before any check.
-fn assignment_through_index(ast: &AST) -> Option<rhai::Position> {
+/// Where `ast` changes a map or an array through an index, if it does, and how: an assignment (`m[k] = v`,
+/// `m.a[i] += v`) or a method call (`a[i].push(v)`). rhai checks only the item such a change reaches, never the
+/// map or array holding it, which could then hold one long string thousands of times and be written whole as
+/// text (gigabytes) before any check. A method call after an index is refused whatever it does: the syntax does
+/// not say whether it changes the item.
+fn change_through_index(ast: &AST) -> Option<(rhai::Position, &'static str)> {
     fn through_index(target: &Expr) -> bool {
         match target {
             Expr::Index(..) => true,
@@ -86,13 +88,33 @@ fn assignment_through_index(ast: &AST) -> Option<rhai::Position> {
             _ => false,
         }
     }
-    let mut found = None;
-    ast.walk(&mut |path: &[ASTNode]| match path.last() {
-        Some(ASTNode::Stmt(Stmt::Assignment(assignment))) if through_index(&assignment.1.lhs) => {
-            found = Some(assignment.1.lhs.position());
-            false
+    fn calls_method(expr: &Expr) -> bool {
+        match expr {
+            Expr::MethodCall(..) => true,
+            Expr::Dot(chain, ..) | Expr::Index(chain, ..) => calls_method(&chain.lhs) || calls_method(&chain.rhs),
+            _ => false,
         }
-        _ => true,
+    }
+    let mut found = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        found = match path.last() {
+            Some(ASTNode::Stmt(Stmt::Assignment(assignment))) if through_index(&assignment.1.lhs) => {
+                Some((assignment.1.lhs.position(), "an assignment through [...]"))
+            }
+            // Without `BREAK`, the chain goes on after the index: its next link's `lhs` is the index, its `rhs`
+            // the rest (`a[i].f()`; `a[i.f()].x` calls a method only to make the index).
+            Some(ASTNode::Expr(Expr::Index(chain, flags, at)))
+                if !flags.contains(ASTFlags::BREAK)
+                    && match &chain.rhs {
+                        Expr::Dot(rest, ..) | Expr::Index(rest, ..) => calls_method(&rest.rhs),
+                        other => calls_method(other),
+                    } =>
+            {
+                Some((*at, "a method call after [...]"))
+            }
+            _ => None,
+        };
+        found.is_none()
     });
     found
 }
@@ -172,10 +194,10 @@ impl Template {
         }
         let ast =
             engine().compile_with_scope(&scope, source).map_err(|e| TemplateError(format!("does not compile: {e}")))?;
-        if let Some(at) = assignment_through_index(&ast) {
+        if let Some((at, what)) = change_through_index(&ast) {
             return Err(TemplateError(format!(
-                "does not compile: an assignment through [...] ({at}); use map.set(key, value) or \
-                 array.set(index, value), whose results rhai checks against the limits"
+                "does not compile: {what} ({at}); take the item into a variable, change it there and put it back \
+                 with map.set(key, value) or array.set(index, value), which rhai checks against the limits"
             )));
         }
         Ok(Template { source: source.into(), ast: Arc::new(ast) })
@@ -310,34 +332,41 @@ mod tests {
         }
     }
 
-    /// rhai checks what an assignment through an index sets, not the map it grows: such a map could hold one
-    /// long string thousands of times, and `${m}` writes it whole before any check. Refused at compile; every
-    /// other way to grow a map or an array is checked whole, and fails before anything is written.
+    /// rhai checks what a change through an index reaches, not the map or array it grows: such a map could
+    /// hold one long string thousands of times, and `${m}` writes it whole before any check. Refused at compile;
+    /// every other way to grow a map or an array is checked whole, and fails before anything is written.
     #[test]
     fn no_map_or_array_can_hold_one_long_string_many_times() {
         let error = Transform::compile("let m = #{}; m[\"a\"] = 1; m").unwrap_err().to_string();
-        assert!(
-            error.contains("an assignment through [...] (line 1, position 15); use map.set(key, value)"),
-            "{error}"
-        );
-        for through in
-            ["let a = [1]; a[0] += 1; a", "let m = #{x: [1]}; m.x[0] = 2; m", "fn f(m) { m[\"k\"] = 1 } f(#{})"]
-        {
+        assert!(error.contains("an assignment through [...] (line 1, position 15); take the item"), "{error}");
+        let error = Transform::compile("let a = [[]]; a[0].push(1); a").unwrap_err().to_string();
+        assert!(error.contains("a method call after [...] (line 1, position 16)"), "{error}");
+        for through in [
+            "let a = [1]; a[0] += 1; a",
+            "let m = #{x: [1]}; m.x[0] = 2; m",
+            "fn f(m) { m[\"k\"] = 1 } f(#{})",
+            "let a = [[]]; let f = |s| a[0].push(s); a",
+            "let a = [#{}]; a[0].mixin(#{b: 1}); a",
+            "fn g(s) { this.push(s) } let a = [[]]; a[0].g(1); a",
+        ] {
             assert!(Transform::compile(through).is_err(), "{through}");
         }
+        // Reading through an index, and an index made by a method call, are fine.
+        assert_eq!(run("let a = [#{n: \"x\"}]; let i = \"0\"; a[i.parse_int()].n").unwrap(), Some(json!("x")));
         assert_eq!(run("let m = #{}; m.set(\"a\", 1); let a = [0]; a.set(0, m); a").unwrap(), Some(json!([{"a": 1}])));
         let long = "let s = \"x\"; for i in 0..17 { s += s; }";
-        for grow in [
-            "let m = #{}; for i in 0..4_000 { m.set(`k${i}`, s); }",
-            "let a = []; for i in 0..4_000 { a.push(s); }",
-            "let a = []; for i in 0..4_000 { a += [s]; }",
-            "let m = #{}; for i in 0..4_000 { m.mixin(#{[i.to_string()]: s}); }",
-            "let a = [s]; for i in 0..12 { a = [a, a]; }",
-            "let a = []; a.pad(4_000, s);",
+        for (grow, grown) in [
+            ("let m = #{}; for i in 0..4_000 { m.set(`k${i}`, s); }", "m"),
+            ("let a = []; for i in 0..4_000 { a.push(s); }", "a"),
+            ("let a = []; for i in 0..4_000 { a += [s]; }", "a"),
+            ("let m = #{}; for i in 0..4_000 { let n = #{}; n.set(`k${i}`, s); m.mixin(n); }", "m"),
+            ("let a = [s]; for i in 0..12 { a = [a, a]; }", "a"),
+            ("let a = []; a.pad(4_000, s);", "a"),
+            ("let a = [[]]; for i in 0..4_000 { let x = a[0]; x.push(s); a.set(0, x); }", "a"),
         ] {
             let before = memory::allocated();
-            let error = run(&format!("{long} {grow} `${{a ?? m}}`.len()")).map(|_| ()).unwrap_err().to_string();
-            assert!(error.contains("too large") || error.contains("does not compile"), "{grow}: {error}");
+            let error = run(&format!("{long} {grow} `${{{grown}}}`.len()")).unwrap_err().to_string();
+            assert!(error.contains("too large"), "{grow}: {error}");
             assert!(memory::allocated() - before < 64 << 20, "{grow}: {} MiB", (memory::allocated() - before) >> 20);
         }
     }

@@ -229,3 +229,33 @@ fn a_hydrated_event_s_identity_does_not_depend_on_the_answers() {
     let plain = event(catalog, "order:placed", json!({"orderId": "O-1"}));
     assert_eq!(plain.identity, None, "an event nothing was fetched for is told apart by its body");
 }
+
+/// Two rules from one event to one public event, alike but for an expression: their deliveries to one webhook
+/// are two, so their identities differ (the same id would make the second a duplicate, dropped).
+#[test]
+fn two_rules_alike_but_for_an_expression_make_two_identities() {
+    let catalog = file::load(
+        &json!({
+            "enrichers": {"e": {"url": "https://x.example/e/{event.payload.id}"}},
+            "events": [
+                {"name": "src", "audience": "non-public", "payload": {"properties": {
+                    "id": {"type": "string", "minLength": 1}}, "required": ["id"]}},
+                {"name": "dst", "audience": "public", "payload": {"properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string"}, "data": {"type": "object"}}}}
+            ],
+            "mappings": [
+                {"from": "src", "to": "dst", "hydrate": ["e"],
+                 "payload": {"id": "event.payload.id", "kind": "\"billing\"", "data": "enrichment.e"}},
+                {"from": "src", "to": "dst", "hydrate": ["e"],
+                 "payload": {"id": "event.payload.id", "kind": "\"shipping\"", "data": "enrichment.e"}}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap_or_else(|report| panic!("{report}"))
+    .leak();
+    let hydrated = with(&event(catalog, "src", json!({"id": "1"})), json!({"e": {"x": 1}}));
+    let public: Vec<Event> = catalog.public_events(&hydrated, |_| &[]).map(|e| e.unwrap().into_owned()).collect();
+    assert_eq!(public.len(), 2);
+    assert_ne!(public[0].identity, public[1].identity);
+}

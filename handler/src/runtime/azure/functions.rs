@@ -143,7 +143,8 @@ pub async fn on_incoming_event(State(azure): State<Arc<Azure>>, body: Bytes) -> 
         let traceparent =
             invocation.application_property("traceparent").or_else(|| invocation.application_property("Diagnostic-Id"));
         // An event tried again after its enrichers failed says which event and which try it is.
-        let attempt = invocation.application_property(TRY_PROPERTY).and_then(|n| n.parse().ok()).unwrap_or(1);
+        let attempt = invocation.application_property(TRY_PROPERTY).and_then(|n| n.parse().ok()).filter(|n| *n >= 1);
+        let attempt = attempt.unwrap_or(1);
         let id = invocation.application_property(EVENT_ID_PROPERTY).unwrap_or_else(|| message_id(&invocation, &body));
         let source = Source { id, correlation_id, traceparent };
         let outputs = OutputBinding::default();

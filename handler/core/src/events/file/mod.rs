@@ -11,6 +11,7 @@ pub use schema::schema;
 
 use super::contents::Catalog;
 use super::fields::{FieldType, FORMATS};
+use super::mapping::Mapping;
 use super::spec::{file_stem, Audience, EventSpec, Field};
 use crate::model::{self, join, quote, wrong_type, CallbackType, Problem, Report};
 use rules::decode_rule;
@@ -82,6 +83,7 @@ pub fn load_in(text: &str, env: Environment<'_>) -> Result<Catalog, Report> {
             .enumerate()
             .filter_map(|(i, rule)| {
                 decode_rule(&catalog, &declared_enrichers, rule, &format!("mappings[{i}]"), &mut problems)
+                    .map(|rule| Mapping { position: i, ..rule })
             })
             .collect(),
         Some(other) => {

@@ -102,6 +102,7 @@ pub(super) fn decode_rule(
         for_each,
         payload,
         hydrate,
+        position: 0,
     })
 }
 
