@@ -4,8 +4,7 @@
 //! answer used again while its cache time lasts. What it cannot fetch is a failure of the event, tried again on
 //! the retry schedule and then rejected with its reason: an event never goes out without its data.
 
-use super::intake::off_workers;
-use super::Service;
+use super::{off_workers, Service};
 use dispatcher_core::dispatch::Source;
 use dispatcher_core::events::{catalog, Enricher, Enrichment, Event};
 use dispatcher_core::policy::outcome::Response;

@@ -5,7 +5,7 @@
 use super::access::require_operator;
 use super::hydration::Unhydrated;
 use super::metrics::Outcome;
-use super::{Counters, Intake, Invalid, Service, ServiceError};
+use super::{off_workers, Counters, Intake, Invalid, Service, ServiceError};
 use crate::ports::NewDeliveries;
 use crate::telemetry;
 use dispatcher_core::dispatch::{route, skipped, try_transform, Routed, Source};
@@ -369,15 +369,4 @@ async fn routed(event: &Event, source: &Source, webhooks: Arc<WebhookIndex>) -> 
 fn refused(rejected: Rejected) -> ServiceError {
     let report = Report::of(rejected.problems).unwrap_or_else(|| Report::single("event", "rejected"));
     ServiceError::Invalid { what: Invalid::Event, report }
-}
-
-/// Runs `work` (which runs templates) on the blocking pool, not on an async worker; its panic is this task's.
-pub(super) async fn off_workers<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ServiceError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(done) => Ok(done),
-        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
-        Err(_) => Err(ServiceError::Internal("cancelled: the runtime is shutting down".to_owned())),
-    }
 }

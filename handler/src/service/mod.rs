@@ -325,3 +325,12 @@ impl Service {
         Ok(dispatcher_core::model::Secret::from_key(&key))
     }
 }
+
+/// Runs `work` (which runs templates) on the blocking pool, not on an async worker; its panic is this task's.
+async fn off_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => Ok(done),
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        Err(_) => Err(ServiceError::Internal("cancelled: the runtime is shutting down".to_owned())),
+    }
+}
