@@ -12,10 +12,13 @@
 //! - [`request`]: the signed HTTP request of an attempt, as data.
 //! - [`settle`]: the decisions around an attempt (admit it, then record, retry, disable, call back) as data.
 //! - [`tenants`]: decoding a tenant and the requests for its credentials; its tokens, made and verified.
+//! - [`inbound`]: verifying a provider's webhook (Stripe, GitHub, Standard Webhooks, an HMAC scheme, a shared
+//!   credential) and telling which event it is.
 
 pub mod callback;
 pub mod dispatch;
 pub mod events;
+pub mod inbound;
 pub mod model;
 pub mod policy;
 pub mod request;
