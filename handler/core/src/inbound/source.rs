@@ -1,0 +1,262 @@
+//! A source: where a provider posts its webhooks (`POST /api/v1/in/{id}`) and how they are verified, as the API
+//! takes it: `{"id", "verify": {"type", "secrets": [...], ...}, "tolerance": "5m", "disabled"}`. Decoded with
+//! every problem and where it is; a secret is never quoted.
+
+use super::verify::{Algorithm, Encoding, HmacScheme, Locator, Verify};
+use crate::model::{join, optional_string, quote, unknown_keys, wrong_type, Problem, Report, Secret};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// The fields of a source.
+pub const SOURCE_FIELDS: [&str; 4] = ["id", "verify", "tolerance", "disabled"];
+
+/// How far a signed timestamp may be from now, by default: what Stripe and Standard Webhooks use.
+const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+const MAX_TOLERANCE: Duration = Duration::from_secs(3600);
+
+/// A source as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Its events are named `<id>:<provider event type>`.
+    pub id: String,
+    pub verify: Verify,
+    pub tolerance: Duration,
+    pub disabled: bool,
+}
+
+impl Source {
+    /// The name of the event a request of type `event_type` publishes.
+    pub fn event_name(&self, event_type: &str) -> String {
+        format!("{}:{event_type}", self.id)
+    }
+}
+
+/// Decodes a source from the API's body, with every problem.
+pub fn decode_source(body: &Value) -> Result<Source, Report> {
+    let Value::Object(fields) = body else {
+        return Err(Report::single("body", wrong_type(body, r#"a source {"id": ..., "verify": {...}}"#)));
+    };
+    let mut problems: Vec<Problem> = unknown_keys(fields, "", &SOURCE_FIELDS, "field of a source", "fields").collect();
+    let id = optional_string(fields.get("id"), "id", &mut problems).unwrap_or_default();
+    let valid_id =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+    if !valid_id {
+        problems
+            .push(Problem::new("id", "must be 1 to 64 ASCII letters, digits, - or _ (it starts its events' names)"));
+    }
+    let verify = decode_verify(fields.get("verify"), &mut problems);
+    let tolerance = match fields.get("tolerance") {
+        None | Some(Value::Null) => DEFAULT_TOLERANCE,
+        Some(Value::String(text)) => match humantime::parse_duration(text) {
+            Ok(tolerance) if !tolerance.is_zero() && tolerance <= MAX_TOLERANCE => tolerance,
+            _ => {
+                problems.push(Problem::new(
+                    "tolerance",
+                    format!("{} is not a duration from 1s to 1h", quote(&Value::from(text.as_str()))),
+                ));
+                DEFAULT_TOLERANCE
+            }
+        },
+        Some(other) => {
+            problems.push(Problem::new("tolerance", wrong_type(other, "a duration such as \"5m\"")));
+            DEFAULT_TOLERANCE
+        }
+    };
+    let disabled = match fields.get("disabled") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(disabled)) => *disabled,
+        Some(other) => {
+            problems.push(Problem::new("disabled", wrong_type(other, "true or false")));
+            false
+        }
+    };
+    Report::check(problems)?;
+    let verify = verify.ok_or_else(|| Report::single("verify", "is invalid"))?;
+    Ok(Source { id, verify, tolerance, disabled })
+}
+
+const EXPECTED: &str =
+    r#"an object whose "type" is "stripe", "github", "standard-webhooks", "hmac", "basic" or "api-key""#;
+
+fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<Verify> {
+    let Some(Value::Object(fields)) = value else {
+        let found = value.map_or("is missing".to_owned(), |v| wrong_type(v, "an object"));
+        problems.push(Problem::new("verify", format!("{found}: {EXPECTED}")));
+        return None;
+    };
+    let kind = fields.get("type").and_then(Value::as_str).unwrap_or_default();
+    let known: &[&str] = match kind {
+        "stripe" | "github" | "standard-webhooks" => &["type", "secrets"],
+        "hmac" => {
+            &["type", "secrets", "header", "algorithm", "encoding", "prefix", "timestampHeader", "eventType", "eventId"]
+        }
+        "basic" => &["type", "secrets", "username", "eventType", "eventId"],
+        "api-key" => &["type", "secrets", "header", "eventType", "eventId"],
+        _ => {
+            problems.push(Problem::new("verify.type", format!("must be one of: {EXPECTED}")));
+            return None;
+        }
+    };
+    let before = problems.len();
+    problems.extend(unknown_keys(fields, "verify", known, &format!("field of {kind} verification"), "fields"));
+    let secrets = decode_secrets(fields.get("secrets"), problems);
+    let text = |name: &str, problems: &mut Vec<Problem>| match fields.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => text.clone(),
+        _ => {
+            problems.push(Problem::new(join("verify", name), "is missing or not a non-empty string"));
+            String::new()
+        }
+    };
+    let locator = |name: &str, default: &str, problems: &mut Vec<Problem>| {
+        decode_locator(fields.get(name), &join("verify", name), default, problems)
+    };
+    let verify = match kind {
+        "stripe" => Verify::Stripe { secrets },
+        "github" => Verify::Github { secrets },
+        "standard-webhooks" => {
+            let mut keys = Vec::new();
+            for (i, secret) in secrets.iter().enumerate() {
+                match Secret::parse(secret) {
+                    Ok(key) => keys.push(key),
+                    Err(why) => problems.push(Problem::new(format!("verify.secrets[{i}]"), why)),
+                }
+            }
+            Verify::StandardWebhooks { secrets: keys }
+        }
+        "hmac" => {
+            let header = text("header", problems);
+            let algorithm = match optional_string(fields.get("algorithm"), "verify.algorithm", problems).as_deref() {
+                None | Some("sha256") => Algorithm::Sha256,
+                Some("sha512") => Algorithm::Sha512,
+                Some(_) => {
+                    problems.push(Problem::new("verify.algorithm", "must be \"sha256\" or \"sha512\""));
+                    Algorithm::Sha256
+                }
+            };
+            let encoding = match optional_string(fields.get("encoding"), "verify.encoding", problems).as_deref() {
+                None | Some("hex") => Encoding::Hex,
+                Some("base64") => Encoding::Base64,
+                Some(_) => {
+                    problems.push(Problem::new("verify.encoding", "must be \"hex\" or \"base64\""));
+                    Encoding::Hex
+                }
+            };
+            let prefix = optional_string(fields.get("prefix"), "verify.prefix", problems);
+            let timestamp_header = optional_string(fields.get("timestampHeader"), "verify.timestampHeader", problems);
+            let event_type = locator("eventType", "type", problems);
+            let event_id = locator("eventId", "id", problems);
+            Verify::Hmac(HmacScheme {
+                header,
+                algorithm,
+                encoding,
+                prefix,
+                timestamp_header,
+                secrets,
+                event_type,
+                event_id,
+            })
+        }
+        "basic" => Verify::Basic {
+            username: text("username", problems),
+            passwords: secrets,
+            event_type: locator("eventType", "type", problems),
+            event_id: locator("eventId", "id", problems),
+        },
+        _ => Verify::ApiKey {
+            header: text("header", problems),
+            keys: secrets,
+            event_type: locator("eventType", "type", problems),
+            event_id: locator("eventId", "id", problems),
+        },
+    };
+    (problems.len() == before).then_some(verify)
+}
+
+/// One secret, or two during a rotation; never quoted.
+fn decode_secrets(value: Option<&Value>, problems: &mut Vec<Problem>) -> Vec<String> {
+    let secrets: Option<Vec<String>> = match value {
+        Some(Value::Array(items)) if (1..=2).contains(&items.len()) => {
+            items.iter().map(|item| item.as_str().filter(|s| !s.is_empty()).map(str::to_owned)).collect()
+        }
+        _ => None,
+    };
+    secrets.unwrap_or_else(|| {
+        problems.push(Problem::new("verify.secrets", "must be one or two non-empty strings (two during a rotation)"));
+        Vec::new()
+    })
+}
+
+/// `{"header": "X-Event"}` or `{"body": "data.type"}`; `default` (a body path) when absent.
+fn decode_locator(value: Option<&Value>, path: &str, default: &str, problems: &mut Vec<Problem>) -> Locator {
+    let body = |text: &str| Locator::Body(text.split('.').map(str::to_owned).collect());
+    let fields: &Map<String, Value> = match value {
+        None | Some(Value::Null) => return body(default),
+        Some(Value::Object(fields)) => fields,
+        Some(other) => {
+            problems.push(Problem::new(path, wrong_type(other, r#"{"header": "<name>"} or {"body": "<path>"}"#)));
+            return body(default);
+        }
+    };
+    match (fields.len(), fields.get("header"), fields.get("body")) {
+        (1, Some(Value::String(name)), None) if !name.is_empty() => Locator::Header(name.clone()),
+        (1, None, Some(Value::String(keys))) if keys.split('.').all(|k| !k.is_empty()) => body(keys),
+        _ => {
+            problems.push(Problem::new(path, r#"must be {"header": "<name>"} or {"body": "<path>"}"#));
+            body(default)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_source_is_decoded_with_its_defaults() {
+        let stripe =
+            decode_source(&json!({"id": "stripe", "verify": {"type": "stripe", "secrets": ["whsec_a", "whsec_b"]}}))
+                .unwrap();
+        assert_eq!((stripe.tolerance, stripe.disabled), (Duration::from_secs(300), false));
+        assert_eq!(stripe.event_name("customer.updated"), "stripe:customer.updated");
+        let hmac = decode_source(&json!({"id": "shop", "tolerance": "2m", "verify": {"type": "hmac", "secrets": ["k"],
+            "header": "X-Sig", "algorithm": "sha512", "encoding": "base64", "eventType": {"header": "X-Event"}}}))
+        .unwrap();
+        let Verify::Hmac(scheme) = hmac.verify else { panic!() };
+        assert_eq!((scheme.algorithm, scheme.encoding), (Algorithm::Sha512, Encoding::Base64));
+        assert_eq!(
+            (scheme.event_type, scheme.event_id),
+            (Locator::Header("X-Event".into()), Locator::Body(vec!["id".into()]))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_place_and_no_secret_is_quoted() {
+        let report = decode_source(&json!({"id": "a:b", "extra": 1, "tolerance": "2h", "disabled": "no",
+            "verify": {"type": "standard-webhooks", "secrets": ["s3cret-not-whsec"], "header": "x"}}))
+        .unwrap_err();
+        let found: Vec<String> = report.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "extra: is not a field of a source; known fields: id, verify, tolerance, disabled",
+                "id: must be 1 to 64 ASCII letters, digits, - or _ (it starts its events' names)",
+                "verify.header: is not a field of standard-webhooks verification; known fields: type, secrets",
+                "verify.secrets[0]: does not start with whsec_",
+                r#"tolerance: "2h" is not a duration from 1s to 1h"#,
+                r#"disabled: "no" is a string, expected true or false"#,
+            ]
+        );
+        assert!(found.iter().all(|p| !p.contains("s3cret")));
+        let three =
+            decode_source(&json!({"id": "g", "verify": {"type": "github", "secrets": ["a", "b", "c"]}})).unwrap_err();
+        assert_eq!(three.to_string(), "verify.secrets: must be one or two non-empty strings (two during a rotation)");
+        let unknown = decode_source(&json!({"id": "x", "verify": {"type": "md5"}})).unwrap_err();
+        assert!(unknown.to_string().starts_with("verify.type: must be one of"), "{unknown}");
+        let locator =
+            decode_source(&json!({"id": "k", "verify": {"type": "api-key", "secrets": ["k"], "header": "X-Key",
+            "eventType": {"header": "a", "body": "b"}}}))
+            .unwrap_err();
+        assert_eq!(locator.to_string(), r#"verify.eventType: must be {"header": "<name>"} or {"body": "<path>"}"#);
+    }
+}
