@@ -82,4 +82,9 @@ fn standard_webhooks_signatures_of_the_reference_crate_verify_and_nothing_else_d
     assert_eq!((verified.event_type.as_str(), verified.event_id.as_deref()), ("invoice.paid", Some("msg_1")));
     assert_eq!(check(&scheme, &headers, &body.replace("paid", "PAID"), NOW), Err(Refused::BadSignature));
     assert!(matches!(check(&scheme, &headers, body, NOW - 400), Err(Refused::Stale { .. })));
+    let other = Verify::StandardWebhooks { secrets: vec![Secret::from_key(&[7; 32])] };
+    assert_eq!(check(&other, &headers, body, NOW), Err(Refused::BadSignature));
+    let mut unsigned = headers.clone();
+    unsigned.remove("webhook-signature");
+    assert_eq!(check(&scheme, &unsigned, body, NOW), Err(Refused::MissingHeader("webhook-signature".into())));
 }

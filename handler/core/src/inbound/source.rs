@@ -33,8 +33,9 @@ impl Source {
 
 /// Decodes a source from the API's body, with every problem.
 pub fn decode_source(body: &Value) -> Result<Source, Report> {
+    // Not quoted: it may be a secret sent in the wrong place.
     let Value::Object(fields) = body else {
-        return Err(Report::single("body", wrong_type(body, r#"a source {"id": ..., "verify": {...}}"#)));
+        return Err(Report::single("body", r#"is not an object, expected a source {"id": ..., "verify": {...}}"#));
     };
     let mut problems: Vec<Problem> = unknown_keys(fields, "", &SOURCE_FIELDS, "field of a source", "fields").collect();
     let id = optional_string(fields.get("id"), "id", &mut problems).unwrap_or_default();
@@ -48,7 +49,7 @@ pub fn decode_source(body: &Value) -> Result<Source, Report> {
     let tolerance = match fields.get("tolerance") {
         None | Some(Value::Null) => DEFAULT_TOLERANCE,
         Some(Value::String(text)) => match humantime::parse_duration(text) {
-            Ok(tolerance) if !tolerance.is_zero() && tolerance <= MAX_TOLERANCE => tolerance,
+            Ok(tolerance) if tolerance >= Duration::from_secs(1) && tolerance <= MAX_TOLERANCE => tolerance,
             _ => {
                 problems.push(Problem::new(
                     "tolerance",
@@ -80,7 +81,7 @@ const EXPECTED: &str =
 
 fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<Verify> {
     let Some(Value::Object(fields)) = value else {
-        let found = value.map_or("is missing".to_owned(), |v| wrong_type(v, "an object"));
+        let found = if value.is_some() { "is not an object" } else { "is missing" };
         problems.push(Problem::new("verify", format!("{found}: {EXPECTED}")));
         return None;
     };
@@ -232,6 +233,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_named_with_its_place_and_no_secret_is_quoted() {
+        let quoted = decode_source(&json!({"id": "s", "verify": "whsec_s3cret"})).unwrap_err().to_string();
+        assert!(!quoted.contains("s3cret") && quoted.starts_with("verify: is not an object"), "{quoted}");
         let report = decode_source(&json!({"id": "a:b", "extra": 1, "tolerance": "2h", "disabled": "no",
             "verify": {"type": "standard-webhooks", "secrets": ["s3cret-not-whsec"], "header": "x"}}))
         .unwrap_err();

@@ -5,8 +5,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Digest;
 use sha2::{Sha256, Sha512};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 /// How a source's requests are verified.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,6 +81,9 @@ pub struct Verified {
     pub event_type: String,
     /// The provider's id of the event: what a repeat is recognised by.
     pub event_id: Option<String>,
+    /// Whether the signature covers the id (GitHub's `X-GitHub-Delivery` and any header a source names are not
+    /// signed): a repeat of an unsigned one is recognised by its body instead.
+    pub id_signed: bool,
 }
 
 /// Why a request is refused. Said in the log and the metrics, never to the caller (who gets a generic 401).
@@ -97,7 +101,14 @@ pub enum Refused {
     Stale { age: i64, tolerance: i64 },
     #[error("the event type is missing ({0})")]
     NoEventType(String),
+    #[error("the event type is not 1 to {MAX_TYPE_CHARS} printable ASCII characters")]
+    BadEventType,
 }
+
+/// The longest event type taken: it names an event (`<source>:<type>`), and a subscription.
+pub const MAX_TYPE_CHARS: usize = 200;
+/// The most signatures one request may carry (several secrets, several versions).
+const MAX_SIGNATURES: usize = 8;
 
 /// Verifies a request (its headers by lower-case name, its exact raw body) at `now` (Unix seconds), signatures
 /// with a timestamp no further than `tolerance` seconds from it; which event it is.
@@ -109,9 +120,9 @@ pub fn verify(
     now: i64,
 ) -> Result<Verified, Refused> {
     let required = |name: &str| header(name).ok_or_else(|| Refused::MissingHeader(name.to_owned()));
-    let fresh = |signed_at: i64| match (now - signed_at).abs() <= tolerance {
+    let fresh = |signed_at: i64| match now.abs_diff(signed_at) <= tolerance.unsigned_abs() {
         true => Ok(()),
-        false => Err(Refused::Stale { age: now - signed_at, tolerance }),
+        false => Err(Refused::Stale { age: now.saturating_sub(signed_at), tolerance }),
     };
     match scheme {
         Verify::Stripe { secrets } => {
@@ -122,7 +133,7 @@ pub fn verify(
             for part in value.split(',') {
                 match part.trim().split_once('=') {
                     Some(("t", t)) => signed_at = Some(t.parse::<i64>().map_err(|_| malformed())?),
-                    Some(("v1", hex)) => signatures.extend(decode_hex(hex)),
+                    Some(("v1", hex)) if signatures.len() < MAX_SIGNATURES => signatures.extend(decode_hex(hex)),
                     _ => {}
                 }
             }
@@ -139,8 +150,8 @@ pub fn verify(
                 .and_then(decode_hex)
                 .ok_or_else(|| Refused::Malformed("x-hub-signature-256".to_owned()))?;
             matches_any(secrets.iter().map(|s| s.as_bytes()), Algorithm::Sha256, body, &[signature])?;
-            let event_type = required("x-github-event")?;
-            Ok(Verified { event_type, event_id: header("x-github-delivery") })
+            let event_type = checked_type(required("x-github-event")?)?;
+            Ok(Verified { event_type, event_id: header("x-github-delivery"), id_signed: false })
         }
         Verify::StandardWebhooks { secrets } => {
             let (id, timestamp) = (required("webhook-id")?, required("webhook-timestamp")?);
@@ -148,6 +159,7 @@ pub fn verify(
             let signatures: Vec<Vec<u8>> = required("webhook-signature")?
                 .split(' ')
                 .filter_map(|s| s.strip_prefix("v1,"))
+                .take(MAX_SIGNATURES)
                 .filter_map(|s| BASE64.decode(s).ok())
                 .collect();
             let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body].concat();
@@ -155,7 +167,7 @@ pub fn verify(
             matches_any(keys.iter().map(Vec::as_slice), Algorithm::Sha256, &signed, &signatures)?;
             fresh(signed_at)?;
             let verified = from_body(body, &["type"], &[]).or_else(|_| from_body(body, &["name"], &[]))?;
-            Ok(Verified { event_id: Some(id), ..verified })
+            Ok(Verified { event_id: Some(id), id_signed: true, ..verified })
         }
         Verify::Hmac(scheme) => {
             let name = scheme.header.to_ascii_lowercase();
@@ -183,27 +195,26 @@ pub fn verify(
         }
         Verify::Basic { username, passwords, event_type, event_id } => {
             let value = required("authorization")?;
+            // The scheme's name is case-insensitive (RFC 9110).
             let given = value
-                .strip_prefix("Basic ")
-                .and_then(|b| BASE64.decode(b.trim()).ok())
+                .trim()
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .and_then(|(_, credentials)| BASE64.decode(credentials.trim()).ok())
                 .ok_or_else(|| Refused::Malformed("authorization".to_owned()))?;
-            let matches = passwords
-                .iter()
-                .map(|password| format!("{username}:{password}"))
-                .fold(false, |found, expected| found | bool::from(expected.as_bytes().ct_eq(&given)));
-            if !matches {
+            let expected = passwords.iter().map(|password| format!("{username}:{password}"));
+            if !bool::from(any_equal(expected, &given)) {
                 return Err(Refused::BadCredential);
             }
-            locate(event_type, event_id, header, body)
+            // A shared credential signs nothing.
+            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: false, ..verified })
         }
         Verify::ApiKey { header: name, keys, event_type, event_id } => {
             let given = required(&name.to_ascii_lowercase())?;
-            let matches =
-                keys.iter().fold(false, |found, key| found | bool::from(key.as_bytes().ct_eq(given.as_bytes())));
-            if !matches {
+            if !bool::from(any_equal(keys.iter(), given.as_bytes())) {
                 return Err(Refused::BadCredential);
             }
-            locate(event_type, event_id, header, body)
+            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: false, ..verified })
         }
     }
 }
@@ -216,14 +227,21 @@ fn matches_any<'a>(
     signed: &[u8],
     signatures: &[Vec<u8>],
 ) -> Result<(), Refused> {
-    let mut found = false;
+    let mut found = Choice::from(0);
     for key in keys {
         let expected = mac(algorithm, key, signed);
         for signature in signatures {
-            found |= bool::from(expected.ct_eq(signature.as_slice()));
+            found |= expected.ct_eq(signature.as_slice());
         }
     }
-    found.then_some(()).ok_or(Refused::BadSignature)
+    bool::from(found).then_some(()).ok_or(Refused::BadSignature)
+}
+
+/// Whether `given` is one of `expected`, by their SHA-256 digests compared in constant time: neither the
+/// credential's length nor which one matched shows in the time taken.
+fn any_equal<T: AsRef<[u8]>>(expected: impl Iterator<Item = T>, given: &[u8]) -> Choice {
+    let given = Sha256::digest(given);
+    expected.fold(Choice::from(0), |found, candidate| found | Sha256::digest(candidate.as_ref()).ct_eq(&given))
 }
 
 fn mac(algorithm: Algorithm, key: &[u8], signed: &[u8]) -> Vec<u8> {
@@ -245,7 +263,7 @@ fn mac(algorithm: Algorithm, key: &[u8], signed: &[u8]) -> Vec<u8> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -270,9 +288,20 @@ fn locate(
         Locator::Header(name) => format!("the {name} header"),
         Locator::Body(path) => format!("the body's {}", path.join(".")),
     };
-    let event_type =
+    let found =
         find(event_type).filter(|t| !t.is_empty()).ok_or_else(|| Refused::NoEventType(described(event_type)))?;
-    Ok(Verified { event_type, event_id: find(event_id) })
+    // Only the body is signed: an id read from a header is not.
+    let id_signed = matches!(event_id, Locator::Body(_));
+    Ok(Verified { event_type: checked_type(found)?, event_id: find(event_id), id_signed })
+}
+
+/// An event type that can name an event: printable ASCII, not too long.
+fn checked_type(event_type: String) -> Result<String, Refused> {
+    let printable = event_type.bytes().all(|b| b.is_ascii_graphic());
+    match printable && (1..=MAX_TYPE_CHARS).contains(&event_type.len()) {
+        true => Ok(event_type),
+        false => Err(Refused::BadEventType),
+    }
 }
 
 fn from_body(body: &[u8], event_type: &[&str], event_id: &[&str]) -> Result<Verified, Refused> {
@@ -304,7 +333,7 @@ mod tests {
             ("X-GitHub-Delivery", "d-1"),
         ]);
         let verified = verify(&scheme, 300, &signed, b"Hello, World!", 0).unwrap();
-        assert_eq!(verified, Verified { event_type: "ping".into(), event_id: Some("d-1".into()) });
+        assert_eq!(verified, Verified { event_type: "ping".into(), event_id: Some("d-1".into()), id_signed: false });
         assert_eq!(verify(&scheme, 300, &signed, b"Hello, World?", 0), Err(Refused::BadSignature));
         let none = headers(&[("X-GitHub-Event", "ping")]);
         assert_eq!(
@@ -321,7 +350,10 @@ mod tests {
         let signed = headers(&[("Stripe-Signature", header.as_str())]);
         let rotated = Verify::Stripe { secrets: vec!["whsec_new".into(), "whsec_test_secret".into()] };
         let verified = verify(&rotated, 300, &signed, BODY, 1733300100).unwrap();
-        assert_eq!(verified, Verified { event_type: "customer.updated".into(), event_id: Some("evt_1".into()) });
+        assert_eq!(
+            verified,
+            Verified { event_type: "customer.updated".into(), event_id: Some("evt_1".into()), id_signed: true }
+        );
         assert_eq!(verify(&rotated, 300, &signed, BODY, 1733300301), Err(Refused::Stale { age: 301, tolerance: 300 }));
         let wrong = Verify::Stripe { secrets: vec!["whsec_other".into()] };
         assert_eq!(verify(&wrong, 300, &signed, BODY, 1733300100), Err(Refused::BadSignature));
@@ -357,7 +389,7 @@ mod tests {
         let signed =
             headers(&[("webhook-id", "m"), ("webhook-timestamp", "10"), ("webhook-signature", resigned.as_str())]);
         let verified = verify(&scheme, 300, &signed, named, 10).unwrap();
-        assert_eq!(verified, Verified { event_type: "ping".into(), event_id: Some("m".into()) });
+        assert_eq!(verified, Verified { event_type: "ping".into(), event_id: Some("m".into()), id_signed: true });
     }
 
     #[test]
@@ -377,7 +409,7 @@ mod tests {
         let value = format!("sha512={signature}");
         let signed = headers(&[("X-Signature", value.as_str()), ("X-Timestamp", "1733300000"), ("X-Event", "paid")]);
         let verified = verify(&scheme, 300, &signed, BODY, 1733300000).unwrap();
-        assert_eq!(verified, Verified { event_type: "paid".into(), event_id: Some("evt_1".into()) });
+        assert_eq!(verified, Verified { event_type: "paid".into(), event_id: Some("evt_1".into()), id_signed: true });
         let untyped = headers(&[("X-Signature", value.as_str()), ("X-Timestamp", "1733300000")]);
         assert_eq!(
             verify(&scheme, 300, &untyped, BODY, 1733300000),
@@ -395,5 +427,64 @@ mod tests {
             Err(Refused::BadCredential)
         );
         assert_eq!(format!("{basic:?}"), "basic", "no secret in debug output");
+    }
+
+    #[test]
+    fn shared_credentials_compare_whole_and_say_nothing_is_signed() {
+        let (event_type, event_id) = (Locator::Body(vec!["type".into()]), Locator::Body(vec!["id".into()]));
+        let keyed = Verify::ApiKey {
+            header: "X-Api-Key".into(),
+            keys: vec!["k-old".into(), "k-new".into()],
+            event_type,
+            event_id,
+        };
+        let verified = verify(&keyed, 300, &headers(&[("X-Api-Key", "k-new")]), BODY, 0).unwrap();
+        assert_eq!((verified.event_type.as_str(), verified.id_signed), ("customer.updated", false));
+        for wrong in ["k-ne", "k-new ", ""] {
+            assert_eq!(
+                verify(&keyed, 300, &headers(&[("X-Api-Key", wrong)]), BODY, 0),
+                Err(Refused::BadCredential),
+                "{wrong:?}"
+            );
+        }
+        let (event_type, event_id) = (Locator::Body(vec!["type".into()]), Locator::Body(vec!["id".into()]));
+        let basic = Verify::Basic { username: "u".into(), passwords: vec!["p".into()], event_type, event_id };
+        let lower = format!("basic   {}", BASE64.encode("u:p"));
+        assert!(
+            verify(&basic, 300, &headers(&[("Authorization", lower.as_str())]), BODY, 0).is_ok(),
+            "the scheme's case"
+        );
+        let bearer = format!("Bearer {}", BASE64.encode("u:p"));
+        let refused = verify(&basic, 300, &headers(&[("Authorization", bearer.as_str())]), BODY, 0);
+        assert_eq!(refused, Err(Refused::Malformed("authorization".into())));
+    }
+
+    #[test]
+    fn odd_headers_are_refused_without_a_panic() {
+        let scheme = Verify::Stripe { secrets: vec!["whsec_test_secret".into()] };
+        let signature = "31c40b3305bcb3ddf3e57d19a441d5d7e2560d6bc16a5b27d7e635c87a250472";
+        let no_time = format!("v1={signature}");
+        assert_eq!(
+            verify(&scheme, 300, &headers(&[("Stripe-Signature", no_time.as_str())]), BODY, 0),
+            Err(Refused::Malformed("stripe-signature".into()))
+        );
+        let far = format!("t=-9223372036854775808,v1={signature}");
+        assert!(verify(&scheme, 300, &headers(&[("Stripe-Signature", far.as_str())]), BODY, i64::MAX).is_err());
+        let plus = format!("t=1733300000,v1=+{}", &signature[1..]);
+        assert_eq!(
+            verify(&scheme, 300, &headers(&[("Stripe-Signature", plus.as_str())]), BODY, 1733300000),
+            Err(Refused::BadSignature),
+            "not hex"
+        );
+        let github = Verify::Github { secrets: vec!["It's a Secret to Everybody".into()] };
+        let signed =
+            [("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")];
+        assert_eq!(
+            verify(&github, 300, &headers(&signed), b"Hello, World!", 0),
+            Err(Refused::MissingHeader("x-github-event".into()))
+        );
+        let long = "x".repeat(MAX_TYPE_CHARS + 1);
+        let typed = [signed[0], ("X-GitHub-Event", long.as_str())];
+        assert_eq!(verify(&github, 300, &headers(&typed), b"Hello, World!", 0), Err(Refused::BadEventType));
     }
 }
