@@ -3,6 +3,15 @@
 //! summary, and exits non-zero on any failure.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One full run at a time: each starts a dispatcher and plays timed scenarios (a rate limit measured at the
+/// receiver), which several runs side by side on a small machine would starve.
+static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[test]
 fn every_scenario_passes_against_handler_local() {
@@ -25,6 +34,7 @@ fn every_scenario_passes_on_a_copy_of_the_built_in_catalog_loaded_from_disk() {
 /// The downstream catalog's scenarios: the CTP table, hydrated, in each target's format; GraphQL errors.
 #[test]
 fn the_downstream_catalog_plays_on_both_targets() {
+    let _turn = turn();
     for target in ["local", "functions"] {
         let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
             .args(["run", "--target", target, "--catalog"])
@@ -49,6 +59,7 @@ fn every_scenario_passes(target: &str) {
 }
 
 fn every_scenario_passes_with(target: &str, extra: &[&dyn AsRef<std::ffi::OsStr>]) {
+    let _turn = turn();
     let output = Command::new(env!("CARGO_BIN_EXE_testagent"))
         .args(["run", "--target", target])
         .args(extra.iter().map(|a| a.as_ref()))
