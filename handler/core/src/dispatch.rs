@@ -73,10 +73,7 @@ enum Made {
 /// the transform makes nothing or fails.
 fn made(ids: &IdSeed, source: &Source, webhook: &Webhook, event: &Event, body: String) -> Made {
     // A hydrated event's ids come from what does not depend on the answers (`Event::identity`).
-    let delivery = |body: String| match &event.identity {
-        None => ids.delivery(source, &webhook.id, event.name(), body),
-        Some(identity) => Delivery { body, ..ids.delivery(source, &webhook.id, event.name(), identity.to_string()) },
-    };
+    let delivery = |body: String| ids.delivery_of(source, &webhook.id, event.name(), event.identity.as_deref(), body);
     let Some(transform) = &webhook.config.transform else {
         return Made::Send(delivery(body));
     };
@@ -191,8 +188,20 @@ impl IdSeed {
 
     /// The delivery of `body` (a public `event`) to a webhook, from message `source`.
     fn delivery(&self, source: &Source, webhook_id: &WebhookId, event: &str, body: String) -> Delivery {
+        self.delivery_of(source, webhook_id, event, None, body)
+    }
+
+    /// [`IdSeed::delivery`], its id made from `identity` instead of the body when there is one.
+    fn delivery_of(
+        &self,
+        source: &Source,
+        webhook_id: &WebhookId,
+        event: &str,
+        identity: Option<&str>,
+        body: String,
+    ) -> Delivery {
         Delivery {
-            id: self.delivery_id(webhook_id, &body),
+            id: self.delivery_id(webhook_id, identity.unwrap_or(&body)),
             webhook_id: webhook_id.clone(),
             event: event.to_owned(),
             callback: None,

@@ -176,10 +176,8 @@ impl UrlTemplate {
             };
             let inside = &rest[start + 1..start + length];
             if start > 0 && rest.as_bytes()[start - 1] == b'$' {
-                literal.push_str(&rest[..start - 1]);
-                let value = env(inside)
-                    .ok_or_else(|| format!("names ${{{inside}}}, an environment variable that is not set"))?;
-                literal.push_str(&value);
+                // A setting, read below: part of the fixed text, never a place.
+                literal.push_str(&rest[..start + length + 1]);
             } else {
                 literal.push_str(&rest[..start]);
                 let in_query =
@@ -200,6 +198,15 @@ impl UrlTemplate {
         }
         literal.push_str(rest);
         parts.push(UrlPart::Text(literal));
+        for part in &mut parts {
+            if let UrlPart::Text(text) = part {
+                let (read, unset) = read_settings(text, env);
+                if let Some(first) = unset.into_iter().next() {
+                    return Err(first);
+                }
+                *text = read;
+            }
+        }
         let mut template = UrlTemplate { text: text.to_owned(), parts, origin: None };
         template.origin = url::Url::parse(&template.sample()).ok().map(|url| url.origin());
         let UrlPart::Text(before) = &template.parts[0] else { unreachable!("parts start with text") };
@@ -252,6 +259,31 @@ impl UrlTemplate {
         }
         Ok(url)
     }
+}
+
+/// `text` with each `${NAME}` replaced by the environment variable `NAME`, and what is wrong: each one that is
+/// not set (kept as written) or a `${` without its `}`. Never quotes a value.
+pub(crate) fn read_settings(text: &str, env: &dyn Fn(&str) -> Option<String>) -> (String, Vec<String>) {
+    let (mut out, mut problems) = (String::with_capacity(text.len()), Vec::new());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(length) = rest[start..].find('}') else {
+            problems.push("has a ${ without its }".to_owned());
+            return (out, problems);
+        };
+        let name = &rest[start + 2..start + length];
+        match env(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                problems.push(format!("names ${{{name}}}, an environment variable that is not set"));
+                out.push_str(&rest[start..start + length + 1]);
+            }
+        }
+        rest = &rest[start + length + 1..];
+    }
+    out.push_str(rest);
+    (out, problems)
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters: a value stays one path segment or query value.

@@ -121,6 +121,8 @@ impl Mapping {
     pub(crate) fn emit(&self, to: &'static EventSpec, event: &Event, attribute_value: &str) -> Result<Event, String> {
         let mut inputs: Option<[Value; 3]> = None;
         let mut fields = Vec::with_capacity(self.payload.len());
+        // For a hydrated event, what its deliveries are told apart by (`Event::identity`).
+        let mut identity = event.enrichment.is_some().then(serde_json::Map::new);
         for (field, source) in &self.payload {
             let Some(target) = to.field(field) else { continue };
             let value = match source {
@@ -152,31 +154,23 @@ impl Mapping {
                     made
                 }
             };
+            if let Some(identity) = &mut identity {
+                // What a fetched or computed field reads, not what it read: the same whatever the answers are.
+                let told_by = match source {
+                    Source::Enrichment { .. } | Source::Expression(_) => Value::from(source.path()),
+                    _ => value.clone().unwrap_or(Value::Null),
+                };
+                identity.insert(field.clone(), told_by);
+            }
             if let Some(value) = value {
                 fields.push((target.name.as_str(), value));
             }
         }
-        let identity = event.enrichment.is_some().then(|| self.identity(event, attribute_value));
+        let identity = identity.map(|fields| {
+            let rule = serde_json::json!({"rule": self.position, "each": attribute_value, "fields": fields});
+            Arc::from(rule.to_string())
+        });
         Ok(Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone(), identity })
-    }
-
-    /// What the deliveries of an event emitted from a hydrated `event` are told apart by, without what was
-    /// fetched (nor expressions, which may read it): the rule, the attribute value, the fields read from the
-    /// event itself. The same whenever the event is routed again, whatever the enrichers answer then.
-    fn identity(&self, event: &Event, attribute_value: &str) -> Arc<str> {
-        let mut identity = serde_json::Map::new();
-        for (field, source) in &self.payload {
-            let value = match source {
-                Source::Field(from) => event.payload.get(from).cloned(),
-                Source::EventName => Some(Value::from(event.name())),
-                Source::Attribute(_) => Some(Value::from(attribute_value)),
-                // What it reads, not what it read.
-                Source::Enrichment { .. } | Source::Expression(_) => Some(Value::from(source.path())),
-            };
-            identity.insert(field.clone(), value.unwrap_or(Value::Null));
-        }
-        let rule = serde_json::json!({"rule": self.position, "each": attribute_value, "fields": identity});
-        rule.to_string().into()
     }
 
     /// What a payload expression reads: the event, the attribute it is emitted for, what the enrichers fetched.

@@ -4,7 +4,7 @@
 //! `NAME`, read at load (a secret stays out of the file); one that is not set is a problem of the file.
 
 use super::{optional_string, required_string, unknown_keys};
-use crate::events::enricher::{Enricher, Method, UrlTemplate, BODY_INPUTS};
+use crate::events::enricher::{read_settings, Enricher, Method, UrlTemplate, BODY_INPUTS};
 use crate::model::{join, quote, wrong_type, Problem};
 use crate::policy::filter::EventFilter;
 use crate::template::Template;
@@ -156,30 +156,12 @@ fn decode_headers(
         .collect()
 }
 
-/// `text` with each `${NAME}` replaced by that environment variable.
+/// `text` with its settings read (`enricher::read_settings`); each problem at `path`. One that is not set is
+/// kept as written, so that the value's own checks say nothing more of it.
 fn substitute(text: &str, path: &str, env: Environment<'_>, problems: &mut Vec<Problem>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let Some(length) = rest[start..].find('}') else {
-            problems.push(Problem::new(path, "has a ${ without its }"));
-            return out;
-        };
-        let name = &rest[start + 2..start + length];
-        match env(name) {
-            Some(value) => out.push_str(&value),
-            None => {
-                problems
-                    .push(Problem::new(path, format!("names ${{{name}}}, an environment variable that is not set")));
-                // Kept as written: the value's own checks then say nothing more of it.
-                out.push_str(&rest[start..start + length + 1]);
-            }
-        }
-        rest = &rest[start + length + 1..];
-    }
-    out.push_str(rest);
-    out
+    let (read, unset) = read_settings(text, env);
+    problems.extend(unset.into_iter().map(|why| Problem::new(path, why)));
+    read
 }
 
 /// `value` with [`substitute`] applied to every string in it.
