@@ -76,6 +76,7 @@ fn every_scenario_passes_with(target: &str, extra: &[&dyn AsRef<std::ffi::OsStr>
 
 #[test]
 fn only_runs_the_scenarios_named_and_an_unknown_target_is_refused() {
+    let _turn = turn();
     let output = Command::new(env!("CARGO_BIN_EXE_testagent")).args(["run", "--only", "rotated"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");

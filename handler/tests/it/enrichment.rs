@@ -154,6 +154,7 @@ async fn a_graphql_answer_with_errors_is_retried_then_rejected_and_nothing_is_de
         rejected["items"].as_array().unwrap().iter().any(|r| r["id"] == id.as_str())
     })
     .await;
+    assert!(receivers.at("orders").is_empty(), "nothing delivered without its data");
     let rejected = dispatcher.get("/events/rejected").await;
     let reason = rejected["items"][0]["problems"][0].to_string();
     assert!(

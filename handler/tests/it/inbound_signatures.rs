@@ -35,6 +35,8 @@ fn check(scheme: &Verify, headers: &HashMap<String, String>, body: &str, now: i6
 #[test]
 fn stripe_s_own_signatures_verify_and_nothing_else_does() {
     let headers = signed_by("stripe", "whsec_current", BODY, Some(NOW));
+    let first = Verify::Stripe { secrets: vec!["whsec_current".into(), "whsec_next".into()] };
+    assert!(check(&first, &headers, BODY, NOW).is_ok(), "either secret of a rotation, first or last");
     let rotating = Verify::Stripe { secrets: vec!["whsec_next".into(), "whsec_current".into()] };
     let verified = check(&rotating, &headers, BODY, NOW + 10).unwrap();
     assert_eq!(verified.event_type, "customer.updated");

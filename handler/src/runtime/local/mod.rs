@@ -120,8 +120,12 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     if tokio::time::timeout(grace, requests.wait()).await.is_err() {
         tracing::warn!(unfinished = requests.len(), "requests still under way are cut off");
     }
-    // The workers bound their own wait by the grace period; a pruning pass ends at its next batch.
-    background.wait().await;
+    // The workers bound their own wait by the grace period; a pruning pass ends at its next batch; a waiting
+    // event's try may wait on its enrichers, so the whole wait is bounded too. A try cut off is due again at the
+    // next start, its deliveries under the same ids.
+    if tokio::time::timeout(grace, background.wait()).await.is_err() {
+        tracing::warn!("background work still under way after the grace period is cut off");
+    }
     tracing::info!("stopped");
     served
 }
