@@ -90,7 +90,8 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     // cancel a task still running mid-attempt or mid-write.
     let background = tokio_util::task::TaskTracker::new();
     background.spawn(waiting::run(service.clone(), waiting, queue.clone(), stopped.clone()));
-    background.spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
+    // The workers bound their own wait by the grace period and then count what they leave: not cut off from here.
+    let deliveries = tokio::spawn(workers::run(service.clone(), queue, settings, stopped.clone()));
     let retention = Duration::from_secs(u64::from(config.delivery.retention_days) * 86_400);
     let mut stopping = stopped.clone();
     background.spawn(prune(store.clone(), retention, stopped));
@@ -120,10 +121,14 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     if tokio::time::timeout(grace, requests.wait()).await.is_err() {
         tracing::warn!(unfinished = requests.len(), "requests still under way are cut off");
     }
-    // The workers bound their own wait by the grace period; a pruning pass ends at its next batch; a waiting
-    // event's try may wait on its enrichers, so the whole wait is bounded too. A try cut off is due again at the
-    // next start, its deliveries under the same ids.
-    if tokio::time::timeout(grace, background.wait()).await.is_err() {
+    // A pruning pass ends at its next batch; a waiting event's try may wait on its enrichers, so that wait is
+    // bounded too. A try cut off is due again at the next start, its deliveries under the same ids.
+    let others = tokio::time::timeout(grace, background.wait());
+    let (delivered, others) = tokio::join!(deliveries, others);
+    if let Err(e) = delivered {
+        tracing::error!(error = %e, "the delivery workers ended abnormally");
+    }
+    if others.is_err() {
         tracing::warn!("background work still under way after the grace period is cut off");
     }
     tracing::info!("stopped");
