@@ -1,7 +1,8 @@
 //! The ports: what the service needs from the world, as traits. Adapters implement them (`adapters/`), runtimes
 //! pick which (`runtime/`), and the service (`service/`) is written once against them.
 //!
-//! - [`WebhookStore`], [`TenantStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite locally, Cosmos DB on Azure).
+//! - [`WebhookStore`], [`TenantStore`], [`SourceStore`], [`DeliveryLog`], [`RejectedEvents`]: what is kept (SQLite
+//!   locally, Cosmos DB on Azure).
 //! - [`NewDeliveries`], [`DeliveryQueue`]: where new deliveries go, and when each is attempted (the local
 //!   workers' queue, or Service Bus; OnIncomingEvent's output binding takes new deliveries only).
 //! - [`RateLimits`]: each rate-limited webhook's next free slot (in memory locally, Cosmos DB on Azure).
@@ -11,6 +12,7 @@
 
 use async_trait::async_trait;
 use dispatcher_core::dispatch::Source;
+use dispatcher_core::inbound::SourceRecord;
 use dispatcher_core::model::{
     Attempt, Delivery, DeliveryCounts, DeliveryId, Job, LogEntry, LogVersion, Next, Rejected, Status, Tenant, TenantId,
     Token, Unsent, Webhook, WebhookId,
@@ -123,6 +125,25 @@ pub trait TenantStore: Send + Sync {
     async fn list_tokens(&self, tenant: &TenantId, now_ms: i64) -> Result<Vec<Token>, StoreError>;
     /// Revokes a tenant's token; whether it had one of that id.
     async fn delete_token(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError>;
+}
+
+/// The sources inbound webhooks arrive at (their secrets sealed at rest by `adapters::sealed`), and the receipts
+/// a provider's repeat is recognised by. Source writes are conditional like the webhooks'.
+#[async_trait]
+pub trait SourceStore: Send + Sync {
+    /// Creates the source when `expected` is `None` (a conflict when its id is taken), else replaces it when its
+    /// stored version is still `expected`. Returns its new version.
+    async fn put_source(&self, source: &SourceRecord, expected: Option<&Version>) -> Result<Version, StoreError>;
+    async fn get_source(&self, id: &str) -> Result<Option<(SourceRecord, Version)>, StoreError>;
+    /// Every source, oldest first.
+    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError>;
+    /// Whether there was one to delete (its receipts stay until they age out).
+    async fn delete_source(&self, id: &str) -> Result<bool, StoreError>;
+    /// Whether source `source` received the request known by `key` at `since_ms` or later.
+    async fn received(&self, source: &str, key: &str, since_ms: i64) -> Result<bool, StoreError>;
+    /// Records that source `source` received (and published) the request known by `key` at `at_ms`; receipts
+    /// older than the store's window may be forgotten.
+    async fn record_receipt(&self, source: &str, key: &str, at_ms: i64) -> Result<(), StoreError>;
 }
 
 /// Which delivery a log entry is: its id, and its webhook's, which a store may partition the log by (Cosmos DB

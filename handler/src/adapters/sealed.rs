@@ -1,18 +1,20 @@
 //! Secrets at rest: with `DISPATCHER_ENCRYPTION_KEY`, every secret of a webhook (its signing secrets, the
 //! credentials of `auth` and `callbackAuth`, the values of `headers`) is stored encrypted with
 //! XChaCha20-Poly1305 and opened only in memory, whichever store keeps it. A decorator of the `WebhookStore`
-//! port, so that SQLite and Cosmos DB never see a secret in the clear.
+//! port, so that SQLite and Cosmos DB never see a secret in the clear. The inbound sources' secrets likewise
+//! (`SealedSources`).
 //!
 //! A sealed value is `enc:v1:` + base64 of a random 24-byte nonce and the ciphertext, bound to its webhook's id
 //! (the associated data), so that it cannot be moved to another webhook. Plain values (stored before the key
 //! was set) are read as they are and sealed on the webhook's next write.
 
-use crate::ports::{StoreError, Version, WebhookStore};
+use crate::ports::{SourceStore, StoreError, Version, WebhookStore};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use dispatcher_core::inbound::SourceRecord;
 use dispatcher_core::model::{Webhook, WebhookId};
 use std::sync::Arc;
 
@@ -63,45 +65,110 @@ impl SealedWebhooks {
         let Some(key) = &self.key else { return Ok(webhook.clone()) };
         let mut sealed = webhook.clone();
         for secret in sealed.secrets_mut() {
-            let mut nonce = [0u8; NONCE_LEN];
-            getrandom::fill(&mut nonce).map_err(|e| StoreError::Storage(format!("no random nonce: {e}")))?;
-            let payload = Payload { msg: secret.as_bytes(), aad: webhook.id.as_str().as_bytes() };
-            let ciphertext = key
-                .0
-                .encrypt(&XNonce::from(nonce), payload)
-                .map_err(|_| StoreError::Storage("sealing a secret failed".to_owned()))?;
-            *secret = format!("{SEALED}{}", BASE64.encode([&nonce[..], &ciphertext].concat()));
+            seal(key, secret, webhook.id.as_str())?;
         }
         Ok(sealed)
     }
 
     fn open(&self, mut webhook: Webhook) -> Result<Webhook, StoreError> {
-        let id = webhook.id.clone();
+        let owner = format!("webhook {}", webhook.id);
+        let aad = webhook.id.to_string();
         for secret in webhook.secrets_mut() {
-            let Some(sealed) = secret.strip_prefix(SEALED) else { continue };
-            let Some(key) = &self.key else {
-                return Err(StoreError::Corrupt(format!(
-                    "the secrets of webhook {id} are encrypted: set DISPATCHER_ENCRYPTION_KEY to the key they were sealed with"
-                )));
-            };
-            let wrong_key = || {
-                StoreError::Corrupt(format!(
-                    "a secret of webhook {id} does not open with DISPATCHER_ENCRYPTION_KEY: it was sealed with another key, or altered"
-                ))
-            };
-            let bytes = BASE64.decode(sealed).map_err(|_| wrong_key())?;
-            if bytes.len() < NONCE_LEN {
-                return Err(wrong_key());
-            }
-            let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-            let nonce = XNonce::try_from(nonce).map_err(|_| wrong_key())?;
-            let plain = key
-                .0
-                .decrypt(&nonce, Payload { msg: ciphertext, aad: id.as_str().as_bytes() })
-                .map_err(|_| wrong_key())?;
-            *secret = String::from_utf8(plain).map_err(|_| wrong_key())?;
+            open(self.key.as_ref(), secret, &aad, &owner)?;
         }
         Ok(webhook)
+    }
+}
+
+/// Seals `secret` in place under `key`, bound to `aad` (its owner's id).
+fn seal(key: &EncryptionKey, secret: &mut String, aad: &str) -> Result<(), StoreError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| StoreError::Storage(format!("no random nonce: {e}")))?;
+    let payload = Payload { msg: secret.as_bytes(), aad: aad.as_bytes() };
+    let ciphertext = key
+        .0
+        .encrypt(&XNonce::from(nonce), payload)
+        .map_err(|_| StoreError::Storage("sealing a secret failed".to_owned()))?;
+    *secret = format!("{SEALED}{}", BASE64.encode([&nonce[..], &ciphertext].concat()));
+    Ok(())
+}
+
+/// Opens `secret` in place when it is sealed (bound to `aad`); `owner` names whose it is in errors.
+fn open(key: Option<&EncryptionKey>, secret: &mut String, aad: &str, owner: &str) -> Result<(), StoreError> {
+    let Some(sealed) = secret.strip_prefix(SEALED) else { return Ok(()) };
+    let Some(key) = key else {
+        return Err(StoreError::Corrupt(format!(
+            "the secrets of {owner} are encrypted: set DISPATCHER_ENCRYPTION_KEY to the key they were sealed with"
+        )));
+    };
+    let wrong_key = || {
+        StoreError::Corrupt(format!(
+            "a secret of {owner} does not open with DISPATCHER_ENCRYPTION_KEY: it was sealed with another key, or altered"
+        ))
+    };
+    let bytes = BASE64.decode(sealed).map_err(|_| wrong_key())?;
+    if bytes.len() < NONCE_LEN {
+        return Err(wrong_key());
+    }
+    let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| wrong_key())?;
+    let plain = key.0.decrypt(&nonce, Payload { msg: ciphertext, aad: aad.as_bytes() }).map_err(|_| wrong_key())?;
+    *secret = String::from_utf8(plain).map_err(|_| wrong_key())?;
+    Ok(())
+}
+
+/// A source store whose sources' secrets are sealed like the webhooks' (bound to `source:<id>`, so that a
+/// sealed value moves neither to another source nor to a webhook of the same id). Receipts hold no secret.
+pub struct SealedSources {
+    inner: Arc<dyn SourceStore>,
+    key: Option<EncryptionKey>,
+}
+
+impl SealedSources {
+    pub fn new(inner: Arc<dyn SourceStore>, key: Option<EncryptionKey>) -> SealedSources {
+        SealedSources { inner, key }
+    }
+
+    fn open(&self, mut source: SourceRecord) -> Result<SourceRecord, StoreError> {
+        let (aad, owner) = (format!("source:{}", source.id), format!("source {}", source.id));
+        for secret in source.secrets_mut() {
+            open(self.key.as_ref(), secret, &aad, &owner)?;
+        }
+        Ok(source)
+    }
+}
+
+#[async_trait]
+impl SourceStore for SealedSources {
+    async fn put_source(&self, source: &SourceRecord, expected: Option<&Version>) -> Result<Version, StoreError> {
+        let mut sealed = source.clone();
+        if let Some(key) = &self.key {
+            let aad = format!("source:{}", source.id);
+            for secret in sealed.secrets_mut() {
+                seal(key, secret, &aad)?;
+            }
+        }
+        self.inner.put_source(&sealed, expected).await
+    }
+
+    async fn get_source(&self, id: &str) -> Result<Option<(SourceRecord, Version)>, StoreError> {
+        self.inner.get_source(id).await?.map(|(source, version)| Ok((self.open(source)?, version))).transpose()
+    }
+
+    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.inner.list_sources().await?.into_iter().map(|source| self.open(source)).collect()
+    }
+
+    async fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_source(id).await
+    }
+
+    async fn received(&self, source: &str, key: &str, since_ms: i64) -> Result<bool, StoreError> {
+        self.inner.received(source, key, since_ms).await
+    }
+
+    async fn record_receipt(&self, source: &str, key: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.inner.record_receipt(source, key, at_ms).await
     }
 }
 

@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod extract;
 mod problem;
+mod sources;
 mod tenants;
 mod views;
 mod webhooks;
@@ -70,6 +71,7 @@ pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_EVENT_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state((service.clone(), key), auth::authenticate))
+        .merge(sources::inbound().finish_api(&mut OpenApi::default()))
         .merge(crate::portal::router())
         .with_state(service)
 }
@@ -77,7 +79,7 @@ pub fn router(service: Arc<Service>, key: Option<ApiKey>) -> Router {
 /// The OpenAPI 3.1 document of every route.
 pub fn openapi() -> OpenApi {
     let mut api = OpenApi::default();
-    let _ = routes().finish_api_with(&mut api, describe);
+    let _ = routes().merge(sources::inbound()).finish_api_with(&mut api, describe);
     api
 }
 
@@ -126,6 +128,7 @@ fn routes() -> ApiRouter<AppState> {
         .merge(webhooks::routes())
         .merge(deliveries::routes())
         .merge(tenants::routes())
+        .merge(sources::routes())
 }
 
 /// The counters are the operator's: a tenant sees the name, version and mode only.

@@ -87,6 +87,7 @@ impl From<ServiceError> for ApiError {
                     Invalid::Tenant | Invalid::PatchedTenant => "invalid-tenant",
                     Invalid::Credential => "invalid-credential-request",
                     Invalid::TransformTrial => "invalid-transform-trial",
+                    Invalid::Source => "invalid-source",
                 };
                 let unprocessable = report.unprocessable();
                 let error = ApiError::invalid(kind, &what.to_string(), report);

@@ -28,7 +28,7 @@ pub struct AcceptedView {
 #[serde(rename_all = "camelCase")]
 pub struct PreviewView {
     /// The event's name.
-    pub event: &'static str,
+    pub event: String,
     /// The deliveries it would make: to which webhook, which public event, the exact body.
     pub deliveries: Vec<PreviewDelivery>,
     /// What webhooks' transforms keep from being sent: `filtered` (the transform made nothing) or `dead` (it

@@ -32,7 +32,7 @@ pub struct Published {
 /// transform's error), and those it would make to disabled webhooks were they enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preview {
-    pub event: &'static str,
+    pub event: String,
     pub deliveries: Vec<Delivery>,
     pub unsent: Vec<Unsent>,
     pub skipped: Vec<Delivery>,
@@ -44,7 +44,7 @@ pub struct Preview {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
     Routed {
-        event: &'static str,
+        event: String,
         deliveries: usize,
     },
     Rejected(Rejected),
@@ -68,6 +68,17 @@ impl Service {
         traceparent: Option<String>,
     ) -> Result<Published, ServiceError> {
         require_operator(access, "publishing events")?;
+        self.publish_traced(body, idempotency_key, correlation_id, traceparent).await
+    }
+
+    /// [`Service::publish`] for whoever may: the operator, or a source's verified provider.
+    pub(super) async fn publish_traced(
+        &self,
+        body: &[u8],
+        idempotency_key: Option<String>,
+        correlation_id: Option<String>,
+        traceparent: Option<String>,
+    ) -> Result<Published, ServiceError> {
         let span = tracing::info_span!("publish");
         telemetry::continue_trace(&span, traceparent.as_deref());
         let traceparent = telemetry::traceparent(&span);
@@ -118,7 +129,7 @@ impl Service {
         let event = decode(body).map_err(|report| ServiceError::Invalid { what: Invalid::Event, report })?;
         let webhooks = self.webhooks.get().await?;
         let source = Source { id: "preview".to_owned(), correlation_id: None, traceparent: None };
-        let name = event.name();
+        let name = event.name().to_owned();
         // What the operator's APIs answer is not a tenant's to see, nor to make them answer.
         let tenant_needs_enrichers =
             !matches!(access, Access::Operator) && !catalog::current().enrichers_for(&event).is_empty();
@@ -146,7 +157,7 @@ impl Service {
         let (skipped, unsent): (Vec<Unsent>, Vec<Unsent>) =
             routed.unsent.into_iter().partition(|u| u.status == Status::Skipped);
         Ok(Preview {
-            event: event.name(),
+            event: event.name().to_owned(),
             deliveries: routed.deliveries.into_iter().filter(|d| sees(d)).collect(),
             unsent: unsent.into_iter().filter(|u| sees(&u.delivery)).collect(),
             skipped: skipped.into_iter().map(|u| u.delivery).filter(|d| sees(d)).collect(),
@@ -219,7 +230,7 @@ impl Service {
                     Err(failed) => return self.wait(body, source, attempt, failed).await,
                 };
                 match self.route(&event, source, queue).await? {
-                    Ok(deliveries) => Ok(Accepted::Routed { event: event.name(), deliveries }),
+                    Ok(deliveries) => Ok(Accepted::Routed { event: event.name().to_owned(), deliveries }),
                     Err(rejected) => Ok(Accepted::Rejected(rejected)),
                 }
             }
@@ -296,7 +307,7 @@ impl Service {
         }
         self.submit(deliveries, queue).await?;
         Counters::add(&self.counters.accepted);
-        self.metrics.accepted(event.name());
+        self.metrics.accepted(event);
         for unsent in &unsent {
             let outcome = match unsent.status {
                 Status::Filtered => Outcome::Filtered,

@@ -2,9 +2,10 @@
 //! `telemetry`). Label values are bounded: an event name of the catalog, an outcome, a webhook id; never a URL
 //! or a payload value.
 
-use dispatcher_core::events::catalog;
+use dispatcher_core::events::{catalog, Event};
+use dispatcher_core::inbound::received;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, Value};
 
 /// A delivery's outcome, as `dispatcher_deliveries_total` counts it.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +41,7 @@ pub struct Metrics {
     changes: Counter<u64>,
     refused: Counter<u64>,
     enrichments: Counter<u64>,
+    inbound: Counter<u64>,
 }
 
 /// The name a rejected event's body gives itself, when it is one of the catalog's; `unknown` otherwise, so
@@ -100,6 +102,12 @@ impl Metrics {
                 .u64_counter("dispatcher.enrichments")
                 .with_description("Enrichers' fetches, by enricher and outcome (fetched, cached, failed)")
                 .build(),
+            inbound: meter
+                .u64_counter("dispatcher.inbound")
+                .with_description(
+                    "Providers' requests to the sources, by source and outcome (published, repeat, unknown-source, not-json, or why it was refused: bad-signature, stale, missing-header, ...)",
+                )
+                .build(),
             refused: meter
                 .u64_counter("dispatcher.credentials.refused")
                 .with_description(
@@ -109,8 +117,21 @@ impl Metrics {
         }
     }
 
-    pub fn accepted(&self, event: &'static str) {
-        self.accepted.add(1, &[KeyValue::new("event", event)]);
+    /// An event routed: a catalog event under its name, a received one under its source's (`stripe:*`), as a
+    /// provider's types are its own to add.
+    pub fn accepted(&self, event: &Event) {
+        let label = match event.spec() {
+            Some(spec) => Value::from(spec.name.as_str()),
+            None => Value::from(received::every_of(event.name()).unwrap_or_default()),
+        };
+        self.accepted.add(1, &[KeyValue::new("event", label)]);
+    }
+
+    /// A provider's request to a source: `published`, a `repeat`, `unknown-source`, `not-json`, or why it was
+    /// refused (`bad-signature`, `stale`, ...: `Refused::code`).
+    pub fn inbound(&self, source: &str, outcome: &'static str) {
+        let labels = [KeyValue::new("source", source.to_owned()), KeyValue::new("outcome", outcome)];
+        self.inbound.add(1, &labels);
     }
 
     /// An enricher of the catalog fetched (`fetched`), found its answer in the cache (`cached`) or failed.

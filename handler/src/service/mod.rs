@@ -12,6 +12,7 @@ mod health;
 mod hydration;
 mod intake;
 pub mod metrics;
+mod sources;
 mod tenants;
 mod versioned;
 mod webhooks;
@@ -21,12 +22,13 @@ pub use attempts::{span, Attempted, Handled, Step};
 pub use cache::WebhookCache;
 pub use deliveries::Health;
 pub use intake::{Accepted, Preview, Published};
+pub use sources::{Received, SourceCache, Unreceived};
 pub use tenants::IssuedCredential;
 pub use webhooks::ImportError;
 
 use crate::ports::{
     Clock, DeliveryLog, DeliveryQueue, EventQueue, NewDeliveries, QueueError, RandomUnavailable, RateLimits,
-    RejectedEvents, Sender, StoreError, TenantStore, WebhookStore,
+    RejectedEvents, Sender, SourceStore, StoreError, TenantStore, WebhookStore,
 };
 use dispatcher_core::model::{Delivery, Job, Report};
 use dispatcher_core::policy::retry::RetrySchedule;
@@ -53,6 +55,8 @@ pub struct Parts {
     pub mode: &'static str,
     pub webhooks: Arc<dyn WebhookStore>,
     pub tenants: Arc<dyn TenantStore>,
+    /// The inbound sources and their receipts (read like the webhooks: `webhook_cache`).
+    pub sources: Arc<dyn SourceStore>,
     /// How long the webhooks (and the tenants) read from the store are used before they are read again; `None` when this process
     /// makes every change (local mode), so that reading them again after its own changes is enough.
     pub webhook_cache: Option<Duration>,
@@ -79,6 +83,8 @@ pub struct Service {
     webhooks: WebhookCache,
     tenants: Arc<dyn TenantStore>,
     tokens: TokenCache,
+    sources_store: Arc<dyn SourceStore>,
+    sources: SourceCache,
     log: Arc<dyn DeliveryLog>,
     rejected: Arc<dyn RejectedEvents>,
     queue: Arc<dyn DeliveryQueue>,
@@ -152,6 +158,7 @@ pub enum Invalid {
     PatchedTenant,
     Credential,
     TransformTrial,
+    Source,
 }
 
 impl std::fmt::Display for Invalid {
@@ -164,6 +171,7 @@ impl std::fmt::Display for Invalid {
             Invalid::PatchedTenant => "the patched tenant is invalid",
             Invalid::Credential => "the credential request is invalid",
             Invalid::TransformTrial => "the transform to try is invalid",
+            Invalid::Source => "the source is invalid",
         })
     }
 }
@@ -233,6 +241,8 @@ impl Service {
             mode: parts.mode,
             webhooks: WebhookCache::new(parts.webhooks, parts.tenants.clone(), parts.webhook_cache),
             tenants: parts.tenants,
+            sources_store: parts.sources.clone(),
+            sources: SourceCache::new(parts.sources, parts.webhook_cache),
             tokens: TokenCache::new(parts.webhook_cache.map(|age| age.min(TOKEN_CACHE_MAX_AGE))),
             log: parts.log,
             rejected: parts.rejected,

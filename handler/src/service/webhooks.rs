@@ -8,6 +8,7 @@ use super::versioned::{self, Updated, Webhooks};
 use super::{Invalid, Service, ServiceError};
 use crate::ports::Version;
 use dispatcher_core::dispatch::{self, Source};
+use dispatcher_core::inbound::received;
 use dispatcher_core::model::{join, Access, Problem, Report, TenantId};
 use dispatcher_core::model::{DeliveryId, Webhook, WebhookConfig, WebhookId};
 use dispatcher_core::webhooks::registration::{decode_registration, derived_id};
@@ -80,7 +81,7 @@ impl Service {
         let Some((tenant, _)) = self.tenants.get_tenant(id).await? else {
             return Err(ServiceError::WrongTenant(Report::single("tenant", format!("there is no tenant \"{id}\""))));
         };
-        let problems: Vec<Problem> = config
+        let mut problems: Vec<Problem> = config
             .attributes
             .iter()
             .filter(|(attribute, value)| !tenant.grants(attribute, value))
@@ -91,6 +92,14 @@ impl Service {
                 )
             })
             .collect();
+        // What providers send the operator's sources is no tenant's: grants say nothing about a provider's body.
+        let received = config.subscriptions.iter().enumerate().filter(|(_, s)| received::is_received(s));
+        problems.extend(received.map(|(i, name)| {
+            Problem::new(
+                format!("subscriptions[{i}]"),
+                format!("{name:?} is a source's event: those are the operator's"),
+            )
+        }));
         match Report::of(problems) {
             Some(report) => Err(ServiceError::Ungranted(report)),
             None => Ok(config),

@@ -14,7 +14,7 @@ const BODY: &str = r#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event","typ
 const NOW: i64 = 1_733_300_000;
 
 /// The headers `provider`'s own library signs `payload` with.
-fn signed_by(provider: &str, secret: &str, payload: &str, timestamp: Option<i64>) -> HashMap<String, String> {
+pub fn signed_by(provider: &str, secret: &str, payload: &str, timestamp: Option<i64>) -> HashMap<String, String> {
     let dir = testkit::integrations().join("providers");
     testkit::npm::install(&dir).unwrap();
     let mut command = Command::new("node");

@@ -31,6 +31,7 @@ mod functions_serve;
 mod generated_files;
 mod https_delivery;
 mod identity;
+mod inbound;
 mod inbound_signatures;
 mod invocations;
 mod layers;

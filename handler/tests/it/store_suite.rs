@@ -5,12 +5,15 @@
 use crate::support::cosmos::{start_cosmos_server, EMULATOR_KEY};
 use dispatcher::adapters::cosmos::{CosmosAuth, CosmosConfig, CosmosStore};
 use dispatcher::adapters::sqlite::SqliteStore;
-use dispatcher::ports::{DeliveryLog, LogKey, RateLimits, RejectedEvents, StoreError, TenantStore, WebhookStore};
+use dispatcher::ports::{
+    DeliveryLog, LogKey, RateLimits, RejectedEvents, SourceStore, StoreError, TenantStore, WebhookStore,
+};
 use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
 use dispatcher_core::model::{
     Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Status, Tenant, TenantConfig, Token, Webhook,
 };
+use dispatcher_core::inbound::SourceRecord;
 use dispatcher_core::settle::Logged;
 use serde_json::json;
 
@@ -123,6 +126,40 @@ async fn tenants_and_their_tokens_are_kept(store: &impl TenantStore) {
     assert!(store.get_token("tok_3").await.unwrap().is_some(), "another tenant's stay");
     assert!(!store.delete_tenant(&"tn-a".into()).await.unwrap());
     assert_eq!(store.list_tenants().await.unwrap(), [b]);
+}
+
+fn source_record(id: &str, secret: &str, at_ms: i64) -> SourceRecord {
+    let config = json!({"id": id, "verify": {"type": "github", "secrets": [secret]}});
+    SourceRecord { id: id.into(), config, created_at_ms: at_ms, updated_at_ms: at_ms }
+}
+
+async fn sources_and_their_receipts_are_kept(store: &impl SourceStore) {
+    assert!(store.list_sources().await.unwrap().is_empty());
+    let (a, b) = (source_record("src-a", "s1", 1_000), source_record("src-b", "s2", 2_000));
+    let created = store.put_source(&a, None).await.unwrap();
+    store.put_source(&b, None).await.unwrap();
+    assert!(matches!(store.put_source(&a, None).await, Err(StoreError::Conflict(_))), "created once");
+    let rotated = SourceRecord { updated_at_ms: 3_000, ..source_record("src-a", "s3", 1_000) };
+    let replaced = store.put_source(&rotated, Some(&created)).await.unwrap();
+    // A write from an older read would revert the rotated secret: refused.
+    let stale = store.put_source(&a, Some(&created)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "a stale write changes nothing: {stale:?}");
+    assert_eq!(store.get_source("src-a").await.unwrap(), Some((rotated.clone(), replaced)));
+    assert_eq!(store.list_sources().await.unwrap(), [rotated, b.clone()], "oldest first");
+    assert!(store.delete_source("src-a").await.unwrap());
+    assert!(!store.delete_source("src-a").await.unwrap());
+    assert_eq!(store.list_sources().await.unwrap(), [b]);
+
+    // Keys are the providers' own: any character.
+    let key = "id:evt/1#?\\x";
+    assert!(!store.received("src-b", key, 0).await.unwrap());
+    store.record_receipt("src-b", key, 10_000).await.unwrap();
+    assert!(store.received("src-b", key, 9_000).await.unwrap());
+    assert!(!store.received("src-b", key, 10_001).await.unwrap(), "older than the window asked for");
+    assert!(!store.received("src-a", key, 0).await.unwrap(), "each source its own");
+    assert!(!store.received("src-b", "id:evt/2", 0).await.unwrap());
+    store.record_receipt("src-b", key, 20_000).await.unwrap();
+    assert!(store.received("src-b", key, 15_000).await.unwrap(), "a receipt recorded again is renewed");
 }
 
 async fn the_delivery_log_keeps_every_attempt(store: &impl DeliveryLog) {
@@ -316,9 +353,13 @@ async fn sqlite_passes_the_store_suite() {
     let store = SqliteStore::open(&dir, 0).unwrap();
     webhooks_are_kept_whole_and_in_order(&store).await;
     tenants_and_their_tokens_are_kept(&store).await;
+    sources_and_their_receipts_are_kept(&store).await;
     the_delivery_log_keeps_every_attempt(&store).await;
     deliveries_page_newest_first(&store).await;
     rejected_events_page_newest_first(&store).await;
+    assert_eq!(store.prune_receipts(15_000, 500).await.unwrap(), 0, "the receipt of 20 000 is kept");
+    assert_eq!(store.prune_receipts(25_000, 500).await.unwrap(), 1);
+    assert!(!store.received("src-b", "id:evt/1#?\\x", 0).await.unwrap());
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -337,6 +378,7 @@ async fn cosmos_passes_the_store_suite() {
     let store = CosmosStore::new(config.clone());
     webhooks_are_kept_whole_and_in_order(&store).await;
     tenants_and_their_tokens_are_kept(&store).await;
+    sources_and_their_receipts_are_kept(&store).await;
     the_delivery_log_keeps_every_attempt(&store).await;
     deliveries_page_newest_first(&store).await;
     rejected_events_page_newest_first(&store).await;

@@ -56,6 +56,7 @@ async fn service(name: &str, interfere: usize) -> (Service, Arc<Interfering>) {
         mode: "local",
         webhooks: webhooks.clone(),
         tenants: store.clone(),
+        sources: store.clone(),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),

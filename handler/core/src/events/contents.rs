@@ -99,7 +99,7 @@ impl Catalog {
         attribute_values: impl Fn(&str) -> &'a [String] + 'a,
     ) -> impl Iterator<Item = Result<Cow<'a, Event>, String>> + 'a {
         // Rules only start from non-public events (the loader checks), so at most one part yields.
-        let itself = event.spec.is_public().then_some(Ok(Cow::Borrowed(event)));
+        let itself = event.is_public().then_some(Ok(Cow::Borrowed(event)));
         let mapped = self.rules_for(event).flat_map(move |m| {
             let to = self.public_event(&m.to);
             let values: &'a [String] = match &m.for_each {

@@ -2,6 +2,7 @@
 
 use super::catalog::{self, EventSpec};
 use super::payload::{Event, Payload};
+use crate::inbound::received::{valid_event_type, valid_source_id, RECEIVED_FROM};
 use crate::model::{join, quote, wrong_type, Problem, Report};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
@@ -42,6 +43,9 @@ pub fn decode_value(value: Value) -> Result<Event, Report> {
     let Value::Object(mut body) = value else {
         return Err(Report::single("body", wrong_type(&value, r#"an object {"name": ..., "payload": {...}}"#)));
     };
+    if let Some(source) = body.remove(RECEIVED_FROM) {
+        return decode_received(source, body);
+    }
     let name = match body.remove("name") {
         None => Name::Missing,
         Some(Value::String(text)) => Name::Text(Cow::Owned(text)),
@@ -55,6 +59,36 @@ pub fn decode_value(value: Value) -> Result<Event, Report> {
         Some(other) => PayloadMember::Other(other),
     };
     validate(name, payload)
+}
+
+/// An event a source received (`inbound::received`): the catalog's event of that name when it declares one
+/// (its mapping rules then apply), otherwise the provider's body as it came.
+fn decode_received(source: Value, mut body: serde_json::Map<String, Value>) -> Result<Event, Report> {
+    let Value::String(source) = source else {
+        return Err(Report::single(RECEIVED_FROM, wrong_type(&source, "a source's id")));
+    };
+    if !valid_source_id(&source) {
+        return Err(Report::single(RECEIVED_FROM, "is not a source's id (1 to 64 ASCII letters, digits, - or _)"));
+    }
+    let name = match body.remove("name") {
+        Some(Value::String(name)) => name,
+        other => return Err(Report::single("name", wrong_type(&other.unwrap_or(Value::Null), "an event name"))),
+    };
+    let event_type = name.strip_prefix(source.as_str()).and_then(|rest| rest.strip_prefix(':'));
+    if !event_type.is_some_and(valid_event_type) {
+        let expected = format!("\"{source}:<event type>\" (a type of 1 to 200 printable ASCII characters)");
+        return Err(Report::single("name", format!("{} is not {expected}", quote(&Value::String(name)))));
+    }
+    let payload = body.remove("payload").unwrap_or(Value::Null);
+    if catalog::current().event(&name).is_none() {
+        return Ok(Event::received(&name, payload));
+    }
+    let payload = match payload {
+        Value::Null => PayloadMember::Fields(Vec::new()),
+        Value::Object(fields) => PayloadMember::Fields(fields.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect()),
+        other => PayloadMember::Other(other),
+    };
+    validate(Name::Text(Cow::Owned(name)), payload)
 }
 
 /// The `name` member as sent.
@@ -167,6 +201,8 @@ impl<'de> Deserialize<'de> for Members<'de> {
                             payload = map.next_value::<Option<FieldList<'de>>>()?;
                         }
                         "name" | "payload" => return Err(serde::de::Error::custom("duplicate member")),
+                        // A received event: the general path reads it.
+                        RECEIVED_FROM => return Err(serde::de::Error::custom("received")),
                         _ => {
                             map.next_value::<serde::de::IgnoredAny>()?;
                         }
@@ -233,6 +269,42 @@ mod tests {
 
     fn problems(input: &[u8]) -> Vec<String> {
         decode(input).unwrap_err().problems().iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_received_event_keeps_the_providers_body_unless_the_catalog_declares_its_name() {
+        let message = crate::inbound::received::message("stripe", "customer.updated", br#"{"id": "evt_1", "n": [1]}"#);
+        let event = decode(&message).unwrap();
+        assert_eq!((event.name(), event.spec()), ("stripe:customer.updated", None));
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"name": "stripe:customer.updated", "payload": {"id": "evt_1", "n": [1]}})
+        );
+        // Without `receivedFrom`, a name outside the catalog is refused as ever.
+        assert!(decode(br#"{"name": "stripe:customer.updated", "payload": {}}"#).is_err());
+        // A name the catalog declares is its event, validated: from a source named `profile`, `completed` is
+        // the catalog's `profile:completed`.
+        let declared = crate::inbound::received::message("profile", "completed", br#"{"fiscalCode": "x"}"#);
+        let report = decode(&declared).unwrap_err().to_string();
+        assert!(report.contains("payload.fiscalCode"), "{report}");
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"name": "gh:push", "receivedFrom": 1}"#, "receivedFrom: 1 is a number, expected a source's id"),
+            (
+                br#"{"name": "gh:push", "receivedFrom": "a:b"}"#,
+                "receivedFrom: is not a source's id (1 to 64 ASCII letters, digits, - or _)",
+            ),
+            (
+                br#"{"name": "other:push", "receivedFrom": "gh"}"#,
+                r#"name: "other:push" is not "gh:<event type>" (a type of 1 to 200 printable ASCII characters)"#,
+            ),
+            (
+                br#"{"name": "gh:", "receivedFrom": "gh"}"#,
+                r#"name: "gh:" is not "gh:<event type>" (a type of 1 to 200 printable ASCII characters)"#,
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(problems(input), [*expected], "input: {}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! a path always reads what its field takes. A field made by an expression (a template) is checked when it
 //! runs; one that fails fails the event, which is then rejected with the reason, nothing sent.
 
-use super::payload::{Enrichment, Event, Payload};
+use super::payload::{Enrichment, Event, Kind, Payload};
 use super::spec::EventSpec;
 use crate::policy::filter::EventFilter;
 use crate::template::Template;
@@ -170,7 +170,12 @@ impl Mapping {
             let rule = serde_json::json!({"rule": self.position, "each": attribute_value, "fields": fields});
             Arc::from(rule.to_string())
         });
-        Ok(Event { spec: to, payload: Payload::new(fields), enrichment: event.enrichment.clone(), identity })
+        Ok(Event {
+            kind: Kind::Catalog(to),
+            payload: Payload::new(fields),
+            enrichment: event.enrichment.clone(),
+            identity,
+        })
     }
 
     /// What a payload expression reads: the event, the attribute it is emitted for, what the enrichers fetched.

@@ -16,5 +16,5 @@ pub use catalog::public_events;
 pub use contents::Catalog;
 pub use decode::{decode, decode_value, MAX_EVENT_BYTES};
 pub use enricher::Enricher;
-pub use payload::{body, Enrichment, Event, Payload};
+pub use payload::{body, Enrichment, Event, Kind, Payload};
 pub use spec::EventSpec;

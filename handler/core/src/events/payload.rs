@@ -5,45 +5,77 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The fields of an event's payload, in the order the producer sent them (or the mapping table built them).
-/// Holds only fields the catalog documents: internal fields never reach an integrator.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Payload(Vec<(&'static str, Value)>);
+/// An event's payload. A catalog event's holds only the fields the catalog documents, in the order the producer
+/// sent them (or the mapping table built them): internal fields never reach an integrator. A received event's
+/// is the provider's body as it was signed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Fields(Vec<(&'static str, Value)>),
+    Received(Value),
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Fields(Vec::new())
+    }
+}
 
 impl Payload {
     pub fn new(fields: Vec<(&'static str, Value)>) -> Self {
-        Payload(fields)
+        Payload::Fields(fields)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        match self {
+            Payload::Fields(fields) => fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+            Payload::Received(value) => value.get(key),
+        }
     }
 
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::as_str)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
-        self.0.iter().map(|(k, v)| (*k, v))
+    /// The fields of a catalog event's payload, in order (none for a received event's).
+    pub fn fields(&self) -> &[(&'static str, Value)] {
+        match self {
+            Payload::Fields(fields) => fields,
+            Payload::Received(_) => &[],
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match self {
+            Payload::Fields(fields) => fields.len(),
+            Payload::Received(value) => value.as_object().map_or(0, serde_json::Map::len),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in &self.0 {
+        let fields = match self {
+            Payload::Fields(fields) => fields,
+            Payload::Received(value) => return value.serialize(serializer),
+        };
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (key, value) in fields {
             map.serialize_entry(key, value)?;
         }
         map.end()
     }
+}
+
+/// What an event is: an event of the catalog, or one a source received that the catalog does not declare
+/// (`<sourceId>:<provider event type>`), delivered as the provider sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Catalog(&'static EventSpec),
+    Received(Arc<str>),
 }
 
 /// What the enrichers of an event fetched, by enricher name: the `enrichment` a rule's payload and the
@@ -54,7 +86,7 @@ pub type Enrichment = std::collections::BTreeMap<String, Value>;
 /// (shared by the public events a rule makes of it, for their webhooks' transforms).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub spec: &'static EventSpec,
+    pub kind: Kind,
     pub payload: Payload,
     pub enrichment: Option<Arc<Enrichment>>,
     /// What its delivery ids derive from instead of the body, when the body holds what enrichers fetched: an
@@ -65,11 +97,42 @@ pub struct Event {
 
 impl Event {
     pub fn new(spec: &'static EventSpec, payload: Payload) -> Event {
-        Event { spec, payload, enrichment: None, identity: None }
+        Event { kind: Kind::Catalog(spec), payload, enrichment: None, identity: None }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.spec.name.as_str()
+    /// An event source `source` received, of a name the catalog does not declare, with the provider's body.
+    pub fn received(name: &str, body: Value) -> Event {
+        Event {
+            kind: Kind::Received(Arc::from(name)),
+            payload: Payload::Received(body),
+            enrichment: None,
+            identity: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            Kind::Catalog(spec) => spec.name.as_str(),
+            Kind::Received(name) => name,
+        }
+    }
+
+    /// Its catalog entry; `None` for a received event the catalog does not declare.
+    pub fn spec(&self) -> Option<&'static EventSpec> {
+        match self.kind {
+            Kind::Catalog(spec) => Some(spec),
+            Kind::Received(_) => None,
+        }
+    }
+
+    /// Whether it is delivered as itself: a public catalog event, or a received one.
+    pub fn is_public(&self) -> bool {
+        self.spec().is_none_or(EventSpec::is_public)
+    }
+
+    /// The webhook attributes a webhook must have to receive it (none for a received event).
+    pub fn required_attributes(&self) -> &'static [String] {
+        self.spec().map_or(&[], EventSpec::required_attributes)
     }
 }
 

@@ -15,8 +15,13 @@
 //!   optional signed timestamp header (then `"{timestamp}.{body}"` is signed).
 //! - `basic` and `api-key`: a shared credential, compared in constant time.
 
+pub mod received;
 mod source;
 mod verify;
 
-pub use source::{decode_source, Source, SOURCE_FIELDS};
-pub use verify::{verify, Algorithm, Encoding, HmacScheme, Locator, Refused, Verified, Verify};
+pub use source::{decode_source, source_schema, Source, SourceRecord, SOURCE_FIELDS};
+pub use verify::{verify, Algorithm, Encoding, HmacScheme, Locator, Refused, Verified, Verify, MAX_TYPE_CHARS};
+
+/// How long a provider's request is remembered, so that its repeats are answered without being published
+/// again: longer than providers retry (Stripe for up to 3 days).
+pub const DEDUPLICATION_WINDOW: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);

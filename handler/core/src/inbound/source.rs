@@ -4,7 +4,8 @@
 
 use super::verify::{Algorithm, Encoding, HmacScheme, Locator, Verify};
 use crate::model::{join, optional_string, quote, unknown_keys, wrong_type, Problem, Report, Secret};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 /// The fields of a source.
@@ -31,6 +32,153 @@ impl Source {
     }
 }
 
+/// A source as stored: the API's body it was decoded from (its secrets inside, sealed at rest by the handler's
+/// store), and when it was made and last changed. `Debug` never shows the body.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRecord {
+    pub id: String,
+    pub config: Value,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl std::fmt::Debug for SourceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceRecord").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl SourceRecord {
+    /// The source it describes (decoded again: what was stored passed the same checks).
+    pub fn source(&self) -> Result<Source, Report> {
+        decode_source(&self.config)
+    }
+
+    /// Its secrets, to seal or open in place.
+    pub fn secrets_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let secrets = self.config.get_mut("verify").and_then(|v| v.get_mut("secrets")).and_then(Value::as_array_mut);
+        secrets.into_iter().flatten().filter_map(|secret| match secret {
+            Value::String(text) => Some(text),
+            _ => None,
+        })
+    }
+
+    /// What the API shows: the body without its secrets (how many there are instead), and its times.
+    pub fn view(&self) -> Value {
+        let mut view = self.config.clone();
+        if let Some(verify) = view.get_mut("verify").and_then(Value::as_object_mut) {
+            let count = verify.remove("secrets").and_then(|s| s.as_array().map(Vec::len)).unwrap_or(0);
+            verify.insert("secretCount".to_owned(), Value::from(count));
+        }
+        view
+    }
+}
+
+/// The JSON Schema of a source as the API takes it (`schemas/source.json`); what [`decode_source`] checks.
+pub fn source_schema() -> Value {
+    let secrets = json!({"type": "array", "minItems": 1, "maxItems": 2, "writeOnly": true,
+        "items": {"type": "string", "minLength": 1},
+        "description": "The signing secret, or two during a rotation (either verifies). Never shown again."});
+    let whsec = json!({"type": "array", "minItems": 1, "maxItems": 2, "writeOnly": true,
+        "items": {"type": "string", "pattern": "^whsec_"}, "description": "whsec_ secrets, one or two."});
+    let locator = |default: &str| {
+        json!({"description": format!("Where the request says it: a header, or a path in the JSON body (default: the body's {default:?})."),
+        "oneOf": [
+            {"type": "object", "required": ["header"], "additionalProperties": false, "properties": {"header": {"type": "string", "minLength": 1}}},
+            {"type": "object", "required": ["body"], "additionalProperties": false, "properties": {"body": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$"}}}
+        ]})
+    };
+    let text = json!({"type": "string", "minLength": 1});
+    let scheme = |kind: &str, description: &str, mut properties: Map<String, Value>, required: &[&str]| {
+        properties.insert("type".to_owned(), json!({"const": kind}));
+        let mut required: Vec<&str> = required.to_vec();
+        required.insert(0, "type");
+        json!({"title": kind, "description": description, "type": "object", "additionalProperties": false,
+            "required": required, "properties": properties})
+    };
+    let fields =
+        |pairs: Vec<(&str, Value)>| pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<String, Value>>();
+    let variants = vec![
+        scheme(
+            "stripe",
+            "Stripe-Signature (t=, v1=): HMAC-SHA256 of \"{t}.{body}\"; type and id from the body.",
+            fields(vec![("secrets", secrets.clone())]),
+            &["secrets"],
+        ),
+        scheme(
+            "github",
+            "X-Hub-Signature-256: HMAC-SHA256 of the body; type from X-GitHub-Event.",
+            fields(vec![("secrets", secrets.clone())]),
+            &["secrets"],
+        ),
+        scheme(
+            "standard-webhooks",
+            "webhook-id, webhook-timestamp, webhook-signature (v1,): what this dispatcher sends.",
+            fields(vec![("secrets", whsec)]),
+            &["secrets"],
+        ),
+        scheme(
+            "hmac",
+            "A provider's own HMAC header.",
+            fields(vec![
+                ("secrets", secrets.clone()),
+                ("header", text.clone()),
+                ("algorithm", json!({"enum": ["sha256", "sha512"], "default": "sha256"})),
+                ("encoding", json!({"enum": ["hex", "base64"], "default": "hex"})),
+                (
+                    "prefix",
+                    json!({"type": "string", "description": "Before the signature in the header, e.g. sha256="}),
+                ),
+                (
+                    "timestampHeader",
+                    json!({"type": "string", "description": "A header with the Unix time signed as \"{timestamp}.{body}\""}),
+                ),
+                ("eventType", locator("type")),
+                ("eventId", locator("id")),
+            ]),
+            &["secrets", "header"],
+        ),
+        scheme(
+            "basic",
+            "HTTP Basic authentication.",
+            fields(vec![
+                ("username", text.clone()),
+                ("secrets", secrets.clone()),
+                ("eventType", locator("type")),
+                ("eventId", locator("id")),
+            ]),
+            &["username", "secrets"],
+        ),
+        scheme(
+            "api-key",
+            "A key in a header.",
+            fields(vec![
+                ("header", text),
+                ("secrets", secrets),
+                ("eventType", locator("type")),
+                ("eventId", locator("id")),
+            ]),
+            &["header", "secrets"],
+        ),
+    ];
+    json!({
+        "title": "Source",
+        "description": "Where a provider posts its webhooks (POST /api/v1/in/{id}) and how they are verified.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "verify"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+                "description": "Names the endpoint and starts its events' names: <id>:<provider event type>."},
+            "verify": {"oneOf": variants},
+            "tolerance": {"type": ["string", "null"], "examples": ["5m"],
+                "description": "How far a signed timestamp may be from now, 1s to 1h (default 5m)."},
+            "disabled": {"type": ["boolean", "null"], "description": "A disabled source answers 404 and publishes nothing."}
+        }
+    })
+}
+
 /// Decodes a source from the API's body, with every problem.
 pub fn decode_source(body: &Value) -> Result<Source, Report> {
     // Not quoted: it may be a secret sent in the wrong place.
@@ -39,9 +187,7 @@ pub fn decode_source(body: &Value) -> Result<Source, Report> {
     };
     let mut problems: Vec<Problem> = unknown_keys(fields, "", &SOURCE_FIELDS, "field of a source", "fields").collect();
     let id = optional_string(fields.get("id"), "id", &mut problems).unwrap_or_default();
-    let valid_id =
-        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
-    if !valid_id {
+    if !super::received::valid_source_id(&id) {
         problems
             .push(Problem::new("id", "must be 1 to 64 ASCII letters, digits, - or _ (it starts its events' names)"));
     }

@@ -105,6 +105,21 @@ pub enum Refused {
     BadEventType,
 }
 
+impl Refused {
+    /// A short name of the reason, for metrics' labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refused::MissingHeader(_) => "missing-header",
+            Refused::Malformed(_) => "malformed",
+            Refused::BadSignature => "bad-signature",
+            Refused::BadCredential => "bad-credential",
+            Refused::Stale { .. } => "stale",
+            Refused::NoEventType(_) => "no-event-type",
+            Refused::BadEventType => "bad-event-type",
+        }
+    }
+}
+
 /// The longest event type taken: it names an event (`<source>:<type>`), and a subscription.
 pub const MAX_TYPE_CHARS: usize = 200;
 /// The most signatures one request may carry (several secrets, several versions).
@@ -297,8 +312,7 @@ fn locate(
 
 /// An event type that can name an event: printable ASCII, not too long.
 fn checked_type(event_type: String) -> Result<String, Refused> {
-    let printable = event_type.bytes().all(|b| b.is_ascii_graphic());
-    match printable && (1..=MAX_TYPE_CHARS).contains(&event_type.len()) {
+    match super::received::valid_event_type(&event_type) {
         true => Ok(event_type),
         false => Err(Refused::BadEventType),
     }

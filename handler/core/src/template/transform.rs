@@ -1,7 +1,7 @@
 //! A webhook's transform: a template from the body it would receive to the body it gets.
 
 use super::{dynamic, json_text, Template, TemplateError, MAX_SOURCE_BYTES};
-use crate::events::{Event, MAX_EVENT_BYTES};
+use crate::events::{Event, Payload, MAX_EVENT_BYTES};
 use rhai::Dynamic;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -66,13 +66,18 @@ impl Transform {
         correlation_id: Option<&str>,
     ) -> Result<Option<String>, TemplateError> {
         let template = self.template()?;
-        let payload: rhai::Map = event
-            .payload
-            .iter()
-            .filter(|(key, _)| !attributes.contains_key(*key))
-            .map(|(key, value)| (key.into(), dynamic(value)))
-            .collect();
-        let body: rhai::Map = [("name".into(), Dynamic::from(event.name())), ("payload".into(), payload.into())].into();
+        // As the webhook would receive it (`delivery_body`): a received event's body whole.
+        let payload = match &event.payload {
+            Payload::Fields(fields) => fields
+                .iter()
+                .filter(|(key, _)| !attributes.contains_key(*key))
+                .map(|(key, value)| ((*key).into(), dynamic(value)))
+                .collect::<rhai::Map>()
+                .into(),
+            Payload::Received(body) => dynamic(body),
+        };
+        let body: rhai::Map =
+            [("name".into(), Dynamic::from(event.name().to_owned())), ("payload".into(), payload)].into();
         let attributes: rhai::Map = attributes.iter().map(|(k, v)| (k.into(), Dynamic::from(v.clone()))).collect();
         let enrichment: rhai::Map =
             event.enrichment.iter().flat_map(|e| e.iter()).map(|(name, value)| (name.into(), dynamic(value))).collect();

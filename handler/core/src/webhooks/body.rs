@@ -1,7 +1,7 @@
 //! The exact bytes a webhook receives: `{"name": ..., "payload": ...}` without the keys that are attributes of
 //! the webhook (the webhook already knows their values: they are why it received the event).
 
-use crate::events::Event;
+use crate::events::{Event, Kind, Payload};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -11,12 +11,18 @@ pub fn delivery_body(event: &Event, attributes: &BTreeMap<String, String>) -> St
 }
 
 fn write_event(event: &Event, skip: impl Fn(&str) -> bool) -> String {
-    let mut out = String::with_capacity(32 + event.name().len() + 48 * event.payload.len());
+    let fields = match (&event.kind, &event.payload) {
+        (Kind::Catalog(spec), Payload::Fields(fields)) => (spec.name.as_str(), fields),
+        // The provider's body as it came: the webhook's attributes are not its fields.
+        _ => return serde_json::to_string(event).unwrap_or_default(),
+    };
+    let (name, fields) = fields;
+    let mut out = String::with_capacity(32 + name.len() + 48 * fields.len());
     out.push_str("{\"name\":");
-    write_plain_str(&mut out, event.name());
+    write_plain_str(&mut out, name);
     out.push_str(",\"payload\":{");
     let mut first = true;
-    for (key, value) in event.payload.iter().filter(|(key, _)| !skip(key)) {
+    for (key, value) in fields.iter().filter(|(key, _)| !skip(key)) {
         if !first {
             out.push(',');
         }
@@ -33,7 +39,7 @@ fn write_event(event: &Event, skip: impl Fn(&str) -> bool) -> String {
 }
 
 /// Event names and field names come from the catalog, whose loader refuses the characters JSON escapes.
-fn write_plain_str(out: &mut String, text: &'static str) {
+fn write_plain_str(out: &mut String, text: &str) {
     out.push('"');
     out.push_str(text);
     out.push('"');
@@ -127,7 +133,8 @@ mod tests {
             )
             .unwrap()
         );
-        let numbers = Event::new(event.spec, Payload::new(vec![("n", json!(1.5)), ("o", json!({"a": [true, null]}))]));
+        let numbers =
+            Event::new(event.spec().unwrap(), Payload::new(vec![("n", json!(1.5)), ("o", json!({"a": [true, null]}))]));
         assert_eq!(
             delivery_body(&numbers, &attributes),
             r#"{"name":"service:subscribed","payload":{"n":1.5,"o":{"a":[true,null]}}}"#

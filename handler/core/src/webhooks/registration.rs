@@ -4,6 +4,7 @@
 use super::credentials::decode_auth;
 use super::fields::{decode_bool, decode_pattern, decode_rate_limit, decode_transform, decode_url};
 use crate::events::catalog;
+use crate::inbound::received;
 use crate::model::{join, optional_string, quote, unknown_keys, wrong_type, Problem, Report, TenantId, WebhookConfig};
 use crate::policy::retry::{RetrySchedule, ScheduleError};
 use crate::request::RESERVED_HEADERS;
@@ -205,11 +206,11 @@ fn decode_subscriptions(value: Option<&Value>, problems: &mut Vec<Problem>) -> V
     };
     let mut subscriptions: Vec<String> = Vec::with_capacity(entries.len());
     for (path, name) in entries {
-        if catalog::public_event(name).is_none() {
+        if catalog::public_event(name).is_none() && !received::is_received(name) {
             problems.push(Problem::new(
                 path,
                 format!(
-                    "{} is not a public event; public events: {}",
+                    "{} is not a public event; public events: {}; or a source's events: \"<sourceId>:<type>\", \"<sourceId>:*\"",
                     quote(&Value::String(name.into())),
                     catalog::names(true).join(", ")
                 ),
@@ -352,6 +353,16 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_webhook_subscribes_to_a_sources_events_by_name_or_all_of_them() {
+        let body = json!({"url": "https://a.example", "subscriptions": ["stripe:customer.updated", "gh:*", "ping"]});
+        let config = WebhookConfig::decode(&body).unwrap();
+        assert_eq!(config.subscriptions, ["stripe:customer.updated", "gh:*", "ping"]);
+        // The catalog's namespaces are its own: a typo there is still one.
+        let typo = WebhookConfig::decode(&json!({"url": "https://a.example", "subscriptions": ["profile:x"]}));
+        assert!(typo.unwrap_err().to_string().starts_with("subscriptions[0]: \"profile:x\" is not a public event"));
+    }
+
+    #[test]
     fn every_problem_of_a_registration_is_reported() {
         let cases = [
             (json!([]), vec!["body: [] is an array, expected an object"]),
@@ -362,12 +373,12 @@ pub(super) mod tests {
                     "subscription: is not a webhook field; known fields: url, subscriptions, attributes, headers, disabled, description, failureCallbackUrl, auth, filter, retrySchedule, rateLimit, callbackUrl, callbackAuth, failWhen, tenant, transform",
                     "url: \"ftp://example.com\" is not an http or https URL",
                     "subscriptions[2]: 3 is a number, expected a public event name",
-                    "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed",
+                    "subscriptions[1]: \"ping:all\" is not a public event; public events: ping, service:subscribed; or a source's events: \"<sourceId>:<type>\", \"<sourceId>:*\"",
                 ],
             ),
             (json!({"url": "not a url", "subscriptions": "ping,nope"}), vec![
                 "url: \"not a url\" is not a valid URL (relative URL without a base)",
-                "subscriptions: \"nope\" is not a public event; public events: ping, service:subscribed",
+                "subscriptions: \"nope\" is not a public event; public events: ping, service:subscribed; or a source's events: \"<sourceId>:<type>\", \"<sourceId>:*\"",
             ]),
             (json!({"url": "https://", "subscriptions": 5}), vec![
                 "url: \"https://\" is not a valid URL (empty host)",

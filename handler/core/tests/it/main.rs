@@ -9,6 +9,7 @@ mod grants;
 mod mapping;
 mod original;
 mod properties;
+mod received;
 mod transforms;
 
 use dispatcher_core::model::{Secret, Webhook, WebhookConfig};

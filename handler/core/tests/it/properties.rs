@@ -120,7 +120,7 @@ proptest! {
             let by_index: Vec<&str> = webhooks.recipients(&public).map(|(_, w)| w.id.as_str()).collect();
             let by_scan: Vec<&str> = webhooks.webhooks().iter().filter(|w| receives(w, &public)).map(|w| w.id.as_str()).collect();
             prop_assert_eq!(&by_index, &by_scan);
-            expected.extend(by_scan.into_iter().map(|id| (WebhookId::from(id), public.name())));
+            expected.extend(by_scan.into_iter().map(|id| (WebhookId::from(id), catalog_name(public.name()))));
         }
         let made: Vec<(WebhookId, &str)> = dispatch(&source("m"), &event, &webhooks).into_iter().map(|d| (d.webhook_id, catalog_name(&d.event))).collect();
         prop_assert_eq!(made, expected);

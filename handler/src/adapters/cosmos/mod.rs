@@ -3,11 +3,13 @@
 //!
 //! Containers: `webhooks` (partition key `/id`), `deliveries` (`/webhookId`: a webhook's attempt log is one
 //! partition, read newest first), `rejected-events` (`/id`) and `rate-limits` (`/id`: each rate-limited
-//! webhook's next free slot), `tenants` (`/id`) and `tokens` (`/id`: a token's id); the log, the rejected events
-//! and the rate limits expire items after a TTL.
+//! webhook's next free slot), `tenants` (`/id`) and `tokens` (`/id`: a token's id), `sources` (`/id`) and
+//! `receipts` (`/id`: what the sources received); the log, the rejected events, the rate limits and the receipts
+//! expire items after a TTL.
 //! - `log.rs`: the delivery log, one item per delivery with its attempts, written under optimistic concurrency.
 //! - `records.rs`: the webhooks and the rejected events.
 //! - `tenants.rs`: the tenants and their tokens (hashes only).
+//! - `sources.rs`: the inbound sources and their receipts.
 //! - `rate_limits.rs`: the webhooks' rate limits, held across instances.
 //! - `query.rs`: queries, point reads, and pages cut by keyset (time, then id, newest first).
 //! - `throttle.rs`: every request waits out Cosmos DB's throttling (429) as the service asks, within a budget.
@@ -16,6 +18,7 @@ mod log;
 mod query;
 mod rate_limits;
 mod records;
+mod sources;
 mod tenants;
 mod throttle;
 
@@ -87,6 +90,8 @@ struct Containers {
     rate_limits: ContainerClient,
     tenants: ContainerClient,
     tokens: ContainerClient,
+    sources: ContainerClient,
+    receipts: ContainerClient,
 }
 
 fn cosmos(context: &str) -> impl Fn(azure_data_cosmos::CosmosError) -> StoreError + '_ {
@@ -161,6 +166,8 @@ async fn connect(config: &CosmosConfig) -> Result<Containers, StoreError> {
         rate_limits: container("rate-limits").await?,
         tenants: container("tenants").await?,
         tokens: container("tokens").await?,
+        sources: container("sources").await?,
+        receipts: container("receipts").await?,
     })
 }
 
@@ -174,7 +181,7 @@ pub struct ContainerSpec {
     pub newest_first_by: Option<&'static str>,
 }
 
-pub const CONTAINERS: [ContainerSpec; 6] = [
+pub const CONTAINERS: [ContainerSpec; 8] = [
     ContainerSpec { name: "webhooks", partition_key: "/id", expires: false, newest_first_by: None },
     ContainerSpec {
         name: "deliveries",
@@ -191,6 +198,9 @@ pub const CONTAINERS: [ContainerSpec; 6] = [
     ContainerSpec { name: "rate-limits", partition_key: "/id", expires: true, newest_first_by: None },
     ContainerSpec { name: "tenants", partition_key: "/id", expires: false, newest_first_by: None },
     ContainerSpec { name: "tokens", partition_key: "/id", expires: false, newest_first_by: None },
+    ContainerSpec { name: "sources", partition_key: "/id", expires: false, newest_first_by: None },
+    // Each receipt says its own `ttl` (the de-duplication window); a container TTL lets it.
+    ContainerSpec { name: "receipts", partition_key: "/id", expires: true, newest_first_by: None },
 ];
 
 async fn create_missing(client: &CosmosClient, config: &CosmosConfig) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ mod queue;
 mod records;
 mod retention;
 mod schema;
+mod sources;
 mod tenants;
 mod waiting;
 mod writer;

@@ -34,6 +34,7 @@ pub(super) struct Documents {
 
 pub(super) const WEBHOOKS: Documents = Documents { table: "webhooks", what: "webhook" };
 pub(super) const TENANTS: Documents = Documents { table: "tenants", what: "tenant" };
+pub(super) const SOURCES: Documents = Documents { table: "sources", what: "source" };
 
 fn parse<T: DeserializeOwned>(what: &str, doc: &str) -> Result<T, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what} document: {e}")))

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use std::path::Path;
 
 /// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 // Deliveries are rows in insertion order (`seq`), so that new ones append to the table instead of landing on
 // random pages by their hashed ids; attempts hang off `seq` for the same reason. The deliveries table is also
@@ -72,6 +72,18 @@ CREATE TABLE IF NOT EXISTS waiting_events (
     leased INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS waiting_events_due ON waiting_events(due_at);
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    source_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (source_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_by_age ON receipts(received_at);
 ";
 
 /// The page size of a new database file. Each message's deliveries, inserted into the unique index of their
@@ -117,7 +129,7 @@ pub(super) fn create_schema(c: &Connection, path: &Path) -> Result<(), StoreErro
 }
 
 /// What brings a database of each older version to the next one.
-fn steps() -> [(i64, String); 5] {
+fn steps() -> [(i64, String); 6] {
     let callbacks: Vec<String> = CallbackType::ALL.iter().map(|kind| format!("'{}'", kind.as_str())).collect();
     [
         // The deliveries' trace context (empty in older rows).
@@ -136,6 +148,8 @@ fn steps() -> [(i64, String); 5] {
         (5, String::new()),
         // Events waiting for their enrichers' next try: a new table, which the schema creates.
         (6, String::new()),
+        // Inbound sources and the receipts of what they received: new tables, which the schema creates.
+        (7, String::new()),
     ]
 }
 
@@ -183,7 +197,7 @@ mod tests {
         assert_eq!((page_size, journal.as_str()), (PAGE_SIZE, "wal"));
         c.execute_batch("PRAGMA user_version = 1").unwrap();
         let error = create_schema(&c, &path).unwrap_err().to_string();
-        assert!(error.contains("has schema version 1, this handler reads version 7"), "{error}");
+        assert!(error.contains("has schema version 1, this handler reads version 8"), "{error}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod outputs;
 pub mod package;
 
 use crate::adapters::cosmos::CosmosStore;
-use crate::adapters::sealed::SealedWebhooks;
+use crate::adapters::sealed::{SealedSources, SealedWebhooks};
 use crate::adapters::sender::Sender;
 use crate::adapters::servicebus::{QueueSender, ServiceBusDeliveries, ServiceBusEvents};
 use crate::config::ServeConfig;
@@ -45,6 +45,7 @@ impl Azure {
             mode: "azure",
             webhooks: Arc::new(SealedWebhooks::new(cosmos.clone(), config.delivery.encryption_key.clone())),
             tenants: cosmos.clone(),
+            sources: Arc::new(SealedSources::new(cosmos.clone(), config.delivery.encryption_key.clone())),
             webhook_cache: Some(config.webhook_cache),
             log: cosmos.clone(),
             rejected: cosmos.clone(),

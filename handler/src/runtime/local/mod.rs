@@ -17,12 +17,13 @@ pub use queue::LocalQueue;
 pub use rate_limits::MemoryRateLimits;
 pub use workers::Workers;
 
-use crate::adapters::sealed::SealedWebhooks;
+use crate::adapters::sealed::{SealedSources, SealedWebhooks};
 use crate::adapters::sender::Sender;
 use crate::adapters::sqlite::SqliteStore;
 use crate::config::LocalConfig;
 use crate::ports::{Clock, StoreError, SystemClock};
 use crate::service::{ImportError, Intake, Parts, Service, ServiceError};
+use dispatcher_core::inbound::DEDUPLICATION_WINDOW;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
         mode: "local",
         webhooks: Arc::new(SealedWebhooks::new(store.clone(), config.delivery.encryption_key.clone())),
         tenants: store.clone(),
+        sources: Arc::new(SealedSources::new(store.clone(), config.delivery.encryption_key.clone())),
         webhook_cache: None,
         log: store.clone(),
         rejected: store.clone(),
@@ -158,6 +160,10 @@ async fn prune(store: Arc<SqliteStore>, retention: Duration, mut stop: tokio::sy
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning the log failed; the next pass tries again"),
+        }
+        let window = SystemClock.now_ms() - DEDUPLICATION_WINDOW.as_millis() as i64;
+        if let Err(error) = store.prune_receipts(window, crate::adapters::sqlite::PRUNE_BATCH).await {
+            tracing::warn!(%error, "pruning the inbound receipts failed; the next pass tries again");
         }
     }
 }
