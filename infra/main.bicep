@@ -304,6 +304,31 @@ resource tokens 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2
   }
 }
 
+// The inbound sources (their secrets sealed by the handler), and the receipts that recognise a provider's repeat:
+// each receipt sets its own ttl, the de-duplication window, under the container's.
+resource sources 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
+  parent: cosmosDatabase
+  name: 'sources'
+  properties: {
+    resource: {
+      id: 'sources'
+      partitionKey: { paths: [ '/id' ], kind: 'Hash' }
+    }
+  }
+}
+
+resource receipts 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2026-03-15' = {
+  parent: cosmosDatabase
+  name: 'receipts'
+  properties: {
+    resource: {
+      id: 'receipts'
+      partitionKey: { paths: [ '/id' ], kind: 'Hash' }
+      defaultTtl: retentionSeconds
+    }
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2025-05-01' = {
   name: '${name}-plan-${suffix}'
   location: location

@@ -59,6 +59,7 @@ pub fn files() -> Vec<(String, String)> {
         ("incoming-event.json".to_owned(), pretty(&docs::incoming_event_schema(true))),
         ("catalog-file.json".to_owned(), pretty(&file::schema())),
         ("webhook.json".to_owned(), pretty(&registration::schema())),
+        ("source.json".to_owned(), pretty(&dispatcher_core::inbound::source_schema(true))),
         ("openapi.json".to_owned(), pretty(&crate::http::openapi_json())),
     ];
     files.extend(

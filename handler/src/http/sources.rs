@@ -57,7 +57,7 @@ pub fn inbound() -> ApiRouter<AppState> {
             "/api/v1/in/{sourceId}",
             post_with(receive, |op| {
                 let mut op = op.id("receiveWebhook").summary(
-                    "A provider's webhook to a source: verified, de-duplicated, published as <sourceId>:<type>; \
+                    "A provider's webhook to a source: verified, de-duplicated, published as `<sourceId>:<type>`; \
                      2xx once queued. No API credential: the signature is the source's",
                 );
                 op.inner_mut().security = vec![Default::default()];
@@ -133,7 +133,20 @@ impl JsonSchema for SourceSchema {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::Schema::try_from(dispatcher_core::inbound::source_schema()).unwrap_or_default()
+        schemars::Schema::try_from(dispatcher_core::inbound::source_schema(true)).unwrap_or_default()
+    }
+}
+
+/// The JSON Schema of a replacement (`PUT /sources/{id}`): no `id` (the path's), secrets optional.
+pub struct SourceConfigSchema;
+
+impl JsonSchema for SourceConfigSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SourceConfiguration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::Schema::try_from(dispatcher_core::inbound::source_schema(false)).unwrap_or_default()
     }
 }
 
@@ -164,7 +177,7 @@ async fn replace(
     State(service): State<AppState>,
     Caller(access): Caller,
     Id(id): Id,
-    JsonBody(body, _): JsonBody<SourceSchema>,
+    JsonBody(body, _): JsonBody<SourceConfigSchema>,
 ) -> Answered<200, SourceView> {
     Ok(Answer(SourceView::of(&service.replace_source(&access, &id, &body).await?)))
 }

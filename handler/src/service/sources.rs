@@ -7,7 +7,7 @@ use super::access::require_operator;
 use super::{Invalid, Published, Service, ServiceError};
 use crate::ports::{SourceStore, StoreError};
 use dispatcher_core::inbound::{decode_source, received, verify, Refused, Source, SourceRecord, DEDUPLICATION_WINDOW};
-use dispatcher_core::model::{Access, Report};
+use dispatcher_core::model::{Access, Problem, Report};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -125,12 +125,12 @@ impl Service {
         };
         let mut config = body.clone();
         if let Value::Object(fields) = &mut config {
-            let named = fields.entry("id").or_insert_with(|| Value::from(id));
-            if named != id {
-                let report = Report::single("id", "cannot change: it names the source's endpoint and its events");
+            if fields.contains_key("id") {
+                let report = Report::single("id", "is the path's: leave it out (it names the endpoint and the events)");
                 return Err(ServiceError::Invalid { what: Invalid::Source, report });
             }
-            keep_secrets(fields, &stored.config);
+            fields.insert("id".to_owned(), Value::from(id));
+            keep_secrets(fields, &stored.config)?;
         }
         let source =
             decode_source(&config).map_err(|report| ServiceError::Invalid { what: Invalid::Source, report })?;
@@ -220,15 +220,28 @@ impl Service {
     }
 }
 
-/// A replacement's `verify` without `secrets` keeps the stored ones, when it is of the same type.
-fn keep_secrets(fields: &mut serde_json::Map<String, Value>, stored: &Value) {
-    let Some(Value::Object(verify)) = fields.get_mut("verify") else { return };
+/// A replacement's `verify` without `secrets` keeps the stored ones, when it is of the same type; of another
+/// type, it needs its own (422: the body is valid, what is stored is what it does not fit).
+fn keep_secrets(fields: &mut serde_json::Map<String, Value>, stored: &Value) -> Result<(), ServiceError> {
+    let Some(Value::Object(verify)) = fields.get_mut("verify") else { return Ok(()) };
+    if verify.contains_key("secrets") {
+        return Ok(());
+    }
     let stored_verify = stored.get("verify");
-    let same_type = stored_verify.and_then(|v| v.get("type")) == verify.get("type");
-    if !verify.contains_key("secrets") && same_type {
-        if let Some(secrets) = stored_verify.and_then(|v| v.get("secrets")) {
+    let stored_type = stored_verify.and_then(|v| v.get("type")).cloned().unwrap_or_default();
+    match stored_verify.and_then(|v| v.get("secrets")) {
+        Some(secrets) if verify.get("type") == Some(&stored_type) => {
             verify.insert("secrets".to_owned(), secrets.clone());
+            Ok(())
         }
+        _ => Err(ServiceError::Invalid {
+            what: Invalid::Source,
+            report: Report::of(vec![Problem::unprocessable(
+                "verify.secrets",
+                format!("is needed: the stored source verifies by {stored_type}, whose secrets do not carry over"),
+            )])
+            .unwrap_or_else(|| Report::single("verify.secrets", "is needed")),
+        }),
     }
 }
 

@@ -59,7 +59,10 @@ async fn a_stripe_event_signed_by_stripe_is_published_once_and_every_bad_request
     eventually("the subscriber receives the event", WAIT, || !receivers.at("crm").is_empty()).await;
     let received = &receivers.at("crm")[0];
     assert!(received.verify(&crm_secret), "signed for the subscriber as any other delivery");
-    assert_eq!(received.json(), json!({"name": "stripe:customer.updated", "payload": serde_json::from_str::<Value>(body).unwrap()}));
+    assert_eq!(
+        received.json(),
+        json!({"name": "stripe:customer.updated", "payload": serde_json::from_str::<Value>(body).unwrap()})
+    );
     assert_eq!(received.header("x-correlation-id"), Some("corr-stripe-1"), "the provider request's correlation id");
     assert_eq!(logged(&dispatcher, &crm).await, 1, "published once");
     assert_eq!(logged(&dispatcher, &billing).await, 0, "another type of the same source");
@@ -90,7 +93,8 @@ async fn a_stripe_event_signed_by_stripe_is_published_once_and_every_bad_request
 
     let metrics = dispatcher.client.get(dispatcher.api.replace("/api/v1", "/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
-    for (outcome, count) in [("published", 2), ("repeat", 2), ("bad-signature", 2), ("stale", 1), ("missing-header", 1)] {
+    for (outcome, count) in [("published", 2), ("repeat", 2), ("bad-signature", 2), ("stale", 1), ("missing-header", 1)]
+    {
         let line = format!("dispatcher_inbound_total{{outcome=\"{outcome}\",source=\"stripe\",otel_scope_name=\"dispatcher\"}} {count}");
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
@@ -106,8 +110,10 @@ async fn github_and_standard_webhooks_sources_verify_with_their_providers_librar
     let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let partner = json!({"id": "partner", "verify": {"type": "standard-webhooks", "secrets": [whsec]}});
     assert_eq!(dispatcher.call("POST", "/sources", Some(partner)).await.0, 201);
-    let (issues, _) = dispatcher.register(json!({"url": receivers.url("issues"), "subscriptions": ["gh:issues"]})).await;
-    let (partners, _) = dispatcher.register(json!({"url": receivers.url("partner"), "subscriptions": ["partner:*"]})).await;
+    let (issues, _) =
+        dispatcher.register(json!({"url": receivers.url("issues"), "subscriptions": ["gh:issues"]})).await;
+    let (partners, _) =
+        dispatcher.register(json!({"url": receivers.url("partner"), "subscriptions": ["partner:*"]})).await;
 
     let body = r#"{"action":"opened","issue":{"number":1}}"#;
     let mut headers = signed_by("github", "gh-secret", body, None);
@@ -153,24 +159,32 @@ async fn sources_are_the_operators_and_their_secrets_are_sealed_at_rest() {
     let encryption = "kJtmpLq0W7nNq2ZCpJ3f1a3pUu0m5xvVQ6g2yQmIY6Q=";
     let env = [("DISPATCHER_API_KEY", key), ("DISPATCHER_ENCRYPTION_KEY", encryption)];
     let dispatcher = Dispatcher::start("inbound-sealed", &[], &env);
-    let source = json!({"id": "shop", "verify": {"type": "api-key", "header": "x-shop-key", "secrets": ["shop-s3cret-key"]}});
+    let source =
+        json!({"id": "shop", "verify": {"type": "api-key", "header": "x-shop-key", "secrets": ["shop-s3cret-key"]}});
     assert_eq!(dispatcher.call("POST", "/sources", Some(source.clone())).await.0, 201);
     assert_eq!(dispatcher.call("POST", "/sources", Some(source)).await.0, 409, "created once");
     // A replacement without secrets keeps the stored ones.
     let disabled = json!({"verify": {"type": "api-key", "header": "x-shop-key"}, "disabled": true});
     let (status, replaced) = dispatcher.call("PUT", "/sources/shop", Some(disabled)).await;
     assert_eq!((status, &replaced["verify"]["secretCount"], &replaced["disabled"]), (200, &json!(1), &json!(true)));
+    let retyped = json!({"verify": {"type": "basic", "username": "shop"}});
+    let (status, problem) = dispatcher.call("PUT", "/sources/shop", Some(retyped)).await;
+    assert_eq!((status, &problem["problems"][0]["path"]), (422, &json!("verify.secrets")), "{problem}");
     let order = r#"{"type":"order.paid","id":"o1"}"#;
     let with_key = HashMap::from([("x-shop-key".to_owned(), "shop-s3cret-key".to_owned())]);
     assert_eq!(post_in(&dispatcher, "shop", &with_key, order).await.0, 404, "a disabled source is not told apart");
     let enabled = json!({"verify": {"type": "api-key", "header": "x-shop-key"}});
     assert_eq!(dispatcher.call("PUT", "/sources/shop", Some(enabled)).await.0, 200);
     assert_eq!(post_in(&dispatcher, "shop", &with_key, order).await.0, 202, "the kept secret verifies");
-    let (status, invalid) = dispatcher.call("POST", "/sources", Some(json!({"id": "a:b", "verify": {"type": "md5"}}))).await;
+    let (status, invalid) =
+        dispatcher.call("POST", "/sources", Some(json!({"id": "a:b", "verify": {"type": "md5"}}))).await;
     assert_eq!((status, invalid["type"].as_str()), (400, Some("urn:dispatcher:problem:invalid-source")), "{invalid}");
 
     let files = std::fs::read_dir(&dispatcher.data_dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap());
-    assert!(files.into_iter().all(|bytes| !String::from_utf8_lossy(&bytes).contains("shop-s3cret-key")), "sealed at rest");
+    assert!(
+        files.into_iter().all(|bytes| !String::from_utf8_lossy(&bytes).contains("shop-s3cret-key")),
+        "sealed at rest"
+    );
     assert!(!dispatcher.get("/sources").await.to_string().contains("s3cret"));
 
     // A tenant neither manages sources nor subscribes to what they receive.
@@ -183,7 +197,8 @@ async fn sources_are_the_operators_and_their_secrets_are_sealed_at_rest() {
         request.bearer_auth(&token).json(&body).send()
     };
     assert_eq!(as_tenant("GET", "/sources", Value::Null).await.unwrap().status(), 403);
-    let webhook = json!({"url": "https://acme.example/hook", "subscriptions": ["shop:*"], "attributes": {"serviceId": "S1"}});
+    let webhook =
+        json!({"url": "https://acme.example/hook", "subscriptions": ["shop:*"], "attributes": {"serviceId": "S1"}});
     let answer = as_tenant("POST", "/webhooks", webhook).await.unwrap();
     assert_eq!(answer.status(), 422);
     let problem: Value = answer.json().await.unwrap();

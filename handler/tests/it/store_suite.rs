@@ -10,10 +10,10 @@ use dispatcher::ports::{
 };
 use dispatcher::runtime::local::MemoryRateLimits;
 use dispatcher_core::dispatch::{direct, Source};
+use dispatcher_core::inbound::SourceRecord;
 use dispatcher_core::model::{
     Attempt, CallbackType, Delivery, Job, Next, Problem, Rejected, Status, Tenant, TenantConfig, Token, Webhook,
 };
-use dispatcher_core::inbound::SourceRecord;
 use dispatcher_core::settle::Logged;
 use serde_json::json;
 

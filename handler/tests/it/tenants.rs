@@ -118,13 +118,18 @@ async fn azure(name: &str) -> (Runtime, Api) {
 struct Fixture {
     credentials: [Credential; 8],
     /// Path parameters by name: `wa` (A's webhook), `wdel` (another of A's, deleted by A), `da` (a delivery of
-    /// A's), `A` (A's tenant id), `spare` (a token of A's the operator revokes).
+    /// A's), `A` (A's tenant id), `spare` (a token of A's the operator revokes), `S` and `Sdel` (the operator's
+    /// sources, the second one deleted).
     ids: HashMap<&'static str, String>,
     /// What only A's answers may show: its URL, its secret, its tenant's name, its description.
     a_only: Vec<String>,
 }
 
 const A_URL: &str = "https://tenant-a-receiver.invalid/a-only-path";
+
+fn source(id: &str) -> Value {
+    json!({"id": id, "verify": {"type": "github", "secrets": ["source-secret"]}})
+}
 
 pub(crate) async fn issue(api: &Api, tenant: &str, body: Value) -> (String, String) {
     let issued = api.expect(&Credential::Operator, "POST", &format!("/tenants/{tenant}/tokens"), body, 201).await;
@@ -143,6 +148,9 @@ async fn fixture(api: &Api) -> Fixture {
     let (_, expired) = issue(api, "tn-a", json!({"name": "short", "expiresIn": "1s"})).await;
     let (revoked_id, revoked) = issue(api, "tn-a", json!({"name": "leaked"})).await;
     let (spare, _) = issue(api, "tn-a", json!({"name": "spare"})).await;
+    for id in ["src-a", "src-del"] {
+        api.expect(&operator, "POST", "/sources", source(id), 201).await;
+    }
     api.expect(&operator, "DELETE", &format!("/tenants/tn-a/tokens/{revoked_id}"), Value::Null, 204).await;
     let link = api.expect(&operator, "POST", "/tenants/tn-a/portal-links", json!({"readOnly": true}), 201).await;
     let portal = link["url"].as_str().unwrap().split_once("#token=").unwrap().1.to_owned();
@@ -172,7 +180,15 @@ async fn fixture(api: &Api) -> Fixture {
     let logged = || async { api.call(&a, "GET", &path, None).await.0 == 200 };
     eventually_async("A's ping to be logged", Duration::from_secs(20), logged).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // the short token expires
-    let ids = HashMap::from([("wa", wa), ("wdel", wdel), ("da", delivery), ("A", "tn-a".to_owned()), ("spare", spare)]);
+    let ids = HashMap::from([
+        ("wa", wa),
+        ("wdel", wdel),
+        ("da", delivery),
+        ("A", "tn-a".to_owned()),
+        ("spare", spare),
+        ("S", "src-a".to_owned()),
+        ("Sdel", "src-del".to_owned()),
+    ]);
     Fixture {
         credentials: [
             operator,
@@ -262,6 +278,13 @@ fn rows() -> Vec<Row> {
         row("POST", "/api/v1/tenants/{id}/tokens", "A", json!({"name": "more"}), with(OPERATOR_ONLY, "201")),
         row("DELETE", "/api/v1/tenants/{id}/tokens/{tokenId}", "A", Value::Null, with(OPERATOR_ONLY, "204")),
         row("POST", "/api/v1/tenants/{id}/portal-links", "A", json!({}), with(OPERATOR_ONLY, "201")),
+        row("GET", "/api/v1/sources", "", Value::Null, OPERATOR_ONLY),
+        row("POST", "/api/v1/sources", "", source("src-new"), with(OPERATOR_ONLY, "201")),
+        row("GET", "/api/v1/sources/{id}", "S", Value::Null, OPERATOR_ONLY),
+        row("PUT", "/api/v1/sources/{id}", "S", json!({"verify": {"type": "github"}}), OPERATOR_ONLY),
+        row("DELETE", "/api/v1/sources/{id}", "Sdel", Value::Null, with(OPERATOR_ONLY, "204")),
+        // No credential lets a provider's request in, nor keeps it out: its signature does (none here).
+        row("POST", "/api/v1/in/{sourceId}", "S", json!({"action": "opened"}), ["401"; 8]),
         row("GET", "/metrics", "", Value::Null, OPERATOR_ONLY),
     ]
 }
@@ -285,7 +308,7 @@ async fn isolation_matrix(api: &Api) {
     for row in &rows {
         let mut path = row.path.trim_start_matches("/api/v1").to_owned();
         if !row.id.is_empty() {
-            path = path.replace("{id}", &fixture.ids[row.id]);
+            path = path.replace("{id}", &fixture.ids[row.id]).replace("{sourceId}", &fixture.ids[row.id]);
         }
         path = path.replace("{tokenId}", &fixture.ids["spare"]);
         let body = (!row.body.is_null()).then_some(&row.body);

@@ -36,6 +36,23 @@ pub fn is_received(subscription: &str) -> bool {
     valid_source_id(source) && (event_type == EVERY || valid_event_type(event_type)) && !owned_by_catalog
 }
 
+/// What [`is_received`] takes, as a JSON Schema pattern (ECMA 262), for the current catalog.
+pub fn subscription_pattern() -> String {
+    let mut namespaces: Vec<&str> =
+        catalog::current().events.iter().filter_map(|e| e.name.split_once(':').map(|(ns, _)| ns)).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let owned = match namespaces.is_empty() {
+        true => String::new(),
+        false => format!("(?!({}):)", namespaces.iter().map(|ns| regex_escape(ns)).collect::<Vec<_>>().join("|")),
+    };
+    format!("^{owned}[A-Za-z0-9_-]{{1,64}}:(\\*|[!-~]{{1,{MAX_TYPE_CHARS}}})$")
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_ascii_alphanumeric() { vec![c] } else { vec!['\\', c] }).collect()
+}
+
 /// `stripe:customer.updated` → `stripe:*`.
 pub fn every_of(name: &str) -> Option<String> {
     name.split_once(':').map(|(source, _)| format!("{source}:{EVERY}"))

@@ -3,7 +3,7 @@
 //! every problem and where it is; a secret is never quoted.
 
 use super::verify::{Algorithm, Encoding, HmacScheme, Locator, Verify};
-use crate::model::{join, optional_string, quote, unknown_keys, wrong_type, Problem, Report, Secret};
+use crate::model::{join, optional_string, quote, unknown_keys, up_to, wrong_type, Problem, Report, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -31,6 +31,31 @@ impl Source {
         format!("{}:{event_type}", self.id)
     }
 }
+
+/// A tolerance: a whole number (no leading zero) of `s`, `m` or `h`, from 1s to 1h.
+fn parse_tolerance(text: &str) -> Option<Duration> {
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => return None,
+    };
+    let digits = &text[..text.len() - 1];
+    let whole = !digits.is_empty() && !digits.starts_with('0') && digits.len() <= 4;
+    if !whole || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tolerance = Duration::from_secs(digits.parse::<u64>().ok()? * unit);
+    (tolerance <= MAX_TOLERANCE).then_some(tolerance)
+}
+
+/// What [`parse_tolerance`] reads, as a regular expression.
+fn tolerance_pattern() -> String {
+    format!("^(({})s|({})m|({})h)$", up_to(3600), up_to(60), up_to(1))
+}
+
+/// An HTTP header name (a token), as `http` reads one.
+const HEADER_PATTERN: &str = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
 /// A source as stored: the API's body it was decoded from (its secrets inside, sealed at rest by the handler's
 /// store), and when it was made and last changed. `Debug` never shows the body.
@@ -76,20 +101,33 @@ impl SourceRecord {
 }
 
 /// The JSON Schema of a source as the API takes it (`schemas/source.json`); what [`decode_source`] checks.
-pub fn source_schema() -> Value {
+/// Without `id` (`with_id` false): a replacement's, whose id is its path's.
+pub fn source_schema(with_id: bool) -> Value {
     let secrets = json!({"type": "array", "minItems": 1, "maxItems": 2, "writeOnly": true,
         "items": {"type": "string", "minLength": 1},
         "description": "The signing secret, or two during a rotation (either verifies). Never shown again."});
+    // Canonical base64 of 24 to 64 bytes, exactly what `Secret::parse` takes: whole quads (24 to 63 bytes), or a
+    // last quad of one byte (`xy==`, y's low bits zero) or of two (`xyz=`, z's low bits zero).
+    let quad = "[A-Za-z0-9+/]{4}";
+    let key = format!(
+        "^whsec_(?:(?:{quad}){{8,21}}|(?:{quad}){{8,21}}[A-Za-z0-9+/][AQgw]==|(?:{quad}){{8,20}}[A-Za-z0-9+/]{{2}}[AEIMQUYcgkosw048]=)$"
+    );
     let whsec = json!({"type": "array", "minItems": 1, "maxItems": 2, "writeOnly": true,
-        "items": {"type": "string", "pattern": "^whsec_"}, "description": "whsec_ secrets, one or two."});
+        "items": {"type": "string", "pattern": key},
+        "description": "whsec_ secrets (base64 of 24 to 64 bytes), one or two."});
     let locator = |default: &str| {
-        json!({"description": format!("Where the request says it: a header, or a path in the JSON body (default: the body's {default:?})."),
-        "oneOf": [
-            {"type": "object", "required": ["header"], "additionalProperties": false, "properties": {"header": {"type": "string", "minLength": 1}}},
-            {"type": "object", "required": ["body"], "additionalProperties": false, "properties": {"body": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$"}}}
-        ]})
+        let header = json!({"type": "object", "required": ["header"], "additionalProperties": false,
+            "properties": {"header": {"type": "string", "pattern": HEADER_PATTERN}}});
+        let body = json!({"type": "object", "required": ["body"], "additionalProperties": false,
+            "properties": {"body": {"type": "string", "pattern": "^[^.]+(\\.[^.]+)*$"}}});
+        let description = format!(
+            "Where the request says it: a header, or a path in the JSON body (default: the body's {default:?})."
+        );
+        json!({"description": description, "oneOf": [{"type": "null"}, header, body]})
     };
-    let text = json!({"type": "string", "minLength": 1});
+    let header = json!({"type": "string", "pattern": HEADER_PATTERN});
+    let optional =
+        |schema: Value, description: &str| json!({"anyOf": [{"type": "null"}, schema], "description": description});
     let scheme = |kind: &str, description: &str, mut properties: Map<String, Value>, required: &[&str]| {
         properties.insert("type".to_owned(), json!({"const": kind}));
         let mut required: Vec<&str> = required.to_vec();
@@ -99,6 +137,10 @@ pub fn source_schema() -> Value {
     };
     let fields =
         |pairs: Vec<(&str, Value)>| pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<String, Value>>();
+    let located = |mut pairs: Vec<(&str, Value)>| {
+        pairs.extend([("eventType", locator("type")), ("eventId", locator("id"))]);
+        fields(pairs)
+    };
     let variants = vec![
         scheme(
             "stripe",
@@ -121,48 +163,33 @@ pub fn source_schema() -> Value {
         scheme(
             "hmac",
             "A provider's own HMAC header.",
-            fields(vec![
+            located(vec![
                 ("secrets", secrets.clone()),
-                ("header", text.clone()),
-                ("algorithm", json!({"enum": ["sha256", "sha512"], "default": "sha256"})),
-                ("encoding", json!({"enum": ["hex", "base64"], "default": "hex"})),
-                (
-                    "prefix",
-                    json!({"type": "string", "description": "Before the signature in the header, e.g. sha256="}),
-                ),
+                ("header", header.clone()),
+                ("algorithm", optional(json!({"enum": ["sha256", "sha512"]}), "sha256 (the default) or sha512")),
+                ("encoding", optional(json!({"enum": ["hex", "base64"]}), "hex (the default) or base64")),
+                ("prefix", optional(json!({"type": "string"}), "Before the signature in the header, e.g. sha256=")),
                 (
                     "timestampHeader",
-                    json!({"type": "string", "description": "A header with the Unix time signed as \"{timestamp}.{body}\""}),
+                    optional(header.clone(), "A header with the Unix time, signed as \"{timestamp}.{body}\""),
                 ),
-                ("eventType", locator("type")),
-                ("eventId", locator("id")),
             ]),
             &["secrets", "header"],
         ),
         scheme(
             "basic",
             "HTTP Basic authentication.",
-            fields(vec![
-                ("username", text.clone()),
-                ("secrets", secrets.clone()),
-                ("eventType", locator("type")),
-                ("eventId", locator("id")),
-            ]),
+            located(vec![("username", json!({"type": "string", "pattern": "^[^:]+$"})), ("secrets", secrets.clone())]),
             &["username", "secrets"],
         ),
         scheme(
             "api-key",
             "A key in a header.",
-            fields(vec![
-                ("header", text),
-                ("secrets", secrets),
-                ("eventType", locator("type")),
-                ("eventId", locator("id")),
-            ]),
+            located(vec![("header", header), ("secrets", secrets)]),
             &["header", "secrets"],
         ),
     ];
-    json!({
+    let mut schema = json!({
         "title": "Source",
         "description": "Where a provider posts its webhooks (POST /api/v1/in/{id}) and how they are verified.",
         "type": "object",
@@ -172,11 +199,23 @@ pub fn source_schema() -> Value {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
                 "description": "Names the endpoint and starts its events' names: <id>:<provider event type>."},
             "verify": {"oneOf": variants},
-            "tolerance": {"type": ["string", "null"], "examples": ["5m"],
+            "tolerance": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": tolerance_pattern()}], "examples": ["5m"],
                 "description": "How far a signed timestamp may be from now, 1s to 1h (default 5m)."},
             "disabled": {"type": ["boolean", "null"], "description": "A disabled source answers 404 and publishes nothing."}
         }
-    })
+    });
+    if !with_id {
+        schema["title"] = Value::from("Source configuration");
+        schema["required"] = json!(["verify"]);
+        schema["properties"].as_object_mut().map(|p| p.remove("id"));
+        // A replacement's secrets may be left out: the stored ones are kept.
+        for variant in schema["properties"]["verify"]["oneOf"].as_array_mut().into_iter().flatten() {
+            if let Some(required) = variant["required"].as_array_mut() {
+                required.retain(|r| r != "secrets");
+            }
+        }
+    }
+    schema
 }
 
 /// Decodes a source from the API's body, with every problem.
@@ -194,9 +233,9 @@ pub fn decode_source(body: &Value) -> Result<Source, Report> {
     let verify = decode_verify(fields.get("verify"), &mut problems);
     let tolerance = match fields.get("tolerance") {
         None | Some(Value::Null) => DEFAULT_TOLERANCE,
-        Some(Value::String(text)) => match humantime::parse_duration(text) {
-            Ok(tolerance) if tolerance >= Duration::from_secs(1) && tolerance <= MAX_TOLERANCE => tolerance,
-            _ => {
+        Some(Value::String(text)) => match parse_tolerance(text) {
+            Some(tolerance) => tolerance,
+            None => {
                 problems.push(Problem::new(
                     "tolerance",
                     format!("{} is not a duration from 1s to 1h", quote(&Value::from(text.as_str()))),
@@ -254,6 +293,13 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
             String::new()
         }
     };
+    let header = |name: &str, problems: &mut Vec<Problem>| {
+        let text = text(name, problems);
+        if !text.is_empty() {
+            check_header(&text, &join("verify", name), problems);
+        }
+        text
+    };
     let locator = |name: &str, default: &str, problems: &mut Vec<Problem>| {
         decode_locator(fields.get(name), &join("verify", name), default, problems)
     };
@@ -271,7 +317,7 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
             Verify::StandardWebhooks { secrets: keys }
         }
         "hmac" => {
-            let header = text("header", problems);
+            let header = header("header", problems);
             let algorithm = match optional_string(fields.get("algorithm"), "verify.algorithm", problems).as_deref() {
                 None | Some("sha256") => Algorithm::Sha256,
                 Some("sha512") => Algorithm::Sha512,
@@ -290,6 +336,9 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
             };
             let prefix = optional_string(fields.get("prefix"), "verify.prefix", problems);
             let timestamp_header = optional_string(fields.get("timestampHeader"), "verify.timestampHeader", problems);
+            if let Some(name) = &timestamp_header {
+                check_header(name, "verify.timestampHeader", problems);
+            }
             let event_type = locator("eventType", "type", problems);
             let event_id = locator("eventId", "id", problems);
             Verify::Hmac(HmacScheme {
@@ -304,19 +353,32 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
             })
         }
         "basic" => Verify::Basic {
-            username: text("username", problems),
+            username: {
+                let username = text("username", problems);
+                if username.contains(':') {
+                    problems.push(Problem::new("verify.username", "holds a colon, which Basic credentials cannot"));
+                }
+                username
+            },
             passwords: secrets,
             event_type: locator("eventType", "type", problems),
             event_id: locator("eventId", "id", problems),
         },
         _ => Verify::ApiKey {
-            header: text("header", problems),
+            header: header("header", problems),
             keys: secrets,
             event_type: locator("eventType", "type", problems),
             event_id: locator("eventId", "id", problems),
         },
     };
     (problems.len() == before).then_some(verify)
+}
+
+/// A header name the source reads must be one HTTP can carry.
+fn check_header(name: &str, path: &str, problems: &mut Vec<Problem>) {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        problems.push(Problem::new(path, format!("{} is not a valid HTTP header name", quote(&Value::from(name)))));
+    }
 }
 
 /// One secret, or two during a rotation; never quoted.
@@ -345,7 +407,9 @@ fn decode_locator(value: Option<&Value>, path: &str, default: &str, problems: &m
         }
     };
     match (fields.len(), fields.get("header"), fields.get("body")) {
-        (1, Some(Value::String(name)), None) if !name.is_empty() => Locator::Header(name.clone()),
+        (1, Some(Value::String(name)), None) if http::HeaderName::from_bytes(name.as_bytes()).is_ok() => {
+            Locator::Header(name.clone())
+        }
         (1, None, Some(Value::String(keys))) if keys.split('.').all(|k| !k.is_empty()) => body(keys),
         _ => {
             problems.push(Problem::new(path, r#"must be {"header": "<name>"} or {"body": "<path>"}"#));

@@ -16,7 +16,11 @@ use std::collections::BTreeMap;
 /// of the catalog as the names `subscriptions` takes.
 pub fn schema() -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(WebhookConfig)).unwrap_or_default();
-    let names = serde_json::json!({"type": "string", "enum": catalog::names(true)});
+    let names = serde_json::json!({"anyOf": [
+        {"type": "string", "enum": catalog::names(true)},
+        {"type": "string", "pattern": received::subscription_pattern(),
+            "description": "A source's events: <sourceId>:<provider event type>, or <sourceId>:* for all of them"}
+    ]});
     if let Some(shapes) = schema.pointer_mut("/$defs/SubscriptionsShape/anyOf/0/items") {
         *shapes = names;
     }

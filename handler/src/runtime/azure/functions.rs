@@ -7,6 +7,7 @@
 //!   One whose enrichers failed is sent again, scheduled for its next try, and completed.
 //! - DeliverWebhook: one attempt of a job; a retry is a job scheduled on the deliveries queue.
 //! - OnDeliveryDeadLettered: a job Service Bus gave up itself ends its delivery dead.
+//! - Api, AcceptWebhook (the inbound webhooks), Portal: HTTP, forwarded unchanged to the router local mode serves too (`crate::http`).
 //!
 //! A failure a redelivery may cure (the store or the queue is down) is answered non-2xx: Service Bus then
 //! delivers the message again.
@@ -67,6 +68,15 @@ pub const FUNCTIONS: &[Function] = &[
     // Forwarded as the original HTTP request to the same router as local mode (`enableForwardingHttpRequest`).
     Function {
         name: "Api",
+        trigger: Binding { name: "req", kind: "httpTrigger", queue: None },
+        outputs: &[Binding { name: "res", kind: "http", queue: None }],
+    },
+    // Providers' webhooks to the sources (`POST /api/v1/in/{sourceId}`), forwarded likewise: a function of its own,
+    // anonymous because the handler verifies each request by its source's signature, and counted apart from the
+    // API's calls in the host's metrics. The host tries routes in the order of their functions' names
+    // (azure-functions-host#9876), so this one's sorts before Api, whose `v1/{*path}` would take it.
+    Function {
+        name: "AcceptWebhook",
         trigger: Binding { name: "req", kind: "httpTrigger", queue: None },
         outputs: &[Binding { name: "res", kind: "http", queue: None }],
     },
