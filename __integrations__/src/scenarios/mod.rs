@@ -94,6 +94,7 @@ fn scenarios(events: &[String]) -> Vec<Scenario> {
         all.extend(policy::scenarios());
         all.extend(callbacks::scenarios());
         all.extend(tenants::scenarios());
+        all.extend(two_way::scenarios());
     }
     if declares(&downstream::EVENTS) {
         all.extend(downstream::scenarios());
@@ -252,6 +253,7 @@ mod original;
 mod ours;
 mod policy;
 mod tenants;
+mod two_way;
 
 impl Ctx {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value), String> {

@@ -70,6 +70,9 @@ impl Service {
     /// (a body naming another is refused); an operator may name any tenant that exists. A tenant's webhook
     /// must hold only attribute values its tenant's grants list (422 otherwise).
     async fn owned(&self, access: &Access, mut config: WebhookConfig) -> Result<WebhookConfig, ServiceError> {
+        if let Some(report) = self.unsourced(&config).await? {
+            return Err(ServiceError::Invalid { what: Invalid::Webhook, report });
+        }
         if let Some(own) = access.tenant() {
             if config.tenant.as_ref().is_some_and(|named| named != own) {
                 let report = Report::single("tenant", "is set by your credential: leave it out");
@@ -104,6 +107,23 @@ impl Service {
             Some(report) => Err(ServiceError::Ungranted(report)),
             None => Ok(config),
         }
+    }
+
+    /// The subscriptions in a namespace of the catalog's events that no source holds (`profile:completedd`: a
+    /// catalog event mistyped, not a source's event); 422, as only the stored sources tell.
+    async fn unsourced(&self, config: &WebhookConfig) -> Result<Option<Report>, ServiceError> {
+        let mut problems = Vec::new();
+        for (i, subscription) in config.subscriptions.iter().enumerate() {
+            let received = received::is_received(subscription);
+            let Some(namespace) = received::catalog_namespace(subscription).filter(|_| received) else { continue };
+            if self.sources_store.get_source(namespace).await?.is_none() {
+                problems.push(Problem::unprocessable(
+                    format!("subscriptions[{i}]"),
+                    format!("{subscription:?} is no event of the catalog, and no source is named {namespace:?}"),
+                ));
+            }
+        }
+        Ok(Report::of(problems))
     }
 
     /// Registers a webhook from a registration body (which may name its id); the answer holds its secret. A
@@ -285,6 +305,11 @@ impl Service {
             match decode_registration(entry) {
                 Ok((id, config)) => decoded.push((WebhookId::from(id.unwrap_or_else(|| derived_id(&config))), config)),
                 Err(report) => problems.push(format!("[{i}]: {report}")),
+            }
+        }
+        for (i, (_, config)) in decoded.iter().enumerate() {
+            if let Some(report) = self.unsourced(config).await? {
+                problems.push(format!("[{i}]: {report}"));
             }
         }
         if !problems.is_empty() {

@@ -187,6 +187,10 @@ async fn sources_are_the_operators_and_their_secrets_are_sealed_at_rest() {
     );
     assert!(!dispatcher.get("/sources").await.to_string().contains("s3cret"));
 
+    // In a namespace of the catalog's events, only a source of that name makes a subscription a source's.
+    let typo = json!({"url": "https://ops.example/hook", "subscriptions": ["profile:completedd"]});
+    let (status, problem) = dispatcher.call("POST", "/webhooks", Some(typo)).await;
+    assert_eq!((status, &problem["problems"][0]["path"]), (422, &json!("subscriptions[0]")), "{problem}");
     // A tenant neither manages sources nor subscribes to what they receive.
     let tenant = json!({"id": "acme", "name": "Acme", "grants": {"serviceId": ["S1"]}});
     assert_eq!(dispatcher.call("POST", "/tenants", Some(tenant)).await.0, 201);
@@ -244,4 +248,58 @@ async fn every_inbound_webhook_answered_2xx_before_a_kill_9_is_delivered_after_t
         receivers.at("burst").iter().map(|r| r.json()["payload"]["n"].as_u64().unwrap()).collect()
     };
     eventually("every event answered 2xx is delivered", WAIT, || answered.is_subset(&delivered())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_event_the_catalog_declares_is_validated_and_mapped_by_its_rules() {
+    let receivers = Receivers::start().await;
+    // The built-in catalog, and an integrator's answer mapped to a public event of the operator's.
+    let mut catalog: Value = serde_json::from_str(dispatcher_core::events::catalog::BUILT_IN).unwrap();
+    let events = catalog["events"].as_array_mut().unwrap();
+    events.push(json!({"name": "crm:service.confirmed", "audience": "non-public",
+        "description": "An integrator confirms a subscription it received.",
+        "payload": {"properties": {"type": {"type": "string"}, "data": {"type": "object"}}, "required": ["type", "data"]}}));
+    events.push(json!({"name": "service:confirmed", "audience": "public", "requiredAttributes": ["serviceId"],
+        "description": "An integrator confirmed a subscription.",
+        "payload": {"properties": {"serviceId": {"type": "string", "minLength": 1}, "confirms": {"type": "string"}},
+            "required": ["serviceId"]}}));
+    catalog["mappings"].as_array_mut().unwrap().push(json!({"from": "crm:service.confirmed", "to": "service:confirmed",
+        "payload": {"serviceId": "event.payload.data[\"serviceId\"]", "confirms": "event.payload.data[\"confirms\"]"}}));
+    let dir = crate::support::temp_dir("inbound-catalog-file");
+    let file = dir.join("catalog.json");
+    std::fs::write(&file, catalog.to_string()).unwrap();
+    let dispatcher = Dispatcher::start("inbound-catalog", &["--catalog", file.to_str().unwrap()], &[]);
+    let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let source = json!({"id": "crm", "verify": {"type": "standard-webhooks", "secrets": [whsec]}});
+    assert_eq!(dispatcher.call("POST", "/sources", Some(source)).await.0, 201);
+    let confirmed = json!({"url": receivers.url("confirmed"), "subscriptions": ["service:confirmed"], "attributes": {"serviceId": "S1"}});
+    dispatcher.register(confirmed).await;
+    // The catalog owns the source's declared name: `crm:*` takes what it does not declare.
+    let (raw, _) = dispatcher.register(json!({"url": receivers.url("raw"), "subscriptions": ["crm:*"]})).await;
+    let signed = |id: &str, body: &str| {
+        let signature = standardwebhooks::Webhook::new(whsec).unwrap().sign(id, now(), body.as_bytes()).unwrap();
+        HashMap::from([
+            ("webhook-id".to_owned(), id.to_owned()),
+            ("webhook-timestamp".to_owned(), now().to_string()),
+            ("webhook-signature".to_owned(), signature),
+        ])
+    };
+    let answer = r#"{"type":"service.confirmed","data":{"serviceId":"S1","confirms":"msg_42"}}"#;
+    assert_eq!(post_in(&dispatcher, "crm", &signed("c1", answer), answer).await.0, 202);
+    eventually("the mapped event arrives", WAIT, || !receivers.at("confirmed").is_empty()).await;
+    assert_eq!(
+        receivers.at("confirmed")[0].json(),
+        json!({"name": "service:confirmed", "payload": {"confirms": "msg_42"}})
+    );
+    // What the catalog's schema refuses is refused, with every problem, and recorded.
+    let incomplete = r#"{"type":"service.confirmed"}"#;
+    let (status, problem) = post_in(&dispatcher, "crm", &signed("c2", incomplete), incomplete).await;
+    assert_eq!((status, problem["problems"][0]["path"].as_str()), (400, Some("payload.data")), "{problem}");
+    let rejected = dispatcher.get("/events/rejected").await;
+    assert!(rejected.to_string().contains("payload.data"), "{rejected}");
+    let other = r#"{"type":"service.revoked","data":{}}"#;
+    assert_eq!(post_in(&dispatcher, "crm", &signed("c3", other), other).await.0, 202);
+    eventually("an undeclared type goes as it came", WAIT, || !receivers.at("raw").is_empty()).await;
+    assert_eq!(receivers.at("raw")[0].json()["name"], "crm:service.revoked");
+    assert_eq!(logged(&dispatcher, &raw).await, 1, "the declared event is not delivered as itself");
 }

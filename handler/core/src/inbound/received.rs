@@ -27,30 +27,35 @@ pub fn valid_event_type(event_type: &str) -> bool {
 }
 
 /// Whether a subscription names received events (`stripe:customer.updated`, `stripe:*`) rather than a catalog
-/// event: a source's id, a colon, a type or `*`, in a namespace no catalog event uses (the catalog owns its
-/// namespaces: `profile:completedd` stays a typo, not a source's event).
+/// event: a source's id, a colon, a type or `*`, and no event of the catalog.
 pub fn is_received(subscription: &str) -> bool {
     let Some((source, event_type)) = subscription.split_once(':') else { return false };
-    let owned_by_catalog =
-        catalog::current().events.iter().any(|e| e.name.split_once(':').is_some_and(|(ns, _)| ns == source));
-    valid_source_id(source) && (event_type == EVERY || valid_event_type(event_type)) && !owned_by_catalog
+    let valid = valid_source_id(source) && (event_type == EVERY || valid_event_type(event_type));
+    valid && catalog::current().event(subscription).is_none()
 }
 
-/// What [`is_received`] takes, as a JSON Schema pattern (ECMA 262), for the current catalog.
+/// The namespace of a received subscription when the catalog's events use it too (`profile` for
+/// `profile:completedd`): then only a source of that id makes it one, otherwise it is a catalog event mistyped.
+pub fn catalog_namespace(subscription: &str) -> Option<&str> {
+    let (namespace, _) = subscription.split_once(':')?;
+    let mut namespaces = catalog::current().events.iter().filter_map(|e| e.name.split_once(':'));
+    namespaces.any(|(ns, _)| ns == namespace).then_some(namespace)
+}
+
+/// What [`is_received`] takes, as a JSON Schema pattern (ECMA 262), for the current catalog (the catalog's
+/// namespaces included: whether a source holds one is for the stored sources to say).
 pub fn subscription_pattern() -> String {
-    let mut namespaces: Vec<&str> =
-        catalog::current().events.iter().filter_map(|e| e.name.split_once(':').map(|(ns, _)| ns)).collect();
-    namespaces.sort_unstable();
-    namespaces.dedup();
-    let owned = match namespaces.is_empty() {
+    let names: Vec<String> = catalog::current().events.iter().map(|e| regex_escape(&e.name)).collect();
+    let owned = match names.is_empty() {
         true => String::new(),
-        false => format!("(?!({}):)", namespaces.iter().map(|ns| regex_escape(ns)).collect::<Vec<_>>().join("|")),
+        false => format!("(?!({})$)", names.join("|")),
     };
     format!("^{owned}[A-Za-z0-9_-]{{1,64}}:(\\*|[!-~]{{1,{MAX_TYPE_CHARS}}})$")
 }
 
+/// Escapes what ECMA 262 reads as syntax, and nothing else: an escaped `:` or `-` is an error under the `u` flag.
 fn regex_escape(text: &str) -> String {
-    text.chars().flat_map(|c| if c.is_ascii_alphanumeric() { vec![c] } else { vec!['\\', c] }).collect()
+    text.chars().flat_map(|c| if r"\^$.|?*+()[]{}/".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
 }
 
 /// `stripe:customer.updated` → `stripe:*`.
@@ -82,9 +87,12 @@ mod tests {
     #[test]
     fn received_subscriptions_are_told_from_catalog_events() {
         assert!(is_received("stripe:customer.updated") && is_received("stripe:*") && is_received("gh:push"));
-        // The built-in catalog's namespaces are its own.
-        assert!(!is_received("profile:completedd") && !is_received("service:subscribed"));
+        // The built-in catalog's events are its own; its namespaces are too, unless a source takes one.
+        assert!(!is_received("profile:completed") && !is_received("service:subscribed"));
+        assert!(is_received("profile:completedd") && catalog_namespace("profile:completedd") == Some("profile"));
+        assert_eq!(catalog_namespace("stripe:*"), None);
         assert!(!is_received("ping") && !is_received("a b:x") && !is_received("stripe:") && !is_received(":x"));
+        assert!(!is_received("ping:all"), "a non-public event of the catalog");
         assert!(!is_received(&format!("s:{}", "x".repeat(201))));
         assert_eq!(every_of("stripe:customer.updated").as_deref(), Some("stripe:*"));
         let subscriptions = ["stripe:*".to_owned(), "gh:push".to_owned()];

@@ -361,9 +361,9 @@ pub(super) mod tests {
         let body = json!({"url": "https://a.example", "subscriptions": ["stripe:customer.updated", "gh:*", "ping"]});
         let config = WebhookConfig::decode(&body).unwrap();
         assert_eq!(config.subscriptions, ["stripe:customer.updated", "gh:*", "ping"]);
-        // The catalog's namespaces are its own: a typo there is still one.
-        let typo = WebhookConfig::decode(&json!({"url": "https://a.example", "subscriptions": ["profile:x"]}));
-        assert!(typo.unwrap_err().to_string().starts_with("subscriptions[0]: \"profile:x\" is not a public event"));
+        // The catalog's non-public events are not received ones.
+        let hidden = WebhookConfig::decode(&json!({"url": "https://a.example", "subscriptions": ["ping:all"]}));
+        assert!(hidden.unwrap_err().to_string().starts_with("subscriptions[0]: \"ping:all\" is not a public event"));
     }
 
     #[test]
@@ -460,10 +460,10 @@ pub(super) mod tests {
         let schema = schema();
         let properties: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
         assert_eq!(properties, FIELDS);
-        assert_eq!(
-            schema["$defs"]["SubscriptionsShape"]["anyOf"][0]["items"]["enum"],
-            json!(["ping", "service:subscribed"])
-        );
+        let items = &schema["$defs"]["SubscriptionsShape"]["anyOf"][0]["items"]["anyOf"];
+        assert_eq!(items[0]["enum"], json!(["ping", "service:subscribed"]));
+        let received = items[1]["pattern"].as_str().unwrap();
+        assert!(received.starts_with(r"^(?!(ping|service:subscribed|ping:all|profile:completed|"), "{received}");
         let with_id = registration_schema();
         assert_eq!(with_id["properties"].as_object().unwrap().keys().next().map(String::as_str), Some("id"));
     }
