@@ -5,6 +5,7 @@
 use crate::receiver::Receiver;
 use anyhow::bail;
 use dispatcher_core::dispatch::delivery_id;
+use dispatcher_core::inbound::received;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,6 +50,23 @@ pub struct LoadArgs {
     /// Give every webhook a transform (a typical reshape), to compare with a run without.
     #[arg(long)]
     pub transform: bool,
+    /// Post the events as a provider's webhooks to a source (`POST /in/load`, signed as Standard Webhooks, each
+    /// verified and checked for a repeat) instead of publishing them; the webhooks subscribe to `load:*`.
+    #[arg(long, conflicts_with = "transform")]
+    pub inbound: bool,
+}
+
+/// The source of `--inbound`, and the secret its requests are signed with.
+const SOURCE: &str = "load";
+const SOURCE_SECRET: &str = "whsec_bG9hZC1zb3VyY2Utc2lnbmluZy1zZWNyZXQtMzJi";
+
+/// The body a provider posts for event `k` in `--inbound`, and what the webhooks receive of it.
+fn inbound_body(k: usize) -> String {
+    format!(r#"{{"type":"tick","n":{k}}}"#)
+}
+
+fn received_body(k: usize) -> String {
+    format!(r#"{{"name":"{SOURCE}:tick","payload":{}}}"#, inbound_body(k))
 }
 
 /// The reshape `--transform` gives every webhook, and the body it makes of a ping for webhook `id`.
@@ -80,6 +98,20 @@ pub(crate) fn resources(pid: u32) -> Option<(f64, u64, u64)> {
     Some((ticks as f64 / 100.0, kib("VmRSS:")? * 1024, kib("VmHWM:")? * 1024))
 }
 
+/// Event `k` of `--inbound` as its provider posts it: the body, signed as Standard Webhooks under id `load-k`.
+fn signed(request: reqwest::RequestBuilder, k: usize) -> reqwest::RequestBuilder {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let (id, body) = (format!("load-{k}"), inbound_body(k));
+    let signature = standardwebhooks::Webhook::new(SOURCE_SECRET)
+        .and_then(|w| w.sign(&id, now, body.as_bytes()))
+        .unwrap_or_default();
+    request
+        .header("webhook-id", id)
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+}
+
 pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     if args.webhooks == 0 || args.events == 0 || args.concurrency == 0 {
         bail!("--webhooks, --events and --concurrency must be at least 1");
@@ -107,9 +139,17 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         None if args.auth == "bearer" => json!({"type": "bearer", "token": "load-t0ken"}),
         None => Value::Null,
     };
+    if args.inbound {
+        let source = json!({"id": SOURCE, "verify": {"type": "standard-webhooks", "secrets": [SOURCE_SECRET]}});
+        let response = client.post(format!("{}/sources", handler.api)).json(&source).send().await?;
+        if response.status() != 201 {
+            bail!("cannot create the source: {} {}", response.status(), response.text().await.unwrap_or_default());
+        }
+    }
+    let subscriptions = if args.inbound { json!([format!("{SOURCE}:*")]) } else { json!(["ping"]) };
     let webhook_ids: Vec<String> = (0..args.webhooks).map(|i| format!("load-{i}")).collect();
     for id in &webhook_ids {
-        let mut body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": ["ping"],
+        let mut body = json!({"id": id, "url": format!("{}/{id}", receiver.base), "subscriptions": subscriptions,
                               "attributes": {"name": id}, "auth": auth});
         if args.transform {
             body["transform"] = Value::from(TRANSFORM);
@@ -128,14 +168,22 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     } else {
         json!({"name": "ping:all"})
     };
-    let transform = args.transform;
+    let (transform, inbound) = (args.transform, args.inbound);
     let expected: HashMap<String, usize> = (0..args.events)
         .flat_map(|k| {
-            let key = format!("load-{k}");
+            // A received event's id comes from its source and the provider's (signed) id of it.
+            let key = match inbound {
+                true => received::event_id(SOURCE, &received::repeat_key(Some(&format!("load-{k}")), true, b"")),
+                false => format!("load-{k}"),
+            };
             webhook_ids
                 .iter()
                 .map(move |w| {
-                    let body = if transform { transformed_ping(w) } else { PING_BODY.to_owned() };
+                    let body = match (inbound, transform) {
+                        (true, _) => received_body(k),
+                        (false, true) => transformed_ping(w),
+                        (false, false) => PING_BODY.to_owned(),
+                    };
                     (delivery_id(&key, &w.as_str().into(), &body).to_string(), k)
                 })
                 .collect::<Vec<_>>()
@@ -167,13 +215,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
                     break;
                 }
                 published_at[k].store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let sent = client
-                    .post(format!("{api}/events"))
-                    .header("content-type", "application/json")
-                    .header("idempotency-key", format!("load-{k}"))
-                    .body(event.clone())
-                    .send()
-                    .await;
+                let request = match inbound {
+                    true => signed(client.post(format!("{api}/in/{SOURCE}")), k),
+                    false => client
+                        .post(format!("{api}/events"))
+                        .header("idempotency-key", format!("load-{k}"))
+                        .body(event.clone()),
+                };
+                let sent = request.header("content-type", "application/json").send().await;
                 if !matches!(sent, Ok(ref r) if r.status() == 202) {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
@@ -265,6 +314,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         // This tool's own share of the machine: its publishers and receivers run beside the handler.
         "loadCpuSeconds": load_cpu,
         "auth": args.auth,
+        "inbound": args.inbound,
         // With `--auth oauth2`: how many tokens the provider issued for the whole run.
         "oauth2Tokens": provider.as_ref().map(|p| p.tokens().len()),
     });
@@ -278,7 +328,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
 
 fn print_table(r: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x:.1}"));
-    let mode = if r["backlog"] == json!(true) { "backlog drain" } else { "live" };
+    let mode = match (r["backlog"] == json!(true), r["inbound"] == json!(true)) {
+        (true, _) => "backlog drain",
+        (false, true) => "live, inbound webhooks (POST /in/load, verified)",
+        (false, false) => "live",
+    };
     println!("{} webhook(s), {} events, {} publishers, {mode}", r["webhooks"], r["events"], r["publishers"]);
     println!("| measure | value |\n|---|---|");
     println!("| ingest (accepted events/s) | {} |", f(&r["ingestPerSecond"]));

@@ -9,7 +9,6 @@ use crate::ports::{SourceStore, StoreError};
 use dispatcher_core::inbound::{decode_source, received, verify, Refused, Source, SourceRecord, DEDUPLICATION_WINDOW};
 use dispatcher_core::model::{Access, Problem, Report};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -194,14 +193,8 @@ impl Service {
             self.metrics.inbound(&source.id, "not-json");
             return Err(Unreceived::NotJson(Report::single("body", format!("is not valid JSON: {error}"))));
         }
-        let key = match (&verified.event_id, verified.id_signed) {
-            (Some(event_id), true) => format!("id:{event_id}"),
-            _ => format!("body:{}", hex(&Sha256::digest(body))),
-        };
-        let event_id = format!(
-            "in_{}",
-            &hex(&Sha256::new().chain_update(&source.id).chain_update([0]).chain_update(&key).finalize())[..32]
-        );
+        let key = received::repeat_key(verified.event_id.as_deref(), verified.id_signed, body);
+        let event_id = received::event_id(&source.id, &key);
         let event = source.event_name(&verified.event_type);
         let since_ms = now_ms - DEDUPLICATION_WINDOW.as_millis() as i64;
         if self.sources_store.received(&source.id, &key, since_ms).await? {
@@ -243,8 +236,4 @@ fn keep_secrets(fields: &mut serde_json::Map<String, Value>, stored: &Value) -> 
             .unwrap_or_else(|| Report::single("verify.secrets", "is needed")),
         }),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

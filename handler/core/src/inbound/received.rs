@@ -9,6 +9,7 @@
 use super::verify::MAX_TYPE_CHARS;
 use crate::events::catalog;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// The member of an event message that says which source received it.
 pub const RECEIVED_FROM: &str = "receivedFrom";
@@ -67,6 +68,26 @@ pub fn every_of(name: &str) -> Option<String> {
 pub fn subscribed(subscriptions: &[String], name: &str) -> bool {
     let every = every_of(name);
     subscriptions.iter().any(|s| s == name || every.as_deref() == Some(s.as_str()))
+}
+
+/// What a request is recognised by when it comes again: the provider's event id when the signature covers it,
+/// the SHA-256 of its body otherwise (an id in an unsigned header could be changed on a replay).
+pub fn repeat_key(event_id: Option<&str>, id_signed: bool, body: &[u8]) -> String {
+    match (event_id, id_signed) {
+        (Some(id), true) => format!("id:{id}"),
+        _ => format!("body:{}", hex(&Sha256::digest(body))),
+    }
+}
+
+/// The id of the event source `source` publishes for the request known by `key`: the same for every repeat, so
+/// that a repeat published again (after a crash, or racing the first) makes the same deliveries.
+pub fn event_id(source: &str, key: &str) -> String {
+    let digest = Sha256::new().chain_update(source).chain_update([0]).chain_update(key).finalize();
+    format!("in_{}", &hex(&digest)[..32])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The event message of a received request: its exact body (valid JSON, checked before) as the payload.
