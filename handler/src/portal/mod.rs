@@ -22,6 +22,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("deliveries.js", JS, include_str!("assets/deliveries.js")),
     ("events.js", JS, include_str!("assets/events.js")),
     ("tenants.js", JS, include_str!("assets/tenants.js")),
+    ("sources.js", JS, include_str!("assets/sources.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

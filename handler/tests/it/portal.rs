@@ -301,7 +301,7 @@ async fn a_tenant_s_portal_link_shows_its_own_webhooks_read_only_until_it_expire
     let visible = |text: &str| {
         format!("return [...document.querySelectorAll('nav a, main a, main button')].some((e) => e.offsetParent !== null && e.textContent.trim() === '{text}')")
     };
-    for hidden in ["Rejected events", "Tenants", "Register a webhook"] {
+    for hidden in ["Rejected events", "Tenants", "Sources", "Register a webhook"] {
         assert_eq!(browser.run(&visible(hidden)).await, json!(false), "{hidden} is offered");
     }
     let url = browser.client.current_url().await.unwrap();
@@ -336,5 +336,29 @@ async fn a_tenant_s_portal_link_shows_its_own_webhooks_read_only_until_it_expire
     browser.wait_text("main table", "portal link", 10).await;
     browser.screenshot("tenant-operator").await;
     browser.assert_accessible("tenant-operator").await;
+
+    // The operator's sources: one created from the form, its endpoint to give the provider, its secret gone.
+    browser.click("Sources").await;
+    browser.wait_text("main h1", "Sources", 10).await;
+    browser.fill("Id", "stripe-live").await;
+    browser.fill("Signing secrets", "whsec_portal_s3cret").await;
+    browser.click("Create").await;
+    browser.wait_text("main h1", "stripe-live", 10).await;
+    browser.wait_text("#notice", "Source stripe-live created.", 5).await;
+    let endpoint = browser.element(".once input").await.prop("value").await.unwrap().unwrap_or_default();
+    assert!(endpoint.ends_with("/api/v1/in/stripe-live"), "{endpoint}");
+    browser.wait_text("main dl", "1 held", 5).await;
+    let page = browser.run("return document.documentElement.outerHTML").await;
+    assert!(!page.as_str().unwrap().contains("s3cret"), "the secret is not shown again");
+    browser.click("Disable").await;
+    browser.wait_text("main", "Enable", 10).await;
+    let (_, stored) = dispatcher.call("GET", "/sources/stripe-live", None).await;
+    assert_eq!(
+        (stored["disabled"].as_bool(), stored["verify"]["secretCount"].as_u64()),
+        (Some(true), Some(1)),
+        "{stored}"
+    );
+    browser.screenshot("sources-operator").await;
+    browser.assert_accessible("sources-operator").await;
     browser.client.clone().close().await.unwrap();
 }

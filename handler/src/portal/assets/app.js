@@ -7,6 +7,7 @@ import { webhookForm } from './webhook-form.js';
 import { deliveryPage, stopRefreshing } from './deliveries.js';
 import { catalogPage, testerPage, rejectedPage } from './events.js';
 import { tenantList, tenantPage } from './tenants.js';
+import { sourceList, sourcePage } from './sources.js';
 
 const main = document.getElementById('main');
 
@@ -21,6 +22,8 @@ const routes = [
   [/^#\/rejected$/, () => rejectedPage(main)],
   [/^#\/tenants\/?$/, () => tenantList(main)],
   [/^#\/tenants\/([^/]+)$/, (id) => tenantPage(main, id)],
+  [/^#\/sources\/?$/, () => sourceList(main)],
+  [/^#\/sources\/([^/]+)$/, (id) => sourcePage(main, id)],
 ];
 
 /** `#key=<key>` (or a portal link's `#token=<token>`) signs in at once: a fragment never reaches the server, and
