@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::extract::{Id, JsonBody, Path};
 use super::problem::ApiError;
 use super::{errors, AppState};
-use crate::service::{timestamp, Received, Unreceived};
+use crate::service::{timestamp, Received, ServiceError, Unreceived};
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
 use axum::body::Bytes;
@@ -260,6 +260,15 @@ async fn receive(
         Err(Unreceived::NotJson(report)) => {
             Err(ApiError::invalid("invalid-body", "the verified body is not JSON", report))
         }
-        Err(Unreceived::Service(error)) => Err(error.into()),
+        Err(Unreceived::Service(error @ ServiceError::Invalid { .. })) => Err(error.into()),
+        // Who calls here holds no credential of ours: what failed inside is the log's, not theirs.
+        Err(Unreceived::Service(error)) => {
+            tracing::error!(source = %path.source_id, %error, "an inbound request could not be taken");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the request cannot be taken now: try again",
+            ))
+        }
     }
 }

@@ -40,6 +40,15 @@ pub struct Preview {
     pub failed: Option<String>,
 }
 
+/// When a published event's enrichers fetch, in local mode (on Azure, OnIncomingEvent does, later): before the
+/// publisher is answered, so that it hears an enrichment refused for good; or after, by the waiting events' loop,
+/// for a caller that must be answered at once (a provider, who gives up after a few seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hydrate {
+    Now,
+    Later,
+}
+
 /// What became of a message taken from a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -68,21 +77,23 @@ impl Service {
         traceparent: Option<String>,
     ) -> Result<Published, ServiceError> {
         require_operator(access, "publishing events")?;
-        self.publish_traced(body, idempotency_key, correlation_id, traceparent).await
+        self.publish_traced(body, idempotency_key, correlation_id, traceparent, Hydrate::Now).await
     }
 
-    /// [`Service::publish`] for whoever may: the operator, or a source's verified provider.
+    /// [`Service::publish`] for whoever may: the operator, or a source's verified provider (who must not wait
+    /// on the enrichers: `Hydrate::Later`).
     pub(super) async fn publish_traced(
         &self,
         body: &[u8],
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
         traceparent: Option<String>,
+        hydrate: Hydrate,
     ) -> Result<Published, ServiceError> {
         let span = tracing::info_span!("publish");
         telemetry::continue_trace(&span, traceparent.as_deref());
         let traceparent = telemetry::traceparent(&span);
-        self.publish_in_span(body, idempotency_key, correlation_id, traceparent).instrument(span).await
+        self.publish_in_span(body, idempotency_key, correlation_id, traceparent, hydrate).instrument(span).await
     }
 
     async fn publish_in_span(
@@ -91,6 +102,7 @@ impl Service {
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
         traceparent: Option<String>,
+        hydrate: Hydrate,
     ) -> Result<Published, ServiceError> {
         let event = match decode(body) {
             Ok(event) => event,
@@ -102,7 +114,13 @@ impl Service {
         // An idempotency key makes a re-sent event yield the same delivery ids, which are delivered once.
         let id = idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?;
         let source = Source { id, correlation_id, traceparent };
+        let later = hydrate == Hydrate::Later && !catalog::current().enrichers_for(&event).is_empty();
         let deliveries = match &self.intake {
+            // Durably waiting for the local loop's first try, which fetches.
+            Intake::Route if later => {
+                self.event_retries.send_event_later(body, &source, 1, self.clock.now_ms()).await?;
+                None
+            }
             Intake::Route => match self.hydrate(event, &source).await {
                 Ok(event) => match self.route(&event, &source, &*self.queue).await? {
                     Ok(deliveries) => Some(deliveries),

@@ -4,6 +4,7 @@
 //! deliveries stored (local), or on the events queue (Azure).
 
 use super::access::require_operator;
+use super::intake::Hydrate;
 use super::{Invalid, Published, Service, ServiceError};
 use crate::ports::{SourceStore, StoreError};
 use dispatcher_core::inbound::{decode_source, received, verify, Refused, Source, SourceRecord, DEDUPLICATION_WINDOW};
@@ -44,6 +45,10 @@ impl From<StoreError> for Unreceived {
     }
 }
 
+/// How old the copy may be for a request to an unknown source to be answered from it: older, the sources are read
+/// again (one made by another instance), at most once in this time however many such requests come.
+const MISS_AGE: Duration = Duration::from_secs(1);
+
 /// The sources as the inbound endpoint reads them, kept like the webhooks (`cache.rs`): read again after this
 /// process changes one, and, when other processes do too (Azure), once the copy is older than its maximum age.
 pub struct SourceCache {
@@ -66,14 +71,27 @@ impl SourceCache {
 
     async fn get(&self, id: &str) -> Result<Option<Arc<Source>>, StoreError> {
         if let Some(sources) = self.fresh() {
-            return Ok(sources.get(id).cloned());
+            if let Some(source) = sources.get(id) {
+                return Ok(Some(source.clone()));
+            }
         }
         let _reading = self.reading.lock().await;
-        let sources = match self.fresh() {
-            Some(sources) => sources,
-            None => self.read().await?,
+        let sources = match self.current() {
+            Some((read_at, sources)) if sources.contains_key(id) || read_at.elapsed() < MISS_AGE => {
+                if self.max_age.is_none_or(|max| read_at.elapsed() < max) {
+                    sources
+                } else {
+                    self.read().await?
+                }
+            }
+            // A source another instance made since: read again, at most once a MISS_AGE for unknown ids.
+            _ => self.read().await?,
         };
         Ok(sources.get(id).cloned())
+    }
+
+    fn current(&self) -> Option<(Instant, Arc<HashMap<String, Arc<Source>>>)> {
+        self.current.read().ok()?.clone()
     }
 
     async fn read(&self) -> Result<Arc<HashMap<String, Arc<Source>>>, StoreError> {
@@ -94,10 +112,15 @@ impl SourceCache {
         Ok(sources)
     }
 
-    /// Forgets the copy after this process changed a source: the next request reads them again.
-    fn changed(&self) {
-        if let Ok(mut current) = self.current.write() {
-            *current = None;
+    /// Reads the sources again after this process changed one, under the lock a read under way holds: a read
+    /// that began before the change cannot leave its copy behind. A failed read forgets the copy.
+    async fn changed(&self) {
+        let _reading = self.reading.lock().await;
+        if let Err(error) = self.read().await {
+            tracing::warn!(%error, "the sources could not be read again after a change: they are read at next use");
+            if let Ok(mut current) = self.current.write() {
+                *current = None;
+            }
         }
     }
 }
@@ -110,7 +133,7 @@ impl Service {
         let now = self.clock.now_ms();
         let record = SourceRecord { id: source.id, config: body.clone(), created_at_ms: now, updated_at_ms: now };
         self.sources_store.put_source(&record, None).await?;
-        self.sources.changed();
+        self.sources.changed().await;
         tracing::info!(target: "audit", who = "operator", action = "source.create", id = %record.id, "changed");
         Ok(record)
     }
@@ -135,7 +158,7 @@ impl Service {
             decode_source(&config).map_err(|report| ServiceError::Invalid { what: Invalid::Source, report })?;
         let record = SourceRecord { id: source.id, config, updated_at_ms: self.clock.now_ms(), ..stored };
         self.sources_store.put_source(&record, Some(&version)).await?;
-        self.sources.changed();
+        self.sources.changed().await;
         tracing::info!(target: "audit", who = "operator", action = "source.replace", id = %record.id, "changed");
         Ok(record)
     }
@@ -158,7 +181,7 @@ impl Service {
         if !self.sources_store.delete_source(id).await? {
             return Err(ServiceError::NotFound { what: "source", id: id.to_owned() });
         }
-        self.sources.changed();
+        self.sources.changed().await;
         tracing::info!(target: "audit", who = "operator", action = "source.delete", %id, "changed");
         Ok(())
     }
@@ -203,11 +226,15 @@ impl Service {
             return Ok(Received::Repeat { id: event_id, event });
         }
         let message = received::message(&source.id, &verified.event_type, body);
-        let Published { id, .. } =
-            self.publish_traced(&message, Some(event_id), header("x-correlation-id"), traceparent).await?;
+        let Published { id, .. } = self
+            .publish_traced(&message, Some(event_id), header("x-correlation-id"), traceparent, Hydrate::Later)
+            .await?;
         // After the publish: a receipt lost to a crash here only lets a repeat be published again, under the
         // same id, which makes the same deliveries.
-        self.sources_store.record_receipt(&source.id, &key, now_ms).await?;
+        if let Err(error) = self.sources_store.record_receipt(&source.id, &key, now_ms).await {
+            // The event is queued: a repeat published again makes the same deliveries.
+            tracing::warn!(source = %source.id, event_id = %id, %error, "the receipt could not be written");
+        }
         self.metrics.inbound(&source.id, "published");
         Ok(Received::Published { id, event })
     }

@@ -171,11 +171,15 @@ async fn sources_are_the_operators_and_their_secrets_are_sealed_at_rest() {
     let (status, problem) = dispatcher.call("PUT", "/sources/shop", Some(retyped)).await;
     assert_eq!((status, &problem["problems"][0]["path"]), (422, &json!("verify.secrets")), "{problem}");
     let order = r#"{"type":"order.paid","id":"o1"}"#;
+    let same_id = r#"{"type":"order.paid","id":"o1","sentAt":"later"}"#;
     let with_key = HashMap::from([("x-shop-key".to_owned(), "shop-s3cret-key".to_owned())]);
     assert_eq!(post_in(&dispatcher, "shop", &with_key, order).await.0, 404, "a disabled source is not told apart");
     let enabled = json!({"verify": {"type": "api-key", "header": "x-shop-key"}});
     assert_eq!(dispatcher.call("PUT", "/sources/shop", Some(enabled)).await.0, 200);
     assert_eq!(post_in(&dispatcher, "shop", &with_key, order).await.0, 202, "the kept secret verifies");
+    // The credential vouches for the whole request: the id in the body tells a repeat, whatever else changed.
+    let (status, repeat) = post_in(&dispatcher, "shop", &with_key, same_id).await;
+    assert_eq!((status, &repeat["repeat"]), (200, &json!(true)), "{repeat}");
     let (status, invalid) =
         dispatcher.call("POST", "/sources", Some(json!({"id": "a:b", "verify": {"type": "md5"}}))).await;
     assert_eq!((status, invalid["type"].as_str()), (400, Some("urn:dispatcher:problem:invalid-source")), "{invalid}");
@@ -302,4 +306,29 @@ async fn a_received_event_the_catalog_declares_is_validated_and_mapped_by_its_ru
     eventually("an undeclared type goes as it came", WAIT, || !receivers.at("raw").is_empty()).await;
     assert_eq!(receivers.at("raw")[0].json()["name"], "crm:service.revoked");
     assert_eq!(logged(&dispatcher, &raw).await, 1, "the declared event is not delivered as itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_is_answered_before_the_enrichers_of_its_event_fetch() {
+    let receivers = Receivers::start().await;
+    // The CRM's API answers after 3 s.
+    receivers.behave("crm-api", crate::support::Behaviour { delay: Duration::from_secs(3), ..Default::default() });
+    let mut catalog: Value = serde_json::from_str(dispatcher_core::events::catalog::BUILT_IN).unwrap();
+    catalog["events"].as_array_mut().unwrap().push(json!({"name": "crm:service.confirmed", "audience": "non-public",
+        "description": "An integrator confirms a subscription.",
+        "payload": {"properties": {"serviceId": {"type": "string", "minLength": 1}}, "required": ["serviceId"]}}));
+    catalog["enrichers"] = json!({"crm": {"method": "POST", "url": receivers.url("crm-api"), "timeout": "5s"}});
+    catalog["mappings"].as_array_mut().unwrap().push(json!({"from": "crm:service.confirmed", "to": "ping",
+        "hydrate": ["crm"], "payload": {"name": "event.payload.serviceId"}}));
+    let file = crate::support::temp_dir("inbound-hydrated-file").join("catalog.json");
+    std::fs::write(&file, catalog.to_string()).unwrap();
+    let dispatcher = Dispatcher::start("inbound-hydrated", &["--catalog", file.to_str().unwrap()], &[]);
+    let source = json!({"id": "crm", "verify": {"type": "api-key", "header": "x-crm-key", "secrets": ["crm-key"]}});
+    assert_eq!(dispatcher.call("POST", "/sources", Some(source)).await.0, 201);
+    let key = HashMap::from([("x-crm-key".to_owned(), "crm-key".to_owned())]);
+    let body = r#"{"type":"service.confirmed","id":"c-1","serviceId":"S1"}"#;
+    assert_eq!(post_in(&dispatcher, "crm", &key, body).await.0, 202);
+    assert!(receivers.at("crm-api").is_empty(), "answered before the enricher answered");
+    // Fetched afterwards, by the waiting events' loop (the stand-in's empty answer is no JSON: tried again).
+    eventually("the enricher is asked", WAIT, || receivers.arrived("crm-api") >= 1).await;
 }

@@ -80,8 +80,14 @@ fn decode_received(source: Value, mut body: serde_json::Map<String, Value>) -> R
         return Err(Report::single("name", format!("{} is not {expected}", quote(&Value::String(name)))));
     }
     let payload = body.remove("payload").unwrap_or(Value::Null);
-    if catalog::current().event(&name).is_none() {
-        return Ok(Event::received(&name, payload));
+    match catalog::current().event(&name) {
+        None => return Ok(Event::received(&name, payload)),
+        // What a provider says reaches integrators (tenants' included) only through a rule of the operator's.
+        Some(spec) if spec.is_public() => {
+            let why = "is a public event of the catalog: a source's event becomes one through a mapping rule only";
+            return Err(Report::single("name", format!("{} {why}", quote(&Value::String(name)))));
+        }
+        Some(_) => {}
     }
     let payload = match payload {
         Value::Null => PayloadMember::Fields(Vec::new()),
@@ -287,6 +293,16 @@ mod tests {
         let declared = crate::inbound::received::message("profile", "completed", br#"{"fiscalCode": "x"}"#);
         let report = decode(&declared).unwrap_err().to_string();
         assert!(report.contains("payload.fiscalCode"), "{report}");
+        // A public event is the operator's to make, by a rule: never a provider's body as it came.
+        let public = crate::inbound::received::message(
+            "service",
+            "subscribed",
+            br#"{"serviceId": "S1", "fiscalCode": "AAABBB00A00A000B"}"#,
+        );
+        assert_eq!(
+            decode(&public).unwrap_err().to_string(),
+            r#"name: "service:subscribed" is a public event of the catalog: a source's event becomes one through a mapping rule only"#
+        );
         let cases: &[(&[u8], &str)] = &[
             (br#"{"name": "gh:push", "receivedFrom": 1}"#, "receivedFrom: 1 is a number, expected a source's id"),
             (

@@ -81,8 +81,9 @@ pub struct Verified {
     pub event_type: String,
     /// The provider's id of the event: what a repeat is recognised by.
     pub event_id: Option<String>,
-    /// Whether the signature covers the id (GitHub's `X-GitHub-Delivery` and any header a source names are not
-    /// signed): a repeat of an unsigned one is recognised by its body instead.
+    /// Whether the id can be trusted as the request's: a signature covers it, or a shared credential vouches for
+    /// the whole request (GitHub's `X-GitHub-Delivery` and a header an HMAC source names are not signed): a
+    /// repeat of an untrusted one is recognised by its body instead.
     pub id_signed: bool,
 }
 
@@ -221,15 +222,15 @@ pub fn verify(
             if !bool::from(any_equal(expected, &given)) {
                 return Err(Refused::BadCredential);
             }
-            // A shared credential signs nothing.
-            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: false, ..verified })
+            // A shared credential vouches for the whole request (whoever could change the id holds it).
+            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: true, ..verified })
         }
         Verify::ApiKey { header: name, keys, event_type, event_id } => {
             let given = required(&name.to_ascii_lowercase())?;
             if !bool::from(any_equal(keys.iter(), given.as_bytes())) {
                 return Err(Refused::BadCredential);
             }
-            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: false, ..verified })
+            locate(event_type, event_id, header, body).map(|verified| Verified { id_signed: true, ..verified })
         }
     }
 }
@@ -444,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn shared_credentials_compare_whole_and_say_nothing_is_signed() {
+    fn shared_credentials_compare_whole_and_vouch_for_the_whole_request() {
         let (event_type, event_id) = (Locator::Body(vec!["type".into()]), Locator::Body(vec!["id".into()]));
         let keyed = Verify::ApiKey {
             header: "X-Api-Key".into(),
@@ -453,7 +454,7 @@ mod tests {
             event_id,
         };
         let verified = verify(&keyed, 300, &headers(&[("X-Api-Key", "k-new")]), BODY, 0).unwrap();
-        assert_eq!((verified.event_type.as_str(), verified.id_signed), ("customer.updated", false));
+        assert_eq!((verified.event_type.as_str(), verified.id_signed), ("customer.updated", true));
         for wrong in ["k-ne", "k-new ", ""] {
             assert_eq!(
                 verify(&keyed, 300, &headers(&[("X-Api-Key", wrong)]), BODY, 0),

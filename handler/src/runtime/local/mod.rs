@@ -126,9 +126,13 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     // A pruning pass ends at its next batch; a waiting event's try may wait on its enrichers, so that wait is
     // bounded too. A try cut off is due again at the next start, its deliveries under the same ids.
     let others = tokio::time::timeout(grace, background.wait());
+    // Past their own bound, the workers could only be stuck in a write that never returns (a hung disk).
+    let deliveries = tokio::time::timeout(grace + WORKERS_MARGIN, deliveries);
     let (delivered, others) = tokio::join!(deliveries, others);
-    if let Err(e) = delivered {
-        tracing::error!(error = %e, "the delivery workers ended abnormally");
+    match delivered {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the delivery workers ended abnormally"),
+        Err(_) => tracing::error!("the delivery workers did not stop within the grace period: cut off"),
     }
     if others.is_err() {
         tracing::warn!("background work still under way after the grace period is cut off");
@@ -136,6 +140,9 @@ pub async fn run(config: LocalConfig, shutdown: impl Future<Output = ()> + Send 
     tracing::info!("stopped");
     served
 }
+
+/// What the delivery workers have, past the grace period that bounds their own wait, to count what they leave.
+const WORKERS_MARGIN: Duration = Duration::from_secs(2);
 
 /// How often the log is pruned, the first time shortly after the start.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
