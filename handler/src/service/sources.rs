@@ -45,6 +45,9 @@ impl From<StoreError> for Unreceived {
     }
 }
 
+/// The sources by id, as read at once.
+type Sources = Arc<HashMap<String, Arc<Source>>>;
+
 /// How old the copy may be for a request to an unknown source to be answered from it: older, the sources are read
 /// again (one made by another instance), at most once in this time however many such requests come.
 const MISS_AGE: Duration = Duration::from_secs(1);
@@ -54,7 +57,7 @@ const MISS_AGE: Duration = Duration::from_secs(1);
 pub struct SourceCache {
     store: Arc<dyn SourceStore>,
     max_age: Option<Duration>,
-    current: RwLock<Option<(Instant, Arc<HashMap<String, Arc<Source>>>)>>,
+    current: RwLock<Option<(Instant, Sources)>>,
     reading: tokio::sync::Mutex<()>,
 }
 
@@ -63,7 +66,7 @@ impl SourceCache {
         SourceCache { store, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
     }
 
-    fn fresh(&self) -> Option<Arc<HashMap<String, Arc<Source>>>> {
+    fn fresh(&self) -> Option<Sources> {
         let current = self.current.read().ok()?;
         let (read_at, sources) = current.as_ref()?;
         self.max_age.is_none_or(|max| read_at.elapsed() < max).then(|| sources.clone())
@@ -90,11 +93,11 @@ impl SourceCache {
         Ok(sources.get(id).cloned())
     }
 
-    fn current(&self) -> Option<(Instant, Arc<HashMap<String, Arc<Source>>>)> {
+    fn current(&self) -> Option<(Instant, Sources)> {
         self.current.read().ok()?.clone()
     }
 
-    async fn read(&self) -> Result<Arc<HashMap<String, Arc<Source>>>, StoreError> {
+    async fn read(&self) -> Result<Sources, StoreError> {
         let mut sources = HashMap::new();
         for record in self.store.list_sources().await? {
             match record.source() {
