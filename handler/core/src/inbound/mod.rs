@@ -19,8 +19,9 @@ pub mod received;
 mod source;
 mod verify;
 
+pub use received::MAX_TYPE_CHARS;
 pub use source::{decode_source, source_schema, Source, SourceRecord, SOURCE_FIELDS};
-pub use verify::{verify, Algorithm, Encoding, HmacScheme, Locator, Refused, Verified, Verify, MAX_TYPE_CHARS};
+pub use verify::{verify, Algorithm, Encoding, HmacScheme, Locator, Refused, Verified, Verify};
 
 /// How long a provider's request is remembered, so that its repeats are answered without being published
 /// again: longer than providers retry (Stripe for up to 3 days).

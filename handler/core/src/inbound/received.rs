@@ -6,13 +6,15 @@
 //! `receivedFrom` member is what lets a name outside the catalog through decoding, so that a producer's typo in
 //! an internal event's name is still refused.
 
-use super::verify::MAX_TYPE_CHARS;
 use crate::events::catalog;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The member of an event message that says which source received it.
 pub const RECEIVED_FROM: &str = "receivedFrom";
+
+/// The longest event type taken: it names an event (`<source>:<type>`), and a subscription.
+pub const MAX_TYPE_CHARS: usize = 200;
 
 /// A subscription to every event of a source ends with this.
 pub const EVERY: &str = "*";

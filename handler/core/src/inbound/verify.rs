@@ -1,5 +1,6 @@
 //! Verifying a provider's request against a source's scheme (see the module's overview in `inbound`).
 
+use super::received::MAX_TYPE_CHARS;
 use crate::model::Secret;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -121,8 +122,6 @@ impl Refused {
     }
 }
 
-/// The longest event type taken: it names an event (`<source>:<type>`), and a subscription.
-pub const MAX_TYPE_CHARS: usize = 200;
 /// The most signatures one request may carry (several secrets, several versions).
 const MAX_SIGNATURES: usize = 8;
 
