@@ -242,13 +242,15 @@ mod tests {
         assert_eq!((version, kept), (SCHEMA_VERSION, 1));
     }
 
-    /// The schema before the tenants: without their tables.
+    /// The schema before the tenants: without their tables, nor those that came after (waiting events,
+    /// sources, receipts).
     fn version_5() -> String {
         let (start, end) = (
             SCHEMA.find("CREATE TABLE IF NOT EXISTS tenants").unwrap(),
             SCHEMA.find("CREATE TABLE IF NOT EXISTS rejected_events").unwrap(),
         );
-        format!("{}{}", &SCHEMA[..start], &SCHEMA[end..])
+        let later = SCHEMA.find("CREATE TABLE IF NOT EXISTS waiting_events").unwrap();
+        format!("{}{}", &SCHEMA[..start], &SCHEMA[end..later])
     }
 
     fn version_4() -> String {
@@ -270,6 +272,20 @@ mod tests {
             .unwrap();
         let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!((version, tables), (SCHEMA_VERSION, 2));
+    }
+
+    #[test]
+    fn a_database_of_version_7_gains_the_sources_and_their_receipts() {
+        let (c, path) = empty_database("schema-v7");
+        let version_7 = &SCHEMA[..SCHEMA.find("CREATE TABLE IF NOT EXISTS sources").unwrap()];
+        c.execute_batch(&format!("{version_7} PRAGMA user_version = 7;")).unwrap();
+        c.execute("INSERT INTO webhooks (id, doc) VALUES ('wh1', '{}')", []).unwrap();
+        create_schema(&c, &path).unwrap();
+        let count = |query: &str| c.query_row(query, [], |r| r.get::<_, i64>(0)).unwrap();
+        let tables =
+            count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sources', 'receipts')");
+        let version = count("PRAGMA user_version");
+        assert_eq!((version, tables, count("SELECT COUNT(*) FROM webhooks")), (SCHEMA_VERSION, 2, 1));
     }
 
     #[test]
