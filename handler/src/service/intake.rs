@@ -40,13 +40,15 @@ pub struct Preview {
     pub failed: Option<String>,
 }
 
-/// When a published event's enrichers fetch, in local mode (on Azure, OnIncomingEvent does, later): before the
-/// publisher is answered, so that it hears an enrichment refused for good; or after, by the waiting events' loop,
-/// for a caller that must be answered at once (a provider, who gives up after a few seconds).
+/// Who publishes, which decides what it waits for in local mode (on Azure every event is queued, and
+/// OnIncomingEvent does the rest). The operator is answered once the event is routed, and hears every refusal.
+/// A provider (a source's verified request) is answered once the event is durably held: the enrichers of an event
+/// that has some fetch afterwards, in the waiting events' loop (a provider gives up after a few seconds), and a
+/// rule's failure is the operator's to read among the rejected events, never told to the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hydrate {
-    Now,
-    Later,
+pub enum Publisher {
+    Operator,
+    Provider,
 }
 
 /// What became of a message taken from a queue.
@@ -77,23 +79,22 @@ impl Service {
         traceparent: Option<String>,
     ) -> Result<Published, ServiceError> {
         require_operator(access, "publishing events")?;
-        self.publish_traced(body, idempotency_key, correlation_id, traceparent, Hydrate::Now).await
+        self.publish_traced(body, idempotency_key, correlation_id, traceparent, Publisher::Operator).await
     }
 
-    /// [`Service::publish`] for whoever may: the operator, or a source's verified provider (who must not wait
-    /// on the enrichers: `Hydrate::Later`).
+    /// [`Service::publish`] for whoever may: the operator, or a source's verified provider (see [`Publisher`]).
     pub(super) async fn publish_traced(
         &self,
         body: &[u8],
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
         traceparent: Option<String>,
-        hydrate: Hydrate,
+        publisher: Publisher,
     ) -> Result<Published, ServiceError> {
         let span = tracing::info_span!("publish");
         telemetry::continue_trace(&span, traceparent.as_deref());
         let traceparent = telemetry::traceparent(&span);
-        self.publish_in_span(body, idempotency_key, correlation_id, traceparent, hydrate).instrument(span).await
+        self.publish_in_span(body, idempotency_key, correlation_id, traceparent, publisher).instrument(span).await
     }
 
     async fn publish_in_span(
@@ -102,7 +103,7 @@ impl Service {
         idempotency_key: Option<String>,
         correlation_id: Option<String>,
         traceparent: Option<String>,
-        hydrate: Hydrate,
+        publisher: Publisher,
     ) -> Result<Published, ServiceError> {
         let event = match decode(body) {
             Ok(event) => event,
@@ -114,7 +115,8 @@ impl Service {
         // An idempotency key makes a re-sent event yield the same delivery ids, which are delivered once.
         let id = idempotency_key.map_or_else(|| self.random_id("evt_"), Ok)?;
         let source = Source { id, correlation_id, traceparent };
-        let later = hydrate == Hydrate::Later && !catalog::current().enrichers_for(&event).is_empty();
+        let provider = publisher == Publisher::Provider;
+        let later = provider && !catalog::current().enrichers_for(&event).is_empty();
         let deliveries = match &self.intake {
             // Durably waiting for the local loop's first try, which fetches.
             Intake::Route if later => {
@@ -124,6 +126,8 @@ impl Service {
             Intake::Route => match self.hydrate(event, &source).await {
                 Ok(event) => match self.route(&event, &source, &*self.queue).await? {
                     Ok(deliveries) => Some(deliveries),
+                    // Recorded as rejected: held for the operator, whose rule it is.
+                    Err(_) if provider => None,
                     Err(rejected) => return Err(refused(rejected)),
                 },
                 Err(failed) => match self.wait(body, &source, 1, failed).await? {

@@ -1,10 +1,10 @@
 //! Inbound webhooks: the sources providers post to (`/api/v1/sources`, the operator's), and what a provider's
 //! request becomes (`receive`): verified over its exact bytes, recognised when it is a repeat, and published as
-//! a received event (`inbound::received`), answered only once that event is durably queued: routed with its
-//! deliveries stored (local), or on the events queue (Azure).
+//! a received event (`inbound::received`), answered only once that event is durably held: locally routed with
+//! its deliveries stored, or stored to wait for its enrichers; on Azure on the events queue (`Publisher`).
 
 use super::access::require_operator;
-use super::intake::Hydrate;
+use super::intake::Publisher;
 use super::{Invalid, Published, Service, ServiceError};
 use crate::ports::{SourceStore, StoreError};
 use dispatcher_core::inbound::{decode_source, received, verify, Refused, Source, SourceRecord, DEDUPLICATION_WINDOW};
@@ -48,8 +48,8 @@ impl From<StoreError> for Unreceived {
 /// The sources by id, as read at once.
 type Sources = Arc<HashMap<String, Arc<Source>>>;
 
-/// How old the copy may be for a request to an unknown source to be answered from it: older, the sources are read
-/// again (one made by another instance), at most once in this time however many such requests come.
+/// On Azure, how often at most a request to a source the copy does not hold has the sources read again (another
+/// instance may have made it since).
 const MISS_AGE: Duration = Duration::from_secs(1);
 
 /// The sources as the inbound endpoint reads them, kept like the webhooks (`cache.rs`): read again after this
@@ -58,12 +58,13 @@ pub struct SourceCache {
     store: Arc<dyn SourceStore>,
     max_age: Option<Duration>,
     current: RwLock<Option<(Instant, Sources)>>,
-    reading: tokio::sync::Mutex<()>,
+    /// Held while the sources are read; when they last were tried, read or not.
+    reading: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl SourceCache {
     pub fn new(store: Arc<dyn SourceStore>, max_age: Option<Duration>) -> SourceCache {
-        SourceCache { store, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(()) }
+        SourceCache { store, max_age, current: RwLock::default(), reading: tokio::sync::Mutex::new(None) }
     }
 
     fn fresh(&self) -> Option<Sources> {
@@ -78,19 +79,20 @@ impl SourceCache {
                 return Ok(Some(source.clone()));
             }
         }
-        let _reading = self.reading.lock().await;
-        let sources = match self.current() {
-            Some((read_at, sources)) if sources.contains_key(id) || read_at.elapsed() < MISS_AGE => {
-                if self.max_age.is_none_or(|max| read_at.elapsed() < max) {
-                    sources
-                } else {
-                    self.read().await?
-                }
+        let mut tried = self.reading.lock().await;
+        let current = self.current();
+        let stale = current.as_ref().is_none_or(|(at, _)| self.max_age.is_some_and(|max| at.elapsed() >= max));
+        // Unknown here, it may be another instance's new source (Azure): looked for again, at most once a
+        // MISS_AGE however many requests name unknown ids, and whether or not the store answers.
+        let missing = current.as_ref().is_some_and(|(_, sources)| !sources.contains_key(id));
+        let look_again = missing && self.max_age.is_some() && tried.is_none_or(|at| at.elapsed() >= MISS_AGE);
+        match (current, stale || look_again) {
+            (Some((_, sources)), false) => Ok(sources.get(id).cloned()),
+            _ => {
+                *tried = Some(Instant::now());
+                Ok(self.read().await?.get(id).cloned())
             }
-            // A source another instance made since: read again, at most once a MISS_AGE for unknown ids.
-            _ => self.read().await?,
-        };
-        Ok(sources.get(id).cloned())
+        }
     }
 
     fn current(&self) -> Option<(Instant, Sources)> {
@@ -118,7 +120,8 @@ impl SourceCache {
     /// Reads the sources again after this process changed one, under the lock a read under way holds: a read
     /// that began before the change cannot leave its copy behind. A failed read forgets the copy.
     async fn changed(&self) {
-        let _reading = self.reading.lock().await;
+        let mut tried = self.reading.lock().await;
+        *tried = Some(Instant::now());
         if let Err(error) = self.read().await {
             tracing::warn!(%error, "the sources could not be read again after a change: they are read at next use");
             if let Ok(mut current) = self.current.write() {
@@ -230,7 +233,7 @@ impl Service {
         }
         let message = received::message(&source.id, &verified.event_type, body);
         let Published { id, .. } = self
-            .publish_traced(&message, Some(event_id), header("x-correlation-id"), traceparent, Hydrate::Later)
+            .publish_traced(&message, Some(event_id), header("x-correlation-id"), traceparent, Publisher::Provider)
             .await?;
         // After the publish: a receipt lost to a crash here only lets a repeat be published again, under the
         // same id, which makes the same deliveries.

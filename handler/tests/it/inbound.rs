@@ -301,6 +301,12 @@ async fn a_received_event_the_catalog_declares_is_validated_and_mapped_by_its_ru
     assert_eq!((status, problem["problems"][0]["path"].as_str()), (400, Some("payload.data")), "{problem}");
     let rejected = dispatcher.get("/events/rejected").await;
     assert!(rejected.to_string().contains("payload.data"), "{rejected}");
+    // A rule that fails on what the provider sent is the operator's to read: the provider's request was taken.
+    let wrong = r#"{"type":"service.confirmed","data":{"serviceId":5}}"#;
+    let (status, answer) = post_in(&dispatcher, "crm", &signed("c4", wrong), wrong).await;
+    assert_eq!((status, answer["repeat"].as_bool()), (202, Some(false)), "{answer}");
+    let rejected = dispatcher.get("/events/rejected").await;
+    assert!(rejected.to_string().contains("made a wrong value"), "recorded as rejected: {rejected}");
     let other = r#"{"type":"service.revoked","data":{}}"#;
     assert_eq!(post_in(&dispatcher, "crm", &signed("c3", other), other).await.0, 202);
     eventually("an undeclared type goes as it came", WAIT, || !receivers.at("raw").is_empty()).await;

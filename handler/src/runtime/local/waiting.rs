@@ -60,11 +60,12 @@ pub(super) async fn run(
             tracing::warn!(%error, "cannot read the waiting events; trying again shortly");
             Vec::new()
         });
-        for waiting in &taken {
+        if *stop.borrow() {
             // Those not tried are due again at the next start.
-            if *stop.borrow() {
-                return;
-            }
+            return;
+        }
+        // The batch's tries side by side: each may wait on its enrichers up to their timeout.
+        let tries = taken.iter().map(|waiting| async {
             let source = &waiting.source;
             match service.accept(&waiting.body, source, waiting.attempt, &*queue).await {
                 Ok(_) => {
@@ -75,7 +76,8 @@ pub(super) async fn run(
                 }
                 Err(error) => tracing::warn!(event_id = %source.id, %error, "the try failed; again after its lease"),
             }
-        }
+        });
+        futures_util::future::join_all(tries).await;
         if taken.len() == BATCH {
             continue;
         }
