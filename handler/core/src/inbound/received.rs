@@ -77,7 +77,7 @@ pub fn subscribed(subscriptions: &[String], name: &str) -> bool {
 pub fn repeat_key(event_id: Option<&str>, id_signed: bool, body: &[u8]) -> String {
     match (event_id, id_signed) {
         (Some(id), true) => format!("id:{id}"),
-        _ => format!("body:{}", hex(&Sha256::digest(body))),
+        _ => format!("body:{}", hex::encode(Sha256::digest(body))),
     }
 }
 
@@ -85,11 +85,7 @@ pub fn repeat_key(event_id: Option<&str>, id_signed: bool, body: &[u8]) -> Strin
 /// that a repeat published again (after a crash, or racing the first) makes the same deliveries.
 pub fn event_id(source: &str, key: &str) -> String {
     let digest = Sha256::new().chain_update(source).chain_update([0]).chain_update(key).finalize();
-    format!("in_{}", &hex(&digest)[..32])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("in_{}", hex::encode(&digest[..16]))
 }
 
 /// The event message of a received request: its exact body (valid JSON, checked before) as the payload.

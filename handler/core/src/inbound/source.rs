@@ -318,22 +318,9 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
         }
         "hmac" => {
             let header = header("header", problems);
-            let algorithm = match optional_string(fields.get("algorithm"), "verify.algorithm", problems).as_deref() {
-                None | Some("sha256") => Algorithm::Sha256,
-                Some("sha512") => Algorithm::Sha512,
-                Some(_) => {
-                    problems.push(Problem::new("verify.algorithm", "must be \"sha256\" or \"sha512\""));
-                    Algorithm::Sha256
-                }
-            };
-            let encoding = match optional_string(fields.get("encoding"), "verify.encoding", problems).as_deref() {
-                None | Some("hex") => Encoding::Hex,
-                Some("base64") => Encoding::Base64,
-                Some(_) => {
-                    problems.push(Problem::new("verify.encoding", "must be \"hex\" or \"base64\""));
-                    Encoding::Hex
-                }
-            };
+            let algorithm =
+                one_of(fields, "algorithm", [("sha256", Algorithm::Sha256), ("sha512", Algorithm::Sha512)], problems);
+            let encoding = one_of(fields, "encoding", [("hex", Encoding::Hex), ("base64", Encoding::Base64)], problems);
             let prefix = optional_string(fields.get("prefix"), "verify.prefix", problems);
             let timestamp_header = optional_string(fields.get("timestampHeader"), "verify.timestampHeader", problems);
             if let Some(name) = &timestamp_header {
@@ -372,6 +359,25 @@ fn decode_verify(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<V
         },
     };
     (problems.len() == before).then_some(verify)
+}
+
+/// `verify.<name>`, one of two words: the first (the default) when absent, null or wrong (said in `problems`).
+fn one_of<T: Copy>(
+    fields: &Map<String, Value>,
+    name: &str,
+    [first, second]: [(&str, T); 2],
+    problems: &mut Vec<Problem>,
+) -> T {
+    let path = join("verify", name);
+    match optional_string(fields.get(name), &path, problems).as_deref() {
+        Some(word) if word == second.0 => second.1,
+        None => first.1,
+        Some(word) if word == first.0 => first.1,
+        Some(_) => {
+            problems.push(Problem::new(path, format!("must be \"{}\" or \"{}\"", first.0, second.0)));
+            first.1
+        }
+    }
 }
 
 /// A header name the source reads must be one HTTP can carry.

@@ -278,10 +278,7 @@ fn mac(algorithm: Algorithm, key: &[u8], signed: &[u8]) -> Vec<u8> {
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    hex::decode(text).ok()
 }
 
 /// The event type and id at `event_type` and `event_id`.

@@ -24,8 +24,7 @@ struct Receipt {
 
 /// A receipt's item id: keys are the providers' (any characters), ids may not hold `/`, `\`, `?` or `#`.
 fn receipt_id(source: &str, key: &str) -> String {
-    let digest = Sha256::new().chain_update(source).chain_update([0]).chain_update(key).finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::new().chain_update(source).chain_update([0]).chain_update(key).finalize())
 }
 
 #[async_trait]
