@@ -48,8 +48,8 @@ impl From<StoreError> for Unreceived {
 /// The sources by id, as read at once.
 type Sources = Arc<HashMap<String, Arc<Source>>>;
 
-/// On Azure, how often at most a request to a source the copy does not hold has the sources read again (another
-/// instance may have made it since).
+/// How often at most the sources are read for requests: on Azure for one to a source the copy does not hold
+/// (another instance may have made it since), and, whatever the runtime, again after a read that failed.
 const MISS_AGE: Duration = Duration::from_secs(1);
 
 /// The sources as the inbound endpoint reads them, kept like the webhooks (`cache.rs`): read again after this
@@ -85,10 +85,14 @@ impl SourceCache {
         // Unknown here, it may be another instance's new source (Azure): looked for again, at most once a
         // MISS_AGE however many requests name unknown ids, and whether or not the store answers.
         let missing = current.as_ref().is_some_and(|(_, sources)| !sources.contains_key(id));
-        let look_again = missing && self.max_age.is_some() && tried.is_none_or(|at| at.elapsed() >= MISS_AGE);
-        match (current, stale || look_again) {
+        let look_again = missing && self.max_age.is_some();
+        // Tried a moment ago, read or not (the store may be failing slowly): the requests waiting meanwhile are
+        // answered from the copy held, however old, rather than each trying in turn.
+        let recent = tried.is_some_and(|at| at.elapsed() < MISS_AGE);
+        match (current, (stale || look_again) && !recent) {
             (Some((_, sources)), false) => Ok(sources.get(id).cloned()),
-            _ => {
+            (None, false) => Err(StoreError::Storage("the sources could not be read a moment ago".to_owned())),
+            (_, true) => {
                 *tried = Some(Instant::now());
                 Ok(self.read().await?.get(id).cloned())
             }

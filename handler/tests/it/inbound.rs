@@ -6,6 +6,8 @@ use crate::inbound_signatures::signed_by;
 use crate::support::{eventually, Dispatcher, Receivers};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -223,35 +225,53 @@ async fn every_inbound_webhook_answered_2xx_before_a_kill_9_is_delivered_after_t
     let source = json!({"id": "burst", "verify": {"type": "standard-webhooks", "secrets": [whsec]}});
     assert_eq!(dispatcher.call("POST", "/sources", Some(source)).await.0, 201);
     dispatcher.register(json!({"url": receivers.url("burst"), "subscriptions": ["burst:*"]})).await;
-    let (client, url) = (dispatcher.client.clone(), format!("{}/in/burst", dispatcher.api));
-    let sender = tokio::spawn(async move {
-        let mut answered = Vec::new();
-        for n in 0..2_000 {
-            let id = format!("msg_{n}");
-            let body = format!(r#"{{"type":"tick","n":{n}}}"#);
-            let signature = standardwebhooks::Webhook::new(whsec).unwrap().sign(&id, now(), body.as_bytes()).unwrap();
-            let request = client
-                .post(&url)
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", now().to_string())
-                .header("webhook-signature", signature)
-                .body(body);
-            match request.send().await {
-                Ok(response) if response.status().is_success() => answered.push(n),
-                _ => break,
-            }
-        }
-        answered
-    });
+    // Sixteen providers at once: many requests are in the window between being taken and being answered.
+    let next = Arc::new(AtomicU64::new(0));
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url, next) = (dispatcher.client.clone(), format!("{}/in/burst", dispatcher.api), next.clone());
+            tokio::spawn(async move { send_until_refused(&client, &url, whsec, &next).await })
+        })
+        .collect();
     eventually("a burst under way", WAIT, || receivers.at("burst").len() >= 20).await;
     dispatcher.kill_9();
-    let answered: BTreeSet<u64> = sender.await.unwrap().into_iter().collect();
+    let mut answered = BTreeSet::new();
+    for sender in senders {
+        answered.extend(sender.await.unwrap());
+    }
     assert!(answered.len() >= 20 && answered.len() < 2_000, "killed mid-burst: {} answered", answered.len());
     dispatcher.restart();
     let delivered = || -> BTreeSet<u64> {
         receivers.at("burst").iter().map(|r| r.json()["payload"]["n"].as_u64().unwrap()).collect()
     };
     eventually("every event answered 2xx is delivered", WAIT, || answered.is_subset(&delivered())).await;
+}
+
+/// Posts burst events, each number once among the senders sharing `next`, until one is not answered 2xx (the
+/// process is gone); the numbers answered 2xx.
+async fn send_until_refused(client: &reqwest::Client, url: &str, whsec: &str, next: &AtomicU64) -> Vec<u64> {
+    let mut answered = Vec::new();
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= 2_000 {
+            return answered;
+        }
+        {
+            let id = format!("msg_{n}");
+            let body = format!(r#"{{"type":"tick","n":{n}}}"#);
+            let signature = standardwebhooks::Webhook::new(whsec).unwrap().sign(&id, now(), body.as_bytes()).unwrap();
+            let request = client
+                .post(url)
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", now().to_string())
+                .header("webhook-signature", signature)
+                .body(body);
+            match request.send().await {
+                Ok(response) if response.status().is_success() => answered.push(n),
+                _ => return answered,
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

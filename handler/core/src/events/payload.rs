@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// An event's payload. A catalog event's holds only the fields the catalog documents, in the order the producer
 /// sent them (or the mapping table built them): internal fields never reach an integrator. A received event's
-/// is the provider's body as it was signed.
+/// is the provider's JSON body, parsed (its values, not its bytes: `1.50` is sent on as `1.5`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Fields(Vec<(&'static str, Value)>),

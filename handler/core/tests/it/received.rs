@@ -1,5 +1,5 @@
 //! Received events through `dispatch`: to the operator's webhooks subscribed to their name or their source's
-//! `*`, with the provider's body as it came, whatever the webhooks' attributes; never to a tenant's webhook.
+//! `*`, with the provider's JSON body (as parsed: what it says, not its bytes), whatever the webhooks' attributes; never to a tenant's webhook.
 
 use crate::webhook;
 use dispatcher_core::dispatch::{dispatch, skipped, Source};

@@ -56,8 +56,14 @@ impl SourceStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Forgets the receipts from before `cutoff_ms`, a batch at a time (each its own write); how many.
-    pub async fn prune_receipts(&self, cutoff_ms: i64, batch: usize) -> Result<usize, StoreError> {
+    /// Forgets the receipts from before `cutoff_ms`, a batch at a time (each its own write), until none is left or
+    /// `stop` answers true after a batch; how many.
+    pub async fn prune_receipts(
+        &self,
+        cutoff_ms: i64,
+        batch: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<usize, StoreError> {
         let mut pruned = 0;
         loop {
             let deleted = self
@@ -71,7 +77,7 @@ impl SqliteStore {
                 })
                 .await?;
             pruned += deleted;
-            if deleted < batch {
+            if deleted < batch || stop() {
                 return Ok(pruned);
             }
             tokio::task::yield_now().await;

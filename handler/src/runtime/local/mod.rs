@@ -169,7 +169,10 @@ async fn prune(store: Arc<SqliteStore>, retention: Duration, mut stop: tokio::sy
             Err(error) => tracing::warn!(%error, "pruning the log failed; the next pass tries again"),
         }
         let window = SystemClock.now_ms() - DEDUPLICATION_WINDOW.as_millis() as i64;
-        if let Err(error) = store.prune_receipts(window, crate::adapters::sqlite::PRUNE_BATCH).await {
+        if stopped() {
+            continue;
+        }
+        if let Err(error) = store.prune_receipts(window, crate::adapters::sqlite::PRUNE_BATCH, &stopped).await {
             tracing::warn!(%error, "pruning the inbound receipts failed; the next pass tries again");
         }
     }

@@ -40,9 +40,10 @@ impl EventQueue for WaitingEvents {
     }
 }
 
-/// How many due events one pass takes.
-const BATCH: usize = 16;
-/// How long a taken event belongs to this pass: past it (the try never reported back), it is due again.
+/// How many tries run at once: each may wait on its enrichers up to their timeout, so a slow API holds a slot,
+/// not the loop; a slot freed is filled at once.
+const TRIES: usize = 16;
+/// How long a taken event belongs to this loop: past it (the try never reported back), it is due again.
 const LEASE_MS: i64 = 120_000;
 /// The longest the loop sleeps without being rung.
 const IDLE: Duration = Duration::from_secs(1);
@@ -54,31 +55,40 @@ pub(super) async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let store = &waiting.store;
+    let slots = Arc::new(tokio::sync::Semaphore::new(TRIES));
+    // The tries under way, waited for at the end (the caller bounds that wait; one cut off is due again).
+    let tries = tokio_util::task::TaskTracker::new();
     while !*stop.borrow() {
         let now_ms = SystemClock.now_ms();
-        let taken = store.take_due_events(now_ms, BATCH, LEASE_MS).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "cannot read the waiting events; trying again shortly");
-            Vec::new()
-        });
-        if *stop.borrow() {
-            // Those not tried are due again at the next start.
-            return;
-        }
-        // The batch's tries side by side: each may wait on its enrichers up to their timeout.
-        let tries = taken.iter().map(|waiting| async {
-            let source = &waiting.source;
-            match service.accept(&waiting.body, source, waiting.attempt, &*queue).await {
-                Ok(_) => {
-                    if let Err(error) = store.event_done(&source.id, waiting.attempt).await {
-                        // Tried again after its lease: its deliveries keep their ids, so nothing goes out twice.
-                        tracing::warn!(event_id = %source.id, %error, "cannot forget a routed event");
+        let free = slots.available_permits();
+        let taken = match free {
+            0 => Vec::new(),
+            _ => store.take_due_events(now_ms, free, LEASE_MS).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the waiting events; trying again shortly");
+                Vec::new()
+            }),
+        };
+        let filled = taken.len() == free && free > 0;
+        for waiting in taken {
+            let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+            let (service, queue, store) = (service.clone(), queue.clone(), store.clone());
+            tries.spawn(async move {
+                let source = &waiting.source;
+                match service.accept(&waiting.body, source, waiting.attempt, &*queue).await {
+                    Ok(_) => {
+                        if let Err(error) = store.event_done(&source.id, waiting.attempt).await {
+                            // Tried again after its lease: its deliveries keep their ids, so nothing goes out twice.
+                            tracing::warn!(event_id = %source.id, %error, "cannot forget a routed event");
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(event_id = %source.id, %error, "the try failed; again after its lease")
                     }
                 }
-                Err(error) => tracing::warn!(event_id = %source.id, %error, "the try failed; again after its lease"),
-            }
-        });
-        futures_util::future::join_all(tries).await;
-        if taken.len() == BATCH {
+                drop(slot);
+            });
+        }
+        if filled && slots.available_permits() > 0 {
             continue;
         }
         let next = store.next_event_due().await.ok().flatten();
@@ -87,7 +97,11 @@ pub(super) async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = waiting.wake.notified() => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            // A slot freed: what is due can be taken.
+            _ = slots.acquire(), if slots.available_permits() == 0 => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
+    tries.close();
+    tries.wait().await;
 }
